@@ -1,0 +1,9 @@
+//! Who may do what: principals, their API keys, and the access policy.
+//!
+//! [`policy`] is the one place a reviewer reads to know what each role may do.
+//! [`principals`] creates principals, authenticates API keys and disables them.
+
+pub mod policy;
+pub mod principals;
+
+pub use policy::{Action, Actor, Role};

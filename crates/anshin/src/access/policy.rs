@@ -1,0 +1,277 @@
+//! The access policy, default deny.
+//!
+//! Every handler names the [`Action`] it performs and calls [`Actor::require`];
+//! the table in [`Role::may`] is the whole answer. Scoping comes on top: a
+//! tenant-scoped principal sees only its tenant and a shop principal only its
+//! shop, and anything outside its scope is answered exactly like something that
+//! does not exist (404), so ids of other tenants cannot be probed.
+//!
+//! | role      | may                                                                  |
+//! |-----------|----------------------------------------------------------------------|
+//! | operator  | manage tenants (global only), shops and principals; tokenize; masked reads; delete cards; customers and orders |
+//! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards |
+//! | processor | masked reads and full reveal of cards (for authorizations)           |
+//! | auditor   | list principals and tenants (metadata only, no personal data)        |
+
+use utoipa::ToSchema;
+
+use crate::db::Scope;
+use crate::error::{Error, Result};
+use crate::ids::{PrincipalId, ShopId, TenantId};
+
+/// A principal's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages tenants, shops and principals.
+    Operator,
+    /// One shop: its own customers and orders, masked.
+    Shop,
+    /// A card processor: may reveal full card data.
+    Processor,
+    /// Reads metadata only.
+    Auditor,
+}
+
+/// Something a principal may try to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create tenants (global operators only).
+    CreateTenant,
+    /// List and read tenants.
+    ReadTenants,
+    /// Create shops in a tenant.
+    ManageShops,
+    /// Create and disable principals.
+    ManagePrincipals,
+    /// List principals.
+    ReadPrincipals,
+    /// Turn card data into a token.
+    Tokenize,
+    /// Read a card's masked view (brand, last four, expiry).
+    ReadCard,
+    /// Look a card up by its number (through the keyed fingerprint).
+    LookupCard,
+    /// Read a card's full number, expiry and holder.
+    RevealCard,
+    /// Crypto-shred a card.
+    DeleteCard,
+    /// Create customers.
+    WriteCustomer,
+    /// Read a customer's masked view.
+    ReadCustomer,
+    /// Create and complete orders.
+    WriteOrder,
+    /// Read orders (masked).
+    ReadOrder,
+}
+
+impl Action {
+    /// Words for a 403 message: "this API key's role may not …".
+    fn describe(self) -> &'static str {
+        match self {
+            Self::CreateTenant => "create tenants (a global operator key is needed)",
+            Self::ReadTenants => "read tenants",
+            Self::ManageShops => "manage shops",
+            Self::ManagePrincipals => "manage principals",
+            Self::ReadPrincipals => "list principals",
+            Self::Tokenize => "tokenize cards",
+            Self::ReadCard => "read cards",
+            Self::LookupCard => "look cards up by number",
+            Self::RevealCard => "reveal card data (only processor keys may)",
+            Self::DeleteCard => "delete cards",
+            Self::WriteCustomer => "create customers",
+            Self::ReadCustomer => "read customers",
+            Self::WriteOrder => "create or change orders",
+            Self::ReadOrder => "read orders",
+        }
+    }
+}
+
+impl Role {
+    /// The policy table. Anything not listed is denied.
+    pub fn may(self, action: Action) -> bool {
+        use Action as A;
+        match self {
+            Self::Operator => matches!(
+                action,
+                A::CreateTenant
+                    | A::ReadTenants
+                    | A::ManageShops
+                    | A::ManagePrincipals
+                    | A::ReadPrincipals
+                    | A::Tokenize
+                    | A::ReadCard
+                    | A::LookupCard
+                    | A::DeleteCard
+                    | A::WriteCustomer
+                    | A::ReadCustomer
+                    | A::WriteOrder
+                    | A::ReadOrder
+            ),
+            Self::Shop => matches!(
+                action,
+                A::Tokenize
+                    | A::ReadCard
+                    | A::DeleteCard
+                    | A::WriteCustomer
+                    | A::ReadCustomer
+                    | A::WriteOrder
+                    | A::ReadOrder
+            ),
+            Self::Processor => matches!(action, A::ReadCard | A::RevealCard),
+            Self::Auditor => matches!(action, A::ReadTenants | A::ReadPrincipals),
+        }
+    }
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Shop => "shop",
+            Self::Processor => "processor",
+            Self::Auditor => "auditor",
+        }
+    }
+
+    /// The inverse of [`Role::as_str`].
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "operator" => Self::Operator,
+            "shop" => Self::Shop,
+            "processor" => Self::Processor,
+            "auditor" => Self::Auditor,
+            _ => return None,
+        })
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The principal.
+    pub principal_id: PrincipalId,
+    /// Its role.
+    pub role: Role,
+    /// Its tenant; `None` for global principals.
+    pub tenant_id: Option<TenantId>,
+    /// Its shop, for shop principals.
+    pub shop_id: Option<ShopId>,
+}
+
+impl Actor {
+    /// Refuses with 403 unless the role may perform `action`.
+    pub fn require(&self, action: Action) -> Result<()> {
+        if self.role.may(action) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(action.describe()))
+        }
+    }
+
+    /// True if the actor may see resources of `tenant`.
+    pub fn sees_tenant(&self, tenant: &TenantId) -> bool {
+        self.tenant_id.as_ref().is_none_or(|own| own == tenant)
+    }
+
+    /// The tenant a request acts in: the actor's own, or for a global principal
+    /// the one it names. A tenant outside the actor's scope is 404.
+    pub fn tenant_for(&self, requested: Option<&TenantId>) -> Result<TenantId> {
+        match (&self.tenant_id, requested) {
+            (Some(own), None) => Ok(own.clone()),
+            (Some(own), Some(req)) if own == req => Ok(own.clone()),
+            (Some(_), Some(_)) => Err(Error::not_found("tenant")),
+            (None, Some(req)) => Ok(req.clone()),
+            (None, None) => Err(Error::invalid(
+                "tenant_required",
+                "this API key is not bound to a tenant: give tenant_id in the request",
+            )),
+        }
+    }
+
+    /// What the actor may see: its tenant (all for global principals) and, for
+    /// a shop principal, only its own shop.
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            tenant: self.tenant_id.as_ref(),
+            shop: if self.role == Role::Shop {
+                self.shop_id.as_ref()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_processors_reveal() {
+        for role in [Role::Operator, Role::Shop, Role::Auditor] {
+            assert!(!role.may(Action::RevealCard), "{role:?}");
+        }
+        assert!(Role::Processor.may(Action::RevealCard));
+    }
+
+    #[test]
+    fn auditors_never_read_personal_or_card_data() {
+        for action in [
+            Action::ReadCard,
+            Action::ReadCustomer,
+            Action::ReadOrder,
+            Action::RevealCard,
+            Action::Tokenize,
+        ] {
+            assert!(!Role::Auditor.may(action), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn shops_do_not_manage_or_reveal() {
+        for action in [
+            Action::CreateTenant,
+            Action::ManageShops,
+            Action::ManagePrincipals,
+            Action::RevealCard,
+            Action::LookupCard,
+        ] {
+            assert!(!Role::Shop.may(action), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for role in [Role::Operator, Role::Shop, Role::Processor, Role::Auditor] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("admin"), None);
+    }
+
+    #[test]
+    fn tenant_scope_hides_other_tenants() {
+        let own = TenantId::generate().expect("rng");
+        let other = TenantId::generate().expect("rng");
+        let actor = Actor {
+            principal_id: PrincipalId::generate().expect("rng"),
+            role: Role::Operator,
+            tenant_id: Some(own.clone()),
+            shop_id: None,
+        };
+        assert_eq!(actor.tenant_for(None).expect("own"), own);
+        assert_eq!(
+            actor.tenant_for(Some(&other)).err().map(|e| e.code()),
+            Some("not_found")
+        );
+        let global = Actor {
+            tenant_id: None,
+            ..actor
+        };
+        assert_eq!(global.tenant_for(Some(&other)).expect("named"), other);
+        assert_eq!(
+            global.tenant_for(None).err().map(|e| e.code()),
+            Some("tenant_required")
+        );
+    }
+}

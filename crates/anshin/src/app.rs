@@ -1,0 +1,116 @@
+//! The application: the store, the keyring and the services over them.
+//!
+//! Each area module (`tenancy`, `access`, `vault`, `orders`) adds its operations
+//! to [`App`] in its own `impl` block; the HTTP handlers and the CLI call them.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anshin_crypto::secret::SecretString;
+
+use crate::access::Role;
+use crate::access::principals::{AuthCache, NewPrincipal};
+use crate::db::Store;
+use crate::error::{Error, ErrorKind, Result};
+use crate::vault::keys::{Keyring, RootKey};
+
+/// File name of the root key inside the data directory.
+pub const ROOT_KEY_FILE: &str = "root.key";
+
+/// The running application.
+pub struct App {
+    /// The store.
+    pub store: Store,
+    /// The root key and tenant keys.
+    pub keyring: Keyring,
+    pub(crate) auth: AuthCache,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The data directory: root key file and, by default, the SQLite database.
+    pub data_dir: PathBuf,
+    /// The database URL; `None` means SQLite in the data directory.
+    pub database_url: Option<String>,
+}
+
+impl Location {
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("anshin.db").display()))
+    }
+
+    fn root_key_path(&self) -> PathBuf {
+        self.data_dir.join(ROOT_KEY_FILE)
+    }
+
+    /// True if the data directory holds a root key.
+    pub fn is_initialised(&self) -> bool {
+        self.root_key_path().exists()
+    }
+}
+
+impl App {
+    /// Opens an initialised data directory.
+    pub async fn open(location: &Location) -> Result<Self> {
+        let root = RootKey::load(&location.root_key_path())?;
+        let store = Store::open(&location.database_url()).await.map_err(Error::from)?;
+        let keyring = Keyring::new(root);
+        keyring.verify(&store).await?;
+        Ok(Self {
+            store,
+            keyring,
+            auth: AuthCache::default(),
+        })
+    }
+
+    /// Initialises a data directory: creates it (owner-only), a root key, the
+    /// database, and a global operator whose API key is returned, to be shown once.
+    pub async fn init(location: &Location) -> Result<(Self, SecretString)> {
+        if location.is_initialised() {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "already_initialised",
+                format!(
+                    "{} is already initialised; use it with `anshin serve --data-dir {}`",
+                    location.data_dir.display(),
+                    location.data_dir.display()
+                ),
+            ));
+        }
+        create_private_dir(&location.data_dir)?;
+        RootKey::create_file(&location.root_key_path())?;
+        let app = Self::open(location).await?;
+        let (_, key) = app
+            .create_principal(
+                None,
+                NewPrincipal {
+                    name: "bootstrap operator".into(),
+                    role: Role::Operator,
+                    tenant_id: None,
+                    shop_id: None,
+                },
+            )
+            .await?;
+        Ok((app, key))
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                "data_dir_unwritable",
+                format!("cannot create the data directory {}", path.display()),
+            )
+            .with_cause(e)
+        })
+}

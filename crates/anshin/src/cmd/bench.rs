@@ -1,0 +1,390 @@
+//! `anshin bench`: starts `anshin serve` on a fresh data directory (SQLite) or a
+//! fresh schema (PostgreSQL), drives it over HTTP with N concurrent keep-alive
+//! clients, and prints one JSON line per scenario: operations per second, p50 and
+//! p99 latency, errors, and the server's peak resident memory.
+//!
+//! The load generator runs in this process, on the same machine: the figures
+//! include its cost, as the targets ask.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anshin_crypto::pan::luhn_check_digit;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::cli::{BenchArgs, BenchBackend};
+use crate::demo::Sequence;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Cards tokenized before the read scenarios, read at random.
+const PREFILL: usize = 2_000;
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let backends: &[&str] = match args.backend {
+        BenchBackend::Sqlite => &["sqlite"],
+        BenchBackend::Postgres => &["postgres"],
+        BenchBackend::All => &["sqlite", "postgres"],
+    };
+    for backend in backends {
+        let server = Server::start(backend, &args.postgres_url).await?;
+        let result = scenarios(&server, backend, &args).await;
+        server.stop().await;
+        result?;
+    }
+    Ok(())
+}
+
+async fn scenarios(server: &Server, backend: &str, args: &BenchArgs) -> Result<()> {
+    let setup = Client::connect(server.addr.clone()).await?;
+    let tenant = setup
+        .call(
+            Method::POST,
+            "/v1/tenants",
+            &server.operator_key,
+            Some(json!({"name": "bench"})),
+        )
+        .await?;
+    let tenant_id = tenant["id"].as_str().unwrap_or_default().to_owned();
+    let shop = setup
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{tenant_id}/shops"),
+            &server.operator_key,
+            Some(json!({"name": "bench shop"})),
+        )
+        .await?;
+    let principal = |role: &str| json!({"name": format!("bench {role}"), "role": role, "tenant_id": tenant_id, "shop_id": if role == "shop" { shop["id"].clone() } else { Value::Null }});
+    let shop_key = setup
+        .call(
+            Method::POST,
+            "/v1/principals",
+            &server.operator_key,
+            Some(principal("shop")),
+        )
+        .await?["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let processor_key = setup
+        .call(
+            Method::POST,
+            "/v1/principals",
+            &server.operator_key,
+            Some(principal("processor")),
+        )
+        .await?["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let shop_key: Arc<str> = shop_key.into();
+    let processor_key: Arc<str> = processor_key.into();
+    let duration = Duration::from_secs_f64(args.seconds);
+
+    let tokenize = drive(server, args.clients, duration, {
+        let key = shop_key.clone();
+        move |seq: &mut Sequence| {
+            (
+                Method::POST,
+                "/v1/cards".to_owned(),
+                key.clone(),
+                Some(card_body(seq)),
+            )
+        }
+    })
+    .await?;
+    report("tokenize", backend, args, &tokenize, server);
+
+    // Tokens to read: tokenize a fixed set.
+    let mut tokens = Vec::with_capacity(PREFILL);
+    let mut seq = Sequence(7);
+    for _ in 0..PREFILL {
+        let card = setup
+            .call(Method::POST, "/v1/cards", &shop_key, Some(card_body(&mut seq)))
+            .await?;
+        tokens.push(card["token"].as_str().unwrap_or_default().to_owned());
+    }
+    let tokens: Arc<Vec<String>> = Arc::new(tokens);
+
+    let reads = drive(server, args.clients, duration, {
+        let (key, tokens) = (shop_key.clone(), tokens.clone());
+        move |seq: &mut Sequence| {
+            (
+                Method::GET,
+                format!("/v1/cards/{}", tokens[seq.below(tokens.len())]),
+                key.clone(),
+                None,
+            )
+        }
+    })
+    .await?;
+    report("masked_read", backend, args, &reads, server);
+
+    let reveals = drive(server, args.clients, duration, {
+        let (key, tokens) = (processor_key.clone(), tokens.clone());
+        move |seq: &mut Sequence| {
+            (
+                Method::POST,
+                format!("/v1/cards/{}/reveal", tokens[seq.below(tokens.len())]),
+                key.clone(),
+                None,
+            )
+        }
+    })
+    .await?;
+    report("reveal", backend, args, &reveals, server);
+    Ok(())
+}
+
+/// A random Luhn-valid 16-digit Visa-range number.
+fn card_body(seq: &mut Sequence) -> Value {
+    let mut digits = format!("4{:014}", seq.next() % 100_000_000_000_000).into_bytes();
+    digits.push(luhn_check_digit(&digits));
+    let number = String::from_utf8(digits).unwrap_or_default();
+    json!({"number": number, "exp_month": 12, "exp_year": 2030, "holder_name": "BENCH HOLDER"})
+}
+
+struct Outcome {
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+type Plan = (Method, String, Arc<str>, Option<Value>);
+
+/// Runs `clients` connections for `duration`, each issuing the next request of
+/// `plan` as soon as the previous one is answered.
+async fn drive<F>(server: &Server, clients: usize, duration: Duration, plan: F) -> Result<Outcome>
+where
+    F: Fn(&mut Sequence) -> Plan + Clone + Send + 'static,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for client_index in 0..clients {
+        let client = Client::connect(server.addr.clone()).await?;
+        let plan = plan.clone();
+        tasks.spawn(async move {
+            let mut seq = Sequence(client_index as u64 * 7919 + 1);
+            let mut latencies = Vec::with_capacity(4096);
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let (method, path, key, body) = plan(&mut seq);
+                let sent = Instant::now();
+                match client.send(method, &path, &key, body).await {
+                    Ok((status, _)) if status.is_success() => {
+                        latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        });
+    }
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (lat, err) = joined.map_err(Error::internal)?;
+        latencies_us.extend(lat);
+        errors += err;
+    }
+    latencies_us.sort_unstable();
+    Ok(Outcome {
+        elapsed: started.elapsed(),
+        latencies_us,
+        errors,
+    })
+}
+
+fn report(scenario: &str, backend: &str, args: &BenchArgs, outcome: &Outcome, server: &Server) {
+    let percentile = |p: f64| -> f64 {
+        if outcome.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let index = ((outcome.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(outcome.latencies_us[index]) / 1000.0
+    };
+    let line = json!({
+        "scenario": scenario,
+        "backend": backend,
+        "clients": args.clients,
+        "seconds": (outcome.elapsed.as_secs_f64() * 100.0).round() / 100.0,
+        "requests": outcome.latencies_us.len(),
+        "errors": outcome.errors,
+        "ops_per_sec": (outcome.latencies_us.len() as f64 / outcome.elapsed.as_secs_f64()).round(),
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+        "server_peak_rss_mb": server.peak_rss_mb(),
+    });
+    println!("{line}");
+}
+
+/// A keep-alive HTTP/1.1 connection.
+struct Client {
+    sender: tokio::sync::Mutex<http1::SendRequest<Full<Bytes>>>,
+    addr: String,
+}
+
+impl Client {
+    async fn connect(addr: String) -> Result<Self> {
+        let stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| bench_error("cannot connect to the server").with_cause(e))?;
+        stream.set_nodelay(true).map_err(Error::internal)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| bench_error("HTTP handshake failed").with_cause(e))?;
+        tokio::spawn(connection);
+        Ok(Self {
+            sender: tokio::sync::Mutex::new(sender),
+            addr,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Bytes)> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.as_str())
+            .header("authorization", format!("Bearer {key}"));
+        let payload = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(&body).map_err(Error::internal)?)
+            }
+            None => Bytes::new(),
+        };
+        let request = request.body(Full::new(payload)).map_err(Error::internal)?;
+        let mut sender = self.sender.lock().await;
+        sender
+            .ready()
+            .await
+            .map_err(|e| bench_error("connection closed").with_cause(e))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| bench_error("request failed").with_cause(e))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| bench_error("body failed").with_cause(e))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    /// A setup call that must succeed; returns the JSON answer.
+    async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Result<Value> {
+        let (status, bytes) = self.send(method, path, key, body).await?;
+        if !status.is_success() {
+            return Err(bench_error("a setup request was refused")
+                .with_cause(std::io::Error::other(format!("{path}: {status}"))));
+        }
+        serde_json::from_slice(&bytes).map_err(Error::internal)
+    }
+}
+
+fn bench_error(message: &'static str) -> Error {
+    Error::new(ErrorKind::Unavailable, "bench_failed", message)
+}
+
+/// An `anshin serve` child process on a fresh store.
+struct Server {
+    child: Child,
+    addr: String,
+    operator_key: String,
+    _data_dir: tempfile::TempDir,
+    pg_schema: Option<(String, String)>,
+}
+
+impl Server {
+    async fn start(backend: &str, postgres_url: &str) -> Result<Self> {
+        let data_dir = tempfile::tempdir().map_err(Error::internal)?;
+        let exe = std::env::current_exe().map_err(Error::internal)?;
+        let mut command = Command::new(exe);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .env("ANSHIN_LOG", "warn")
+            .env_remove("ANSHIN_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let pg_schema = if backend == "postgres" {
+            let schema = format!("anshin_bench_{}", std::process::id());
+            let url = crate::db::schema_url(postgres_url, &schema)
+                .await
+                .map_err(Error::from)?;
+            command.env("ANSHIN_DATABASE_URL", url);
+            Some((postgres_url.to_owned(), schema))
+        } else {
+            command.env_remove("ANSHIN_DATABASE_URL");
+            None
+        };
+        let mut child = command
+            .spawn()
+            .map_err(|e| bench_error("cannot start anshin serve").with_cause(e))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| bench_error("no server output"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut key, mut addr) = (None, None);
+        while let Some(line) = lines.next_line().await.map_err(Error::internal)? {
+            if let Some(found) = line.trim().strip_prefix("anshin_sk_") {
+                key = Some(format!("anshin_sk_{found}"));
+            }
+            if let Some(rest) = line.strip_prefix("anshin listening on http://") {
+                addr = rest.split_whitespace().next().map(str::to_owned);
+                break;
+            }
+        }
+        let (Some(operator_key), Some(addr)) = (key, addr) else {
+            return Err(bench_error(
+                "anshin serve did not start; run it by hand to see why",
+            ));
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            addr,
+            operator_key,
+            _data_dir: data_dir,
+            pg_schema,
+        })
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        let Some(pid) = self.child.id() else { return 0.0 };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        (kb / 1024.0 * 10.0).round() / 10.0
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        if let Some((url, schema)) = self.pg_schema.take() {
+            let _ = crate::db::drop_schema(&url, &schema).await;
+        }
+    }
+}

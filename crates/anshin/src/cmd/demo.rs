@@ -1,0 +1,96 @@
+//! `anshin demo`, and the guide `anshin serve --demo` prints.
+
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::demo::{self, DemoAccess};
+use crate::error::{Error, Result};
+
+pub async fn run(config: &Config, json: bool) -> Result<()> {
+    let location = config.location();
+    let app = if location.is_initialised() {
+        App::open(&location).await?
+    } else {
+        App::init(&location).await?.0
+    };
+    let access = demo::load(Arc::new(app)).await?;
+    if json {
+        print_json(&access)
+    } else {
+        print_guide(&access, &format!("http://{}", config.listen));
+        println!(
+            "Start the server: anshin serve --data-dir {}",
+            config.data_dir.display()
+        );
+        Ok(())
+    }
+}
+
+fn print_json(access: &DemoAccess) -> Result<()> {
+    let shops: Vec<_> = access
+        .shops
+        .iter()
+        .map(|(shop, key)| serde_json::json!({ "shop_id": shop.id, "name": shop.name, "api_key": key.expose() }))
+        .collect();
+    let out = serde_json::json!({
+        "tenant_id": access.tenant_id,
+        "operator_api_key": access.operator_key.expose(),
+        "processor_api_key": access.processor_key.expose(),
+        "auditor_api_key": access.auditor_key.expose(),
+        "shops": shops,
+        "sample_card_token": access.sample_card,
+        "sample_order_id": access.sample_order,
+    });
+    println!("{}", serde_json::to_string_pretty(&out).map_err(Error::internal)?);
+    Ok(())
+}
+
+/// Keys (shown once) and curl commands that work against the demo.
+pub fn print_guide(access: &DemoAccess, base: &str) {
+    let shop_key = access.shops.first().map(|(_, k)| k.expose()).unwrap_or_default();
+    println!();
+    println!("Demo marketplace / デモ・マーケット: tenant {}", access.tenant_id);
+    for (shop, _) in &access.shops {
+        println!("  shop {}  {}", shop.id, shop.name);
+    }
+    println!();
+    println!(
+        "Keys for this run (shown once; earlier demo keys are now disabled) / 今回のキー（一度だけ表示）:"
+    );
+    println!("export ANSHIN={base}");
+    println!("export OPERATOR_KEY={}", access.operator_key.expose());
+    println!("export SHOP_KEY={shop_key}");
+    println!("export PROCESSOR_KEY={}", access.processor_key.expose());
+    println!("export AUDITOR_KEY={}", access.auditor_key.expose());
+    println!();
+    println!("Try / 試す:");
+    println!("# a shop tokenizes a card (public test number) and gets a token, never the number back");
+    println!(
+        "curl -s -H \"Authorization: Bearer $SHOP_KEY\" -H 'Content-Type: application/json' \\\n  -d '{{\"number\":\"4111 1111 1111 1111\",\"exp_month\":12,\"exp_year\":2030,\"holder_name\":\"TARO YAMADA\"}}' $ANSHIN/v1/cards"
+    );
+    println!("# the shop's orders: masked cards only");
+    println!("curl -s -H \"Authorization: Bearer $SHOP_KEY\" \"$ANSHIN/v1/orders?limit=3\"");
+    println!(
+        "curl -s -H \"Authorization: Bearer $SHOP_KEY\" $ANSHIN/v1/orders/{}",
+        access.sample_order
+    );
+    println!(
+        "curl -s -H \"Authorization: Bearer $SHOP_KEY\" $ANSHIN/v1/cards/{}",
+        access.sample_card
+    );
+    println!("# only a processor may reveal; a shop gets 403");
+    println!(
+        "curl -s -X POST -H \"Authorization: Bearer $PROCESSOR_KEY\" $ANSHIN/v1/cards/{}/reveal",
+        access.sample_card
+    );
+    println!(
+        "curl -s -X POST -H \"Authorization: Bearer $SHOP_KEY\" $ANSHIN/v1/cards/{}/reveal",
+        access.sample_card
+    );
+    println!("# operators manage tenants, shops and principals; auditors see metadata only");
+    println!("curl -s -H \"Authorization: Bearer $OPERATOR_KEY\" $ANSHIN/v1/principals");
+    println!("curl -s -H \"Authorization: Bearer $AUDITOR_KEY\" $ANSHIN/v1/tenants");
+    println!("curl -s $ANSHIN/v1/openapi.json | head -c 300; echo");
+    println!("curl -s $ANSHIN/metrics | grep anshin_http | head");
+}

@@ -1,0 +1,89 @@
+//! One module per subcommand; [`run`] dispatches and turns errors into exit codes.
+
+mod bench;
+mod demo;
+mod init;
+mod principal;
+mod serve;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => listen.as_deref(),
+        _ => None,
+    };
+    let result = Config::load(&cli.global, listen).and_then(|config| {
+        init_logging(&config.log);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, "runtime", "cannot start the async runtime").with_cause(e)
+            })?;
+        runtime.block_on(dispatch(cli.command, config))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", err.message());
+            if let Some(cause) = std::error::Error::source(&err) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+async fn dispatch(command: Command, config: Config) -> Result<()> {
+    match command {
+        Command::Init { json } => init::run(&config, json).await,
+        Command::Serve { demo, .. } => serve::run(&config, demo).await,
+        Command::Principal(command) => principal::run(&config, command).await,
+        Command::Demo { json } => demo::run(&config, json).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Config { json } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&config).map_err(Error::internal)?
+                );
+            } else {
+                println!("{config:#?}");
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "anshin", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// The documented exit code for an error (see `anshin --help`).
+fn exit_code(err: &Error) -> u8 {
+    match err.code() {
+        "already_initialised" | "root_key_unreadable" => 3,
+        "storage_unavailable" => 4,
+        _ => 1,
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Fails only if a subscriber is already set (never in the binary).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

@@ -1,0 +1,702 @@
+//! PostgreSQL backend.
+//!
+//! Statements are prepared once per pooled connection. Each write is one
+//! transaction committed with PostgreSQL's default synchronous commit, so a
+//! success means the WAL record is on disk; concurrent commits share WAL flushes
+//! (PostgreSQL's group commit). Several `anshin serve` nodes can share one
+//! database: uniqueness (card fingerprints) is enforced by the database, and
+//! migrations run under an advisory lock.
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    CardInsert, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope, ShopRow,
+    StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+};
+use crate::access::Role;
+use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "vault",
+    include_str!("../../migrations/postgres/0001_vault.sql"),
+)];
+
+/// Advisory lock key that serialises migrations across nodes ("anshin" in ASCII).
+const MIGRATION_LOCK: i64 = 0x616e_7368_696e;
+
+/// Connections per node: enough to keep PostgreSQL busy on a small machine
+/// without thrashing it.
+const POOL_SIZE: usize = 24;
+
+/// PostgreSQL store. Clones share the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn pg(err: tokio_postgres::Error) -> StoreError {
+    match err.as_db_error() {
+        Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
+        None => StoreError::Unavailable(err.to_string()),
+    }
+}
+
+fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+fn version_i32(version: u32) -> Result<i32, StoreError> {
+    i32::try_from(version).map_err(|_| StoreError::Corrupt("key version out of range"))
+}
+
+impl PgStore {
+    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+            StoreError::BadUrl(format!("not a PostgreSQL connection string ({e})"))
+        })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(pg)?;
+        let applied: Vec<i64> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, name, sql) in pending(&applied, MIGRATIONS) {
+            tx.batch_execute(sql).await.map_err(pg)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[version, name, &crate::clock::now_ms()],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    /// One statement with its parameters, returning the number of rows changed.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg)?;
+        client.execute(&stmt, params).await.map_err(pg)
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query_opt(&stmt, params).await.map_err(pg)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query(&stmt, params).await.map_err(pg)
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.query_opt("SELECT 1", &[]).await.map(|_| ())
+    }
+
+    pub(super) async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    pub(super) async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &value],
+        )
+        .await?;
+        self.meta(key)
+            .await?
+            .ok_or(StoreError::Corrupt("meta value vanished"))
+    }
+
+    pub(super) async fn insert_tenant(
+        &self,
+        tenant: TenantRow,
+        keys: Vec<TenantKeyRow>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+            &[&tenant.id.as_str(), &tenant.name, &tenant.created_at],
+        )
+        .await
+        .map_err(pg)?;
+        for key in keys {
+            tx.execute(
+                "INSERT INTO tenant_keys (tenant_id, purpose, version, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&tenant.id.as_str(), &key.purpose.as_str(), &version_i32(key.version)?, &key.wrapped, &key.created_at],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    pub(super) async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRow>, StoreError> {
+        Ok(self
+            .query_opt(
+                "SELECT id, name, created_at FROM tenants WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await?
+            .map(|r| tenant_row(&r)))
+    }
+
+    pub(super) async fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT id, name, created_at FROM tenants ORDER BY created_at, id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(tenant_row)
+            .collect())
+    }
+
+    pub(super) async fn tenant_keys(&self, id: &TenantId) -> Result<Vec<TenantKeyRow>, StoreError> {
+        self.query(
+            "SELECT purpose, version, wrapped, created_at FROM tenant_keys WHERE tenant_id = $1 ORDER BY purpose, version",
+            &[&id.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TenantKeyRow {
+                purpose: KeyPurpose::parse(r.get(0))?,
+                version: u32::try_from(r.get::<_, i32>(1)).map_err(|_| StoreError::Corrupt("key version"))?,
+                wrapped: r.get(2),
+                created_at: r.get(3),
+            })
+        })
+        .collect()
+    }
+
+    pub(super) async fn insert_shop(&self, shop: ShopRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO shops (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
+            &[
+                &shop.id.as_str(),
+                &shop.tenant_id.as_str(),
+                &shop.name,
+                &shop.created_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(super) async fn shop(&self, id: &ShopId) -> Result<Option<ShopRow>, StoreError> {
+        Ok(self
+            .query_opt(
+                "SELECT id, tenant_id, name, created_at FROM shops WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await?
+            .map(|r| shop_row(&r)))
+    }
+
+    pub(super) async fn shops(&self, tenant: &TenantId) -> Result<Vec<ShopRow>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT id, tenant_id, name, created_at FROM shops WHERE tenant_id = $1 ORDER BY created_at, id",
+                &[&tenant.as_str()],
+            )
+            .await?
+            .iter()
+            .map(shop_row)
+            .collect())
+    }
+
+    pub(super) async fn insert_principal(
+        &self,
+        p: PrincipalRow,
+        key_hash: [u8; 32],
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO principals (id, name, role, tenant_id, shop_id, key_hash, created_at, disabled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &p.id.as_str(),
+                &p.name,
+                &p.role.as_str(),
+                &p.tenant_id.as_ref().map(TenantId::as_str),
+                &p.shop_id.as_ref().map(ShopId::as_str),
+                &&key_hash[..],
+                &p.created_at,
+                &p.disabled_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(super) async fn principal_by_key(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<PrincipalRow>, StoreError> {
+        self.query_opt(
+            &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE key_hash = $1"),
+            &[&&key_hash[..]],
+        )
+        .await?
+        .map(|r| principal_row(&r))
+        .transpose()
+    }
+
+    pub(super) async fn principal(&self, id: &PrincipalId) -> Result<Option<PrincipalRow>, StoreError> {
+        self.query_opt(
+            &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = $1"),
+            &[&id.as_str()],
+        )
+        .await?
+        .map(|r| principal_row(&r))
+        .transpose()
+    }
+
+    pub(super) async fn principals(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<PrincipalRow>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE $1::text IS NULL OR tenant_id = $1
+                 ORDER BY created_at, id"
+            ),
+            &[&tenant.map(TenantId::as_str)],
+        )
+        .await?
+        .iter()
+        .map(principal_row)
+        .collect()
+    }
+
+    pub(super) async fn disable_principal(&self, id: &PrincipalId, at: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "UPDATE principals SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL",
+                &[&id.as_str(), &at],
+            )
+            .await?
+            == 1)
+    }
+
+    pub(super) async fn insert_card(
+        &self,
+        card: CardRow,
+        shop: Option<ShopId>,
+    ) -> Result<CardInsert, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let sealed = card.sealed.as_ref();
+        let fingerprint = card.fingerprint.as_ref().map(|f| &f[..]);
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                                    number_ct, expiry_ct, holder_ct, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
+            )
+            .await
+            .map_err(pg)?;
+        let inserted = tx
+            .execute(
+                &insert,
+                &[
+                    &card.token.as_str(),
+                    &card.tenant_id.as_str(),
+                    &fingerprint,
+                    &card.brand,
+                    &card.last4,
+                    &sealed.map(|s| version_i32(s.kek_version)).transpose()?,
+                    &sealed.map(|s| &s.wrapped_dek),
+                    &sealed.and_then(|s| s.fields[0].as_ref()),
+                    &sealed.and_then(|s| s.fields[1].as_ref()),
+                    &sealed.and_then(|s| s.fields[2].as_ref()),
+                    &card.created_at,
+                ],
+            )
+            .await
+            .map_err(pg)?
+            == 1;
+        let outcome = if inserted {
+            CardInsert::Inserted
+        } else {
+            let existing = tx
+                .prepare_cached("SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2")
+                .await
+                .map_err(pg)?;
+            let row = tx
+                .query_one(&existing, &[&card.tenant_id.as_str(), &fingerprint])
+                .await
+                .map_err(pg)?;
+            CardInsert::Existing(CardToken::from_db(row.get(0)))
+        };
+        if let Some(shop) = shop {
+            let token = match &outcome {
+                CardInsert::Inserted => card.token.as_str(),
+                CardInsert::Existing(existing) => existing.as_str(),
+            };
+            let link = tx
+                .prepare_cached(
+                    "INSERT INTO card_shops (token, shop_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(pg)?;
+            tx.execute(&link, &[&token, &shop.as_str()]).await.map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(outcome)
+    }
+
+    pub(super) async fn card(
+        &self,
+        scope: Scope<'_>,
+        token: &CardToken,
+    ) -> Result<Option<CardRow>, StoreError> {
+        self.query_opt(
+            "SELECT token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                    number_ct, expiry_ct, holder_ct, created_at, deleted_at
+             FROM cards c WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2)
+               AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = $3))",
+            &[&token.as_str(), &scope.tenant_str(), &scope.shop_str()],
+        )
+        .await?
+        .map(|r| {
+            Ok(CardRow {
+                token: CardToken::from_db(r.get(0)),
+                tenant_id: TenantId::from_db(r.get(1)),
+                fingerprint: fingerprint_array(r.get(2))?,
+                brand: r.get(3),
+                last4: r.get(4),
+                sealed: sealed_from(r.get::<_, Option<i32>>(5).map(i64::from), r.get(6), [r.get(7), r.get(8), r.get(9)])?,
+                created_at: r.get(10),
+                deleted_at: r.get(11),
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn card_by_fingerprint(
+        &self,
+        tenant: &TenantId,
+        fingerprint: &[u8; 32],
+    ) -> Result<Option<CardToken>, StoreError> {
+        Ok(self
+            .query_opt(
+                "SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2",
+                &[&tenant.as_str(), &&fingerprint[..]],
+            )
+            .await?
+            .map(|r| CardToken::from_db(r.get(0))))
+    }
+
+    pub(super) async fn update_card_details(
+        &self,
+        tenant: &TenantId,
+        token: &CardToken,
+        expiry: Vec<u8>,
+        holder: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE cards SET expiry_ct = $3, holder_ct = $4 WHERE token = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+            &[&token.as_str(), &tenant.as_str(), &expiry, &holder],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(super) async fn shred_card(
+        &self,
+        scope: Scope<'_>,
+        token: &CardToken,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = $4
+                 WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2) AND deleted_at IS NULL
+                   AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = $3))",
+                &[&token.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
+            )
+            .await?
+            == 1)
+    }
+
+    pub(super) async fn insert_customer(&self, customer: CustomerRow) -> Result<(), StoreError> {
+        let sealed = customer.sealed.as_ref();
+        let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
+        self.execute(
+            "INSERT INTO customers (id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct,
+                                    postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &customer.id.as_str(),
+                &customer.tenant_id.as_str(),
+                &customer.shop_id.as_ref().map(ShopId::as_str),
+                &sealed.map(|s| version_i32(s.kek_version)).transpose()?,
+                &sealed.map(|s| &s.wrapped_dek),
+                &field(0),
+                &field(1),
+                &field(2),
+                &field(3),
+                &field(4),
+                &field(5),
+                &field(6),
+                &customer.created_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(super) async fn customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+    ) -> Result<Option<CustomerRow>, StoreError> {
+        self.query_opt(
+            "SELECT id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
+                    address_ct, phone_ct, email_ct, fax_ct, created_at
+             FROM customers WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)",
+            &[&id.as_str(), &scope.tenant_str(), &scope.shop_str()],
+        )
+        .await?
+        .map(|r| {
+            Ok(CustomerRow {
+                id: CustomerId::from_db(r.get(0)),
+                tenant_id: TenantId::from_db(r.get(1)),
+                shop_id: r.get::<_, Option<String>>(2).map(ShopId::from_db),
+                sealed: sealed_from(
+                    r.get::<_, Option<i32>>(3).map(i64::from),
+                    r.get(4),
+                    [r.get(5), r.get(6), r.get(7), r.get(8), r.get(9), r.get(10), r.get(11)],
+                )?,
+                created_at: r.get(12),
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn insert_order(&self, o: OrderRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO orders (id, tenant_id, shop_id, customer_id, card_token, amount, currency, status,
+                                 created_at, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &o.id.as_str(),
+                &o.tenant_id.as_str(),
+                &o.shop_id.as_str(),
+                &o.customer_id.as_str(),
+                &o.card_token.as_ref().map(CardToken::as_str),
+                &o.amount,
+                &o.currency,
+                &o.status,
+                &o.created_at,
+                &o.completed_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(super) async fn order(
+        &self,
+        scope: Scope<'_>,
+        id: &OrderId,
+    ) -> Result<Option<OrderView>, StoreError> {
+        Ok(self
+            .query_opt(
+                &format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN cards c ON c.token = o.card_token
+                     WHERE o.id = $1 AND ($2::text IS NULL OR o.tenant_id = $2) AND ($3::text IS NULL OR o.shop_id = $3)"
+                ),
+                &[&id.as_str(), &scope.tenant_str(), &scope.shop_str()],
+            )
+            .await?
+            .map(|r| order_view(&r)))
+    }
+
+    pub(super) async fn orders(
+        &self,
+        shop: &ShopId,
+        after: Option<&OrderId>,
+        limit: u32,
+    ) -> Result<Vec<OrderView>, StoreError> {
+        Ok(self
+            .query(
+                &format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN cards c ON c.token = o.card_token
+                     WHERE o.shop_id = $1
+                       AND ($2::text IS NULL OR (o.created_at, o.id) > (SELECT created_at, id FROM orders WHERE id = $2))
+                     ORDER BY o.created_at, o.id LIMIT $3"
+                ),
+                &[&shop.as_str(), &after.map(OrderId::as_str), &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(order_view)
+            .collect())
+    }
+
+    pub(super) async fn complete_order(
+        &self,
+        scope: Scope<'_>,
+        id: &OrderId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "UPDATE orders SET status = 'completed', completed_at = $4
+                 WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3) AND status = 'created'",
+                &[&id.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
+            )
+            .await?
+            == 1)
+    }
+}
+
+const PRINCIPAL_COLUMNS: &str = "id, name, role, tenant_id, shop_id, created_at, disabled_at";
+
+fn principal_row(r: &Row) -> Result<PrincipalRow, StoreError> {
+    Ok(PrincipalRow {
+        id: PrincipalId::from_db(r.get(0)),
+        name: r.get(1),
+        role: Role::parse(r.get(2)).ok_or(StoreError::Corrupt("unknown role"))?,
+        tenant_id: r.get::<_, Option<String>>(3).map(TenantId::from_db),
+        shop_id: r.get::<_, Option<String>>(4).map(ShopId::from_db),
+        created_at: r.get(5),
+        disabled_at: r.get(6),
+    })
+}
+
+fn tenant_row(r: &Row) -> TenantRow {
+    TenantRow {
+        id: TenantId::from_db(r.get(0)),
+        name: r.get(1),
+        created_at: r.get(2),
+    }
+}
+
+fn shop_row(r: &Row) -> ShopRow {
+    ShopRow {
+        id: ShopId::from_db(r.get(0)),
+        tenant_id: TenantId::from_db(r.get(1)),
+        name: r.get(2),
+        created_at: r.get(3),
+    }
+}
+
+const ORDER_COLUMNS: &str = "o.id, o.tenant_id, o.shop_id, o.customer_id, o.card_token, o.amount, o.currency,
+                             o.status, o.created_at, o.completed_at, c.brand, c.last4";
+
+fn order_view(r: &Row) -> OrderView {
+    OrderView {
+        order: OrderRow {
+            id: OrderId::from_db(r.get(0)),
+            tenant_id: TenantId::from_db(r.get(1)),
+            shop_id: ShopId::from_db(r.get(2)),
+            customer_id: CustomerId::from_db(r.get(3)),
+            card_token: r.get::<_, Option<String>>(4).map(CardToken::from_db),
+            amount: r.get(5),
+            currency: r.get(6),
+            status: r.get(7),
+            created_at: r.get(8),
+            completed_at: r.get(9),
+        },
+        card_brand: r.get(10),
+        card_last4: r.get(11),
+    }
+}
+
+fn checked_schema(schema: &str) -> Result<&str, StoreError> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(schema)
+    } else {
+        Err(StoreError::BadUrl(
+            "schema names are lower-case letters, digits and _".into(),
+        ))
+    }
+}
+
+async fn admin_client(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(pg)?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+pub(super) async fn create_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    let schema = checked_schema(schema)?;
+    admin_client(url)
+        .await?
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .map_err(pg)
+}
+
+pub(super) async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    let schema = checked_schema(schema)?;
+    admin_client(url)
+        .await?
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .map_err(pg)
+}

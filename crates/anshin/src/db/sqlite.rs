@@ -1,0 +1,801 @@
+//! SQLite backend.
+//!
+//! Writes go to one writer thread that owns the only writable connection and
+//! commits in groups: it takes every job queued while the previous commit was
+//! syncing, runs each inside its own savepoint (one failing job does not undo the
+//! others), commits once with `synchronous=FULL`, and only then answers each job.
+//! Reads use a small pool of read-only connections in WAL mode and run inline on
+//! the calling task: they are point lookups of microseconds, cheaper than a hop
+//! to a blocking thread.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use tokio::sync::oneshot;
+
+use super::{
+    CardInsert, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope, ShopRow,
+    StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+};
+use crate::access::Role;
+use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql"))];
+
+/// Most jobs one commit carries; bounds the latency a single commit adds.
+const MAX_BATCH: usize = 512;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// SQLite store. Clones share the writer and the reader pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: std::path::PathBuf,
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn backend(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        Some(
+            rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::DiskFull
+            | rusqlite::ErrorCode::SystemIoFailure,
+        ) => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Backend(err.to_string()),
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        let writer_path = path.clone();
+        // Opening and migrating touch the disk: keep them off the async threads.
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            let mut conn = Connection::open(&writer_path).map_err(backend)?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA secure_delete = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(backend)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        let (tx, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("anshin-sqlite-writer".into())
+            .spawn(move || writer_loop(&conn, &rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(tx),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `job` in the next group commit and returns its result once committed.
+    async fn write<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, answer) = oneshot::channel::<Result<R, StoreError>>();
+        let job: Job = Box::new(move |conn| {
+            let result = job(conn);
+            let failed = result.is_err();
+            let completion: Completion = Box::new(move |commit| {
+                let outcome = match commit {
+                    Ok(()) => result.map_err(backend),
+                    Err(msg) => Err(StoreError::Unavailable(msg)),
+                };
+                let _ = reply.send(outcome);
+            });
+            (failed, completion)
+        });
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Unavailable("writer lock poisoned".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        // A dropped reply means the job never ran (the batch could not begin).
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the write was not committed; retry".into()))?
+    }
+
+    /// Runs a read on a pooled read-only connection.
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+        let pooled = self.inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(backend)?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(backend)?;
+                conn.set_prepared_statement_cache_capacity(64);
+                conn
+            }
+        };
+        let result = f(&conn).map_err(backend);
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && pool.len() < MAX_IDLE_READERS
+        {
+            pool.push(conn);
+        }
+        result
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    pub(super) async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    pub(super) async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key, value],
+            )?;
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0))
+        })
+        .await
+    }
+
+    pub(super) async fn insert_tenant(
+        &self,
+        tenant: TenantRow,
+        keys: Vec<TenantKeyRow>,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)")?.execute(params![
+                tenant.id.as_str(),
+                tenant.name,
+                tenant.created_at
+            ])?;
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO tenant_keys (tenant_id, purpose, version, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for key in keys {
+                stmt.execute(params![tenant.id.as_str(), key.purpose.as_str(), key.version, key.wrapped, key.created_at])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, name, created_at FROM tenants WHERE id = ?1")?
+                .query_row([id.as_str()], tenant_row)
+                .optional()
+        })
+    }
+
+    pub(super) async fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")?
+                .query_map([], tenant_row)?
+                .collect()
+        })
+    }
+
+    pub(super) async fn tenant_keys(&self, id: &TenantId) -> Result<Vec<TenantKeyRow>, StoreError> {
+        let rows: Vec<(String, u32, Vec<u8>, i64)> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT purpose, version, wrapped, created_at FROM tenant_keys WHERE tenant_id = ?1 ORDER BY purpose, version",
+            )?
+            .query_map([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect()
+        })?;
+        rows.into_iter()
+            .map(|(purpose, version, wrapped, created_at)| {
+                Ok(TenantKeyRow {
+                    purpose: KeyPurpose::parse(&purpose)?,
+                    version,
+                    wrapped,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn insert_shop(&self, shop: ShopRow) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached("INSERT INTO shops (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![
+                    shop.id.as_str(),
+                    shop.tenant_id.as_str(),
+                    shop.name,
+                    shop.created_at
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn shop(&self, id: &ShopId) -> Result<Option<ShopRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, tenant_id, name, created_at FROM shops WHERE id = ?1")?
+                .query_row([id.as_str()], shop_row)
+                .optional()
+        })
+    }
+
+    pub(super) async fn shops(&self, tenant: &TenantId) -> Result<Vec<ShopRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, tenant_id, name, created_at FROM shops WHERE tenant_id = ?1 ORDER BY created_at, id")?
+                .query_map([tenant.as_str()], shop_row)?
+                .collect()
+        })
+    }
+
+    pub(super) async fn insert_principal(
+        &self,
+        p: PrincipalRow,
+        key_hash: [u8; 32],
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO principals (id, name, role, tenant_id, shop_id, key_hash, created_at, disabled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                p.id.as_str(),
+                p.name,
+                p.role.as_str(),
+                p.tenant_id.as_ref().map(TenantId::as_str),
+                p.shop_id.as_ref().map(ShopId::as_str),
+                &key_hash[..],
+                p.created_at,
+                p.disabled_at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn principal_by_key(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<PrincipalRow>, StoreError> {
+        let row = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE key_hash = ?1"
+            ))?
+            .query_row([&key_hash[..]], raw_principal)
+            .optional()
+        })?;
+        row.map(RawPrincipal::into_row).transpose()
+    }
+
+    pub(super) async fn principal(&self, id: &PrincipalId) -> Result<Option<PrincipalRow>, StoreError> {
+        let row = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = ?1"
+            ))?
+            .query_row([id.as_str()], raw_principal)
+            .optional()
+        })?;
+        row.map(RawPrincipal::into_row).transpose()
+    }
+
+    pub(super) async fn principals(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<PrincipalRow>, StoreError> {
+        let rows: Vec<RawPrincipal> = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY created_at, id"
+            ))?
+            .query_map([tenant.map(TenantId::as_str)], raw_principal)?
+            .collect()
+        })?;
+        rows.into_iter().map(RawPrincipal::into_row).collect()
+    }
+
+    pub(super) async fn disable_principal(&self, id: &PrincipalId, at: i64) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.write(move |c| {
+            c.prepare_cached("UPDATE principals SET disabled_at = ?2 WHERE id = ?1 AND disabled_at IS NULL")?
+                .execute(params![id.as_str(), at])
+                .map(|n| n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn insert_card(
+        &self,
+        card: CardRow,
+        shop: Option<ShopId>,
+    ) -> Result<CardInsert, StoreError> {
+        self.write(move |c| {
+            let sealed = card.sealed.as_ref();
+            let inserted = c
+                .prepare_cached(
+                    "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                                        number_ct, expiry_ct, holder_ct, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
+                )?
+                .execute(params![
+                    card.token.as_str(),
+                    card.tenant_id.as_str(),
+                    card.fingerprint.as_ref().map(|f| &f[..]),
+                    card.brand,
+                    card.last4,
+                    sealed.map(|s| s.kek_version),
+                    sealed.map(|s| &s.wrapped_dek),
+                    sealed.and_then(|s| s.fields[0].as_ref()),
+                    sealed.and_then(|s| s.fields[1].as_ref()),
+                    sealed.and_then(|s| s.fields[2].as_ref()),
+                    card.created_at
+                ])?
+                == 1;
+            let (outcome, token) = if inserted {
+                (CardInsert::Inserted, card.token.as_str().to_owned())
+            } else {
+                let existing: String = c
+                    .prepare_cached("SELECT token FROM cards WHERE tenant_id = ?1 AND fingerprint = ?2")?
+                    .query_row(
+                        params![card.tenant_id.as_str(), card.fingerprint.as_ref().map(|f| &f[..])],
+                        |r| r.get(0),
+                    )?;
+                (
+                    CardInsert::Existing(CardToken::from_db(existing.clone())),
+                    existing,
+                )
+            };
+            if let Some(shop) = shop {
+                c.prepare_cached(
+                    "INSERT INTO card_shops (token, shop_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![token, shop.as_str()])?;
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    pub(super) async fn card(
+        &self,
+        scope: Scope<'_>,
+        token: &CardToken,
+    ) -> Result<Option<CardRow>, StoreError> {
+        let raw = self.read(|c| {
+            c.prepare_cached(
+                "SELECT token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                        number_ct, expiry_ct, holder_ct, created_at, deleted_at
+                 FROM cards c WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2)
+                   AND (?3 IS NULL OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = ?3))",
+            )?
+            .query_row(params![token.as_str(), scope.tenant_str(), scope.shop_str()], raw_card)
+            .optional()
+        })?;
+        raw.map(RawCard::into_row).transpose()
+    }
+
+    pub(super) async fn card_by_fingerprint(
+        &self,
+        tenant: &TenantId,
+        fingerprint: &[u8; 32],
+    ) -> Result<Option<CardToken>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT token FROM cards WHERE tenant_id = ?1 AND fingerprint = ?2")?
+                .query_row(params![tenant.as_str(), &fingerprint[..]], |r| {
+                    r.get(0).map(CardToken::from_db)
+                })
+                .optional()
+        })
+    }
+
+    pub(super) async fn update_card_details(
+        &self,
+        tenant: &TenantId,
+        token: &CardToken,
+        expiry: Vec<u8>,
+        holder: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let (tenant, token) = (tenant.clone(), token.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE cards SET expiry_ct = ?3, holder_ct = ?4 WHERE token = ?1 AND tenant_id = ?2 AND deleted_at IS NULL",
+            )?
+            .execute(params![token.as_str(), tenant.as_str(), expiry, holder])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn shred_card(
+        &self,
+        scope: Scope<'_>,
+        token: &CardToken,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let (tenant, shop, token) = (scope.tenant.cloned(), scope.shop.cloned(), token.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = ?4
+                 WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND deleted_at IS NULL
+                   AND (?3 IS NULL OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = ?3))",
+            )?
+            .execute(params![token.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn insert_customer(&self, customer: CustomerRow) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let sealed = customer.sealed.as_ref();
+            let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
+            c.prepare_cached(
+                "INSERT INTO customers (id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct,
+                                        postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                customer.id.as_str(),
+                customer.tenant_id.as_str(),
+                customer.shop_id.as_ref().map(ShopId::as_str),
+                sealed.map(|s| s.kek_version),
+                sealed.map(|s| &s.wrapped_dek),
+                field(0),
+                field(1),
+                field(2),
+                field(3),
+                field(4),
+                field(5),
+                field(6),
+                customer.created_at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+    ) -> Result<Option<CustomerRow>, StoreError> {
+        let raw = self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
+                        address_ct, phone_ct, email_ct, fax_ct, created_at
+                 FROM customers WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)",
+            )?
+            .query_row(params![id.as_str(), scope.tenant_str(), scope.shop_str()], raw_customer)
+            .optional()
+        })?;
+        raw.map(RawCustomer::into_row).transpose()
+    }
+
+    pub(super) async fn insert_order(&self, o: OrderRow) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO orders (id, tenant_id, shop_id, customer_id, card_token, amount, currency, status,
+                                     created_at, completed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                o.id.as_str(),
+                o.tenant_id.as_str(),
+                o.shop_id.as_str(),
+                o.customer_id.as_str(),
+                o.card_token.as_ref().map(CardToken::as_str),
+                o.amount,
+                o.currency,
+                o.status,
+                o.created_at,
+                o.completed_at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn order(
+        &self,
+        scope: Scope<'_>,
+        id: &OrderId,
+    ) -> Result<Option<OrderView>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN cards c ON c.token = o.card_token
+                 WHERE o.id = ?1 AND (?2 IS NULL OR o.tenant_id = ?2) AND (?3 IS NULL OR o.shop_id = ?3)"
+            ))?
+            .query_row(
+                params![id.as_str(), scope.tenant_str(), scope.shop_str()],
+                order_view,
+            )
+            .optional()
+        })
+    }
+
+    pub(super) async fn orders(
+        &self,
+        shop: &ShopId,
+        after: Option<&OrderId>,
+        limit: u32,
+    ) -> Result<Vec<OrderView>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN cards c ON c.token = o.card_token
+                 WHERE o.shop_id = ?1
+                   AND (?2 IS NULL OR (o.created_at, o.id) > (SELECT created_at, id FROM orders WHERE id = ?2))
+                 ORDER BY o.created_at, o.id LIMIT ?3"
+            ))?
+            .query_map(params![shop.as_str(), after.map(OrderId::as_str), limit], order_view)?
+            .collect()
+        })
+    }
+
+    pub(super) async fn complete_order(
+        &self,
+        scope: Scope<'_>,
+        id: &OrderId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let (tenant, shop, id) = (scope.tenant.cloned(), scope.shop.cloned(), id.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE orders SET status = 'completed', completed_at = ?4
+                 WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3) AND status = 'created'",
+            )?
+            .execute(params![id.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])
+            .map(|n| n == 1)
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT",
+    )
+    .map_err(backend)?;
+    let applied: Vec<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(backend)?;
+    for (version, name, sql) in pending(&applied, MIGRATIONS) {
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![version, name, crate::clock::now_ms()],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+fn writer_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>) {
+    let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_batch(conn, batch, &mut completions);
+        if outcome.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for completion in completions.drain(..) {
+            completion(outcome.clone());
+        }
+    }
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>, completions: &mut Vec<Completion>) -> Result<(), String> {
+    // If the transaction cannot begin, the jobs are dropped unrun and their
+    // callers see an uncommitted write.
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    for job in batch {
+        conn.execute_batch("SAVEPOINT job").map_err(|e| e.to_string())?;
+        let (failed, completion) = job(conn);
+        completions.push(completion);
+        let release = if failed {
+            "ROLLBACK TO job; RELEASE job"
+        } else {
+            "RELEASE job"
+        };
+        conn.execute_batch(release).map_err(|e| e.to_string())?;
+    }
+    conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+}
+
+const PRINCIPAL_COLUMNS: &str = "id, name, role, tenant_id, shop_id, created_at, disabled_at";
+
+struct RawPrincipal(
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+fn raw_principal(r: &Row<'_>) -> rusqlite::Result<RawPrincipal> {
+    Ok(RawPrincipal(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+impl RawPrincipal {
+    fn into_row(self) -> Result<PrincipalRow, StoreError> {
+        Ok(PrincipalRow {
+            id: PrincipalId::from_db(self.0),
+            name: self.1,
+            role: Role::parse(&self.2).ok_or(StoreError::Corrupt("unknown role"))?,
+            tenant_id: self.3.map(TenantId::from_db),
+            shop_id: self.4.map(ShopId::from_db),
+            created_at: self.5,
+            disabled_at: self.6,
+        })
+    }
+}
+
+fn tenant_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
+    Ok(TenantRow {
+        id: TenantId::from_db(r.get(0)?),
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
+fn shop_row(r: &Row<'_>) -> rusqlite::Result<ShopRow> {
+    Ok(ShopRow {
+        id: ShopId::from_db(r.get(0)?),
+        tenant_id: TenantId::from_db(r.get(1)?),
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+    })
+}
+
+struct RawCard {
+    row: CardRow,
+    fingerprint: Option<Vec<u8>>,
+    kek_version: Option<i64>,
+    wrapped_dek: Option<Vec<u8>>,
+    fields: [Option<Vec<u8>>; 3],
+}
+
+fn raw_card(r: &Row<'_>) -> rusqlite::Result<RawCard> {
+    Ok(RawCard {
+        row: CardRow {
+            token: CardToken::from_db(r.get(0)?),
+            tenant_id: TenantId::from_db(r.get(1)?),
+            fingerprint: None,
+            brand: r.get(3)?,
+            last4: r.get(4)?,
+            sealed: None,
+            created_at: r.get(10)?,
+            deleted_at: r.get(11)?,
+        },
+        fingerprint: r.get(2)?,
+        kek_version: r.get(5)?,
+        wrapped_dek: r.get(6)?,
+        fields: [r.get(7)?, r.get(8)?, r.get(9)?],
+    })
+}
+
+impl RawCard {
+    fn into_row(self) -> Result<CardRow, StoreError> {
+        let mut row = self.row;
+        row.fingerprint = fingerprint_array(self.fingerprint)?;
+        row.sealed = sealed_from(self.kek_version, self.wrapped_dek, self.fields)?;
+        Ok(row)
+    }
+}
+
+struct RawCustomer {
+    id: String,
+    tenant_id: String,
+    shop_id: Option<String>,
+    kek_version: Option<i64>,
+    wrapped_dek: Option<Vec<u8>>,
+    fields: [Option<Vec<u8>>; 7],
+    created_at: i64,
+}
+
+fn raw_customer(r: &Row<'_>) -> rusqlite::Result<RawCustomer> {
+    Ok(RawCustomer {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        shop_id: r.get(2)?,
+        kek_version: r.get(3)?,
+        wrapped_dek: r.get(4)?,
+        fields: [
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+            r.get(10)?,
+            r.get(11)?,
+        ],
+        created_at: r.get(12)?,
+    })
+}
+
+impl RawCustomer {
+    fn into_row(self) -> Result<CustomerRow, StoreError> {
+        Ok(CustomerRow {
+            id: CustomerId::from_db(self.id),
+            tenant_id: TenantId::from_db(self.tenant_id),
+            shop_id: self.shop_id.map(ShopId::from_db),
+            sealed: sealed_from(self.kek_version, self.wrapped_dek, self.fields)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+const ORDER_COLUMNS: &str = "o.id, o.tenant_id, o.shop_id, o.customer_id, o.card_token, o.amount, o.currency,
+                             o.status, o.created_at, o.completed_at, c.brand, c.last4";
+
+fn order_view(r: &Row<'_>) -> rusqlite::Result<OrderView> {
+    Ok(OrderView {
+        order: OrderRow {
+            id: OrderId::from_db(r.get(0)?),
+            tenant_id: TenantId::from_db(r.get(1)?),
+            shop_id: ShopId::from_db(r.get(2)?),
+            customer_id: CustomerId::from_db(r.get(3)?),
+            card_token: r.get::<_, Option<String>>(4)?.map(CardToken::from_db),
+            amount: r.get(5)?,
+            currency: r.get(6)?,
+            status: r.get(7)?,
+            created_at: r.get(8)?,
+            completed_at: r.get(9)?,
+        },
+        card_brand: r.get(10)?,
+        card_last4: r.get(11)?,
+    })
+}

@@ -1,0 +1,117 @@
+//! HTTP wiring. [`router`] builds the whole application so tests can drive it
+//! in-process; `anshin serve` binds it to a socket.
+//!
+//! Logging and metrics record the method, the route *template* and the status,
+//! never the raw path or query: a client that puts a card number in a URL must
+//! not get it into a log line.
+
+mod api;
+mod extract;
+pub mod sys;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use api::ApiDoc;
+
+use crate::app::App;
+use crate::error::{Error, ErrorKind};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The application.
+    pub app: Arc<App>,
+}
+
+/// The whole HTTP application.
+pub fn router(app: Arc<App>) -> Router {
+    sys::metrics_handle();
+    let v1 = Router::new()
+        .route("/tenants", post(api::create_tenant).get(api::list_tenants))
+        .route("/tenants/{tenant_id}", get(api::get_tenant))
+        .route(
+            "/tenants/{tenant_id}/shops",
+            post(api::create_shop).get(api::list_shops),
+        )
+        .route(
+            "/principals",
+            post(api::create_principal).get(api::list_principals),
+        )
+        .route("/principals/{principal_id}/disable", post(api::disable_principal))
+        .route("/cards", post(api::tokenize_card))
+        .route("/cards/lookup", post(api::lookup_card))
+        .route("/cards/{token}", get(api::get_card).delete(api::delete_card))
+        .route("/cards/{token}/reveal", post(api::reveal_card))
+        .route("/customers", post(api::create_customer))
+        .route("/customers/{customer_id}", get(api::get_customer))
+        .route("/orders", post(api::create_order).get(api::list_orders))
+        .route("/orders/{order_id}", get(api::get_order))
+        .route("/orders/{order_id}/complete", post(api::complete_order))
+        .route("/openapi.json", get(sys::openapi));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(sys::healthz))
+        .route("/readyz", get(sys::readyz))
+        .route("/metrics", get(sys::metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        // After routing, so the route template (MatchedPath) is known.
+        .route_layer(middleware::from_fn(observe))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            // The panic payload is not echoed: it could describe the request.
+            Error::new(
+                ErrorKind::Internal,
+                "internal",
+                "internal error; the server log has the details",
+            )
+            .into_response()
+        }))
+        .with_state(AppState { app })
+}
+
+async fn no_route() -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "no_route",
+        "no such endpoint; see /v1/openapi.json",
+    )
+}
+
+async fn wrong_method() -> Error {
+    Error::new(
+        ErrorKind::MethodNotAllowed,
+        "method_not_allowed",
+        "this endpoint does not take this HTTP method",
+    )
+}
+
+/// Request metrics and a debug log line per request, by route template.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::histogram!("anshin_http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("anshin_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "request");
+    response
+}

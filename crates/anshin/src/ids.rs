@@ -1,0 +1,100 @@
+//! Typed identifiers. Each is a type prefix and 128 random bits (see
+//! [`anshin_crypto::token`]); parsing checks the shape, so a card number or any
+//! other free text can never be taken for an id.
+
+use std::fmt;
+
+use anshin_crypto::token;
+
+use crate::error::{Error, Result};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The type prefix of this id.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A fresh random id.
+            pub fn generate() -> Result<Self> {
+                Ok(Self(token::random_token($prefix)?))
+            }
+
+            /// Parses an id; `None` if it does not have this type's shape.
+            pub fn parse(value: &str) -> Option<Self> {
+                token::is_token($prefix, value).then(|| Self(value.to_owned()))
+            }
+
+            /// Takes an id read back from the database, which only ever stores valid ids.
+            pub fn from_db(value: String) -> Self {
+                Self(value)
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant: a marketplace, a payment provider or a single shop's operator.
+    TenantId, "ten"
+);
+id_type!(
+    /// A shop inside a tenant.
+    ShopId, "shop"
+);
+id_type!(
+    /// A shopper whose personal data the vault holds.
+    CustomerId, "cus"
+);
+id_type!(
+    /// An order.
+    OrderId, "ord"
+);
+id_type!(
+    /// A tokenized card.
+    CardToken, "card"
+);
+id_type!(
+    /// An API principal.
+    PrincipalId, "prn"
+);
+
+/// Parses an id from a request, or answers 404 for `what` (a malformed id names
+/// nothing that exists, and saying so differently would be an oracle).
+pub fn parse_or_404<T>(parse: fn(&str) -> Option<T>, value: &str, what: &'static str) -> Result<T> {
+    parse(value).ok_or_else(|| Error::not_found(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_only_their_own_shape() {
+        let id = CardToken::generate().expect("rng");
+        assert_eq!(CardToken::parse(id.as_str()), Some(id.clone()));
+        assert!(CustomerId::parse(id.as_str()).is_none());
+        assert!(CardToken::parse("4111111111111111").is_none());
+        assert!(CardToken::parse("card_").is_none());
+    }
+}

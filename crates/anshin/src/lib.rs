@@ -1,0 +1,27 @@
+//! anshin: keeps shoppers' card numbers and personal data out of the hands of the
+//! shops that sell to them, and proves every access to that data.
+//!
+//! This crate is the application; the cryptography lives in `anshin-crypto`.
+//!
+//! - [`app`]: the [`app::App`] that ties storage and keys together.
+//! - [`vault`]: (1) cards and personal data, encrypted at rest, tokens, masks.
+//! - [`access`]: principals, API keys, the access policy.
+//! - [`tenancy`], [`orders`]: tenants, shops and orders.
+//! - [`db`]: one store over SQLite and PostgreSQL.
+//! - [`http`]: the HTTP API; [`cmd`] and [`cli`]: the command line.
+
+pub mod access;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod orders;
+pub mod tenancy;
+pub mod text;
+pub mod vault;

@@ -1,0 +1,378 @@
+//! Cards: tokenize, masked read, reveal, look up by number, crypto-shred.
+//!
+//! A card is stored once per tenant (the keyed fingerprint finds it again), with
+//! brand and last four in clear and number, expiry and holder sealed under the
+//! card's own data key. Shops that tokenized a card are linked to it and see only
+//! linked cards; only processors may reveal.
+
+use anshin_crypto::pan::{Pan, PanError};
+use anshin_crypto::secret::SecretString;
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::ToSchema;
+
+use crate::access::{Action, Actor};
+use crate::app::App;
+use crate::clock;
+use crate::db::{CardInsert, CardRow, Scope, Sealed, card_field};
+use crate::error::{Error, Result};
+use crate::ids::{CardToken, TenantId, parse_or_404};
+use crate::vault::keys::{RecordKind, TenantKeys};
+
+/// Card data as a client sends it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardInput {
+    /// Card number; digits, optionally grouped by spaces or hyphens; full-width digits accepted.
+    #[serde(deserialize_with = "super::secret")]
+    #[schema(value_type = String, example = "4111 1111 1111 1111")]
+    pub number: SecretString,
+    /// Expiry month, 1–12.
+    #[schema(example = 12)]
+    pub exp_month: u8,
+    /// Expiry year, four digits (two are read as 20YY).
+    #[schema(example = 2030)]
+    pub exp_year: u16,
+    /// Name on the card.
+    #[serde(deserialize_with = "super::secret")]
+    #[schema(value_type = String, example = "TARO YAMADA")]
+    pub holder_name: SecretString,
+    /// Tenant to store the card in; only for principals not bound to a tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+/// A card number to look up.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardLookup {
+    /// Card number.
+    #[serde(deserialize_with = "super::secret")]
+    #[schema(value_type = String, example = "4111111111111111")]
+    pub number: SecretString,
+    /// Tenant to search; only for principals not bound to a tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+/// What anyone allowed to read a card sees (PCI DSS 3.4.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaskedCard {
+    /// The card's token.
+    #[schema(value_type = String, example = "card_4bqz7kd2m5xw3ay6n7p2c4r5ta")]
+    pub token: CardToken,
+    /// Brand: visa, mastercard, amex, jcb, diners, discover or unionpay.
+    pub brand: String,
+    /// Last four digits.
+    pub last4: String,
+    /// Expiry month.
+    pub exp_month: u8,
+    /// Expiry year.
+    pub exp_year: u16,
+    /// When the card was first tokenized (RFC 3339).
+    pub created_at: String,
+}
+
+/// Full card data, for processors. Serialized only into a reveal response.
+#[derive(ToSchema)]
+pub struct RevealedCard {
+    /// Card number, digits only.
+    #[schema(value_type = String)]
+    number: SecretString,
+    /// Expiry month.
+    exp_month: u8,
+    /// Expiry year.
+    exp_year: u16,
+    /// Name on the card.
+    #[schema(value_type = String)]
+    holder_name: SecretString,
+}
+
+impl Serialize for RevealedCard {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("RevealedCard", 4)?;
+        s.serialize_field("number", self.number.expose())?;
+        s.serialize_field("exp_month", &self.exp_month)?;
+        s.serialize_field("exp_year", &self.exp_year)?;
+        s.serialize_field("holder_name", self.holder_name.expose())?;
+        s.end()
+    }
+}
+
+/// A valid expiry date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expiry {
+    month: u8,
+    year: u16,
+}
+
+impl Expiry {
+    fn parse(month: u8, year: u16) -> Result<Self> {
+        let year = if year < 100 { 2000 + year } else { year };
+        let (now_year, now_month) = clock::year_month();
+        if !(1..=12).contains(&month) || !(2000..=2099).contains(&year) || year > now_year.saturating_add(25)
+        {
+            return Err(Error::invalid(
+                "invalid_expiry",
+                "exp_month must be 1 to 12 and exp_year a year within the next 25 years",
+            ));
+        }
+        if (year, month) < (now_year, now_month) {
+            return Err(Error::invalid("card_expired", "the card has expired"));
+        }
+        Ok(Self { month, year })
+    }
+
+    fn encode(self) -> String {
+        format!("{:02}/{:04}", self.month, self.year)
+    }
+
+    fn decode(text: &str) -> Result<Self> {
+        let parsed = text.split_once('/').and_then(|(m, y)| {
+            Some(Self {
+                month: m.parse().ok()?,
+                year: y.parse().ok()?,
+            })
+        });
+        parsed.ok_or_else(|| Error::internal(crate::db::StoreError::Corrupt("sealed expiry")))
+    }
+}
+
+fn card_number(input: &SecretString) -> Result<Pan> {
+    Pan::parse(input.expose()).map_err(|err| {
+        let reason = match err {
+            PanError::InvalidCharacter => "it may contain only digits, spaces and hyphens",
+            PanError::Length => "it must have 12 to 19 digits",
+            PanError::Luhn => "its check digit is wrong (Luhn)",
+            _ => "its brand is not supported",
+        };
+        Error::invalid(
+            "invalid_card_number",
+            format!("the card number is not valid: {reason}"),
+        )
+    })
+}
+
+fn holder_name(input: &SecretString) -> Result<SecretString> {
+    let value = input.expose().trim();
+    let count = value.chars().count();
+    if count == 0 || count > 128 || value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "invalid_holder_name",
+            "holder_name must be 1 to 128 characters without control characters",
+        ));
+    }
+    Ok(SecretString::new(value.to_owned()))
+}
+
+fn optional_tenant(value: Option<&str>) -> Result<Option<TenantId>> {
+    value
+        .map(|v| parse_or_404(TenantId::parse, v, "tenant"))
+        .transpose()
+}
+
+impl App {
+    /// Tokenizes a card. Returns the masked card and whether it was new: the same
+    /// number in the same tenant always gets the same token, and its expiry and
+    /// holder name are updated to the latest given.
+    pub async fn tokenize(&self, actor: &Actor, input: CardInput) -> Result<(MaskedCard, bool)> {
+        actor.require(Action::Tokenize)?;
+        let tenant = actor.tenant_for(optional_tenant(input.tenant_id.as_deref())?.as_ref())?;
+        let pan = card_number(&input.number)?;
+        let expiry = Expiry::parse(input.exp_month, input.exp_year)?;
+        let holder = holder_name(&input.holder_name)?;
+        let keys = self.keyring.tenant(&self.store, &tenant).await?;
+
+        let token = CardToken::generate()?;
+        let (record, kek_version, wrapped_dek) = keys.new_record(RecordKind::Card, token.as_str())?;
+        let expiry_text = expiry.encode();
+        let row = CardRow {
+            token: token.clone(),
+            tenant_id: tenant.clone(),
+            fingerprint: Some(keys.fingerprint("pan", pan.expose().as_bytes())),
+            brand: pan.brand().as_str().to_owned(),
+            last4: pan.last4(),
+            sealed: Some(Sealed {
+                kek_version,
+                wrapped_dek,
+                fields: [
+                    Some(record.seal("number", pan.expose().as_bytes())?),
+                    Some(record.seal("expiry", expiry_text.as_bytes())?),
+                    Some(record.seal("holder", holder.expose().as_bytes())?),
+                ],
+            }),
+            created_at: clock::now_ms(),
+            deleted_at: None,
+        };
+        let shop = actor.scope().shop.cloned();
+        match self.store.insert_card(row.clone(), shop).await? {
+            CardInsert::Inserted => Ok((masked(&row, expiry), true)),
+            CardInsert::Existing(existing) => {
+                let scope = Scope {
+                    tenant: Some(&tenant),
+                    shop: None,
+                };
+                let stored = self
+                    .store
+                    .card(scope, &existing)
+                    .await?
+                    .ok_or_else(|| Error::not_found("card"))?;
+                let (stored_expiry, stored_holder) = open_details(&keys, &stored)?;
+                if stored_expiry != expiry || stored_holder.expose() != holder.expose() {
+                    let sealed = stored.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
+                    let record = keys.open_record(RecordKind::Card, existing.as_str(), sealed)?;
+                    let new_expiry = record.seal("expiry", expiry_text.as_bytes())?;
+                    let new_holder = record.seal("holder", holder.expose().as_bytes())?;
+                    self.store
+                        .update_card_details(&tenant, &existing, new_expiry, new_holder)
+                        .await?;
+                }
+                Ok((masked(&stored, expiry), false))
+            }
+        }
+    }
+
+    /// A card's masked view.
+    pub async fn card(&self, actor: &Actor, token: &str) -> Result<MaskedCard> {
+        actor.require(Action::ReadCard)?;
+        let (row, keys) = self.live_card(actor.scope(), token).await?;
+        let (expiry, _) = open_details(&keys, &row)?;
+        Ok(masked(&row, expiry))
+    }
+
+    /// Full card data, for processors only.
+    pub async fn reveal_card(&self, actor: &Actor, token: &str) -> Result<RevealedCard> {
+        actor.require(Action::RevealCard)?;
+        let (row, keys) = self.live_card(actor.scope(), token).await?;
+        let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
+        let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
+        let number = open_text(&record, sealed, card_field::NUMBER)?;
+        let (expiry, holder_name) = open_details(&keys, &row)?;
+        Ok(RevealedCard {
+            number,
+            exp_month: expiry.month,
+            exp_year: expiry.year,
+            holder_name,
+        })
+    }
+
+    /// Finds a card by its number through the keyed fingerprint, decrypting nothing.
+    pub async fn lookup_card(&self, actor: &Actor, input: CardLookup) -> Result<MaskedCard> {
+        actor.require(Action::LookupCard)?;
+        let tenant = actor.tenant_for(optional_tenant(input.tenant_id.as_deref())?.as_ref())?;
+        let pan = card_number(&input.number)?;
+        let keys = self.keyring.tenant(&self.store, &tenant).await?;
+        let fingerprint = keys.fingerprint("pan", pan.expose().as_bytes());
+        let token = self
+            .store
+            .card_by_fingerprint(&tenant, &fingerprint)
+            .await?
+            .ok_or_else(|| Error::not_found("card"))?;
+        self.card(actor, token.as_str()).await
+    }
+
+    /// Crypto-shreds a card: its data key and ciphertexts are destroyed, so no copy
+    /// of the ciphertext can be opened again; the token remains as a tombstone.
+    pub async fn delete_card(&self, actor: &Actor, token: &str) -> Result<()> {
+        actor.require(Action::DeleteCard)?;
+        let token = parse_or_404(CardToken::parse, token, "card")?;
+        if self
+            .store
+            .shred_card(actor.scope(), &token, clock::now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found("card"))
+        }
+    }
+
+    /// A live (not shredded) card within `scope`, with its tenant's keys.
+    pub(crate) async fn live_card(
+        &self,
+        scope: Scope<'_>,
+        token: &str,
+    ) -> Result<(CardRow, std::sync::Arc<TenantKeys>)> {
+        let token = parse_or_404(CardToken::parse, token, "card")?;
+        let row = self
+            .store
+            .card(scope, &token)
+            .await?
+            .filter(|r| r.deleted_at.is_none());
+        let row = row.ok_or_else(|| Error::not_found("card"))?;
+        let keys = self.keyring.tenant(&self.store, &row.tenant_id).await?;
+        Ok((row, keys))
+    }
+}
+
+fn masked(row: &CardRow, expiry: Expiry) -> MaskedCard {
+    MaskedCard {
+        token: row.token.clone(),
+        brand: row.brand.clone(),
+        last4: row.last4.clone(),
+        exp_month: expiry.month,
+        exp_year: expiry.year,
+        created_at: clock::rfc3339(row.created_at),
+    }
+}
+
+fn open_text(
+    record: &crate::vault::keys::RecordKey<'_>,
+    sealed: &Sealed<3>,
+    field: usize,
+) -> Result<SecretString> {
+    let blob = sealed.fields[field]
+        .as_ref()
+        .ok_or_else(|| Error::not_found("card"))?;
+    Ok(record
+        .open(card_field::NAMES[field], blob)?
+        .into_secret_string()?)
+}
+
+fn open_details(keys: &TenantKeys, row: &CardRow) -> Result<(Expiry, SecretString)> {
+    let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
+    let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
+    let expiry = Expiry::decode(open_text(&record, sealed, card_field::EXPIRY)?.expose())?;
+    let holder = open_text(&record, sealed, card_field::HOLDER)?;
+    Ok((expiry, holder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_rules() {
+        let (year, month) = clock::year_month();
+        assert!(Expiry::parse(month, year).is_ok(), "this month is still valid");
+        assert_eq!(
+            Expiry::parse(12, year - 1).err().map(|e| e.code()),
+            Some("card_expired")
+        );
+        assert_eq!(
+            Expiry::parse(13, year + 1).err().map(|e| e.code()),
+            Some("invalid_expiry")
+        );
+        assert_eq!(
+            Expiry::parse(0, year + 1).err().map(|e| e.code()),
+            Some("invalid_expiry")
+        );
+        assert_eq!(
+            Expiry::parse(1, year + 40).err().map(|e| e.code()),
+            Some("invalid_expiry")
+        );
+        let two_digit = Expiry::parse(1, (year % 100) + 1).expect("two-digit year");
+        assert_eq!(two_digit.year, year + 1);
+        assert_eq!(
+            Expiry::decode(&two_digit.encode()).expect("round trip"),
+            two_digit
+        );
+    }
+
+    #[test]
+    fn invalid_numbers_never_echo() {
+        let err = card_number(&SecretString::new("4111111111111112".into())).expect_err("luhn");
+        assert_eq!(err.code(), "invalid_card_number");
+        assert!(!err.message().contains("4111"));
+    }
+}

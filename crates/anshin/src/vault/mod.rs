@@ -1,0 +1,28 @@
+//! (1) The vault: cards and personal data, encrypted at rest, reached through
+//! tokens and masked views.
+//!
+//! - [`keys`]: the key hierarchy (root key file, tenant keys, record data keys).
+//! - [`cards`]: tokenize, masked read, reveal, look up by number, crypto-shred.
+//! - [`customers`]: shoppers' personal data, sealed field by field.
+//! - [`pii`]: personal data parsed and normalised at the edge; masking.
+
+pub mod cards;
+pub mod customers;
+pub mod keys;
+pub mod pii;
+
+use anshin_crypto::secret::SecretString;
+use serde::{Deserialize, Deserializer};
+
+/// Deserializes a JSON string straight into a [`SecretString`], so the value is
+/// wiped when the request is dropped.
+pub(crate) fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+    String::deserialize(deserializer).map(SecretString::new)
+}
+
+/// Like [`secret`], for optional fields.
+pub(crate) fn secret_opt<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(|v| v.map(SecretString::new))
+}
