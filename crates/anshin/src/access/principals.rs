@@ -283,6 +283,7 @@ impl App {
         }
         let hash = token::api_key_hash(key);
         if let Some(actor) = self.auth.get(&hash) {
+            tracing::trace!(principal = %actor.principal_id, role = actor.role.as_str(), cached = true, "authenticated");
             return Ok(actor);
         }
         let row = self
@@ -297,6 +298,7 @@ impl App {
             tenant_id: row.tenant_id,
             shop_id: row.shop_id,
         };
+        tracing::trace!(principal = %actor.principal_id, role = actor.role.as_str(), cached = false, "authenticated");
         self.auth.put(hash, actor.clone());
         Ok(actor)
     }

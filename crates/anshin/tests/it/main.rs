@@ -1,1 +1,10 @@
+//! anshin's integration tests: one binary, a module per area. Every store and
+//! API test runs on SQLite and on PostgreSQL (see `harness::both_backends!`).
 
+mod harness;
+
+mod api;
+mod cli;
+mod logs;
+mod regression;
+mod store;

@@ -1,0 +1,260 @@
+//! Test harness: a fresh application per test on either backend, driven
+//! in-process through the real router.
+//!
+//! PostgreSQL: `ANSHIN_TEST_POSTGRES_URL` (default the local server). Each test
+//! gets its own schema, dropped afterwards. When PostgreSQL is unreachable the
+//! test is skipped with a note, unless `CI` is set: then it fails.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anshin::app::{App, Location};
+use anshin::http::router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("ANSHIN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Whether PostgreSQL tests must run (CI) or may be skipped.
+async fn postgres_available() -> bool {
+    let url = postgres_url();
+    let reachable = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            client.simple_query("SELECT 1").await.is_ok()
+        }
+        Err(_) => false,
+    };
+    if !reachable {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but PostgreSQL at {url} is unreachable"
+        );
+        eprintln!("note: PostgreSQL at {url} is unreachable; skipping (set CI to make this a failure)");
+    }
+    reachable
+}
+
+/// A fresh application with its bootstrap operator key.
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub backend: Backend,
+    pub operator_key: String,
+    pub location: Location,
+    _dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+fn unique_schema() -> String {
+    let id = anshin::ids::TenantId::generate().expect("rng");
+    format!("anshin_it_{}", &id.as_str()[4..])
+}
+
+impl TestApp {
+    /// `None` when the backend is PostgreSQL and it may be skipped here.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (database_url, schema) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                if !postgres_available().await {
+                    return None;
+                }
+                let schema = unique_schema();
+                let url = anshin::db::schema_url(&postgres_url(), &schema)
+                    .await
+                    .expect("create schema");
+                (Some(url), Some(schema))
+            }
+        };
+        let location = Location {
+            data_dir: dir.path().join("data"),
+            database_url,
+        };
+        let (app, key) = App::init(&location).await.expect("init");
+        Some(Self {
+            app: Arc::new(app),
+            backend,
+            operator_key: key.expose().to_owned(),
+            location,
+            _dir: dir,
+            schema,
+        })
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.location.data_dir.clone()
+    }
+
+    /// Sends a request through the router; returns status and JSON (or Null).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, bytes) = self
+            .raw(method, path, key, body.map(|b| b.to_string()), "application/json")
+            .await;
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Sends a raw body with a content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        content_type: &str,
+    ) -> (StatusCode, Vec<u8>) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", content_type);
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, Body::from))
+            .expect("request");
+        let response = router(self.app.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        (status, bytes)
+    }
+
+    /// Runs SQL on the backend directly, as an attacker with database access would.
+    pub async fn raw_sql(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let conn = rusqlite::Connection::open(self.data_dir().join("anshin.db")).expect("open");
+                conn.execute_batch(sql).expect("sql");
+            }
+            Backend::Postgres => {
+                let url = self.location.database_url.clone().expect("url");
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(connection);
+                client.batch_execute(sql).await.expect("sql");
+            }
+        }
+    }
+
+    /// A tenant with one shop: (tenant id, shop id, shop key).
+    pub async fn tenant_with_shop(&self, name: &str) -> (String, String, String) {
+        let (status, tenant) = self
+            .call(
+                Method::POST,
+                "/v1/tenants",
+                Some(&self.operator_key),
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{tenant}");
+        let tenant_id = tenant["id"].as_str().expect("id").to_owned();
+        let shop_id = self.shop(&tenant_id, &format!("{name} shop")).await;
+        let key = self.key("shop", &tenant_id, Some(&shop_id)).await;
+        (tenant_id, shop_id, key)
+    }
+
+    pub async fn shop(&self, tenant_id: &str, name: &str) -> String {
+        let (status, shop) = self
+            .call(
+                Method::POST,
+                &format!("/v1/tenants/{tenant_id}/shops"),
+                Some(&self.operator_key),
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{shop}");
+        shop["id"].as_str().expect("id").to_owned()
+    }
+
+    /// A new principal's API key.
+    pub async fn key(&self, role: &str, tenant_id: &str, shop_id: Option<&str>) -> String {
+        let body = serde_json::json!({"name": format!("test {role}"), "role": role, "tenant_id": tenant_id, "shop_id": shop_id});
+        let (status, created) = self
+            .call(
+                Method::POST,
+                "/v1/principals",
+                Some(&self.operator_key),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["api_key"].as_str().expect("key").to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(schema) = self.schema.take() {
+            // Drop runs outside any async context we can borrow: use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let _ = runtime.block_on(anshin::db::drop_schema(&postgres_url(), &schema));
+            })
+            .join();
+        }
+    }
+}
+
+/// A card body for tokenization.
+pub fn card(number: &str) -> Value {
+    serde_json::json!({"number": number, "exp_month": 12, "exp_year": 2031, "holder_name": "HANAKO SATO"})
+}
+
+/// Declares `sqlite` and `postgres` test modules that call each listed
+/// `async fn name(app: TestApp)` of the enclosing module.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = crate::harness::TestApp::new(crate::harness::Backend::Sqlite).await.expect("sqlite");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = crate::harness::TestApp::new(crate::harness::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use both_backends;

@@ -1,0 +1,530 @@
+//! Storage conformance: the same suite against SQLite and PostgreSQL, through
+//! the `Store` directly. Rows here carry opaque bytes where the vault would put
+//! ciphertext; the store must treat them exactly alike.
+
+use anshin::access::Role;
+use anshin::db::{
+    CardInsert, CardRow, CustomerRow, KeyPurpose, OrderRow, PrincipalRow, Scope, Sealed, ShopRow,
+    TenantKeyRow, TenantRow,
+};
+use anshin::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
+
+use crate::harness::{TestApp, both_backends};
+
+both_backends!(
+    meta_init_keeps_the_first_value,
+    tenants_keys_and_shops_round_trip,
+    card_dedup_links_and_scopes,
+    shredding_destroys_key_and_ciphertext,
+    customers_are_scoped_by_tenant_and_shop,
+    orders_page_in_creation_order_and_complete_once,
+    principals_by_key_hash_and_disable,
+    data_survives_reopening,
+);
+
+fn sealed<const N: usize>(tag: u8) -> Sealed<N> {
+    Sealed {
+        kek_version: 1,
+        wrapped_dek: vec![tag; 60],
+        fields: std::array::from_fn(|i| Some(vec![tag, i as u8, 0xAB])),
+    }
+}
+
+async fn tenant_and_shop(t: &TestApp) -> (TenantId, ShopId) {
+    let tenant = TenantId::generate().expect("rng");
+    let keys = vec![
+        TenantKeyRow {
+            purpose: KeyPurpose::Kek,
+            version: 1,
+            wrapped: vec![1; 60],
+            created_at: 1,
+        },
+        TenantKeyRow {
+            purpose: KeyPurpose::Fingerprint,
+            version: 1,
+            wrapped: vec![2; 60],
+            created_at: 1,
+        },
+    ];
+    t.app
+        .store
+        .insert_tenant(
+            TenantRow {
+                id: tenant.clone(),
+                name: "テナント".into(),
+                created_at: 10,
+            },
+            keys,
+        )
+        .await
+        .expect("tenant");
+    let shop = ShopId::generate().expect("rng");
+    t.app
+        .store
+        .insert_shop(ShopRow {
+            id: shop.clone(),
+            tenant_id: tenant.clone(),
+            name: "s".into(),
+            created_at: 11,
+        })
+        .await
+        .expect("shop");
+    (tenant, shop)
+}
+
+fn card_row(tenant: &TenantId, fingerprint: u8) -> CardRow {
+    CardRow {
+        token: CardToken::generate().expect("rng"),
+        tenant_id: tenant.clone(),
+        fingerprint: Some([fingerprint; 32]),
+        brand: "visa".into(),
+        last4: "1111".into(),
+        sealed: Some(sealed(fingerprint)),
+        created_at: 20,
+        deleted_at: None,
+    }
+}
+
+async fn meta_init_keeps_the_first_value(t: TestApp) {
+    let store = &t.app.store;
+    assert_eq!(store.meta("conformance").await.expect("meta"), None);
+    assert_eq!(
+        store
+            .meta_init("conformance", b"first".to_vec())
+            .await
+            .expect("init"),
+        b"first"
+    );
+    assert_eq!(
+        store
+            .meta_init("conformance", b"second".to_vec())
+            .await
+            .expect("init"),
+        b"first"
+    );
+    assert_eq!(
+        store.meta("conformance").await.expect("meta").as_deref(),
+        Some(&b"first"[..])
+    );
+}
+
+async fn tenants_keys_and_shops_round_trip(t: TestApp) {
+    let (tenant, shop) = tenant_and_shop(&t).await;
+    let store = &t.app.store;
+    let row = store.tenant(&tenant).await.expect("read").expect("exists");
+    assert_eq!((row.name.as_str(), row.created_at), ("テナント", 10));
+    let keys = store.tenant_keys(&tenant).await.expect("keys");
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .any(|k| k.purpose == KeyPurpose::Kek && k.version == 1 && k.wrapped == vec![1; 60])
+    );
+    assert_eq!(
+        store.shop(&shop).await.expect("shop").expect("exists").tenant_id,
+        tenant
+    );
+    assert_eq!(store.shops(&tenant).await.expect("shops").len(), 1);
+    assert!(
+        store
+            .tenant(&TenantId::generate().expect("rng"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    // A duplicate id is refused, not overwritten.
+    let dup = TenantRow {
+        id: tenant.clone(),
+        name: "other".into(),
+        created_at: 99,
+    };
+    assert!(store.insert_tenant(dup, Vec::new()).await.is_err());
+    assert_eq!(
+        store.tenant(&tenant).await.expect("read").expect("exists").name,
+        "テナント"
+    );
+}
+
+async fn card_dedup_links_and_scopes(t: TestApp) {
+    let (tenant, shop) = tenant_and_shop(&t).await;
+    let store = &t.app.store;
+    let first = card_row(&tenant, 7);
+    assert_eq!(
+        store
+            .insert_card(first.clone(), Some(shop.clone()))
+            .await
+            .expect("insert"),
+        CardInsert::Inserted
+    );
+    let again = card_row(&tenant, 7);
+    assert_eq!(
+        store.insert_card(again.clone(), None).await.expect("insert"),
+        CardInsert::Existing(first.token.clone())
+    );
+    assert!(
+        store
+            .card(Scope::default(), &again.token)
+            .await
+            .expect("read")
+            .is_none(),
+        "the duplicate was not stored"
+    );
+
+    let read = store
+        .card(
+            Scope {
+                tenant: Some(&tenant),
+                shop: Some(&shop),
+            },
+            &first.token,
+        )
+        .await
+        .expect("read")
+        .expect("linked");
+    let sealed = read.sealed.expect("sealed");
+    assert_eq!(
+        (
+            sealed.kek_version,
+            sealed.wrapped_dek.len(),
+            sealed.fields[1].clone()
+        ),
+        (1, 60, Some(vec![7, 1, 0xAB]))
+    );
+    assert_eq!(read.fingerprint, Some([7; 32]));
+
+    let other_shop = ShopId::generate().expect("rng");
+    let other_tenant = TenantId::generate().expect("rng");
+    assert!(
+        store
+            .card(
+                Scope {
+                    tenant: Some(&tenant),
+                    shop: Some(&other_shop)
+                },
+                &first.token
+            )
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .card(
+                Scope {
+                    tenant: Some(&other_tenant),
+                    shop: None
+                },
+                &first.token
+            )
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .card(Scope::default(), &first.token)
+            .await
+            .expect("read")
+            .is_some(),
+        "global scope sees all"
+    );
+    assert_eq!(
+        store.card_by_fingerprint(&tenant, &[7; 32]).await.expect("fp"),
+        Some(first.token.clone())
+    );
+    assert_eq!(
+        store
+            .card_by_fingerprint(&other_tenant, &[7; 32])
+            .await
+            .expect("fp"),
+        None
+    );
+
+    store
+        .update_card_details(&tenant, &first.token, vec![9], vec![8])
+        .await
+        .expect("update");
+    let updated = store
+        .card(Scope::default(), &first.token)
+        .await
+        .expect("read")
+        .expect("exists")
+        .sealed
+        .expect("sealed");
+    assert_eq!(
+        (updated.fields[1].clone(), updated.fields[2].clone()),
+        (Some(vec![9]), Some(vec![8]))
+    );
+    assert_eq!(
+        updated.fields[0],
+        Some(vec![7, 0, 0xAB]),
+        "the number is untouched"
+    );
+}
+
+async fn shredding_destroys_key_and_ciphertext(t: TestApp) {
+    let (tenant, shop) = tenant_and_shop(&t).await;
+    let store = &t.app.store;
+    let card = card_row(&tenant, 3);
+    store
+        .insert_card(card.clone(), Some(shop.clone()))
+        .await
+        .expect("insert");
+    let other_shop = ShopId::generate().expect("rng");
+    assert!(
+        !store
+            .shred_card(
+                Scope {
+                    tenant: Some(&tenant),
+                    shop: Some(&other_shop)
+                },
+                &card.token,
+                50
+            )
+            .await
+            .expect("shred")
+    );
+    assert!(
+        store
+            .shred_card(
+                Scope {
+                    tenant: Some(&tenant),
+                    shop: Some(&shop)
+                },
+                &card.token,
+                50
+            )
+            .await
+            .expect("shred")
+    );
+    assert!(
+        !store
+            .shred_card(Scope::default(), &card.token, 51)
+            .await
+            .expect("shred"),
+        "only once"
+    );
+    let tomb = store
+        .card(Scope::default(), &card.token)
+        .await
+        .expect("read")
+        .expect("tombstone");
+    assert!(tomb.sealed.is_none() && tomb.fingerprint.is_none());
+    assert_eq!(tomb.deleted_at, Some(50));
+    assert_eq!(
+        store.card_by_fingerprint(&tenant, &[3; 32]).await.expect("fp"),
+        None
+    );
+    // The same number can be stored again afterwards.
+    assert_eq!(
+        store
+            .insert_card(card_row(&tenant, 3), None)
+            .await
+            .expect("insert"),
+        CardInsert::Inserted
+    );
+}
+
+async fn customers_are_scoped_by_tenant_and_shop(t: TestApp) {
+    let (tenant, shop) = tenant_and_shop(&t).await;
+    let store = &t.app.store;
+    let row = CustomerRow {
+        id: CustomerId::generate().expect("rng"),
+        tenant_id: tenant.clone(),
+        shop_id: Some(shop.clone()),
+        sealed: Some(sealed(5)),
+        created_at: 30,
+    };
+    store.insert_customer(row.clone()).await.expect("insert");
+    let read = store
+        .customer(
+            Scope {
+                tenant: Some(&tenant),
+                shop: Some(&shop),
+            },
+            &row.id,
+        )
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(read.sealed.expect("sealed").fields[6], Some(vec![5, 6, 0xAB]));
+    let other = ShopId::generate().expect("rng");
+    assert!(
+        store
+            .customer(
+                Scope {
+                    tenant: Some(&tenant),
+                    shop: Some(&other)
+                },
+                &row.id
+            )
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .customer(
+                Scope {
+                    tenant: Some(&TenantId::generate().expect("rng")),
+                    shop: None
+                },
+                &row.id
+            )
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+async fn orders_page_in_creation_order_and_complete_once(t: TestApp) {
+    let (tenant, shop) = tenant_and_shop(&t).await;
+    let store = &t.app.store;
+    let customer = CustomerRow {
+        id: CustomerId::generate().expect("rng"),
+        tenant_id: tenant.clone(),
+        shop_id: Some(shop.clone()),
+        sealed: Some(sealed(1)),
+        created_at: 1,
+    };
+    store.insert_customer(customer.clone()).await.expect("customer");
+    let card = card_row(&tenant, 4);
+    store
+        .insert_card(card.clone(), Some(shop.clone()))
+        .await
+        .expect("card");
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let order = OrderRow {
+            id: OrderId::generate().expect("rng"),
+            tenant_id: tenant.clone(),
+            shop_id: shop.clone(),
+            customer_id: customer.id.clone(),
+            card_token: Some(card.token.clone()),
+            amount: 100 + i,
+            currency: "JPY".into(),
+            status: "created".into(),
+            created_at: 1000 + i / 2, // ties broken by id
+            completed_at: None,
+        };
+        store.insert_order(order.clone()).await.expect("order");
+        ids.push((order.created_at, order.id));
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<OrderId> = None;
+    loop {
+        let page = store.orders(&shop, after.as_ref(), 3).await.expect("page");
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|o| o.order.id.clone());
+        seen.extend(page.into_iter().map(|o| (o.order.created_at, o.order.id)));
+    }
+    assert_eq!(
+        seen, ids,
+        "pages return every order once, in (created_at, id) order"
+    );
+    let view = store
+        .order(
+            Scope {
+                tenant: Some(&tenant),
+                shop: Some(&shop),
+            },
+            &ids[0].1,
+        )
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (view.card_brand.as_deref(), view.card_last4.as_deref()),
+        (Some("visa"), Some("1111"))
+    );
+    assert!(
+        store
+            .complete_order(Scope::default(), &ids[0].1, 5000)
+            .await
+            .expect("complete")
+    );
+    assert!(
+        !store
+            .complete_order(Scope::default(), &ids[0].1, 5001)
+            .await
+            .expect("complete"),
+        "only once"
+    );
+    let done = store
+        .order(Scope::default(), &ids[0].1)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (done.order.status.as_str(), done.order.completed_at),
+        ("completed", Some(5000))
+    );
+}
+
+async fn principals_by_key_hash_and_disable(t: TestApp) {
+    let store = &t.app.store;
+    let row = PrincipalRow {
+        id: PrincipalId::generate().expect("rng"),
+        name: "p".into(),
+        role: Role::Auditor,
+        tenant_id: None,
+        shop_id: None,
+        created_at: 1,
+        disabled_at: None,
+    };
+    store
+        .insert_principal(row.clone(), [9; 32])
+        .await
+        .expect("insert");
+    assert_eq!(
+        store
+            .principal_by_key(&[9; 32])
+            .await
+            .expect("read")
+            .expect("exists")
+            .role,
+        Role::Auditor
+    );
+    assert!(store.principal_by_key(&[8; 32]).await.expect("read").is_none());
+    let dup = PrincipalRow {
+        id: PrincipalId::generate().expect("rng"),
+        ..row.clone()
+    };
+    assert!(
+        store.insert_principal(dup, [9; 32]).await.is_err(),
+        "key hashes are unique"
+    );
+    assert!(store.disable_principal(&row.id, 7).await.expect("disable"));
+    assert!(!store.disable_principal(&row.id, 8).await.expect("disable"));
+    assert_eq!(
+        store
+            .principal(&row.id)
+            .await
+            .expect("read")
+            .expect("exists")
+            .disabled_at,
+        Some(7)
+    );
+}
+
+async fn data_survives_reopening(t: TestApp) {
+    let (tenant, shop) = tenant_and_shop(&t).await;
+    let card = card_row(&tenant, 11);
+    t.app
+        .store
+        .insert_card(card.clone(), Some(shop))
+        .await
+        .expect("insert");
+    let reopened = anshin::db::Store::open(&t.location.database_url())
+        .await
+        .expect("reopen");
+    assert!(
+        reopened
+            .card(Scope::default(), &card.token)
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
