@@ -45,6 +45,8 @@ CREATE INDEX principals_tenant ON principals (tenant_id, id);
 CREATE TABLE cards (
     token       TEXT PRIMARY KEY,
     tenant_id   TEXT NOT NULL REFERENCES tenants (id),
+    -- The shop that first tokenized the card (NULL for operators).
+    shop_id     TEXT REFERENCES shops (id),
     fingerprint BLOB,
     brand       TEXT NOT NULL,
     last4       TEXT NOT NULL,
@@ -59,7 +61,7 @@ CREATE TABLE cards (
 -- NULL fingerprints (shredded cards) never collide.
 CREATE UNIQUE INDEX cards_fingerprint ON cards (tenant_id, fingerprint);
 
--- Which shops tokenized (and so may see) a card; tokens are per tenant.
+-- Other shops that tokenized (and so may see) a card; tokens are per tenant.
 CREATE TABLE card_shops (
     token   TEXT NOT NULL REFERENCES cards (token),
     shop_id TEXT NOT NULL REFERENCES shops (id),

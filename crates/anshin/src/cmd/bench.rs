@@ -156,7 +156,28 @@ struct Outcome {
     elapsed: Duration,
     latencies_us: Vec<u32>,
     errors: u64,
+    /// CPU seconds (user + system) the server and this load generator spent.
+    server_cpu: f64,
+    client_cpu: f64,
 }
+
+/// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / CLOCK_TICKS_PER_SECOND
+}
+
+/// Linux reports CPU time in USER_HZ ticks, 100 per second on every mainstream architecture.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 type Plan = (Method, String, Arc<str>, Option<Value>);
 
@@ -166,6 +187,8 @@ async fn drive<F>(server: &Server, clients: usize, duration: Duration, plan: F) 
 where
     F: Fn(&mut Sequence) -> Plan + Clone + Send + 'static,
 {
+    let server_pid = server.child.id().map(|p| p.to_string()).unwrap_or_default();
+    let (server_before, client_before) = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -196,11 +219,18 @@ where
         latencies_us.extend(lat);
         errors += err;
     }
+    let elapsed = started.elapsed();
+    let (server_cpu, client_cpu) = (
+        cpu_seconds(&server_pid) - server_before,
+        cpu_seconds("self") - client_before,
+    );
     latencies_us.sort_unstable();
     Ok(Outcome {
-        elapsed: started.elapsed(),
+        elapsed,
         latencies_us,
         errors,
+        server_cpu,
+        client_cpu,
     })
 }
 
@@ -223,8 +253,18 @@ fn report(scenario: &str, backend: &str, args: &BenchArgs, outcome: &Outcome, se
         "p50_ms": percentile(0.50),
         "p99_ms": percentile(0.99),
         "server_peak_rss_mb": server.peak_rss_mb(),
+        "server_cpu_us_per_op": per_op(outcome.server_cpu, outcome.latencies_us.len()),
+        "client_cpu_us_per_op": per_op(outcome.client_cpu, outcome.latencies_us.len()),
     });
     println!("{line}");
+}
+
+fn per_op(cpu_seconds: f64, ops: usize) -> f64 {
+    if ops == 0 {
+        0.0
+    } else {
+        (cpu_seconds * 1e6 / ops as f64).round()
+    }
 }
 
 /// A keep-alive HTTP/1.1 connection.

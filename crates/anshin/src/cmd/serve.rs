@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::App;
@@ -47,6 +48,12 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         app.store.backend().as_str()
     );
     tracing::info!(%addr, backend = app.store.backend().as_str(), "serving");
+    // Responses go out in one write; Nagle would only hold them back.
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http::router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await

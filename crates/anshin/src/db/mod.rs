@@ -363,7 +363,8 @@ impl Store {
     }
 
     /// Stores a card unless the tenant holds one with the same fingerprint, and
-    /// links it to `shop` either way.
+    /// lets `shop` see it either way (the first shop is kept on the card row;
+    /// later ones in `card_shops`, so the common case writes one row).
     pub async fn insert_card(&self, card: CardRow, shop: Option<ShopId>) -> Result<CardInsert, StoreError> {
         dispatch!(self.insert_card(card, shop))
     }

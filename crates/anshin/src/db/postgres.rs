@@ -338,22 +338,18 @@ impl PgStore {
         card: CardRow,
         shop: Option<ShopId>,
     ) -> Result<CardInsert, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
         let sealed = card.sealed.as_ref();
         let fingerprint = card.fingerprint.as_ref().map(|f| &f[..]);
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
-                                    number_ct, expiry_ct, holder_ct, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
-            )
-            .await
-            .map_err(pg)?;
-        let inserted = tx
+        let shop = shop.as_ref().map(ShopId::as_str);
+        // One autocommit statement in the common case. ON CONFLICT waits for a
+        // concurrent insert of the same card to finish, so the SELECT below
+        // always sees the winner.
+        let inserted = self
             .execute(
-                &insert,
+                "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                                    number_ct, expiry_ct, holder_ct, created_at, shop_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
                 &[
                     &card.token.as_str(),
                     &card.tenant_id.as_str(),
@@ -366,39 +362,32 @@ impl PgStore {
                     &sealed.and_then(|s| s.fields[1].as_ref()),
                     &sealed.and_then(|s| s.fields[2].as_ref()),
                     &card.created_at,
+                    &shop,
                 ],
             )
-            .await
-            .map_err(pg)?
+            .await?
             == 1;
-        let outcome = if inserted {
-            CardInsert::Inserted
-        } else {
-            let existing = tx
-                .prepare_cached("SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2")
-                .await
-                .map_err(pg)?;
-            let row = tx
-                .query_one(&existing, &[&card.tenant_id.as_str(), &fingerprint])
-                .await
-                .map_err(pg)?;
-            CardInsert::Existing(CardToken::from_db(row.get(0)))
-        };
-        if let Some(shop) = shop {
-            let token = match &outcome {
-                CardInsert::Inserted => card.token.as_str(),
-                CardInsert::Existing(existing) => existing.as_str(),
-            };
-            let link = tx
-                .prepare_cached(
-                    "INSERT INTO card_shops (token, shop_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .await
-                .map_err(pg)?;
-            tx.execute(&link, &[&token, &shop.as_str()]).await.map_err(pg)?;
+        if inserted {
+            return Ok(CardInsert::Inserted);
         }
-        tx.commit().await.map_err(pg)?;
-        Ok(outcome)
+        let row = self
+            .query_opt(
+                "SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2",
+                &[&card.tenant_id.as_str(), &fingerprint],
+            )
+            .await?
+            .ok_or(StoreError::Corrupt("conflicting card vanished"))?;
+        let token: String = row.get(0);
+        if let Some(shop) = shop {
+            self.execute(
+                "INSERT INTO card_shops (token, shop_id)
+                 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = $1 AND shop_id = $2)
+                 ON CONFLICT DO NOTHING",
+                &[&token, &shop],
+            )
+            .await?;
+        }
+        Ok(CardInsert::Existing(CardToken::from_db(token)))
     }
 
     pub(super) async fn card(
@@ -410,7 +399,8 @@ impl PgStore {
             "SELECT token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
                     number_ct, expiry_ct, holder_ct, created_at, deleted_at
              FROM cards c WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2)
-               AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = $3))",
+               AND ($3::text IS NULL OR c.shop_id = $3
+                    OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = $3))",
             &[&token.as_str(), &scope.tenant_str(), &scope.shop_str()],
         )
         .await?
@@ -421,7 +411,11 @@ impl PgStore {
                 fingerprint: fingerprint_array(r.get(2))?,
                 brand: r.get(3),
                 last4: r.get(4),
-                sealed: sealed_from(r.get::<_, Option<i32>>(5).map(i64::from), r.get(6), [r.get(7), r.get(8), r.get(9)])?,
+                sealed: sealed_from(
+                    r.get::<_, Option<i32>>(5).map(i64::from),
+                    r.get(6),
+                    [r.get(7), r.get(8), r.get(9)],
+                )?,
                 created_at: r.get(10),
                 deleted_at: r.get(11),
             })
@@ -469,7 +463,8 @@ impl PgStore {
                 "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = $4
                  WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2) AND deleted_at IS NULL
-                   AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = $3))",
+                   AND ($3::text IS NULL OR cards.shop_id = $3
+                        OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = $3))",
                 &[&token.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
             )
             .await?
@@ -696,7 +691,9 @@ pub(super) async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreErro
     let schema = checked_schema(schema)?;
     admin_client(url)
         .await?
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .batch_execute(&format!(
+            "SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE"
+        ))
         .await
         .map_err(pg)
 }
