@@ -29,7 +29,7 @@ pub enum Brand {
     Diners,
     /// Discover: 6011, 622126–622925, 644–649, 65, 16–19 digits.
     Discover,
-    /// UnionPay: 62, 16–19 digits.
+    /// UnionPay: 62 and 81, 16–19 digits.
     UnionPay,
 }
 
@@ -61,8 +61,13 @@ impl Brand {
         })
     }
 
-    /// Identifies the brand from the leading digits and the length.
-    fn detect(digits: &[u8]) -> Option<Self> {
+    /// Identifies the brand from the leading digits and the length (ASCII
+    /// digits; anything else is `None`). Does not check Luhn. The one brand
+    /// table of anshin: the vault and the discovery scanner both use it.
+    pub fn detect(digits: &[u8]) -> Option<Self> {
+        if digits.len() < MIN_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
         let prefix = |n: usize| -> u32 {
             digits
                 .iter()
@@ -83,7 +88,7 @@ impl Brand {
             Self::Diners
         } else if p4 == 6011 || (622_126..=622_925).contains(&p6) || (644..=649).contains(&p3) || p2 == 65 {
             Self::Discover
-        } else if p2 == 62 {
+        } else if p2 == 62 || p2 == 81 {
             Self::UnionPay
         } else {
             return None;
@@ -212,9 +217,9 @@ impl fmt::Debug for Pan {
     }
 }
 
-/// True if the ASCII digits pass the Luhn (mod 10) check.
+/// True if `digits` are ASCII digits that pass the Luhn (mod 10) check.
 pub fn luhn_valid(digits: &[u8]) -> bool {
-    luhn_sum(digits, false).is_multiple_of(10)
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) && luhn_sum(digits, false).is_multiple_of(10)
 }
 
 /// The digit that, appended to `payload`, makes a Luhn-valid number.
@@ -260,6 +265,7 @@ mod tests {
             ("36227206271667", Brand::Diners),
             ("6011111111111117", Brand::Discover),
             ("6200000000000005", Brand::UnionPay),
+            ("8171999927660000", Brand::UnionPay),
         ];
         for (number, brand) in cases {
             let pan = Pan::parse(number).expect(number);

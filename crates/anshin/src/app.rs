@@ -84,7 +84,23 @@ impl App {
         }
         create_private_dir(&location.data_dir)?;
         RootKey::create_file(&location.root_key_path())?;
-        let app = Self::open(location).await?;
+        let app = match Self::open(location).await {
+            Ok(app) => app,
+            Err(err) => {
+                // Leave no root key behind that does not belong to the database.
+                let _ = fs::remove_file(location.root_key_path());
+                return Err(if err.code() == "root_key_mismatch" {
+                    Error::new(
+                        ErrorKind::Conflict,
+                        "already_initialised",
+                        "this database was initialised with another root key: copy that root.key (mode 0600) \
+                         into the data directory instead of running init",
+                    )
+                } else {
+                    err
+                });
+            }
+        };
         let (_, key) = app
             .create_principal(
                 None,

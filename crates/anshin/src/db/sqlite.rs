@@ -10,6 +10,7 @@
 //! are point lookups of microseconds, cheaper than a hop to a blocking thread.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
@@ -51,6 +52,14 @@ struct Inner {
     path: std::path::PathBuf,
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    stats: Arc<WriterStats>,
+}
+
+/// What group commit achieved: jobs per commit is the sharing factor.
+#[derive(Default)]
+struct WriterStats {
+    commits: AtomicU64,
+    jobs: AtomicU64,
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
@@ -97,9 +106,13 @@ impl SqliteStore {
             .map_err(backend)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let (committed, commits) = mpsc::channel::<()>();
+        let stats = Arc::new(WriterStats::default());
         thread::Builder::new()
             .name("anshin-sqlite-writer".into())
-            .spawn(move || writer_loop(&conn, &rx, &committed))
+            .spawn({
+                let stats = stats.clone();
+                move || writer_loop(&conn, &rx, &committed, &stats)
+            })
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         thread::Builder::new()
             .name("anshin-sqlite-checkpoint".into())
@@ -110,6 +123,7 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(tx),
                 readers: Mutex::new(Vec::new()),
+                stats,
             }),
         })
     }
@@ -634,7 +648,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(backend)
 }
 
-fn writer_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, committed: &mpsc::Sender<()>) {
+fn writer_loop(
+    conn: &Connection,
+    jobs: &mpsc::Receiver<Job>,
+    committed: &mpsc::Sender<()>,
+    stats: &WriterStats,
+) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -644,10 +663,15 @@ fn writer_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, committed: &mpsc::
                 Err(_) => break,
             }
         }
+        let size = batch.len() as u64;
         let outcome = run_batch(conn, batch, &mut completions);
         if outcome.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.jobs.fetch_add(size, Ordering::Relaxed);
+        metrics::counter!("anshin_sqlite_commits_total").increment(1);
+        metrics::histogram!("anshin_sqlite_commit_batch_size").record(size as f64);
         for completion in completions.drain(..) {
             completion(outcome.clone());
         }
@@ -841,4 +865,49 @@ fn order_view(r: &Row<'_>) -> rusqlite::Result<OrderView> {
         card_brand: r.get(10)?,
         card_last4: r.get(11)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.expect("open");
+        let writes = 400u64;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..writes {
+            let store = store.clone();
+            tasks.spawn(async move { store.meta_init(&format!("k{i}"), vec![1]).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task").expect("write committed");
+        }
+        let stats = &store.inner.stats;
+        let (commits, jobs) = (
+            stats.commits.load(Ordering::Relaxed),
+            stats.jobs.load(Ordering::Relaxed),
+        );
+        assert!(jobs >= writes, "every write went through the writer");
+        assert!(
+            commits < jobs / 2,
+            "{jobs} writes took {commits} commits: they should share"
+        );
+        for i in [0, writes - 1] {
+            assert_eq!(store.meta(&format!("k{i}")).await.expect("read"), Some(vec![1]));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_does_not_undo_its_batch_neighbours() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.expect("open");
+        let bad = store.write(|c| c.execute("INSERT INTO no_such_table VALUES (1)", []).map(|_| ()));
+        let good = store.meta_init("survives", vec![2]);
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        assert_eq!(good.expect("committed"), vec![2]);
+        assert_eq!(store.meta("survives").await.expect("read"), Some(vec![2]));
+    }
 }

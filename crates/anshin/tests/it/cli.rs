@@ -269,3 +269,41 @@ fn config_shows_the_database_url_without_its_password() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_second_node_on_a_shared_database_is_told_to_copy_the_root_key() {
+    let Some(first) = crate::harness::TestApp::new(crate::harness::Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let second = dir.path().join("node2");
+    let output = Command::new(env!("CARGO_BIN_EXE_anshin"))
+        .args(["init", "--data-dir"])
+        .arg(&second)
+        .env(
+            "ANSHIN_DATABASE_URL",
+            first.location.database_url.as_deref().expect("url"),
+        )
+        .output()
+        .expect("init");
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("copy that root.key"));
+    assert!(
+        !second.join("root.key").exists(),
+        "no stray root key is left behind"
+    );
+    // With the first node's root key copied over, the second node serves the same data.
+    std::fs::copy(first.data_dir().join("root.key"), second.join("root.key")).expect("copy");
+    std::fs::set_permissions(second.join("root.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let location = anshin::app::Location {
+        data_dir: second,
+        database_url: first.location.database_url.clone(),
+    };
+    let node2 = anshin::app::App::open(&location)
+        .await
+        .expect("second node opens");
+    assert!(
+        node2.authenticate(&first.operator_key).await.is_ok(),
+        "keys made on node 1 work on node 2"
+    );
+}

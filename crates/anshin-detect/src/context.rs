@@ -1,0 +1,480 @@
+//! Context keywords: the labels and column headers that turn a valid check
+//! digit into evidence.
+//!
+//! One Aho-Corasick automaton holds every keyword. In text it runs lazily,
+//! only over the windows around candidates, and never over the same byte twice
+//! ([`ContextIndex`]): on ordinary text, where candidates are rare, most bytes
+//! are never seen by it; on number-dense text it costs one pass.
+
+use std::collections::VecDeque;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
+
+/// Keyword classes (bit flags).
+pub(crate) mod class {
+    pub const CARD: u32 = 1 << 0;
+    pub const CVC: u32 = 1 << 1;
+    pub const EXPIRY: u32 = 1 << 2;
+    pub const MY_NUMBER: u32 = 1 << 3;
+    pub const CORPORATE: u32 = 1 << 4;
+    pub const PHONE: u32 = 1 << 5;
+    pub const POSTAL: u32 = 1 << 6;
+    pub const PASSPORT: u32 = 1 << 7;
+    pub const RESIDENCE: u32 = 1 << 8;
+    /// 口座: an account number follows.
+    pub const BANK: u32 = 1 << 9;
+    /// 銀行, 支店: bank context, weaker on its own.
+    pub const BANK_CONTEXT: u32 = 1 << 10;
+    pub const NAME: u32 = 1 << 11;
+    pub const ADDRESS: u32 = 1 << 12;
+    pub const EMAIL: u32 = 1 << 13;
+    /// Order, invoice, slip numbers: hard negatives for every numeric detector.
+    pub const ORDER: u32 = 1 << 14;
+    /// Parcel tracking numbers.
+    pub const TRACKING: u32 = 1 << 15;
+    /// JAN/EAN barcodes, product codes.
+    pub const BARCODE: u32 = 1 << 16;
+    /// Words that are labels in a column header only ("name" alone is too
+    /// common in text: YAML, code).
+    pub const HEADER_ONLY: u32 = 1 << 17;
+    /// Header words that say a name column is not a person's (商品名, shop_name).
+    pub const NOT_PERSON: u32 = 1 << 18;
+
+    pub const NEGATIVE: u32 = ORDER | TRACKING | BARCODE;
+}
+
+use class::*;
+
+/// Keywords and their classes. Matching is ASCII case-insensitive; ASCII
+/// keywords must stand as words (no ASCII letter on either side).
+const KEYWORDS: &[(&str, u32)] = &[
+    // Cards.
+    ("カード番号", CARD),
+    ("クレジットカード", CARD),
+    ("カード", CARD),
+    ("クレジット", CARD),
+    ("card", CARD),
+    ("cards", CARD),
+    ("credit", CARD),
+    ("card number", CARD),
+    ("cardnumber", CARD),
+    ("card_number", CARD),
+    ("card_no", CARD),
+    ("cardno", CARD),
+    ("cc", CARD),
+    ("ccnum", CARD),
+    ("cc_number", CARD),
+    ("pan", CARD),
+    ("visa", CARD),
+    ("mastercard", CARD),
+    ("amex", CARD),
+    ("jcb", CARD),
+    ("diners", CARD),
+    ("決済", CARD),
+    // Security codes.
+    ("セキュリティコード", CVC),
+    ("セキュリティーコード", CVC),
+    ("セキュリティ番号", CVC),
+    ("cvv", CVC),
+    ("cvv2", CVC),
+    ("cvc", CVC),
+    ("cvc2", CVC),
+    ("cid", CVC),
+    ("csc", CVC),
+    ("security code", CVC),
+    ("securitycode", CVC),
+    ("security_code", CVC),
+    // Expiry.
+    ("有効期限", EXPIRY),
+    ("有効期間", EXPIRY),
+    ("expiry", EXPIRY),
+    ("expiration", EXPIRY),
+    ("exp", EXPIRY),
+    ("exp_date", EXPIRY),
+    ("valid thru", EXPIRY),
+    ("good thru", EXPIRY),
+    // My Number.
+    ("マイナンバー", MY_NUMBER),
+    ("個人番号", MY_NUMBER),
+    ("my number", MY_NUMBER),
+    ("mynumber", MY_NUMBER),
+    ("my_number", MY_NUMBER),
+    // Corporate numbers.
+    ("法人番号", CORPORATE),
+    ("登録番号", CORPORATE),
+    ("適格請求書", CORPORATE),
+    ("インボイス", CORPORATE),
+    ("corporate number", CORPORATE),
+    ("corporate_number", CORPORATE),
+    // Phones.
+    ("電話番号", PHONE),
+    ("電話", PHONE),
+    ("携帯", PHONE),
+    ("連絡先", PHONE),
+    ("折り返し", PHONE),
+    ("ファックス", PHONE),
+    ("tel", PHONE),
+    ("phone", PHONE),
+    ("mobile", PHONE),
+    ("fax", PHONE),
+    ("phone_number", PHONE),
+    // Postal codes.
+    ("〒", POSTAL),
+    ("郵便番号", POSTAL),
+    ("zip", POSTAL),
+    ("zipcode", POSTAL),
+    ("zip_code", POSTAL),
+    ("postal", POSTAL),
+    ("postcode", POSTAL),
+    ("postal_code", POSTAL),
+    // Passports and residence cards.
+    ("旅券", PASSPORT),
+    ("旅券番号", PASSPORT),
+    ("パスポート", PASSPORT),
+    ("passport", PASSPORT),
+    ("在留カード", RESIDENCE),
+    ("在留番号", RESIDENCE),
+    ("在留カード番号", RESIDENCE),
+    ("residence card", RESIDENCE),
+    // Bank accounts.
+    ("口座番号", BANK),
+    ("口座", BANK),
+    ("普通預金", BANK),
+    ("当座預金", BANK),
+    ("account number", BANK),
+    ("account_number", BANK),
+    ("account no", BANK),
+    ("銀行", BANK_CONTEXT),
+    ("支店", BANK_CONTEXT),
+    ("bank", BANK_CONTEXT),
+    ("branch", BANK_CONTEXT),
+    // Names.
+    ("氏名", NAME),
+    ("お名前", NAME),
+    ("名前", NAME),
+    ("ご氏名", NAME),
+    ("宛名", NAME),
+    ("フリガナ", NAME),
+    ("ふりがな", NAME),
+    ("カード名義", NAME | CARD),
+    ("名義", NAME),
+    ("full name", NAME),
+    ("customer name", NAME),
+    ("cardholder name", NAME | CARD),
+    ("card holder", NAME | CARD),
+    ("name", NAME | HEADER_ONLY),
+    ("first_name", NAME | HEADER_ONLY),
+    ("last_name", NAME | HEADER_ONLY),
+    ("full_name", NAME | HEADER_ONLY),
+    ("customer_name", NAME | HEADER_ONLY),
+    ("姓", NAME | HEADER_ONLY),
+    ("名", NAME | HEADER_ONLY),
+    ("商品", NOT_PERSON),
+    ("品名", NOT_PERSON),
+    ("店舗", NOT_PERSON),
+    ("会社", NOT_PERSON),
+    ("ファイル", NOT_PERSON),
+    ("product", NOT_PERSON),
+    ("item", NOT_PERSON),
+    ("shop", NOT_PERSON),
+    ("store", NOT_PERSON),
+    ("company", NOT_PERSON),
+    ("file", NOT_PERSON),
+    ("user", NOT_PERSON),
+    // Addresses.
+    ("住所", ADDRESS),
+    ("ご住所", ADDRESS),
+    ("お届け先", ADDRESS),
+    ("届け先", ADDRESS),
+    ("送付先", ADDRESS),
+    ("配送先", ADDRESS),
+    ("所在地", ADDRESS),
+    ("shipping address", ADDRESS),
+    ("billing address", ADDRESS),
+    ("mailing address", ADDRESS),
+    ("home address", ADDRESS),
+    ("address", ADDRESS | HEADER_ONLY),
+    ("address1", ADDRESS | HEADER_ONLY),
+    ("address2", ADDRESS | HEADER_ONLY),
+    ("都道府県", ADDRESS | HEADER_ONLY),
+    ("市区町村", ADDRESS | HEADER_ONLY),
+    // E-mail.
+    ("メールアドレス", EMAIL),
+    ("メール", EMAIL),
+    ("email", EMAIL),
+    ("e-mail", EMAIL),
+    ("mail", EMAIL),
+    // Hard negatives.
+    ("注文番号", ORDER),
+    ("受注番号", ORDER),
+    ("注文", ORDER),
+    ("伝票番号", TRACKING),
+    ("問合せ番号", TRACKING),
+    ("問い合わせ番号", TRACKING),
+    ("お問い合わせ番号", TRACKING),
+    ("追跡番号", TRACKING),
+    ("追跡", TRACKING),
+    ("tracking", TRACKING),
+    ("order", ORDER),
+    ("order_id", ORDER),
+    ("order no", ORDER),
+    ("invoice", ORDER),
+    ("会員番号", ORDER),
+    ("請求番号", ORDER),
+    ("管理番号", ORDER),
+    ("jan", BARCODE),
+    ("ean", BARCODE),
+    ("バーコード", BARCODE),
+    ("商品コード", BARCODE),
+    ("品番", BARCODE),
+    ("sku", BARCODE),
+    ("barcode", BARCODE),
+];
+
+/// The keyword automaton. Built once per scanner.
+#[derive(Debug, Clone)]
+pub(crate) struct Keywords {
+    ac: AhoCorasick,
+    /// Per pattern: flags, and whether its first/last byte is an ASCII letter
+    /// (then it needs a word boundary there).
+    meta: Vec<(u32, bool, bool)>,
+    max_len: usize,
+}
+
+impl Keywords {
+    pub fn new() -> Self {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(KEYWORDS.iter().map(|(k, _)| k))
+            .unwrap_or_else(|_| unreachable_automaton());
+        let meta = KEYWORDS
+            .iter()
+            .map(|(k, f)| {
+                let b = k.as_bytes();
+                (
+                    *f,
+                    b.first().is_some_and(u8::is_ascii_alphabetic),
+                    b.last().is_some_and(u8::is_ascii_alphabetic),
+                )
+            })
+            .collect();
+        let max_len = KEYWORDS.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        Self { ac, meta, max_len }
+    }
+
+    /// Every keyword hit in `text[start..end]` (hits may extend up to
+    /// `max_len` past `end`), each with its flags, calling `f(start, end, flags)`.
+    fn for_each_hit(&self, text: &[u8], start: usize, end: usize, mut f: impl FnMut(usize, usize, u32)) {
+        let stop = (end + self.max_len).min(text.len());
+        if start >= stop {
+            return;
+        }
+        for m in self.ac.find_iter(Input::new(text).span(start..stop)) {
+            if m.start() >= end {
+                break;
+            }
+            let (flags, word_start, word_end) = self.meta[m.pattern().as_usize()];
+            if word_start && m.start() > 0 && text[m.start() - 1].is_ascii_alphabetic() {
+                continue;
+            }
+            if word_end && text.get(m.end()).is_some_and(u8::is_ascii_alphabetic) {
+                continue;
+            }
+            f(m.start(), m.end(), flags);
+        }
+    }
+
+    /// The classes of a keyword that ends within 3 bytes (spaces) before
+    /// `pos`, searching only the few bytes a label can span. Labels before a
+    /// colon are checked this way, apart from [`ContextIndex`], so that the
+    /// many colons of ordinary text cost a 40-byte search, not a window.
+    pub fn label_before(&self, text: &[u8], pos: usize, floor: usize) -> u32 {
+        let from = pos.saturating_sub(self.max_len + 3).max(floor);
+        let mut flags = 0;
+        self.for_each_hit(text, from, pos, |_, e, f| {
+            if e <= pos && pos - e <= 3 && f & HEADER_ONLY == 0 {
+                flags = f;
+            }
+        });
+        flags & !NOT_PERSON
+    }
+
+    /// The union of the classes of every keyword in a column header.
+    pub fn classify_header(&self, header: &str) -> u32 {
+        let mut flags = 0;
+        self.for_each_hit(header.as_bytes(), 0, header.len(), |_, _, f| flags |= f);
+        if flags & NOT_PERSON != 0 {
+            flags &= !NAME;
+        }
+        flags & !(HEADER_ONLY | NOT_PERSON)
+    }
+}
+
+/// `AhoCorasick` fails to build only when limits are exceeded, which the fixed
+/// table above cannot reach; fall back to an automaton with no patterns
+/// rather than panic.
+fn unreachable_automaton() -> AhoCorasick {
+    AhoCorasick::new(std::iter::empty::<&str>())
+        .unwrap_or_else(|_| unreachable!("an empty automaton always builds"))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    start: usize,
+    end: usize,
+    flags: u32,
+}
+
+/// What the keywords around a candidate say.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Context {
+    /// Classes of all keywords in the window.
+    pub any: u32,
+    /// Classes of the nearest keyword before the candidate, and its distance
+    /// in bytes from the candidate's start.
+    pub nearest: u32,
+    pub nearest_distance: usize,
+}
+
+impl Context {
+    /// Whether the window holds a keyword of `class`.
+    pub fn has(&self, class: u32) -> bool {
+        self.any & class != 0
+    }
+
+    /// Whether the nearest preceding keyword is of `class` and within `max` bytes.
+    pub fn labelled(&self, class: u32, max: usize) -> bool {
+        self.nearest & class != 0 && self.nearest_distance <= max
+    }
+
+    /// Whether the nearest preceding keyword says "not this": an order,
+    /// tracking or barcode label, unless it is also a label of `class`.
+    pub fn negated(&self, class: u32) -> bool {
+        self.nearest & NEGATIVE != 0 && self.nearest & class == 0 && self.nearest_distance <= 48
+    }
+}
+
+/// Keyword hits over one text, computed lazily and in order.
+pub(crate) struct ContextIndex<'k> {
+    keywords: &'k Keywords,
+    /// Hits with start < `frontier` are all known.
+    frontier: usize,
+    hits: VecDeque<Hit>,
+    /// Flags that are not counted in text (header-only words).
+    text_mask: u32,
+}
+
+/// Bytes before a candidate searched for keywords.
+pub(crate) const LOOK_BEHIND: usize = 128;
+/// Bytes after a candidate searched for keywords.
+pub(crate) const LOOK_AHEAD: usize = 32;
+
+impl<'k> ContextIndex<'k> {
+    pub fn new(keywords: &'k Keywords) -> Self {
+        Self {
+            keywords,
+            frontier: 0,
+            hits: VecDeque::new(),
+            text_mask: !(HEADER_ONLY | NOT_PERSON),
+        }
+    }
+
+    /// The context of the candidate `text[start..end]`, looking no further
+    /// back than `floor` nor further ahead than `ceil` (a CSV cell's bounds).
+    pub fn around(&mut self, text: &[u8], start: usize, end: usize, floor: usize, ceil: usize) -> Context {
+        let lo = start.saturating_sub(LOOK_BEHIND).max(floor);
+        let hi = (end + LOOK_AHEAD).min(ceil).min(text.len());
+        if hi > self.frontier {
+            let from = self.frontier.max(lo);
+            let hits = &mut self.hits;
+            let mask = self.text_mask;
+            self.keywords.for_each_hit(text, from, hi, |s, e, f| {
+                let flags = if f & HEADER_ONLY != 0 { 0 } else { f & mask };
+                if flags != 0 {
+                    hits.push_back(Hit {
+                        start: s,
+                        end: e,
+                        flags,
+                    });
+                }
+            });
+            self.frontier = hi;
+        }
+        while self.hits.front().is_some_and(|h| h.end + LOOK_BEHIND * 2 < lo) {
+            self.hits.pop_front();
+        }
+        let mut ctx = Context {
+            nearest_distance: usize::MAX,
+            ..Context::default()
+        };
+        for h in &self.hits {
+            if h.start >= hi {
+                break;
+            }
+            if h.start < lo || h.end > ceil.min(text.len()) {
+                continue;
+            }
+            if h.end <= start {
+                ctx.any |= h.flags;
+                let d = start - h.end;
+                if d <= ctx.nearest_distance {
+                    ctx.nearest = h.flags;
+                    ctx.nearest_distance = d;
+                }
+            } else if h.start >= end {
+                ctx.any |= h.flags;
+            }
+        }
+        ctx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_keywords_need_word_boundaries() {
+        let kw = Keywords::new();
+        let text = "hotel room, tel: ".as_bytes();
+        let mut idx = ContextIndex::new(&kw);
+        let ctx = idx.around(text, text.len(), text.len(), 0, text.len());
+        assert!(ctx.has(PHONE));
+        assert_eq!(ctx.nearest_distance, 2);
+        let text = b"hotel ";
+        let mut idx = ContextIndex::new(&kw);
+        assert!(!idx.around(text, 6, 6, 0, 6).has(PHONE));
+    }
+
+    #[test]
+    fn nearest_label_wins() {
+        let kw = Keywords::new();
+        let text = "カード番号 1234 注文番号: X".as_bytes();
+        let mut idx = ContextIndex::new(&kw);
+        let at = text.len() - 1;
+        let ctx = idx.around(text, at, text.len(), 0, text.len());
+        assert!(ctx.has(CARD) && ctx.has(ORDER));
+        assert!(ctx.negated(CARD));
+        assert!(!ctx.labelled(CARD, 100));
+    }
+
+    #[test]
+    fn headers_classify() {
+        let kw = Keywords::new();
+        assert_eq!(kw.classify_header("カード番号"), CARD);
+        assert_eq!(kw.classify_header("Customer_Name"), NAME);
+        assert_eq!(kw.classify_header("product_name"), 0);
+        assert_eq!(kw.classify_header("電話番号"), PHONE);
+        assert_eq!(kw.classify_header("注文番号"), ORDER);
+        assert_eq!(kw.classify_header("username"), 0);
+    }
+
+    #[test]
+    fn header_only_words_do_not_count_in_text() {
+        let kw = Keywords::new();
+        let text = b"name: build";
+        let mut idx = ContextIndex::new(&kw);
+        assert!(!idx.around(text, 6, 11, 0, text.len()).has(NAME));
+    }
+}

@@ -1,0 +1,186 @@
+//! CSV/TSV mode: a header row turns every cell of a column into labelled
+//! context, and findings carry row and field numbers.
+//!
+//! The parser is a small RFC 4180 reader (quoted fields, doubled quotes,
+//! line breaks inside quotes, CRLF). It never fails: malformed quoting just
+//! runs to the end of the input, which is still scanned.
+
+use crate::context::class::{ADDRESS, NAME};
+use crate::finding::Category;
+use crate::scan::{Engine, Region};
+
+/// Classes that make a column something other than a name or address column
+/// (お届け先電話番号 is a phone column).
+const NOT_TEXT_COLUMN: u32 = !(NAME | ADDRESS | crate::context::class::CARD);
+
+/// Picks the delimiter from the first line: the most frequent of `,` `\t` `;` `|`.
+pub(crate) fn sniff_delimiter(text: &[u8]) -> u8 {
+    let line = &text[..memchr::memchr(b'\n', text).unwrap_or(text.len())];
+    [b',', b'\t', b';', b'|']
+        .into_iter()
+        .map(|d| (memchr::memchr_iter(d, line).count(), d))
+        .max_by_key(|&(n, d)| (n, d == b','))
+        .map_or(b',', |(_, d)| d)
+}
+
+/// Reads one record starting at `pos`; fills `cells` with content spans
+/// (without quotes) and returns where the next record starts.
+pub(crate) fn next_record(text: &[u8], mut pos: usize, delim: u8, cells: &mut Vec<(usize, usize)>) -> usize {
+    cells.clear();
+    let len = text.len();
+    loop {
+        if text.get(pos) == Some(&b'"') {
+            let start = pos + 1;
+            let mut j = start;
+            let end = loop {
+                match memchr::memchr(b'"', &text[j.min(len)..]) {
+                    None => {
+                        j = len;
+                        break len;
+                    }
+                    Some(k) => {
+                        let q = j + k;
+                        if text.get(q + 1) == Some(&b'"') {
+                            j = q + 2;
+                            continue;
+                        }
+                        j = q + 1;
+                        break q;
+                    }
+                }
+            };
+            cells.push((start, end));
+            pos = j;
+            while pos < len && text[pos] != delim && text[pos] != b'\n' {
+                pos += 1;
+            }
+        } else {
+            let start = pos;
+            pos = memchr::memchr2(delim, b'\n', &text[pos.min(len)..]).map_or(len, |k| pos + k);
+            let end = if pos > start && text[pos - 1] == b'\r' {
+                pos - 1
+            } else {
+                pos
+            };
+            cells.push((start, end));
+        }
+        if pos >= len {
+            return len;
+        }
+        if text[pos] == delim {
+            pos += 1;
+            continue;
+        }
+        return pos + 1;
+    }
+}
+
+/// Scans `text` as CSV; returns the column headers when a header row was recognised.
+pub(crate) fn scan(engine: &mut Engine<'_, '_>, text: &str, delimiter: Option<u8>) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let delim = delimiter.unwrap_or_else(|| sniff_delimiter(bytes));
+    let mut cells = Vec::new();
+    let mut pos = next_record(bytes, 0, delim, &mut cells);
+    let first_cells = cells.clone();
+    let keywords = engine.keywords();
+    let columns: Vec<u32> = first_cells
+        .iter()
+        .map(|&(s, e)| keywords.classify_header(text.get(s..e).unwrap_or("")))
+        .collect();
+    let has_header = columns.iter().any(|&c| c != 0);
+    let headers: Vec<String> = if has_header {
+        first_cells
+            .iter()
+            .map(|&(s, e)| text.get(s..e).unwrap_or("").chars().take(64).collect())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut row = 1;
+    if !has_header {
+        scan_record(engine, &first_cells, &[], row, 0, pos);
+    }
+    while pos < bytes.len() {
+        let start = pos;
+        pos = next_record(bytes, pos, delim, &mut cells);
+        row += 1;
+        scan_record(engine, &cells, &columns, row, start, pos);
+    }
+    headers
+}
+
+fn scan_record(
+    engine: &mut Engine<'_, '_>,
+    cells: &[(usize, usize)],
+    columns: &[u32],
+    row: usize,
+    start: usize,
+    end: usize,
+) {
+    let before = engine.out.len();
+    if columns.is_empty() {
+        // No header: the whole record is context for each value, like text.
+        engine.scan_region(Region {
+            start,
+            end,
+            column: 0,
+        });
+    } else {
+        for (i, &(s, e)) in cells.iter().enumerate() {
+            let column = columns.get(i).copied().unwrap_or(0);
+            engine.scan_region(Region {
+                start: s,
+                end: e,
+                column,
+            });
+            if column & NOT_TEXT_COLUMN == 0 && column & (NAME | ADDRESS) != 0 {
+                let category = if column & NAME != 0 {
+                    Category::Name
+                } else {
+                    Category::Address
+                };
+                engine.cell_value(category, s, e);
+            }
+        }
+    }
+    for c in &mut engine.out[before..] {
+        let field = cells
+            .iter()
+            .position(|&(s, e)| c.start >= s && c.start <= e)
+            .map_or(0, |k| k + 1);
+        c.record = Some((row, field));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_quotes_and_crlf() {
+        let text = b"a,\"b,\"\"c\"\"\",d\r\n\"multi\nline\",x\n";
+        let mut cells = Vec::new();
+        let next = next_record(text, 0, b',', &mut cells);
+        let got: Vec<&[u8]> = cells.iter().map(|&(s, e)| &text[s..e]).collect();
+        assert_eq!(got, vec![&b"a"[..], b"b,\"\"c\"\"", b"d"]);
+        let end = next_record(text, next, b',', &mut cells);
+        let got: Vec<&[u8]> = cells.iter().map(|&(s, e)| &text[s..e]).collect();
+        assert_eq!(got, vec![&b"multi\nline"[..], b"x"]);
+        assert_eq!(end, text.len());
+    }
+
+    #[test]
+    fn sniffs_delimiters() {
+        assert_eq!(sniff_delimiter(b"a\tb\tc\n1,2"), b'\t');
+        assert_eq!(sniff_delimiter(b"a,b;c"), b',');
+        assert_eq!(sniff_delimiter(b"plain"), b',');
+    }
+
+    #[test]
+    fn unterminated_quote_runs_to_end() {
+        let text = b"\"never closed, 4111";
+        let mut cells = Vec::new();
+        assert_eq!(next_record(text, 0, b',', &mut cells), text.len());
+        assert_eq!(cells, vec![(1, text.len())]);
+    }
+}

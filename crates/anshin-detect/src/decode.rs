@@ -1,0 +1,662 @@
+//! Encoding detection and decoding to UTF-8, with a map back to the original
+//! byte offsets.
+//!
+//! UTF-8 input (the common case) is borrowed as is: no copy, and offsets map
+//! by adding the BOM length. Other encodings are decoded with `encoding_rs` in
+//! *segments* that end at "safe" bytes (a control character or space, which no
+//! multi-byte sequence of these encodings contains), each with a fresh decoder.
+//! The table of segment starts is the whole offset map; an exact original
+//! offset is recovered on demand by re-decoding one segment byte by byte. That
+//! keeps the map at one entry per ~4 KiB instead of one per character, and the
+//! bulk decode at `encoding_rs` speed.
+
+use std::borrow::Cow;
+
+use encoding_rs::{
+    CoderResult, Decoder, EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE,
+};
+use zeroize::Zeroize;
+
+/// Target size of a decoding segment.
+const SEGMENT: usize = 4096;
+
+/// The text encodings the scanner reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TextEncoding {
+    /// UTF-8, with or without a BOM.
+    Utf8,
+    /// UTF-16 little-endian.
+    Utf16Le,
+    /// UTF-16 big-endian.
+    Utf16Be,
+    /// Shift_JIS (decoded as Windows-31J / CP932, a superset).
+    ShiftJis,
+    /// EUC-JP.
+    EucJp,
+    /// ISO-2022-JP (JIS, mail).
+    Iso2022Jp,
+    /// Not valid in any of the above: decoded as UTF-8 with replacement
+    /// characters, so ASCII digits in binary files are still found.
+    Binary,
+}
+
+impl TextEncoding {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Utf8 => "utf-8",
+            Self::Utf16Le => "utf-16le",
+            Self::Utf16Be => "utf-16be",
+            Self::ShiftJis => "shift_jis",
+            Self::EucJp => "euc-jp",
+            Self::Iso2022Jp => "iso-2022-jp",
+            Self::Binary => "binary",
+        }
+    }
+
+    fn encoding(self) -> &'static Encoding {
+        match self {
+            Self::Utf8 | Self::Binary => UTF_8,
+            Self::Utf16Le => UTF_16LE,
+            Self::Utf16Be => UTF_16BE,
+            Self::ShiftJis => SHIFT_JIS,
+            Self::EucJp => EUC_JP,
+            Self::Iso2022Jp => ISO_2022_JP,
+        }
+    }
+}
+
+/// Detects the encoding of a buffer and the length of its BOM.
+///
+/// Order: BOM; ISO-2022-JP when the buffer is 7-bit and holds one of its
+/// escape sequences; valid UTF-8; UTF-16 without BOM when NUL bytes sit at
+/// every other position; otherwise whichever of Shift_JIS and EUC-JP decodes
+/// the sample without errors, ties broken by which one's kana byte pairs occur
+/// more often.
+pub fn detect_encoding(bytes: &[u8]) -> (TextEncoding, usize) {
+    detect_with(bytes, || Encoding::utf8_valid_up_to(bytes) == bytes.len())
+}
+
+/// [`detect_encoding`] with the (whole-buffer, costly) UTF-8 validity test
+/// supplied by the caller, so that decoding validates only once.
+fn detect_with(bytes: &[u8], utf8_valid: impl FnOnce() -> bool) -> (TextEncoding, usize) {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return (TextEncoding::Utf8, 3);
+    }
+    if bytes.starts_with(b"\xFF\xFE") {
+        return (TextEncoding::Utf16Le, 2);
+    }
+    if bytes.starts_with(b"\xFE\xFF") {
+        return (TextEncoding::Utf16Be, 2);
+    }
+    let sample = &bytes[..bytes.len().min(64 * 1024)];
+    // Before the ASCII test: BOM-less UTF-16 of ASCII text is all 7-bit bytes.
+    if let Some(utf16) = utf16_by_nul_pattern(sample) {
+        return (utf16, 0);
+    }
+    let seven_bit = sample.is_ascii();
+    if seven_bit && has_iso2022_escape(sample) {
+        return (TextEncoding::Iso2022Jp, 0);
+    }
+    if seven_bit || utf8_valid() {
+        return (TextEncoding::Utf8, 0);
+    }
+    let sjis_ok = SHIFT_JIS
+        .decode_without_bom_handling_and_without_replacement(trim_tail(sample))
+        .is_some();
+    let euc_ok = EUC_JP
+        .decode_without_bom_handling_and_without_replacement(trim_tail(sample))
+        .is_some();
+    let encoding = match (sjis_ok, euc_ok) {
+        (true, false) => TextEncoding::ShiftJis,
+        (false, true) => TextEncoding::EucJp,
+        (true, true) => {
+            if kana_pairs(sample, 0xA4..=0xA5, 0xA1..=0xF6) > kana_pairs(sample, 0x82..=0x83, 0x40..=0xF1) {
+                TextEncoding::EucJp
+            } else {
+                TextEncoding::ShiftJis
+            }
+        }
+        (false, false) => TextEncoding::Binary,
+    };
+    (encoding, 0)
+}
+
+/// The 64 KiB sample may cut a multi-byte character: drop the last few bytes
+/// after the final safe byte so a cut does not count as an error.
+fn trim_tail(sample: &[u8]) -> &[u8] {
+    match sample.iter().rposition(|&b| is_safe_byte(b)) {
+        Some(i) if sample.len() - i < 16 => &sample[..=i],
+        _ => sample,
+    }
+}
+
+fn has_iso2022_escape(sample: &[u8]) -> bool {
+    memchr::memchr_iter(0x1B, sample).any(|i| {
+        let rest = &sample[i + 1..];
+        rest.starts_with(b"$B")
+            || rest.starts_with(b"$@")
+            || rest.starts_with(b"(J")
+            || rest.starts_with(b"(I")
+    })
+}
+
+fn utf16_by_nul_pattern(sample: &[u8]) -> Option<TextEncoding> {
+    if sample.len() < 16 {
+        return None;
+    }
+    let pairs = sample.len() / 2;
+    let even_nul = sample.iter().step_by(2).filter(|&&b| b == 0).count();
+    let odd_nul = sample.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    // Mostly-ASCII UTF-16 has a NUL in (nearly) every other byte and none in the others.
+    if odd_nul * 10 >= pairs * 3 && even_nul * 20 < pairs {
+        Some(TextEncoding::Utf16Le)
+    } else if even_nul * 10 >= pairs * 3 && odd_nul * 20 < pairs {
+        Some(TextEncoding::Utf16Be)
+    } else {
+        None
+    }
+}
+
+fn kana_pairs(
+    sample: &[u8],
+    lead: std::ops::RangeInclusive<u8>,
+    trail: std::ops::RangeInclusive<u8>,
+) -> usize {
+    sample
+        .windows(2)
+        .filter(|w| lead.contains(&w[0]) && trail.contains(&w[1]))
+        .count()
+}
+
+/// A byte that is never part of a multi-byte sequence in Shift_JIS, EUC-JP or
+/// ISO-2022-JP (JIS X 0208 pairs are 0x21–0x7E), nor inside an escape: after it
+/// a fresh decoder is in the same state as a running one.
+fn is_safe_byte(b: u8) -> bool {
+    b < 0x21 && b != 0x1B
+}
+
+/// A decoded buffer: UTF-8 text plus what is needed to map offsets back.
+///
+/// The decoded copy of a non-UTF-8 input is wiped on drop: it holds every
+/// value the input holds.
+pub struct DecodedText<'a> {
+    text: Cow<'a, str>,
+    source: &'a [u8],
+    encoding: TextEncoding,
+    bom: usize,
+    had_errors: bool,
+    /// (original offset, decoded offset) of each segment start; empty for UTF-8.
+    segments: Vec<(usize, usize)>,
+}
+
+impl std::fmt::Debug for DecodedText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedText")
+            .field("encoding", &self.encoding)
+            .field("decoded_len", &self.text.len())
+            .field("had_errors", &self.had_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DecodedText<'_> {
+    fn drop(&mut self) {
+        if let Cow::Owned(text) = &mut self.text {
+            text.zeroize();
+        }
+    }
+}
+
+impl<'a> DecodedText<'a> {
+    /// Detects the encoding and decodes.
+    pub fn decode(source: &'a [u8]) -> Self {
+        let mut utf8: Option<&'a str> = None;
+        let (encoding, bom) = detect_with(source, || {
+            utf8 = std::str::from_utf8(source).ok();
+            utf8.is_some()
+        });
+        match utf8 {
+            // Already validated: borrow without a second pass.
+            Some(text) if encoding == TextEncoding::Utf8 && bom == 0 => Self {
+                text: Cow::Borrowed(text),
+                source,
+                encoding,
+                bom,
+                had_errors: false,
+                segments: Vec::new(),
+            },
+            _ => Self::decode_as(source, encoding, bom),
+        }
+    }
+
+    /// Decodes with a known encoding, skipping `bom` leading bytes.
+    pub fn decode_as(source: &'a [u8], encoding: TextEncoding, bom: usize) -> Self {
+        let bom = bom.min(source.len());
+        if encoding == TextEncoding::Utf8
+            && let Ok(text) = std::str::from_utf8(&source[bom..])
+        {
+            return Self {
+                text: Cow::Borrowed(text),
+                source,
+                encoding,
+                bom,
+                had_errors: false,
+                segments: Vec::new(),
+            };
+        }
+        let encoding = if encoding == TextEncoding::Utf8 {
+            TextEncoding::Binary
+        } else {
+            encoding
+        };
+        let body = &source[bom..];
+        let mut text = String::with_capacity(body.len() + body.len() / 2);
+        let mut segments = Vec::with_capacity(body.len() / SEGMENT + 1);
+        let mut had_errors = false;
+        let mut start = 0;
+        while start < body.len() {
+            let end = segment_end(body, start, encoding);
+            segments.push((bom + start, text.len()));
+            let mut decoder = encoding.encoding().new_decoder_without_bom_handling();
+            let seg = &body[start..end];
+            let needed = decoder
+                .max_utf8_buffer_length(seg.len())
+                .unwrap_or(seg.len() * 3 + 16);
+            text.reserve(needed);
+            let (_, _, errors) = decoder.decode_to_string(seg, &mut text, true);
+            had_errors |= errors;
+            start = end;
+        }
+        Self {
+            text: Cow::Owned(text),
+            source,
+            encoding,
+            bom,
+            had_errors,
+            segments,
+        }
+    }
+
+    /// The decoded text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The detected encoding.
+    pub fn encoding(&self) -> TextEncoding {
+        self.encoding
+    }
+
+    /// Whether decoding replaced malformed bytes with U+FFFD.
+    pub fn had_errors(&self) -> bool {
+        self.had_errors
+    }
+
+    /// A cursor that maps increasing decoded offsets to original offsets in
+    /// amortised linear time.
+    pub fn offset_mapper(&self) -> OffsetMapper<'_, 'a> {
+        OffsetMapper {
+            text: self,
+            state: None,
+        }
+    }
+
+    /// The original byte offset of a decoded offset (a char boundary). For
+    /// many lookups use [`DecodedText::offset_mapper`].
+    pub fn original_offset(&self, decoded: usize) -> usize {
+        self.offset_mapper().map(decoded)
+    }
+}
+
+/// Where the next segment starts: the first safe point at or after
+/// `start + SEGMENT`, or the end.
+fn segment_end(body: &[u8], start: usize, encoding: TextEncoding) -> usize {
+    let min = start + SEGMENT;
+    if min >= body.len() {
+        return body.len();
+    }
+    match encoding {
+        TextEncoding::Utf16Le | TextEncoding::Utf16Be => {
+            let mut i = min & !1;
+            while i + 1 < body.len() {
+                let unit = if encoding == TextEncoding::Utf16Le {
+                    u16::from_le_bytes([body[i], body[i + 1]])
+                } else {
+                    u16::from_be_bytes([body[i], body[i + 1]])
+                };
+                if unit < 0x21 {
+                    return i + 2;
+                }
+                i += 2;
+            }
+            body.len()
+        }
+        TextEncoding::Iso2022Jp => {
+            // Split only where the decoder is back in ASCII mode, so a fresh
+            // decoder is exactly equivalent: track the last escape sequence.
+            let mut ascii_mode = last_escape_is_ascii(&body[..min]);
+            let mut i = min;
+            while i < body.len() {
+                let b = body[i];
+                if b == 0x1B {
+                    ascii_mode = body[i + 1..].starts_with(b"(B");
+                } else if ascii_mode && is_safe_byte(b) {
+                    return i + 1;
+                }
+                i += 1;
+            }
+            body.len()
+        }
+        _ => body[min..]
+            .iter()
+            .position(|&b| is_safe_byte(b))
+            .map_or(body.len(), |p| min + p + 1),
+    }
+}
+
+fn last_escape_is_ascii(before: &[u8]) -> bool {
+    match memchr::memrchr(0x1B, before) {
+        Some(i) => before[i + 1..].starts_with(b"(B"),
+        None => true,
+    }
+}
+
+/// Maps decoded offsets back to original offsets; see [`DecodedText::offset_mapper`].
+pub struct OffsetMapper<'t, 'a> {
+    text: &'t DecodedText<'a>,
+    state: Option<MapState>,
+}
+
+impl std::fmt::Debug for OffsetMapper<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OffsetMapper")
+    }
+}
+
+struct MapState {
+    segment: usize,
+    decoder: Decoder,
+    /// Next original byte to feed.
+    in_pos: usize,
+    /// Decoded bytes produced so far (absolute).
+    out_pos: usize,
+    /// Original offset of the first byte of the character being assembled.
+    pending: Option<usize>,
+    /// Last produced chunk: decoded [start, end) came from original offset `orig`.
+    last: (usize, usize, usize),
+}
+
+impl OffsetMapper<'_, '_> {
+    /// The original offset of `decoded`. Offsets past the end map to the end.
+    pub fn map(&mut self, decoded: usize) -> usize {
+        let t = self.text;
+        if t.segments.is_empty() {
+            return (decoded + t.bom).min(t.source.len());
+        }
+        if decoded >= t.text.len() {
+            return t.source.len();
+        }
+        let seg = t
+            .segments
+            .partition_point(|&(_, d)| d <= decoded)
+            .saturating_sub(1);
+        let reuse = matches!(&self.state, Some(s) if s.segment == seg && s.last.0 <= decoded);
+        if !reuse {
+            let (orig, dec) = t.segments[seg];
+            self.state = Some(MapState {
+                segment: seg,
+                decoder: t.encoding.encoding().new_decoder_without_bom_handling(),
+                in_pos: orig,
+                out_pos: dec,
+                pending: None,
+                last: (dec, dec, orig),
+            });
+        }
+        let seg_end = t.segments.get(seg + 1).map_or(t.source.len(), |&(o, _)| o);
+        let Some(state) = self.state.as_mut() else {
+            return t.source.len();
+        };
+        if decoded < state.last.1 {
+            return state.last.2;
+        }
+        let mut buf = [0u8; 32];
+        while state.in_pos < seg_end {
+            let i = state.in_pos;
+            let last = i + 1 == seg_end;
+            let (result, read, written, _) = state.decoder.decode_to_utf8(&t.source[i..=i], &mut buf, last);
+            debug_assert!(result == CoderResult::InputEmpty && read == 1);
+            state.in_pos += read.max(1);
+            let start = *state.pending.get_or_insert(i);
+            if written > 0 {
+                let orig = if t.encoding == TextEncoding::Iso2022Jp {
+                    // The escape sequence before a character produces no output; point at
+                    // the character's own bytes: one in single-byte modes, two in JIS X 0208.
+                    let out = &buf[..written];
+                    let single = out[0] < 0x80
+                        || out.starts_with("¥".as_bytes())
+                        || out.starts_with("‾".as_bytes())
+                        || is_halfwidth_kana(out);
+                    (i + 1).saturating_sub(if single { 1 } else { 2 }).max(start)
+                } else {
+                    start
+                };
+                state.last = (state.out_pos, state.out_pos + written, orig);
+                state.out_pos += written;
+                state.pending = None;
+                buf[..written].zeroize();
+                if decoded < state.out_pos {
+                    return orig;
+                }
+            }
+        }
+        seg_end
+    }
+}
+
+fn is_halfwidth_kana(utf8: &[u8]) -> bool {
+    // U+FF61–U+FF9F encode as EF BD A1–EF BD BF and EF BE 80–EF BE 9F.
+    matches!(
+        utf8,
+        [0xEF, 0xBD, 0xA1..=0xBF, ..] | [0xEF, 0xBE, 0x80..=0x9F, ..]
+    )
+}
+
+/// Line and column (both 1-based; column in characters) of increasing
+/// decoded offsets, in amortised linear time.
+#[derive(Debug)]
+pub struct LineCounter<'t> {
+    text: &'t str,
+    pos: usize,
+    line: usize,
+    line_start: usize,
+    col_pos: usize,
+    col: usize,
+}
+
+impl<'t> LineCounter<'t> {
+    /// A counter at the start of `text`.
+    pub fn new(text: &'t str) -> Self {
+        Self {
+            text,
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            col_pos: 0,
+            col: 1,
+        }
+    }
+
+    /// (line, column) of `offset`. Offsets must not decrease between calls
+    /// for linear time; a smaller one restarts from the top.
+    pub fn locate(&mut self, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        if offset < self.pos {
+            *self = Self::new(self.text);
+        }
+        let bytes = self.text.as_bytes();
+        for nl in memchr::memchr_iter(b'\n', &bytes[self.pos..offset]) {
+            self.line += 1;
+            self.line_start = self.pos + nl + 1;
+        }
+        self.pos = offset;
+        if self.col_pos < self.line_start {
+            self.col_pos = self.line_start;
+            self.col = 1;
+        }
+        self.col += self.text[self.col_pos..offset].chars().count();
+        self.col_pos = offset;
+        (self.line, self.col)
+    }
+}
+
+pub(crate) fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+pub(crate) fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(text: &str, enc: &'static Encoding) -> Vec<u8> {
+        let (bytes, _, errors) = enc.encode(text);
+        assert!(!errors);
+        bytes.into_owned()
+    }
+
+    const SAMPLE: &str =
+        "ご注文ありがとうございます。カード番号：４１１１ 1111 1111 1111\n電話 090-1234-5678\n";
+
+    #[test]
+    fn detects_each_encoding() {
+        assert_eq!(detect_encoding(SAMPLE.as_bytes()), (TextEncoding::Utf8, 0));
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(SAMPLE.as_bytes());
+        assert_eq!(detect_encoding(&bom), (TextEncoding::Utf8, 3));
+        assert_eq!(
+            detect_encoding(&encode(SAMPLE, SHIFT_JIS)).0,
+            TextEncoding::ShiftJis
+        );
+        assert_eq!(detect_encoding(&encode(SAMPLE, EUC_JP)).0, TextEncoding::EucJp);
+        assert_eq!(
+            detect_encoding(&encode(SAMPLE, ISO_2022_JP)).0,
+            TextEncoding::Iso2022Jp
+        );
+        let mut le = vec![0xFF, 0xFE];
+        le.extend(SAMPLE.encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(detect_encoding(&le), (TextEncoding::Utf16Le, 2));
+        let mut be = vec![0xFE, 0xFF];
+        be.extend(SAMPLE.encode_utf16().flat_map(u16::to_be_bytes));
+        assert_eq!(detect_encoding(&be), (TextEncoding::Utf16Be, 2));
+        let bomless: Vec<u8> = "order 4111111111111111 ok"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(detect_encoding(&bomless).0, TextEncoding::Utf16Le);
+        assert_eq!(
+            detect_encoding(b"\x00\xff\xfe\x80\x81 plain").0,
+            TextEncoding::Binary
+        );
+    }
+
+    #[test]
+    fn decodes_and_maps_offsets_in_every_encoding() {
+        let needle = "090-1234-5678";
+        let decoded_at = SAMPLE.find(needle).expect("planted");
+        for enc in [SHIFT_JIS, EUC_JP, ISO_2022_JP] {
+            let bytes = encode(SAMPLE, enc);
+            let d = DecodedText::decode(&bytes);
+            assert_eq!(d.text(), SAMPLE, "{}", enc.name());
+            assert!(!d.had_errors());
+            let orig = d.original_offset(decoded_at);
+            assert_eq!(
+                &bytes[orig..orig + needle.len()],
+                needle.as_bytes(),
+                "{}",
+                enc.name()
+            );
+        }
+        let mut le = vec![0xFF, 0xFE];
+        le.extend(SAMPLE.encode_utf16().flat_map(u16::to_le_bytes));
+        let d = DecodedText::decode(&le);
+        assert_eq!(d.text(), SAMPLE);
+        let orig = d.original_offset(decoded_at);
+        let units_before = SAMPLE[..decoded_at].encode_utf16().count();
+        assert_eq!(orig, 2 + units_before * 2);
+    }
+
+    #[test]
+    fn long_sjis_input_maps_across_segments() {
+        let mut text = String::new();
+        for i in 0..2000 {
+            text.push_str(&format!("行{i} お客様 電話 090-0000-{i:04}\n"));
+        }
+        let bytes = encode(&text, SHIFT_JIS);
+        let d = DecodedText::decode(&bytes);
+        assert_eq!(d.text(), text);
+        assert!(d.segments.len() > 2);
+        let mut mapper = d.offset_mapper();
+        for (decoded_at, m) in text.match_indices("090-0000-") {
+            let orig = mapper.map(decoded_at);
+            assert_eq!(&bytes[orig..orig + m.len()], m.as_bytes());
+        }
+    }
+
+    #[test]
+    fn utf8_is_borrowed_and_identity_mapped() {
+        let d = DecodedText::decode(SAMPLE.as_bytes());
+        assert!(matches!(d.text, Cow::Borrowed(_)));
+        assert_eq!(d.original_offset(10), 10);
+    }
+
+    #[test]
+    fn line_counter_counts_chars() {
+        let text = "ab\nカード 41\nx";
+        let mut lc = LineCounter::new(text);
+        assert_eq!(lc.locate(0), (1, 1));
+        assert_eq!(lc.locate(text.find("41").expect("present")), (2, 5));
+        assert_eq!(lc.locate(text.len() - 1), (3, 1));
+        assert_eq!(lc.locate(1), (1, 2));
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics_and_maps_in_range(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let d = DecodedText::decode(&bytes);
+            let mut mapper = d.offset_mapper();
+            let mut prev = 0;
+            for (i, _) in d.text().char_indices() {
+                let o = mapper.map(i);
+                prop_assert!(o <= bytes.len());
+                prop_assert!(o >= prev || d.encoding() == TextEncoding::Iso2022Jp);
+                prev = o;
+            }
+        }
+
+        #[test]
+        fn sjis_round_trip_maps_every_char(s in "[a-z0-9０-９あ-んア-ン漢字 \n-]{0,200}") {
+            let bytes = encode(&s, SHIFT_JIS);
+            let d = DecodedText::decode_as(&bytes, TextEncoding::ShiftJis, 0);
+            prop_assert_eq!(d.text(), s.as_str());
+            let mut mapper = d.offset_mapper();
+            for (i, c) in s.char_indices() {
+                let o = mapper.map(i);
+                let mut one = [0u8; 4];
+                let expect = encode(c.encode_utf8(&mut one), SHIFT_JIS);
+                prop_assert_eq!(&bytes[o..o + expect.len()], expect.as_slice());
+            }
+        }
+    }
+}

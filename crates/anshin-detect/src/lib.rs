@@ -1,0 +1,238 @@
+//! anshin's personal-data detectors: find card numbers and Japanese personal
+//! data in untrusted bytes, and report *where* they are without ever
+//! reporting *what* they are.
+//!
+//! This crate is the pure core of `anshin scan` (issue 6). It does no I/O:
+//! callers hand it byte buffers (file contents, archive members, database
+//! cells) and get back [`Finding`]s.
+//!
+//! # Pipeline
+//!
+//! 1. **Decode** ([`decode`]): the encoding is detected per buffer (BOM,
+//!    ISO-2022-JP escapes, UTF-8 validity, UTF-16 NUL pattern, then Shift_JIS
+//!    vs EUC-JP by which decodes cleanly and whose kana pairs are more common).
+//!    UTF-8 is borrowed, not copied. Other encodings are decoded with
+//!    `encoding_rs` in segments cut at bytes no multi-byte sequence contains,
+//!    which makes the segment table an exact map back to original offsets.
+//! 2. **Skip** ([`scan`](Scanner::scan)): a branch-free 32-byte block loop
+//!    stops only at ASCII digits, `:`, `@` and 0xEF (the lead byte of
+//!    full-width digits and the full-width colon). On ordinary text most
+//!    bytes never get further than this loop.
+//! 3. **Tokenize** ([`digits`]): at a digit, a run of digit groups is read
+//!    with full-width digits folded to ASCII and single spaces/hyphens (and
+//!    their look-alikes) as group separators. Every window of up to five
+//!    whole groups is a candidate, so `4111 1111 1111 1111`, `3782 822463
+//!    10005`, `3782 8224 6310 005` and `090-1234-5678` are all one window,
+//!    and a 12-digit window inside a longer number of the same grouping is
+//!    never a candidate (the Presidio My Number false positive).
+//! 4. **Validate** ([`validate`]): brand table + length + Luhn, the My Number
+//!    and corporate-number check digits, the Japanese numbering plan, e-mail
+//!    syntax, month ranges.
+//! 5. **Context** (`context`): an Aho-Corasick automaton of labels (カード番号,
+//!    セキュリティコード, マイナンバー, 電話, 〒, 口座, 氏名, 注文番号, 追跡番号,
+//!    JAN…) runs lazily over the ±128/32-byte window around a candidate, and
+//!    never twice over the same byte. A check digit passes one random string
+//!    in ten, so numeric detectors reach [`Confidence::High`] only with a
+//!    label or CSV column header, and an order/tracking/barcode label right
+//!    before a number suppresses it (hard negatives).
+//! 6. **Report**: each finding gets a masked form, a keyed HMAC-SHA-256
+//!    fingerprint ([`anshin_crypto::fingerprint::FingerprintKey`]) and a
+//!    locator (original byte offset and length, line, column, CSV row/field).
+//!
+//! # Threat notes
+//!
+//! - The input is hostile. Nothing indexes past a bound, the tokenizer holds
+//!   fixed-size buffers, runs are cut at 16 groups / 64 digits, context
+//!   windows are bounded, and every loop advances: time is linear in the
+//!   input. Property tests feed arbitrary bytes.
+//! - Findings never hold a raw value: [`Finding`] has the masked form (at
+//!   most first 6 + last 4 of a card, PCI DSS 3.4.1; last 4 or fewer of other
+//!   numbers; bullets for names and addresses) and a *keyed* fingerprint, so
+//!   a leaked report confirms no value without the tenant's key. `Debug` and
+//!   `Display` of every type print only those.
+//! - Matched digits are copied only into fixed buffers that are zeroized on
+//!   drop ([`zeroize`]); a decoded copy of non-UTF-8 input is wiped on drop.
+//!   Copies the compiler makes (registers, moves) cannot be wiped; the input
+//!   buffer itself belongs to the caller.
+//! - Cards use the fingerprint purpose `"pan"`, the vault's, so a discovered
+//!   card can be matched to a vaulted one with the tenant's key; anyone
+//!   holding that key can also test guesses against a report, so the key
+//!   must stay in the vault.
+//! - Not covered: numbers broken across lines, phone numbers with
+//!   parentheses (`(03)1234-5678`), postal codes checked against Japan Post's
+//!   list, driver's licences, names without a label or header.
+
+mod context;
+pub mod corpus;
+mod csv;
+pub mod decode;
+pub mod digits;
+mod finding;
+mod scan;
+pub mod validate;
+
+use anshin_crypto::fingerprint::FingerprintKey;
+
+pub use decode::{DecodedText, TextEncoding};
+pub use finding::{Category, Confidence, Finding, Fingerprint, Locator, RecordLocator};
+
+/// What a scan reports and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ScanOptions {
+    /// Findings below this confidence are dropped. Default
+    /// [`Confidence::Medium`]: `Low` means "check digit only" and is one
+    /// random number in ten.
+    pub min_confidence: Confidence,
+    /// Report well-known public test card numbers (marked `test_value`).
+    pub include_test_values: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            min_confidence: Confidence::Medium,
+            include_test_values: true,
+        }
+    }
+}
+
+impl ScanOptions {
+    /// Sets [`ScanOptions::min_confidence`].
+    pub fn min_confidence(mut self, confidence: Confidence) -> Self {
+        self.min_confidence = confidence;
+        self
+    }
+
+    /// Sets [`ScanOptions::include_test_values`].
+    pub fn include_test_values(mut self, include: bool) -> Self {
+        self.include_test_values = include;
+        self
+    }
+}
+
+/// The result of scanning one buffer.
+#[derive(Debug, Clone)]
+pub struct ScanOutput {
+    /// The detected encoding.
+    pub encoding: TextEncoding,
+    /// Malformed bytes were replaced while decoding (a `partial` hint).
+    pub decode_errors: bool,
+    /// Findings in input order.
+    pub findings: Vec<Finding>,
+}
+
+/// The detectors, with the tenant's fingerprint key. Build once and share:
+/// scanning takes `&self`, so one scanner serves many threads.
+#[derive(Debug)]
+pub struct Scanner {
+    key: FingerprintKey,
+    keywords: context::Keywords,
+    options: ScanOptions,
+}
+
+impl Scanner {
+    /// A scanner with default options.
+    pub fn new(key: FingerprintKey) -> Self {
+        Self::with_options(key, ScanOptions::default())
+    }
+
+    /// A scanner with the given options.
+    pub fn with_options(key: FingerprintKey, options: ScanOptions) -> Self {
+        Self {
+            key,
+            keywords: context::Keywords::new(),
+            options,
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &ScanOptions {
+        &self.options
+    }
+
+    /// The fingerprint a finding of `category` with the normalised `value`
+    /// would carry: ASCII digits for numbers (a phone in national form with
+    /// its leading 0; expiry as MMYY), the lower-cased address for e-mail,
+    /// the trimmed text for names and addresses, letters and digits for
+    /// passport and residence card numbers. For allow-lists and ground truth.
+    pub fn fingerprint(&self, category: Category, value: &[u8]) -> Fingerprint {
+        Fingerprint(self.key.fingerprint(category.fingerprint_purpose(), value))
+    }
+
+    /// Scans a buffer as text in whatever encoding it is in.
+    pub fn scan(&self, input: &[u8]) -> ScanOutput {
+        let decoded = DecodedText::decode(input);
+        let mut engine = scan::Engine::new(self, decoded.text());
+        engine.scan_region(scan::Region {
+            start: 0,
+            end: decoded.text().len(),
+            column: 0,
+        });
+        let findings = resolve(&decoded, engine.out, &[]);
+        ScanOutput {
+            encoding: decoded.encoding(),
+            decode_errors: decoded.had_errors(),
+            findings,
+        }
+    }
+
+    /// Scans a buffer as CSV/TSV. `delimiter` `None` picks the most frequent
+    /// of `,` `\t` `;` `|` in the first line. When the first row holds a
+    /// recognised header (氏名, 電話番号, email, カード番号…), each column's
+    /// header is the context of its cells and name/address columns report
+    /// every non-empty cell.
+    pub fn scan_csv(&self, input: &[u8], delimiter: Option<u8>) -> ScanOutput {
+        let decoded = DecodedText::decode(input);
+        let mut engine = scan::Engine::new(self, decoded.text());
+        let headers = csv::scan(&mut engine, decoded.text(), delimiter);
+        let findings = resolve(&decoded, engine.out, &headers);
+        ScanOutput {
+            encoding: decoded.encoding(),
+            decode_errors: decoded.had_errors(),
+            findings,
+        }
+    }
+
+    /// Scans text that is already UTF-8. Offsets are offsets into `text`.
+    pub fn scan_str(&self, text: &str) -> Vec<Finding> {
+        self.scan(text.as_bytes()).findings
+    }
+}
+
+/// Sorts candidates and turns decoded offsets into locators.
+fn resolve(decoded: &DecodedText<'_>, mut out: Vec<scan::Candidate>, headers: &[String]) -> Vec<Finding> {
+    out.sort_by_key(|c| (c.start, c.end));
+    let mut mapper = decoded.offset_mapper();
+    let mut lines = decode::LineCounter::new(decoded.text());
+    let mut findings = Vec::with_capacity(out.len());
+    for c in out {
+        let (line, column) = lines.locate(c.start);
+        let byte_offset = mapper.map(c.start);
+        let byte_end = mapper.map(c.end);
+        let record = c.record.map(|(row, field)| RecordLocator {
+            row,
+            field,
+            header: field.checked_sub(1).and_then(|i| headers.get(i)).cloned(),
+        });
+        findings.push(Finding {
+            category: c.category,
+            confidence: c.confidence,
+            kind: c.kind,
+            test_value: c.test_value,
+            masked: c.masked,
+            fingerprint: Fingerprint(c.fingerprint),
+            locator: Locator {
+                byte_offset,
+                byte_len: byte_end.saturating_sub(byte_offset),
+                line,
+                column,
+                record,
+            },
+        });
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests;
