@@ -54,11 +54,14 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http::router(app))
+    axum::serve(listener, http::router(app.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::internal)?;
-    tracing::info!("stopped");
+    match app.store.group_commit() {
+        Some((writes, commits)) => tracing::info!(writes, commits, "stopped"),
+        None => tracing::info!("stopped"),
+    }
     Ok(())
 }
 

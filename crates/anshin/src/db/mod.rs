@@ -283,6 +283,15 @@ impl Store {
         }
     }
 
+    /// Writes and commits made by this process, where the store batches them
+    /// itself (SQLite); PostgreSQL groups commits on the server.
+    pub fn group_commit(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Sqlite(s) => Some(s.group_commit()),
+            Self::Postgres(_) => None,
+        }
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self.ping())
