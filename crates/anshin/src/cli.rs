@@ -180,6 +180,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         env = "ANSHIN_BENCH_POSTGRES_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     pub postgres_url: String,

@@ -226,6 +226,18 @@ impl App {
             .as_deref()
             .map(|a| parse_or_404(OrderId::parse, a, "order"))
             .transpose()?;
+        // The cursor must be an order of this shop: anything else is the same 404
+        // as a missing id, so cursors cannot probe other shops' orders.
+        if let Some(after) = &after {
+            let scope = Scope {
+                tenant: actor.tenant_id.as_ref(),
+                shop: Some(&shop),
+            };
+            self.store
+                .order(scope, after)
+                .await?
+                .ok_or_else(|| Error::not_found("order"))?;
+        }
         let rows = self.store.orders(&shop, after.as_ref(), limit).await?;
         let full_page = rows.len() == limit as usize;
         let orders: Vec<Order> = rows.into_iter().map(Order::from).collect();

@@ -12,6 +12,10 @@
 //! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
 //! | auditor   | list principals and tenants (metadata only, no personal data)        |
+//!
+//! Creating principals follows [`Role::may_create`]: a tenant operator may create
+//! operators, shops and auditors of its tenant, never a processor (that would
+//! give it reveal by the back door).
 
 use utoipa::ToSchema;
 
@@ -122,6 +126,14 @@ impl Role {
             Self::Processor => matches!(action, A::ReadCard | A::RevealCard),
             Self::Auditor => matches!(action, A::ReadTenants | A::ReadPrincipals),
         }
+    }
+
+    /// Whether a principal with this role may create a principal with `target`.
+    /// A creator never hands out rights it does not have: only global operators
+    /// (and the local command line, which holds the root key) create processor
+    /// keys, since processors reveal card data and operators may not.
+    pub fn may_create(self, target: Role, creator_is_global: bool) -> bool {
+        self == Self::Operator && (target != Self::Processor || creator_is_global)
     }
 
     /// The stable name.
@@ -238,6 +250,18 @@ mod tests {
             Action::LookupCard,
         ] {
             assert!(!Role::Shop.may(action), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn only_global_operators_create_processors() {
+        assert!(Role::Operator.may_create(Role::Processor, true));
+        assert!(!Role::Operator.may_create(Role::Processor, false));
+        for target in [Role::Operator, Role::Shop, Role::Auditor] {
+            assert!(Role::Operator.may_create(target, false));
+        }
+        for creator in [Role::Shop, Role::Processor, Role::Auditor] {
+            assert!(!creator.may_create(Role::Shop, true));
         }
     }
 

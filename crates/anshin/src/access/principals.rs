@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anshin_crypto::secret::SecretString;
@@ -28,18 +29,32 @@ pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
 const AUTH_CACHE_MAX: usize = 10_000;
 
 /// Cache of authenticated keys, by key hash.
+///
+/// The generation changes whenever a principal is disabled; a lookup that began
+/// before the change does not cache its (possibly stale) answer.
 #[derive(Default)]
-pub struct AuthCache(RwLock<HashMap<[u8; 32], (Actor, Instant)>>);
+pub struct AuthCache {
+    entries: RwLock<HashMap<[u8; 32], (Actor, Instant)>>,
+    generation: AtomicU64,
+}
 
 impl AuthCache {
     fn get(&self, hash: &[u8; 32]) -> Option<Actor> {
-        let map = self.0.read().ok()?;
+        let map = self.entries.read().ok()?;
         let (actor, at) = map.get(hash)?;
         (at.elapsed() < AUTH_CACHE_TTL).then(|| actor.clone())
     }
 
-    fn put(&self, hash: [u8; 32], actor: Actor) {
-        if let Ok(mut map) = self.0.write() {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn put(&self, hash: [u8; 32], actor: Actor, generation: u64) {
+        if let Ok(mut map) = self.entries.write() {
+            // Checked under the lock that `clear` also takes.
+            if self.generation() != generation {
+                return;
+            }
             if map.len() >= AUTH_CACHE_MAX {
                 map.clear();
             }
@@ -48,7 +63,8 @@ impl AuthCache {
     }
 
     fn clear(&self) {
-        if let Ok(mut map) = self.0.write() {
+        if let Ok(mut map) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             map.clear();
         }
     }
@@ -149,6 +165,11 @@ impl App {
     ) -> Result<(Principal, SecretString)> {
         if let Some(actor) = actor {
             actor.require(Action::ManagePrincipals)?;
+            if !actor.role.may_create(input.role, actor.tenant_id.is_none()) {
+                return Err(Error::forbidden(
+                    "create principals with this role (processor keys need a global operator)",
+                ));
+            }
         }
         let name = text::label(&input.name, 200, "invalid_name", "name")?;
         let requested_tenant = input
@@ -282,6 +303,7 @@ impl App {
             return Err(invalid());
         }
         let hash = token::api_key_hash(key);
+        let generation = self.auth.generation();
         if let Some(actor) = self.auth.get(&hash) {
             tracing::trace!(principal = %actor.principal_id, role = actor.role.as_str(), cached = true, "authenticated");
             return Ok(actor);
@@ -299,7 +321,7 @@ impl App {
             shop_id: row.shop_id,
         };
         tracing::trace!(principal = %actor.principal_id, role = actor.role.as_str(), cached = false, "authenticated");
-        self.auth.put(hash, actor.clone());
+        self.auth.put(hash, actor.clone(), generation);
         Ok(actor)
     }
 }

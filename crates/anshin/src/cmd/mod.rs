@@ -78,11 +78,22 @@ fn exit_code(err: &Error) -> u8 {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Fails only if a subscriber is already set (never in the binary).
+/// The log filter for a user's `--log` spec. tokio-postgres is held at info
+/// whatever the spec: its debug lines print every statement's parameters, which
+/// would copy ciphertexts, wrapped keys and fingerprints into the log.
+pub fn log_filter(spec: &str) -> EnvFilter {
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    match "tokio_postgres=info".parse() {
+        Ok(cap) => filter.add_directive(cap),
+        Err(_) => filter,
+    }
+}
+
+fn init_logging(spec: &str) {
+    // Fails only if a subscriber is already set (never in the binary). Also
+    // routes the `log` records of dependencies through the same filter.
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(spec))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();

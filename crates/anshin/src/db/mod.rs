@@ -163,8 +163,22 @@ pub mod card_field {
 pub enum CardInsert {
     /// A new card; the token given was stored.
     Inserted,
-    /// The tenant already holds this card (same fingerprint) under this token.
-    Existing(CardToken),
+    /// The tenant already holds this card (same fingerprint) under `token`.
+    /// `newly_visible` is true when this call gave the shop access to it.
+    Existing { token: CardToken, newly_visible: bool },
+    /// The conflicting card was shredded before it could be read: try again.
+    Vanished,
+}
+
+/// Result of a shop giving up a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardRelease {
+    /// The shop had no such card.
+    NotFound,
+    /// The shop no longer sees the card; other shops still hold it.
+    Released,
+    /// No one held it any more: the card was crypto-shredded.
+    Shredded,
 }
 
 /// Index of each sealed customer field in [`CustomerRow::sealed`].
@@ -376,6 +390,18 @@ impl Store {
     /// later ones in `card_shops`, so the common case writes one row).
     pub async fn insert_card(&self, card: CardRow, shop: Option<ShopId>) -> Result<CardInsert, StoreError> {
         dispatch!(self.insert_card(card, shop))
+    }
+
+    /// Takes away `shop`'s access to a card, and crypto-shreds the card when no
+    /// shop holds it any more, in one transaction.
+    pub async fn release_card(
+        &self,
+        tenant: &TenantId,
+        shop: &ShopId,
+        token: &CardToken,
+        at: i64,
+    ) -> Result<CardRelease, StoreError> {
+        dispatch!(self.release_card(tenant, shop, token, at))
     }
 
     /// A card within `scope` (a shop sees only cards linked to it).

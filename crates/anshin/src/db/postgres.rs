@@ -11,8 +11,8 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    CardInsert, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope, ShopRow,
-    StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+    CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
+    ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
@@ -68,12 +68,26 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::BadUrl(e.to_string()))?;
         let store = Self { pool };
+        store.require_durable_commits().await?;
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// A 2xx answer promises a durable write: refuse a server (or role, or
+    /// database) configured to acknowledge commits before they are flushed.
+    async fn require_durable_commits(&self) -> Result<(), StoreError> {
+        let row = self.query_opt("SHOW synchronous_commit", &[]).await?;
+        let setting: String = row.map(|r| r.get(0)).unwrap_or_default();
+        if setting == "off" {
+            return Err(StoreError::Backend(
+                "PostgreSQL has synchronous_commit = off; anshin needs durable commits: set it to on".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -370,24 +384,95 @@ impl PgStore {
         if inserted {
             return Ok(CardInsert::Inserted);
         }
-        let row = self
+        let Some(row) = self
             .query_opt(
                 "SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2",
                 &[&card.tenant_id.as_str(), &fingerprint],
             )
             .await?
-            .ok_or(StoreError::Corrupt("conflicting card vanished"))?;
+        else {
+            return Ok(CardInsert::Vanished);
+        };
         let token: String = row.get(0);
-        if let Some(shop) = shop {
-            self.execute(
-                "INSERT INTO card_shops (token, shop_id)
-                 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = $1 AND shop_id = $2)
-                 ON CONFLICT DO NOTHING",
-                &[&token, &shop],
+        let newly_visible = match shop {
+            Some(shop) => {
+                self.execute(
+                    "INSERT INTO card_shops (token, shop_id)
+                     SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = $1 AND shop_id = $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&token, &shop],
+                )
+                .await?
+                    == 1
+            }
+            None => false,
+        };
+        Ok(CardInsert::Existing {
+            token: CardToken::from_db(token),
+            newly_visible,
+        })
+    }
+
+    pub(super) async fn release_card(
+        &self,
+        tenant: &TenantId,
+        shop: &ShopId,
+        token: &CardToken,
+        at: i64,
+    ) -> Result<CardRelease, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let (t, s) = (token.as_str(), shop.as_str());
+        // Lock the card row so a concurrent release sees the result of this one.
+        let visible = tx
+            .query_opt(
+                "SELECT 1 FROM cards WHERE token = $1 AND tenant_id = $2 AND deleted_at IS NULL
+                   AND (shop_id = $3 OR EXISTS (SELECT 1 FROM card_shops WHERE token = $1 AND shop_id = $3))
+                 FOR UPDATE",
+                &[&t, &tenant.as_str(), &s],
             )
-            .await?;
+            .await
+            .map_err(pg)?
+            .is_some();
+        if !visible {
+            return Ok(CardRelease::NotFound);
         }
-        Ok(CardInsert::Existing(CardToken::from_db(token)))
+        tx.execute(
+            "UPDATE cards SET shop_id = NULL WHERE token = $1 AND shop_id = $2",
+            &[&t, &s],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            "DELETE FROM card_shops WHERE token = $1 AND shop_id = $2",
+            &[&t, &s],
+        )
+        .await
+        .map_err(pg)?;
+        let held = tx
+            .query_opt(
+                "SELECT 1 FROM cards WHERE token = $1
+                   AND (shop_id IS NOT NULL OR EXISTS (SELECT 1 FROM card_shops WHERE token = $1))",
+                &[&t],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        let outcome = if held {
+            CardRelease::Released
+        } else {
+            tx.execute(
+                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = $2
+                 WHERE token = $1",
+                &[&t, &at],
+            )
+            .await
+            .map_err(pg)?;
+            CardRelease::Shredded
+        };
+        tx.commit().await.map_err(pg)?;
+        Ok(outcome)
     }
 
     pub(super) async fn card(
@@ -576,7 +661,7 @@ impl PgStore {
                 &format!(
                     "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN cards c ON c.token = o.card_token
                      WHERE o.shop_id = $1
-                       AND ($2::text IS NULL OR (o.created_at, o.id) > (SELECT created_at, id FROM orders WHERE id = $2))
+                       AND ($2::text IS NULL OR (o.created_at, o.id) > (SELECT created_at, id FROM orders WHERE id = $2 AND shop_id = $1))
                      ORDER BY o.created_at, o.id LIMIT $3"
                 ),
                 &[&shop.as_str(), &after.map(OrderId::as_str), &i64::from(limit)],

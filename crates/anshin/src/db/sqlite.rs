@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
 use super::{
-    CardInsert, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope, ShopRow,
-    StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+    CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
+    ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
@@ -416,20 +416,63 @@ impl SqliteStore {
             }
             let existing: String = c
                 .prepare_cached("SELECT token FROM cards WHERE tenant_id = ?1 AND fingerprint = ?2")?
-                .query_row(
-                    params![card.tenant_id.as_str(), card.fingerprint.as_ref().map(|f| &f[..])],
-                    |r| r.get(0),
-                )?;
-            if let Some(shop) = shop {
-                c.prepare_cached(
-                    "INSERT INTO card_shops (token, shop_id)
-                     SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = ?1 AND shop_id = ?2)
-                     ON CONFLICT DO NOTHING",
+                .query_row(params![card.tenant_id.as_str(), card.fingerprint.as_ref().map(|f| &f[..])], |r| {
+                    r.get(0)
+                })?;
+            let newly_visible = match shop {
+                Some(shop) => {
+                    c.prepare_cached(
+                        "INSERT INTO card_shops (token, shop_id)
+                         SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = ?1 AND shop_id = ?2)
+                         ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![existing, shop.as_str()])?
+                        == 1
+                }
+                None => false,
+            };
+            Ok(CardInsert::Existing { token: CardToken::from_db(existing), newly_visible })
+        })
+        .await
+    }
+
+    pub(super) async fn release_card(
+        &self,
+        tenant: &TenantId,
+        shop: &ShopId,
+        token: &CardToken,
+        at: i64,
+    ) -> Result<CardRelease, StoreError> {
+        let (tenant, shop, token) = (tenant.clone(), shop.clone(), token.clone());
+        self.write(move |c| {
+            let (t, s) = (token.as_str(), shop.as_str());
+            let visible = c
+                .prepare_cached(
+                    "SELECT 1 FROM cards WHERE token = ?1 AND tenant_id = ?2 AND deleted_at IS NULL
+                       AND (shop_id = ?3 OR EXISTS (SELECT 1 FROM card_shops WHERE token = ?1 AND shop_id = ?3))",
                 )?
-                .execute(params![existing, shop.as_str()])?;
+                .exists(params![t, tenant.as_str(), s])?;
+            if !visible {
+                return Ok(CardRelease::NotFound);
             }
-            let outcome = CardInsert::Existing(CardToken::from_db(existing));
-            Ok(outcome)
+            c.prepare_cached("UPDATE cards SET shop_id = NULL WHERE token = ?1 AND shop_id = ?2")?.execute(params![t, s])?;
+            c.prepare_cached("DELETE FROM card_shops WHERE token = ?1 AND shop_id = ?2")?.execute(params![t, s])?;
+            let held = c
+                .prepare_cached(
+                    "SELECT 1 FROM cards WHERE token = ?1
+                       AND (shop_id IS NOT NULL OR EXISTS (SELECT 1 FROM card_shops WHERE token = ?1))",
+                )?
+                .exists(params![t])?;
+            if held {
+                return Ok(CardRelease::Released);
+            }
+            c.prepare_cached(
+                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = ?2
+                 WHERE token = ?1",
+            )?
+            .execute(params![t, at])?;
+            Ok(CardRelease::Shredded)
         })
         .await
     }
@@ -607,7 +650,7 @@ impl SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN cards c ON c.token = o.card_token
                  WHERE o.shop_id = ?1
-                   AND (?2 IS NULL OR (o.created_at, o.id) > (SELECT created_at, id FROM orders WHERE id = ?2))
+                   AND (?2 IS NULL OR (o.created_at, o.id) > (SELECT created_at, id FROM orders WHERE id = ?2 AND shop_id = ?1))
                  ORDER BY o.created_at, o.id LIMIT ?3"
             ))?
             .query_map(params![shop.as_str(), after.map(OrderId::as_str), limit], order_view)?

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::access::{Action, Actor};
 use crate::app::App;
 use crate::clock;
-use crate::db::{CardInsert, CardRow, Scope, Sealed, card_field};
+use crate::db::{CardInsert, CardRelease, CardRow, Scope, Sealed, card_field};
 use crate::error::{Error, Result};
 use crate::ids::{CardToken, TenantId, parse_or_404};
 use crate::vault::keys::{RecordKind, TenantKeys};
@@ -54,7 +54,8 @@ pub struct CardLookup {
     pub tenant_id: Option<String>,
 }
 
-/// What anyone allowed to read a card sees (PCI DSS 3.4.1).
+/// What anyone allowed to read a card sees (PCI DSS 3.4.1). No timestamps: when
+/// a card was first tokenized would tell a shop about other shops' customers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MaskedCard {
     /// The card's token.
@@ -68,8 +69,6 @@ pub struct MaskedCard {
     pub exp_month: u8,
     /// Expiry year.
     pub exp_year: u16,
-    /// When the card was first tokenized (RFC 3339).
-    pub created_at: String,
 }
 
 /// Full card data, for processors. Serialized only into a reveal response.
@@ -123,6 +122,10 @@ impl Expiry {
         Ok(Self { month, year })
     }
 
+    fn is_later_than(self, other: Self) -> bool {
+        (self.year, self.month) > (other.year, other.month)
+    }
+
     fn encode(self) -> String {
         format!("{:02}/{:04}", self.month, self.year)
     }
@@ -172,9 +175,12 @@ fn optional_tenant(value: Option<&str>) -> Result<Option<TenantId>> {
 }
 
 impl App {
-    /// Tokenizes a card. Returns the masked card and whether it was new: the same
-    /// number in the same tenant always gets the same token, and its expiry and
-    /// holder name are updated to the latest given.
+    /// Tokenizes a card. Returns the masked card and whether it is new to the
+    /// caller: the same number in the same tenant always gets the same token,
+    /// and a shop gets 201 for any card it had not tokenized itself, so it
+    /// learns nothing about other shops' customers. A later expiry (a renewed
+    /// card) replaces the stored expiry and holder name; anything else keeps them,
+    /// so one shop cannot rewrite the details other shops' payments rely on.
     pub async fn tokenize(&self, actor: &Actor, input: CardInput) -> Result<(MaskedCard, bool)> {
         actor.require(Action::Tokenize)?;
         let tenant = actor.tenant_for(optional_tenant(input.tenant_id.as_deref())?.as_ref())?;
@@ -182,54 +188,68 @@ impl App {
         let expiry = Expiry::parse(input.exp_month, input.exp_year)?;
         let holder = holder_name(&input.holder_name)?;
         let keys = self.keyring.tenant(&self.store, &tenant).await?;
-
-        let token = CardToken::generate()?;
-        let (record, kek_version, wrapped_dek) = keys.new_record(RecordKind::Card, token.as_str())?;
-        let expiry_text = expiry.encode();
-        let row = CardRow {
-            token: token.clone(),
-            tenant_id: tenant.clone(),
-            fingerprint: Some(keys.fingerprint("pan", pan.expose().as_bytes())),
-            brand: pan.brand().as_str().to_owned(),
-            last4: pan.last4(),
-            sealed: Some(Sealed {
-                kek_version,
-                wrapped_dek,
-                fields: [
-                    Some(record.seal("number", pan.expose().as_bytes())?),
-                    Some(record.seal("expiry", expiry_text.as_bytes())?),
-                    Some(record.seal("holder", holder.expose().as_bytes())?),
-                ],
-            }),
-            created_at: clock::now_ms(),
-            deleted_at: None,
-        };
+        let fingerprint = keys.fingerprint("pan", pan.expose().as_bytes());
         let shop = actor.scope().shop.cloned();
-        match self.store.insert_card(row.clone(), shop).await? {
-            CardInsert::Inserted => Ok((masked(&row, expiry), true)),
-            CardInsert::Existing(existing) => {
-                let scope = Scope {
-                    tenant: Some(&tenant),
-                    shop: None,
-                };
-                let stored = self
-                    .store
-                    .card(scope, &existing)
-                    .await?
-                    .ok_or_else(|| Error::not_found("card"))?;
-                let (stored_expiry, stored_holder) = open_details(&keys, &stored)?;
-                if stored_expiry != expiry || stored_holder.expose() != holder.expose() {
-                    let sealed = stored.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
-                    let record = keys.open_record(RecordKind::Card, existing.as_str(), sealed)?;
-                    let new_expiry = record.seal("expiry", expiry_text.as_bytes())?;
-                    let new_holder = record.seal("holder", holder.expose().as_bytes())?;
-                    self.store
-                        .update_card_details(&tenant, &existing, new_expiry, new_holder)
-                        .await?;
-                }
-                Ok((masked(&stored, expiry), false))
-            }
+        let expiry_text = expiry.encode();
+        // A card shredded between the insert and the read below is stored anew.
+        for _ in 0..3 {
+            let token = CardToken::generate()?;
+            let (record, kek_version, wrapped_dek) = keys.new_record(RecordKind::Card, token.as_str())?;
+            let row = CardRow {
+                token: token.clone(),
+                tenant_id: tenant.clone(),
+                fingerprint: Some(fingerprint),
+                brand: pan.brand().as_str().to_owned(),
+                last4: pan.last4(),
+                sealed: Some(Sealed {
+                    kek_version,
+                    wrapped_dek,
+                    fields: [
+                        Some(record.seal("number", pan.expose().as_bytes())?),
+                        Some(record.seal("expiry", expiry_text.as_bytes())?),
+                        Some(record.seal("holder", holder.expose().as_bytes())?),
+                    ],
+                }),
+                created_at: clock::now_ms(),
+                deleted_at: None,
+            };
+            let (existing, newly_visible) = match self.store.insert_card(row.clone(), shop.clone()).await? {
+                CardInsert::Inserted => return Ok((masked(&row, expiry), true)),
+                CardInsert::Vanished => continue,
+                CardInsert::Existing { token, newly_visible } => (token, newly_visible),
+            };
+            let scope = Scope {
+                tenant: Some(&tenant),
+                shop: None,
+            };
+            let Some(stored) = self
+                .store
+                .card(scope, &existing)
+                .await?
+                .filter(|r| r.sealed.is_some())
+            else {
+                continue;
+            };
+            let (stored_expiry, _) = open_details(&keys, &stored)?;
+            let shown = if expiry.is_later_than(stored_expiry) {
+                let sealed = stored.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
+                let record = keys.open_record(RecordKind::Card, existing.as_str(), sealed)?;
+                let new_expiry = record.seal("expiry", expiry_text.as_bytes())?;
+                let new_holder = record.seal("holder", holder.expose().as_bytes())?;
+                self.store
+                    .update_card_details(&tenant, &existing, new_expiry, new_holder)
+                    .await?;
+                expiry
+            } else {
+                stored_expiry
+            };
+            return Ok((masked(&stored, shown), newly_visible));
         }
+        Err(Error::new(
+            crate::error::ErrorKind::Conflict,
+            "card_busy",
+            "the card was being deleted while it was tokenized; retry",
+        ))
     }
 
     /// A card's masked view.
@@ -271,16 +291,22 @@ impl App {
         self.card(actor, token.as_str()).await
     }
 
-    /// Crypto-shreds a card: its data key and ciphertexts are destroyed, so no copy
-    /// of the ciphertext can be opened again; the token remains as a tombstone.
+    /// Deletes a card. An operator crypto-shreds it: its data key and
+    /// ciphertexts are overwritten and the token remains as a tombstone. A shop
+    /// gives up its own access; the card is shredded once no shop holds it, so
+    /// one shop cannot destroy a card other shops' orders still use.
     pub async fn delete_card(&self, actor: &Actor, token: &str) -> Result<()> {
         actor.require(Action::DeleteCard)?;
         let token = parse_or_404(CardToken::parse, token, "card")?;
-        if self
-            .store
-            .shred_card(actor.scope(), &token, clock::now_ms())
-            .await?
-        {
+        let now = clock::now_ms();
+        let found = match actor.scope().shop {
+            Some(shop) => {
+                let tenant = actor.tenant_for(None)?;
+                self.store.release_card(&tenant, shop, &token, now).await? != CardRelease::NotFound
+            }
+            None => self.store.shred_card(actor.scope(), &token, now).await?,
+        };
+        if found {
             Ok(())
         } else {
             Err(Error::not_found("card"))
@@ -312,7 +338,6 @@ fn masked(row: &CardRow, expiry: Expiry) -> MaskedCard {
         last4: row.last4.clone(),
         exp_month: expiry.month,
         exp_year: expiry.year,
-        created_at: clock::rfc3339(row.created_at),
     }
 }
 

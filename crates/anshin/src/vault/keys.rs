@@ -45,6 +45,12 @@ impl RootKey {
             .open(path)
             .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()));
         text.zeroize();
+        // The directory entry must be durable too: a database that outlives its
+        // root key after a crash could never be opened again.
+        let written = written.and_then(|()| match path.parent() {
+            Some(dir) => fs::File::open(dir).and_then(|d| d.sync_all()),
+            None => Ok(()),
+        });
         written.map_err(|e| {
             Error::new(
                 ErrorKind::Internal,

@@ -19,6 +19,7 @@ both_backends!(
     role_without_permission_is_403,
     other_tenants_ids_are_the_same_404_as_missing_ones,
     shops_see_only_their_own,
+    a_shared_card_is_protected_from_the_other_shops,
     customers_are_stored_and_shown_masked,
     customer_validation_codes,
     orders_create_read_list_complete,
@@ -99,6 +100,33 @@ async fn tenants_shops_and_principals(t: TestApp) {
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+
+    // A tenant operator cannot mint itself reveal rights through a processor key.
+    let (status, body) = t
+        .call(
+            Method::POST,
+            "/v1/principals",
+            Some(&scoped),
+            Some(json!({"name": "x", "role": "processor"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (status, _) = t
+        .call(
+            Method::POST,
+            "/v1/principals",
+            Some(&scoped),
+            Some(json!({"name": "x", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "tenant operators may create auditors"
     );
 
     // Shop principals need a shop; other roles refuse one.
@@ -533,6 +561,12 @@ async fn other_tenants_ids_are_the_same_404_as_missing_ones(t: TestApp) {
         ),
         (
             Method::GET,
+            format!("/v1/orders?after={order_id}"),
+            "/v1/orders?after=ord_aaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+            &key_b,
+        ),
+        (
+            Method::GET,
             format!("/v1/cards/{token}"),
             "/v1/cards/not-even-a-token".into(),
             &key_b,
@@ -615,7 +649,8 @@ async fn shops_see_only_their_own(t: TestApp) {
     assert_eq!(page["orders"].as_array().map(Vec::len), Some(0));
     let (_, page) = t.call(Method::GET, "/v1/orders", Some(&key_1), None).await;
     assert_eq!(page["orders"].as_array().map(Vec::len), Some(1));
-    // Once shop 2 tokenizes the same card itself, it may see it (same tenant token).
+    // Once shop 2 tokenizes the same card itself, it may see it (same tenant
+    // token), and it is answered exactly as for a card new to the tenant.
     let (status, again) = t
         .call(
             Method::POST,
@@ -624,11 +659,94 @@ async fn shops_see_only_their_own(t: TestApp) {
             Some(card("4242424242424242")),
         )
         .await;
-    assert_eq!((status, again["token"].as_str()), (StatusCode::OK, Some(token)));
+    assert_eq!(
+        (status, again["token"].as_str()),
+        (StatusCode::CREATED, Some(token))
+    );
+    assert!(
+        again.get("created_at").is_none(),
+        "no timestamp tells when another shop first saw the card"
+    );
     let (status, _) = t
         .call(Method::GET, &format!("/v1/cards/{token}"), Some(&key_2), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+async fn a_shared_card_is_protected_from_the_other_shops(t: TestApp) {
+    let (tenant, _, key_1) = t.tenant_with_shop("t").await;
+    let shop_2 = t.shop(&tenant, "second").await;
+    let key_2 = t.key("shop", &tenant, Some(&shop_2)).await;
+    let processor = t.key("processor", &tenant, None).await;
+    let body = |exp_year: u16, holder: &str| json!({"number": "4012888888881881", "exp_month": 6, "exp_year": exp_year, "holder_name": holder});
+    let (_, first) = t
+        .call(
+            Method::POST,
+            "/v1/cards",
+            Some(&key_1),
+            Some(body(2032, "REAL HOLDER")),
+        )
+        .await;
+    let token = first["token"].as_str().expect("token").to_owned();
+    let reveal_path = format!("/v1/cards/{token}/reveal");
+    let reveal = || t.call(Method::POST, &reveal_path, Some(&processor), None);
+
+    // Shop 2 cannot rewrite the holder or roll the expiry back; a renewal (later expiry) counts.
+    let (status, shown) = t
+        .call(
+            Method::POST,
+            "/v1/cards",
+            Some(&key_2),
+            Some(body(2031, "MALLORY")),
+        )
+        .await;
+    assert_eq!(
+        (status, shown["exp_year"].as_u64()),
+        (StatusCode::CREATED, Some(2032))
+    );
+    let (_, same) = t
+        .call(
+            Method::POST,
+            "/v1/cards",
+            Some(&key_2),
+            Some(body(2032, "MALLORY")),
+        )
+        .await;
+    assert_eq!(same["token"].as_str(), Some(token.as_str()));
+    assert_eq!(reveal().await.1["holder_name"], "REAL HOLDER");
+    let (status, renewed) = t
+        .call(
+            Method::POST,
+            "/v1/cards",
+            Some(&key_1),
+            Some(body(2034, "REAL HOLDER")),
+        )
+        .await;
+    assert_eq!(
+        (status, renewed["exp_year"].as_u64()),
+        (StatusCode::OK, Some(2034))
+    );
+
+    // Shop 2 deleting gives up only its own access; shop 1 keeps the card.
+    let (status, _) = t
+        .call(Method::DELETE, &format!("/v1/cards/{token}"), Some(&key_2), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = t
+        .call(Method::GET, &format!("/v1/cards/{token}"), Some(&key_2), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = t
+        .call(Method::GET, &format!("/v1/cards/{token}"), Some(&key_1), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reveal().await.0, StatusCode::OK);
+    // When the last shop lets go, the card is shredded.
+    let (status, _) = t
+        .call(Method::DELETE, &format!("/v1/cards/{token}"), Some(&key_1), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(reveal().await.0, StatusCode::NOT_FOUND);
 }
 
 async fn customers_are_stored_and_shown_masked(t: TestApp) {

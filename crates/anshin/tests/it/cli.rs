@@ -307,3 +307,104 @@ async fn a_second_node_on_a_shared_database_is_told_to_copy_the_root_key() {
         "keys made on node 1 work on node 2"
     );
 }
+
+/// The real server at its most verbose, on each backend: hyper, the pool and the
+/// drivers log through the binary's own subscriber, and none of it may carry a
+/// card number, personal data or a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_server_logging_at_trace_never_prints_secrets() {
+    let postgres = crate::harness::TestApp::new(crate::harness::Backend::Postgres).await;
+    let urls = [
+        None,
+        postgres.as_ref().and_then(|p| p.location.database_url.clone()),
+    ];
+    for (i, url) in urls.iter().enumerate() {
+        if i == 1 && url.is_none() {
+            continue; // PostgreSQL skipped (not under CI)
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let log_path = dir.path().join("stderr.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_anshin"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("ANSHIN_LOG", "trace")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path).expect("log file"));
+        match url {
+            // A node joining the PostgreSQL database of the harness app uses its root key.
+            Some(url) => {
+                std::fs::create_dir_all(&data).expect("dir");
+                let root = postgres.as_ref().expect("pg").data_dir().join("root.key");
+                std::fs::copy(root, data.join("root.key")).expect("copy root key");
+                std::fs::set_permissions(data.join("root.key"), std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+                command.env("ANSHIN_DATABASE_URL", url);
+            }
+            None => {
+                command.env_remove("ANSHIN_DATABASE_URL");
+            }
+        }
+        let mut child = command.spawn().expect("spawn");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut stdout = Vec::new();
+        let addr = loop {
+            let line = lines.next().expect("listening").expect("line");
+            if let Some(rest) = line.strip_prefix("anshin listening on http://") {
+                break rest.split_whitespace().next().expect("addr").to_owned();
+            }
+            stdout.push(line);
+        };
+        let server = Server { child, addr, stdout };
+        let key = match &postgres {
+            Some(pg) if i == 1 => pg.operator_key.clone(),
+            _ => server
+                .stdout
+                .iter()
+                .find_map(|l| l.trim().strip_prefix("anshin_sk_"))
+                .map(|k| format!("anshin_sk_{k}"))
+                .expect("key"),
+        };
+        let (_, tenant) = server.request("POST", "/v1/tenants", &key, Some(r#"{"name":"t"}"#));
+        let tenant_id = tenant["id"].as_str().expect("tenant").to_owned();
+        let pan = "4111111111111111";
+        let card = format!(
+            r#"{{"number":"{pan}","exp_month":1,"exp_year":2032,"holder_name":"TRACE HOLDER","tenant_id":"{tenant_id}"}}"#
+        );
+        let (status, masked) = server.request("POST", "/v1/cards", &key, Some(&card));
+        assert_eq!(status, 201, "{masked}");
+        let bad = format!(
+            r#"{{"number":"4111111111111112","exp_month":"{pan}","exp_year":2032,"holder_name":"TRACE HOLDER"}}"#
+        );
+        let _ = server.request("POST", "/v1/cards", &key, Some(&bad));
+        let _ = server.request("GET", &format!("/v1/cards/{pan}"), &key, None);
+        let _ = server.request("GET", &format!("/v1/orders?shop_id={pan}"), &key, None);
+        let customer = format!(
+            r#"{{"name":"トレース 花子","email":"trace.person@example.jp","phone":"090-5555-1212","tenant_id":"{tenant_id}"}}"#
+        );
+        let (status, _) = server.request("POST", "/v1/customers", &key, Some(&customer));
+        assert_eq!(status, 201);
+        drop(server);
+        let log = std::fs::read_to_string(&log_path).expect("log");
+        assert!(log.contains("TRACE"), "the server logged at trace");
+        for secret in [
+            pan,
+            "TRACE HOLDER",
+            "トレース",
+            "trace.person@example.jp",
+            "09055551212",
+            key.as_str(),
+        ] {
+            let head: String = secret.chars().take(4).collect();
+            assert!(
+                !log.contains(secret),
+                "server log (backend {i}) contains a secret starting {head}"
+            );
+        }
+        assert!(
+            !log.contains("executing statement"),
+            "statement parameters reached the log"
+        );
+    }
+}

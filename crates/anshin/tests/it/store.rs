@@ -4,8 +4,8 @@
 
 use anshin::access::Role;
 use anshin::db::{
-    CardInsert, CardRow, CustomerRow, KeyPurpose, OrderRow, PrincipalRow, Scope, Sealed, ShopRow,
-    TenantKeyRow, TenantRow,
+    CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, PrincipalRow, Scope, Sealed,
+    ShopRow, TenantKeyRow, TenantRow,
 };
 use anshin::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
@@ -19,6 +19,7 @@ both_backends!(
     customers_are_scoped_by_tenant_and_shop,
     orders_page_in_creation_order_and_complete_once,
     principals_by_key_hash_and_disable,
+    releasing_a_card_shreds_it_only_when_no_shop_holds_it,
     data_survives_reopening,
 );
 
@@ -158,8 +159,45 @@ async fn card_dedup_links_and_scopes(t: TestApp) {
     let again = card_row(&tenant, 7);
     assert_eq!(
         store.insert_card(again.clone(), None).await.expect("insert"),
-        CardInsert::Existing(first.token.clone())
+        CardInsert::Existing {
+            token: first.token.clone(),
+            newly_visible: false
+        }
     );
+    // The creating shop is not "newly" linked; another shop is, once.
+    assert_eq!(
+        store
+            .insert_card(card_row(&tenant, 7), Some(shop.clone()))
+            .await
+            .expect("insert"),
+        CardInsert::Existing {
+            token: first.token.clone(),
+            newly_visible: false
+        }
+    );
+    let second_shop = ShopId::generate().expect("rng");
+    t.app
+        .store
+        .insert_shop(ShopRow {
+            id: second_shop.clone(),
+            tenant_id: tenant.clone(),
+            name: "s2".into(),
+            created_at: 12,
+        })
+        .await
+        .expect("shop");
+    for expected in [true, false] {
+        assert_eq!(
+            store
+                .insert_card(card_row(&tenant, 7), Some(second_shop.clone()))
+                .await
+                .expect("insert"),
+            CardInsert::Existing {
+                token: first.token.clone(),
+                newly_visible: expected
+            }
+        );
+    }
     assert!(
         store
             .card(Scope::default(), &again.token)
@@ -527,4 +565,88 @@ async fn data_survives_reopening(t: TestApp) {
             .expect("read")
             .is_some()
     );
+}
+
+async fn releasing_a_card_shreds_it_only_when_no_shop_holds_it(t: TestApp) {
+    let (tenant, shop) = tenant_and_shop(&t).await;
+    let store = &t.app.store;
+    let other = ShopId::generate().expect("rng");
+    store
+        .insert_shop(ShopRow {
+            id: other.clone(),
+            tenant_id: tenant.clone(),
+            name: "o".into(),
+            created_at: 1,
+        })
+        .await
+        .expect("shop");
+    let card = card_row(&tenant, 21);
+    store
+        .insert_card(card.clone(), Some(shop.clone()))
+        .await
+        .expect("insert");
+    store
+        .insert_card(card_row(&tenant, 21), Some(other.clone()))
+        .await
+        .expect("link");
+    let stranger = ShopId::generate().expect("rng");
+    assert_eq!(
+        store
+            .release_card(&tenant, &stranger, &card.token, 5)
+            .await
+            .expect("release"),
+        CardRelease::NotFound
+    );
+    assert_eq!(
+        store
+            .release_card(&tenant, &shop, &card.token, 5)
+            .await
+            .expect("release"),
+        CardRelease::Released
+    );
+    assert_eq!(
+        store
+            .release_card(&tenant, &shop, &card.token, 6)
+            .await
+            .expect("release"),
+        CardRelease::NotFound
+    );
+    let live = store
+        .card(
+            Scope {
+                tenant: Some(&tenant),
+                shop: Some(&other),
+            },
+            &card.token,
+        )
+        .await
+        .expect("read");
+    assert!(
+        live.is_some_and(|c| c.sealed.is_some()),
+        "the other shop still holds it"
+    );
+    assert_eq!(
+        store
+            .release_card(&tenant, &other, &card.token, 7)
+            .await
+            .expect("release"),
+        CardRelease::Shredded
+    );
+    let tomb = store
+        .card(Scope::default(), &card.token)
+        .await
+        .expect("read")
+        .expect("tombstone");
+    assert!(tomb.sealed.is_none() && tomb.deleted_at == Some(7));
+}
+
+#[tokio::test]
+async fn postgres_without_durable_commits_is_refused() {
+    let Some(t) = TestApp::new(crate::harness::Backend::Postgres).await else {
+        return;
+    };
+    let url = t.location.database_url.clone().expect("url");
+    let unsafe_url = format!("{url}%20-c%20synchronous_commit%3Doff");
+    let err = anshin::db::Store::open(&unsafe_url).await.err().expect("refused");
+    assert!(err.to_string().contains("synchronous_commit"), "{err}");
 }
