@@ -89,32 +89,26 @@ async fn tenants_shops_and_principals(t: TestApp) {
     let (status, tenants) = t.call(Method::GET, "/v1/tenants", Some(&scoped), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(tenants.as_array().map(Vec::len), Some(1));
-    let (status, body) = t
-        .call(
-            Method::POST,
-            "/v1/tenants",
-            Some(&scoped),
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
+    t.expect_error(
+        Method::POST,
+        "/v1/tenants",
+        Some(&scoped),
+        Some(json!({"name": "x"})),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
 
     // A tenant operator cannot mint itself reveal rights through a processor key.
-    let (status, body) = t
-        .call(
-            Method::POST,
-            "/v1/principals",
-            Some(&scoped),
-            Some(json!({"name": "x", "role": "processor"})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
+    t.expect_error(
+        Method::POST,
+        "/v1/principals",
+        Some(&scoped),
+        Some(json!({"name": "x", "role": "processor"})),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
     let (status, _) = t
         .call(
             Method::POST,
@@ -130,43 +124,30 @@ async fn tenants_shops_and_principals(t: TestApp) {
     );
 
     // Shop principals need a shop; other roles refuse one.
-    let (status, body) = t
-        .call(
-            Method::POST,
-            "/v1/principals",
-            op,
-            Some(json!({"name": "x", "role": "shop", "tenant_id": tenant_id})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("shop_required"))
-    );
-    let (status, body) = t
-        .call(
-            Method::POST,
-            "/v1/principals",
-            op,
-            Some(json!({"name": "x", "role": "auditor", "shop_id": shop_id})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("shop_not_allowed"))
-    );
+    t.expect_error(
+        Method::POST,
+        "/v1/principals",
+        op,
+        Some(json!({"name": "x", "role": "shop", "tenant_id": tenant_id})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "shop_required",
+    )
+    .await;
+    t.expect_error(
+        Method::POST,
+        "/v1/principals",
+        op,
+        Some(json!({"name": "x", "role": "auditor", "shop_id": shop_id})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "shop_not_allowed",
+    )
+    .await;
 }
 
 async fn tokenize_read_reveal_delete(t: TestApp) {
     let (tenant, _, shop_key) = t.tenant_with_shop("t").await;
     let processor = t.key("processor", &tenant, None).await;
-    let (status, masked) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&shop_key),
-            Some(card("4111 1111 1111 1111")),
-        )
-        .await;
+    let (status, masked) = t.tokenize(&shop_key, "4111 1111 1111 1111").await;
     assert_eq!(status, StatusCode::CREATED, "{masked}");
     let token = masked["token"].as_str().expect("token").to_owned();
     assert!(token.starts_with("card_") && token.len() == 31);
@@ -224,14 +205,7 @@ async fn tokenize_read_reveal_delete(t: TestApp) {
         );
     }
     // The number is no longer known: tokenizing it again makes a new card.
-    let (status, again) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&shop_key),
-            Some(card("4111111111111111")),
-        )
-        .await;
+    let (status, again) = t.tokenize(&shop_key, "4111111111111111").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(again["token"], token.as_str());
 }
@@ -239,14 +213,7 @@ async fn tokenize_read_reveal_delete(t: TestApp) {
 async fn same_card_same_token_and_latest_details(t: TestApp) {
     let (tenant, _, shop_key) = t.tenant_with_shop("t").await;
     let processor = t.key("processor", &tenant, None).await;
-    let (_, first) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&shop_key),
-            Some(card("5555555555554444")),
-        )
-        .await;
+    let (_, first) = t.tokenize(&shop_key, "5555555555554444").await;
     let renewed = json!({"number": "5555-5555-5555-4444", "exp_month": 3, "exp_year": 2033, "holder_name": "HANAKO SUZUKI"});
     let (status, second) = t
         .call(Method::POST, "/v1/cards", Some(&shop_key), Some(renewed))
@@ -269,14 +236,7 @@ async fn same_card_same_token_and_latest_details(t: TestApp) {
     assert_eq!(revealed["holder_name"], "HANAKO SUZUKI");
     // Another tenant holding the same number gets its own, unrelated token.
     let (_, _, other_key) = t.tenant_with_shop("other").await;
-    let (status, other) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&other_key),
-            Some(card("5555555555554444")),
-        )
-        .await;
+    let (status, other) = t.tokenize(&other_key, "5555555555554444").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(other["token"], first["token"]);
 }
@@ -312,21 +272,25 @@ async fn invalid_card_numbers_are_422_and_never_echoed(t: TestApp) {
 async fn expired_card_is_refused(t: TestApp) {
     let (_, _, shop_key) = t.tenant_with_shop("t").await;
     let body = json!({"number": "4111111111111111", "exp_month": 1, "exp_year": 2020, "holder_name": "X"});
-    let (status, body) = t
-        .call(Method::POST, "/v1/cards", Some(&shop_key), Some(body))
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("card_expired"))
-    );
+    t.expect_error(
+        Method::POST,
+        "/v1/cards",
+        Some(&shop_key),
+        Some(body),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "card_expired",
+    )
+    .await;
     let body = json!({"number": "4111111111111111", "exp_month": 13, "exp_year": 2030, "holder_name": "X"});
-    let (status, body) = t
-        .call(Method::POST, "/v1/cards", Some(&shop_key), Some(body))
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_expiry"))
-    );
+    t.expect_error(
+        Method::POST,
+        "/v1/cards",
+        Some(&shop_key),
+        Some(body),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_expiry",
+    )
+    .await;
 }
 
 async fn malformed_json_is_400(t: TestApp) {
@@ -387,13 +351,15 @@ async fn wrong_types_are_422_without_values(t: TestApp) {
 async fn body_over_64_kib_is_413(t: TestApp) {
     let (_, _, shop_key) = t.tenant_with_shop("t").await;
     let huge = json!({"number": "4111111111111111", "exp_month": 1, "exp_year": 2030, "holder_name": "x".repeat(70_000)});
-    let (status, body) = t
-        .call(Method::POST, "/v1/cards", Some(&shop_key), Some(huge))
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
-    );
+    t.expect_error(
+        Method::POST,
+        "/v1/cards",
+        Some(&shop_key),
+        Some(huge),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
 }
 
 async fn non_json_is_415(t: TestApp) {
@@ -412,22 +378,29 @@ async fn non_json_is_415(t: TestApp) {
 }
 
 async fn missing_or_wrong_key_is_401(t: TestApp) {
-    let (status, body) = t.call(Method::GET, "/v1/tenants", None, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("missing_api_key"))
-    );
+    t.expect_error(
+        Method::GET,
+        "/v1/tenants",
+        None,
+        None,
+        StatusCode::UNAUTHORIZED,
+        "missing_api_key",
+    )
+    .await;
     for key in [
         "anshin_sk_notarealkey",
         "garbage",
         &t.operator_key[..t.operator_key.len() - 1],
     ] {
-        let (status, body) = t.call(Method::GET, "/v1/tenants", Some(key), None).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("invalid_api_key")),
-            "{key}"
-        );
+        t.expect_error(
+            Method::GET,
+            "/v1/tenants",
+            Some(key),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        )
+        .await;
     }
 }
 
@@ -435,14 +408,7 @@ async fn role_without_permission_is_403(t: TestApp) {
     let (tenant, _, shop_key) = t.tenant_with_shop("t").await;
     let auditor = t.key("auditor", &tenant, None).await;
     let processor = t.key("processor", &tenant, None).await;
-    let (_, masked) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&shop_key),
-            Some(card("4111111111111111")),
-        )
-        .await;
+    let (_, masked) = t.tokenize(&shop_key, "4111111111111111").await;
     let token = masked["token"].as_str().expect("token");
     let cases: [(Method, String, &str, Option<Value>); 6] = [
         (Method::POST, format!("/v1/cards/{token}/reveal"), &shop_key, None),
@@ -487,14 +453,7 @@ async fn other_tenants_ids_are_the_same_404_as_missing_ones(t: TestApp) {
     let (tenant_b, _, key_b) = t.tenant_with_shop("b").await;
     let processor_b = t.key("processor", &tenant_b, None).await;
     let operator_b = t.key("operator", &tenant_b, None).await;
-    let (_, masked) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&key_a),
-            Some(card("4111111111111111")),
-        )
-        .await;
+    let (_, masked) = t.tokenize(&key_a, "4111111111111111").await;
     let token = masked["token"].as_str().expect("token");
     let (_, customer) = t
         .call(
@@ -591,34 +550,22 @@ async fn other_tenants_ids_are_the_same_404_as_missing_ones(t: TestApp) {
             Some(json!({"name": "B"})),
         )
         .await;
-    let (status, body) = t
-        .call(
-            Method::POST,
-            "/v1/orders",
-            Some(&key_b),
-            Some(
-                json!({"customer_id": customer_b["id"], "card_token": token, "amount": 1, "currency": "JPY"}),
-            ),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    t.expect_error(
+        Method::POST,
+        "/v1/orders",
+        Some(&key_b),
+        Some(json!({"customer_id": customer_b["id"], "card_token": token, "amount": 1, "currency": "JPY"})),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 async fn shops_see_only_their_own(t: TestApp) {
     let (tenant, shop_1, key_1) = t.tenant_with_shop("t").await;
     let shop_2 = t.shop(&tenant, "second").await;
     let key_2 = t.key("shop", &tenant, Some(&shop_2)).await;
-    let (_, masked) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&key_1),
-            Some(card("4242424242424242")),
-        )
-        .await;
+    let (_, masked) = t.tokenize(&key_1, "4242424242424242").await;
     let token = masked["token"].as_str().expect("token");
     let (_, customer) = t
         .call(
@@ -651,14 +598,7 @@ async fn shops_see_only_their_own(t: TestApp) {
     assert_eq!(page["orders"].as_array().map(Vec::len), Some(1));
     // Once shop 2 tokenizes the same card itself, it may see it (same tenant
     // token), and it is answered exactly as for a card new to the tenant.
-    let (status, again) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&key_2),
-            Some(card("4242424242424242")),
-        )
-        .await;
+    let (status, again) = t.tokenize(&key_2, "4242424242424242").await;
     assert_eq!(
         (status, again["token"].as_str()),
         (StatusCode::CREATED, Some(token))
@@ -789,27 +729,21 @@ async fn customer_validation_codes(t: TestApp) {
         (json!({"name": "x", "unknown": 1}), "invalid_request"),
     ];
     for (body, code) in cases {
-        let (status, answer) = t
-            .call(Method::POST, "/v1/customers", Some(&key), Some(body.clone()))
-            .await;
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
-            "{body}"
-        );
+        t.expect_error(
+            Method::POST,
+            "/v1/customers",
+            Some(&key),
+            Some(body.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+        )
+        .await;
     }
 }
 
 async fn orders_create_read_list_complete(t: TestApp) {
     let (_, shop, key) = t.tenant_with_shop("t").await;
-    let (_, masked) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&key),
-            Some(card("3530111333300000")),
-        )
-        .await;
+    let (_, masked) = t.tokenize(&key, "3530111333300000").await;
     let (_, customer) = t
         .call(
             Method::POST,
@@ -899,36 +833,39 @@ async fn orders_create_read_list_complete(t: TestApp) {
             "invalid_request",
         ),
     ] {
-        let (status, answer) = t.call(Method::POST, "/v1/orders", Some(&key), Some(body)).await;
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some(code))
-        );
-    }
-    let (status, answer) = t
-        .call(Method::GET, "/v1/orders?limit=9999", Some(&key), None)
+        t.expect_error(
+            Method::POST,
+            "/v1/orders",
+            Some(&key),
+            Some(body),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+        )
         .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_limit"))
-    );
-    let (status, answer) = t.call(Method::GET, "/v1/orders?bogus=1", Some(&key), None).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_query"))
-    );
+    }
+    t.expect_error(
+        Method::GET,
+        "/v1/orders?limit=9999",
+        Some(&key),
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_limit",
+    )
+    .await;
+    t.expect_error(
+        Method::GET,
+        "/v1/orders?bogus=1",
+        Some(&key),
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+    )
+    .await;
 }
 
 async fn operator_looks_a_card_up_by_number(t: TestApp) {
     let (tenant, _, key) = t.tenant_with_shop("t").await;
-    let (_, masked) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&key),
-            Some(card("378282246310005")),
-        )
-        .await;
+    let (_, masked) = t.tokenize(&key, "378282246310005").await;
     let operator = t.key("operator", &tenant, None).await;
     let (status, found) = t
         .call(
@@ -994,11 +931,15 @@ async fn disabled_key_stops_working(t: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(disabled["disabled_at"].is_string());
-    let (status, body) = t.call(Method::GET, "/v1/orders", Some(&shop_key), None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
-    );
+    t.expect_error(
+        Method::GET,
+        "/v1/orders",
+        Some(&shop_key),
+        None,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+    )
+    .await;
     // No principal can lock itself out.
     let (_, all) = t
         .call(Method::GET, "/v1/principals", Some(&t.operator_key), None)
@@ -1034,9 +975,7 @@ async fn concurrent_tokenizations_all_commit(t: TestApp) {
             let mut digits = format!("4{:014}", i * 7_919 + 13).into_bytes();
             digits.push(anshin_crypto::pan::luhn_check_digit(&digits));
             let number = String::from_utf8(digits).expect("ascii");
-            let (status, masked) = t
-                .call(Method::POST, "/v1/cards", Some(&key), Some(card(&number)))
-                .await;
+            let (status, masked) = t.tokenize(&key, &number).await;
             assert_eq!(status, StatusCode::CREATED, "{masked}");
             (number, masked["token"].as_str().expect("token").to_owned())
         });
@@ -1066,14 +1005,7 @@ async fn concurrent_duplicates_share_one_token(t: TestApp) {
     for _ in 0..24 {
         let (t, key) = (t.clone(), key.clone());
         tasks.spawn(async move {
-            let (status, masked) = t
-                .call(
-                    Method::POST,
-                    "/v1/cards",
-                    Some(&key),
-                    Some(card("6011111111111117")),
-                )
-                .await;
+            let (status, masked) = t.tokenize(&key, "6011111111111117").await;
             assert!(
                 status == StatusCode::CREATED || status == StatusCode::OK,
                 "{status} {masked}"
@@ -1124,16 +1056,22 @@ async fn operational_endpoints(t: TestApp) {
         text.contains("anshin_http_requests_total") && text.contains("route=\"/v1/tenants\""),
         "{text}"
     );
-    let (status, body) = t.call(Method::GET, "/v1/nothing", None, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("no_route"))
-    );
-    let (status, body) = t
-        .call(Method::PUT, "/v1/cards", Some(&t.operator_key), None)
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
-    );
+    t.expect_error(
+        Method::GET,
+        "/v1/nothing",
+        None,
+        None,
+        StatusCode::NOT_FOUND,
+        "no_route",
+    )
+    .await;
+    t.expect_error(
+        Method::PUT,
+        "/v1/cards",
+        Some(&t.operator_key),
+        None,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
 }

@@ -164,6 +164,30 @@ impl TestApp {
         }
     }
 
+    /// Sends a request and asserts the error answer: status and stable code.
+    pub async fn expect_error(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        status: StatusCode,
+        code: &str,
+    ) {
+        let (got, answer) = self.call(method.clone(), path, key, body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {answer}"
+        );
+    }
+
+    /// Tokenizes a test card with `key`: status and the masked card.
+    pub async fn tokenize(&self, key: &str, number: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, "/v1/cards", Some(key), Some(card(number)))
+            .await
+    }
+
     /// A tenant with one shop: (tenant id, shop id, shop key).
     pub async fn tenant_with_shop(&self, name: &str) -> (String, String, String) {
         let (status, tenant) = self

@@ -142,22 +142,8 @@ async fn rakuten_2005_database_copy_holds_no_card_or_personal_data_in_clear(t: T
 async fn ciphertext_copied_to_another_record_or_field_fails_to_decrypt(t: TestApp) {
     let (tenant, _, shop) = t.tenant_with_shop("t").await;
     let processor = t.key("processor", &tenant, None).await;
-    let (_, a) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&shop),
-            Some(card("4242424242424242")),
-        )
-        .await;
-    let (_, b) = t
-        .call(
-            Method::POST,
-            "/v1/cards",
-            Some(&shop),
-            Some(card("5555555555554444")),
-        )
-        .await;
+    let (_, a) = t.tokenize(&shop, "4242424242424242").await;
+    let (_, b) = t.tokenize(&shop, "5555555555554444").await;
     let (a, b) = (a["token"].as_str().expect("a"), b["token"].as_str().expect("b"));
     let reveal = |token: String| {
         let (t, processor) = (&t, &processor);
