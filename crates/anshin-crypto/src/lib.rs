@@ -10,6 +10,8 @@
 //! - [`pan`]: card numbers parsed at the edge (Luhn, length, brand), masked views.
 //! - [`fingerprint`]: keyed HMAC-SHA-256 fingerprints (PCI DSS 3.5.1.1).
 //! - [`token`]: random, typed tokens and API keys, stored only as hashes.
+//! - [`merkle`]: the RFC 9162 Merkle tree of the audit log, its proofs and the tlog-tiles layout.
+//! - [`note`]: C2SP signed notes and checkpoints, signed with Ed25519.
 //! - [`secret`]: containers for key material and personal data that are zeroized
 //!   on drop and never print their contents.
 //!
@@ -20,6 +22,8 @@
 pub mod envelope;
 pub mod error;
 pub mod fingerprint;
+pub mod merkle;
+pub mod note;
 pub mod pan;
 pub mod secret;
 pub mod token;
