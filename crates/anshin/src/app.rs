@@ -1,6 +1,6 @@
 //! The application: the store, the keyring and the services over them.
 //!
-//! Each area module (`tenancy`, `access`, `vault`, `orders`) adds its operations
+//! Each area module (`tenancy`, `access`, `vault`, `orders`, `audit`) adds its operations
 //! to [`App`] in its own `impl` block; the HTTP handlers and the CLI call them.
 
 use std::fs;
@@ -11,6 +11,7 @@ use anshin_crypto::secret::SecretString;
 
 use crate::access::Role;
 use crate::access::principals::{AuthCache, NewPrincipal};
+use crate::audit::log::AuditLog;
 use crate::db::Store;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::keys::{Keyring, RootKey};
@@ -24,6 +25,8 @@ pub struct App {
     pub store: Store,
     /// The root key and tenant keys.
     pub keyring: Keyring,
+    /// The audit log.
+    pub audit: AuditLog,
     pub(crate) auth: AuthCache,
 }
 
@@ -61,9 +64,14 @@ impl App {
         let store = Store::open(&location.database_url()).await.map_err(Error::from)?;
         let keyring = Keyring::new(root);
         keyring.verify(&store).await?;
+        let signing_seed = keyring
+            .installation_key(&store, AuditLog::signing_key_name())
+            .await?;
+        let audit = AuditLog::open(&store, &signing_seed).await?;
         Ok(Self {
             store,
             keyring,
+            audit,
             auth: AuthCache::default(),
         })
     }

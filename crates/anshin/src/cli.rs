@@ -82,6 +82,9 @@ pub enum Command {
     /// Manage API principals directly on the data directory.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// The audit log: verifier key, export as tlog tiles.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Load the demo marketplace (3 shops, 1,000 customers, 5,000 orders) and print keys and curl commands.
     #[command(after_help = "Example:
   anshin demo --data-dir ./anshin-data && anshin serve --data-dir ./anshin-data")]
@@ -150,6 +153,28 @@ pub enum PrincipalCommand {
     Disable {
         /// The principal id.
         id: String,
+    },
+}
+
+/// `anshin audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the log's verifier key in signed-note form (`name+keyid+key`).
+    #[command(after_help = "Example:\n  anshin audit public-key --data-dir /var/lib/anshin > audit.vkey")]
+    PublicKey {
+        /// Print as JSON ({\"origin\", \"public_key\"}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the log as C2SP tlog tiles with its latest signed checkpoint.
+    #[command(after_help = "Example:\n  anshin audit export --out /backup/audit-2026-12-04")]
+    Export {
+        /// Directory to write (created; must be empty if it exists).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
     },
 }
 

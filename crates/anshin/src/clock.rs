@@ -16,6 +16,18 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 text with exactly three fraction digits, as audit entries use it
+/// (one spelling per instant, so entries are canonical).
+pub fn rfc3339_millis(ms: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
+}
+
 /// The current year and month (UTC), for expiry checks.
 pub fn year_month() -> (u16, u8) {
     let now = OffsetDateTime::now_utc();
@@ -30,5 +42,7 @@ mod tests {
     fn formats_epoch_millis() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(1_700_000_000_100), "2023-11-14T22:13:20.100Z");
     }
 }

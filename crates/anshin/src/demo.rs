@@ -117,6 +117,8 @@ fn local_operator() -> Result<Actor> {
         role: Role::Operator,
         tenant_id: None,
         shop_id: None,
+        origin: None,
+        purpose: Some("demo".into()),
     })
 }
 
@@ -219,6 +221,8 @@ async fn create_data(app: &Arc<App>, admin: &Actor) -> Result<TenantId> {
             role: Role::Shop,
             tenant_id: Some(tenant.id.clone()),
             shop_id: Some(shop.id.clone()),
+            origin: None,
+            purpose: Some("demo".into()),
         };
         shops.push(actor);
     }

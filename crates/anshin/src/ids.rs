@@ -8,6 +8,13 @@ use anshin_crypto::token;
 
 use crate::error::{Error, Result};
 
+/// A typed id: only these can name a resource in the audit log, so free text
+/// from a request (which could be a card number) never reaches it.
+pub trait TypedId {
+    /// The id as text.
+    fn id_str(&self) -> &str;
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -36,6 +43,12 @@ macro_rules! id_type {
 
             /// The id as text.
             pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TypedId for $name {
+            fn id_str(&self) -> &str {
                 &self.0
             }
         }

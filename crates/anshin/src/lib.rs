@@ -6,12 +6,14 @@
 //! - [`app`]: the [`app::App`] that ties storage and keys together.
 //! - [`vault`]: (1) cards and personal data, encrypted at rest, tokens, masks.
 //! - [`access`]: principals, API keys, the access policy.
+//! - [`audit`]: (4) the tamper-evident audit log of every access.
 //! - [`tenancy`], [`orders`]: tenants, shops and orders.
 //! - [`db`]: one store over SQLite and PostgreSQL.
 //! - [`http`]: the HTTP API; [`cmd`] and [`cli`]: the command line.
 
 pub mod access;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod cmd;

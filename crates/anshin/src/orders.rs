@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Action, Actor};
 use crate::app::App;
+use crate::audit::{Event, EventKind, field};
 use crate::clock;
 use crate::db::{OrderRow, OrderView, Scope};
 use crate::error::{Error, ErrorKind, Result};
@@ -128,6 +129,13 @@ impl App {
     /// Creates an order for a customer of the shop, optionally paid with a card
     /// the shop tokenized.
     pub async fn create_order(&self, actor: &Actor, input: NewOrder) -> Result<Order> {
+        self.audited(actor, EventKind::OrderCreate, async |event| {
+            self.new_order(actor, input, event).await
+        })
+        .await
+    }
+
+    async fn new_order(&self, actor: &Actor, input: NewOrder, event: &mut Event) -> Result<Order> {
         actor.require(Action::WriteOrder)?;
         if !(1..=MAX_AMOUNT).contains(&input.amount) {
             return Err(Error::invalid(
@@ -169,6 +177,16 @@ impl App {
             created_at: clock::now_ms(),
             completed_at: None,
         };
+        event
+            .tenant(&tenant)
+            .resource(&row.id)
+            .resource(&row.shop_id)
+            .subject(self.subject(&tenant, &row.customer_id).await?)
+            .fields(&[field::ORDER]);
+        if let Some(card) = &row.card_token {
+            event.resource(card);
+        }
+        self.record_now(actor, event).await?;
         self.store.insert_order(row.clone()).await?;
         self.order_view(
             Scope {
@@ -182,23 +200,42 @@ impl App {
 
     /// An order.
     pub async fn order(&self, actor: &Actor, id: &str) -> Result<Order> {
-        actor.require(Action::ReadOrder)?;
-        let id = parse_or_404(OrderId::parse, id, "order")?;
-        self.order_view(actor.scope(), &id).await
+        self.audited(actor, EventKind::OrderRead, async |event| {
+            actor.require(Action::ReadOrder)?;
+            let id = parse_or_404(OrderId::parse, id, "order")?;
+            event.resource(&id).fields(&[field::ORDER, field::CARD_MASKED]);
+            let view = self.order_row(actor.scope(), &id).await?;
+            event.tenant(&view.order.tenant_id).subject(
+                self.subject(&view.order.tenant_id, &view.order.customer_id)
+                    .await?,
+            );
+            Ok(view.into())
+        })
+        .await
+    }
+
+    async fn order_row(&self, scope: Scope<'_>, id: &OrderId) -> Result<OrderView> {
+        self.store
+            .order(scope, id)
+            .await?
+            .ok_or_else(|| Error::not_found("order"))
     }
 
     async fn order_view(&self, scope: Scope<'_>, id: &OrderId) -> Result<Order> {
-        Ok(self
-            .store
-            .order(scope, id)
-            .await?
-            .ok_or_else(|| Error::not_found("order"))?
-            .into())
+        Ok(self.order_row(scope, id).await?.into())
     }
 
     /// A page of one shop's orders.
     pub async fn orders(&self, actor: &Actor, query: OrderQuery) -> Result<OrderPage> {
+        self.audited(actor, EventKind::OrderList, async |event| {
+            self.order_page(actor, query, event).await
+        })
+        .await
+    }
+
+    async fn order_page(&self, actor: &Actor, query: OrderQuery, event: &mut Event) -> Result<OrderPage> {
         actor.require(Action::ReadOrder)?;
+        event.fields(&[field::ORDER, field::CARD_MASKED]);
         let limit = query.limit.unwrap_or(50);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(Error::invalid("invalid_limit", "limit must be 1 to 500"));
@@ -239,6 +276,17 @@ impl App {
                 .ok_or_else(|| Error::not_found("order"))?;
         }
         let rows = self.store.orders(&shop, after.as_ref(), limit).await?;
+        event.resource(&shop).rows(rows.len() as u64);
+        if let Some(first) = rows.first() {
+            let keys = self.keyring.tenant(&self.store, &first.order.tenant_id).await?;
+            event.tenant(&first.order.tenant_id);
+            for view in &rows {
+                event.resource(&view.order.id).subject(keys.fingerprint(
+                    crate::vault::customers::SUBJECT,
+                    view.order.customer_id.as_str().as_bytes(),
+                ));
+            }
+        }
         let full_page = rows.len() == limit as usize;
         let orders: Vec<Order> = rows.into_iter().map(Order::from).collect();
         let next_after = if full_page {
@@ -251,20 +299,28 @@ impl App {
 
     /// Marks an order completed (shipped and done); starts its retention window.
     pub async fn complete_order(&self, actor: &Actor, id: &str) -> Result<Order> {
-        actor.require(Action::WriteOrder)?;
-        let order = self.order(actor, id).await?;
-        if order.status != "created" {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "order_not_open",
-                "only an order in status created can be completed",
-            ));
-        }
-        let id = parse_or_404(OrderId::parse, id, "order")?;
-        self.store
-            .complete_order(actor.scope(), &id, clock::now_ms())
-            .await?;
-        self.order_view(actor.scope(), &id).await
+        self.audited(actor, EventKind::OrderComplete, async |event| {
+            actor.require(Action::WriteOrder)?;
+            let id = parse_or_404(OrderId::parse, id, "order")?;
+            event.resource(&id).fields(&[field::ORDER]);
+            let order = self.order_row(actor.scope(), &id).await?.order;
+            event
+                .tenant(&order.tenant_id)
+                .subject(self.subject(&order.tenant_id, &order.customer_id).await?);
+            if order.status != "created" {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "order_not_open",
+                    "only an order in status created can be completed",
+                ));
+            }
+            self.record_now(actor, event).await?;
+            self.store
+                .complete_order(actor.scope(), &id, clock::now_ms())
+                .await?;
+            self.order_view(actor.scope(), &id).await
+        })
+        .await
     }
 }
 

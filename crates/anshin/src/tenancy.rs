@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::access::{Action, Actor};
 use crate::app::App;
+use crate::audit::EventKind;
 use crate::clock;
 use crate::db::{ShopRow, TenantRow};
 use crate::error::{Error, Result};
@@ -74,23 +75,28 @@ impl From<ShopRow> for Shop {
 impl App {
     /// Creates a tenant with fresh keys. Global operators only.
     pub async fn create_tenant(&self, actor: &Actor, input: NewNamed) -> Result<Tenant> {
-        actor.require(Action::CreateTenant)?;
-        if actor.tenant_id.is_some() {
-            return Err(Error::forbidden(
-                "create tenants (a global operator key is needed)",
-            ));
-        }
-        let name = text::label(&input.name, 200, "invalid_name", "name")?;
-        let now = clock::now_ms();
-        let id = TenantId::generate()?;
-        let keys = self.keyring.new_tenant_keys(&id, now)?;
-        let row = TenantRow {
-            id,
-            name,
-            created_at: now,
-        };
-        self.store.insert_tenant(row.clone(), keys).await?;
-        Ok(row.into())
+        self.audited(actor, EventKind::TenantCreate, async |event| {
+            actor.require(Action::CreateTenant)?;
+            if actor.tenant_id.is_some() {
+                return Err(Error::forbidden(
+                    "create tenants (a global operator key is needed)",
+                ));
+            }
+            let name = text::label(&input.name, 200, "invalid_name", "name")?;
+            let now = clock::now_ms();
+            let id = TenantId::generate()?;
+            let keys = self.keyring.new_tenant_keys(&id, now)?;
+            let row = TenantRow {
+                id,
+                name,
+                created_at: now,
+            };
+            event.tenant(&row.id).resource(&row.id);
+            self.record_now(actor, event).await?;
+            self.store.insert_tenant(row.clone(), keys).await?;
+            Ok(row.into())
+        })
+        .await
     }
 
     /// The tenants the actor can see.
@@ -126,21 +132,26 @@ impl App {
 
     /// Creates a shop in a tenant.
     pub async fn create_shop(&self, actor: &Actor, tenant: &str, input: NewNamed) -> Result<Shop> {
-        actor.require(Action::ManageShops)?;
-        let tenant = self.visible_tenant(actor, tenant)?;
-        self.store
-            .tenant(&tenant)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant"))?;
-        let name = text::label(&input.name, 200, "invalid_name", "name")?;
-        let row = ShopRow {
-            id: ShopId::generate()?,
-            tenant_id: tenant,
-            name,
-            created_at: clock::now_ms(),
-        };
-        self.store.insert_shop(row.clone()).await?;
-        Ok(row.into())
+        self.audited(actor, EventKind::ShopCreate, async |event| {
+            actor.require(Action::ManageShops)?;
+            let tenant = self.visible_tenant(actor, tenant)?;
+            self.store
+                .tenant(&tenant)
+                .await?
+                .ok_or_else(|| Error::not_found("tenant"))?;
+            let name = text::label(&input.name, 200, "invalid_name", "name")?;
+            let row = ShopRow {
+                id: ShopId::generate()?,
+                tenant_id: tenant,
+                name,
+                created_at: clock::now_ms(),
+            };
+            event.tenant(&row.tenant_id).resource(&row.id);
+            self.record_now(actor, event).await?;
+            self.store.insert_shop(row.clone()).await?;
+            Ok(row.into())
+        })
+        .await
     }
 
     /// The shops of a tenant.

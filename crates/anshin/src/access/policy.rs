@@ -8,10 +8,10 @@
 //!
 //! | role      | may                                                                  |
 //! |-----------|----------------------------------------------------------------------|
-//! | operator  | manage tenants (global only), shops and principals; tokenize; masked reads; delete cards; customers and orders |
+//! | operator  | manage tenants (global only), shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail |
 //! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
-//! | auditor   | list principals and tenants (metadata only, no personal data)        |
+//! | auditor   | list principals and tenants; read the audit trail (metadata only, no personal data) |
 //!
 //! Creating principals follows [`Role::may_create`]: a tenant operator may create
 //! operators, shops and auditors of its tenant, never a processor (that would
@@ -68,6 +68,10 @@ pub enum Action {
     WriteOrder,
     /// Read orders (masked).
     ReadOrder,
+    /// Read audit entries of the actor's tenant and customers' access histories.
+    ReadAudit,
+    /// Read the whole audit log (tiles, entries of every tenant): global principals only.
+    ReadAuditLog,
 }
 
 impl Action {
@@ -88,6 +92,8 @@ impl Action {
             Self::ReadCustomer => "read customers",
             Self::WriteOrder => "create or change orders",
             Self::ReadOrder => "read orders",
+            Self::ReadAudit => "read the audit trail",
+            Self::ReadAuditLog => "read the whole audit log (a global auditor or operator key is needed)",
         }
     }
 }
@@ -112,6 +118,8 @@ impl Role {
                     | A::ReadCustomer
                     | A::WriteOrder
                     | A::ReadOrder
+                    | A::ReadAudit
+                    | A::ReadAuditLog
             ),
             Self::Shop => matches!(
                 action,
@@ -124,7 +132,10 @@ impl Role {
                     | A::ReadOrder
             ),
             Self::Processor => matches!(action, A::ReadCard | A::RevealCard),
-            Self::Auditor => matches!(action, A::ReadTenants | A::ReadPrincipals),
+            Self::Auditor => matches!(
+                action,
+                A::ReadTenants | A::ReadPrincipals | A::ReadAudit | A::ReadAuditLog
+            ),
         }
     }
 
@@ -158,7 +169,7 @@ impl Role {
     }
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request, with where it called from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     /// The principal.
@@ -169,12 +180,18 @@ pub struct Actor {
     pub tenant_id: Option<TenantId>,
     /// Its shop, for shop principals.
     pub shop_id: Option<ShopId>,
+    /// The client's IP address, for the audit log.
+    pub origin: Option<std::net::IpAddr>,
+    /// The purpose the client gave for this request (`Anshin-Purpose`).
+    pub purpose: Option<String>,
 }
 
 impl Actor {
-    /// Refuses with 403 unless the role may perform `action`.
+    /// Refuses with 403 unless the role may perform `action`. The whole audit
+    /// log spans every tenant, so only global principals may read it.
     pub fn require(&self, action: Action) -> Result<()> {
-        if self.role.may(action) {
+        let scoped_out = action == Action::ReadAuditLog && self.tenant_id.is_some();
+        if self.role.may(action) && !scoped_out {
             Ok(())
         } else {
             Err(Error::forbidden(action.describe()))
@@ -282,6 +299,8 @@ mod tests {
             role: Role::Operator,
             tenant_id: Some(own.clone()),
             shop_id: None,
+            origin: None,
+            purpose: None,
         };
         assert_eq!(actor.tenant_for(None).expect("own"), own);
         assert_eq!(

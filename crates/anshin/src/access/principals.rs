@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Action, Actor, Role};
 use crate::app::App;
+use crate::audit::{Event, EventKind};
 use crate::clock;
 use crate::db::PrincipalRow;
 use crate::error::{Error, ErrorKind, Result};
@@ -163,6 +164,26 @@ impl App {
         actor: Option<&Actor>,
         input: NewPrincipal,
     ) -> Result<(Principal, SecretString)> {
+        match actor {
+            Some(actor) => {
+                self.audited(actor, EventKind::PrincipalCreate, async |event| {
+                    self.new_principal(Some(actor), input, event).await
+                })
+                .await
+            }
+            None => {
+                self.new_principal(None, input, &mut Event::new(EventKind::PrincipalCreate))
+                    .await
+            }
+        }
+    }
+
+    async fn new_principal(
+        &self,
+        actor: Option<&Actor>,
+        input: NewPrincipal,
+        event: &mut Event,
+    ) -> Result<(Principal, SecretString)> {
         if let Some(actor) = actor {
             actor.require(Action::ManagePrincipals)?;
             if !actor.role.may_create(input.role, actor.tenant_id.is_none()) {
@@ -229,6 +250,14 @@ impl App {
             created_at: clock::now_ms(),
             disabled_at: None,
         };
+        if let Some(tenant) = &row.tenant_id {
+            event.tenant(tenant);
+        }
+        event.resource(&row.id);
+        match actor {
+            Some(actor) => self.record_now(actor, event).await?,
+            None => self.record(None, None, event, None).await?,
+        }
         self.store.insert_principal(row.clone(), hash).await?;
         Ok((row.into(), key))
     }
@@ -263,31 +292,39 @@ impl App {
 
     /// Disables a principal: its key stops working.
     pub async fn disable_principal(&self, actor: &Actor, id: &str) -> Result<Principal> {
-        actor.require(Action::ManagePrincipals)?;
-        let id = parse_or_404(PrincipalId::parse, id, "principal")?;
-        if id == actor.principal_id {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "cannot_disable_self",
-                "a principal cannot disable itself; use another operator key",
-            ));
-        }
-        let row = self.store.principal(&id).await?.filter(|p| {
-            p.tenant_id
-                .as_ref()
-                .map_or(actor.tenant_id.is_none(), |t| actor.sees_tenant(t))
-        });
-        let row = row.ok_or_else(|| Error::not_found("principal"))?;
-        if row.disabled_at.is_none() {
-            self.store.disable_principal(&id, clock::now_ms()).await?;
-            self.auth.clear();
-        }
-        Ok(self
-            .store
-            .principal(&id)
-            .await?
-            .ok_or_else(|| Error::not_found("principal"))?
-            .into())
+        self.audited(actor, EventKind::PrincipalDisable, async |event| {
+            actor.require(Action::ManagePrincipals)?;
+            let id = parse_or_404(PrincipalId::parse, id, "principal")?;
+            if id == actor.principal_id {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "cannot_disable_self",
+                    "a principal cannot disable itself; use another operator key",
+                ));
+            }
+            let row = self.store.principal(&id).await?.filter(|p| {
+                p.tenant_id
+                    .as_ref()
+                    .map_or(actor.tenant_id.is_none(), |t| actor.sees_tenant(t))
+            });
+            let row = row.ok_or_else(|| Error::not_found("principal"))?;
+            if let Some(tenant) = &row.tenant_id {
+                event.tenant(tenant);
+            }
+            event.resource(&id);
+            if row.disabled_at.is_none() {
+                self.record_now(actor, event).await?;
+                self.store.disable_principal(&id, clock::now_ms()).await?;
+                self.auth.clear();
+            }
+            Ok(self
+                .store
+                .principal(&id)
+                .await?
+                .ok_or_else(|| Error::not_found("principal"))?
+                .into())
+        })
+        .await
     }
 
     /// The actor an API key belongs to.
@@ -319,6 +356,8 @@ impl App {
             role: row.role,
             tenant_id: row.tenant_id,
             shop_id: row.shop_id,
+            origin: None,
+            purpose: None,
         };
         tracing::trace!(principal = %actor.principal_id, role = actor.role.as_str(), cached = false, "authenticated");
         self.auth.put(hash, actor.clone(), generation);

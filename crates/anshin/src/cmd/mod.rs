@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches and turns errors into exit codes.
 
+mod audit;
 mod bench;
 mod demo;
 mod init;
@@ -49,6 +50,7 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Init { json } => init::run(&config, json).await,
         Command::Serve { demo, .. } => serve::run(&config, demo).await,
         Command::Principal(command) => principal::run(&config, command).await,
+        Command::Audit(command) => audit::run(&config, command).await,
         Command::Demo { json } => demo::run(&config, json).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Config { json } => {

@@ -19,6 +19,8 @@ pub async fn run(config: &Config, command: PrincipalCommand) -> Result<()> {
         role: Role::Operator,
         tenant_id: None,
         shop_id: None,
+        origin: None,
+        purpose: Some("local command line".into()),
     };
     match command {
         PrincipalCommand::Create {

@@ -7,6 +7,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::audit::log::INTEGRATE_INTERVAL;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::{demo, http};
@@ -54,15 +55,36 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http::router(app.clone()))
+    let integrator = tokio::spawn(integrate_periodically(app.clone()));
+    let service = http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::internal)?;
+    integrator.abort();
+    // Sign a final checkpoint over everything appended before the stop.
+    if let Err(err) = app.audit.integrate(&app.store).await {
+        tracing::warn!(error = ?err, "could not integrate the audit log at shutdown");
+    }
     match app.store.group_commit() {
         Some((writes, commits)) => tracing::info!(writes, commits, "stopped"),
         None => tracing::info!("stopped"),
     }
     Ok(())
+}
+
+/// Integrates the audit log and signs a checkpoint every
+/// [`INTEGRATE_INTERVAL`]; with several nodes on PostgreSQL each round is
+/// serialised by an advisory lock, so the head moves once per round.
+async fn integrate_periodically(app: Arc<App>) {
+    let mut ticker = tokio::time::interval(INTEGRATE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = app.audit.integrate(&app.store).await {
+            tracing::warn!(error = ?err, "audit integration failed; will retry");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -271,6 +271,8 @@ macro_rules! dispatch {
     };
 }
 
+pub mod audit;
+
 impl Store {
     /// Opens the store named by `url` and applies pending migrations.
     /// `sqlite://PATH` (or a bare path) selects SQLite, `postgres://…` PostgreSQL.

@@ -17,11 +17,20 @@ use super::{
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "vault",
-    include_str!("../../migrations/postgres/0001_vault.sql"),
-)];
+mod audit;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "vault",
+        include_str!("../../migrations/postgres/0001_vault.sql"),
+    ),
+    (
+        2,
+        "audit",
+        include_str!("../../migrations/postgres/0002_audit.sql"),
+    ),
+];
 
 /// Advisory lock key that serialises migrations across nodes ("anshin" in ASCII).
 const MIGRATION_LOCK: i64 = 0x616e_7368_696e;

@@ -24,8 +24,12 @@ use super::{
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql"))];
+mod audit;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
+    (2, "audit", include_str!("../../migrations/sqlite/0002_audit.sql")),
+];
 
 /// Most jobs one commit carries; bounds the latency a single commit adds.
 const MAX_BATCH: usize = 512;

@@ -1,12 +1,15 @@
 //! Request extractors that turn outside input into typed values or a clean error.
 //!
-//! - [`Actor`] from `Authorization: Bearer <api key>`.
+//! - [`Actor`] from `Authorization: Bearer <api key>`, with the client's address
+//!   and the `Anshin-Purpose` header; a refused key is recorded in the audit log.
 //! - [`JsonBody`]: JSON bodies with error messages that never repeat a value
 //!   (serde's own messages can quote the input, which may be a card number),
 //!   and the raw body buffer wiped after parsing.
 //! - [`QueryParams`]: query strings, likewise.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use bytes::Bytes;
@@ -21,20 +24,61 @@ impl FromRequestParts<AppState> for Actor {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let origin = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let purpose = purpose(parts)?;
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
         let key = header.and_then(|h| {
             let (scheme, key) = h.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
         });
-        match key {
+        let result = match key {
             Some(key) => state.app.authenticate(key).await,
             None => Err(Error::new(
                 ErrorKind::Unauthenticated,
                 "missing_api_key",
                 "send the API key as `Authorization: Bearer <api key>`",
             )),
+        };
+        match result {
+            Ok(actor) => Ok(Actor {
+                origin,
+                purpose,
+                ..actor
+            }),
+            Err(err) => {
+                state.app.record_refused_key(origin, &err).await;
+                Err(err)
+            }
         }
     }
+}
+
+/// Longest purpose label accepted.
+const MAX_PURPOSE: usize = 64;
+
+/// The `Anshin-Purpose` header: why the caller accesses the data (shipping,
+/// authorization, support …), recorded in the audit log. A short label of
+/// lower-case letters, digits, `.`, `_` and `-`, so it cannot carry personal data.
+fn purpose(parts: &Parts) -> Result<Option<String>, Error> {
+    let Some(value) = parts.headers.get("anshin-purpose") else {
+        return Ok(None);
+    };
+    let valid = value.to_str().ok().filter(|v| {
+        !v.is_empty()
+            && v.len() <= MAX_PURPOSE
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+    });
+    valid.map(|v| Some(v.to_owned())).ok_or_else(|| {
+        Error::new(
+            ErrorKind::BadRequest,
+            "invalid_purpose",
+            "Anshin-Purpose must be 1 to 64 characters of a-z, 0-9, '.', '_' and '-', such as `shipping`",
+        )
+    })
 }
 
 /// A JSON request body of type `T`.

@@ -6,6 +6,7 @@
 //! not get it into a log line.
 
 mod api;
+mod audit;
 mod extract;
 pub mod sys;
 
@@ -58,6 +59,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/orders", post(api::create_order).get(api::list_orders))
         .route("/orders/{order_id}", get(api::get_order))
         .route("/orders/{order_id}/complete", post(api::complete_order))
+        .route("/customers/{customer_id}/access-log", get(audit::access_log))
+        .route(
+            "/audit/checkpoint",
+            get(audit::checkpoint).post(audit::checkpoint_now),
+        )
+        .route("/audit/tile/{*path}", get(audit::tile))
+        .route("/audit/proof/inclusion", get(audit::inclusion))
+        .route("/audit/proof/consistency", get(audit::consistency))
+        .route("/audit/events", get(audit::events))
         .route("/openapi.json", get(sys::openapi));
     Router::new()
         .nest("/v1", v1)

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::access::{Action, Actor};
 use crate::app::App;
+use crate::audit::{Event, EventKind, field};
 use crate::clock;
 use crate::db::{CardInsert, CardRelease, CardRow, Scope, Sealed, card_field};
 use crate::error::{Error, Result};
@@ -182,6 +183,18 @@ impl App {
     /// card) replaces the stored expiry and holder name; anything else keeps them,
     /// so one shop cannot rewrite the details other shops' payments rely on.
     pub async fn tokenize(&self, actor: &Actor, input: CardInput) -> Result<(MaskedCard, bool)> {
+        self.audited(actor, EventKind::CardTokenize, async |event| {
+            self.store_card(actor, input, event).await
+        })
+        .await
+    }
+
+    async fn store_card(
+        &self,
+        actor: &Actor,
+        input: CardInput,
+        event: &mut Event,
+    ) -> Result<(MaskedCard, bool)> {
         actor.require(Action::Tokenize)?;
         let tenant = actor.tenant_for(optional_tenant(input.tenant_id.as_deref())?.as_ref())?;
         let pan = card_number(&input.number)?;
@@ -191,9 +204,24 @@ impl App {
         let fingerprint = keys.fingerprint("pan", pan.expose().as_bytes());
         let shop = actor.scope().shop.cloned();
         let expiry_text = expiry.encode();
+        event
+            .tenant(&tenant)
+            .fields(&[field::CARD_NUMBER, field::CARD_EXPIRY, field::CARD_HOLDER]);
+        // The entry names the token before the card is stored: the one the
+        // tenant already holds for this number, else the new one. Only a
+        // concurrent tokenization of the same number can make them differ; then
+        // a second entry names the token actually returned.
+        let mut recorded: Option<CardToken> = None;
         // A card shredded between the insert and the read below is stored anew.
         for _ in 0..3 {
             let token = CardToken::generate()?;
+            if recorded.is_none() {
+                let expected = self.store.card_by_fingerprint(&tenant, &fingerprint).await?;
+                let expected = expected.unwrap_or_else(|| token.clone());
+                event.resource(&expected);
+                self.record_now(actor, event).await?;
+                recorded = Some(expected);
+            }
             let (record, kek_version, wrapped_dek) = keys.new_record(RecordKind::Card, token.as_str())?;
             let row = CardRow {
                 token: token.clone(),
@@ -214,10 +242,18 @@ impl App {
                 deleted_at: None,
             };
             let (existing, newly_visible) = match self.store.insert_card(row.clone(), shop.clone()).await? {
-                CardInsert::Inserted => return Ok((masked(&row, expiry), true)),
+                CardInsert::Inserted => (row.token.clone(), true),
                 CardInsert::Vanished => continue,
                 CardInsert::Existing { token, newly_visible } => (token, newly_visible),
             };
+            if recorded.as_ref() != Some(&existing) {
+                event.resource(&existing);
+                self.record_now(actor, event).await?;
+                recorded = Some(existing.clone());
+            }
+            if existing == row.token {
+                return Ok((masked(&row, expiry), true));
+            }
             let scope = Scope {
                 tenant: Some(&tenant),
                 shop: None,
@@ -254,41 +290,65 @@ impl App {
 
     /// A card's masked view.
     pub async fn card(&self, actor: &Actor, token: &str) -> Result<MaskedCard> {
-        actor.require(Action::ReadCard)?;
+        self.audited(actor, EventKind::CardRead, async |event| {
+            actor.require(Action::ReadCard)?;
+            event
+                .resource(&parse_or_404(CardToken::parse, token, "card")?)
+                .fields(&[field::CARD_MASKED]);
+            self.masked_card(actor, token, event).await
+        })
+        .await
+    }
+
+    async fn masked_card(&self, actor: &Actor, token: &str, event: &mut Event) -> Result<MaskedCard> {
         let (row, keys) = self.live_card(actor.scope(), token).await?;
+        event.tenant(&row.tenant_id);
         let (expiry, _) = open_details(&keys, &row)?;
         Ok(masked(&row, expiry))
     }
 
-    /// Full card data, for processors only.
+    /// Full card data, for processors only. The reveal is in the audit log
+    /// before the data leaves this function.
     pub async fn reveal_card(&self, actor: &Actor, token: &str) -> Result<RevealedCard> {
-        actor.require(Action::RevealCard)?;
-        let (row, keys) = self.live_card(actor.scope(), token).await?;
-        let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
-        let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
-        let number = open_text(&record, sealed, card_field::NUMBER)?;
-        let (expiry, holder_name) = open_details(&keys, &row)?;
-        Ok(RevealedCard {
-            number,
-            exp_month: expiry.month,
-            exp_year: expiry.year,
-            holder_name,
+        self.audited(actor, EventKind::CardReveal, async |event| {
+            actor.require(Action::RevealCard)?;
+            event
+                .resource(&parse_or_404(CardToken::parse, token, "card")?)
+                .fields(&[field::CARD_NUMBER, field::CARD_EXPIRY, field::CARD_HOLDER]);
+            let (row, keys) = self.live_card(actor.scope(), token).await?;
+            event.tenant(&row.tenant_id);
+            let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
+            let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
+            let number = open_text(&record, sealed, card_field::NUMBER)?;
+            let (expiry, holder_name) = open_details(&keys, &row)?;
+            Ok(RevealedCard {
+                number,
+                exp_month: expiry.month,
+                exp_year: expiry.year,
+                holder_name,
+            })
         })
+        .await
     }
 
     /// Finds a card by its number through the keyed fingerprint, decrypting nothing.
     pub async fn lookup_card(&self, actor: &Actor, input: CardLookup) -> Result<MaskedCard> {
-        actor.require(Action::LookupCard)?;
-        let tenant = actor.tenant_for(optional_tenant(input.tenant_id.as_deref())?.as_ref())?;
-        let pan = card_number(&input.number)?;
-        let keys = self.keyring.tenant(&self.store, &tenant).await?;
-        let fingerprint = keys.fingerprint("pan", pan.expose().as_bytes());
-        let token = self
-            .store
-            .card_by_fingerprint(&tenant, &fingerprint)
-            .await?
-            .ok_or_else(|| Error::not_found("card"))?;
-        self.card(actor, token.as_str()).await
+        self.audited(actor, EventKind::CardLookup, async |event| {
+            actor.require(Action::LookupCard)?;
+            let tenant = actor.tenant_for(optional_tenant(input.tenant_id.as_deref())?.as_ref())?;
+            event.tenant(&tenant).fields(&[field::CARD_MASKED]);
+            let pan = card_number(&input.number)?;
+            let keys = self.keyring.tenant(&self.store, &tenant).await?;
+            let fingerprint = keys.fingerprint("pan", pan.expose().as_bytes());
+            let token = self
+                .store
+                .card_by_fingerprint(&tenant, &fingerprint)
+                .await?
+                .ok_or_else(|| Error::not_found("card"))?;
+            event.resource(&token);
+            self.masked_card(actor, token.as_str(), event).await
+        })
+        .await
     }
 
     /// Deletes a card. An operator crypto-shreds it: its data key and
@@ -296,21 +356,29 @@ impl App {
     /// gives up its own access; the card is shredded once no shop holds it, so
     /// one shop cannot destroy a card other shops' orders still use.
     pub async fn delete_card(&self, actor: &Actor, token: &str) -> Result<()> {
-        actor.require(Action::DeleteCard)?;
-        let token = parse_or_404(CardToken::parse, token, "card")?;
-        let now = clock::now_ms();
-        let found = match actor.scope().shop {
-            Some(shop) => {
-                let tenant = actor.tenant_for(None)?;
-                self.store.release_card(&tenant, shop, &token, now).await? != CardRelease::NotFound
+        self.audited(actor, EventKind::CardDelete, async |event| {
+            actor.require(Action::DeleteCard)?;
+            event.resource(&parse_or_404(CardToken::parse, token, "card")?);
+            let (row, _) = self.live_card(actor.scope(), token).await?;
+            event.tenant(&row.tenant_id);
+            self.record_now(actor, event).await?;
+            let now = clock::now_ms();
+            let found = match actor.scope().shop {
+                Some(shop) => {
+                    self.store
+                        .release_card(&row.tenant_id, shop, &row.token, now)
+                        .await?
+                        != CardRelease::NotFound
+                }
+                None => self.store.shred_card(actor.scope(), &row.token, now).await?,
+            };
+            if found {
+                Ok(())
+            } else {
+                Err(Error::not_found("card"))
             }
-            None => self.store.shred_card(actor.scope(), &token, now).await?,
-        };
-        if found {
-            Ok(())
-        } else {
-            Err(Error::not_found("card"))
-        }
+        })
+        .await
     }
 
     /// A live (not shredded) card within `scope`, with its tenant's keys.

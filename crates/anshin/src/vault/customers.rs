@@ -8,12 +8,16 @@ use utoipa::ToSchema;
 
 use crate::access::{Action, Actor, Role};
 use crate::app::App;
+use crate::audit::{EventKind, field};
 use crate::clock;
 use crate::db::{CustomerRow, Scope, Sealed, customer_field};
 use crate::error::{Error, Result};
 use crate::ids::{CustomerId, ShopId, TenantId, parse_or_404};
 use crate::vault::keys::RecordKind;
 use crate::vault::pii;
+
+/// Purpose label of the keyed hash under which the audit log names a customer.
+pub(crate) const SUBJECT: &str = "audit-subject";
 
 /// A new customer's personal data. Only `name` is required.
 #[derive(Deserialize, ToSchema)]
@@ -131,6 +135,18 @@ impl App {
 
     /// Creates a customer.
     pub async fn create_customer(&self, actor: &Actor, input: NewCustomer) -> Result<MaskedCustomer> {
+        self.audited(actor, EventKind::CustomerCreate, async |event| {
+            self.new_customer(actor, input, event).await
+        })
+        .await
+    }
+
+    async fn new_customer(
+        &self,
+        actor: &Actor,
+        input: NewCustomer,
+        event: &mut crate::audit::Event,
+    ) -> Result<MaskedCustomer> {
         actor.require(Action::WriteCustomer)?;
         let fields = parse_fields(&input)?;
         let (tenant, shop) = self
@@ -156,6 +172,14 @@ impl App {
             }),
             created_at: clock::now_ms(),
         };
+        event
+            .tenant(&row.tenant_id)
+            .subject(keys.fingerprint(SUBJECT, row.id.as_str().as_bytes()))
+            .fields(&[field::PII_SEALED]);
+        if let Some(shop) = &row.shop_id {
+            event.resource(shop);
+        }
+        self.record_now(actor, event).await?;
         self.store.insert_customer(row.clone()).await?;
         Ok(MaskedCustomer {
             id: row.id,
@@ -172,9 +196,25 @@ impl App {
 
     /// A customer's masked view.
     pub async fn customer(&self, actor: &Actor, id: &str) -> Result<MaskedCustomer> {
-        actor.require(Action::ReadCustomer)?;
+        self.audited(actor, EventKind::CustomerRead, async |event| {
+            actor.require(Action::ReadCustomer)?;
+            event.fields(&[field::EMAIL_MASKED, field::PHONE_MASKED]);
+            self.masked_customer(actor, id, event).await
+        })
+        .await
+    }
+
+    async fn masked_customer(
+        &self,
+        actor: &Actor,
+        id: &str,
+        event: &mut crate::audit::Event,
+    ) -> Result<MaskedCustomer> {
         let row = self.customer_row(actor.scope(), id).await?;
         let keys = self.keyring.tenant(&self.store, &row.tenant_id).await?;
+        event
+            .tenant(&row.tenant_id)
+            .subject(keys.fingerprint(SUBJECT, row.id.as_str().as_bytes()));
         let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("customer"))?;
         let record = keys.open_record(RecordKind::Customer, row.id.as_str(), sealed)?;
         let open = |field: usize| -> Result<Option<SecretString>> {

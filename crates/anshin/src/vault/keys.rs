@@ -270,6 +270,16 @@ impl Keyring {
         }
     }
 
+    /// A key of the whole installation, named `name`, kept in the database
+    /// wrapped by the root key. The first node to ask creates it; every node then
+    /// reads the same one.
+    pub async fn installation_key(&self, store: &Store, name: &str) -> Result<KeyBytes> {
+        let context = Context::new("anshin.installation-key.v1").part(name.as_bytes());
+        let candidate = self.root.0.wrap(&context, &KeyBytes::generate()?)?;
+        let stored = store.meta_init(name, candidate).await?;
+        Ok(self.root.0.unwrap_key(&context, &stored)?)
+    }
+
     /// New first-version keys for a new tenant, wrapped for storage.
     pub fn new_tenant_keys(&self, tenant: &TenantId, now: i64) -> Result<Vec<TenantKeyRow>> {
         [KeyPurpose::Kek, KeyPurpose::Fingerprint]

@@ -1,0 +1,399 @@
+//! (4) The tamper-evident audit trail.
+//!
+//! Every request that touches sensitive data or its controls appends one entry
+//! to the audit log before its answer is sent: who (principal and role), what
+//! (event type), when, success or failure (with the error code), from where (IP),
+//! which resources (tokens, order ids), which customers (as per-tenant keyed
+//! hashes, never ids or personal data), which field classes, and the purpose
+//! where the caller gave one (PCI DSS v4.0 10.2.2).
+//!
+//! - [`Event`] is what a request fills in; [`Entry`] is the JSON the log stores
+//!   and hashes. The JSON carries no card number or personal data by
+//!   construction: it is built only from ids, codes and fixed field-class names.
+//! - [`log::AuditLog`] appends (batched, durable), sequences and integrates the
+//!   entries into an RFC 9162 Merkle tree, signs C2SP checkpoints with Ed25519,
+//!   and serves tiles and proofs.
+//! - Reads are recorded after the data is fetched and before it is returned;
+//!   changes are recorded before they are made ([`App::record_now`]). If the log
+//!   cannot take the entry, the request fails with 503 `audit_unavailable` and
+//!   nothing is revealed or changed (fail closed).
+
+pub mod log;
+pub mod view;
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::Actor;
+use crate::app::App;
+use crate::clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{CustomerId, TenantId, TypedId};
+
+/// Version of the entry format.
+pub const ENTRY_VERSION: u8 = 1;
+
+/// What happened. The names are stable: they are in the signed log forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A tenant was created.
+    TenantCreate,
+    /// A shop was created.
+    ShopCreate,
+    /// A principal (API key) was created.
+    PrincipalCreate,
+    /// A principal was disabled.
+    PrincipalDisable,
+    /// An API key was refused.
+    AuthFailure,
+    /// A card was tokenized.
+    CardTokenize,
+    /// A card's masked view was read.
+    CardRead,
+    /// A card's full data was revealed.
+    CardReveal,
+    /// A card was looked up by number.
+    CardLookup,
+    /// A card was released or crypto-shredded.
+    CardDelete,
+    /// A customer's personal data was stored.
+    CustomerCreate,
+    /// A customer's masked view was read.
+    CustomerRead,
+    /// A customer's access history was read.
+    CustomerAccessLog,
+    /// An order was created.
+    OrderCreate,
+    /// An order was read.
+    OrderRead,
+    /// A page of orders was listed.
+    OrderList,
+    /// An order was completed.
+    OrderComplete,
+    /// Audit entries were listed.
+    AuditRead,
+}
+
+impl EventKind {
+    /// The stable name in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TenantCreate => "tenant.create",
+            Self::ShopCreate => "shop.create",
+            Self::PrincipalCreate => "principal.create",
+            Self::PrincipalDisable => "principal.disable",
+            Self::AuthFailure => "auth.failure",
+            Self::CardTokenize => "card.tokenize",
+            Self::CardRead => "card.read",
+            Self::CardReveal => "card.reveal",
+            Self::CardLookup => "card.lookup",
+            Self::CardDelete => "card.delete",
+            Self::CustomerCreate => "customer.create",
+            Self::CustomerRead => "customer.read",
+            Self::CustomerAccessLog => "customer.access_log",
+            Self::OrderCreate => "order.create",
+            Self::OrderRead => "order.read",
+            Self::OrderList => "order.list",
+            Self::OrderComplete => "order.complete",
+            Self::AuditRead => "audit.read",
+        }
+    }
+}
+
+/// Classes of data an event touched, by name; never the data.
+pub mod field {
+    /// Brand, last four and expiry.
+    pub const CARD_MASKED: &str = "card.masked";
+    /// The full card number.
+    pub const CARD_NUMBER: &str = "card.number";
+    /// Expiry date.
+    pub const CARD_EXPIRY: &str = "card.expiry";
+    /// Card holder's name.
+    pub const CARD_HOLDER: &str = "card.holder";
+    /// Personal data sealed in the vault (written, not read).
+    pub const PII_SEALED: &str = "pii.sealed";
+    /// Masked e-mail address.
+    pub const EMAIL_MASKED: &str = "pii.email.masked";
+    /// Masked phone number.
+    pub const PHONE_MASKED: &str = "pii.phone.masked";
+    /// Order metadata (amount, status, masked card).
+    pub const ORDER: &str = "order";
+    /// Audit metadata.
+    pub const AUDIT: &str = "audit";
+}
+
+/// What a request did, filled in as it learns it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    kind: EventKind,
+    tenant: Option<TenantId>,
+    resources: Vec<String>,
+    subjects: Vec<[u8; 32]>,
+    fields: Vec<&'static str>,
+    rows: Option<u64>,
+    recorded: bool,
+}
+
+impl Event {
+    /// An event of `kind` with nothing known yet.
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            kind,
+            tenant: None,
+            resources: Vec::new(),
+            subjects: Vec::new(),
+            fields: Vec::new(),
+            rows: None,
+            recorded: false,
+        }
+    }
+
+    /// The tenant the event concerns.
+    pub fn tenant(&mut self, tenant: &TenantId) -> &mut Self {
+        self.tenant = Some(tenant.clone());
+        self
+    }
+
+    /// A resource id (token, order id, principal id …): typed ids only, never
+    /// request text. Never a customer id: customers go through [`Event::subject`].
+    pub fn resource(&mut self, id: &impl TypedId) -> &mut Self {
+        self.resources.push(id.id_str().to_owned());
+        self
+    }
+
+    /// A customer, as its keyed hash.
+    pub fn subject(&mut self, subject: [u8; 32]) -> &mut Self {
+        if !self.subjects.contains(&subject) {
+            self.subjects.push(subject);
+        }
+        self
+    }
+
+    /// Field classes touched.
+    pub fn fields(&mut self, fields: &[&'static str]) -> &mut Self {
+        self.fields.extend_from_slice(fields);
+        self
+    }
+
+    /// Number of rows (listings, exports).
+    pub fn rows(&mut self, rows: u64) -> &mut Self {
+        self.rows = Some(rows);
+        self
+    }
+}
+
+/// The actor as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EntryActor {
+    /// Principal id.
+    pub principal: String,
+    /// Role.
+    pub role: String,
+    /// The shop, for shop principals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop: Option<String>,
+}
+
+/// One audit log entry, as stored, hashed and exported: canonical JSON with the
+/// fields in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Entry {
+    /// Entry format version.
+    pub v: u8,
+    /// When (RFC 3339, UTC, milliseconds).
+    pub time: String,
+    /// Event type.
+    pub event: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The error code of a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Who; absent when no valid API key was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<EntryActor>,
+    /// The tenant concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The client's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Resource ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// Customers touched, as hex keyed hashes (per tenant).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// Field classes touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Purpose the caller gave (`Anshin-Purpose` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// Rows returned (listings, exports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+}
+
+/// Most resource ids one entry names, so an entry always fits a tile bundle.
+const MAX_RESOURCES: usize = 500;
+
+impl Entry {
+    fn build(
+        time_ms: i64,
+        event: &Event,
+        actor: Option<&Actor>,
+        origin: Option<IpAddr>,
+        failure: Option<&Error>,
+    ) -> Self {
+        let mut resources = event.resources.clone();
+        resources.truncate(MAX_RESOURCES);
+        Self {
+            v: ENTRY_VERSION,
+            time: clock::rfc3339_millis(time_ms),
+            event: event.kind.as_str().to_owned(),
+            outcome: if failure.is_some() { "failure" } else { "success" }.to_owned(),
+            code: failure.map(|e| e.code().to_owned()),
+            actor: actor.map(|a| EntryActor {
+                principal: a.principal_id.to_string(),
+                role: a.role.as_str().to_owned(),
+                shop: a.shop_id.as_ref().map(ToString::to_string),
+            }),
+            tenant: event
+                .tenant
+                .as_ref()
+                .or(actor.and_then(|a| a.tenant_id.as_ref()))
+                .map(ToString::to_string),
+            origin: origin.map(|ip| ip.to_string()),
+            resources,
+            subjects: event
+                .subjects
+                .iter()
+                .map(|s| data_encoding::HEXLOWER.encode(s))
+                .collect(),
+            fields: event.fields.iter().map(|f| (*f).to_owned()).collect(),
+            purpose: actor.and_then(|a| a.purpose.clone()),
+            rows: event.rows,
+        }
+    }
+}
+
+/// 503 `audit_unavailable`: the entry could not be made durable.
+pub fn unavailable() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "audit_unavailable",
+        "the audit log cannot record this access right now, so it was not performed; retry later",
+    )
+}
+
+impl App {
+    /// The keyed hash under which the log names a customer of `tenant`.
+    pub async fn subject(&self, tenant: &TenantId, customer: &CustomerId) -> Result<[u8; 32]> {
+        let keys = self.keyring.tenant(&self.store, tenant).await?;
+        Ok(keys.fingerprint(crate::vault::customers::SUBJECT, customer.as_str().as_bytes()))
+    }
+
+    /// Runs `op` and records its event: on success before the value is
+    /// returned (fail closed: if the entry cannot be made durable the value is
+    /// dropped and the answer is 503), on failure with the error's code. An
+    /// operation that changes data calls [`App::record_now`] before the change.
+    pub(crate) async fn audited<T>(
+        &self,
+        actor: &Actor,
+        kind: EventKind,
+        op: impl AsyncFnOnce(&mut Event) -> Result<T>,
+    ) -> Result<T> {
+        let mut event = Event::new(kind);
+        let result = op(&mut event).await;
+        match &result {
+            Ok(_) if event.recorded => {}
+            Ok(_) => self.record(Some(actor), actor.origin, &event, None).await?,
+            Err(err) => {
+                if let Err(log_err) = self.record(Some(actor), actor.origin, &event, Some(err)).await {
+                    tracing::warn!(event = kind.as_str(), error = ?log_err, "could not record a failed request");
+                }
+            }
+        }
+        result
+    }
+
+    /// Records `event` now, before the change it describes is made.
+    pub(crate) async fn record_now(&self, actor: &Actor, event: &mut Event) -> Result<()> {
+        self.record(Some(actor), actor.origin, event, None).await?;
+        event.recorded = true;
+        Ok(())
+    }
+
+    /// Records a request whose API key was missing or refused. The answer is a
+    /// 401 either way, so a log failure is only reported.
+    pub async fn record_refused_key(&self, origin: Option<IpAddr>, err: &Error) {
+        if let Err(log_err) = self
+            .record(None, origin, &Event::new(EventKind::AuthFailure), Some(err))
+            .await
+        {
+            tracing::warn!(error = ?log_err, "could not record a refused API key");
+        }
+    }
+
+    /// Appends one entry and waits until it is durable.
+    pub(crate) async fn record(
+        &self,
+        actor: Option<&Actor>,
+        origin: Option<IpAddr>,
+        event: &Event,
+        failure: Option<&Error>,
+    ) -> Result<()> {
+        let time_ms = clock::now_ms();
+        let entry = Entry::build(time_ms, event, actor, origin, failure);
+        self.audit
+            .append(time_ms, event.kind, &entry, event.subjects.clone())
+            .await
+            .map_err(|err| unavailable().with_cause(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Role;
+    use crate::ids::PrincipalId;
+
+    #[test]
+    fn entries_are_canonical_json_without_empty_fields() {
+        let actor = Actor {
+            principal_id: PrincipalId::parse("prn_aaaaaaaaaaaaaaaaaaaaaaaaaa").expect("id"),
+            role: Role::Processor,
+            tenant_id: None,
+            shop_id: None,
+            origin: Some("192.0.2.7".parse().expect("ip")),
+            purpose: Some("authorization".into()),
+        };
+        let mut event = Event::new(EventKind::CardReveal);
+        event
+            .resource(&crate::ids::CardToken::parse("card_bbbbbbbbbbbbbbbbbbbbbbbbbb").expect("token"))
+            .fields(&[field::CARD_NUMBER])
+            .subject([7; 32]);
+        let entry = Entry::build(1_700_000_000_123, &event, Some(&actor), actor.origin, None);
+        let json = serde_json::to_string(&entry).expect("json");
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"v":1,"time":"2023-11-14T22:13:20.123Z","event":"card.reveal","outcome":"success","actor":{{"principal":"prn_aaaaaaaaaaaaaaaaaaaaaaaaaa","role":"processor"}},"origin":"192.0.2.7","resources":["card_bbbbbbbbbbbbbbbbbbbbbbbbbb"],"subjects":["{}"],"fields":["card.number"],"purpose":"authorization"}}"#,
+                "07".repeat(32)
+            )
+        );
+        let back: Entry = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, entry);
+    }
+
+    #[test]
+    fn failures_carry_the_code_only() {
+        let err = Error::not_found("card");
+        let entry = Entry::build(0, &Event::new(EventKind::CardRead), None, None, Some(&err));
+        assert_eq!(entry.outcome, "failure");
+        assert_eq!(entry.code.as_deref(), Some("not_found"));
+        assert!(entry.actor.is_none());
+    }
+}
