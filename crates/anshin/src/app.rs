@@ -11,6 +11,7 @@ use anshin_crypto::secret::SecretString;
 
 use crate::access::Role;
 use crate::access::principals::{AuthCache, NewPrincipal};
+use crate::access::retention::ExportLimiter;
 use crate::audit::log::AuditLog;
 use crate::db::Store;
 use crate::error::{Error, ErrorKind, Result};
@@ -28,6 +29,7 @@ pub struct App {
     /// The audit log.
     pub audit: AuditLog,
     pub(crate) auth: AuthCache,
+    pub(crate) exports: ExportLimiter,
 }
 
 /// Where the data lives.
@@ -73,6 +75,7 @@ impl App {
             keyring,
             audit,
             auth: AuthCache::default(),
+            exports: ExportLimiter::default(),
         })
     }
 

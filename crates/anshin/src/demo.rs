@@ -17,7 +17,7 @@ use crate::access::{Actor, Role};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ids::{PrincipalId, TenantId};
-use crate::orders::{NewOrder, OrderQuery};
+use crate::orders::{NewOrder, OrderQuery, ShippingInput};
 use crate::tenancy::{NewNamed, Shop};
 use crate::vault::cards::CardInput;
 use crate::vault::customers::NewCustomer;
@@ -244,19 +244,21 @@ async fn create_data(app: &Arc<App>, admin: &Actor) -> Result<TenantId> {
         let card_index = seq.below(TEST_CARDS.len());
         let (block, lot, phone) = (seq.below(9) + 1, seq.below(30) + 1, seq.next() % 100_000_000);
         let app = app.clone();
+        let address = DemoAddress {
+            name: format!("{family} {given}"),
+            postal_code: format!("{:03}-{:04}", 100 + block * 7, lot * 37),
+            address: format!("{place}デモ町{block}-{lot}"),
+            phone: format!("090{phone:08}"),
+        };
         tasks.spawn(async move {
             let customer = NewCustomer {
                 shop_id: None,
                 tenant_id: None,
-                name: SecretString::new(format!("{family} {given}")),
+                name: SecretString::new(address.name.clone()),
                 name_kana: Some(SecretString::new(format!("{family_kana} {given_kana}"))),
-                postal_code: Some(SecretString::new(format!(
-                    "{:03}-{:04}",
-                    100 + block * 7,
-                    lot * 37
-                ))),
-                address: Some(SecretString::new(format!("{place}デモ町{block}-{lot}"))),
-                phone: Some(SecretString::new(format!("090{phone:08}"))),
+                postal_code: Some(SecretString::new(address.postal_code.clone())),
+                address: Some(SecretString::new(address.address.clone())),
+                phone: Some(SecretString::new(address.phone.clone())),
                 email: Some(SecretString::new(format!("demo{i}@example.jp"))),
                 fax: None,
             };
@@ -269,7 +271,7 @@ async fn create_data(app: &Arc<App>, admin: &Actor) -> Result<TenantId> {
                 tenant_id: None,
             };
             let (card, _) = app.tokenize(&shop, card).await?;
-            Ok::<_, Error>((shop, customer.id.to_string(), card.token.to_string()))
+            Ok::<_, Error>((shop, customer.id.to_string(), card.token.to_string(), address))
         });
         if tasks.len() >= CONCURRENCY {
             customers.push(join_one(&mut tasks).await?);
@@ -282,7 +284,7 @@ async fn create_data(app: &Arc<App>, admin: &Actor) -> Result<TenantId> {
     }
     let mut orders = JoinSet::new();
     for _ in 0..ORDERS {
-        let (shop, customer, card) = customers[seq.below(customers.len())].clone();
+        let (shop, customer, card, address) = customers[seq.below(customers.len())].clone();
         let amount = 500 + (seq.below(200) as i64) * 250;
         let complete = seq.below(3) == 0;
         let app = app.clone();
@@ -293,6 +295,12 @@ async fn create_data(app: &Arc<App>, admin: &Actor) -> Result<TenantId> {
                 card_token: Some(card),
                 amount,
                 currency: "JPY".into(),
+                shipping: Some(ShippingInput {
+                    name: SecretString::new(address.name),
+                    postal_code: Some(SecretString::new(address.postal_code)),
+                    address: SecretString::new(address.address),
+                    phone: Some(SecretString::new(address.phone)),
+                }),
             };
             let order = app.create_order(&shop, input).await?;
             if complete {
@@ -311,6 +319,16 @@ async fn create_data(app: &Arc<App>, admin: &Actor) -> Result<TenantId> {
     }
     progress.finish_and_clear();
     Ok(tenant.id)
+}
+
+/// A demo shopper's (made-up) address, used for the customer and as the
+/// shipping address of their orders.
+#[derive(Clone)]
+struct DemoAddress {
+    name: String,
+    postal_code: String,
+    address: String,
+    phone: String,
 }
 
 async fn join_one<T: 'static>(tasks: &mut JoinSet<Result<T>>) -> Result<T> {

@@ -29,12 +29,16 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// The request conflicts with the current state: 409.
     Conflict,
+    /// The resource existed but is no longer available: 410.
+    Gone,
     /// Body larger than allowed: 413.
     PayloadTooLarge,
     /// Not JSON: 415.
     UnsupportedMediaType,
     /// Well-formed, but a value is invalid: 422.
     Invalid,
+    /// Too many requests, or a limit reached: 429.
+    TooManyRequests,
     /// A dependency (database) is not available: 503.
     Unavailable,
     /// A bug or an unexpected failure: 500.
@@ -51,6 +55,8 @@ impl ErrorKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::Gone => StatusCode::GONE,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid => StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,6 +1,7 @@
 //! Orders: which shop sold what to which customer, paid with which card token.
 //! A shop sees only its own orders, with the card masked.
 
+use anshin_crypto::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -8,9 +9,12 @@ use crate::access::{Action, Actor};
 use crate::app::App;
 use crate::audit::{Event, EventKind, field};
 use crate::clock;
-use crate::db::{OrderRow, OrderView, Scope};
+use crate::db::retention::shipping_field;
+use crate::db::{OrderRow, OrderView, Scope, Sealed};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{OrderId, ShopId, parse_or_404};
+use crate::vault::keys::RecordKind;
+use crate::vault::pii;
 
 /// Most orders one page returns.
 pub const MAX_PAGE: u32 = 500;
@@ -35,6 +39,50 @@ pub struct NewOrder {
     /// ISO 4217 currency code.
     #[schema(example = "JPY")]
     pub currency: String,
+    /// Where to ship: sealed in the vault, readable by the shop only inside
+    /// the retention window (`GET /v1/orders/{id}/shipping`).
+    #[serde(default)]
+    pub shipping: Option<ShippingInput>,
+}
+
+/// Shipping data of a new order. Name and address are required.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingInput {
+    /// Recipient's name (お届け先氏名).
+    #[serde(deserialize_with = "crate::vault::secret")]
+    #[schema(value_type = String, example = "山田 太郎")]
+    pub name: SecretString,
+    /// Postal code (郵便番号).
+    #[serde(default, deserialize_with = "crate::vault::secret_opt")]
+    #[schema(value_type = Option<String>, example = "100-0001")]
+    pub postal_code: Option<SecretString>,
+    /// Address (住所).
+    #[serde(deserialize_with = "crate::vault::secret")]
+    #[schema(value_type = String, example = "東京都千代田区千代田1-1")]
+    pub address: SecretString,
+    /// Phone number for the carrier.
+    #[serde(default, deserialize_with = "crate::vault::secret_opt")]
+    #[schema(value_type = Option<String>, example = "090-1234-5678")]
+    pub phone: Option<SecretString>,
+}
+
+impl ShippingInput {
+    /// Parses every field; the first invalid one decides the error.
+    fn parse(&self) -> Result<[Option<SecretString>; 4]> {
+        Ok([
+            Some(pii::name(self.name.expose())?),
+            self.postal_code
+                .as_ref()
+                .map(|v| pii::postal_code(v.expose()))
+                .transpose()?,
+            Some(pii::address(self.address.expose())?),
+            self.phone
+                .as_ref()
+                .map(|v| pii::phone(v.expose(), "invalid_phone", "shipping.phone"))
+                .transpose()?,
+        ])
+    }
 }
 
 /// Query of an order listing.
@@ -144,6 +192,7 @@ impl App {
             ));
         }
         let currency = currency(&input.currency)?;
+        let shipping = input.shipping.as_ref().map(ShippingInput::parse).transpose()?;
         let (tenant, shop) = self
             .placement(actor, None, input.shop_id.as_deref(), true)
             .await?;
@@ -186,8 +235,28 @@ impl App {
         if let Some(card) = &row.card_token {
             event.resource(card);
         }
+        let sealed = match &shipping {
+            Some(fields) => {
+                event.fields(&[field::SHIPPING_SEALED]);
+                let keys = self.keyring.tenant(&self.store, &tenant).await?;
+                let (record, kek_version, wrapped_dek) =
+                    keys.new_record(RecordKind::Order, row.id.as_str())?;
+                let mut sealed: [Option<Vec<u8>>; 4] = Default::default();
+                for (i, value) in fields.iter().enumerate() {
+                    if let Some(value) = value {
+                        sealed[i] = Some(record.seal(shipping_field::NAMES[i], value.expose().as_bytes())?);
+                    }
+                }
+                Some(Sealed {
+                    kek_version,
+                    wrapped_dek,
+                    fields: sealed,
+                })
+            }
+            None => None,
+        };
         self.record_now(actor, event).await?;
-        self.store.insert_order(row.clone()).await?;
+        self.store.insert_order(row.clone(), sealed).await?;
         self.order_view(
             Scope {
                 tenant: Some(&tenant),

@@ -2,8 +2,10 @@
 //!
 //! [`policy`] is the one place a reviewer reads to know what each role may do.
 //! [`principals`] creates principals, authenticates API keys and disables them.
+//! [`retention`] is the retention window on shipping data, exports and purges.
 
 pub mod policy;
 pub mod principals;
+pub mod retention;
 
 pub use policy::{Action, Actor, Role};

@@ -9,7 +9,7 @@
 //! | role      | may                                                                  |
 //! |-----------|----------------------------------------------------------------------|
 //! | operator  | manage tenants (global only), shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail |
-//! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards |
+//! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
 //! | auditor   | list principals and tenants; read the audit trail (metadata only, no personal data) |
 //!
@@ -68,6 +68,10 @@ pub enum Action {
     WriteOrder,
     /// Read orders (masked).
     ReadOrder,
+    /// Read an order's shipping data in clear, inside the retention window.
+    ReadShipping,
+    /// Export orders with shipping data (CSV), inside the window and limits.
+    ExportOrders,
     /// Read audit entries of the actor's tenant and customers' access histories.
     ReadAudit,
     /// Read the whole audit log (tiles, entries of every tenant): global principals only.
@@ -92,6 +96,10 @@ impl Action {
             Self::ReadCustomer => "read customers",
             Self::WriteOrder => "create or change orders",
             Self::ReadOrder => "read orders",
+            Self::ReadShipping => {
+                "read shipping data (only the selling shop may, inside the retention window)"
+            }
+            Self::ExportOrders => "export orders (only shop keys may)",
             Self::ReadAudit => "read the audit trail",
             Self::ReadAuditLog => "read the whole audit log (a global auditor or operator key is needed)",
         }
@@ -123,7 +131,9 @@ impl Role {
             ),
             Self::Shop => matches!(
                 action,
-                A::Tokenize
+                A::ReadShipping
+                    | A::ExportOrders
+                    | A::Tokenize
                     | A::ReadCard
                     | A::DeleteCard
                     | A::WriteCustomer

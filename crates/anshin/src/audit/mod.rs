@@ -73,6 +73,14 @@ pub enum EventKind {
     OrderComplete,
     /// Audit entries were listed.
     AuditRead,
+    /// An order's shipping data was read.
+    OrderShipping,
+    /// Orders were exported (CSV).
+    OrderExport,
+    /// An operator approved a larger export.
+    ExportApprove,
+    /// Shipping data past its retention was crypto-shredded.
+    RetentionPurge,
 }
 
 impl EventKind {
@@ -97,6 +105,10 @@ impl EventKind {
             Self::OrderList => "order.list",
             Self::OrderComplete => "order.complete",
             Self::AuditRead => "audit.read",
+            Self::OrderShipping => "order.shipping",
+            Self::OrderExport => "order.export",
+            Self::ExportApprove => "export.approve",
+            Self::RetentionPurge => "retention.purge",
         }
     }
 }
@@ -119,6 +131,10 @@ pub mod field {
     pub const PHONE_MASKED: &str = "pii.phone.masked";
     /// Order metadata (amount, status, masked card).
     pub const ORDER: &str = "order";
+    /// Shipping data sealed in the vault (written, not read).
+    pub const SHIPPING_SEALED: &str = "shipping.sealed";
+    /// Shipping name, postal code, address and phone, in clear.
+    pub const SHIPPING: &str = "shipping";
     /// Audit metadata.
     pub const AUDIT: &str = "audit";
 }
@@ -236,8 +252,9 @@ pub struct Entry {
     pub rows: Option<u64>,
 }
 
-/// Most resource ids one entry names, so an entry always fits a tile bundle.
-const MAX_RESOURCES: usize = 500;
+/// Most resource ids (and customers) one entry names, so an entry always fits
+/// a tile bundle (64 KiB); `rows` still counts them all.
+const MAX_RESOURCES: usize = 400;
 
 impl Entry {
     fn build(
@@ -270,6 +287,7 @@ impl Entry {
             subjects: event
                 .subjects
                 .iter()
+                .take(MAX_RESOURCES)
                 .map(|s| data_encoding::HEXLOWER.encode(s))
                 .collect(),
             fields: event.fields.iter().map(|f| (*f).to_owned()).collect(),

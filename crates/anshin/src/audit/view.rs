@@ -194,6 +194,7 @@ impl App {
                 .audit_find(AuditFilter {
                     tenant_id: tenant.map(|t| t.to_string()),
                     principal_id: principal.map(|p| p.to_string()),
+                    kind: None,
                     subject: None,
                     since_ms,
                     after: query.after,
@@ -226,6 +227,7 @@ impl App {
                 .audit_find(AuditFilter {
                     tenant_id: Some(row.tenant_id.to_string()),
                     principal_id: None,
+                    kind: None,
                     subject: Some(subject),
                     since_ms: None,
                     after: query.after,

@@ -56,12 +56,14 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         }
     });
     let integrator = tokio::spawn(integrate_periodically(app.clone()));
+    let purger = tokio::spawn(purge_periodically(app.clone()));
     let service = http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::internal)?;
     integrator.abort();
+    purger.abort();
     // Sign a final checkpoint over everything appended before the stop.
     if let Err(err) = app.audit.integrate(&app.store).await {
         tracing::warn!(error = ?err, "could not integrate the audit log at shutdown");
@@ -83,6 +85,23 @@ async fn integrate_periodically(app: Arc<App>) {
         ticker.tick().await;
         if let Err(err) = app.audit.integrate(&app.store).await {
             tracing::warn!(error = ?err, "audit integration failed; will retry");
+        }
+    }
+}
+
+/// How often expired shipping data is crypto-shredded.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Shreds shipping data past its retention every [`PURGE_INTERVAL`] (and
+/// once at start); each round is in the audit log.
+async fn purge_periodically(app: Arc<App>) {
+    let mut ticker = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        ticker.tick().await;
+        match app.purge_expired_shipping().await {
+            Ok(report) if report.purged > 0 => tracing::info!(orders = report.purged, "shipping data purged"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = ?err, "retention purge failed; will retry"),
         }
     }
 }

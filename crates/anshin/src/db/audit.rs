@@ -75,6 +75,8 @@ pub struct AuditFilter {
     pub tenant_id: Option<String>,
     /// Only this principal's.
     pub principal_id: Option<String>,
+    /// Only entries of this event type.
+    pub kind: Option<&'static str>,
     /// Only entries that touched this customer (keyed hash).
     pub subject: Option<[u8; 32]>,
     /// From this time (ms, inclusive).

@@ -272,6 +272,7 @@ macro_rules! dispatch {
 }
 
 pub mod audit;
+pub mod retention;
 
 impl Store {
     /// Opens the store named by `url` and applies pending migrations.
@@ -451,9 +452,9 @@ impl Store {
         dispatch!(self.customer(scope, id))
     }
 
-    /// Creates an order.
-    pub async fn insert_order(&self, order: OrderRow) -> Result<(), StoreError> {
-        dispatch!(self.insert_order(order))
+    /// Creates an order, with its sealed shipping data if it has any, in one transaction.
+    pub async fn insert_order(&self, order: OrderRow, shipping: Option<Sealed<4>>) -> Result<(), StoreError> {
+        dispatch!(self.insert_order(order, shipping))
     }
 
     /// An order within `scope`.

@@ -12,12 +12,13 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
-    ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+    Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod audit;
+mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -29,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "audit",
         include_str!("../../migrations/postgres/0002_audit.sql"),
+    ),
+    (
+        5,
+        "retention",
+        include_str!("../../migrations/postgres/0005_retention.sql"),
     ),
 ];
 
@@ -620,8 +626,14 @@ impl PgStore {
         .transpose()
     }
 
-    pub(super) async fn insert_order(&self, o: OrderRow) -> Result<(), StoreError> {
-        self.execute(
+    pub(super) async fn insert_order(
+        &self,
+        o: OrderRow,
+        shipping: Option<Sealed<4>>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute(
             "INSERT INTO orders (id, tenant_id, shop_id, customer_id, card_token, amount, currency, status,
                                  created_at, completed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -639,7 +651,18 @@ impl PgStore {
             ],
         )
         .await
-        .map(|_| ())
+        .map_err(pg)?;
+        if let Some(sh) = shipping {
+            let [name, postal, address, phone] = sh.fields;
+            tx.execute(
+                "INSERT INTO order_shipping (order_id, kek_version, wrapped_dek, name_ct, postal_code_ct, address_ct, phone_ct)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&o.id.as_str(), &version_i32(sh.kek_version)?, &sh.wrapped_dek, &name, &postal, &address, &phone],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
     }
 
     pub(super) async fn order(

@@ -19,16 +19,22 @@ use tokio::sync::oneshot;
 
 use super::{
     CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
-    ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+    Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod audit;
+mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
     (2, "audit", include_str!("../../migrations/sqlite/0002_audit.sql")),
+    (
+        5,
+        "retention",
+        include_str!("../../migrations/sqlite/0005_retention.sql"),
+    ),
 ];
 
 /// Most jobs one commit carries; bounds the latency a single commit adds.
@@ -602,7 +608,11 @@ impl SqliteStore {
         raw.map(RawCustomer::into_row).transpose()
     }
 
-    pub(super) async fn insert_order(&self, o: OrderRow) -> Result<(), StoreError> {
+    pub(super) async fn insert_order(
+        &self,
+        o: OrderRow,
+        shipping: Option<Sealed<4>>,
+    ) -> Result<(), StoreError> {
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO orders (id, tenant_id, shop_id, customer_id, card_token, amount, currency, status,
@@ -621,6 +631,14 @@ impl SqliteStore {
                 o.created_at,
                 o.completed_at
             ])?;
+            if let Some(sh) = shipping {
+                let [name, postal, address, phone] = sh.fields;
+                c.prepare_cached(
+                    "INSERT INTO order_shipping (order_id, kek_version, wrapped_dek, name_ct, postal_code_ct, address_ct, phone_ct)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![o.id.as_str(), sh.kek_version, sh.wrapped_dek, name, postal, address, phone])?;
+            }
             Ok(())
         })
         .await

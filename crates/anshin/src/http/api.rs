@@ -32,6 +32,7 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         tokenize_card, lookup_card, get_card, reveal_card, delete_card,
         create_customer, get_customer,
         create_order, list_orders, get_order, complete_order,
+        super::retention::shipping, super::retention::export, super::retention::approve_export,
         super::audit::checkpoint, super::audit::checkpoint_now, super::audit::tile,
         super::audit::inclusion, super::audit::consistency, super::audit::events, super::audit::access_log,
         super::sys::healthz, super::sys::readyz

@@ -8,6 +8,7 @@
 mod api;
 mod audit;
 mod extract;
+mod retention;
 pub mod sys;
 
 use std::sync::Arc;
@@ -57,7 +58,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/customers", post(api::create_customer))
         .route("/customers/{customer_id}", get(api::get_customer))
         .route("/orders", post(api::create_order).get(api::list_orders))
+        .route("/orders/export", get(retention::export))
         .route("/orders/{order_id}", get(api::get_order))
+        .route("/orders/{order_id}/shipping", get(retention::shipping))
+        .route(
+            "/principals/{principal_id}/export-approvals",
+            post(retention::approve_export),
+        )
         .route("/orders/{order_id}/complete", post(api::complete_order))
         .route("/customers/{customer_id}/access-log", get(audit::access_log))
         .route(

@@ -122,6 +122,8 @@ pub enum RecordKind {
     Card,
     /// A customer's personal data.
     Customer,
+    /// An order's shipping data.
+    Order,
 }
 
 impl RecordKind {
@@ -129,6 +131,7 @@ impl RecordKind {
         match self {
             Self::Card => "card",
             Self::Customer => "customer",
+            Self::Order => "order",
         }
     }
 }

@@ -8,4 +8,5 @@ mod audit;
 mod cli;
 mod logs;
 mod regression;
+mod retention;
 mod store;

@@ -444,7 +444,7 @@ async fn orders_page_in_creation_order_and_complete_once(t: TestApp) {
             created_at: 1000 + i / 2, // ties broken by id
             completed_at: None,
         };
-        store.insert_order(order.clone()).await.expect("order");
+        store.insert_order(order.clone(), None).await.expect("order");
         ids.push((order.created_at, order.id));
     }
     ids.sort();

@@ -216,8 +216,9 @@ impl PgStore {
                     "SELECT e.id, e.idx, e.entry FROM audit_subjects s JOIN audit_entries e ON e.id = s.entry_id
                      WHERE s.subject = $1 AND e.id > $2 AND e.time_ms >= $3
                        AND ($4::text IS NULL OR e.tenant_id = $4) AND ($5::text IS NULL OR e.principal_id = $5)
+                       AND ($7::text IS NULL OR e.kind = $7)
                      ORDER BY e.id LIMIT $6",
-                    &[&subject.to_vec(), &after, &since, &f.tenant_id, &f.principal_id, &limit],
+                    &[&subject.to_vec(), &after, &since, &f.tenant_id, &f.principal_id, &limit, &f.kind],
                 )
                 .await?
             }
@@ -226,8 +227,9 @@ impl PgStore {
                     "SELECT id, idx, entry FROM audit_entries
                      WHERE id > $1 AND time_ms >= $2
                        AND ($3::text IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR principal_id = $4)
+                       AND ($6::text IS NULL OR kind = $6)
                      ORDER BY id LIMIT $5",
-                    &[&after, &since, &f.tenant_id, &f.principal_id, &limit],
+                    &[&after, &since, &f.tenant_id, &f.principal_id, &limit, &f.kind],
                 )
                 .await?
             }

@@ -161,10 +161,19 @@ impl SqliteStore {
                     "SELECT e.idx, e.entry FROM audit_subjects s JOIN audit_entries e ON e.idx = s.idx
                      WHERE s.subject = ?1 AND s.idx > ?2 AND e.time_ms >= ?3
                        AND (?4 IS NULL OR e.tenant_id = ?4) AND (?5 IS NULL OR e.principal_id = ?5)
+                       AND (?7 IS NULL OR e.kind = ?7)
                      ORDER BY s.idx LIMIT ?6",
                 )?
                 .query_map(
-                    params![&subject[..], after, since, f.tenant_id, f.principal_id, f.limit],
+                    params![
+                        &subject[..],
+                        after,
+                        since,
+                        f.tenant_id,
+                        f.principal_id,
+                        f.limit,
+                        f.kind
+                    ],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?
                 .collect(),
@@ -173,11 +182,13 @@ impl SqliteStore {
                     "SELECT idx, entry FROM audit_entries
                      WHERE idx > ?1 AND time_ms >= ?2
                        AND (?3 IS NULL OR tenant_id = ?3) AND (?4 IS NULL OR principal_id = ?4)
+                       AND (?6 IS NULL OR kind = ?6)
                      ORDER BY idx LIMIT ?5",
                 )?
-                .query_map(params![after, since, f.tenant_id, f.principal_id, f.limit], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
+                .query_map(
+                    params![after, since, f.tenant_id, f.principal_id, f.limit, f.kind],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
                 .collect(),
         })?;
         let next = (rows.len() == f.limit as usize)

@@ -1,0 +1,29 @@
+-- Shipping data of orders, readable by the selling shop only inside the
+-- retention window, then crypto-shredded (data key and ciphertexts set to NULL,
+-- purged_at set) once the window and the legal retention period have passed.
+CREATE TABLE order_shipping (
+    order_id       TEXT PRIMARY KEY REFERENCES orders (id),
+    kek_version    INTEGER,
+    wrapped_dek    BYTEA,
+    name_ct        BYTEA,
+    postal_code_ct BYTEA,
+    address_ct     BYTEA,
+    phone_ct       BYTEA,
+    purged_at      BIGINT
+);
+
+-- Completed orders by completion time, for the purge job.
+CREATE INDEX orders_completed ON orders (tenant_id, completed_at) WHERE completed_at IS NOT NULL;
+
+-- Operator approvals that raise one principal's daily export limit.
+CREATE TABLE export_approvals (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id),
+    principal_id TEXT NOT NULL REFERENCES principals (id),
+    approved_by  TEXT NOT NULL REFERENCES principals (id),
+    rows_allowed BIGINT NOT NULL CHECK (rows_allowed > 0),
+    reason       TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+CREATE INDEX export_approvals_principal ON export_approvals (principal_id, expires_at);

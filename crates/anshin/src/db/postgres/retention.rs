@@ -1,0 +1,119 @@
+//! PostgreSQL storage of the retention window.
+
+use tokio_postgres::Row;
+
+use super::{ORDER_COLUMNS, PgStore, order_view};
+use crate::db::retention::{ExportApprovalRow, ShippingRow};
+use crate::db::{OrderView, StoreError, sealed_from};
+use crate::ids::{OrderId, PrincipalId, ShopId, TenantId};
+
+/// Shipping columns after [`ORDER_COLUMNS`] in a joined row.
+const SHIPPING_COLUMNS: &str = "s.kek_version, s.wrapped_dek, s.name_ct, s.postal_code_ct, s.address_ct, s.phone_ct, s.purged_at, s.order_id";
+
+fn shipping_at(r: &Row, at: usize) -> Result<Option<ShippingRow>, StoreError> {
+    if r.get::<_, Option<String>>(at + 7).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(ShippingRow {
+        sealed: sealed_from(
+            r.get::<_, Option<i32>>(at).map(i64::from),
+            r.get(at + 1),
+            [r.get(at + 2), r.get(at + 3), r.get(at + 4), r.get(at + 5)],
+        )?,
+        purged_at: r.get(at + 6),
+    }))
+}
+
+impl PgStore {
+    pub(in crate::db) async fn order_shipping(
+        &self,
+        order: &OrderId,
+    ) -> Result<Option<ShippingRow>, StoreError> {
+        let row = self
+            .query_opt(
+                &format!("SELECT {SHIPPING_COLUMNS} FROM order_shipping s WHERE s.order_id = $1"),
+                &[&order.as_str()],
+            )
+            .await?;
+        Ok(row.map(|r| shipping_at(&r, 0)).transpose()?.flatten())
+    }
+
+    pub(in crate::db) async fn purge_shipping(
+        &self,
+        tenant: &TenantId,
+        completed_before: i64,
+        at: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        // One statement: rows another node is purging are skipped, not purged twice.
+        let rows = self
+            .query(
+                "UPDATE order_shipping SET kek_version = NULL, wrapped_dek = NULL, name_ct = NULL, postal_code_ct = NULL,
+                        address_ct = NULL, phone_ct = NULL, purged_at = $3
+                 WHERE order_id IN (
+                     SELECT s.order_id FROM order_shipping s JOIN orders o ON o.id = s.order_id
+                     WHERE o.tenant_id = $1 AND o.completed_at < $2 AND s.purged_at IS NULL
+                     ORDER BY o.completed_at LIMIT $4 FOR UPDATE OF s SKIP LOCKED)
+                 RETURNING order_id",
+                &[&tenant.as_str(), &completed_before, &at, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| OrderId::from_db(r.get(0))).collect())
+    }
+
+    pub(in crate::db) async fn export_orders(
+        &self,
+        shop: &ShopId,
+        completed_since: i64,
+        limit: u32,
+    ) -> Result<Vec<(OrderView, Option<ShippingRow>)>, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {ORDER_COLUMNS}, {SHIPPING_COLUMNS}
+                     FROM orders o LEFT JOIN cards c ON c.token = o.card_token LEFT JOIN order_shipping s ON s.order_id = o.id
+                     WHERE o.shop_id = $1 AND o.status <> 'cancelled' AND (o.completed_at IS NULL OR o.completed_at >= $2)
+                     ORDER BY o.created_at, o.id LIMIT $3"
+                ),
+                &[&shop.as_str(), &completed_since, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((order_view(r), shipping_at(r, 12)?)))
+            .collect()
+    }
+
+    pub(in crate::db) async fn insert_export_approval(&self, a: ExportApprovalRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO export_approvals (id, tenant_id, principal_id, approved_by, rows_allowed, reason, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &a.id,
+                &a.tenant_id.as_str(),
+                &a.principal_id.as_str(),
+                &a.approved_by.as_str(),
+                &i64::from(a.rows_allowed),
+                &a.reason,
+                &a.created_at,
+                &a.expires_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(in crate::db) async fn export_approved_rows(
+        &self,
+        principal: &PrincipalId,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT coalesce(sum(rows_allowed), 0)::BIGINT FROM export_approvals WHERE principal_id = $1 AND expires_at > $2",
+                &[&principal.as_str(), &now],
+            )
+            .await?;
+        u64::try_from(row.map_or(0i64, |r| r.get(0)))
+            .map_err(|_| StoreError::Corrupt("negative approved rows"))
+    }
+}
