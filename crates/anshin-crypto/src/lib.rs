@@ -12,6 +12,7 @@
 //! - [`token`]: random, typed tokens and API keys, stored only as hashes.
 //! - [`merkle`]: the RFC 9162 Merkle tree of the audit log, its proofs and the tlog-tiles layout.
 //! - [`note`]: C2SP signed notes and checkpoints, signed with Ed25519.
+//! - [`tlog`]: offline verification of an exported log against a signed checkpoint.
 //! - [`secret`]: containers for key material and personal data that are zeroized
 //!   on drop and never print their contents.
 //!
@@ -26,6 +27,7 @@ pub mod merkle;
 pub mod note;
 pub mod pan;
 pub mod secret;
+pub mod tlog;
 pub mod token;
 
 pub use error::CryptoError;
