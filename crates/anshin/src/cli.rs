@@ -23,7 +23,8 @@ Exit codes:
   1  failure (the message says what to do)
   2  usage error
   3  the data directory is not initialised, or already is
-  4  the database is unreachable"
+  4  the database is unreachable
+  5  `anshin audit verify`: the log does not verify"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -82,7 +83,7 @@ pub enum Command {
     /// Manage API principals directly on the data directory.
     #[command(subcommand)]
     Principal(PrincipalCommand),
-    /// The audit log: verifier key, export as tlog tiles.
+    /// The audit log: verifier key, export as tlog tiles, offline verification.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Load the demo marketplace (3 shops, 1,000 customers, 5,000 orders) and print keys and curl commands.
@@ -173,6 +174,26 @@ pub enum AuditCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify an exported log offline: signature, every entry against the root,
+    /// consistency with an earlier checkpoint. Needs no server or database.
+    #[command(after_help = "Examples:
+  anshin audit verify /backup/audit --public-key \"$(cat audit.vkey)\"
+  anshin audit verify /backup/audit --public-key \"$(cat audit.vkey)\" --since old-checkpoint --json
+
+Exit codes: 0 the log verifies; 5 it does not (the output names the first entry that does not match).")]
+    Verify {
+        /// The exported directory.
+        dir: PathBuf,
+        /// The verifier key (`anshin audit public-key`).
+        #[arg(long, value_name = "KEY")]
+        public_key: String,
+        /// An earlier checkpoint file the log must extend.
+        #[arg(long, value_name = "FILE")]
+        since: Option<PathBuf>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },

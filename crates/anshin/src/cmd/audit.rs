@@ -1,9 +1,13 @@
-//! `anshin audit`: the log's verifier key and its export as C2SP tlog tiles.
+//! `anshin audit`: the log's verifier key, export as C2SP tlog tiles, and
+//! offline verification that needs nothing but the exported files and the key.
 
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 
 use anshin_crypto::merkle::{Tile, TileKind};
+use anshin_crypto::note::{Checkpoint, NoteVerifier};
+use anshin_crypto::tlog;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -31,6 +35,12 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<()> {
             let app = App::open(&config.location()).await?;
             export(&app, &out, json).await
         }
+        AuditCommand::Verify {
+            dir,
+            public_key,
+            since,
+            json,
+        } => verify(&dir, &public_key, since.as_deref(), json),
     }
 }
 
@@ -105,4 +115,78 @@ async fn export(app: &App, out: &Path, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn bad_input(code: &'static str, message: String) -> Error {
+    Error::new(ErrorKind::Invalid, code, message)
+}
+
+fn open_checkpoint(path: &Path, verifier: &NoteVerifier) -> Result<Checkpoint> {
+    let bytes = fs::read(path).map_err(|e| io_error("read", path, e))?;
+    Checkpoint::open(&bytes, verifier.name(), std::slice::from_ref(verifier)).map_err(|e| {
+        bad_input(
+            "audit_verification_failed",
+            format!(
+                "{}: the checkpoint's signature does not verify with this key ({e})",
+                path.display()
+            ),
+        )
+    })
+}
+
+fn verify(dir: &Path, public_key: &str, since: Option<&Path>, json: bool) -> Result<()> {
+    let verifier = NoteVerifier::parse(public_key.trim()).map_err(|_| {
+        bad_input(
+            "invalid_public_key",
+            "the public key is not a signed-note verifier key (name+keyid+key); print it with `anshin audit public-key`"
+                .into(),
+        )
+    })?;
+    let checkpoint = open_checkpoint(&dir.join("checkpoint"), &verifier)?;
+    let old = since.map(|p| open_checkpoint(p, &verifier)).transpose()?;
+    let report = tlog::verify_export(&checkpoint, old.as_ref(), |path: &str| {
+        match fs::read(dir.join(path)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("read", &dir.join(path), e)),
+        }
+    })?;
+    let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "ok": report.is_ok(),
+                "origin": checkpoint.origin(),
+                "tree_size": report.size,
+                "entries_read": report.entries_read,
+                "first_bad_entry": report.first_bad_entry,
+                "verified_prefix": report.verified_prefix,
+                "problems": problems,
+            })
+        );
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "log {} at size {}", checkpoint.origin(), report.size);
+        for problem in &problems {
+            let _ = writeln!(out, "  problem: {problem}");
+        }
+    }
+    if report.is_ok() {
+        if !json {
+            println!(
+                "OK: the signature verifies and all {} entries hash to the signed root.",
+                report.size
+            );
+        }
+        Ok(())
+    } else {
+        let at = report.first_bad_entry.map_or_else(String::new, |i| {
+            format!(" The first entry that does not match is #{i}.")
+        });
+        Err(bad_input(
+            "audit_verification_failed",
+            format!("the exported log does not verify.{at}"),
+        ))
+    }
 }

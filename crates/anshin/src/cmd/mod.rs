@@ -76,6 +76,7 @@ fn exit_code(err: &Error) -> u8 {
     match err.code() {
         "already_initialised" | "root_key_unreadable" => 3,
         "storage_unavailable" => 4,
+        "audit_verification_failed" => 5,
         _ => 1,
     }
 }

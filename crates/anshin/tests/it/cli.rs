@@ -37,14 +37,22 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_anshin"))
+        Self::start_on(data_dir, None)
+    }
+
+    /// A server on `database_url` (PostgreSQL) instead of the embedded SQLite.
+    fn start_on(data_dir: &Path, database_url: Option<&str>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_anshin"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("ANSHIN_DATABASE_URL")
             .env("ANSHIN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+            .stdout(Stdio::piped());
+        if let Some(url) = database_url {
+            command.env("ANSHIN_DATABASE_URL", url);
+        }
+        let mut child = command.spawn().expect("spawn");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut stdout = Vec::new();
         let addr = loop {
@@ -83,6 +91,24 @@ impl Server {
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(Value::Null);
         (status, json)
+    }
+}
+
+impl Server {
+    /// A request whose answer is text (a checkpoint).
+    fn text(&self, method: &str, path: &str, key: &str) -> String {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").expect("http");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_owned()
     }
 }
 
@@ -308,6 +334,109 @@ async fn a_second_node_on_a_shared_database_is_told_to_copy_the_root_key() {
     );
 }
 
+/// Two `anshin serve` processes on one PostgreSQL, both taking requests and
+/// both integrating: the audit log stays one total order, numbered 0..n with
+/// no gap and no duplicate, every entry under the signed root, and each
+/// checkpoint either node signs extends the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres_keep_one_gapless_audit_log() {
+    use anshin_crypto::merkle;
+    use anshin_crypto::note::{Checkpoint, NoteVerifier};
+
+    let Some(first) = crate::harness::TestApp::new(crate::harness::Backend::Postgres).await else {
+        return;
+    };
+    let url = first.location.database_url.clone().expect("url");
+    let vkey = first.app.audit.verifier_key();
+    let origin = first.app.audit.origin().to_owned();
+    let key = first.operator_key.clone();
+    let (_, _, shop_key) = first.tenant_with_shop("two nodes").await;
+    let nodes = [
+        Server::start_on(&first.data_dir(), Some(&url)),
+        Server::start_on(&first.data_dir(), Some(&url)),
+    ];
+    let numbers = [
+        "4111111111111111",
+        "5555555555554444",
+        "378282246310005",
+        "3530111333300000",
+    ];
+    let tokens: Vec<String> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, number)| {
+            let body = format!(
+                r#"{{"number":"{number}","exp_month":12,"exp_year":2031,"holder_name":"TWO NODES"}}"#
+            );
+            let (status, card) = nodes[i % 2].request("POST", "/v1/cards", &shop_key, Some(&body));
+            assert!(status == 201 || status == 200, "{card}");
+            card["token"].as_str().expect("token").to_owned()
+        })
+        .collect();
+    // Both nodes read concurrently, so their appends interleave.
+    std::thread::scope(|scope| {
+        for node in &nodes {
+            let (tokens, shop_key) = (&tokens, &shop_key);
+            scope.spawn(move || {
+                for round in 0..40 {
+                    let token = &tokens[round % tokens.len()];
+                    let (status, _) = node.request("GET", &format!("/v1/cards/{token}"), shop_key, None);
+                    assert_eq!(status, 200);
+                }
+            });
+        }
+    });
+    // Each node signs a checkpoint on demand; the later one covers everything.
+    let verifier = NoteVerifier::parse(&vkey).expect("vkey");
+    let mut checkpoints = Vec::new();
+    for node in &nodes {
+        let note = node.text("POST", "/v1/audit/checkpoint", &key);
+        checkpoints.push(
+            Checkpoint::open(note.as_bytes(), &origin, std::slice::from_ref(&verifier)).expect("signed"),
+        );
+    }
+    let (a, b) = (&checkpoints[0], &checkpoints[1]);
+    assert!(
+        b.size() >= a.size() && b.size() >= 88,
+        "{} {}",
+        a.size(),
+        b.size()
+    );
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*), count(idx), count(DISTINCT idx), coalesce(min(idx), 0), coalesce(max(idx), -1) FROM audit_entries",
+            &[],
+        )
+        .await
+        .expect("query");
+    let (total, numbered, distinct, min, max): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(
+        (numbered, distinct, min, max + 1),
+        (total, total, 0, total),
+        "gapless and unique"
+    );
+    assert_eq!(u64::try_from(total).expect("count"), b.size());
+    let entries: Vec<Vec<u8>> = client
+        .query("SELECT entry FROM audit_entries ORDER BY idx", &[])
+        .await
+        .expect("entries")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let leaves: Vec<merkle::Hash> = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
+    assert_eq!(&merkle::root(&leaves), b.root_hash());
+    assert_eq!(
+        &merkle::root(&leaves[..usize::try_from(a.size()).expect("size")]),
+        a.root_hash(),
+        "the first node's checkpoint is a prefix of the same log"
+    );
+}
+
 /// The real server at its most verbose, on each backend: hyper, the pool and the
 /// drivers log through the binary's own subscriber, and none of it may carry a
 /// card number, personal data or a key.
@@ -407,4 +536,174 @@ async fn a_real_server_logging_at_trace_never_prints_secrets() {
             "statement parameters reached the log"
         );
     }
+}
+
+/// Copies a directory tree (an exported log) so each tamper test starts clean.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Rewrites the entry bundle at `path` (relative to `dir`) with `change`.
+fn rewrite_bundle(dir: &Path, path: &str, change: impl FnOnce(&mut Vec<Vec<u8>>)) {
+    let file = dir.join(path);
+    let bytes = std::fs::read(&file).expect("bundle");
+    let mut entries: Vec<Vec<u8>> = anshin_crypto::merkle::decode_entry_bundle(&bytes, None)
+        .expect("decode")
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    change(&mut entries);
+    std::fs::write(
+        &file,
+        anshin_crypto::merkle::encode_entry_bundle(&entries).expect("encode"),
+    )
+    .expect("write");
+}
+
+/// The whole audit log leaves the server as tlog tiles and is checked without
+/// it: a clean export verifies; a flipped byte, a deleted entry, two swapped
+/// entries and a cut-off tail are each caught at the exact entry, exit code 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_audit_log_verifies_offline_and_tampering_is_located() {
+    let t = crate::harness::TestApp::new(crate::harness::Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let (_, _, shop_key) = t.tenant_with_shop("export").await;
+    let (_, card) = t.tokenize(&shop_key, "4111111111111111").await;
+    let token = card["token"].as_str().expect("token").to_owned();
+    for _ in 0..300 {
+        let (status, _) = t
+            .call(
+                axum::http::Method::GET,
+                &format!("/v1/cards/{token}"),
+                Some(&shop_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, axum::http::StatusCode::OK);
+    }
+    let early = t.app.audit.integrate(&t.app.store).await.expect("integrate");
+    let work = tempfile::tempdir().expect("tempdir");
+    let since = work.path().join("early-checkpoint");
+    std::fs::write(&since, &early.checkpoint).expect("write");
+    let (status, _) = t
+        .call(
+            axum::http::Method::GET,
+            &format!("/v1/cards/{token}"),
+            Some(&shop_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+
+    let data = t.data_dir();
+    let export = work.path().join("export");
+    let exported = stdout_json(&anshin(
+        &data,
+        &[
+            "audit",
+            "export",
+            "--json",
+            "--out",
+            export.to_str().expect("utf8"),
+        ],
+    ));
+    let size = exported["tree_size"].as_u64().expect("size");
+    assert!(size > 300, "{exported}");
+    let vkey = String::from_utf8(anshin(&data, &["audit", "public-key"]).stdout).expect("utf8");
+    let vkey = vkey.trim();
+    // Verification needs no data directory: run it from an empty one.
+    let nowhere = work.path().join("nowhere");
+    let verify = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "verify",
+            dir.to_str().expect("utf8"),
+            "--public-key",
+            vkey,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let output = anshin(&nowhere, &args);
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output.status.code(), report)
+    };
+    let (code, report) = verify(&export, &["--since", since.to_str().expect("utf8")]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["tree_size"].as_u64(), Some(size));
+    assert!(!nowhere.join("anshin.db").exists(), "verify touched no database");
+
+    let last_bundle = anshin_crypto::merkle::Tile::all_for_size(size)
+        .filter(|tile| tile.level() == 0)
+        .last()
+        .and_then(|tile| tile.entries_path())
+        .expect("bundle");
+    type Tamper = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, u64, Tamper)> = vec![
+        (
+            "flipped byte",
+            5,
+            Box::new(|dir: &Path| {
+                rewrite_bundle(dir, "tile/entries/000", |entries| entries[5][10] ^= 0x01);
+            }),
+        ),
+        (
+            "deleted entry",
+            7,
+            Box::new(|dir: &Path| {
+                rewrite_bundle(dir, "tile/entries/000", |entries| {
+                    entries.remove(7);
+                });
+            }),
+        ),
+        (
+            "reordered entries",
+            3,
+            Box::new(|dir: &Path| rewrite_bundle(dir, "tile/entries/000", |entries| entries.swap(3, 4))),
+        ),
+        (
+            "truncated tail",
+            256,
+            Box::new(move |dir: &Path| std::fs::remove_file(dir.join(&last_bundle)).expect("remove")),
+        ),
+    ];
+    for (name, index, tamper) in cases {
+        let copy = work.path().join(name.replace(' ', "-"));
+        copy_tree(&export, &copy);
+        tamper(&copy);
+        let (code, report) = verify(&copy, &[]);
+        assert_eq!(code, Some(5), "{name}: {report}");
+        assert_eq!(report["ok"], false, "{name}");
+        assert_eq!(
+            report["first_bad_entry"].as_u64(),
+            Some(index),
+            "{name}: {report}"
+        );
+    }
+    // A key from another log is refused outright.
+    let other = crate::harness::TestApp::new(crate::harness::Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let output = anshin(
+        &nowhere,
+        &[
+            "audit",
+            "verify",
+            export.to_str().expect("utf8"),
+            "--public-key",
+            &other.app.audit.verifier_key(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("signature"));
 }
