@@ -230,6 +230,9 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     pub postgres_url: String,
+    /// Entries in the offline-verification scenario (SQLite); 0 skips it.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub audit_entries: u64,
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {

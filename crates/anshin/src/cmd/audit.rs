@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::audit::log::tile_bytes;
 use crate::cli::AuditCommand;
 use crate::config::Config;
+use crate::db::audit::AuditHead;
 use crate::error::{Error, ErrorKind, Result};
 
 pub async fn run(config: &Config, command: AuditCommand) -> Result<()> {
@@ -73,9 +74,35 @@ async fn export(app: &App, out: &Path, json: bool) -> Result<()> {
             format!("{} is not empty; name a new directory", out.display()),
         ));
     }
+    let (head, tiles) = write_export(app, out, ProgressBar::new(0)).await?;
+    if json {
+        println!(
+            "{}",
+            json!({"dir": out.display().to_string(), "tree_size": head.size, "tiles": tiles, "origin": app.audit.origin()})
+        );
+    } else {
+        println!(
+            "Exported {} entries ({} tiles) to {}.",
+            head.size,
+            tiles,
+            out.display()
+        );
+        println!(
+            "Verify with: anshin audit verify {} --public-key '{}'",
+            out.display(),
+            app.audit.verifier_key()
+        );
+    }
+    Ok(())
+}
+
+/// Integrates, then writes every tile and entry bundle of the log and, last,
+/// its checkpoint into `out`. Returns the head exported and the tile count.
+pub(super) async fn write_export(app: &App, out: &Path, progress: ProgressBar) -> Result<(AuditHead, usize)> {
     let head = app.audit.integrate(&app.store).await?;
     let tiles: Vec<Tile> = Tile::all_for_size(head.size).collect();
-    let progress = ProgressBar::new(tiles.len() as u64).with_message("exporting tiles");
+    progress.set_length(tiles.len() as u64);
+    progress.set_message("exporting tiles");
     progress.set_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, {eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -96,25 +123,7 @@ async fn export(app: &App, out: &Path, json: bool) -> Result<()> {
     progress.finish_and_clear();
     // The checkpoint last: a reader that finds it finds every tile it covers.
     write_file(&out.join("checkpoint"), head.checkpoint.as_bytes())?;
-    if json {
-        println!(
-            "{}",
-            json!({"dir": out.display().to_string(), "tree_size": head.size, "tiles": tiles.len(), "origin": app.audit.origin()})
-        );
-    } else {
-        println!(
-            "Exported {} entries ({} tiles) to {}.",
-            head.size,
-            tiles.len(),
-            out.display()
-        );
-        println!(
-            "Verify with: anshin audit verify {} --public-key '{}'",
-            out.display(),
-            app.audit.verifier_key()
-        );
-    }
-    Ok(())
+    Ok((head, tiles.len()))
 }
 
 fn bad_input(code: &'static str, message: String) -> Error {
@@ -134,6 +143,19 @@ fn open_checkpoint(path: &Path, verifier: &NoteVerifier) -> Result<Checkpoint> {
     })
 }
 
+/// Verifies the export in `dir` against a checkpoint whose signature was checked.
+pub(super) fn verify_dir(
+    dir: &Path,
+    checkpoint: &Checkpoint,
+    old: Option<&Checkpoint>,
+) -> Result<tlog::Report> {
+    tlog::verify_export(checkpoint, old, |path: &str| match fs::read(dir.join(path)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", &dir.join(path), e)),
+    })
+}
+
 fn verify(dir: &Path, public_key: &str, since: Option<&Path>, json: bool) -> Result<()> {
     let verifier = NoteVerifier::parse(public_key.trim()).map_err(|_| {
         bad_input(
@@ -144,13 +166,7 @@ fn verify(dir: &Path, public_key: &str, since: Option<&Path>, json: bool) -> Res
     })?;
     let checkpoint = open_checkpoint(&dir.join("checkpoint"), &verifier)?;
     let old = since.map(|p| open_checkpoint(p, &verifier)).transpose()?;
-    let report = tlog::verify_export(&checkpoint, old.as_ref(), |path: &str| {
-        match fs::read(dir.join(path)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("read", &dir.join(path), e)),
-        }
-    })?;
+    let report = verify_dir(dir, &checkpoint, old.as_ref())?;
     let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     if json {
         println!(

@@ -5,6 +5,10 @@
 //!
 //! The load generator runs in this process, on the same machine: the figures
 //! include its cost, as the targets ask.
+//!
+//! Two audit scenarios follow, in process: `audit_append` (durable appends per
+//! second through the log's batcher) and, on SQLite, `audit_verify` (a log of
+//! `--audit-entries` entries exported as tiles and verified offline).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -21,6 +25,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::app::{App, Location};
+use crate::audit::{ENTRY_VERSION, Entry, EntryActor, EventKind};
 use crate::cli::{BenchArgs, BenchBackend};
 use crate::demo::Sequence;
 use crate::error::{Error, ErrorKind, Result};
@@ -39,7 +45,167 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         let result = scenarios(&server, backend, &args).await;
         server.stop().await;
         result?;
+        audit_append(backend, &args).await?;
     }
+    if args.audit_entries > 0 && backends.contains(&"sqlite") {
+        audit_verify(args.audit_entries).await?;
+    }
+    Ok(())
+}
+
+/// A fresh application in this process, on a temporary SQLite data directory
+/// or a fresh PostgreSQL schema (dropped by the caller).
+async fn fresh_app(backend: &str, postgres_url: &str) -> Result<(App, tempfile::TempDir, Option<String>)> {
+    let dir = tempfile::tempdir().map_err(Error::internal)?;
+    let (database_url, schema) = if backend == "postgres" {
+        let schema = format!("anshin_bench_audit_{}", std::process::id());
+        (
+            Some(crate::db::schema_url(postgres_url, &schema).await?),
+            Some(schema),
+        )
+    } else {
+        (None, None)
+    };
+    let location = Location {
+        data_dir: dir.path().join("data"),
+        database_url,
+    };
+    let (app, _) = App::init(&location).await?;
+    Ok((app, dir, schema))
+}
+
+/// A realistic entry: a shop's masked read of one card, one customer.
+fn sample_entry(i: u64) -> Entry {
+    Entry {
+        v: ENTRY_VERSION,
+        time: crate::clock::rfc3339_millis(crate::clock::now_ms()),
+        event: EventKind::CardRead.as_str().to_owned(),
+        outcome: "success".to_owned(),
+        code: None,
+        actor: Some(EntryActor {
+            principal: "prn_benchbenchbenchbenchbenchbe".to_owned(),
+            role: "shop".to_owned(),
+            shop: Some("shop_benchbenchbenchbenchbenchbe".to_owned()),
+        }),
+        tenant: Some("ten_benchbenchbenchbenchbenchbe".to_owned()),
+        origin: Some("192.0.2.10".to_owned()),
+        resources: vec![format!("card_{i:026}")],
+        subjects: vec![format!("{i:064x}")],
+        fields: vec!["card.masked".to_owned()],
+        purpose: Some("shipping".to_owned()),
+        rows: None,
+    }
+}
+
+/// Durable audit appends per second through the log's batcher, in process:
+/// `clients` tasks each appending and waiting for durability in a loop.
+async fn audit_append(backend: &str, args: &BenchArgs) -> Result<()> {
+    let (app, _dir, schema) = fresh_app(backend, &args.postgres_url).await?;
+    let app = Arc::new(app);
+    let cpu_before = cpu_seconds("self");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..args.clients as u64 {
+        let app = app.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(65_536);
+            let mut errors = 0u64;
+            let mut i = client << 32;
+            while Instant::now() < deadline {
+                i += 1;
+                let entry = sample_entry(i);
+                let sent = Instant::now();
+                match app
+                    .audit
+                    .append(crate::clock::now_ms(), EventKind::CardRead, &entry, vec![[7; 32]])
+                    .await
+                {
+                    Ok(()) => latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX)),
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        });
+    }
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (lat, err) = joined.map_err(Error::internal)?;
+        latencies_us.extend(lat);
+        errors += err;
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds("self") - cpu_before;
+    latencies_us.sort_unstable();
+    let outcome = Outcome {
+        elapsed,
+        latencies_us,
+        errors,
+        server_cpu: cpu,
+        client_cpu: 0.0,
+    };
+    println!("{}", scenario_line("audit_append", backend, args, &outcome, 0.0));
+    if let Some(schema) = schema {
+        let _ = crate::db::drop_schema(&args.postgres_url, &schema).await;
+    }
+    Ok(())
+}
+
+/// Fills a SQLite log with `entries` entries, integrates, exports it as tiles
+/// and verifies the export offline, timing each step.
+async fn audit_verify(entries: u64) -> Result<()> {
+    let (app, dir, _) = fresh_app("sqlite", "").await?;
+    let started = Instant::now();
+    let mut i = 0u64;
+    while i < entries {
+        let batch: Vec<_> = (i..entries.min(i + 10_000))
+            .map(|n| {
+                let bytes = serde_json::to_vec(&sample_entry(n)).unwrap_or_default();
+                crate::db::audit::NewAuditEntry {
+                    time_ms: crate::clock::now_ms(),
+                    tenant_id: None,
+                    principal_id: None,
+                    kind: EventKind::CardRead.as_str(),
+                    outcome: "success",
+                    leaf_hash: anshin_crypto::merkle::leaf_hash(&bytes),
+                    entry: bytes,
+                    subjects: Vec::new(),
+                }
+            })
+            .collect();
+        i += batch.len() as u64;
+        app.store.audit_append(batch).await?;
+    }
+    let filled = started.elapsed();
+    let started = Instant::now();
+    let out = dir.path().join("export");
+    let (head, tiles) = super::audit::write_export(&app, &out, indicatif::ProgressBar::hidden()).await?;
+    let exported = started.elapsed();
+    let started = Instant::now();
+    let checkpoint = anshin_crypto::note::Checkpoint::open(
+        head.checkpoint.as_bytes(),
+        app.audit.origin(),
+        std::slice::from_ref(app.audit.verifier()),
+    )
+    .map_err(Error::internal)?;
+    let report = super::audit::verify_dir(&out, &checkpoint, None)?;
+    let verified = started.elapsed();
+    let round = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
+    println!(
+        "{}",
+        json!({
+            "scenario": "audit_verify",
+            "backend": "sqlite",
+            "entries": head.size,
+            "tiles": tiles,
+            "ok": report.is_ok(),
+            "fill_seconds": round(filled),
+            "integrate_and_export_seconds": round(exported),
+            "verify_seconds": round(verified),
+            "verify_entries_per_sec": (head.size as f64 / verified.as_secs_f64()).round(),
+        })
+    );
     Ok(())
 }
 
@@ -235,6 +401,21 @@ where
 }
 
 fn report(scenario: &str, backend: &str, args: &BenchArgs, outcome: &Outcome, server: &Server) {
+    println!(
+        "{}",
+        scenario_line(scenario, backend, args, outcome, server.peak_rss_mb())
+    );
+}
+
+/// One scenario's JSON line. For in-process scenarios the "server" CPU is this
+/// process's, and its peak memory is not measured (0).
+fn scenario_line(
+    scenario: &str,
+    backend: &str,
+    args: &BenchArgs,
+    outcome: &Outcome,
+    peak_rss_mb: f64,
+) -> Value {
     let percentile = |p: f64| -> f64 {
         if outcome.latencies_us.is_empty() {
             return 0.0;
@@ -242,7 +423,7 @@ fn report(scenario: &str, backend: &str, args: &BenchArgs, outcome: &Outcome, se
         let index = ((outcome.latencies_us.len() as f64 - 1.0) * p).round() as usize;
         f64::from(outcome.latencies_us[index]) / 1000.0
     };
-    let line = json!({
+    json!({
         "scenario": scenario,
         "backend": backend,
         "clients": args.clients,
@@ -252,11 +433,10 @@ fn report(scenario: &str, backend: &str, args: &BenchArgs, outcome: &Outcome, se
         "ops_per_sec": (outcome.latencies_us.len() as f64 / outcome.elapsed.as_secs_f64()).round(),
         "p50_ms": percentile(0.50),
         "p99_ms": percentile(0.99),
-        "server_peak_rss_mb": server.peak_rss_mb(),
+        "server_peak_rss_mb": peak_rss_mb,
         "server_cpu_us_per_op": per_op(outcome.server_cpu, outcome.latencies_us.len()),
         "client_cpu_us_per_op": per_op(outcome.client_cpu, outcome.latencies_us.len()),
-    });
-    println!("{line}");
+    })
 }
 
 fn per_op(cpu_seconds: f64, ops: usize) -> f64 {
