@@ -91,6 +91,7 @@ pub struct DemoAccess {
     pub auditor_key: SecretString,
     pub sample_card: String,
     pub sample_order: String,
+    pub sample_customer: String,
 }
 
 /// A small deterministic generator (SplitMix64) for reproducible demo data; not
@@ -199,6 +200,7 @@ pub async fn load(app: Arc<App>) -> Result<DemoAccess> {
         auditor_key,
         sample_card: sample.card.map(|c| c.token).unwrap_or_default(),
         sample_order: sample.id,
+        sample_customer: sample.customer_id,
     })
 }
 

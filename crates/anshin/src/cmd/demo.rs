@@ -41,6 +41,7 @@ fn print_json(access: &DemoAccess) -> Result<()> {
         "shops": shops,
         "sample_card_token": access.sample_card,
         "sample_order_id": access.sample_order,
+        "sample_customer_id": access.sample_customer,
     });
     println!("{}", serde_json::to_string_pretty(&out).map_err(Error::internal)?);
     Ok(())
@@ -88,6 +89,22 @@ pub fn print_guide(access: &DemoAccess, base: &str) {
         "curl -s -X POST -H \"Authorization: Bearer $SHOP_KEY\" $ANSHIN/v1/cards/{}/reveal",
         access.sample_card
     );
+    println!("# shipping address: the selling shop reads it until 14 days after completion, then 410");
+    println!(
+        "curl -s -H \"Authorization: Bearer $SHOP_KEY\" $ANSHIN/v1/orders/{}/shipping",
+        access.sample_order
+    );
+    println!("# bulk export (the 2005 leak path): past 500 rows a day it needs an operator's approval (429)");
+    println!(
+        "curl -s -H \"Authorization: Bearer $SHOP_KEY\" \"$ANSHIN/v1/orders/export?format=csv\" | head -3"
+    );
+    println!("# every access above is in the audit log: the shopper's history, the signed checkpoint");
+    println!(
+        "curl -s -H \"Authorization: Bearer $OPERATOR_KEY\" $ANSHIN/v1/customers/{}/access-log",
+        access.sample_customer
+    );
+    println!("curl -s -H \"Authorization: Bearer $AUDITOR_KEY\" \"$ANSHIN/v1/audit/events?limit=3\"");
+    println!("curl -s -H \"Authorization: Bearer $AUDITOR_KEY\" $ANSHIN/v1/audit/checkpoint");
     println!("# operators manage tenants, shops and principals; auditors see metadata only");
     println!("curl -s -H \"Authorization: Bearer $OPERATOR_KEY\" $ANSHIN/v1/principals");
     println!("curl -s -H \"Authorization: Bearer $AUDITOR_KEY\" $ANSHIN/v1/tenants");
