@@ -35,6 +35,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// Well-formed, but a value is invalid: 422.
     Invalid,
+    /// The caller's source is locked out after repeated failures: 429.
+    TooManyRequests,
     /// A dependency (database) is not available: 503.
     Unavailable,
     /// A bug or an unexpected failure: 500.
@@ -54,6 +56,7 @@ impl ErrorKind {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,6 +69,7 @@ pub struct Error {
     code: &'static str,
     message: Cow<'static, str>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    retry_after: Option<u64>,
 }
 
 /// Result with the application error.
@@ -79,7 +83,19 @@ impl Error {
             code,
             message: message.into(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// Tells the client when to try again (`Retry-After`, in seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Seconds after which the client may retry, when the answer says so.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// Attaches the internal cause (logged, never sent to the client).
@@ -222,6 +238,13 @@ impl IntoResponse for Error {
                 message: self.message.into_owned(),
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
