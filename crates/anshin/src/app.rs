@@ -117,6 +117,7 @@ impl App {
                     role: Role::Operator,
                     tenant_id: None,
                     shop_id: None,
+                    allowed_ips: None,
                 },
             )
             .await?;

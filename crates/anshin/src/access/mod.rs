@@ -1,8 +1,12 @@
 //! Who may do what: principals, their API keys, and the access policy.
 //!
 //! [`policy`] is the one place a reviewer reads to know what each role may do.
-//! [`principals`] creates principals, authenticates API keys and disables them.
+//! [`principals`] creates principals, authenticates API keys and disables them;
+//! [`credentials`] covers the keys' lifecycle (expiry, rotation, tenant key
+//! policy, allow-lists, with [`cidr`] for the blocks).
 
+pub mod cidr;
+pub mod credentials;
 pub mod policy;
 pub mod principals;
 

@@ -45,6 +45,12 @@ pub enum EventKind {
     PrincipalCreate,
     /// A principal was disabled.
     PrincipalDisable,
+    /// A principal was issued a new key (rotation).
+    PrincipalRotate,
+    /// A principal's IP allow-list was changed.
+    PrincipalUpdate,
+    /// A tenant's settings (key lifetime, rotation overlap) were changed.
+    TenantSettings,
     /// An API key was refused.
     AuthFailure,
     /// A card was tokenized.
@@ -83,6 +89,9 @@ impl EventKind {
             Self::ShopCreate => "shop.create",
             Self::PrincipalCreate => "principal.create",
             Self::PrincipalDisable => "principal.disable",
+            Self::PrincipalRotate => "principal.rotate",
+            Self::PrincipalUpdate => "principal.update",
+            Self::TenantSettings => "tenant.settings",
             Self::AuthFailure => "auth.failure",
             Self::CardTokenize => "card.tokenize",
             Self::CardRead => "card.read",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::access::credentials::DEFAULT_KEY_LIFETIME_DAYS;
 use crate::app::App;
 use crate::audit::log::INTEGRATE_INTERVAL;
 use crate::config::Config;
@@ -38,6 +39,10 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         println!("Initialised {}.", config.data_dir.display());
         println!("Operator API key (shown once; store it now) / 運用者APIキー（一度だけ表示）:");
         println!("  {}", key.expose());
+        println!(
+            "It expires in {DEFAULT_KEY_LIFETIME_DAYS} days: rotate it with `anshin principal rotate <id>` \
+             or POST /v1/principals/<id>/rotate."
+        );
     }
     if with_demo {
         let access = demo::load(app.clone()).await?;
