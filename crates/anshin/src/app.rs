@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anshin_crypto::secret::SecretString;
 
 use crate::access::Role;
+use crate::access::lockout::Lockouts;
 use crate::access::principals::{AuthCache, NewPrincipal};
 use crate::audit::log::AuditLog;
 use crate::db::Store;
@@ -28,6 +29,7 @@ pub struct App {
     /// The audit log.
     pub audit: AuditLog,
     pub(crate) auth: AuthCache,
+    pub(crate) lockouts: Lockouts,
 }
 
 /// Where the data lives.
@@ -73,6 +75,7 @@ impl App {
             keyring,
             audit,
             auth: AuthCache::default(),
+            lockouts: Lockouts::default(),
         })
     }
 

@@ -3,10 +3,12 @@
 //! [`policy`] is the one place a reviewer reads to know what each role may do.
 //! [`principals`] creates principals, authenticates API keys and disables them;
 //! [`credentials`] covers the keys' lifecycle (expiry, rotation, tenant key
-//! policy, allow-lists, with [`cidr`] for the blocks).
+//! policy, allow-lists, with [`cidr`] for the blocks) and [`lockout`] the
+//! lockout of sources that keep failing to authenticate.
 
 pub mod cidr;
 pub mod credentials;
+pub mod lockout;
 pub mod policy;
 pub mod principals;
 

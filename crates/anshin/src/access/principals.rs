@@ -280,6 +280,15 @@ impl Refusal {
     pub fn principal(&self) -> Option<&PrincipalId> {
         self.principal.as_ref().map(|p| &p.0)
     }
+
+    /// True if the refusal is a failed authentication (it counts towards a
+    /// lockout); false for a storage failure.
+    pub fn is_failed_authentication(&self) -> bool {
+        matches!(
+            self.error.kind(),
+            ErrorKind::Unauthenticated | ErrorKind::Forbidden
+        )
+    }
 }
 
 /// 401 `api_key_expired`, saying how to get a new key.
@@ -543,9 +552,10 @@ impl App {
         Ok(actor)
     }
 
-    /// Records a refused API key in the audit log, with the principal it
-    /// belonged to when there was one. The answer is an error either way, so a
-    /// log failure is only reported.
+    /// Records a refused API key in the audit log — with the principal it
+    /// belonged to, when there was one — and counts it towards a lockout of its
+    /// source. The answer is an error either way, so a log failure is only
+    /// reported.
     pub async fn refused(&self, origin: Option<IpAddr>, refusal: &Refusal) {
         let mut event = Event::new(EventKind::AuthFailure);
         if let Some(who) = &refusal.principal {
@@ -557,6 +567,11 @@ impl App {
         }
         if let Err(log_err) = self.record(None, origin, &event, Some(&refusal.error)).await {
             tracing::warn!(error = ?log_err, "could not record a refused API key");
+        }
+        if let Some(ip) = origin
+            && refusal.is_failed_authentication()
+        {
+            self.count_auth_failure(ip).await;
         }
     }
 }
@@ -598,6 +613,7 @@ mod tests {
             "{message}"
         );
         assert_eq!(refusal.principal(), Some(&c.actor.principal_id));
+        assert!(refusal.is_failed_authentication());
     }
 
     #[test]

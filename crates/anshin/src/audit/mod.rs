@@ -53,6 +53,8 @@ pub enum EventKind {
     TenantSettings,
     /// An API key was refused.
     AuthFailure,
+    /// A source was locked out after repeated failed authentications.
+    AuthLockout,
     /// A card was tokenized.
     CardTokenize,
     /// A card's masked view was read.
@@ -93,6 +95,7 @@ impl EventKind {
             Self::PrincipalUpdate => "principal.update",
             Self::TenantSettings => "tenant.settings",
             Self::AuthFailure => "auth.failure",
+            Self::AuthLockout => "auth.lockout",
             Self::CardTokenize => "card.tokenize",
             Self::CardRead => "card.read",
             Self::CardReveal => "card.reveal",

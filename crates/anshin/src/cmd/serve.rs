@@ -7,6 +7,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::access::credentials::DEFAULT_KEY_LIFETIME_DAYS;
+use crate::access::lockout;
 use crate::app::App;
 use crate::audit::log::INTEGRATE_INTERVAL;
 use crate::config::Config;
@@ -61,12 +62,14 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         }
     });
     let integrator = tokio::spawn(integrate_periodically(app.clone()));
+    let lockouts = tokio::spawn(refresh_lockouts_periodically(app.clone()));
     let service = http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::internal)?;
     integrator.abort();
+    lockouts.abort();
     // Sign a final checkpoint over everything appended before the stop.
     if let Err(err) = app.audit.integrate(&app.store).await {
         tracing::warn!(error = ?err, "could not integrate the audit log at shutdown");
@@ -88,6 +91,28 @@ async fn integrate_periodically(app: Arc<App>) {
         ticker.tick().await;
         if let Err(err) = app.audit.integrate(&app.store).await {
             tracing::warn!(error = ?err, "audit integration failed; will retry");
+        }
+    }
+}
+
+/// Reloads the lockouts other nodes started every [`lockout::REFRESH`], so a
+/// locked-out source is refused by every node; now and then forgets failures
+/// that left the counting window.
+async fn refresh_lockouts_periodically(app: Arc<App>) {
+    const PRUNE_EVERY: u32 = 30;
+    let mut ticker = tokio::time::interval(lockout::REFRESH);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    loop {
+        ticker.tick().await;
+        if let Err(err) = app.refresh_lockouts().await {
+            tracing::warn!(error = ?err, "could not reload lockouts; will retry");
+        }
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(PRUNE_EVERY)
+            && let Err(err) = app.prune_auth_failures().await
+        {
+            tracing::warn!(error = ?err, "could not prune failed-authentication counts; will retry");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Storage of the credential lifecycle: API keys with their expiry (a principal
 //! holds several during a rotation's overlap), principals' IP allow-lists, the
-//! per-tenant key policy.
+//! per-tenant key policy, and the failed-authentication counters and lockouts
+//! that every node shares.
 //!
 //! Keys are rows of `principal_keys`, found by the SHA-256 hash of the key; the
 //! key itself is never stored. Expired and revoked keys stay, so that using one
@@ -42,6 +43,28 @@ pub struct TenantSettingsRow {
     pub key_overlap_hours: Option<u32>,
 }
 
+/// What recording one failed authentication led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthFailure {
+    /// Failures from the source inside the window, this one included (0 when
+    /// the source was already locked out and nothing was counted).
+    pub failures: u32,
+    /// Until when the source is locked out, if it is.
+    pub locked_until: Option<i64>,
+    /// True if this failure started the lockout (exactly one node sees this).
+    pub started: bool,
+}
+
+/// How failures are counted: at `now`, failures after `window_start` count,
+/// and reaching `threshold` locks the source out until `lock_until`.
+#[derive(Debug, Clone, Copy)]
+pub struct FailurePolicy {
+    pub now: i64,
+    pub window_start: i64,
+    pub threshold: u32,
+    pub lock_until: i64,
+}
+
 pub(super) fn hash_array(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
     bytes
         .try_into()
@@ -56,6 +79,10 @@ pub(super) fn u32_setting(value: Option<i64>) -> Result<Option<u32>, StoreError>
     value
         .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("tenant setting out of range")))
         .transpose()
+}
+
+pub(super) fn count_u32(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
 }
 
 impl Store {
@@ -107,5 +134,26 @@ impl Store {
         floor: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self.put_tenant_settings(tenant, settings, lifetime_ms, floor))
+    }
+
+    /// Counts a failed authentication from `source` and locks the source out
+    /// when the count inside the window reaches the threshold. A source already
+    /// locked out is not counted.
+    pub async fn record_auth_failure(
+        &self,
+        source: &str,
+        policy: FailurePolicy,
+    ) -> Result<AuthFailure, StoreError> {
+        dispatch!(self.record_auth_failure(source, policy))
+    }
+
+    /// Sources locked out at `now`, with the end of each lockout.
+    pub async fn auth_lockouts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        dispatch!(self.auth_lockouts(now))
+    }
+
+    /// Forgets failures at or before `window_start` and lockouts over by `now`.
+    pub async fn prune_auth_failures(&self, window_start: i64, now: i64) -> Result<(), StoreError> {
+        dispatch!(self.prune_auth_failures(window_start, now))
     }
 }

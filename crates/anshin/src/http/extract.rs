@@ -1,7 +1,9 @@
 //! Request extractors that turn outside input into typed values or a clean error.
 //!
 //! - [`Actor`] from `Authorization: Bearer <api key>`, with the client's address
-//!   and the `Anshin-Purpose` header; a refused key is recorded in the audit log.
+//!   and the `Anshin-Purpose` header; a refused key is recorded in the audit log
+//!   and counted towards a lockout of its source, and a locked-out source is
+//!   answered 429 before its key is looked at.
 //! - [`CallerKey`]: the hash of the key a request came with (rotation checks
 //!   that a principal rotates itself with its newest key).
 //! - [`JsonBody`]: JSON bodies with error messages that never repeat a value
@@ -31,6 +33,8 @@ impl FromRequestParts<AppState> for Actor {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
+        // A locked-out source gets no further: not even its key is checked.
+        state.app.check_lockout(origin)?;
         let purpose = purpose(parts)?;
         let Some(key) = bearer(parts) else {
             let err = Error::new(

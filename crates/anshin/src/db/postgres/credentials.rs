@@ -1,11 +1,14 @@
-//! PostgreSQL storage of keys, allow-lists and tenant settings. A rotation
-//! locks the principal's row, so it cannot interleave with a concurrent disable
-//! or rotation.
+//! PostgreSQL storage of keys, allow-lists, tenant settings and failure
+//! counters, shared by every node. A rotation locks the principal's row, so it
+//! cannot interleave with a concurrent disable or rotation; a lockout is started
+//! by a conditional upsert, so exactly one node records its start.
 
 use super::{PgStore, insert_key, pg};
 use crate::access::cidr::AllowList;
 use crate::db::StoreError;
-use crate::db::credentials::{KeyRow, TenantSettingsRow, hash_array, u32_setting};
+use crate::db::credentials::{
+    AuthFailure, FailurePolicy, KeyRow, TenantSettingsRow, count_u32, hash_array, u32_setting,
+};
 use crate::ids::{PrincipalId, TenantId};
 
 impl PgStore {
@@ -146,5 +149,101 @@ impl PgStore {
         .await
         .map_err(pg)?;
         tx.commit().await.map_err(pg)
+    }
+
+    pub(in crate::db) async fn record_auth_failure(
+        &self,
+        source: &str,
+        policy: FailurePolicy,
+    ) -> Result<AuthFailure, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let locked: Option<i64> = tx
+            .query_opt(
+                "SELECT locked_until FROM auth_lockouts WHERE source = $1 AND locked_until > $2",
+                &[&source, &policy.now],
+            )
+            .await
+            .map_err(pg)?
+            .map(|r| r.get(0));
+        if locked.is_some() {
+            return Ok(AuthFailure {
+                failures: 0,
+                locked_until: locked,
+                started: false,
+            });
+        }
+        tx.execute(
+            "DELETE FROM auth_failures WHERE source = $1 AND at <= $2",
+            &[&source, &policy.window_start],
+        )
+        .await
+        .map_err(pg)?;
+        // The CTE's insert is not visible to the count in the same statement.
+        let failures: i64 = tx
+            .query_one(
+                "WITH ins AS (INSERT INTO auth_failures (source, at) VALUES ($1, $2))
+                 SELECT count(*) + 1 FROM auth_failures WHERE source = $1",
+                &[&source, &policy.now],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let failures = count_u32(failures);
+        if failures < policy.threshold {
+            tx.commit().await.map_err(pg)?;
+            return Ok(AuthFailure {
+                failures,
+                locked_until: None,
+                started: false,
+            });
+        }
+        // Only a lockout that is not already running is (re)started: of two
+        // nodes reaching the threshold at once, one sees the row.
+        let started = tx
+            .query_opt(
+                "INSERT INTO auth_lockouts (source, locked_at, locked_until) VALUES ($1, $2, $3)
+                 ON CONFLICT (source) DO UPDATE SET locked_at = excluded.locked_at, locked_until = excluded.locked_until
+                 WHERE auth_lockouts.locked_until <= excluded.locked_at
+                 RETURNING locked_until",
+                &[&source, &policy.now, &policy.lock_until],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        // The next lockout needs a fresh run of failures.
+        tx.execute("DELETE FROM auth_failures WHERE source = $1", &[&source])
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(AuthFailure {
+            failures,
+            locked_until: Some(policy.lock_until),
+            started,
+        })
+    }
+
+    pub(in crate::db) async fn auth_lockouts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT source, locked_until FROM auth_lockouts WHERE locked_until > $1",
+                &[&now],
+            )
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    pub(in crate::db) async fn prune_auth_failures(
+        &self,
+        window_start: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute("DELETE FROM auth_failures WHERE at <= $1", &[&window_start])
+            .await?;
+        self.execute("DELETE FROM auth_lockouts WHERE locked_until <= $1", &[&now])
+            .await?;
+        Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! SQLite storage of keys, allow-lists and tenant settings.
+//! SQLite storage of keys, allow-lists, tenant settings and failure counters.
 //! Each write is one job of the writer thread, so its statements are atomic and
 //! no two writes interleave.
 
@@ -7,7 +7,9 @@ use rusqlite::{OptionalExtension, params};
 use super::{SqliteStore, insert_key};
 use crate::access::cidr::AllowList;
 use crate::db::StoreError;
-use crate::db::credentials::{KeyRow, TenantSettingsRow, hash_array, u32_setting};
+use crate::db::credentials::{
+    AuthFailure, FailurePolicy, KeyRow, TenantSettingsRow, count_u32, hash_array, u32_setting,
+};
 use crate::ids::{PrincipalId, TenantId};
 
 type RawKey = (Vec<u8>, String, i64, i64, Option<i64>);
@@ -134,6 +136,79 @@ impl SqliteStore {
                    AND principal_id IN (SELECT id FROM principals WHERE tenant_id = ?1)",
             )?
             .execute(params![tenant.as_str(), lifetime_ms, floor])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn record_auth_failure(
+        &self,
+        source: &str,
+        policy: FailurePolicy,
+    ) -> Result<AuthFailure, StoreError> {
+        let source = source.to_owned();
+        self.write(move |c| {
+            let locked: Option<i64> = c
+                .prepare_cached("SELECT locked_until FROM auth_lockouts WHERE source = ?1 AND locked_until > ?2")?
+                .query_row(params![source, policy.now], |r| r.get(0))
+                .optional()?;
+            if locked.is_some() {
+                return Ok(AuthFailure {
+                    failures: 0,
+                    locked_until: locked,
+                    started: false,
+                });
+            }
+            c.prepare_cached("DELETE FROM auth_failures WHERE source = ?1 AND at <= ?2")?
+                .execute(params![source, policy.window_start])?;
+            c.prepare_cached("INSERT INTO auth_failures (source, at) VALUES (?1, ?2)")?
+                .execute(params![source, policy.now])?;
+            let failures: i64 = c
+                .prepare_cached("SELECT count(*) FROM auth_failures WHERE source = ?1")?
+                .query_row([&source], |r| r.get(0))?;
+            let failures = count_u32(failures);
+            if failures < policy.threshold {
+                return Ok(AuthFailure {
+                    failures,
+                    locked_until: None,
+                    started: false,
+                });
+            }
+            c.prepare_cached(
+                "INSERT INTO auth_lockouts (source, locked_at, locked_until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source) DO UPDATE SET locked_at = excluded.locked_at, locked_until = excluded.locked_until",
+            )?
+            .execute(params![source, policy.now, policy.lock_until])?;
+            // The next lockout needs a fresh run of failures.
+            c.prepare_cached("DELETE FROM auth_failures WHERE source = ?1")?
+                .execute([&source])?;
+            Ok(AuthFailure {
+                failures,
+                locked_until: Some(policy.lock_until),
+                started: true,
+            })
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn auth_lockouts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT source, locked_until FROM auth_lockouts WHERE locked_until > ?1")?
+                .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
+    pub(in crate::db) async fn prune_auth_failures(
+        &self,
+        window_start: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM auth_failures WHERE at <= ?1")?
+                .execute([window_start])?;
+            c.prepare_cached("DELETE FROM auth_lockouts WHERE locked_until <= ?1")?
+                .execute([now])?;
             Ok(())
         })
         .await
