@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anshin_crypto::secret::SecretString;
 
 use crate::access::Role;
+use crate::access::lockout::Lockouts;
 use crate::access::principals::{AuthCache, NewPrincipal};
 use crate::access::retention::ExportLimiter;
 use crate::audit::log::AuditLog;
@@ -30,6 +31,7 @@ pub struct App {
     pub audit: AuditLog,
     pub(crate) auth: AuthCache,
     pub(crate) exports: ExportLimiter,
+    pub(crate) lockouts: Lockouts,
 }
 
 /// Where the data lives.
@@ -76,6 +78,7 @@ impl App {
             audit,
             auth: AuthCache::default(),
             exports: ExportLimiter::default(),
+            lockouts: Lockouts::default(),
         })
     }
 
@@ -120,6 +123,7 @@ impl App {
                     role: Role::Operator,
                     tenant_id: None,
                     shop_id: None,
+                    allowed_ips: None,
                 },
             )
             .await?;

@@ -121,7 +121,8 @@ pub enum PrincipalCommand {
     /// Create a principal and print its API key (shown once).
     #[command(after_help = "Examples:
   anshin principal create --name ops --role operator
-  anshin principal create --name shop-1 --role shop --shop shop_… --json")]
+  anshin principal create --name shop-1 --role shop --shop shop_… --json
+  anshin principal create --name shop-1 --role shop --shop shop_… --allowed-ip 192.0.2.0/24 --allowed-ip 2001:db8::/48")]
     Create {
         /// Who or what uses the key.
         #[arg(long)]
@@ -135,6 +136,9 @@ pub enum PrincipalCommand {
         /// Shop, for role shop.
         #[arg(long, value_name = "SHOP_ID")]
         shop: Option<String>,
+        /// Only allow the key from this address or CIDR block (repeatable) [default: any address]
+        #[arg(long = "allowed-ip", value_name = "CIDR")]
+        allowed_ips: Vec<String>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -154,6 +158,21 @@ pub enum PrincipalCommand {
     Disable {
         /// The principal id.
         id: String,
+    },
+    /// Issue a new API key (shown once); the current keys keep working for the overlap.
+    #[command(after_help = "Examples:
+  anshin principal rotate prn_…                     # old key works 24 hours more (or the tenant's overlap)
+  anshin principal rotate prn_… --overlap-hours 0   # old key stops now (a leaked key)
+  anshin principal rotate prn_… --json              # {\"id\", \"api_key\", \"expires_at\", \"previous_key_expires_at\"}")]
+    Rotate {
+        /// The principal id.
+        id: String,
+        /// Hours the current keys keep working, 0 to 168 [default: the tenant's overlap, 24]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        overlap_hours: Option<i64>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

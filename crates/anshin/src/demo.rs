@@ -162,6 +162,7 @@ pub async fn load(app: Arc<App>) -> Result<DemoAccess> {
                 role,
                 tenant_id: Some(tenant),
                 shop_id: shop,
+                allowed_ips: None,
             };
             app.create_principal(Some(&admin), input)
                 .await

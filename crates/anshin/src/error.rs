@@ -72,6 +72,7 @@ pub struct Error {
     code: &'static str,
     message: Cow<'static, str>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    retry_after: Option<u64>,
 }
 
 /// Result with the application error.
@@ -85,7 +86,19 @@ impl Error {
             code,
             message: message.into(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// Tells the client when to try again (`Retry-After`, in seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Seconds after which the client may retry, when the answer says so.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// Attaches the internal cause (logged, never sent to the client).
@@ -228,6 +241,13 @@ impl IntoResponse for Error {
                 message: self.message.into_owned(),
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }

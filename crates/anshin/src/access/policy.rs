@@ -8,14 +8,16 @@
 //!
 //! | role      | may                                                                  |
 //! |-----------|----------------------------------------------------------------------|
-//! | operator  | manage tenants (global only), shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail |
+//! | operator  | manage tenants (global only), their settings, shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail |
 //! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
 //! | auditor   | list principals and tenants; read the audit trail (metadata only, no personal data) |
 //!
 //! Creating principals follows [`Role::may_create`]: a tenant operator may create
 //! operators, shops and auditors of its tenant, never a processor (that would
-//! give it reveal by the back door).
+//! give it reveal by the back door). Rotating another principal's key or
+//! changing its allow-list follows the same rule; any principal may rotate its
+//! own key.
 
 use utoipa::ToSchema;
 
@@ -50,6 +52,8 @@ pub enum Action {
     ManagePrincipals,
     /// List principals.
     ReadPrincipals,
+    /// Change a tenant's settings (key lifetime and rotation overlap).
+    ManageTenantSettings,
     /// Turn card data into a token.
     Tokenize,
     /// Read a card's masked view (brand, last four, expiry).
@@ -87,6 +91,7 @@ impl Action {
             Self::ManageShops => "manage shops",
             Self::ManagePrincipals => "manage principals",
             Self::ReadPrincipals => "list principals",
+            Self::ManageTenantSettings => "change tenant settings",
             Self::Tokenize => "tokenize cards",
             Self::ReadCard => "read cards",
             Self::LookupCard => "look cards up by number",
@@ -118,6 +123,7 @@ impl Role {
                     | A::ManageShops
                     | A::ManagePrincipals
                     | A::ReadPrincipals
+                    | A::ManageTenantSettings
                     | A::Tokenize
                     | A::ReadCard
                     | A::LookupCard

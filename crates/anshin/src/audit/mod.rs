@@ -45,8 +45,16 @@ pub enum EventKind {
     PrincipalCreate,
     /// A principal was disabled.
     PrincipalDisable,
+    /// A principal was issued a new key (rotation).
+    PrincipalRotate,
+    /// A principal's IP allow-list was changed.
+    PrincipalUpdate,
+    /// A tenant's settings (key lifetime, rotation overlap) were changed.
+    TenantSettings,
     /// An API key was refused.
     AuthFailure,
+    /// A source was locked out after repeated failed authentications.
+    AuthLockout,
     /// A card was tokenized.
     CardTokenize,
     /// A card's masked view was read.
@@ -91,7 +99,11 @@ impl EventKind {
             Self::ShopCreate => "shop.create",
             Self::PrincipalCreate => "principal.create",
             Self::PrincipalDisable => "principal.disable",
+            Self::PrincipalRotate => "principal.rotate",
+            Self::PrincipalUpdate => "principal.update",
+            Self::TenantSettings => "tenant.settings",
             Self::AuthFailure => "auth.failure",
+            Self::AuthLockout => "auth.lockout",
             Self::CardTokenize => "card.tokenize",
             Self::CardRead => "card.read",
             Self::CardReveal => "card.reveal",

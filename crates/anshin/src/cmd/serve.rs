@@ -6,6 +6,8 @@ use std::sync::Arc;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::access::credentials::DEFAULT_KEY_LIFETIME_DAYS;
+use crate::access::lockout;
 use crate::app::App;
 use crate::audit::log::INTEGRATE_INTERVAL;
 use crate::config::Config;
@@ -38,6 +40,10 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         println!("Initialised {}.", config.data_dir.display());
         println!("Operator API key (shown once; store it now) / 運用者APIキー（一度だけ表示）:");
         println!("  {}", key.expose());
+        println!(
+            "It expires in {DEFAULT_KEY_LIFETIME_DAYS} days: rotate it with `anshin principal rotate <id>` \
+             or POST /v1/principals/<id>/rotate."
+        );
     }
     if with_demo {
         let access = demo::load(app.clone()).await?;
@@ -57,6 +63,7 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
     });
     let integrator = tokio::spawn(integrate_periodically(app.clone()));
     let purger = tokio::spawn(purge_periodically(app.clone()));
+    let lockouts = tokio::spawn(refresh_lockouts_periodically(app.clone()));
     let service = http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
@@ -64,6 +71,7 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         .map_err(Error::internal)?;
     integrator.abort();
     purger.abort();
+    lockouts.abort();
     // Sign a final checkpoint over everything appended before the stop.
     if let Err(err) = app.audit.integrate(&app.store).await {
         tracing::warn!(error = ?err, "could not integrate the audit log at shutdown");
@@ -102,6 +110,28 @@ async fn purge_periodically(app: Arc<App>) {
             Ok(report) if report.purged > 0 => tracing::info!(orders = report.purged, "shipping data purged"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = ?err, "retention purge failed; will retry"),
+        }
+    }
+}
+
+/// Reloads the lockouts other nodes started every [`lockout::REFRESH`], so a
+/// locked-out source is refused by every node; now and then forgets failures
+/// that left the counting window.
+async fn refresh_lockouts_periodically(app: Arc<App>) {
+    const PRUNE_EVERY: u32 = 30;
+    let mut ticker = tokio::time::interval(lockout::REFRESH);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    loop {
+        ticker.tick().await;
+        if let Err(err) = app.refresh_lockouts().await {
+            tracing::warn!(error = ?err, "could not reload lockouts; will retry");
+        }
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(PRUNE_EVERY)
+            && let Err(err) = app.prune_auth_failures().await
+        {
+            tracing::warn!(error = ?err, "could not prune failed-authentication counts; will retry");
         }
     }
 }

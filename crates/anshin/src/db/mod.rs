@@ -17,6 +17,7 @@ mod sqlite;
 use std::fmt;
 
 use crate::access::Role;
+use crate::access::cidr::AllowList;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 /// A storage failure. Messages carry SQL errors, never row contents.
@@ -116,7 +117,7 @@ pub struct ShopRow {
     pub created_at: i64,
 }
 
-/// An API principal (the key itself is stored only as `key_hash`).
+/// An API principal. Its keys are [`credentials::KeyRow`]s, stored only as hashes.
 #[derive(Debug, Clone)]
 pub struct PrincipalRow {
     pub id: PrincipalId,
@@ -124,6 +125,8 @@ pub struct PrincipalRow {
     pub role: Role,
     pub tenant_id: Option<TenantId>,
     pub shop_id: Option<ShopId>,
+    /// Where its keys may be used from; `None` for anywhere.
+    pub allowed_ips: Option<AllowList>,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
 }
@@ -272,6 +275,7 @@ macro_rules! dispatch {
 }
 
 pub mod audit;
+pub mod credentials;
 pub mod retention;
 
 impl Store {
@@ -359,18 +363,22 @@ impl Store {
         dispatch!(self.shops(tenant))
     }
 
-    /// Creates a principal.
+    /// Creates a principal with its first key.
     pub async fn insert_principal(
         &self,
         principal: PrincipalRow,
-        key_hash: [u8; 32],
+        key: credentials::KeyRow,
     ) -> Result<(), StoreError> {
-        dispatch!(self.insert_principal(principal, key_hash))
+        dispatch!(self.insert_principal(principal, key))
     }
 
-    /// The principal whose API key has this hash.
-    pub async fn principal_by_key(&self, key_hash: &[u8; 32]) -> Result<Option<PrincipalRow>, StoreError> {
-        dispatch!(self.principal_by_key(key_hash))
+    /// The key with this hash and its principal, whatever their state
+    /// (expired, revoked, disabled): the caller decides what each means.
+    pub async fn credential(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<(PrincipalRow, credentials::KeyRow)>, StoreError> {
+        dispatch!(self.credential(key_hash))
     }
 
     /// A principal.
@@ -383,7 +391,8 @@ impl Store {
         dispatch!(self.principals(tenant))
     }
 
-    /// Disables a principal; false if it was unknown or already disabled.
+    /// Disables a principal and revokes its keys; false if it was unknown or
+    /// already disabled.
     pub async fn disable_principal(&self, id: &PrincipalId, at: i64) -> Result<bool, StoreError> {
         dispatch!(self.disable_principal(id, at))
     }

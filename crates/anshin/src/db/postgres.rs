@@ -10,6 +10,7 @@
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 
+use super::credentials::{KeyRow, allow_list, hash_array};
 use super::{
     CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
     Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
@@ -18,6 +19,7 @@ use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod audit;
+mod credentials;
 mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -30,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "audit",
         include_str!("../../migrations/postgres/0002_audit.sql"),
+    ),
+    (
+        4,
+        "credentials",
+        include_str!("../../migrations/postgres/0004_credentials.sql"),
     ),
     (
         5,
@@ -289,13 +296,11 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn insert_principal(
-        &self,
-        p: PrincipalRow,
-        key_hash: [u8; 32],
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO principals (id, name, role, tenant_id, shop_id, key_hash, created_at, disabled_at)
+    pub(super) async fn insert_principal(&self, p: PrincipalRow, key: KeyRow) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute(
+            "INSERT INTO principals (id, name, role, tenant_id, shop_id, allowed_ips, created_at, disabled_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &p.id.as_str(),
@@ -303,25 +308,39 @@ impl PgStore {
                 &p.role.as_str(),
                 &p.tenant_id.as_ref().map(TenantId::as_str),
                 &p.shop_id.as_ref().map(ShopId::as_str),
-                &&key_hash[..],
+                &p.allowed_ips.as_ref().map(|a| a.to_db()),
                 &p.created_at,
                 &p.disabled_at,
             ],
         )
         .await
-        .map(|_| ())
+        .map_err(pg)?;
+        insert_key(&tx, &key).await?;
+        tx.commit().await.map_err(pg)
     }
 
-    pub(super) async fn principal_by_key(
+    pub(super) async fn credential(
         &self,
         key_hash: &[u8; 32],
-    ) -> Result<Option<PrincipalRow>, StoreError> {
+    ) -> Result<Option<(PrincipalRow, KeyRow)>, StoreError> {
         self.query_opt(
-            &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE key_hash = $1"),
+            "SELECT p.id, p.name, p.role, p.tenant_id, p.shop_id, p.allowed_ips, p.created_at, p.disabled_at,
+                    k.key_hash, k.created_at, k.expires_at, k.revoked_at
+             FROM principal_keys k JOIN principals p ON p.id = k.principal_id WHERE k.key_hash = $1",
             &[&&key_hash[..]],
         )
         .await?
-        .map(|r| principal_row(&r))
+        .map(|r| {
+            let principal = principal_row(&r)?;
+            let key = KeyRow {
+                key_hash: hash_array(r.get(8))?,
+                principal_id: principal.id.clone(),
+                created_at: r.get(9),
+                expires_at: r.get(10),
+                revoked_at: r.get(11),
+            };
+            Ok((principal, key))
+        })
         .transpose()
     }
 
@@ -353,13 +372,24 @@ impl PgStore {
     }
 
     pub(super) async fn disable_principal(&self, id: &PrincipalId, at: i64) -> Result<bool, StoreError> {
-        Ok(self
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let disabled = tx
             .execute(
                 "UPDATE principals SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL",
                 &[&id.as_str(), &at],
             )
-            .await?
-            == 1)
+            .await
+            .map_err(pg)?
+            == 1;
+        tx.execute(
+            "UPDATE principal_keys SET revoked_at = $2 WHERE principal_id = $1 AND revoked_at IS NULL",
+            &[&id.as_str(), &at],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(disabled)
     }
 
     pub(super) async fn insert_card(
@@ -721,8 +751,9 @@ impl PgStore {
     }
 }
 
-const PRINCIPAL_COLUMNS: &str = "id, name, role, tenant_id, shop_id, created_at, disabled_at";
+const PRINCIPAL_COLUMNS: &str = "id, name, role, tenant_id, shop_id, allowed_ips, created_at, disabled_at";
 
+/// Reads [`PRINCIPAL_COLUMNS`] from the start of a row.
 fn principal_row(r: &Row) -> Result<PrincipalRow, StoreError> {
     Ok(PrincipalRow {
         id: PrincipalId::from_db(r.get(0)),
@@ -730,9 +761,28 @@ fn principal_row(r: &Row) -> Result<PrincipalRow, StoreError> {
         role: Role::parse(r.get(2)).ok_or(StoreError::Corrupt("unknown role"))?,
         tenant_id: r.get::<_, Option<String>>(3).map(TenantId::from_db),
         shop_id: r.get::<_, Option<String>>(4).map(ShopId::from_db),
-        created_at: r.get(5),
-        disabled_at: r.get(6),
+        allowed_ips: allow_list(r.get(5))?,
+        created_at: r.get(6),
+        disabled_at: r.get(7),
     })
+}
+
+/// Inserts one key row inside the caller's transaction.
+async fn insert_key(tx: &deadpool_postgres::Transaction<'_>, key: &KeyRow) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO principal_keys (key_hash, principal_id, created_at, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &&key.key_hash[..],
+            &key.principal_id.as_str(),
+            &key.created_at,
+            &key.expires_at,
+            &key.revoked_at,
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
 }
 
 fn tenant_row(r: &Row) -> TenantRow {

@@ -17,6 +17,7 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
+use super::credentials::{KeyRow, allow_list, hash_array};
 use super::{
     CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
     Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
@@ -25,11 +26,17 @@ use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod audit;
+mod credentials;
 mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
     (2, "audit", include_str!("../../migrations/sqlite/0002_audit.sql")),
+    (
+        4,
+        "credentials",
+        include_str!("../../migrations/sqlite/0004_credentials.sql"),
+    ),
     (
         5,
         "retention",
@@ -318,14 +325,10 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn insert_principal(
-        &self,
-        p: PrincipalRow,
-        key_hash: [u8; 32],
-    ) -> Result<(), StoreError> {
+    pub(super) async fn insert_principal(&self, p: PrincipalRow, key: KeyRow) -> Result<(), StoreError> {
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO principals (id, name, role, tenant_id, shop_id, key_hash, created_at, disabled_at)
+                "INSERT INTO principals (id, name, role, tenant_id, shop_id, allowed_ips, created_at, disabled_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
@@ -334,27 +337,48 @@ impl SqliteStore {
                 p.role.as_str(),
                 p.tenant_id.as_ref().map(TenantId::as_str),
                 p.shop_id.as_ref().map(ShopId::as_str),
-                &key_hash[..],
+                p.allowed_ips.as_ref().map(|a| a.to_db()),
                 p.created_at,
                 p.disabled_at
             ])?;
-            Ok(())
+            insert_key(c, &key)
         })
         .await
     }
 
-    pub(super) async fn principal_by_key(
+    pub(super) async fn credential(
         &self,
         key_hash: &[u8; 32],
-    ) -> Result<Option<PrincipalRow>, StoreError> {
+    ) -> Result<Option<(PrincipalRow, KeyRow)>, StoreError> {
         let row = self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE key_hash = ?1"
-            ))?
-            .query_row([&key_hash[..]], raw_principal)
+            c.prepare_cached(
+                "SELECT p.id, p.name, p.role, p.tenant_id, p.shop_id, p.allowed_ips, p.created_at, p.disabled_at,
+                        k.key_hash, k.created_at, k.expires_at, k.revoked_at
+                 FROM principal_keys k JOIN principals p ON p.id = k.principal_id WHERE k.key_hash = ?1",
+            )?
+            .query_row([&key_hash[..]], |r| {
+                Ok((
+                    raw_principal(r)?,
+                    r.get::<_, Vec<u8>>(8)?,
+                    r.get::<_, i64>(9)?,
+                    r.get::<_, i64>(10)?,
+                    r.get::<_, Option<i64>>(11)?,
+                ))
+            })
             .optional()
         })?;
-        row.map(RawPrincipal::into_row).transpose()
+        row.map(|(principal, hash, created_at, expires_at, revoked_at)| {
+            let principal = principal.into_row()?;
+            let key = KeyRow {
+                key_hash: hash_array(hash)?,
+                principal_id: principal.id.clone(),
+                created_at,
+                expires_at,
+                revoked_at,
+            };
+            Ok((principal, key))
+        })
+        .transpose()
     }
 
     pub(super) async fn principal(&self, id: &PrincipalId) -> Result<Option<PrincipalRow>, StoreError> {
@@ -385,9 +409,17 @@ impl SqliteStore {
     pub(super) async fn disable_principal(&self, id: &PrincipalId, at: i64) -> Result<bool, StoreError> {
         let id = id.clone();
         self.write(move |c| {
-            c.prepare_cached("UPDATE principals SET disabled_at = ?2 WHERE id = ?1 AND disabled_at IS NULL")?
-                .execute(params![id.as_str(), at])
-                .map(|n| n == 1)
+            let disabled = c
+                .prepare_cached(
+                    "UPDATE principals SET disabled_at = ?2 WHERE id = ?1 AND disabled_at IS NULL",
+                )?
+                .execute(params![id.as_str(), at])?
+                == 1;
+            c.prepare_cached(
+                "UPDATE principal_keys SET revoked_at = ?2 WHERE principal_id = ?1 AND revoked_at IS NULL",
+            )?
+            .execute(params![id.as_str(), at])?;
+            Ok(disabled)
         })
         .await
     }
@@ -699,7 +731,17 @@ impl SqliteStore {
     }
 }
 
+/// Applies pending migrations with foreign keys off, as SQLite's procedure for
+/// schema changes that rebuild a table asks (the pragma is a no-op inside a
+/// transaction); the keys are checked before the commit.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(backend)?;
+    let result = migrate_in_transaction(conn);
+    conn.execute_batch("PRAGMA foreign_keys = ON").map_err(backend)?;
+    result
+}
+
+fn migrate_in_transaction(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(backend)?;
@@ -720,7 +762,32 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .map_err(backend)?;
     }
+    let dangling = tx
+        .prepare("PRAGMA foreign_key_check")
+        .and_then(|mut s| s.query([])?.next().map(|row| row.is_some()))
+        .map_err(backend)?;
+    if dangling {
+        return Err(StoreError::Corrupt(
+            "a migration left rows whose foreign keys dangle",
+        ));
+    }
     tx.commit().map_err(backend)
+}
+
+/// Inserts one key row (inside the caller's write).
+fn insert_key(c: &Connection, key: &KeyRow) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO principal_keys (key_hash, principal_id, created_at, expires_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        &key.key_hash[..],
+        key.principal_id.as_str(),
+        key.created_at,
+        key.expires_at,
+        key.revoked_at
+    ])?;
+    Ok(())
 }
 
 fn writer_loop(
@@ -787,40 +854,44 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, completions: &mut Vec<Completio
     conn.execute_batch("COMMIT").map_err(|e| e.to_string())
 }
 
-const PRINCIPAL_COLUMNS: &str = "id, name, role, tenant_id, shop_id, created_at, disabled_at";
+const PRINCIPAL_COLUMNS: &str = "id, name, role, tenant_id, shop_id, allowed_ips, created_at, disabled_at";
 
-struct RawPrincipal(
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<i64>,
-);
+struct RawPrincipal {
+    id: String,
+    name: String,
+    role: String,
+    tenant_id: Option<String>,
+    shop_id: Option<String>,
+    allowed_ips: Option<String>,
+    created_at: i64,
+    disabled_at: Option<i64>,
+}
 
+/// Reads [`PRINCIPAL_COLUMNS`] from the start of a row.
 fn raw_principal(r: &Row<'_>) -> rusqlite::Result<RawPrincipal> {
-    Ok(RawPrincipal(
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    Ok(RawPrincipal {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        tenant_id: r.get(3)?,
+        shop_id: r.get(4)?,
+        allowed_ips: r.get(5)?,
+        created_at: r.get(6)?,
+        disabled_at: r.get(7)?,
+    })
 }
 
 impl RawPrincipal {
     fn into_row(self) -> Result<PrincipalRow, StoreError> {
         Ok(PrincipalRow {
-            id: PrincipalId::from_db(self.0),
-            name: self.1,
-            role: Role::parse(&self.2).ok_or(StoreError::Corrupt("unknown role"))?,
-            tenant_id: self.3.map(TenantId::from_db),
-            shop_id: self.4.map(ShopId::from_db),
-            created_at: self.5,
-            disabled_at: self.6,
+            id: PrincipalId::from_db(self.id),
+            name: self.name,
+            role: Role::parse(&self.role).ok_or(StoreError::Corrupt("unknown role"))?,
+            tenant_id: self.tenant_id.map(TenantId::from_db),
+            shop_id: self.shop_id.map(ShopId::from_db),
+            allowed_ips: allow_list(self.allowed_ips)?,
+            created_at: self.created_at,
+            disabled_at: self.disabled_at,
         })
     }
 }

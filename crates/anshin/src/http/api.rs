@@ -10,7 +10,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::AppState;
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{CallerKey, JsonBody, OptionalJsonBody, QueryParams};
+use crate::access::credentials::{
+    AllowedIpsChange, RotateRequest, RotatedKey, SettingsChange, TenantSettings,
+};
 use crate::access::principals::{CreatedPrincipal, NewPrincipal, Principal, PrincipalQuery};
 use crate::access::{Actor, Role};
 use crate::error::{ErrorBody, Result};
@@ -27,8 +30,9 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
                        Errors are `{\"error\":{\"code\",\"message\"}}` with stable codes."
     ),
     paths(
-        create_tenant, list_tenants, get_tenant, create_shop, list_shops,
-        create_principal, list_principals, disable_principal,
+        create_tenant, list_tenants, get_tenant, get_tenant_settings, put_tenant_settings,
+        create_shop, list_shops,
+        create_principal, list_principals, disable_principal, rotate_principal, set_allowed_ips,
         tokenize_card, lookup_card, get_card, reveal_card, delete_card,
         create_customer, get_customer,
         create_order, list_orders, get_order, complete_order,
@@ -127,11 +131,7 @@ pub async fn create_principal(
     let (principal, api_key) = s.app.create_principal(Some(&actor), input).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedPrincipal {
-            id: principal.id,
-            role: principal.role,
-            api_key,
-        }),
+        Json(CreatedPrincipal::new(&principal, api_key)),
     ))
 }
 
@@ -155,6 +155,65 @@ pub async fn disable_principal(
     Path(id): Path<String>,
 ) -> Result<Json<Principal>> {
     Ok(Json(s.app.disable_principal(&actor, &id).await?))
+}
+
+/// Issue a new key for a principal; its current keys keep working for the
+/// overlap. Operators rotate the principals they manage; any principal may
+/// rotate itself with its newest key. The new key is in this answer and nowhere else.
+#[utoipa::path(post, path = "/v1/principals/{principal_id}/rotate", tag = "principals", request_body = RotateRequest,
+    responses((status = 201, body = RotatedKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn rotate_principal(
+    State(s): State<AppState>,
+    actor: Actor,
+    CallerKey(caller): CallerKey,
+    Path(id): Path<String>,
+    OptionalJsonBody(input): OptionalJsonBody<RotateRequest>,
+) -> Result<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.app.rotate_principal(&actor, &id, input, caller).await?),
+    ))
+}
+
+/// Replace a principal's IP allow-list (`null` allows any address).
+#[utoipa::path(put, path = "/v1/principals/{principal_id}/allowed-ips", tag = "principals", request_body = AllowedIpsChange,
+    responses((status = 200, body = Principal), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn set_allowed_ips(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<AllowedIpsChange>,
+) -> Result<Json<Principal>> {
+    Ok(Json(s.app.set_allowed_ips(&actor, &id, input).await?))
+}
+
+/// A tenant's settings: key lifetime and rotation overlap (operators, auditors).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/settings", tag = "tenants",
+    responses((status = 200, body = TenantSettings), (status = 404, body = ErrorBody)))]
+pub async fn get_tenant_settings(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<TenantSettings>> {
+    Ok(Json(s.app.tenant_settings(&actor, &tenant_id).await?))
+}
+
+/// Change a tenant's settings (operators). Fields left out stay; `null` restores
+/// the default. A shorter key lifetime also shortens existing keys.
+#[utoipa::path(put, path = "/v1/tenants/{tenant_id}/settings", tag = "tenants", request_body = SettingsChange,
+    responses((status = 200, body = TenantSettings), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn put_tenant_settings(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(tenant_id): Path<String>,
+    JsonBody(input): JsonBody<SettingsChange>,
+) -> Result<Json<TenantSettings>> {
+    Ok(Json(
+        s.app.change_tenant_settings(&actor, &tenant_id, input).await?,
+    ))
 }
 
 /// Tokenize a card. 201 for a new card, 200 when the tenant already holds this

@@ -1,10 +1,15 @@
 //! Request extractors that turn outside input into typed values or a clean error.
 //!
 //! - [`Actor`] from `Authorization: Bearer <api key>`, with the client's address
-//!   and the `Anshin-Purpose` header; a refused key is recorded in the audit log.
+//!   and the `Anshin-Purpose` header; a refused key is recorded in the audit log
+//!   and counted towards a lockout of its source, and a locked-out source is
+//!   answered 429 before its key is looked at.
+//! - [`CallerKey`]: the hash of the key a request came with (rotation checks
+//!   that a principal rotates itself with its newest key).
 //! - [`JsonBody`]: JSON bodies with error messages that never repeat a value
 //!   (serde's own messages can quote the input, which may be a card number),
 //!   and the raw body buffer wiped after parsing.
+//! - [`OptionalJsonBody`]: like [`JsonBody`], but an empty body is the default.
 //! - [`QueryParams`]: query strings, likewise.
 
 use std::net::SocketAddr;
@@ -28,31 +33,48 @@ impl FromRequestParts<AppState> for Actor {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
+        // A locked-out source gets no further: not even its key is checked.
+        state.app.check_lockout(origin)?;
         let purpose = purpose(parts)?;
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let key = header.and_then(|h| {
-            let (scheme, key) = h.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        });
-        let result = match key {
-            Some(key) => state.app.authenticate(key).await,
-            None => Err(Error::new(
+        let Some(key) = bearer(parts) else {
+            let err = Error::new(
                 ErrorKind::Unauthenticated,
                 "missing_api_key",
                 "send the API key as `Authorization: Bearer <api key>`",
-            )),
+            );
+            state.app.record_refused_key(origin, &err).await;
+            return Err(err);
         };
-        match result {
+        match state.app.authenticate_from(key, origin).await {
             Ok(actor) => Ok(Actor {
                 origin,
                 purpose,
                 ..actor
             }),
-            Err(err) => {
-                state.app.record_refused_key(origin, &err).await;
-                Err(err)
+            Err(refusal) => {
+                state.app.refused(origin, &refusal).await;
+                Err(refusal.error)
             }
         }
+    }
+}
+
+/// The key of `Authorization: Bearer <key>`.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
+/// The SHA-256 hash of the API key the request came with, if any. Extract it
+/// after [`Actor`], which has checked the key.
+pub struct CallerKey(pub Option<[u8; 32]>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CallerKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        Ok(Self(bearer(parts).map(anshin_crypto::token::api_key_hash)))
     }
 }
 
@@ -151,6 +173,24 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         };
         Error::invalid("invalid_request", message)
     })
+}
+
+/// A JSON request body of type `T`, or `T::default()` when the body is empty.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        use axum::body::HttpBody;
+        let empty = req.body().is_end_stream() && !req.headers().contains_key(CONTENT_TYPE);
+        if empty {
+            return Ok(Self(T::default()));
+        }
+        JsonBody::<T>::from_request(req, state)
+            .await
+            .map(|JsonBody(value)| Self(value))
+    }
 }
 
 /// Query parameters of type `T`.

@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use api::ApiDoc;
@@ -43,6 +43,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tenants", post(api::create_tenant).get(api::list_tenants))
         .route("/tenants/{tenant_id}", get(api::get_tenant))
         .route(
+            "/tenants/{tenant_id}/settings",
+            get(api::get_tenant_settings).put(api::put_tenant_settings),
+        )
+        .route(
             "/tenants/{tenant_id}/shops",
             post(api::create_shop).get(api::list_shops),
         )
@@ -51,6 +55,11 @@ pub fn router(app: Arc<App>) -> Router {
             post(api::create_principal).get(api::list_principals),
         )
         .route("/principals/{principal_id}/disable", post(api::disable_principal))
+        .route("/principals/{principal_id}/rotate", post(api::rotate_principal))
+        .route(
+            "/principals/{principal_id}/allowed-ips",
+            put(api::set_allowed_ips),
+        )
         .route("/cards", post(api::tokenize_card))
         .route("/cards/lookup", post(api::lookup_card))
         .route("/cards/{token}", get(api::get_card).delete(api::delete_card))

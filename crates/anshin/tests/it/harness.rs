@@ -5,13 +5,15 @@
 //! gets its own schema, dropped afterwards. When PostgreSQL is unreachable the
 //! test is skipped with a note, unless `CI` is set: then it fails.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anshin::app::{App, Location};
 use anshin::http::router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -28,7 +30,7 @@ pub fn postgres_url() -> String {
 }
 
 /// Whether PostgreSQL tests must run (CI) or may be skipped.
-async fn postgres_available() -> bool {
+pub async fn postgres_available() -> bool {
     let url = postgres_url();
     let reachable = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
         Ok((client, connection)) => {
@@ -112,6 +114,49 @@ impl TestApp {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// Sends a request as if from a client at `ip` (the server sees its
+    /// address, as `anshin serve` does); returns status and JSON (or Null).
+    pub async fn call_from(
+        &self,
+        ip: &str,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, json) = self
+            .request_from(Some(ip.parse().expect("ip")), method, path, key, body)
+            .await;
+        (status, json)
+    }
+
+    /// Sends a request from `origin` (none: no client address, as in-process
+    /// calls have); returns status, headers and JSON (or Null).
+    pub async fn request_from(
+        &self,
+        origin: Option<IpAddr>,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let (status, headers, bytes) = self
+            .send(
+                origin,
+                method,
+                path,
+                key,
+                body.map(|b| b.to_string()),
+                "application/json",
+            )
+            .await;
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     /// Sends a raw body with a content type.
     pub async fn raw(
         &self,
@@ -121,6 +166,19 @@ impl TestApp {
         body: Option<String>,
         content_type: &str,
     ) -> (StatusCode, Vec<u8>) {
+        let (status, _, bytes) = self.send(None, method, path, key, body, content_type).await;
+        (status, bytes)
+    }
+
+    async fn send(
+        &self,
+        origin: Option<IpAddr>,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        content_type: &str,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
@@ -128,14 +186,20 @@ impl TestApp {
         if body.is_some() {
             request = request.header("content-type", content_type);
         }
-        let request = request
+        let mut request = request
             .body(body.map_or_else(Body::empty, Body::from))
             .expect("request");
+        if let Some(ip) = origin {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+        }
         let response = router(self.app.clone())
             .oneshot(request)
             .await
             .expect("infallible");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
@@ -143,7 +207,7 @@ impl TestApp {
             .expect("body")
             .to_bytes()
             .to_vec();
-        (status, bytes)
+        (status, headers, bytes)
     }
 
     /// Runs SQL on the backend directly, as an attacker with database access would.

@@ -6,6 +6,7 @@ mod harness;
 mod api;
 mod audit;
 mod cli;
+mod credentials;
 mod logs;
 mod regression;
 mod retention;

@@ -3,6 +3,7 @@
 //! ciphertext; the store must treat them exactly alike.
 
 use anshin::access::Role;
+use anshin::db::credentials::KeyRow;
 use anshin::db::{
     CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, PrincipalRow, Scope, Sealed,
     ShopRow, TenantKeyRow, TenantRow,
@@ -509,32 +510,43 @@ async fn principals_by_key_hash_and_disable(t: TestApp) {
         role: Role::Auditor,
         tenant_id: None,
         shop_id: None,
+        allowed_ips: None,
         created_at: 1,
         disabled_at: None,
     };
+    let key = |principal: &PrincipalId, hash: u8| KeyRow {
+        key_hash: [hash; 32],
+        principal_id: principal.clone(),
+        created_at: 1,
+        expires_at: 1_000,
+        revoked_at: None,
+    };
     store
-        .insert_principal(row.clone(), [9; 32])
+        .insert_principal(row.clone(), key(&row.id, 9))
         .await
         .expect("insert");
-    assert_eq!(
-        store
-            .principal_by_key(&[9; 32])
-            .await
-            .expect("read")
-            .expect("exists")
-            .role,
-        Role::Auditor
-    );
-    assert!(store.principal_by_key(&[8; 32]).await.expect("read").is_none());
+    let (found, found_key) = store.credential(&[9; 32]).await.expect("read").expect("exists");
+    assert_eq!(found.role, Role::Auditor);
+    assert_eq!(found_key, key(&row.id, 9));
+    assert!(store.credential(&[8; 32]).await.expect("read").is_none());
     let dup = PrincipalRow {
         id: PrincipalId::generate().expect("rng"),
         ..row.clone()
     };
     assert!(
-        store.insert_principal(dup, [9; 32]).await.is_err(),
+        store
+            .insert_principal(dup.clone(), key(&dup.id, 9))
+            .await
+            .is_err(),
         "key hashes are unique"
     );
+    assert!(
+        store.principal(&dup.id).await.expect("read").is_none(),
+        "a principal whose key failed is not left behind"
+    );
     assert!(store.disable_principal(&row.id, 7).await.expect("disable"));
+    let (_, revoked) = store.credential(&[9; 32]).await.expect("read").expect("kept");
+    assert_eq!(revoked.revoked_at, Some(7), "disabling revokes the keys");
     assert!(!store.disable_principal(&row.id, 8).await.expect("disable"));
     assert_eq!(
         store
