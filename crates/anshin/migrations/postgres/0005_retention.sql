@@ -12,6 +12,11 @@ CREATE TABLE order_shipping (
     purged_at      BIGINT
 );
 
+-- Per-tenant retention rules (NULL: the default applies).
+ALTER TABLE tenant_settings ADD COLUMN retention_window_days INTEGER CHECK (retention_window_days BETWEEN 1 AND 90);
+ALTER TABLE tenant_settings ADD COLUMN legal_retention_days INTEGER CHECK (legal_retention_days BETWEEN 0 AND 3650);
+ALTER TABLE tenant_settings ADD COLUMN export_daily_rows INTEGER CHECK (export_daily_rows BETWEEN 0 AND 1000000);
+
 -- Completed orders by completion time, for the purge job.
 CREATE INDEX orders_completed ON orders (tenant_id, completed_at) WHERE completed_at IS NOT NULL;
 

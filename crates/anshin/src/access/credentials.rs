@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::access::cidr::AllowList;
 use crate::access::principals::Principal;
+use crate::access::retention::RetentionPolicy;
 use crate::access::{Action, Actor};
 use crate::app::App;
 use crate::audit::EventKind;
@@ -87,6 +88,12 @@ pub struct TenantSettings {
     pub key_lifetime_days: u32,
     /// How long a replaced key keeps working after a rotation, in hours (default 24).
     pub key_overlap_hours: u32,
+    /// Days after completion the selling shop still reads an order's shipping data (default 14).
+    pub retention_window_days: u32,
+    /// Further days shipping data is kept, unreadable by shops, before it is shredded (default 120).
+    pub legal_retention_days: u32,
+    /// Rows one shop key may export in 24 hours without an operator's approval (default 500).
+    pub export_daily_rows: u32,
 }
 
 /// A change to a tenant's settings: a field left out stays as it is, `null`
@@ -103,6 +110,18 @@ pub struct SettingsChange {
     #[serde(default, deserialize_with = "patch")]
     #[schema(value_type = Option<i64>, example = 24)]
     pub key_overlap_hours: Option<Option<i64>>,
+    /// Retention window after completion, 1 to 90 days.
+    #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<i64>, example = 14)]
+    pub retention_window_days: Option<Option<i64>>,
+    /// Legal retention after the window, 0 to 3650 days.
+    #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<i64>, example = 120)]
+    pub legal_retention_days: Option<Option<i64>>,
+    /// Daily export rows per shop key without approval, 0 to 1,000,000.
+    #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<i64>, example = 500)]
+    pub export_daily_rows: Option<Option<i64>>,
 }
 
 /// What a rotation asks for.
@@ -177,6 +196,20 @@ fn overlap_hours(value: i64) -> Result<u32> {
     .map(|v| v.unwrap_or(DEFAULT_OVERLAP_HOURS))
 }
 
+/// The settings in force, defaults filled in.
+fn settings_view(tenant: TenantId, row: &TenantSettingsRow) -> TenantSettings {
+    let keys = KeyPolicy::of(row);
+    let retention = RetentionPolicy::of(row);
+    TenantSettings {
+        tenant_id: tenant,
+        key_lifetime_days: keys.lifetime_days,
+        key_overlap_hours: keys.overlap_hours,
+        retention_window_days: retention.window_days,
+        legal_retention_days: retention.legal_retention_days,
+        export_daily_rows: retention.export_daily_rows,
+    }
+}
+
 impl App {
     /// The key policy for principals of `tenant` (the defaults for global ones).
     pub async fn key_policy(&self, tenant: Option<&TenantId>) -> Result<KeyPolicy> {
@@ -190,12 +223,8 @@ impl App {
     pub async fn tenant_settings(&self, actor: &Actor, tenant: &str) -> Result<TenantSettings> {
         actor.require(Action::ReadTenants)?;
         let tenant = self.visible_existing_tenant(actor, tenant).await?;
-        let policy = self.key_policy(Some(&tenant)).await?;
-        Ok(TenantSettings {
-            tenant_id: tenant,
-            key_lifetime_days: policy.lifetime_days,
-            key_overlap_hours: policy.overlap_hours,
-        })
+        let row = self.store.tenant_settings(&tenant).await?;
+        Ok(settings_view(tenant, &row))
     }
 
     /// Changes a tenant's settings (operators of the tenant). A policy change is
@@ -226,6 +255,18 @@ impl App {
                 .key_overlap_hours
                 .map(|v| setting(v, MAX_OVERLAP_HOURS, 0, "invalid_overlap", "key_overlap_hours"))
                 .transpose()?;
+            let window = change
+                .retention_window_days
+                .map(|v| setting(v, 90, 1, "invalid_retention_window", "retention_window_days"))
+                .transpose()?;
+            let legal = change
+                .legal_retention_days
+                .map(|v| setting(v, 3650, 0, "invalid_legal_retention", "legal_retention_days"))
+                .transpose()?;
+            let export = change
+                .export_daily_rows
+                .map(|v| setting(v, 1_000_000, 0, "invalid_export_rows", "export_daily_rows"))
+                .transpose()?;
             let mut row = self.store.tenant_settings(&tenant).await?;
             if let Some(lifetime) = lifetime {
                 row.key_lifetime_days = lifetime;
@@ -233,18 +274,23 @@ impl App {
             if let Some(overlap) = overlap {
                 row.key_overlap_hours = overlap;
             }
+            if let Some(window) = window {
+                row.retention_window_days = window;
+            }
+            if let Some(legal) = legal {
+                row.legal_retention_days = legal;
+            }
+            if let Some(export) = export {
+                row.export_daily_rows = export;
+            }
             let policy = KeyPolicy::of(&row);
             self.record_now(actor, event).await?;
             let floor = clock::now_ms() + i64::from(policy.overlap_hours) * HOUR_MS;
             self.store
-                .put_tenant_settings(&tenant, row, policy.lifetime_ms(), floor)
+                .put_tenant_settings(&tenant, row.clone(), policy.lifetime_ms(), floor)
                 .await?;
             self.auth.clear();
-            Ok(TenantSettings {
-                tenant_id: tenant,
-                key_lifetime_days: policy.lifetime_days,
-                key_overlap_hours: policy.overlap_hours,
-            })
+            Ok(settings_view(tenant, &row))
         })
         .await
     }
@@ -456,7 +502,7 @@ mod tests {
         assert_eq!(policy.lifetime_ms(), 90 * 86_400_000);
         let set = KeyPolicy::of(&TenantSettingsRow {
             key_lifetime_days: Some(7),
-            key_overlap_hours: None,
+            ..TenantSettingsRow::default()
         });
         assert_eq!((set.lifetime_days, set.overlap_hours), (7, 24));
     }

@@ -27,6 +27,7 @@ use crate::audit::{Event, EventKind, field};
 use crate::clock;
 use crate::db::OrderRow;
 use crate::db::audit::AuditFilter;
+use crate::db::credentials::TenantSettingsRow;
 use crate::db::retention::{ExportApprovalRow, ShippingRow, shipping_field};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{OrderId, PrincipalId, ShopId, TenantId, parse_or_404};
@@ -64,6 +65,16 @@ impl Default for RetentionPolicy {
 }
 
 impl RetentionPolicy {
+    /// The rules a tenant's stored settings give, defaults filled in.
+    pub fn of(row: &TenantSettingsRow) -> Self {
+        let default = Self::default();
+        Self {
+            window_days: row.retention_window_days.unwrap_or(default.window_days),
+            legal_retention_days: row.legal_retention_days.unwrap_or(default.legal_retention_days),
+            export_daily_rows: row.export_daily_rows.unwrap_or(default.export_daily_rows),
+        }
+    }
+
     fn window_ms(&self) -> i64 {
         i64::from(self.window_days) * DAY_MS
     }
@@ -212,8 +223,8 @@ fn cell(value: &str) -> String {
 
 impl App {
     /// The retention rules of a tenant.
-    pub async fn retention_policy(&self, _tenant: &TenantId) -> Result<RetentionPolicy> {
-        Ok(RetentionPolicy::default())
+    pub async fn retention_policy(&self, tenant: &TenantId) -> Result<RetentionPolicy> {
+        Ok(RetentionPolicy::of(&self.store.tenant_settings(tenant).await?))
     }
 
     /// An order's shipping data for the shop that sold it, inside the window.

@@ -41,6 +41,12 @@ pub struct TenantSettingsRow {
     pub key_lifetime_days: Option<u32>,
     /// How long a replaced key keeps working after a rotation, in hours.
     pub key_overlap_hours: Option<u32>,
+    /// Days after completion the selling shop still reads shipping data.
+    pub retention_window_days: Option<u32>,
+    /// Further days shipping data is kept before it is shredded.
+    pub legal_retention_days: Option<u32>,
+    /// Rows one key may export in 24 hours without an approval.
+    pub export_daily_rows: Option<u32>,
 }
 
 /// What recording one failed authentication led to.

@@ -986,6 +986,9 @@ async fn the_store_counts_failures_and_rotates_keys(t: TestApp) {
     let set = TenantSettingsRow {
         key_lifetime_days: Some(7),
         key_overlap_hours: None,
+        retention_window_days: Some(3),
+        legal_retention_days: Some(0),
+        export_daily_rows: None,
     };
     store
         .put_tenant_settings(&tenant, set.clone(), 7 * DAY_MS, 0)

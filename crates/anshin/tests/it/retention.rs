@@ -13,6 +13,7 @@ both_backends!(
     rakuten_2005_bulk_export_needs_approval,
     rakuten_2005_export_holds_only_orders_inside_the_window,
     shipping_data_is_shredded_after_legal_retention,
+    retention_rules_are_set_per_tenant,
 );
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -314,4 +315,76 @@ async fn shipping_data_is_shredded_after_legal_retention(t: TestApp) {
     assert_eq!(purges.len(), 1);
     assert_eq!(purges[0]["resources"], json!([expired]));
     assert_eq!(purges[0]["rows"], 1);
+}
+
+async fn retention_rules_are_set_per_tenant(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("strict").await;
+    let (status, settings) = t
+        .call(
+            Method::GET,
+            &format!("/v1/tenants/{tenant}/settings"),
+            Some(&t.operator_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(
+        (
+            &settings["retention_window_days"],
+            &settings["legal_retention_days"],
+            &settings["export_daily_rows"]
+        ),
+        (&json!(14), &json!(120), &json!(500))
+    );
+    let (status, settings) = t
+        .call(
+            Method::PUT,
+            &format!("/v1/tenants/{tenant}/settings"),
+            Some(&t.operator_key),
+            Some(json!({"retention_window_days": 3, "export_daily_rows": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["retention_window_days"], 3);
+    t.expect_error(
+        Method::PUT,
+        &format!("/v1/tenants/{tenant}/settings"),
+        Some(&t.operator_key),
+        Some(json!({"retention_window_days": 0})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_retention_window",
+    )
+    .await;
+    let customer = customer(&t, &shop_key).await;
+    let order = order(&t, &shop_key, &customer, "宮城県仙台市青葉区1-1").await;
+    self::order(&t, &shop_key, &customer, "宮城県仙台市青葉区2-2").await;
+    complete_days_ago(&t, &shop_key, &order, 4).await;
+    t.expect_error(
+        Method::GET,
+        &format!("/v1/orders/{order}/shipping"),
+        Some(&shop_key),
+        None,
+        StatusCode::GONE,
+        "retention_window_closed",
+    )
+    .await;
+    // One row a day: the export of the one open order passes, the next is refused.
+    let (status, csv) = export(&t, &shop_key).await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    let (status, body) = export(&t, &shop_key).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    // Another tenant keeps the defaults.
+    let (other, _, other_key) = t.tenant_with_shop("default").await;
+    let other_customer = self::customer(&t, &other_key).await;
+    let other_order = self::order(&t, &other_key, &other_customer, "長野県長野市1-1").await;
+    complete_days_ago(&t, &other_key, &other_order, 4).await;
+    let (status, _) = t
+        .call(
+            Method::GET,
+            &format!("/v1/orders/{other_order}/shipping"),
+            Some(&other_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "tenant {other} has the 14-day default");
 }

@@ -99,19 +99,23 @@ impl PgStore {
     ) -> Result<TenantSettingsRow, StoreError> {
         let row = self
             .query_opt(
-                "SELECT key_lifetime_days, key_overlap_hours FROM tenant_settings WHERE tenant_id = $1",
+                "SELECT key_lifetime_days, key_overlap_hours, retention_window_days, legal_retention_days,
+                        export_daily_rows
+                 FROM tenant_settings WHERE tenant_id = $1",
                 &[&tenant.as_str()],
             )
             .await?;
-        let (lifetime, overlap) = row.map_or((None, None), |r| {
-            (
-                r.get::<_, Option<i32>>(0).map(i64::from),
-                r.get::<_, Option<i32>>(1).map(i64::from),
-            )
-        });
+        let column = |i: usize| {
+            row.as_ref()
+                .and_then(|r| r.get::<_, Option<i32>>(i))
+                .map(i64::from)
+        };
         Ok(TenantSettingsRow {
-            key_lifetime_days: u32_setting(lifetime)?,
-            key_overlap_hours: u32_setting(overlap)?,
+            key_lifetime_days: u32_setting(column(0))?,
+            key_overlap_hours: u32_setting(column(1))?,
+            retention_window_days: u32_setting(column(2))?,
+            legal_retention_days: u32_setting(column(3))?,
+            export_daily_rows: u32_setting(column(4))?,
         })
     }
 
@@ -126,17 +130,24 @@ impl PgStore {
             v.map(|v| i32::try_from(v).map_err(|_| StoreError::Corrupt("tenant setting out of range")))
                 .transpose()
         };
-        let (lifetime, overlap) = (
+        let (lifetime, overlap, window, legal, export) = (
             setting(settings.key_lifetime_days)?,
             setting(settings.key_overlap_hours)?,
+            setting(settings.retention_window_days)?,
+            setting(settings.legal_retention_days)?,
+            setting(settings.export_daily_rows)?,
         );
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         tx.execute(
-            "INSERT INTO tenant_settings (tenant_id, key_lifetime_days, key_overlap_hours) VALUES ($1, $2, $3)
+            "INSERT INTO tenant_settings (tenant_id, key_lifetime_days, key_overlap_hours, retention_window_days,
+                                          legal_retention_days, export_daily_rows)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (tenant_id) DO UPDATE
-             SET key_lifetime_days = excluded.key_lifetime_days, key_overlap_hours = excluded.key_overlap_hours",
-            &[&tenant.as_str(), &lifetime, &overlap],
+             SET key_lifetime_days = excluded.key_lifetime_days, key_overlap_hours = excluded.key_overlap_hours,
+                 retention_window_days = excluded.retention_window_days,
+                 legal_retention_days = excluded.legal_retention_days, export_daily_rows = excluded.export_daily_rows",
+            &[&tenant.as_str(), &lifetime, &overlap, &window, &legal, &export],
         )
         .await
         .map_err(pg)?;

@@ -97,17 +97,24 @@ impl SqliteStore {
         &self,
         tenant: &TenantId,
     ) -> Result<TenantSettingsRow, StoreError> {
-        let row: Option<(Option<i64>, Option<i64>)> = self.read(|c| {
+        let row: Option<[Option<i64>; 5]> = self.read(|c| {
             c.prepare_cached(
-                "SELECT key_lifetime_days, key_overlap_hours FROM tenant_settings WHERE tenant_id = ?1",
+                "SELECT key_lifetime_days, key_overlap_hours, retention_window_days, legal_retention_days,
+                        export_daily_rows
+                 FROM tenant_settings WHERE tenant_id = ?1",
             )?
-            .query_row([tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([tenant.as_str()], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+            })
             .optional()
         })?;
-        let (lifetime, overlap) = row.unwrap_or_default();
+        let [lifetime, overlap, window, legal, export] = row.unwrap_or_default();
         Ok(TenantSettingsRow {
             key_lifetime_days: u32_setting(lifetime)?,
             key_overlap_hours: u32_setting(overlap)?,
+            retention_window_days: u32_setting(window)?,
+            legal_retention_days: u32_setting(legal)?,
+            export_daily_rows: u32_setting(export)?,
         })
     }
 
@@ -121,14 +128,21 @@ impl SqliteStore {
         let tenant = tenant.clone();
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO tenant_settings (tenant_id, key_lifetime_days, key_overlap_hours) VALUES (?1, ?2, ?3)
+                "INSERT INTO tenant_settings (tenant_id, key_lifetime_days, key_overlap_hours, retention_window_days,
+                                              legal_retention_days, export_daily_rows)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (tenant_id) DO UPDATE
-                 SET key_lifetime_days = excluded.key_lifetime_days, key_overlap_hours = excluded.key_overlap_hours",
+                 SET key_lifetime_days = excluded.key_lifetime_days, key_overlap_hours = excluded.key_overlap_hours,
+                     retention_window_days = excluded.retention_window_days,
+                     legal_retention_days = excluded.legal_retention_days, export_daily_rows = excluded.export_daily_rows",
             )?
             .execute(params![
                 tenant.as_str(),
                 settings.key_lifetime_days,
-                settings.key_overlap_hours
+                settings.key_overlap_hours,
+                settings.retention_window_days,
+                settings.legal_retention_days,
+                settings.export_daily_rows
             ])?;
             c.prepare_cached(
                 "UPDATE principal_keys SET expires_at = max(created_at + ?2, ?3)
