@@ -229,6 +229,8 @@ pub struct EntryActor {
 pub struct Entry {
     /// Entry format version.
     pub v: u8,
+    /// The entry's own random id (`evt_…`).
+    pub id: String,
     /// When (RFC 3339, UTC, milliseconds).
     pub time: String,
     /// Event type.
@@ -275,11 +277,12 @@ impl Entry {
         actor: Option<&Actor>,
         origin: Option<IpAddr>,
         failure: Option<&Error>,
-    ) -> Self {
+    ) -> Result<Self> {
         let mut resources = event.resources.clone();
         resources.truncate(MAX_RESOURCES);
-        Self {
+        Ok(Self {
             v: ENTRY_VERSION,
+            id: crate::ids::EventId::generate()?.to_string(),
             time: clock::rfc3339_millis(time_ms),
             event: event.kind.as_str().to_owned(),
             outcome: if failure.is_some() { "failure" } else { "success" }.to_owned(),
@@ -305,7 +308,7 @@ impl Entry {
             fields: event.fields.iter().map(|f| (*f).to_owned()).collect(),
             purpose: actor.and_then(|a| a.purpose.clone()),
             rows: event.rows,
-        }
+        })
     }
 }
 
@@ -376,7 +379,7 @@ impl App {
         failure: Option<&Error>,
     ) -> Result<()> {
         let time_ms = clock::now_ms();
-        let entry = Entry::build(time_ms, event, actor, origin, failure);
+        let entry = Entry::build(time_ms, event, actor, origin, failure)?;
         self.audit
             .append(time_ms, event.kind, &entry, event.subjects.clone())
             .await
@@ -405,12 +408,15 @@ mod tests {
             .resource(&crate::ids::CardToken::parse("card_bbbbbbbbbbbbbbbbbbbbbbbbbb").expect("token"))
             .fields(&[field::CARD_NUMBER])
             .subject([7; 32]);
-        let entry = Entry::build(1_700_000_000_123, &event, Some(&actor), actor.origin, None);
+        let mut entry =
+            Entry::build(1_700_000_000_123, &event, Some(&actor), actor.origin, None).expect("entry");
+        assert!(crate::ids::EventId::parse(&entry.id).is_some());
+        entry.id = "evt_cccccccccccccccccccccccccc".into();
         let json = serde_json::to_string(&entry).expect("json");
         assert_eq!(
             json,
             format!(
-                r#"{{"v":1,"time":"2023-11-14T22:13:20.123Z","event":"card.reveal","outcome":"success","actor":{{"principal":"prn_aaaaaaaaaaaaaaaaaaaaaaaaaa","role":"processor"}},"origin":"192.0.2.7","resources":["card_bbbbbbbbbbbbbbbbbbbbbbbbbb"],"subjects":["{}"],"fields":["card.number"],"purpose":"authorization"}}"#,
+                r#"{{"v":1,"id":"evt_cccccccccccccccccccccccccc","time":"2023-11-14T22:13:20.123Z","event":"card.reveal","outcome":"success","actor":{{"principal":"prn_aaaaaaaaaaaaaaaaaaaaaaaaaa","role":"processor"}},"origin":"192.0.2.7","resources":["card_bbbbbbbbbbbbbbbbbbbbbbbbbb"],"subjects":["{}"],"fields":["card.number"],"purpose":"authorization"}}"#,
                 "07".repeat(32)
             )
         );
@@ -421,7 +427,7 @@ mod tests {
     #[test]
     fn failures_carry_the_code_only() {
         let err = Error::not_found("card");
-        let entry = Entry::build(0, &Event::new(EventKind::CardRead), None, None, Some(&err));
+        let entry = Entry::build(0, &Event::new(EventKind::CardRead), None, None, Some(&err)).expect("entry");
         assert_eq!(entry.outcome, "failure");
         assert_eq!(entry.code.as_deref(), Some("not_found"));
         assert!(entry.actor.is_none());

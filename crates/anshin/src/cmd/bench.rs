@@ -78,6 +78,7 @@ async fn fresh_app(backend: &str, postgres_url: &str) -> Result<(App, tempfile::
 fn sample_entry(i: u64) -> Entry {
     Entry {
         v: ENTRY_VERSION,
+        id: format!("evt_{i:026}"),
         time: crate::clock::rfc3339_millis(crate::clock::now_ms()),
         event: EventKind::CardRead.as_str().to_owned(),
         outcome: "success".to_owned(),

@@ -709,7 +709,10 @@ async fn tenant_settings_are_checked_audited_and_shorten_existing_keys(t: TestAp
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         settings,
-        json!({"tenant_id": tenant, "key_lifetime_days": 90, "key_overlap_hours": 24})
+        json!({
+            "tenant_id": tenant, "key_lifetime_days": 90, "key_overlap_hours": 24,
+            "retention_window_days": 14, "legal_retention_days": 120, "export_daily_rows": 500
+        })
     );
     for (body, code) in [
         (json!({"key_lifetime_days": 0}), "invalid_key_lifetime"),
@@ -791,7 +794,10 @@ async fn tenant_settings_are_checked_audited_and_shorten_existing_keys(t: TestAp
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(
         changed,
-        json!({"tenant_id": tenant, "key_lifetime_days": 30, "key_overlap_hours": 24})
+        json!({
+            "tenant_id": tenant, "key_lifetime_days": 30, "key_overlap_hours": 24,
+            "retention_window_days": 14, "legal_retention_days": 120, "export_daily_rows": 500
+        })
     );
     let now = clock::now_ms();
     assert_near(

@@ -16,13 +16,18 @@ use anshin_crypto::merkle::Hash;
 impl SqliteStore {
     pub(in crate::db) async fn audit_append(&self, entries: Vec<NewAuditEntry>) -> Result<(), StoreError> {
         self.write(move |c| {
+            // The writer is the only writer: the next place is read once per batch.
+            let next: i64 = c
+                .prepare_cached("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")?
+                .query_row([], |r| r.get(0))?;
             let mut insert = c.prepare_cached(
                 "INSERT INTO audit_entries (idx, time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
-                 VALUES ((SELECT coalesce(max(idx) + 1, 0) FROM audit_entries), ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut subject = c.prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, idx) VALUES (?1, ?2)")?;
-            for e in entries {
+            for (idx, e) in (next..).zip(entries) {
                 insert.execute(params![
+                    idx,
                     e.time_ms,
                     e.tenant_id,
                     e.principal_id,
@@ -31,7 +36,6 @@ impl SqliteStore {
                     &e.leaf_hash[..],
                     e.entry
                 ])?;
-                let idx = c.last_insert_rowid();
                 for s in &e.subjects {
                     subject.execute(params![&s[..], idx])?;
                 }
