@@ -12,6 +12,7 @@
 //! - [`token`]: random, typed tokens and API keys, stored only as hashes.
 //! - [`merkle`]: the RFC 9162 Merkle tree of the audit log, its proofs and the tlog-tiles layout.
 //! - [`note`]: C2SP signed notes and checkpoints, signed with Ed25519.
+//! - [`webhook`]: HMAC-SHA-256 signatures of outgoing alert webhooks (`Anshin-Signature`).
 //! - [`secret`]: containers for key material and personal data that are zeroized
 //!   on drop and never print their contents.
 //!
@@ -27,5 +28,6 @@ pub mod note;
 pub mod pan;
 pub mod secret;
 pub mod token;
+pub mod webhook;
 
 pub use error::CryptoError;
