@@ -18,6 +18,7 @@
 //!   cannot take the entry, the request fails with 503 `audit_unavailable` and
 //!   nothing is revealed or changed (fail closed).
 
+pub mod detect;
 pub mod log;
 pub mod view;
 
