@@ -271,6 +271,7 @@ macro_rules! dispatch {
     };
 }
 
+pub mod alerts;
 pub mod audit;
 
 impl Store {

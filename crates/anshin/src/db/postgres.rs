@@ -17,6 +17,7 @@ use super::{
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
+mod alerts;
 mod audit;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -29,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "audit",
         include_str!("../../migrations/postgres/0002_audit.sql"),
+    ),
+    (
+        3,
+        "alerts",
+        include_str!("../../migrations/postgres/0003_alerts.sql"),
     ),
 ];
 

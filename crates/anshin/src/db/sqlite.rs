@@ -24,11 +24,17 @@ use super::{
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
+mod alerts;
 mod audit;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
     (2, "audit", include_str!("../../migrations/sqlite/0002_audit.sql")),
+    (
+        3,
+        "alerts",
+        include_str!("../../migrations/sqlite/0003_alerts.sql"),
+    ),
 ];
 
 /// Most jobs one commit carries; bounds the latency a single commit adds.
