@@ -18,9 +18,11 @@
 //!   cannot take the entry, the request fails with 503 `audit_unavailable` and
 //!   nothing is revealed or changed (fail closed).
 
+pub mod alerts;
 pub mod detect;
 pub mod log;
 pub mod view;
+pub mod webhook;
 
 use std::net::IpAddr;
 
@@ -74,6 +76,8 @@ pub enum EventKind {
     OrderComplete,
     /// Audit entries were listed.
     AuditRead,
+    /// Security alerts were listed.
+    AlertRead,
 }
 
 impl EventKind {
@@ -98,6 +102,7 @@ impl EventKind {
             Self::OrderList => "order.list",
             Self::OrderComplete => "order.complete",
             Self::AuditRead => "audit.read",
+            Self::AlertRead => "alert.read",
         }
     }
 }
