@@ -13,6 +13,7 @@
 //! - [`merkle`]: the RFC 9162 Merkle tree of the audit log, its proofs and the tlog-tiles layout.
 //! - [`note`]: C2SP signed notes and checkpoints, signed with Ed25519.
 //! - [`tlog`]: offline verification of an exported log against a signed checkpoint.
+//! - [`webhook`]: HMAC-SHA-256 signatures of outgoing alert webhooks (`Anshin-Signature`).
 //! - [`secret`]: containers for key material and personal data that are zeroized
 //!   on drop and never print their contents.
 //!
@@ -29,5 +30,6 @@ pub mod pan;
 pub mod secret;
 pub mod tlog;
 pub mod token;
+pub mod webhook;
 
 pub use error::CryptoError;

@@ -28,6 +28,12 @@ pub fn rfc3339_millis(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Milliseconds since the epoch of an RFC 3339 time, as audit entries spell it.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
 /// The current year and month (UTC), for expiry checks.
 pub fn year_month() -> (u16, u8) {
     let now = OffsetDateTime::now_utc();
@@ -44,5 +50,11 @@ mod tests {
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(1_700_000_000_100), "2023-11-14T22:13:20.100Z");
+        assert_eq!(
+            parse_rfc3339_ms("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.999Z"), Some(-1));
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
     }
 }

@@ -2,16 +2,22 @@
 //! environment variables over the TOML file over defaults.
 //!
 //! The TOML file is `--config FILE` (or `ANSHIN_CONFIG`), else `anshin.toml` in
-//! the data directory if it exists. Keys: `listen`, `database_url`, `log`.
-//! Showing the configuration redacts the database password.
+//! the data directory if it exists. Keys: `listen`, `database_url`, `log`, and
+//! the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
+//! also come from `ANSHIN_ALERT_WEBHOOK_URL` and `ANSHIN_ALERT_WEBHOOK_SECRET`
+//! (environment only, never a flag: command lines are visible to every user).
+//! Showing the configuration redacts the database password, the webhook
+//! secret and the webhook URL's path (a webhook URL is often a credential).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anshin_crypto::secret::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::app::Location;
+use crate::audit::detect::DetectSettings;
 use crate::cli::GlobalArgs;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -32,6 +38,161 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Log filter (tracing `EnvFilter` syntax), for example `info` or `anshin=debug`.
     pub log: String,
+    /// Alert detectors and the alert webhook.
+    #[serde(flatten)]
+    pub alerts: AlertConfig,
+}
+
+/// Default number of webhook delivery attempts: with the backoff (1 s doubling
+/// to 1 h, jittered) retries go on for four to eight hours.
+pub const DEFAULT_WEBHOOK_ATTEMPTS: u32 = 20;
+
+/// Alert detectors' thresholds and the webhook alerts are sent to.
+#[derive(Clone, Serialize)]
+pub struct AlertConfig {
+    /// Where alerts are POSTed (`https://…`, or `http://` to a loopback address).
+    #[serde(rename = "alert_webhook_url", serialize_with = "redacted_webhook_url")]
+    pub webhook_url: Option<String>,
+    /// The HMAC-SHA-256 secret the webhook is signed with (at least 32 bytes).
+    #[serde(rename = "alert_webhook_secret", serialize_with = "redacted_secret")]
+    pub webhook_secret: Option<SecretString>,
+    /// Delivery attempts before an alert is given up (1–100).
+    #[serde(rename = "alert_webhook_max_attempts")]
+    pub webhook_max_attempts: u32,
+    /// "Far above baseline": this many times a principal's hourly baseline…
+    #[serde(rename = "alert_volume_factor")]
+    pub volume_factor: f64,
+    /// … and more than this many records in one hour.
+    #[serde(rename = "alert_volume_floor")]
+    pub volume_floor: u64,
+    /// Offset from UTC in which hours of day are judged, in minutes.
+    #[serde(rename = "alert_utc_offset", serialize_with = "offset_text")]
+    pub utc_offset_minutes: i32,
+    /// Days of history before a principal's hours are judged (1–6).
+    #[serde(rename = "alert_min_history_days")]
+    pub min_history_days: u32,
+    /// Seconds the audit checkpoint may stay behind sequenced entries.
+    #[serde(rename = "alert_checkpoint_stall_seconds")]
+    pub checkpoint_stall_seconds: u64,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        let d = DetectSettings::default();
+        Self {
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_max_attempts: DEFAULT_WEBHOOK_ATTEMPTS,
+            volume_factor: d.volume_factor,
+            volume_floor: d.volume_floor,
+            utc_offset_minutes: d.utc_offset_minutes,
+            min_history_days: d.min_history_days,
+            checkpoint_stall_seconds: u64::try_from(d.stall_ms / 1000).unwrap_or(60),
+        }
+    }
+}
+
+impl fmt::Debug for AlertConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertConfig")
+            .field(
+                "webhook_url",
+                &self.webhook_url.as_deref().map(redact_webhook_url),
+            )
+            .field("webhook_secret", &self.webhook_secret)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("volume_factor", &self.volume_factor)
+            .field("volume_floor", &self.volume_floor)
+            .field("utc_offset_minutes", &self.utc_offset_minutes)
+            .field("min_history_days", &self.min_history_days)
+            .field("checkpoint_stall_seconds", &self.checkpoint_stall_seconds)
+            .finish()
+    }
+}
+
+impl AlertConfig {
+    /// The detectors' thresholds.
+    pub fn detect_settings(&self) -> DetectSettings {
+        DetectSettings {
+            volume_factor: self.volume_factor,
+            volume_floor: self.volume_floor,
+            utc_offset_minutes: self.utc_offset_minutes,
+            min_history_days: self.min_history_days,
+            stall_ms: i64::try_from(self.checkpoint_stall_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ..DetectSettings::default()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.volume_factor.is_finite() && self.volume_factor >= 1.0) {
+            return Err(config_error(
+                "alert_volume_factor must be a number of at least 1, such as 10".into(),
+            ));
+        }
+        if self.volume_floor == 0 {
+            return Err(config_error("alert_volume_floor must be at least 1".into()));
+        }
+        if !(1..=6).contains(&self.min_history_days) {
+            return Err(config_error(
+                "alert_min_history_days must be 1 to 6 (history is learned over 7 days)".into(),
+            ));
+        }
+        if self.checkpoint_stall_seconds < 5 {
+            return Err(config_error(
+                "alert_checkpoint_stall_seconds must be at least 5".into(),
+            ));
+        }
+        if !(1..=100).contains(&self.webhook_max_attempts) {
+            return Err(config_error("alert_webhook_max_attempts must be 1 to 100".into()));
+        }
+        match (&self.webhook_url, &self.webhook_secret) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(config_error(
+                "alert_webhook_url is set but alert_webhook_secret is not: set ANSHIN_ALERT_WEBHOOK_SECRET \
+                 to at least 32 random characters (openssl rand -hex 32)"
+                    .into(),
+            )),
+            (None, Some(_)) => Err(config_error(
+                "alert_webhook_secret is set but alert_webhook_url is not".into(),
+            )),
+            (Some(url), Some(secret)) => {
+                check_webhook_url(url)?;
+                if secret.expose().len() < anshin_crypto::webhook::MIN_SECRET_LEN {
+                    return Err(config_error(
+                        "alert_webhook_secret must be at least 32 characters (openssl rand -hex 32)".into(),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Accepts `https://host…`, and `http://` only to a loopback host: alerts name
+/// principals and tenants, which should not cross a network in clear.
+fn check_webhook_url(url: &str) -> Result<()> {
+    let bad = || {
+        config_error(
+            "alert_webhook_url must be https://HOST/PATH, or http:// to 127.0.0.1, [::1] or localhost".into(),
+        )
+    };
+    let uri: axum::http::Uri = url.parse().map_err(|_| bad())?;
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(config_error(
+            "alert_webhook_url must not carry a user name or password; receivers check the signature".into(),
+        ));
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = bare.eq_ignore_ascii_case("localhost")
+                || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback { Ok(()) } else { Err(bad()) }
+        }
+        _ => Err(bad()),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -40,11 +201,28 @@ struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
     log: Option<String>,
+    alert_webhook_url: Option<String>,
+    alert_webhook_secret: Option<String>,
+    alert_webhook_max_attempts: Option<u32>,
+    alert_volume_factor: Option<f64>,
+    alert_volume_floor: Option<u64>,
+    alert_utc_offset: Option<String>,
+    alert_min_history_days: Option<u32>,
+    alert_checkpoint_stall_seconds: Option<u64>,
 }
 
 impl Config {
     /// Loads the configuration; `listen` is the serve flag, if given.
     pub fn load(args: &GlobalArgs, listen: Option<&str>) -> Result<Self> {
+        Self::load_with_env(args, listen, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with the environment given as a function (for tests).
+    pub fn load_with_env(
+        args: &GlobalArgs,
+        listen: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
         let data_dir = args
             .data_dir
             .clone()
@@ -78,6 +256,35 @@ impl Config {
                 "listen address `{listen_text}` is not HOST:PORT, for example 127.0.0.1:8080"
             ))
         })?;
+        let defaults = AlertConfig::default();
+        let utc_offset_minutes = match &file.alert_utc_offset {
+            Some(text) => parse_offset(text).ok_or_else(|| {
+                config_error(
+                    "alert_utc_offset must be +HH:MM or -HH:MM within 14 hours, such as +09:00".into(),
+                )
+            })?,
+            None => defaults.utc_offset_minutes,
+        };
+        let alerts = AlertConfig {
+            webhook_url: env("ANSHIN_ALERT_WEBHOOK_URL")
+                .or(file.alert_webhook_url)
+                .filter(|u| !u.is_empty()),
+            webhook_secret: env("ANSHIN_ALERT_WEBHOOK_SECRET")
+                .or(file.alert_webhook_secret)
+                .filter(|s| !s.is_empty())
+                .map(SecretString::new),
+            webhook_max_attempts: file
+                .alert_webhook_max_attempts
+                .unwrap_or(defaults.webhook_max_attempts),
+            volume_factor: file.alert_volume_factor.unwrap_or(defaults.volume_factor),
+            volume_floor: file.alert_volume_floor.unwrap_or(defaults.volume_floor),
+            utc_offset_minutes,
+            min_history_days: file.alert_min_history_days.unwrap_or(defaults.min_history_days),
+            checkpoint_stall_seconds: file
+                .alert_checkpoint_stall_seconds
+                .unwrap_or(defaults.checkpoint_stall_seconds),
+        };
+        alerts.validate()?;
         Ok(Self {
             data_dir,
             database_url: args
@@ -87,6 +294,7 @@ impl Config {
                 .filter(|u| !u.is_empty()),
             listen,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+            alerts,
         })
     }
 
@@ -96,6 +304,61 @@ impl Config {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
         }
+    }
+}
+
+/// `+09:00` → 540.
+fn parse_offset(text: &str) -> Option<i32> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (hours, minutes) = rest.split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 || !rest.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
+    let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    let total = hours * 60 + minutes;
+    (minutes < 60 && total <= 14 * 60).then_some(sign * total)
+}
+
+fn offset_text<S: serde::Serializer>(minutes: &i32, serializer: S) -> Result<S::Ok, S::Error> {
+    let sign = if *minutes < 0 { '-' } else { '+' };
+    let m = minutes.unsigned_abs();
+    serializer.serialize_str(&format!("{sign}{:02}:{:02}", m / 60, m % 60))
+}
+
+/// A webhook URL with its path and query hidden (they often are the credential).
+pub fn redact_webhook_url(url: &str) -> String {
+    match url.parse::<axum::http::Uri>() {
+        Ok(uri) => format!(
+            "{}://{}/***",
+            uri.scheme_str().unwrap_or("?"),
+            uri.authority()
+                .map_or("?", |a| a.as_str().rsplit('@').next().unwrap_or("?"))
+        ),
+        Err(_) => "***".to_owned(),
+    }
+}
+
+fn redacted_webhook_url<S: serde::Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_some(&redact_webhook_url(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn redacted_secret<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some("***"),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -145,6 +408,7 @@ impl fmt::Debug for Config {
             .field("database_url", &self.database_url.as_deref().map(redact_url))
             .field("listen", &self.listen)
             .field("log", &self.log)
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -184,6 +448,154 @@ mod tests {
         assert_eq!(from_file.log, "debug");
         let from_flag = Config::load(&args, Some("127.0.0.1:7000")).expect("load");
         assert_eq!(from_flag.listen.port(), 7000);
+    }
+
+    fn with_env(dir: &std::path::Path, vars: &[(&str, &str)]) -> Result<Config> {
+        let args = GlobalArgs {
+            data_dir: Some(dir.to_owned()),
+            ..GlobalArgs::default()
+        };
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::load_with_env(&args, None, &|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-hunter2";
+
+    #[test]
+    fn the_webhook_comes_from_the_environment_over_the_file_and_its_secret_is_never_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("anshin.toml"),
+            "alert_webhook_url = \"https://file.example/hooks/T0/B0/tokentoken\"\n\
+             alert_volume_factor = 20.0\nalert_utc_offset = \"-03:30\"\n",
+        )
+        .expect("write");
+        let config = with_env(
+            dir.path(),
+            &[
+                (
+                    "ANSHIN_ALERT_WEBHOOK_URL",
+                    "https://siem.example:8443/hooks/anshin/s3cr3tpath?token=abc",
+                ),
+                ("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET),
+            ],
+        )
+        .expect("load");
+        assert_eq!(
+            config.alerts.webhook_url.as_deref(),
+            Some("https://siem.example:8443/hooks/anshin/s3cr3tpath?token=abc")
+        );
+        assert_eq!(config.alerts.volume_factor, 20.0);
+        assert_eq!(config.alerts.utc_offset_minutes, -210);
+        assert_eq!(config.alerts.detect_settings().utc_offset_minutes, -210);
+        let json = serde_json::to_string(&config).expect("json");
+        let debug = format!("{config:?} {config:#?}");
+        for shown in [&json, &debug] {
+            for secret in [
+                "hunter2",
+                "0123456789abcdef",
+                "s3cr3tpath",
+                "token=abc",
+                "tokentoken",
+            ] {
+                assert!(!shown.contains(secret), "{secret} shown in {shown}");
+            }
+        }
+        assert!(json.contains(r#""alert_webhook_secret":"***""#), "{json}");
+        assert!(
+            json.contains(r#""alert_webhook_url":"https://siem.example:8443/***""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""alert_utc_offset":"-03:30""#), "{json}");
+    }
+
+    #[test]
+    fn unsafe_webhook_settings_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cases: &[&[(&str, &str)]] = &[
+            &[("ANSHIN_ALERT_WEBHOOK_URL", "https://siem.example/hook")],
+            &[("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET)],
+            &[
+                ("ANSHIN_ALERT_WEBHOOK_URL", "https://siem.example/hook"),
+                ("ANSHIN_ALERT_WEBHOOK_SECRET", "short"),
+            ],
+            &[
+                ("ANSHIN_ALERT_WEBHOOK_URL", "http://siem.example/hook"),
+                ("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET),
+            ],
+            &[
+                ("ANSHIN_ALERT_WEBHOOK_URL", "http://10.0.0.5/hook"),
+                ("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET),
+            ],
+            &[
+                ("ANSHIN_ALERT_WEBHOOK_URL", "ftp://siem.example/hook"),
+                ("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET),
+            ],
+            &[
+                ("ANSHIN_ALERT_WEBHOOK_URL", "https://u:p@siem.example/"),
+                ("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET),
+            ],
+            &[
+                ("ANSHIN_ALERT_WEBHOOK_URL", "siem.example/hook"),
+                ("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET),
+            ],
+        ];
+        for vars in cases {
+            let err = with_env(dir.path(), vars)
+                .err()
+                .map(|e| (e.code(), e.message().to_owned()));
+            let (code, message) = err.unwrap_or_else(|| panic!("accepted {vars:?}"));
+            assert_eq!(code, "invalid_configuration", "{vars:?}");
+            assert!(
+                !message.contains(SECRET) && !message.contains("short"),
+                "{message}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:9000/hook",
+            "http://[::1]:9000/",
+            "http://localhost/a",
+        ] {
+            let ok = with_env(
+                dir.path(),
+                &[
+                    ("ANSHIN_ALERT_WEBHOOK_URL", url),
+                    ("ANSHIN_ALERT_WEBHOOK_SECRET", SECRET),
+                ],
+            );
+            assert!(ok.is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn detector_thresholds_are_checked() {
+        for (key, value) in [
+            ("alert_volume_factor", "0.5"),
+            ("alert_volume_floor", "0"),
+            ("alert_min_history_days", "7"),
+            ("alert_checkpoint_stall_seconds", "1"),
+            ("alert_webhook_max_attempts", "0"),
+            ("alert_utc_offset", "\"+15:00\""),
+            ("alert_utc_offset", "\"09:00\""),
+            ("alert_utc_offset", "\"+9:00\""),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("anshin.toml"), format!("{key} = {value}\n")).expect("write");
+            assert_eq!(
+                with_env(dir.path(), &[]).err().map(|e| e.code()),
+                Some("invalid_configuration"),
+                "{key} = {value}"
+            );
+        }
+        assert_eq!(parse_offset("+09:00"), Some(540));
+        assert_eq!(parse_offset("-00:30"), Some(-30));
+        assert_eq!(parse_offset("+14:00"), Some(840));
+        assert_eq!(parse_offset("+09:60"), None);
     }
 
     #[test]

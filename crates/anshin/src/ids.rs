@@ -91,6 +91,10 @@ id_type!(
     /// An API principal.
     PrincipalId, "prn"
 );
+id_type!(
+    /// A security alert raised by the detectors over the audit log.
+    AlertId, "alr"
+);
 
 /// Parses an id from a request, or answers 404 for `what` (a malformed id names
 /// nothing that exists, and saying so differently would be an oracle).

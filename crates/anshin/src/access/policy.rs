@@ -8,10 +8,10 @@
 //!
 //! | role      | may                                                                  |
 //! |-----------|----------------------------------------------------------------------|
-//! | operator  | manage tenants (global only), their settings, shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail |
+//! | operator  | manage tenants (global only), their settings, shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail and alerts |
 //! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
-//! | auditor   | list principals and tenants; read the audit trail (metadata only, no personal data) |
+//! | auditor   | list principals and tenants; read the audit trail and alerts (metadata only, no personal data) |
 //!
 //! Creating principals follows [`Role::may_create`]: a tenant operator may create
 //! operators, shops and auditors of its tenant, never a processor (that would
@@ -80,6 +80,8 @@ pub enum Action {
     ReadAudit,
     /// Read the whole audit log (tiles, entries of every tenant): global principals only.
     ReadAuditLog,
+    /// List security alerts (of the actor's tenant; all for global principals).
+    ReadAlerts,
 }
 
 impl Action {
@@ -107,6 +109,7 @@ impl Action {
             Self::ExportOrders => "export orders (only shop keys may)",
             Self::ReadAudit => "read the audit trail",
             Self::ReadAuditLog => "read the whole audit log (a global auditor or operator key is needed)",
+            Self::ReadAlerts => "read security alerts",
         }
     }
 }
@@ -134,6 +137,7 @@ impl Role {
                     | A::ReadOrder
                     | A::ReadAudit
                     | A::ReadAuditLog
+                    | A::ReadAlerts
             ),
             Self::Shop => matches!(
                 action,
@@ -150,7 +154,7 @@ impl Role {
             Self::Processor => matches!(action, A::ReadCard | A::RevealCard),
             Self::Auditor => matches!(
                 action,
-                A::ReadTenants | A::ReadPrincipals | A::ReadAudit | A::ReadAuditLog
+                A::ReadTenants | A::ReadPrincipals | A::ReadAudit | A::ReadAuditLog | A::ReadAlerts
             ),
         }
     }
@@ -271,6 +275,14 @@ mod tests {
         ] {
             assert!(!Role::Auditor.may(action), "{action:?}");
         }
+    }
+
+    #[test]
+    fn only_operators_and_auditors_read_alerts() {
+        assert!(Role::Operator.may(Action::ReadAlerts));
+        assert!(Role::Auditor.may(Action::ReadAlerts));
+        assert!(!Role::Shop.may(Action::ReadAlerts));
+        assert!(!Role::Processor.may(Action::ReadAlerts));
     }
 
     #[test]

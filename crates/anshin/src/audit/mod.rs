@@ -18,8 +18,11 @@
 //!   cannot take the entry, the request fails with 503 `audit_unavailable` and
 //!   nothing is revealed or changed (fail closed).
 
+pub mod alerts;
+pub mod detect;
 pub mod log;
 pub mod view;
+pub mod webhook;
 
 use std::net::IpAddr;
 
@@ -89,6 +92,8 @@ pub enum EventKind {
     ExportApprove,
     /// Shipping data past its retention was crypto-shredded.
     RetentionPurge,
+    /// Security alerts were listed.
+    AlertRead,
 }
 
 impl EventKind {
@@ -121,6 +126,7 @@ impl EventKind {
             Self::OrderExport => "order.export",
             Self::ExportApprove => "export.approve",
             Self::RetentionPurge => "retention.purge",
+            Self::AlertRead => "alert.read",
         }
     }
 }

@@ -89,7 +89,7 @@ pub struct ConsistencyQuery {
     pub tree_size: Option<u64>,
 }
 
-fn page_limit(limit: Option<u32>) -> Result<u32> {
+pub(super) fn page_limit(limit: Option<u32>) -> Result<u32> {
     let limit = limit.unwrap_or(100);
     if (1..=MAX_PAGE).contains(&limit) {
         Ok(limit)
@@ -241,7 +241,7 @@ impl App {
     }
 }
 
-fn parse_time(text: &str) -> Result<i64> {
+pub(super) fn parse_time(text: &str) -> Result<i64> {
     let t =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
             Error::invalid(

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::access::credentials::DEFAULT_KEY_LIFETIME_DAYS;
 use crate::access::lockout;
 use crate::app::App;
+use crate::audit::alerts::AlertService;
 use crate::audit::log::INTEGRATE_INTERVAL;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -61,7 +62,8 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
     });
-    let integrator = tokio::spawn(integrate_periodically(app.clone()));
+    let alerts = AlertService::start(app.store.clone(), &config.alerts)?;
+    let integrator = tokio::spawn(integrate_periodically(app.clone(), alerts));
     let purger = tokio::spawn(purge_periodically(app.clone()));
     let lockouts = tokio::spawn(refresh_lockouts_periodically(app.clone()));
     let service = http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -85,8 +87,9 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
 
 /// Integrates the audit log and signs a checkpoint every
 /// [`INTEGRATE_INTERVAL`]; with several nodes on PostgreSQL each round is
-/// serialised by an advisory lock, so the head moves once per round.
-async fn integrate_periodically(app: Arc<App>) {
+/// serialised by an advisory lock, so the head moves once per round. After
+/// each round the alert detectors look at what was integrated.
+async fn integrate_periodically(app: Arc<App>, alerts: AlertService) {
     let mut ticker = tokio::time::interval(INTEGRATE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -94,6 +97,7 @@ async fn integrate_periodically(app: Arc<App>) {
         if let Err(err) = app.audit.integrate(&app.store).await {
             tracing::warn!(error = ?err, "audit integration failed; will retry");
         }
+        alerts.integrated();
     }
 }
 

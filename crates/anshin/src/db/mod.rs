@@ -274,6 +274,7 @@ macro_rules! dispatch {
     };
 }
 
+pub mod alerts;
 pub mod audit;
 pub mod credentials;
 pub mod retention;

@@ -18,6 +18,7 @@ use super::{
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
+mod alerts;
 mod audit;
 mod credentials;
 mod retention;
@@ -32,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "audit",
         include_str!("../../migrations/postgres/0002_audit.sql"),
+    ),
+    (
+        3,
+        "alerts",
+        include_str!("../../migrations/postgres/0003_alerts.sql"),
     ),
     (
         4,

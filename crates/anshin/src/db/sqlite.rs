@@ -25,6 +25,7 @@ use super::{
 use crate::access::Role;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
+mod alerts;
 mod audit;
 mod credentials;
 mod retention;
@@ -32,6 +33,11 @@ mod retention;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
     (2, "audit", include_str!("../../migrations/sqlite/0002_audit.sql")),
+    (
+        3,
+        "alerts",
+        include_str!("../../migrations/sqlite/0003_alerts.sql"),
+    ),
     (
         4,
         "credentials",

@@ -39,9 +39,10 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::retention::shipping, super::retention::export, super::retention::approve_export,
         super::audit::checkpoint, super::audit::checkpoint_now, super::audit::tile,
         super::audit::inclusion, super::audit::consistency, super::audit::events, super::audit::access_log,
+        super::alerts::list,
         super::sys::healthz, super::sys::readyz
     ),
-    components(schemas(ErrorBody, Role)),
+    components(schemas(ErrorBody, Role, crate::audit::alerts::AlertNotification)),
     modifiers(&BearerAuth),
     security(("api_key" = []))
 )]

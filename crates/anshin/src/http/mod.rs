@@ -5,6 +5,7 @@
 //! never the raw path or query: a client that puts a card number in a URL must
 //! not get it into a log line.
 
+mod alerts;
 mod api;
 mod audit;
 mod extract;
@@ -84,6 +85,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/audit/proof/inclusion", get(audit::inclusion))
         .route("/audit/proof/consistency", get(audit::consistency))
         .route("/audit/events", get(audit::events))
+        .route("/alerts", get(alerts::list))
         .route("/openapi.json", get(sys::openapi));
     Router::new()
         .nest("/v1", v1)

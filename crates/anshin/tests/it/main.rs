@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod alerts;
 mod api;
 mod audit;
 mod cli;
