@@ -3,15 +3,16 @@
 //!
 //! A shop reads an order's shipping name, postal code, address and phone only
 //! from the order's creation until a window after its completion (default 14
-//! days, as Rakuten limited downloads to two weeks). After that the answer is
+//! days, as Rakuten limited downloads to two weeks), and never more than 90
+//! days after creation, so an order left open does not keep it readable. After that the answer is
 //! 410 `retention_window_closed`, and once the legal retention period has passed
 //! too, the purge job crypto-shreds the shipping data and records that it did.
 //!
 //! Bulk export (CSV) is the leak path itself: it returns only orders inside the
-//! window, is rate-limited, records every export with its row count and its
-//! orders, and refuses (429 `export_limit`) a principal that would export more
-//! than its daily threshold (default 500 rows in 24 hours) unless an operator
-//! approved more.
+//! window, is rate-limited, records every export with its row count and all its
+//! orders, and refuses (429 `export_limit`) a principal that would read more
+//! than its daily threshold of orders' shipping data (default 500 in 24 hours,
+//! exports and single reads counted together) unless an operator approved more.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -34,6 +35,11 @@ use crate::ids::{OrderId, PrincipalId, ShopId, TenantId, parse_or_404};
 use crate::vault::keys::RecordKind;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Days an order may stay open before its shipping data is out of the shop's
+/// reach anyway: an order never completed must not keep the window open for
+/// ever (nor escape the purge).
+pub const MAX_OPEN_DAYS: i64 = 90;
+const MAX_OPEN_MS: i64 = MAX_OPEN_DAYS * DAY_MS;
 /// Most rows one export returns.
 pub const MAX_EXPORT_ROWS: u32 = 10_000;
 /// Exports one principal may start per minute.
@@ -79,12 +85,18 @@ impl RetentionPolicy {
         i64::from(self.window_days) * DAY_MS
     }
 
+    /// When the shop's access to this order's shipping data ends: the window
+    /// after completion, and never later than [`MAX_OPEN_DAYS`] after creation.
+    pub fn closes_at(&self, order: &OrderRow) -> i64 {
+        let open_limit = order.created_at + MAX_OPEN_MS;
+        order
+            .completed_at
+            .map_or(open_limit, |done| (done + self.window_ms()).min(open_limit))
+    }
+
     /// Whether the shop may still read this order's shipping data at `now`.
     pub fn window_open(&self, order: &OrderRow, now: i64) -> bool {
-        order.status != "cancelled"
-            && order
-                .completed_at
-                .is_none_or(|done| now < done + self.window_ms())
+        order.status != "cancelled" && now < self.closes_at(order)
     }
 }
 
@@ -106,8 +118,9 @@ pub struct Shipping {
     /// Phone number.
     #[schema(value_type = Option<String>)]
     pub phone: Option<SecretString>,
-    /// Until when the shop can read it (RFC 3339); absent while the order is open.
-    pub readable_until: Option<String>,
+    /// Until when the shop can read it (RFC 3339): the window after completion,
+    /// and at most 90 days after the order was created.
+    pub readable_until: String,
 }
 
 impl Serialize for Shipping {
@@ -243,9 +256,12 @@ impl App {
                 .tenant(&order.tenant_id)
                 .subject(self.subject(&order.tenant_id, &order.customer_id).await?);
             let policy = self.retention_policy(&order.tenant_id).await?;
-            if !policy.window_open(&order, clock::now_ms()) {
+            let now = clock::now_ms();
+            if !policy.window_open(&order, now) {
                 return Err(closed());
             }
+            // Reading orders one by one is an export too: it spends the same budget.
+            self.spend_shipping_budget(actor, &policy, 1, now).await?;
             let row = self
                 .store
                 .order_shipping(&id)
@@ -259,9 +275,7 @@ impl App {
                 postal_code,
                 address: address.ok_or_else(closed)?,
                 phone,
-                readable_until: order
-                    .completed_at
-                    .map(|done| clock::rfc3339(done + policy.window_ms())),
+                readable_until: clock::rfc3339(policy.closes_at(&order)),
             })
         })
         .await
@@ -313,24 +327,16 @@ impl App {
             let now = clock::now_ms();
             let rows = self
                 .store
-                .export_orders(&shop.0, now - policy.window_ms(), MAX_EXPORT_ROWS)
+                .export_orders(
+                    &shop.0,
+                    now - MAX_OPEN_MS,
+                    now - policy.window_ms(),
+                    MAX_EXPORT_ROWS,
+                )
                 .await?;
-            let allowed = u64::from(policy.export_daily_rows)
-                + self.store.export_approved_rows(&actor.principal_id, now).await?;
-            let exported = self.rows_exported_since(actor, now - DAY_MS).await?;
-            if exported + rows.len() as u64 > allowed {
-                event.rows(rows.len() as u64);
-                return Err(Error::new(
-                    ErrorKind::TooManyRequests,
-                    "export_limit",
-                    format!(
-                        "this export would pass the limit of {allowed} rows in 24 hours for this key \
-                         ({exported} already exported); an operator can approve more with \
-                         POST /v1/principals/{}/export-approvals",
-                        actor.principal_id
-                    ),
-                ));
-            }
+            event.rows(rows.len() as u64);
+            self.spend_shipping_budget(actor, &policy, rows.len() as u64, now)
+                .await?;
             let keys = self.keyring.tenant(&self.store, &shop.1).await?;
             let mut out = csv::Writer::from_writer(Vec::new());
             let header = [
@@ -378,7 +384,6 @@ impl App {
                 ])
                 .map_err(Error::internal)?;
             }
-            event.rows(rows.len() as u64);
             let bytes = out.into_inner().map_err(|e| Error::internal(e.into_error()))?;
             let csv = String::from_utf8(bytes).map_err(Error::internal)?;
             Ok(Export {
@@ -395,6 +400,44 @@ impl App {
             (Some(own), Some(req)) if own.as_str() == req => Ok((own.clone(), actor.tenant_for(None)?)),
             _ => Err(Error::not_found("shop")),
         }
+    }
+
+    /// Refuses with 429 `export_limit` if reading `rows` more orders' shipping
+    /// data would take this key past its tenant's daily rows (plus what an
+    /// operator approved). Exports and single reads count alike; the count
+    /// comes from the audit log, so it holds across nodes and restarts.
+    async fn spend_shipping_budget(
+        &self,
+        actor: &Actor,
+        policy: &RetentionPolicy,
+        rows: u64,
+        now: i64,
+    ) -> Result<()> {
+        let allowed = u64::from(policy.export_daily_rows)
+            + self.store.export_approved_rows(&actor.principal_id, now).await?;
+        let since = now - DAY_MS;
+        let read = self.rows_exported_since(actor, since).await?
+            + self
+                .store
+                .audit_count(
+                    actor.principal_id.as_str(),
+                    EventKind::OrderShipping.as_str(),
+                    since,
+                )
+                .await?;
+        if read + rows > allowed {
+            return Err(Error::new(
+                ErrorKind::TooManyRequests,
+                "export_limit",
+                format!(
+                    "this would pass the limit of {allowed} orders' shipping data in 24 hours for this key \
+                     ({read} already read or exported); an operator can approve more with \
+                     POST /v1/principals/{}/export-approvals",
+                    actor.principal_id
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Rows this principal exported since `since` (from the audit log, so the
@@ -491,35 +534,41 @@ impl App {
     }
 
     /// Crypto-shreds the shipping data of every order past its tenant's window
-    /// and legal retention, and records each round in the audit log. Runs
-    /// periodically in `anshin serve`; nodes sharing PostgreSQL never shred
-    /// the same order twice.
+    /// and legal retention. Each round records the orders it is about to shred
+    /// and only then shreds them, so nothing is destroyed unrecorded. Runs
+    /// periodically in `anshin serve`; nodes sharing PostgreSQL never shred the
+    /// same order twice (one may record an order the other shreds).
     pub async fn purge_expired_shipping(&self) -> Result<PurgeReport> {
         let mut purged = 0u64;
         for tenant in self.store.tenants().await? {
             let policy = self.retention_policy(&tenant.id).await?;
-            let keep_ms = policy.window_ms() + i64::from(policy.legal_retention_days) * DAY_MS;
+            let legal_ms = i64::from(policy.legal_retention_days) * DAY_MS;
             loop {
                 let now = clock::now_ms();
-                // Recorded first (fail closed), then done; an empty round records nothing.
-                let ids = self
+                let due = self
                     .store
-                    .purge_shipping(&tenant.id, now - keep_ms, now, PURGE_BATCH)
+                    .purge_candidates(
+                        &tenant.id,
+                        now - legal_ms - MAX_OPEN_MS,
+                        now - legal_ms - policy.window_ms(),
+                        PURGE_BATCH,
+                    )
                     .await?;
-                if ids.is_empty() {
+                if due.is_empty() {
                     break;
                 }
                 let mut event = Event::new(EventKind::RetentionPurge);
                 event
                     .tenant(&tenant.id)
                     .fields(&[field::SHIPPING])
-                    .rows(ids.len() as u64);
-                for id in &ids {
+                    .rows(due.len() as u64);
+                for id in &due {
                     event.resource(id);
                 }
                 self.record(None, None, &event, None).await?;
-                purged += ids.len() as u64;
-                if ids.len() < PURGE_BATCH as usize {
+                let full = due.len() == PURGE_BATCH as usize;
+                purged += self.store.shred_shipping(due, now).await?.len() as u64;
+                if !full {
                     break;
                 }
             }
@@ -551,13 +600,21 @@ mod tests {
     #[test]
     fn the_window_closes_fourteen_days_after_completion() {
         let policy = RetentionPolicy::default();
-        let done = 1_000 * DAY_MS;
+        let done = 10 * DAY_MS;
         assert!(
-            policy.window_open(&order(None, "created"), done * 5),
+            policy.window_open(&order(None, "created"), 89 * DAY_MS),
             "open orders stay readable"
+        );
+        assert!(
+            !policy.window_open(&order(None, "created"), 90 * DAY_MS),
+            "but not past 90 days: a shop cannot keep the window open by never completing"
         );
         assert!(policy.window_open(&order(Some(done), "completed"), done + 14 * DAY_MS - 1));
         assert!(!policy.window_open(&order(Some(done), "completed"), done + 14 * DAY_MS));
+        assert_eq!(
+            policy.closes_at(&order(Some(85 * DAY_MS), "completed")),
+            90 * DAY_MS
+        );
         assert!(!policy.window_open(&order(None, "cancelled"), done));
     }
 

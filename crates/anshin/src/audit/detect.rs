@@ -759,6 +759,8 @@ mod tests {
             fields: Vec::new(),
             purpose: None,
             rows: None,
+            part: None,
+            parts: None,
         }
     }
 

@@ -116,36 +116,54 @@ impl AuditLog {
         entry: &Entry,
         subjects: Vec<[u8; 32]>,
     ) -> std::result::Result<(), AppendError> {
-        let bytes = serde_json::to_vec(entry).map_err(|e| AppendError(e.to_string()))?;
-        if bytes.len() > merkle::MAX_ENTRY_LEN {
-            return Err(AppendError("entry too large".into()));
-        }
-        let (done, answer) = oneshot::channel();
-        let pending = Pending {
-            entry: NewAuditEntry {
-                time_ms,
-                tenant_id: entry.tenant.clone(),
-                principal_id: entry.actor.as_ref().map(|a| a.principal.clone()),
-                kind: kind.as_str(),
-                outcome: if entry.code.is_none() {
-                    "success"
-                } else {
-                    "failure"
+        self.append_all(time_ms, kind, vec![(entry, subjects)]).await
+    }
+
+    /// Appends the parts of one event together (they reach the same batches)
+    /// and returns once all of them are durable.
+    pub async fn append_all(
+        &self,
+        time_ms: i64,
+        kind: EventKind,
+        parts: Vec<(&Entry, Vec<[u8; 32]>)>,
+    ) -> std::result::Result<(), AppendError> {
+        let mut answers = Vec::with_capacity(parts.len());
+        for (entry, subjects) in parts {
+            let bytes = serde_json::to_vec(entry).map_err(|e| AppendError(e.to_string()))?;
+            if bytes.len() > merkle::MAX_ENTRY_LEN {
+                return Err(AppendError("entry too large".into()));
+            }
+            let (done, answer) = oneshot::channel();
+            let pending = Pending {
+                entry: NewAuditEntry {
+                    time_ms,
+                    tenant_id: entry.tenant.clone(),
+                    principal_id: entry.actor.as_ref().map(|a| a.principal.clone()),
+                    kind: kind.as_str(),
+                    outcome: if entry.code.is_none() {
+                        "success"
+                    } else {
+                        "failure"
+                    },
+                    leaf_hash: merkle::leaf_hash(&bytes),
+                    entry: bytes,
+                    subjects,
                 },
-                leaf_hash: merkle::leaf_hash(&bytes),
-                entry: bytes,
-                subjects,
-            },
-            done,
-        };
-        self.queue
-            .send(pending)
-            .await
-            .map_err(|_| AppendError("the audit batcher has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| AppendError("the audit batcher dropped the entry".into()))?
-            .map_err(AppendError)
+                done,
+            };
+            self.queue
+                .send(pending)
+                .await
+                .map_err(|_| AppendError("the audit batcher has stopped".into()))?;
+            answers.push(answer);
+        }
+        for answer in answers {
+            answer
+                .await
+                .map_err(|_| AppendError("the audit batcher dropped the entry".into()))?
+                .map_err(AppendError)?;
+        }
+        Ok(())
     }
 
     /// Numbers committed entries, hashes them into the tree and signs a

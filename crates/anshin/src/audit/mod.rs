@@ -267,25 +267,50 @@ pub struct Entry {
     /// Purpose the caller gave (`Anshin-Purpose` header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
-    /// Rows returned (listings, exports).
+    /// Rows returned (listings, exports); on the first part only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// Which part of an event this entry is (1-based), when its resources or
+    /// customers did not fit one entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<u32>,
+    /// How many parts the event has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u32>,
 }
 
 /// Most resource ids (and customers) one entry names, so an entry always fits
-/// a tile bundle (64 KiB); `rows` still counts them all.
+/// a tile bundle (64 KiB); an event that names more is split into parts, all
+/// appended before the answer, so the signed log names every one.
 const MAX_RESOURCES: usize = 400;
 
+/// The `part`-th run of at most [`MAX_RESOURCES`] items (empty past the end).
+fn chunk<T>(items: &[T], part: usize) -> &[T] {
+    let start = (part * MAX_RESOURCES).min(items.len());
+    &items[start..(start + MAX_RESOURCES).min(items.len())]
+}
+
+/// Parts an event needs.
+fn parts_of(event: &Event) -> usize {
+    event
+        .resources
+        .len()
+        .div_ceil(MAX_RESOURCES)
+        .max(event.subjects.len().div_ceil(MAX_RESOURCES))
+        .max(1)
+}
+
 impl Entry {
+    /// Part `part` (0-based) of `parts` of an event's entry.
     fn build(
         time_ms: i64,
         event: &Event,
         actor: Option<&Actor>,
         origin: Option<IpAddr>,
         failure: Option<&Error>,
+        (part, parts): (usize, usize),
     ) -> Result<Self> {
-        let mut resources = event.resources.clone();
-        resources.truncate(MAX_RESOURCES);
+        let split = parts > 1;
         Ok(Self {
             v: ENTRY_VERSION,
             id: crate::ids::EventId::generate()?.to_string(),
@@ -304,16 +329,16 @@ impl Entry {
                 .or(actor.and_then(|a| a.tenant_id.as_ref()))
                 .map(ToString::to_string),
             origin: origin.map(|ip| ip.to_string()),
-            resources,
-            subjects: event
-                .subjects
+            resources: chunk(&event.resources, part).to_vec(),
+            subjects: chunk(&event.subjects, part)
                 .iter()
-                .take(MAX_RESOURCES)
                 .map(|s| data_encoding::HEXLOWER.encode(s))
                 .collect(),
             fields: event.fields.iter().map(|f| (*f).to_owned()).collect(),
             purpose: actor.and_then(|a| a.purpose.clone()),
-            rows: event.rows,
+            rows: event.rows.filter(|_| part == 0),
+            part: split.then(|| u32::try_from(part + 1).unwrap_or(u32::MAX)),
+            parts: split.then(|| u32::try_from(parts).unwrap_or(u32::MAX)),
         })
     }
 }
@@ -376,7 +401,8 @@ impl App {
         }
     }
 
-    /// Appends one entry and waits until it is durable.
+    /// Appends the event's entry (its parts, if it names more than one entry
+    /// holds) and waits until it is durable.
     pub(crate) async fn record(
         &self,
         actor: Option<&Actor>,
@@ -385,9 +411,17 @@ impl App {
         failure: Option<&Error>,
     ) -> Result<()> {
         let time_ms = clock::now_ms();
-        let entry = Entry::build(time_ms, event, actor, origin, failure)?;
+        let parts = parts_of(event);
+        let entries = (0..parts)
+            .map(|part| Entry::build(time_ms, event, actor, origin, failure, (part, parts)))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = entries
+            .iter()
+            .enumerate()
+            .map(|(part, entry)| (entry, chunk(&event.subjects, part).to_vec()))
+            .collect();
         self.audit
-            .append(time_ms, event.kind, &entry, event.subjects.clone())
+            .append_all(time_ms, event.kind, batch)
             .await
             .map_err(|err| unavailable().with_cause(err))
     }
@@ -414,8 +448,15 @@ mod tests {
             .resource(&crate::ids::CardToken::parse("card_bbbbbbbbbbbbbbbbbbbbbbbbbb").expect("token"))
             .fields(&[field::CARD_NUMBER])
             .subject([7; 32]);
-        let mut entry =
-            Entry::build(1_700_000_000_123, &event, Some(&actor), actor.origin, None).expect("entry");
+        let mut entry = Entry::build(
+            1_700_000_000_123,
+            &event,
+            Some(&actor),
+            actor.origin,
+            None,
+            (0, 1),
+        )
+        .expect("entry");
         assert!(crate::ids::EventId::parse(&entry.id).is_some());
         entry.id = "evt_cccccccccccccccccccccccccc".into();
         let json = serde_json::to_string(&entry).expect("json");
@@ -431,9 +472,43 @@ mod tests {
     }
 
     #[test]
+    fn events_naming_more_than_an_entry_holds_are_split_into_parts() {
+        let mut event = Event::new(EventKind::OrderExport);
+        for _ in 0..(2 * MAX_RESOURCES + 5) {
+            event.resource(&crate::ids::OrderId::generate().expect("id"));
+        }
+        event.rows(805);
+        let parts = parts_of(&event);
+        assert_eq!(parts, 3);
+        let entries: Vec<Entry> = (0..parts)
+            .map(|p| Entry::build(0, &event, None, None, None, (p, parts)).expect("entry"))
+            .collect();
+        let named: Vec<&String> = entries.iter().flat_map(|e| &e.resources).collect();
+        assert_eq!(named.len(), 2 * MAX_RESOURCES + 5, "every resource in some part");
+        assert_eq!(entries[0].rows, Some(805));
+        assert!(
+            entries[1].rows.is_none() && entries[2].rows.is_none(),
+            "rows counted once"
+        );
+        assert_eq!((entries[2].part, entries[2].parts), (Some(3), Some(3)));
+        for entry in &entries {
+            assert!(serde_json::to_vec(entry).expect("json").len() < anshin_crypto::merkle::MAX_ENTRY_LEN);
+        }
+        assert_eq!(parts_of(&Event::new(EventKind::CardRead)), 1);
+    }
+
+    #[test]
     fn failures_carry_the_code_only() {
         let err = Error::not_found("card");
-        let entry = Entry::build(0, &Event::new(EventKind::CardRead), None, None, Some(&err)).expect("entry");
+        let entry = Entry::build(
+            0,
+            &Event::new(EventKind::CardRead),
+            None,
+            None,
+            Some(&err),
+            (0, 1),
+        )
+        .expect("entry");
         assert_eq!(entry.outcome, "failure");
         assert_eq!(entry.code.as_deref(), Some("not_found"));
         assert!(entry.actor.is_none());

@@ -95,6 +95,8 @@ fn sample_entry(i: u64) -> Entry {
         fields: vec!["card.masked".to_owned()],
         purpose: Some("shipping".to_owned()),
         rows: None,
+        part: None,
+        parts: None,
     }
 }
 

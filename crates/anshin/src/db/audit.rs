@@ -170,6 +170,16 @@ impl Store {
         dispatch!(self.audit_find(filter))
     }
 
+    /// Successful entries of `kind` by `principal` since `since_ms`.
+    pub async fn audit_count(
+        &self,
+        principal: &str,
+        kind: &'static str,
+        since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.audit_count(principal, kind, since_ms))
+    }
+
     /// A kept checkpoint of exactly this size.
     pub async fn audit_checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
         dispatch!(self.audit_checkpoint(size))

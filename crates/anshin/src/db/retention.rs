@@ -49,27 +49,36 @@ impl Store {
         dispatch!(self.order_shipping(order))
     }
 
-    /// Crypto-shreds the shipping data of up to `limit` orders of `tenant`
-    /// completed before `completed_before`; returns their ids.
-    pub async fn purge_shipping(
+    /// Up to `limit` orders of `tenant` whose shipping data is due for shredding:
+    /// created before `created_before` or completed before `completed_before`,
+    /// not shredded yet. Changes nothing: the purge records them first.
+    pub async fn purge_candidates(
         &self,
         tenant: &TenantId,
+        created_before: i64,
         completed_before: i64,
-        at: i64,
         limit: u32,
     ) -> Result<Vec<OrderId>, StoreError> {
-        dispatch!(self.purge_shipping(tenant, completed_before, at, limit))
+        dispatch!(self.purge_candidates(tenant, created_before, completed_before, limit))
     }
 
-    /// A shop's orders still inside the window (open, or completed at or after
-    /// `completed_since`), oldest first, with their shipping data.
+    /// Crypto-shreds the shipping data of `orders` (those not shredded yet)
+    /// and returns the ones this call shredded.
+    pub async fn shred_shipping(&self, orders: Vec<OrderId>, at: i64) -> Result<Vec<OrderId>, StoreError> {
+        dispatch!(self.shred_shipping(orders, at))
+    }
+
+    /// A shop's orders still inside the window (created at or after
+    /// `created_since`, and open or completed at or after `completed_since`),
+    /// oldest first, with their shipping data.
     pub async fn export_orders(
         &self,
         shop: &ShopId,
+        created_since: i64,
         completed_since: i64,
         limit: u32,
     ) -> Result<Vec<(OrderView, Option<ShippingRow>)>, StoreError> {
-        dispatch!(self.export_orders(shop, completed_since, limit))
+        dispatch!(self.export_orders(shop, created_since, completed_since, limit))
     }
 
     /// Records an export approval.

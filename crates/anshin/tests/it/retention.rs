@@ -14,6 +14,8 @@ both_backends!(
     rakuten_2005_export_holds_only_orders_inside_the_window,
     shipping_data_is_shredded_after_legal_retention,
     retention_rules_are_set_per_tenant,
+    rakuten_2005_reading_orders_one_by_one_spends_the_export_budget,
+    rakuten_2005_orders_never_completed_leave_the_window_after_90_days,
 );
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -125,8 +127,8 @@ async fn rakuten_2005_shop_cannot_read_shipping_data_after_window(t: TestApp) {
     assert_eq!(shipping["address"], "大阪府大阪市北区梅田1-1");
     assert_eq!(shipping["postal_code"], "530-0001");
     assert!(
-        shipping["readable_until"].is_null(),
-        "open orders have no end yet"
+        shipping["readable_until"].is_string(),
+        "even open orders close 90 days after creation"
     );
     // Nobody else reads it: not another tenant's shop, not an operator.
     t.expect_error(
@@ -387,4 +389,89 @@ async fn retention_rules_are_set_per_tenant(t: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "tenant {other} has the 14-day default");
+}
+
+async fn rakuten_2005_reading_orders_one_by_one_spends_the_export_budget(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("one by one").await;
+    let (status, _) = t
+        .call(
+            Method::PUT,
+            &format!("/v1/tenants/{tenant}/settings"),
+            Some(&t.operator_key),
+            Some(json!({"export_daily_rows": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let customer = customer(&t, &shop_key).await;
+    let mut orders = Vec::new();
+    for i in 0..4 {
+        orders.push(order(&t, &shop_key, &customer, &format!("愛知県名古屋市中区{i}-1")).await);
+    }
+    for order in &orders[..3] {
+        let (status, body) = t
+            .call(
+                Method::GET,
+                &format!("/v1/orders/{order}/shipping"),
+                Some(&shop_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    t.expect_error(
+        Method::GET,
+        &format!("/v1/orders/{}/shipping", orders[3]),
+        Some(&shop_key),
+        None,
+        StatusCode::TOO_MANY_REQUESTS,
+        "export_limit",
+    )
+    .await;
+    // The single reads used the budget an export would need too.
+    let (status, body) = export(&t, &shop_key).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
+async fn rakuten_2005_orders_never_completed_leave_the_window_after_90_days(t: TestApp) {
+    let (_, _, shop_key) = t.tenant_with_shop("never completed").await;
+    let customer = customer(&t, &shop_key).await;
+    let stale = order(&t, &shop_key, &customer, "静岡県静岡市葵区1-1").await;
+    let ancient = order(&t, &shop_key, &customer, "山形県山形市1-1").await;
+    let now = anshin_now_ms();
+    t.raw_sql(&format!(
+        "UPDATE orders SET created_at = {} WHERE id = '{stale}'",
+        now - 91 * DAY_MS
+    ))
+    .await;
+    t.raw_sql(&format!(
+        "UPDATE orders SET created_at = {} WHERE id = '{ancient}'",
+        now - (90 + 120 + 1) * DAY_MS
+    ))
+    .await;
+    t.expect_error(
+        Method::GET,
+        &format!("/v1/orders/{stale}/shipping"),
+        Some(&shop_key),
+        None,
+        StatusCode::GONE,
+        "retention_window_closed",
+    )
+    .await;
+    let (status, csv) = export(&t, &shop_key).await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    assert!(
+        !csv.contains(&stale) && !csv.contains("静岡"),
+        "an order open for 91 days was exported"
+    );
+    // Past 90 days and the legal retention, it is shredded like a completed one.
+    assert_eq!(t.app.purge_expired_shipping().await.expect("purge").purged, 1);
+    let ancient_id = anshin::ids::OrderId::parse(&ancient).expect("id");
+    let row = t
+        .app
+        .store
+        .order_shipping(&ancient_id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert!(row.sealed.is_none());
 }

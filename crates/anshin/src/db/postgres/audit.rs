@@ -249,6 +249,22 @@ impl PgStore {
         Ok(AuditPage { entries, next })
     }
 
+    pub(in crate::db) async fn audit_count(
+        &self,
+        principal: &str,
+        kind: &str,
+        since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT count(*) FROM audit_entries
+                 WHERE principal_id = $1 AND time_ms >= $3 AND kind = $2 AND outcome = 'success'",
+                &[&principal, &kind, &since_ms],
+            )
+            .await?;
+        u64_from(row.map_or(0, |r| r.get(0)))
+    }
+
     pub(in crate::db) async fn audit_checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
         Ok(self
             .query_opt(

@@ -38,24 +38,44 @@ impl PgStore {
         Ok(row.map(|r| shipping_at(&r, 0)).transpose()?.flatten())
     }
 
-    pub(in crate::db) async fn purge_shipping(
+    pub(in crate::db) async fn purge_candidates(
         &self,
         tenant: &TenantId,
+        created_before: i64,
         completed_before: i64,
-        at: i64,
         limit: u32,
     ) -> Result<Vec<OrderId>, StoreError> {
-        // One statement: rows another node is purging are skipped, not purged twice.
+        let rows = self
+            .query(
+                "SELECT s.order_id FROM order_shipping s JOIN orders o ON o.id = s.order_id
+                 WHERE o.tenant_id = $1 AND s.purged_at IS NULL AND (o.created_at < $2 OR o.completed_at < $3)
+                 ORDER BY o.created_at, o.id LIMIT $4",
+                &[
+                    &tenant.as_str(),
+                    &created_before,
+                    &completed_before,
+                    &i64::from(limit),
+                ],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| OrderId::from_db(r.get(0))).collect())
+    }
+
+    pub(in crate::db) async fn shred_shipping(
+        &self,
+        orders: Vec<OrderId>,
+        at: i64,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        // Rows another node shreds at the same time are shredded once: the
+        // second UPDATE finds purged_at set and skips them.
         let rows = self
             .query(
                 "UPDATE order_shipping SET kek_version = NULL, wrapped_dek = NULL, name_ct = NULL, postal_code_ct = NULL,
-                        address_ct = NULL, phone_ct = NULL, purged_at = $3
-                 WHERE order_id IN (
-                     SELECT s.order_id FROM order_shipping s JOIN orders o ON o.id = s.order_id
-                     WHERE o.tenant_id = $1 AND o.completed_at < $2 AND s.purged_at IS NULL
-                     ORDER BY o.completed_at LIMIT $4 FOR UPDATE OF s SKIP LOCKED)
+                        address_ct = NULL, phone_ct = NULL, purged_at = $2
+                 WHERE order_id = ANY($1) AND purged_at IS NULL
                  RETURNING order_id",
-                &[&tenant.as_str(), &completed_before, &at, &i64::from(limit)],
+                &[&ids, &at],
             )
             .await?;
         Ok(rows.into_iter().map(|r| OrderId::from_db(r.get(0))).collect())
@@ -64,6 +84,7 @@ impl PgStore {
     pub(in crate::db) async fn export_orders(
         &self,
         shop: &ShopId,
+        created_since: i64,
         completed_since: i64,
         limit: u32,
     ) -> Result<Vec<(OrderView, Option<ShippingRow>)>, StoreError> {
@@ -72,10 +93,11 @@ impl PgStore {
                 &format!(
                     "SELECT {ORDER_COLUMNS}, {SHIPPING_COLUMNS}
                      FROM orders o LEFT JOIN cards c ON c.token = o.card_token LEFT JOIN order_shipping s ON s.order_id = o.id
-                     WHERE o.shop_id = $1 AND o.status <> 'cancelled' AND (o.completed_at IS NULL OR o.completed_at >= $2)
-                     ORDER BY o.created_at, o.id LIMIT $3"
+                     WHERE o.shop_id = $1 AND o.status <> 'cancelled' AND o.created_at >= $2
+                       AND (o.completed_at IS NULL OR o.completed_at >= $3)
+                     ORDER BY o.created_at, o.id LIMIT $4"
                 ),
-                &[&shop.as_str(), &completed_since, &i64::from(limit)],
+                &[&shop.as_str(), &created_since, &completed_since, &i64::from(limit)],
             )
             .await?;
         rows.iter()

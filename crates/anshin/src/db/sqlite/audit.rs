@@ -210,6 +210,22 @@ impl SqliteStore {
         Ok(AuditPage { entries, next })
     }
 
+    pub(in crate::db) async fn audit_count(
+        &self,
+        principal: &str,
+        kind: &str,
+        since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = self.read(|c| {
+            c.prepare_cached(
+                "SELECT count(*) FROM audit_entries
+                 WHERE principal_id = ?1 AND time_ms >= ?3 AND kind = ?2 AND outcome = 'success'",
+            )?
+            .query_row(params![principal, kind, since_ms], |r| r.get(0))
+        })?;
+        u64_from(count)
+    }
+
     pub(in crate::db) async fn audit_checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
         let size = i64_from(size)?;
         self.read(|c| {

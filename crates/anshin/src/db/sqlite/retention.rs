@@ -49,33 +49,47 @@ impl SqliteStore {
         raw.flatten().map(shipping_row).transpose()
     }
 
-    pub(in crate::db) async fn purge_shipping(
+    pub(in crate::db) async fn purge_candidates(
         &self,
         tenant: &TenantId,
+        created_before: i64,
         completed_before: i64,
-        at: i64,
         limit: u32,
     ) -> Result<Vec<OrderId>, StoreError> {
-        let tenant = tenant.clone();
+        let ids: Vec<String> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT s.order_id FROM order_shipping s JOIN orders o ON o.id = s.order_id
+                 WHERE o.tenant_id = ?1 AND s.purged_at IS NULL AND (o.created_at < ?2 OR o.completed_at < ?3)
+                 ORDER BY o.created_at, o.id LIMIT ?4",
+            )?
+            .query_map(
+                params![tenant.as_str(), created_before, completed_before, limit],
+                |r| r.get(0),
+            )?
+            .collect()
+        })?;
+        Ok(ids.into_iter().map(OrderId::from_db).collect())
+    }
+
+    pub(in crate::db) async fn shred_shipping(
+        &self,
+        orders: Vec<OrderId>,
+        at: i64,
+    ) -> Result<Vec<OrderId>, StoreError> {
         self.write(move |c| {
-            let ids: Vec<String> = c
-                .prepare_cached(
-                    "SELECT s.order_id FROM order_shipping s JOIN orders o ON o.id = s.order_id
-                     WHERE o.tenant_id = ?1 AND o.completed_at < ?2 AND s.purged_at IS NULL
-                     ORDER BY o.completed_at LIMIT ?3",
-                )?
-                .query_map(params![tenant.as_str(), completed_before, limit], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
             // secure_delete is on: the old pages are overwritten, not just unlinked.
             let mut shred = c.prepare_cached(
                 "UPDATE order_shipping SET kek_version = NULL, wrapped_dek = NULL, name_ct = NULL, postal_code_ct = NULL,
                         address_ct = NULL, phone_ct = NULL, purged_at = ?2
-                 WHERE order_id = ?1",
+                 WHERE order_id = ?1 AND purged_at IS NULL",
             )?;
-            for id in &ids {
-                shred.execute(params![id, at])?;
+            let mut shredded = Vec::with_capacity(orders.len());
+            for id in orders {
+                if shred.execute(params![id.as_str(), at])? == 1 {
+                    shredded.push(id);
+                }
             }
-            Ok(ids.into_iter().map(OrderId::from_db).collect())
+            Ok(shredded)
         })
         .await
     }
@@ -83,6 +97,7 @@ impl SqliteStore {
     pub(in crate::db) async fn export_orders(
         &self,
         shop: &ShopId,
+        created_since: i64,
         completed_since: i64,
         limit: u32,
     ) -> Result<Vec<(OrderView, Option<ShippingRow>)>, StoreError> {
@@ -90,10 +105,11 @@ impl SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {ORDER_COLUMNS}, {SHIPPING_COLUMNS}
                  FROM orders o LEFT JOIN cards c ON c.token = o.card_token LEFT JOIN order_shipping s ON s.order_id = o.id
-                 WHERE o.shop_id = ?1 AND o.status <> 'cancelled' AND (o.completed_at IS NULL OR o.completed_at >= ?2)
-                 ORDER BY o.created_at, o.id LIMIT ?3"
+                 WHERE o.shop_id = ?1 AND o.status <> 'cancelled' AND o.created_at >= ?2
+                   AND (o.completed_at IS NULL OR o.completed_at >= ?3)
+                 ORDER BY o.created_at, o.id LIMIT ?4"
             ))?
-            .query_map(params![shop.as_str(), completed_since, limit], |r| {
+            .query_map(params![shop.as_str(), created_since, completed_since, limit], |r| {
                 Ok((order_view(r)?, shipping_at(r, 12)?))
             })?
             .collect()
