@@ -200,6 +200,7 @@ impl From<StoreError> for Error {
                 "the database is not reachable; retry later",
             )
             .with_cause(err),
+            StoreError::Audit(_) => crate::audit::unavailable().with_cause(err),
             _ => Self::internal(err),
         }
     }

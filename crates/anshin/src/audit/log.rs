@@ -129,26 +129,9 @@ impl AuditLog {
     ) -> std::result::Result<(), AppendError> {
         let mut answers = Vec::with_capacity(parts.len());
         for (entry, subjects) in parts {
-            let bytes = serde_json::to_vec(entry).map_err(|e| AppendError(e.to_string()))?;
-            if bytes.len() > merkle::MAX_ENTRY_LEN {
-                return Err(AppendError("entry too large".into()));
-            }
             let (done, answer) = oneshot::channel();
             let pending = Pending {
-                entry: NewAuditEntry {
-                    time_ms,
-                    tenant_id: entry.tenant.clone(),
-                    principal_id: entry.actor.as_ref().map(|a| a.principal.clone()),
-                    kind: kind.as_str(),
-                    outcome: if entry.code.is_none() {
-                        "success"
-                    } else {
-                        "failure"
-                    },
-                    leaf_hash: merkle::leaf_hash(&bytes),
-                    entry: bytes,
-                    subjects,
-                },
+                entry: new_entry(time_ms, kind, entry, subjects).map_err(AppendError)?,
                 done,
             };
             self.queue
@@ -297,6 +280,34 @@ impl AuditLog {
             )),
         }
     }
+}
+
+/// An entry as the store appends it: its canonical bytes, their leaf hash and
+/// the indexed columns.
+pub fn new_entry(
+    time_ms: i64,
+    kind: EventKind,
+    entry: &Entry,
+    subjects: Vec<[u8; 32]>,
+) -> std::result::Result<NewAuditEntry, String> {
+    let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+    if bytes.len() > merkle::MAX_ENTRY_LEN {
+        return Err("entry too large".into());
+    }
+    Ok(NewAuditEntry {
+        time_ms,
+        tenant_id: entry.tenant.clone(),
+        principal_id: entry.actor.as_ref().map(|a| a.principal.clone()),
+        kind: kind.as_str(),
+        outcome: if entry.code.is_none() {
+            "success"
+        } else {
+            "failure"
+        },
+        leaf_hash: merkle::leaf_hash(&bytes),
+        entry: bytes,
+        subjects,
+    })
 }
 
 /// The bytes of a tile (or its entry bundle) of the tree of `size` leaves; 404

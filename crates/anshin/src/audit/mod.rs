@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::Actor;
 use crate::app::App;
 use crate::clock;
+use crate::db::audit::EntryFor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{CustomerId, TenantId, TypedId};
 
@@ -210,6 +211,13 @@ impl Event {
         self
     }
 
+    /// Marks the event recorded by a write that appended its entry itself
+    /// ([`App::entry_for`]).
+    pub(crate) fn recorded_with_write(&mut self) -> &mut Self {
+        self.recorded = true;
+        self
+    }
+
     /// Number of rows (listings, exports).
     pub fn rows(&mut self, rows: u64) -> &mut Self {
         self.rows = Some(rows);
@@ -381,6 +389,20 @@ impl App {
             }
         }
         result
+    }
+
+    /// The entry that records a write once the store knows the resource it
+    /// touched; the store appends it in the write's own transaction. The event
+    /// counts as recorded once the write has committed.
+    pub(crate) fn entry_for<T: TypedId + 'static>(&self, actor: &Actor, event: &Event) -> EntryFor<T> {
+        let (actor, mut event) = (actor.clone(), event.clone());
+        Box::new(move |id: &T| {
+            event.resource(id);
+            let time_ms = clock::now_ms();
+            let entry = Entry::build(time_ms, &event, Some(&actor), actor.origin, None, (0, 1))
+                .map_err(|e| e.code().to_owned())?;
+            log::new_entry(time_ms, event.kind, &entry, event.subjects)
+        })
     }
 
     /// Records `event` now, before the change it describes is made.

@@ -33,6 +33,11 @@ pub struct NewAuditEntry {
     pub subjects: Vec<[u8; 32]>,
 }
 
+/// Builds the entry that records a write from what the write decided (such as
+/// the token a tokenization returns), so the store can append it in the same
+/// transaction as the write: both happen or neither does.
+pub type EntryFor<T> = Box<dyn FnOnce(&T) -> Result<NewAuditEntry, String> + Send>;
+
 /// The integrated tree.
 #[derive(Debug, Clone)]
 pub struct AuditHead {

@@ -31,6 +31,9 @@ pub enum StoreError {
     Corrupt(&'static str),
     /// The database URL is not one this build understands.
     BadUrl(String),
+    /// The audit entry a write appends in its own transaction could not be
+    /// appended, so the write was rolled back.
+    Audit(String),
 }
 
 impl fmt::Display for StoreError {
@@ -40,6 +43,7 @@ impl fmt::Display for StoreError {
             Self::Backend(msg) => write!(f, "database error: {msg}"),
             Self::Corrupt(what) => write!(f, "stored data is inconsistent: {what}"),
             Self::BadUrl(msg) => write!(f, "bad database URL: {msg}"),
+            Self::Audit(msg) => write!(f, "audit append failed, write rolled back: {msg}"),
         }
     }
 }
@@ -401,8 +405,17 @@ impl Store {
     /// Stores a card unless the tenant holds one with the same fingerprint, and
     /// lets `shop` see it either way (the first shop is kept on the card row;
     /// later ones in `card_shops`, so the common case writes one row).
-    pub async fn insert_card(&self, card: CardRow, shop: Option<ShopId>) -> Result<CardInsert, StoreError> {
-        dispatch!(self.insert_card(card, shop))
+    ///
+    /// `record` builds the audit entry from the token the caller ends up with
+    /// (new or existing); it is appended in the same transaction, so a card is
+    /// never stored unrecorded and a failed append stores nothing.
+    pub async fn insert_card(
+        &self,
+        card: CardRow,
+        shop: Option<ShopId>,
+        record: audit::EntryFor<CardToken>,
+    ) -> Result<CardInsert, StoreError> {
+        dispatch!(self.insert_card(card, shop, record))
     }
 
     /// Takes away `shop`'s access to a card, and crypto-shreds the card when no

@@ -16,6 +16,7 @@ use super::{
     Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
+use crate::db::audit::EntryFor;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
@@ -402,14 +403,16 @@ impl PgStore {
         &self,
         card: CardRow,
         shop: Option<ShopId>,
+        record: EntryFor<CardToken>,
     ) -> Result<CardInsert, StoreError> {
         let sealed = card.sealed.as_ref();
         let fingerprint = card.fingerprint.as_ref().map(|f| &f[..]);
         let shop = shop.as_ref().map(ShopId::as_str);
-        // One autocommit statement in the common case. ON CONFLICT waits for a
-        // concurrent insert of the same card to finish, so the SELECT below
-        // always sees the winner.
-        let inserted = self
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // ON CONFLICT waits for a concurrent insert of the same card to finish,
+        // so the SELECT below (a new snapshot under READ COMMITTED) sees the winner.
+        let inserted = tx
             .execute(
                 "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
                                     number_ct, expiry_ct, holder_ct, created_at, shop_id)
@@ -430,38 +433,52 @@ impl PgStore {
                     &shop,
                 ],
             )
-            .await?
+            .await
+            .map_err(pg)?
             == 1;
-        if inserted {
-            return Ok(CardInsert::Inserted);
-        }
-        let Some(row) = self
-            .query_opt(
-                "SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2",
-                &[&card.tenant_id.as_str(), &fingerprint],
-            )
-            .await?
-        else {
-            return Ok(CardInsert::Vanished);
-        };
-        let token: String = row.get(0);
-        let newly_visible = match shop {
-            Some(shop) => {
-                self.execute(
-                    "INSERT INTO card_shops (token, shop_id)
-                     SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = $1 AND shop_id = $2)
-                     ON CONFLICT DO NOTHING",
-                    &[&token, &shop],
+        let outcome = if inserted {
+            CardInsert::Inserted
+        } else {
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2",
+                    &[&card.tenant_id.as_str(), &fingerprint],
                 )
-                .await?
-                    == 1
+                .await
+                .map_err(pg)?
+            else {
+                return Ok(CardInsert::Vanished);
+            };
+            let token: String = row.get(0);
+            let newly_visible = match shop {
+                Some(shop) => {
+                    tx.execute(
+                        "INSERT INTO card_shops (token, shop_id)
+                         SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = $1 AND shop_id = $2)
+                         ON CONFLICT DO NOTHING",
+                        &[&token, &shop],
+                    )
+                    .await
+                    .map_err(pg)?
+                        == 1
+                }
+                None => false,
+            };
+            CardInsert::Existing {
+                token: CardToken::from_db(token),
+                newly_visible,
             }
-            None => false,
         };
-        Ok(CardInsert::Existing {
-            token: CardToken::from_db(token),
-            newly_visible,
-        })
+        let token = match &outcome {
+            CardInsert::Existing { token, .. } => token,
+            _ => &card.token,
+        };
+        let entry = record(token).map_err(StoreError::Audit)?;
+        audit::insert_entries(&tx, vec![entry])
+            .await
+            .map_err(|e| StoreError::Audit(e.to_string()))?;
+        tx.commit().await.map_err(pg)?;
+        Ok(outcome)
     }
 
     pub(super) async fn release_card(

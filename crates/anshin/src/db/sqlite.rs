@@ -23,6 +23,7 @@ use super::{
     Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
+use crate::db::audit::EntryFor;
 use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
@@ -86,7 +87,29 @@ struct WriterStats {
     jobs: AtomicU64,
 }
 
+/// A failed audit append inside a write's transaction, carried through
+/// rusqlite's error type so [`backend`] can tell it apart.
+#[derive(Debug)]
+struct AuditFailed(String);
+
+impl std::fmt::Display for AuditFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AuditFailed {}
+
+fn audit_failed(msg: String) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(AuditFailed(msg)))
+}
+
 fn backend(err: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::ToSqlConversionFailure(inner) = &err
+        && let Some(AuditFailed(msg)) = inner.downcast_ref::<AuditFailed>()
+    {
+        return StoreError::Audit(msg.clone());
+    }
     match err.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             StoreError::Unavailable(err.to_string())
@@ -434,52 +457,18 @@ impl SqliteStore {
         &self,
         card: CardRow,
         shop: Option<ShopId>,
+        record: EntryFor<CardToken>,
     ) -> Result<CardInsert, StoreError> {
         self.write(move |c| {
-            let sealed = card.sealed.as_ref();
-            let inserted = c
-                .prepare_cached(
-                    "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
-                                        number_ct, expiry_ct, holder_ct, created_at, shop_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
-                )?
-                .execute(params![
-                    card.token.as_str(),
-                    card.tenant_id.as_str(),
-                    card.fingerprint.as_ref().map(|f| &f[..]),
-                    card.brand,
-                    card.last4,
-                    sealed.map(|s| s.kek_version),
-                    sealed.map(|s| &s.wrapped_dek),
-                    sealed.and_then(|s| s.fields[0].as_ref()),
-                    sealed.and_then(|s| s.fields[1].as_ref()),
-                    sealed.and_then(|s| s.fields[2].as_ref()),
-                    card.created_at,
-                    shop.as_ref().map(ShopId::as_str)
-                ])?
-                == 1;
-            if inserted {
-                return Ok(CardInsert::Inserted);
-            }
-            let existing: String = c
-                .prepare_cached("SELECT token FROM cards WHERE tenant_id = ?1 AND fingerprint = ?2")?
-                .query_row(params![card.tenant_id.as_str(), card.fingerprint.as_ref().map(|f| &f[..])], |r| {
-                    r.get(0)
-                })?;
-            let newly_visible = match shop {
-                Some(shop) => {
-                    c.prepare_cached(
-                        "INSERT INTO card_shops (token, shop_id)
-                         SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = ?1 AND shop_id = ?2)
-                         ON CONFLICT DO NOTHING",
-                    )?
-                    .execute(params![existing, shop.as_str()])?
-                        == 1
-                }
-                None => false,
+            let outcome = insert_card_row(c, &card, shop)?;
+            let token = match &outcome {
+                CardInsert::Inserted => &card.token,
+                CardInsert::Existing { token, .. } => token,
+                CardInsert::Vanished => return Ok(outcome),
             };
-            Ok(CardInsert::Existing { token: CardToken::from_db(existing), newly_visible })
+            let entry = record(token).map_err(audit_failed)?;
+            audit::insert_entries(c, vec![entry]).map_err(|e| audit_failed(e.to_string()))?;
+            Ok(outcome)
         })
         .await
     }
@@ -740,6 +729,58 @@ impl SqliteStore {
 /// Applies pending migrations with foreign keys off, as SQLite's procedure for
 /// schema changes that rebuild a table asks (the pragma is a no-op inside a
 /// transaction); the keys are checked before the commit.
+/// Stores a card unless the tenant holds one with the same fingerprint, and
+/// lets `shop` see it either way; inside the writer's transaction.
+fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusqlite::Result<CardInsert> {
+    let sealed = card.sealed.as_ref();
+    let inserted =
+        c.prepare_cached(
+            "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                                    number_ct, expiry_ct, holder_ct, created_at, shop_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
+        )?
+        .execute(params![
+            card.token.as_str(),
+            card.tenant_id.as_str(),
+            card.fingerprint.as_ref().map(|f| &f[..]),
+            card.brand,
+            card.last4,
+            sealed.map(|s| s.kek_version),
+            sealed.map(|s| &s.wrapped_dek),
+            sealed.and_then(|s| s.fields[0].as_ref()),
+            sealed.and_then(|s| s.fields[1].as_ref()),
+            sealed.and_then(|s| s.fields[2].as_ref()),
+            card.created_at,
+            shop.as_ref().map(ShopId::as_str)
+        ])? == 1;
+    if inserted {
+        return Ok(CardInsert::Inserted);
+    }
+    let existing: String = c
+        .prepare_cached("SELECT token FROM cards WHERE tenant_id = ?1 AND fingerprint = ?2")?
+        .query_row(
+            params![card.tenant_id.as_str(), card.fingerprint.as_ref().map(|f| &f[..])],
+            |r| r.get(0),
+        )?;
+    let newly_visible = match shop {
+        Some(shop) => {
+            c.prepare_cached(
+                "INSERT INTO card_shops (token, shop_id)
+                     SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM cards WHERE token = ?1 AND shop_id = ?2)
+                     ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![existing, shop.as_str()])?
+                == 1
+        }
+        None => false,
+    };
+    Ok(CardInsert::Existing {
+        token: CardToken::from_db(existing),
+        newly_visible,
+    })
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(backend)?;
     let result = migrate_in_transaction(conn);

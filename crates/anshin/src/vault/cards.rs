@@ -207,21 +207,9 @@ impl App {
         event
             .tenant(&tenant)
             .fields(&[field::CARD_NUMBER, field::CARD_EXPIRY, field::CARD_HOLDER]);
-        // The entry names the token before the card is stored: the one the
-        // tenant already holds for this number, else the new one. Only a
-        // concurrent tokenization of the same number can make them differ; then
-        // a second entry names the token actually returned.
-        let mut recorded: Option<CardToken> = None;
         // A card shredded between the insert and the read below is stored anew.
         for _ in 0..3 {
             let token = CardToken::generate()?;
-            if recorded.is_none() {
-                let expected = self.store.card_by_fingerprint(&tenant, &fingerprint).await?;
-                let expected = expected.unwrap_or_else(|| token.clone());
-                event.resource(&expected);
-                self.record_now(actor, event).await?;
-                recorded = Some(expected);
-            }
             let (record, kek_version, wrapped_dek) = keys.new_record(RecordKind::Card, token.as_str())?;
             let row = CardRow {
                 token: token.clone(),
@@ -241,19 +229,22 @@ impl App {
                 created_at: clock::now_ms(),
                 deleted_at: None,
             };
-            let (existing, newly_visible) = match self.store.insert_card(row.clone(), shop.clone()).await? {
-                CardInsert::Inserted => (row.token.clone(), true),
+            // The entry names the token the caller gets, new or existing, and
+            // is appended in the insert's own transaction.
+            let recorded = self.entry_for(actor, event);
+            let (existing, newly_visible) = match self
+                .store
+                .insert_card(row.clone(), shop.clone(), recorded)
+                .await?
+            {
+                CardInsert::Inserted => {
+                    event.resource(&row.token).recorded_with_write();
+                    return Ok((masked(&row, expiry), true));
+                }
                 CardInsert::Vanished => continue,
                 CardInsert::Existing { token, newly_visible } => (token, newly_visible),
             };
-            if recorded.as_ref() != Some(&existing) {
-                event.resource(&existing);
-                self.record_now(actor, event).await?;
-                recorded = Some(existing.clone());
-            }
-            if existing == row.token {
-                return Ok((masked(&row, expiry), true));
-            }
+            event.resource(&existing).recorded_with_write();
             let scope = Scope {
                 tenant: Some(&tenant),
                 shop: None,

@@ -152,14 +152,17 @@ async fn card_dedup_links_and_scopes(t: TestApp) {
     let first = card_row(&tenant, 7);
     assert_eq!(
         store
-            .insert_card(first.clone(), Some(shop.clone()))
+            .insert_card(first.clone(), Some(shop.clone()), record())
             .await
             .expect("insert"),
         CardInsert::Inserted
     );
     let again = card_row(&tenant, 7);
     assert_eq!(
-        store.insert_card(again.clone(), None).await.expect("insert"),
+        store
+            .insert_card(again.clone(), None, record())
+            .await
+            .expect("insert"),
         CardInsert::Existing {
             token: first.token.clone(),
             newly_visible: false
@@ -168,7 +171,7 @@ async fn card_dedup_links_and_scopes(t: TestApp) {
     // The creating shop is not "newly" linked; another shop is, once.
     assert_eq!(
         store
-            .insert_card(card_row(&tenant, 7), Some(shop.clone()))
+            .insert_card(card_row(&tenant, 7), Some(shop.clone()), record())
             .await
             .expect("insert"),
         CardInsert::Existing {
@@ -190,7 +193,7 @@ async fn card_dedup_links_and_scopes(t: TestApp) {
     for expected in [true, false] {
         assert_eq!(
             store
-                .insert_card(card_row(&tenant, 7), Some(second_shop.clone()))
+                .insert_card(card_row(&tenant, 7), Some(second_shop.clone()), record())
                 .await
                 .expect("insert"),
             CardInsert::Existing {
@@ -305,7 +308,7 @@ async fn shredding_destroys_key_and_ciphertext(t: TestApp) {
     let store = &t.app.store;
     let card = card_row(&tenant, 3);
     store
-        .insert_card(card.clone(), Some(shop.clone()))
+        .insert_card(card.clone(), Some(shop.clone()), record())
         .await
         .expect("insert");
     let other_shop = ShopId::generate().expect("rng");
@@ -356,7 +359,7 @@ async fn shredding_destroys_key_and_ciphertext(t: TestApp) {
     // The same number can be stored again afterwards.
     assert_eq!(
         store
-            .insert_card(card_row(&tenant, 3), None)
+            .insert_card(card_row(&tenant, 3), None, record())
             .await
             .expect("insert"),
         CardInsert::Inserted
@@ -428,7 +431,7 @@ async fn orders_page_in_creation_order_and_complete_once(t: TestApp) {
     store.insert_customer(customer.clone()).await.expect("customer");
     let card = card_row(&tenant, 4);
     store
-        .insert_card(card.clone(), Some(shop.clone()))
+        .insert_card(card.clone(), Some(shop.clone()), record())
         .await
         .expect("card");
     let mut ids = Vec::new();
@@ -564,7 +567,7 @@ async fn data_survives_reopening(t: TestApp) {
     let card = card_row(&tenant, 11);
     t.app
         .store
-        .insert_card(card.clone(), Some(shop))
+        .insert_card(card.clone(), Some(shop), record())
         .await
         .expect("insert");
     let reopened = anshin::db::Store::open(&t.location.database_url())
@@ -594,11 +597,11 @@ async fn releasing_a_card_shreds_it_only_when_no_shop_holds_it(t: TestApp) {
         .expect("shop");
     let card = card_row(&tenant, 21);
     store
-        .insert_card(card.clone(), Some(shop.clone()))
+        .insert_card(card.clone(), Some(shop.clone()), record())
         .await
         .expect("insert");
     store
-        .insert_card(card_row(&tenant, 21), Some(other.clone()))
+        .insert_card(card_row(&tenant, 21), Some(other.clone()), record())
         .await
         .expect("link");
     let stranger = ShopId::generate().expect("rng");
@@ -661,4 +664,22 @@ async fn postgres_without_durable_commits_is_refused() {
     let unsafe_url = format!("{url}%20-c%20synchronous_commit%3Doff");
     let err = anshin::db::Store::open(&unsafe_url).await.err().expect("refused");
     assert!(err.to_string().contains("synchronous_commit"), "{err}");
+}
+
+/// The audit entry a card insert appends in its own transaction, as the vault
+/// builds it (here with fixed contents: the store only stores it).
+fn record() -> anshin::db::audit::EntryFor<CardToken> {
+    Box::new(|token: &CardToken| {
+        let entry = format!(r#"{{"v":1,"event":"card.tokenize","resources":["{token}"]}}"#).into_bytes();
+        Ok(anshin::db::audit::NewAuditEntry {
+            time_ms: 0,
+            tenant_id: None,
+            principal_id: None,
+            kind: "card.tokenize",
+            outcome: "success",
+            leaf_hash: anshin_crypto::merkle::leaf_hash(&entry),
+            entry,
+            subjects: Vec::new(),
+        })
+    })
 }

@@ -17,36 +17,40 @@ use crate::db::audit::{
 /// ("audit" in ASCII).
 const AUDIT_LOCK: i64 = 0x61_7564_6974;
 
-impl PgStore {
-    pub(in crate::db) async fn audit_append(&self, entries: Vec<NewAuditEntry>) -> Result<(), StoreError> {
-        let n = entries.len();
-        let (mut time, mut tenant, mut principal, mut kind, mut outcome, mut leaf, mut entry) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut subject_leaf, mut subject) = (Vec::new(), Vec::new());
-        for e in entries {
-            for s in &e.subjects {
-                subject_leaf.push(e.leaf_hash.to_vec());
-                subject.push(s.to_vec());
-            }
-            time.push(e.time_ms);
-            tenant.push(e.tenant_id);
-            principal.push(e.principal_id);
-            kind.push(e.kind);
-            outcome.push(e.outcome);
-            leaf.push(e.leaf_hash.to_vec());
-            entry.push(e.entry);
+/// Appends entries with one statement on `client` (a pooled connection, or a
+/// transaction the entries must commit with). Subjects find their entry by leaf
+/// hash: identical entries have identical subjects, so a duplicate hash links
+/// each copy to the same customers, which is right.
+pub(in crate::db) async fn insert_entries(
+    client: &impl deadpool_postgres::GenericClient,
+    entries: Vec<NewAuditEntry>,
+) -> Result<(), StoreError> {
+    let n = entries.len();
+    let (mut time, mut tenant, mut principal, mut kind, mut outcome, mut leaf, mut entry) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut subject_leaf, mut subject) = (Vec::new(), Vec::new());
+    for e in entries {
+        for s in &e.subjects {
+            subject_leaf.push(e.leaf_hash.to_vec());
+            subject.push(s.to_vec());
         }
-        // One statement, so one transaction. Subjects find their entry by leaf
-        // hash: identical entries have identical subjects, so a duplicate hash
-        // links each copy to the same customers, which is right.
-        self.execute(
+        time.push(e.time_ms);
+        tenant.push(e.tenant_id);
+        principal.push(e.principal_id);
+        kind.push(e.kind);
+        outcome.push(e.outcome);
+        leaf.push(e.leaf_hash.to_vec());
+        entry.push(e.entry);
+    }
+    let stmt = client
+            .prepare_cached(
             "WITH ins AS (
                  INSERT INTO audit_entries (time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
@@ -55,10 +59,33 @@ impl PgStore {
              SELECT DISTINCT s.subject, ins.id FROM ins JOIN unnest($8::bytea[], $9::bytea[]) AS s (leaf_hash, subject)
                ON s.leaf_hash = ins.leaf_hash
              ON CONFLICT DO NOTHING",
-            &[&time, &tenant, &principal, &kind, &outcome, &leaf, &entry, &subject_leaf, &subject],
+            )
+            .await
+            .map_err(pg)?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &time,
+                &tenant,
+                &principal,
+                &kind,
+                &outcome,
+                &leaf,
+                &entry,
+                &subject_leaf,
+                &subject,
+            ],
         )
         .await
+        .map_err(pg)
         .map(|_| ())
+}
+
+impl PgStore {
+    pub(in crate::db) async fn audit_append(&self, entries: Vec<NewAuditEntry>) -> Result<(), StoreError> {
+        // One statement, so one transaction of its own.
+        insert_entries(&self.client().await?, entries).await
     }
 
     pub(in crate::db) async fn audit_sequence(&self, limit: u32) -> Result<u64, StoreError> {

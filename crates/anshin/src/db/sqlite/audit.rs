@@ -3,7 +3,7 @@
 //! the same group commit: numbers are consecutive, and a rolled-back batch takes
 //! its numbers with it.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::db::StoreError;
@@ -13,36 +13,39 @@ use crate::db::audit::{
 };
 use anshin_crypto::merkle::Hash;
 
+/// Appends entries inside the writer's current transaction. The writer is the
+/// only writer, so the next place is read once per call.
+pub(in crate::db) fn insert_entries(c: &Connection, entries: Vec<NewAuditEntry>) -> rusqlite::Result<()> {
+    let next: i64 = c
+        .prepare_cached("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")?
+        .query_row([], |r| r.get(0))?;
+    let mut insert = c.prepare_cached(
+        "INSERT INTO audit_entries (idx, time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut subject =
+        c.prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, idx) VALUES (?1, ?2)")?;
+    for (idx, e) in (next..).zip(entries) {
+        insert.execute(params![
+            idx,
+            e.time_ms,
+            e.tenant_id,
+            e.principal_id,
+            e.kind,
+            e.outcome,
+            &e.leaf_hash[..],
+            e.entry
+        ])?;
+        for s in &e.subjects {
+            subject.execute(params![&s[..], idx])?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     pub(in crate::db) async fn audit_append(&self, entries: Vec<NewAuditEntry>) -> Result<(), StoreError> {
-        self.write(move |c| {
-            // The writer is the only writer: the next place is read once per batch.
-            let next: i64 = c
-                .prepare_cached("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")?
-                .query_row([], |r| r.get(0))?;
-            let mut insert = c.prepare_cached(
-                "INSERT INTO audit_entries (idx, time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            let mut subject = c.prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, idx) VALUES (?1, ?2)")?;
-            for (idx, e) in (next..).zip(entries) {
-                insert.execute(params![
-                    idx,
-                    e.time_ms,
-                    e.tenant_id,
-                    e.principal_id,
-                    e.kind,
-                    e.outcome,
-                    &e.leaf_hash[..],
-                    e.entry
-                ])?;
-                for s in &e.subjects {
-                    subject.execute(params![&s[..], idx])?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |c| insert_entries(c, entries)).await
     }
 
     pub(in crate::db) async fn audit_sequence(&self, _limit: u32) -> Result<u64, StoreError> {
