@@ -189,6 +189,7 @@ impl App {
             if let Some(t) = &tenant {
                 event.tenant(t);
             }
+            self.audit.sequence(&self.store).await?;
             let page = self
                 .store
                 .audit_find(AuditFilter {
@@ -222,6 +223,7 @@ impl App {
             let row = self.customer_row(actor.scope(), id.as_str()).await?;
             let subject = self.subject(&row.tenant_id, &row.id).await?;
             event.tenant(&row.tenant_id).subject(subject);
+            self.audit.sequence(&self.store).await?;
             let page = self
                 .store
                 .audit_find(AuditFilter {
