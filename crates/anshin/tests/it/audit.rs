@@ -21,6 +21,7 @@ both_backends!(
     tiles_hash_to_the_signed_root,
     tenant_keys_see_only_their_tenant_and_no_tiles,
     refused_keys_are_logged_with_their_origin_code,
+    only_global_keys_force_a_checkpoint_and_tile_reads_are_logged,
 );
 
 /// All entries of the log, oldest first, as a global operator lists them.
@@ -539,6 +540,73 @@ async fn refused_keys_are_logged_with_their_origin_code(t: TestApp) {
     assert!(failures[0].get("actor").is_none());
     // The refused key itself is never logged.
     assert!(!failures[0].to_string().contains("not_a_real_key"));
+}
+
+async fn only_global_keys_force_a_checkpoint_and_tile_reads_are_logged(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("checkpoints").await;
+    t.tokenize(&shop_key, NUMBER).await;
+    // Forcing an integration takes the log's lock: not for tenant auditors.
+    let scoped = t.key("auditor", &tenant, None).await;
+    t.expect_error(
+        Method::POST,
+        "/v1/audit/checkpoint",
+        Some(&scoped),
+        None,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let (status, created) = t
+        .call(
+            Method::POST,
+            "/v1/principals",
+            Some(&t.operator_key),
+            Some(json!({"name": "global auditor", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let global = created["api_key"].as_str().expect("key").to_owned();
+    let principal = created["id"].as_str().expect("id").to_owned();
+    let (status, note) = t
+        .raw(
+            Method::POST,
+            "/v1/audit/checkpoint",
+            Some(&global),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let checkpoint = Checkpoint::open(&note, t.app.audit.origin(), &[verifier(&t)]).expect("signed");
+
+    // Each tile or bundle read is itself an audit.read entry of its reader.
+    let tile = Tile::all_for_size(checkpoint.size())
+        .find(|tile| tile.level() == 0)
+        .expect("a level-0 tile");
+    let paths = [tile.entries_path().expect("level 0"), tile.path()];
+    for path in &paths {
+        let (status, _) = t
+            .raw(
+                Method::GET,
+                &format!("/v1/audit/{path}"),
+                Some(&global),
+                None,
+                "application/json",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let entries = all_entries(&t).await;
+    let reads: Vec<&Value> = of_kind(&entries, "audit.read")
+        .into_iter()
+        .filter(|e| e["actor"]["principal"] == principal.as_str())
+        .collect();
+    assert_eq!(reads.len(), paths.len(), "{reads:?}");
+    for read in reads {
+        assert_eq!(read["outcome"], "success", "{read}");
+        assert_eq!(read["fields"], json!(["audit"]), "{read}");
+        assert!(read.get("resources").is_none(), "{read}");
+    }
 }
 
 /// PostgreSQL numbers entries after they commit, so listings must page by
