@@ -1,9 +1,11 @@
 //! Lockout of sources that fail authentication again and again (PCI DSS v4.0
 //! 8.3.4: lock out after at most 10 attempts, for at least 30 minutes).
 //!
-//! [`THRESHOLD`] refused keys from one source within [`WINDOW_MS`] lock the
-//! source out for [`LOCKOUT_MS`]: every request from it is then answered 429
-//! `too_many_failures` with `Retry-After`, before its key is even looked at.
+//! [`THRESHOLD`] missing or refused keys from one source within [`WINDOW_MS`]
+//! lock the source out for [`LOCKOUT_MS`]: every request from it is then
+//! answered 429 `too_many_failures` with `Retry-After`, before its key is even
+//! looked at. Missing keys count too, or keyless requests could fill the audit
+//! log (each is an `auth.failure` entry) without ever being stopped.
 //! A source is an IPv4 address or an IPv6 /64 (one host usually holds a whole
 //! /64, so counting single IPv6 addresses would count nothing).
 //!

@@ -35,6 +35,8 @@ const MAX_BATCH: usize = 2048;
 const MAX_IN_FLIGHT: usize = 4;
 /// Most leaves one integration round takes (bounds its memory and time).
 const MAX_ROUND: u64 = 1 << 20;
+/// Most entries one sequencing transaction numbers.
+const SEQUENCE_BATCH: u32 = 10_000;
 /// Name of the log's signing key in the database (wrapped by the root key).
 const SIGNING_KEY: &str = "audit_signing_key";
 /// Name of the log's identity in the database.
@@ -149,11 +151,20 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Gives every committed entry its place in the log, so that a listing
+    /// made next sees all of them (listings page by index and skip entries
+    /// without one). PostgreSQL numbers them under its advisory lock; on SQLite
+    /// entries are numbered as they are written and this does nothing.
+    pub async fn sequence(&self, store: &Store) -> Result<()> {
+        while store.audit_sequence(SEQUENCE_BATCH).await? == u64::from(SEQUENCE_BATCH) {}
+        Ok(())
+    }
+
     /// Numbers committed entries, hashes them into the tree and signs a
     /// checkpoint of the new size. Returns the head after the round.
     pub async fn integrate(&self, store: &Store) -> Result<AuditHead> {
         let _one = self.integrating.lock().await;
-        while store.audit_sequence(10_000).await? == 10_000 {}
+        self.sequence(store).await?;
         let head = match store.audit_head().await? {
             Some(head) => head,
             None => self.empty_head()?,

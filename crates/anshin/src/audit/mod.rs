@@ -412,14 +412,19 @@ impl App {
         Ok(())
     }
 
-    /// Records a request whose API key was missing or refused. The answer is a
-    /// 401 either way, so a log failure is only reported.
+    /// Records a request that came without an API key and counts it towards a
+    /// lockout of its source, like a refused key: otherwise keyless requests
+    /// could append to the log without limit. The answer is a 401 either way,
+    /// so a log failure is only reported.
     pub async fn record_refused_key(&self, origin: Option<IpAddr>, err: &Error) {
         if let Err(log_err) = self
             .record(None, origin, &Event::new(EventKind::AuthFailure), Some(err))
             .await
         {
-            tracing::warn!(error = ?log_err, "could not record a refused API key");
+            tracing::warn!(error = ?log_err, "could not record a request without an API key");
+        }
+        if let Some(ip) = origin {
+            self.count_auth_failure(ip).await;
         }
     }
 

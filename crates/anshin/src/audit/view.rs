@@ -132,10 +132,15 @@ impl App {
     }
 
     /// A tlog tile or entry bundle; the whole log spans tenants, so only
-    /// global auditors and operators read it.
+    /// global auditors and operators read it, and each read is itself logged
+    /// (`audit.read`), as entry listings are.
     pub async fn audit_tile(&self, actor: &Actor, path: &str) -> Result<(TileKind, Tile, Vec<u8>)> {
-        actor.require(Action::ReadAuditLog)?;
-        self.audit.tile(&self.store, path).await
+        self.audited(actor, EventKind::AuditRead, async |event| {
+            actor.require(Action::ReadAuditLog)?;
+            event.fields(&[field::AUDIT]);
+            self.audit.tile(&self.store, path).await
+        })
+        .await
     }
 
     /// The inclusion proof of an entry.
@@ -158,9 +163,11 @@ impl App {
         Ok(proof(size, hashes))
     }
 
-    /// Integrates pending entries and signs a checkpoint now.
+    /// Integrates pending entries and signs a checkpoint now. This takes the
+    /// log's advisory lock and signs, so only global principals may force it;
+    /// tenant auditors read the checkpoint `anshin serve` keeps current.
     pub async fn audit_checkpoint_now(&self, actor: &Actor) -> Result<String> {
-        actor.require(Action::ReadAudit)?;
+        actor.require(Action::ReadAuditLog)?;
         Ok(self.audit.integrate(&self.store).await?.checkpoint)
     }
 
@@ -189,6 +196,7 @@ impl App {
             if let Some(t) = &tenant {
                 event.tenant(t);
             }
+            self.audit.sequence(&self.store).await?;
             let page = self
                 .store
                 .audit_find(AuditFilter {
@@ -222,6 +230,7 @@ impl App {
             let row = self.customer_row(actor.scope(), id.as_str()).await?;
             let subject = self.subject(&row.tenant_id, &row.id).await?;
             event.tenant(&row.tenant_id).subject(subject);
+            self.audit.sequence(&self.store).await?;
             let page = self
                 .store
                 .audit_find(AuditFilter {

@@ -67,7 +67,7 @@ pub struct AuditIntegration {
 /// An entry read back, with its place in the log once it has one.
 #[derive(Debug, Clone)]
 pub struct AuditEntryRow {
-    /// Position in the log; `None` while not yet sequenced (PostgreSQL).
+    /// Position in the log; always set in a listing, which pages by it.
     pub idx: Option<u64>,
     /// The entry's bytes.
     pub entry: Vec<u8>,
@@ -86,7 +86,8 @@ pub struct AuditFilter {
     pub subject: Option<[u8; 32]>,
     /// From this time (ms, inclusive).
     pub since_ms: Option<i64>,
-    /// Entries after this cursor (exclusive), from [`AuditPage::next`].
+    /// Entries after this log index (exclusive), from [`AuditPage::next`].
+    /// Only entries that have an index are listed.
     pub after: Option<i64>,
     /// Most entries to return.
     pub limit: u32,

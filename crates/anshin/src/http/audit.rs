@@ -23,7 +23,8 @@ pub async fn checkpoint(State(s): State<AppState>, actor: Actor) -> Result<impl 
     Ok(([(CONTENT_TYPE, NOTE), (CACHE_CONTROL, "no-cache")], note))
 }
 
-/// Integrate what was appended and sign a checkpoint now.
+/// Integrate what was appended and sign a checkpoint now. Global auditors and
+/// operators only.
 #[utoipa::path(post, path = "/v1/audit/checkpoint", tag = "audit",
     responses((status = 200, body = String, content_type = "text/plain"), (status = 403, body = ErrorBody)))]
 pub async fn checkpoint_now(State(s): State<AppState>, actor: Actor) -> Result<impl IntoResponse> {
@@ -32,7 +33,8 @@ pub async fn checkpoint_now(State(s): State<AppState>, actor: Actor) -> Result<i
 }
 
 /// A tlog-tiles hash tile (`tile/<L>/<N>[.p/<W>]`) or entry bundle
-/// (`tile/entries/<N>[.p/<W>]`). Global auditors and operators only.
+/// (`tile/entries/<N>[.p/<W>]`). Global auditors and operators only; each
+/// read is recorded in the log (`audit.read`).
 #[utoipa::path(get, path = "/v1/audit/tile/{path}", tag = "audit",
     params(("path" = String, Path, description = "the rest of the tile path, such as 0/x001/234 or entries/000.p/7")),
     responses((status = 200, content_type = "application/octet-stream"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

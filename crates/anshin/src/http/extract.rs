@@ -1,9 +1,10 @@
 //! Request extractors that turn outside input into typed values or a clean error.
 //!
 //! - [`Actor`] from `Authorization: Bearer <api key>`, with the client's address
-//!   and the `Anshin-Purpose` header; a refused key is recorded in the audit log
-//!   and counted towards a lockout of its source, and a locked-out source is
-//!   answered 429 before its key is looked at.
+//!   and the `Anshin-Purpose` header; a missing or refused key is recorded in
+//!   the audit log and counted towards a lockout of its source, and a
+//!   locked-out source is answered 429 before its key is looked at (and
+//!   without an audit entry).
 //! - [`CallerKey`]: the hash of the key a request came with (rotation checks
 //!   that a principal rotates itself with its newest key).
 //! - [`JsonBody`]: JSON bodies with error messages that never repeat a value

@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use data_encoding::BASE64;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, both_backends};
+use crate::harness::{Backend, TestApp, both_backends};
 
 const NUMBER: &str = "4111111111111111";
 
@@ -21,6 +21,7 @@ both_backends!(
     tiles_hash_to_the_signed_root,
     tenant_keys_see_only_their_tenant_and_no_tiles,
     refused_keys_are_logged_with_their_origin_code,
+    only_global_keys_force_a_checkpoint_and_tile_reads_are_logged,
 );
 
 /// All entries of the log, oldest first, as a global operator lists them.
@@ -235,10 +236,10 @@ async fn reveal_is_refused_when_the_audit_log_cannot_record_it(t: TestApp) {
     let token = card["token"].as_str().expect("token").to_owned();
     // The log's storage fails from here on.
     let trigger = match t.backend {
-        crate::harness::Backend::Sqlite => {
+        Backend::Sqlite => {
             "CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk failed'); END;"
         }
-        crate::harness::Backend::Postgres => {
+        Backend::Postgres => {
             "CREATE FUNCTION audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk failed'; END $$;
              CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_down();"
         }
@@ -278,8 +279,8 @@ async fn reveal_is_refused_when_the_audit_log_cannot_record_it(t: TestApp) {
     )
     .await;
     match t.backend {
-        crate::harness::Backend::Sqlite => t.raw_sql("DROP TRIGGER audit_down;").await,
-        crate::harness::Backend::Postgres => t.raw_sql("DROP TRIGGER audit_down ON audit_entries;").await,
+        Backend::Sqlite => t.raw_sql("DROP TRIGGER audit_down;").await,
+        Backend::Postgres => t.raw_sql("DROP TRIGGER audit_down ON audit_entries;").await,
     }
     let (status, revealed) = t
         .call(
@@ -539,4 +540,193 @@ async fn refused_keys_are_logged_with_their_origin_code(t: TestApp) {
     assert!(failures[0].get("actor").is_none());
     // The refused key itself is never logged.
     assert!(!failures[0].to_string().contains("not_a_real_key"));
+}
+
+async fn only_global_keys_force_a_checkpoint_and_tile_reads_are_logged(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("checkpoints").await;
+    t.tokenize(&shop_key, NUMBER).await;
+    // Forcing an integration takes the log's lock: not for tenant auditors.
+    let scoped = t.key("auditor", &tenant, None).await;
+    t.expect_error(
+        Method::POST,
+        "/v1/audit/checkpoint",
+        Some(&scoped),
+        None,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let (status, created) = t
+        .call(
+            Method::POST,
+            "/v1/principals",
+            Some(&t.operator_key),
+            Some(json!({"name": "global auditor", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let global = created["api_key"].as_str().expect("key").to_owned();
+    let principal = created["id"].as_str().expect("id").to_owned();
+    let (status, note) = t
+        .raw(
+            Method::POST,
+            "/v1/audit/checkpoint",
+            Some(&global),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let checkpoint = Checkpoint::open(&note, t.app.audit.origin(), &[verifier(&t)]).expect("signed");
+
+    // Each tile or bundle read is itself an audit.read entry of its reader.
+    let tile = Tile::all_for_size(checkpoint.size())
+        .find(|tile| tile.level() == 0)
+        .expect("a level-0 tile");
+    let paths = [tile.entries_path().expect("level 0"), tile.path()];
+    for path in &paths {
+        let (status, _) = t
+            .raw(
+                Method::GET,
+                &format!("/v1/audit/{path}"),
+                Some(&global),
+                None,
+                "application/json",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let entries = all_entries(&t).await;
+    let reads: Vec<&Value> = of_kind(&entries, "audit.read")
+        .into_iter()
+        .filter(|e| e["actor"]["principal"] == principal.as_str())
+        .collect();
+    assert_eq!(reads.len(), paths.len(), "{reads:?}");
+    for read in reads {
+        assert_eq!(read["outcome"], "success", "{read}");
+        assert_eq!(read["fields"], json!(["audit"]), "{read}");
+        assert!(read.get("resources").is_none(), "{read}");
+    }
+}
+
+/// PostgreSQL numbers entries after they commit, so listings must page by
+/// that number and see entries the integrator has not reached yet.
+mod postgres_only {
+    use super::*;
+
+    /// Every page of /v1/audit/events after `after`: (index, entry).
+    async fn events_after(t: &TestApp, mut after: Option<i64>) -> (Vec<(i64, Value)>, Option<i64>) {
+        let mut out = Vec::new();
+        loop {
+            let path = match after {
+                Some(a) => format!("/v1/audit/events?limit=7&after={a}"),
+                None => "/v1/audit/events?limit=7".to_owned(),
+            };
+            let (status, page) = t.call(Method::GET, &path, Some(&t.operator_key), None).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for event in page["events"].as_array().expect("events") {
+                let index = event["index"].as_i64().expect("every listed entry has its index");
+                out.push((index, event["entry"].clone()));
+            }
+            match page["next_after"].as_i64() {
+                Some(a) => after = Some(a),
+                None => {
+                    let last = out.last().map(|(i, _)| *i).or(after);
+                    return (out, last);
+                }
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_not_yet_integrated_are_listed_in_order_with_their_index() {
+        let Some(t) = TestApp::new(Backend::Postgres).await else {
+            return;
+        };
+        let (_, _, shop_key) = t.tenant_with_shop("pending").await;
+        let customer = customer(&t, &shop_key).await;
+        for _ in 0..3 {
+            let (status, _) = t
+                .call(
+                    Method::GET,
+                    &format!("/v1/customers/{customer}"),
+                    Some(&shop_key),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        // Nothing was integrated: the access history still has every entry, in
+        // log order, with its index.
+        let (status, page) = t
+            .call(
+                Method::GET,
+                &format!("/v1/customers/{customer}/access-log"),
+                Some(&t.operator_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let history = page["events"].as_array().expect("events");
+        let kinds: Vec<&str> = history
+            .iter()
+            .map(|e| e["entry"]["event"].as_str().expect("event"))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "customer.create",
+                "customer.read",
+                "customer.read",
+                "customer.read"
+            ]
+        );
+        let indexes: Vec<i64> = history
+            .iter()
+            .map(|e| e["index"].as_i64().expect("index"))
+            .collect();
+        assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+
+        // The whole listing is the log in order: indexes 0, 1, 2 … with no gap.
+        let (listed, cursor) = events_after(&t, None).await;
+        let indexes: Vec<i64> = listed.iter().map(|(i, _)| *i).collect();
+        assert_eq!(indexes, (0..indexes.len() as i64).collect::<Vec<_>>());
+
+        // An entry that commits late, after a reader paged past the entries
+        // appended after it, is still listed on the next page.
+        let url = t.location.database_url.clone().expect("url");
+        let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let tx = client.transaction().await.expect("begin");
+        let late: String = tx
+            .query_one(
+                "INSERT INTO audit_entries (time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
+                 SELECT time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry
+                 FROM audit_entries WHERE kind = 'customer.read' ORDER BY id LIMIT 1
+                 RETURNING convert_from(entry, 'UTF8')",
+                &[],
+            )
+            .await
+            .expect("insert")
+            .get(0);
+        let late: Value = serde_json::from_str(&late).expect("entry");
+        let (status, _) = t
+            .call(
+                Method::GET,
+                &format!("/v1/customers/{customer}"),
+                Some(&shop_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, cursor) = events_after(&t, cursor).await;
+        tx.commit().await.expect("commit");
+        let (after, _) = events_after(&t, cursor).await;
+        assert!(
+            after.iter().any(|(_, entry)| *entry == late),
+            "the late entry is listed after the cursor: {after:?}"
+        );
+    }
 }

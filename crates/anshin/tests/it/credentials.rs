@@ -26,6 +26,7 @@ both_backends!(
     rotation_is_scoped_and_bad_input_changes_nothing,
     allow_lists_refuse_other_addresses_and_accept_their_own,
     ten_failures_from_one_address_lock_it_out,
+    requests_without_a_key_count_toward_the_lockout,
     tenant_settings_are_checked_audited_and_shorten_existing_keys,
     the_store_counts_failures_and_rotates_keys,
 );
@@ -1262,4 +1263,58 @@ async fn principal_rotate_from_the_command_line() {
         ),
         "ip_not_allowed"
     );
+}
+
+async fn requests_without_a_key_count_toward_the_lockout(t: TestApp) {
+    for _ in 0..10 {
+        let (status, answer) = t
+            .call_from("203.0.113.9", Method::GET, "/v1/tenants", None, None)
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("missing_api_key"))
+        );
+    }
+    // The eleventh and later are refused before anything is logged.
+    for _ in 0..5 {
+        let (status, answer) = t
+            .call_from("203.0.113.9", Method::GET, "/v1/tenants", None, None)
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("too_many_failures"))
+        );
+    }
+    let (status, _) = t
+        .call_from(
+            "203.0.113.9",
+            Method::GET,
+            "/v1/tenants",
+            Some(&t.operator_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "even a valid key");
+    let (status, _) = t
+        .call_from("203.0.113.10", Method::GET, "/v1/tenants", None, None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "another address is not locked out"
+    );
+
+    let log = entries(&t).await;
+    let from = |kind| {
+        of_kind(&log, kind)
+            .into_iter()
+            .filter(|e| e["origin"] == "203.0.113.9")
+            .count()
+    };
+    assert_eq!(
+        from("auth.failure"),
+        10,
+        "each keyless request is logged; the 429s are not"
+    );
+    assert_eq!(from("auth.lockout"), 1);
 }

@@ -233,29 +233,35 @@ impl PgStore {
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
+    /// Pages by `idx`, never by the identity `id`: ids are taken at insert and
+    /// commit in any order, so a reader past an id could miss an entry that
+    /// commits later with a smaller one. Indexes are given after commit, in
+    /// order, under the advisory lock: an entry sequenced later always gets a
+    /// larger index than any a reader has seen. Unsequenced entries are not
+    /// listed ([`crate::audit::log::AuditLog::sequence`] numbers them first).
     pub(in crate::db) async fn audit_find(&self, f: AuditFilter) -> Result<AuditPage, StoreError> {
-        let after = f.after.unwrap_or(0);
+        let after = f.after.unwrap_or(-1);
         let since = f.since_ms.unwrap_or(i64::MIN);
         let limit = i64::from(f.limit);
         let rows = match &f.subject {
             Some(subject) => {
                 self.query(
-                    "SELECT e.id, e.idx, e.entry FROM audit_subjects s JOIN audit_entries e ON e.id = s.entry_id
-                     WHERE s.subject = $1 AND e.id > $2 AND e.time_ms >= $3
+                    "SELECT e.idx, e.entry FROM audit_subjects s JOIN audit_entries e ON e.id = s.entry_id
+                     WHERE s.subject = $1 AND e.idx IS NOT NULL AND e.idx > $2 AND e.time_ms >= $3
                        AND ($4::text IS NULL OR e.tenant_id = $4) AND ($5::text IS NULL OR e.principal_id = $5)
                        AND ($7::text IS NULL OR e.kind = $7)
-                     ORDER BY e.id LIMIT $6",
+                     ORDER BY e.idx LIMIT $6",
                     &[&subject.to_vec(), &after, &since, &f.tenant_id, &f.principal_id, &limit, &f.kind],
                 )
                 .await?
             }
             None => {
                 self.query(
-                    "SELECT id, idx, entry FROM audit_entries
-                     WHERE id > $1 AND time_ms >= $2
+                    "SELECT idx, entry FROM audit_entries
+                     WHERE idx IS NOT NULL AND idx > $1 AND time_ms >= $2
                        AND ($3::text IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR principal_id = $4)
                        AND ($6::text IS NULL OR kind = $6)
-                     ORDER BY id LIMIT $5",
+                     ORDER BY idx LIMIT $5",
                     &[&after, &since, &f.tenant_id, &f.principal_id, &limit, &f.kind],
                 )
                 .await?
@@ -268,8 +274,8 @@ impl PgStore {
             .into_iter()
             .map(|r| {
                 Ok(AuditEntryRow {
-                    idx: r.get::<_, Option<i64>>(1).map(u64_from).transpose()?,
-                    entry: r.get(2),
+                    idx: Some(u64_from(r.get::<_, i64>(0))?),
+                    entry: r.get(1),
                 })
             })
             .collect::<Result<_, StoreError>>()?;
