@@ -443,6 +443,8 @@ impl App {
     /// Rows this principal exported since `since` (from the audit log, so the
     /// count holds across nodes and restarts).
     async fn rows_exported_since(&self, actor: &Actor, since: i64) -> Result<u64> {
+        // Listings see sequenced entries only: number the exports just made.
+        self.audit.sequence(&self.store).await?;
         let mut total = 0u64;
         let mut after = None;
         loop {
