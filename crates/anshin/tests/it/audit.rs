@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use data_encoding::BASE64;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, TestApp, both_backends};
+use crate::harness::{Backend, TestApp, both_backends, of_kind};
 
 const NUMBER: &str = "4111111111111111";
 
@@ -23,35 +23,6 @@ both_backends!(
     refused_keys_are_logged_with_their_origin_code,
     only_global_keys_force_a_checkpoint_and_tile_reads_are_logged,
 );
-
-/// All entries of the log, oldest first, as a global operator lists them.
-async fn all_entries(t: &TestApp) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after: Option<i64> = None;
-    loop {
-        let path = match after {
-            Some(a) => format!("/v1/audit/events?limit=1000&after={a}"),
-            None => "/v1/audit/events?limit=1000".to_owned(),
-        };
-        let (status, page) = t.call(Method::GET, &path, Some(&t.operator_key), None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        out.extend(
-            page["events"]
-                .as_array()
-                .expect("events")
-                .iter()
-                .map(|e| e["entry"].clone()),
-        );
-        match page["next_after"].as_i64() {
-            Some(a) => after = Some(a),
-            None => return out,
-        }
-    }
-}
-
-fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    entries.iter().filter(|e| e["event"] == kind).collect()
-}
 
 async fn processor_key(t: &TestApp) -> String {
     let (status, created) = t
@@ -109,7 +80,7 @@ async fn every_sensitive_access_is_logged_with_who_what_and_outcome(t: TestApp) 
     )
     .await;
 
-    let entries = all_entries(&t).await;
+    let entries = t.audit_log().await;
     let tokenized = of_kind(&entries, "card.tokenize");
     assert_eq!(tokenized.len(), 1);
     assert_eq!(tokenized[0]["tenant"], tenant.as_str());
@@ -213,7 +184,7 @@ async fn rakuten_2005_shopper_sees_which_shop_read_their_data(t: TestApp) {
     );
     // Customers are named only by keyed hashes: no customer id and no personal
     // data anywhere in the log.
-    let text = serde_json::to_string(&all_entries(&t).await).expect("json");
+    let text = serde_json::to_string(&t.audit_log().await).expect("json");
     for secret in [customer.as_str(), other.as_str(), "hanako", "佐藤", "090-1234"] {
         assert!(!text.contains(secret), "the log holds {secret}");
     }
@@ -529,7 +500,8 @@ async fn refused_keys_are_logged_with_their_origin_code(t: TestApp) {
         .call(Method::GET, "/v1/tenants", Some("anshin_sk_not_a_real_key"), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let failures: Vec<Value> = all_entries(&t)
+    let failures: Vec<Value> = t
+        .audit_log()
         .await
         .into_iter()
         .filter(|e| e["event"] == "auth.failure")
@@ -596,7 +568,7 @@ async fn only_global_keys_force_a_checkpoint_and_tile_reads_are_logged(t: TestAp
             .await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
-    let entries = all_entries(&t).await;
+    let entries = t.audit_log().await;
     let reads: Vec<&Value> = of_kind(&entries, "audit.read")
         .into_iter()
         .filter(|e| e["actor"]["principal"] == principal.as_str())

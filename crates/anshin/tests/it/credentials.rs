@@ -17,7 +17,7 @@ use anshin::ids::PrincipalId;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, both_backends, postgres_available, postgres_url};
+use crate::harness::{TestApp, both_backends, of_kind, postgres_available, postgres_url};
 
 both_backends!(
     an_expired_key_is_refused_and_told_how_to_rotate,
@@ -97,35 +97,6 @@ async fn expire_keys(t: &TestApp, id: &str, before: i64) {
     tokio::time::sleep(AUTH_CACHE_TTL + Duration::from_millis(200)).await;
 }
 
-/// Every audit entry, oldest first.
-async fn entries(t: &TestApp) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after: Option<i64> = None;
-    loop {
-        let path = match after {
-            Some(a) => format!("/v1/audit/events?limit=1000&after={a}"),
-            None => "/v1/audit/events?limit=1000".to_owned(),
-        };
-        let (status, page) = t.call(Method::GET, &path, Some(&t.operator_key), None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        out.extend(
-            page["events"]
-                .as_array()
-                .expect("events")
-                .iter()
-                .map(|e| e["entry"].clone()),
-        );
-        match page["next_after"].as_i64() {
-            Some(a) => after = Some(a),
-            None => return out,
-        }
-    }
-}
-
-fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    entries.iter().filter(|e| e["event"] == kind).collect()
-}
-
 async fn an_expired_key_is_refused_and_told_how_to_rotate(t: TestApp) {
     let (tenant, shop, _) = t.tenant_with_shop("expiry").await;
     let (id, key, created) = create(
@@ -168,7 +139,7 @@ async fn an_expired_key_is_refused_and_told_how_to_rotate(t: TestApp) {
     assert_eq!(principal["keys"], json!([]), "no working key");
 
     // The audit log names the principal whose expired key was tried, never the key.
-    let log = entries(&t).await;
+    let log = t.audit_log().await;
     let refused: Vec<_> = of_kind(&log, "auth.failure")
         .into_iter()
         .filter(|e| e["code"] == "api_key_expired")
@@ -235,7 +206,7 @@ async fn rotation_keeps_the_old_key_for_the_overlap_only(t: TestApp) {
     assert_eq!(status, StatusCode::OK, "the new key still works");
     assert_eq!(listed(&t, &id).await["keys"].as_array().map(Vec::len), Some(1));
 
-    let log = entries(&t).await;
+    let log = t.audit_log().await;
     let rotations = of_kind(&log, "principal.rotate");
     assert_eq!(rotations.len(), 1);
     assert_eq!(rotations[0]["outcome"], "success");
@@ -321,7 +292,7 @@ async fn rakuten_2005_shop_keys_expire_and_rotate(t: TestApp) {
     let (status, _) = t.tokenize(&third, "5555555555554444").await;
     assert_eq!(status, StatusCode::OK);
 
-    let log = entries(&t).await;
+    let log = t.audit_log().await;
     let by_shop: Vec<_> = of_kind(&log, "principal.rotate")
         .into_iter()
         .filter(|e| e["actor"]["role"] == "shop")
@@ -583,7 +554,7 @@ async fn allow_lists_refuse_other_addresses_and_accept_their_own(t: TestApp) {
     let (status, _) = t.call(Method::GET, "/v1/tenants", Some(&key), None).await;
     assert_eq!(status, StatusCode::OK, "any address again");
 
-    let log = entries(&t).await;
+    let log = t.audit_log().await;
     let refused: Vec<_> = of_kind(&log, "auth.failure")
         .into_iter()
         .filter(|e| e["code"] == "ip_not_allowed")
@@ -688,7 +659,7 @@ async fn ten_failures_from_one_address_lock_it_out(t: TestApp) {
             .is_ok()
     );
 
-    let log = entries(&t).await;
+    let log = t.audit_log().await;
     let lockouts = of_kind(&log, "auth.lockout");
     assert_eq!(lockouts.len(), 2, "{lockouts:?}");
     assert_eq!(lockouts[0]["origin"], "203.0.113.7");
@@ -834,7 +805,7 @@ async fn tenant_settings_are_checked_audited_and_shorten_existing_keys(t: TestAp
         "not lengthened",
     );
 
-    let log = entries(&t).await;
+    let log = t.audit_log().await;
     let changes = of_kind(&log, "tenant.settings");
     let done: Vec<_> = changes.iter().filter(|e| e["outcome"] == "success").collect();
     assert_eq!(done.len(), 2);
@@ -1304,7 +1275,7 @@ async fn requests_without_a_key_count_toward_the_lockout(t: TestApp) {
         "another address is not locked out"
     );
 
-    let log = entries(&t).await;
+    let log = t.audit_log().await;
     let from = |kind| {
         of_kind(&log, kind)
             .into_iter()

@@ -298,6 +298,45 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Every audit entry, oldest first, as a global operator pages through
+    /// `GET /v1/audit/events`.
+    pub async fn audit_log(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after: Option<i64> = None;
+        loop {
+            let path = match after {
+                Some(a) => format!("/v1/audit/events?limit=1000&after={a}"),
+                None => "/v1/audit/events?limit=1000".to_owned(),
+            };
+            let (status, page) = self
+                .call(Method::GET, &path, Some(&self.operator_key), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            out.extend(
+                page["events"]
+                    .as_array()
+                    .expect("events")
+                    .iter()
+                    .map(|e| e["entry"].clone()),
+            );
+            match page["next_after"].as_i64() {
+                Some(a) => after = Some(a),
+                None => return out,
+            }
+        }
+    }
+
+    /// The audit entries of one event type, oldest first.
+    pub async fn audit_log_of(&self, kind: &str) -> Vec<Value> {
+        self.audit_log()
+            .await
+            .into_iter()
+            .filter(|e| e["event"] == kind)
+            .collect()
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(schema) = self.schema.take() {
@@ -312,6 +351,11 @@ impl Drop for TestApp {
             .join();
         }
     }
+}
+
+/// The entries of one event type among `entries`.
+pub fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    entries.iter().filter(|e| e["event"] == kind).collect()
 }
 
 /// A card body for tokenization.

@@ -4,7 +4,7 @@
 //! a shop's staff downloaded order data and leaked it.
 
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::{TestApp, both_backends};
 
@@ -90,25 +90,6 @@ async fn export(t: &TestApp, key: &str) -> (StatusCode, String) {
     (status, String::from_utf8(body).expect("utf8"))
 }
 
-async fn log_events(t: &TestApp, kind: &str) -> Vec<Value> {
-    let (status, page) = t
-        .call(
-            Method::GET,
-            "/v1/audit/events?limit=1000",
-            Some(&t.operator_key),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["entry"].clone())
-        .filter(|e| e["event"] == kind)
-        .collect()
-}
-
 async fn rakuten_2005_shop_cannot_read_shipping_data_after_window(t: TestApp) {
     let (tenant, _, shop_key) = t.tenant_with_shop("window").await;
     let (_, _, other_key) = t.tenant_with_shop("other").await;
@@ -178,7 +159,7 @@ async fn rakuten_2005_shop_cannot_read_shipping_data_after_window(t: TestApp) {
         "retention_window_closed",
     )
     .await;
-    let reads = log_events(&t, "order.shipping").await;
+    let reads = t.audit_log_of("order.shipping").await;
     let outcomes: Vec<(&str, Option<&str>)> = reads
         .iter()
         .map(|e| (e["outcome"].as_str().expect("outcome"), e["code"].as_str()))
@@ -242,12 +223,12 @@ async fn rakuten_2005_bulk_export_needs_approval(t: TestApp) {
     let (status, csv) = export(&t, &shop_key).await;
     assert_eq!(status, StatusCode::OK, "{csv}");
     // Every export, refused or not, is logged with its row count.
-    let exports = log_events(&t, "order.export").await;
+    let exports = t.audit_log_of("order.export").await;
     assert_eq!(exports.len(), 5);
     assert_eq!(exports[3]["outcome"], "failure");
     assert_eq!(exports[3]["code"], "export_limit");
     assert_eq!(exports[4]["rows"], 130);
-    assert_eq!(log_events(&t, "export.approve").await.len(), 1);
+    assert_eq!(t.audit_log_of("export.approve").await.len(), 1);
     // Shops cannot approve for themselves.
     t.expect_error(
         Method::POST,
@@ -313,7 +294,7 @@ async fn shipping_data_is_shredded_after_legal_retention(t: TestApp) {
     assert!(sealed.sealed.is_some());
     // Idempotent, and recorded once with the orders it shredded.
     assert_eq!(t.app.purge_expired_shipping().await.expect("purge").purged, 0);
-    let purges = log_events(&t, "retention.purge").await;
+    let purges = t.audit_log_of("retention.purge").await;
     assert_eq!(purges.len(), 1);
     assert_eq!(purges[0]["resources"], json!([expired]));
     assert_eq!(purges[0]["rows"], 1);
