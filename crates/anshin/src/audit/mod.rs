@@ -395,8 +395,9 @@ impl App {
     /// touched; the store appends it in the write's own transaction. The event
     /// counts as recorded once the write has committed.
     pub(crate) fn entry_for<T: TypedId + 'static>(&self, actor: &Actor, event: &Event) -> EntryFor<T> {
-        let (actor, mut event) = (actor.clone(), event.clone());
+        let (actor, event) = (actor.clone(), event.clone());
         Box::new(move |id: &T| {
+            let mut event = event.clone();
             event.resource(id);
             let time_ms = clock::now_ms();
             let entry = Entry::build(time_ms, &event, Some(&actor), actor.origin, None, (0, 1))

@@ -36,7 +36,9 @@ pub struct NewAuditEntry {
 /// Builds the entry that records a write from what the write decided (such as
 /// the token a tokenization returns), so the store can append it in the same
 /// transaction as the write: both happen or neither does.
-pub type EntryFor<T> = Box<dyn FnOnce(&T) -> Result<NewAuditEntry, String> + Send>;
+/// It may be called more than once (a backend may prepare the entry for the
+/// likely outcome before it knows the actual one); only one entry is appended.
+pub type EntryFor<T> = Box<dyn Fn(&T) -> Result<NewAuditEntry, String> + Send + Sync>;
 
 /// The integrated tree.
 #[derive(Debug, Clone)]

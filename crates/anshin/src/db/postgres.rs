@@ -408,16 +408,33 @@ impl PgStore {
         let sealed = card.sealed.as_ref();
         let fingerprint = card.fingerprint.as_ref().map(|f| &f[..]);
         let shop = shop.as_ref().map(ShopId::as_str);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        // ON CONFLICT waits for a concurrent insert of the same card to finish,
-        // so the SELECT below (a new snapshot under READ COMMITTED) sees the winner.
-        let inserted = tx
-            .execute(
-                "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
-                                    number_ct, expiry_ct, holder_ct, created_at, shop_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
+        // The common case, a new card, is one autocommit statement that stores
+        // the card and its audit entry together (or neither). The entry names
+        // the new token; a card the tenant already holds takes the path below.
+        let new_card = record(&card.token).map_err(StoreError::Audit)?;
+        if !new_card.subjects.is_empty() {
+            return Err(StoreError::Audit("a card's entry names no customer".into()));
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH card AS (
+                     INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                                        number_ct, expiry_ct, holder_ct, created_at, shop_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     ON CONFLICT (tenant_id, fingerprint) DO NOTHING
+                     RETURNING token),
+                 entry AS (
+                     INSERT INTO audit_entries (time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
+                     SELECT $13, $14, $15, $16, $17, $18, $19 FROM card
+                     RETURNING id)
+                 SELECT count(*) FROM entry",
+            )
+            .await
+            .map_err(pg)?;
+        let inserted: i64 = client
+            .query_one(
+                &stmt,
                 &[
                     &card.token.as_str(),
                     &card.tenant_id.as_str(),
@@ -431,14 +448,31 @@ impl PgStore {
                     &sealed.and_then(|s| s.fields[2].as_ref()),
                     &card.created_at,
                     &shop,
+                    &new_card.time_ms,
+                    &new_card.tenant_id,
+                    &new_card.principal_id,
+                    &new_card.kind,
+                    &new_card.outcome,
+                    &new_card.leaf_hash.to_vec(),
+                    &new_card.entry,
                 ],
             )
             .await
-            .map_err(pg)?
-            == 1;
-        let outcome = if inserted {
-            CardInsert::Inserted
-        } else {
+            .map_err(|e| match e.as_db_error() {
+                // The card insert itself cannot fail on a row trigger; the entry can.
+                Some(db) if db.table() == Some("audit_entries") || db.code().code() == "P0001" => {
+                    StoreError::Audit(db.message().to_owned())
+                }
+                _ => pg(e),
+            })?
+            .get(0);
+        if inserted == 1 {
+            return Ok(CardInsert::Inserted);
+        }
+        drop(client);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let outcome = {
             let Some(row) = tx
                 .query_opt(
                     "SELECT token FROM cards WHERE tenant_id = $1 AND fingerprint = $2",
@@ -469,9 +503,8 @@ impl PgStore {
                 newly_visible,
             }
         };
-        let token = match &outcome {
-            CardInsert::Existing { token, .. } => token,
-            _ => &card.token,
+        let CardInsert::Existing { token, .. } = &outcome else {
+            return Ok(outcome);
         };
         let entry = record(token).map_err(StoreError::Audit)?;
         audit::insert_entries(&tx, vec![entry])
