@@ -10,7 +10,7 @@
 //! are point lookups of microseconds, cheaper than a hop to a blocking thread.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
@@ -61,6 +61,8 @@ const MAX_IDLE_READERS: usize = 4;
 const WRITER_CACHE_KIB: i64 = 48 * 1024;
 /// Page cache of each reader (KiB).
 const READER_CACHE_KIB: i64 = 12 * 1024;
+/// WAL pages (4 KiB each) after which a checkpoint restarts the WAL.
+const WAL_RESTART_FRAMES: i64 = 4096;
 /// Least time between two checkpoints.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -85,6 +87,9 @@ struct Inner {
 struct WriterStats {
     commits: AtomicU64,
     jobs: AtomicU64,
+    /// Set by the checkpointer when the WAL has grown past
+    /// [`WAL_RESTART_FRAMES`]; the writer then restarts it between batches.
+    restart_wal: AtomicBool,
 }
 
 /// A failed audit append inside a write's transaction, carried through
@@ -163,7 +168,10 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         thread::Builder::new()
             .name("anshin-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &commits))
+            .spawn({
+                let stats = stats.clone();
+                move || checkpoint_loop(&checkpointer, &commits, &stats)
+            })
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -864,6 +872,9 @@ fn writer_loop(
         for completion in completions.drain(..) {
             completion(outcome.clone());
         }
+        if stats.restart_wal.swap(false, Ordering::Relaxed) {
+            restart_wal(conn);
+        }
         let _ = committed.send(());
     }
 }
@@ -871,16 +882,33 @@ fn writer_loop(
 /// Copies committed WAL frames into the database file, at most every
 /// [`CHECKPOINT_INTERVAL`], while commits keep coming. PASSIVE never blocks the
 /// writer or readers; it ends when the writer does.
-fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>, stats: &WriterStats) {
     while commits.recv().is_ok() {
         thread::sleep(CHECKPOINT_INTERVAL);
         while commits.try_recv().is_ok() {}
-        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %err, "SQLite checkpoint failed; will retry after the next commit");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) if frames >= WAL_RESTART_FRAMES => stats.restart_wal.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "SQLite checkpoint failed; will retry after the next commit");
+            }
         }
     }
     // Leave a short WAL behind on shutdown.
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+/// Restarts the WAL from its start. A passive checkpoint never does while
+/// readers keep arriving (and with the audit trail every read is followed by a
+/// commit), so without this the WAL grows by every byte written: each commit
+/// then extends the file, which makes its sync flush metadata too, and readers
+/// search an ever longer WAL index. The writer does it itself, between
+/// batches: a checkpointer asking for the write lock starves against a busy
+/// writer. RESTART waits only for readers of older snapshots (short reads).
+fn restart_wal(conn: &Connection) {
+    if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+        tracing::warn!(error = %err, "SQLite WAL restart failed; will retry after the next checkpoint");
+    }
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>, completions: &mut Vec<Completion>) -> Result<(), String> {
@@ -1090,6 +1118,44 @@ mod tests {
         for i in [0, writes - 1] {
             assert_eq!(store.meta(&format!("k{i}")).await.expect("read"), Some(vec![1]));
         }
+    }
+
+    /// A passive checkpoint cannot reset the WAL while reads keep arriving;
+    /// before the restart the WAL of a busy server grew by every byte written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wal_stays_bounded_while_readers_keep_arriving() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, done) = (store.clone(), done.clone());
+                thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        store
+                            .read(|c| c.query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0)))
+                            .expect("read");
+                    }
+                })
+            })
+            .collect();
+        // 64 MiB through the WAL, four times the restart threshold.
+        let value = vec![7u8; 64 * 1024];
+        for i in 0..1024 {
+            store
+                .meta_init(&format!("k{i}"), value.clone())
+                .await
+                .expect("write");
+        }
+        done.store(true, Ordering::Relaxed);
+        for reader in readers {
+            reader.join().expect("reader");
+        }
+        let wal = std::fs::metadata(path.with_extension("db-wal"))
+            .expect("wal")
+            .len();
+        assert!(wal < 40 << 20, "the WAL grew to {} MiB", wal >> 20);
     }
 
     #[tokio::test]
