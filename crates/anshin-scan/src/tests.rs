@@ -1,0 +1,389 @@
+//! End-to-end tests of the pipeline in memory: archives, encodings, chunks,
+//! limits. Planted values are built at run time and never printed: assertions
+//! compare locators, categories and masked forms only.
+
+use std::io::{Cursor, Write as _};
+
+use anshin_crypto::fingerprint::FingerprintKey;
+use anshin_crypto::secret::KeyBytes;
+use proptest::prelude::*;
+
+use super::*;
+
+fn scanner() -> Scanner {
+    let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
+    Scanner::new(FingerprintKey::new(&key))
+}
+
+fn discovery(limits: Limits) -> Discovery {
+    Discovery::new(scanner(), limits)
+}
+
+/// A Luhn-valid number with the given prefix and length (not a test value).
+pub(crate) fn luhn_complete(prefix: &str, len: usize) -> String {
+    let mut digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
+    let mut x = 7u32;
+    while digits.len() < len - 1 {
+        x = (x * 31 + 11) % 97;
+        digits.push(x % 10);
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                let dd = d * 2;
+                if dd > 9 { dd - 9 } else { dd }
+            } else {
+                d
+            }
+        })
+        .sum();
+    digits.push((10 - sum % 10) % 10);
+    digits.iter().map(|d| char::from(b'0' + *d as u8)).collect()
+}
+
+fn collect(d: &Discovery, name: &str, bytes: &[u8]) -> Vec<ObjectReport> {
+    let mut out = Vec::new();
+    d.scan_reader(name, &mut Cursor::new(bytes), &mut |r| out.push(r));
+    out
+}
+
+fn object<'a>(reports: &'a [ObjectReport], path: &str) -> &'a ObjectReport {
+    reports.iter().find(|r| r.path == path).unwrap_or_else(|| {
+        panic!(
+            "no object {path}; have {:?}",
+            reports.iter().map(|r| &r.path).collect::<Vec<_>>()
+        )
+    })
+}
+
+fn cards(r: &ObjectReport) -> Vec<&Finding> {
+    r.findings
+        .iter()
+        .filter(|f| f.category == Category::Card)
+        .collect()
+}
+
+fn orders_csv(card: &str) -> String {
+    format!(
+        "注文番号,氏名,電話番号,カード番号\n\
+         A-1001,山田 太郎,090-1234-5678,\n\
+         A-1002,佐藤 花子,080-2345-6789,{card}\n"
+    )
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, options).expect("start");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+fn gzip_of(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gz");
+    e.finish().expect("gz")
+}
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).expect("append");
+    }
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn csv_in_zip_has_inner_path_row_and_header() {
+    let card = luhn_complete("453201", 16);
+    let csv = orders_csv(&card);
+    let zip = zip_of(&[
+        ("2024/orders.csv", csv.as_bytes()),
+        ("readme.txt", b"nothing here"),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "orders.zip", &zip);
+    let inner = object(&reports, "orders.zip!2024/orders.csv");
+    assert_eq!(inner.kind, ObjectKind::Csv);
+    assert_eq!(inner.status, Status::Complete);
+    let found = cards(inner);
+    assert_eq!(found.len(), 1);
+    let loc = &found[0].locator;
+    assert_eq!(loc.byte_offset, csv.find(card.as_str()).expect("planted"));
+    assert_eq!(loc.byte_len, 16);
+    assert_eq!(loc.line, 3);
+    let rec = loc.record.as_ref().expect("record");
+    assert_eq!(
+        (rec.row, rec.field, rec.header.as_deref()),
+        (3, 4, Some("カード番号"))
+    );
+    assert_eq!(found[0].confidence, Confidence::High);
+    assert_eq!(object(&reports, "orders.zip").kind, ObjectKind::Zip);
+    assert!(object(&reports, "orders.zip!readme.txt").findings.is_empty());
+}
+
+#[test]
+fn tar_gz_and_gz_name_inner_paths() {
+    let card = luhn_complete("5555", 16);
+    let log = format!("2026-01-01 payment card={card} ok\n");
+    let tgz = gzip_of(&tar_of(&[("2024/app.log", log.as_bytes())]));
+    let reports = collect(&discovery(Limits::default()), "backup.tar.gz", &tgz);
+    let inner = object(&reports, "backup.tar.gz!2024/app.log");
+    assert_eq!(
+        cards(inner)[0].locator.byte_offset,
+        log.find(card.as_str()).expect("planted")
+    );
+    assert_eq!(object(&reports, "backup.tar.gz").kind, ObjectKind::Tar);
+
+    let gz = gzip_of(log.as_bytes());
+    let reports = collect(&discovery(Limits::default()), "logs/app.log.gz", &gz);
+    assert_eq!(cards(object(&reports, "logs/app.log.gz!app.log")).len(), 1);
+}
+
+#[test]
+fn nested_archives_stop_at_the_depth_limit() {
+    let card = luhn_complete("4539", 16);
+    let text = format!("カード番号: {card}\n");
+    let inner = zip_of(&[("a.txt", text.as_bytes())]);
+    let middle = zip_of(&[("inner.zip", &inner)]);
+    let outer = zip_of(&[("middle.zip", &middle)]);
+    let reports = collect(&discovery(Limits::default()), "outer.zip", &outer);
+    assert_eq!(
+        cards(object(&reports, "outer.zip!middle.zip!inner.zip!a.txt")).len(),
+        1
+    );
+
+    let reports = collect(&discovery(Limits::default().max_depth(2)), "outer.zip", &outer);
+    let deep = object(&reports, "outer.zip!middle.zip!inner.zip");
+    assert_eq!(deep.status, Status::Skipped);
+    assert!(
+        deep.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("nested deeper than 2"))
+    );
+}
+
+#[test]
+fn zip_bombs_end_partial_not_exhausted() {
+    let zeros = vec![b'0'; 8 << 20];
+    let bomb = zip_of(&[("zeros.txt", &zeros)]);
+    assert!(bomb.len() < 64 << 10, "test bomb compresses well");
+    let reports = collect(&discovery(Limits::default()), "bomb.zip", &bomb);
+    let member = object(&reports, "bomb.zip!zeros.txt");
+    assert_eq!(member.status, Status::Partial);
+    assert!(
+        member
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("compression ratio"))
+    );
+    assert!(member.bytes < 8 << 20);
+
+    let gz = gzip_of(&zeros);
+    let reports = collect(&discovery(Limits::default()), "z.gz", &gz);
+    assert_eq!(object(&reports, "z.gz!z").status, Status::Partial);
+
+    // The expanded-size budget holds across members.
+    let text = "x".repeat(600 << 10);
+    let many = zip_of(&[
+        ("1.txt", text.as_bytes()),
+        ("2.txt", text.as_bytes()),
+        ("3.txt", text.as_bytes()),
+    ]);
+    let limits = Limits::default().max_expanded(1 << 20).max_ratio(10_000);
+    let reports = collect(&discovery(limits), "many.zip", &many);
+    assert_eq!(object(&reports, "many.zip!2.txt").status, Status::Partial);
+    assert_eq!(object(&reports, "many.zip").status, Status::Partial);
+}
+
+#[test]
+fn corrupt_archives_are_reported_not_fatal() {
+    let mut zip = zip_of(&[("a.txt", b"hello world, hello world")]);
+    let cut = zip.len() / 2;
+    zip.truncate(cut);
+    let reports = collect(&discovery(Limits::default()), "broken.zip", &zip);
+    let r = object(&reports, "broken.zip");
+    assert_eq!(r.status, Status::Skipped);
+    assert!(r.reason.as_deref().is_some_and(|x| x.starts_with("corrupt zip")));
+
+    let mut gz = gzip_of(b"some text that is long enough to be cut somewhere in the middle");
+    gz.truncate(gz.len() - 12);
+    let reports = collect(&discovery(Limits::default()), "cut.gz", &gz);
+    assert_eq!(object(&reports, "cut.gz!cut").status, Status::Partial);
+
+    let members = zip_of(&[("1.txt", b"a"), ("2.txt", b"b"), ("3.txt", b"c")]);
+    let reports = collect(&discovery(Limits::default().max_members(2)), "m.zip", &members);
+    assert_eq!(object(&reports, "m.zip").status, Status::Partial);
+    assert!(reports.iter().all(|r| r.path != "m.zip!3.txt"));
+}
+
+fn encode(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+    let (bytes, _, errors) = encoding.encode(text);
+    assert!(!errors);
+    bytes.into_owned()
+}
+
+#[test]
+fn legacy_encodings_map_back_to_raw_offsets() {
+    let card = luhn_complete("3540", 16);
+    let text = format!("お客様各位\nご注文ありがとうございます。\nカード番号：{card}\n");
+    let cases: Vec<(Vec<u8>, TextEncoding)> = vec![
+        (encode(&text, encoding_rs::SHIFT_JIS), TextEncoding::ShiftJis),
+        (encode(&text, encoding_rs::EUC_JP), TextEncoding::EucJp),
+        (encode(&text, encoding_rs::ISO_2022_JP), TextEncoding::Iso2022Jp),
+        (
+            [
+                &[0xFF, 0xFE][..],
+                &text.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<_>>(),
+            ]
+            .concat(),
+            TextEncoding::Utf16Le,
+        ),
+        (
+            [
+                &[0xFE, 0xFF][..],
+                &text.encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<_>>(),
+            ]
+            .concat(),
+            TextEncoding::Utf16Be,
+        ),
+    ];
+    for (bytes, encoding) in cases {
+        for chunk in [4096, 8 << 20] {
+            let reports = collect(&discovery(Limits::default().chunk(chunk)), "mail.txt", &bytes);
+            let r = object(&reports, "mail.txt");
+            assert_eq!(r.encoding, Some(encoding));
+            let found = cards(r);
+            assert_eq!(found.len(), 1, "{encoding:?}");
+            let loc = &found[0].locator;
+            assert_eq!(loc.line, 3, "{encoding:?}");
+            assert_eq!(loc.column, 7, "{encoding:?}");
+            // The raw bytes at the locator decode to the planted digits.
+            let raw = &bytes[loc.byte_offset..loc.byte_offset + loc.byte_len];
+            let (decoded, _, _) = match encoding {
+                TextEncoding::Utf16Le => encoding_rs::UTF_16LE.decode(raw),
+                TextEncoding::Utf16Be => encoding_rs::UTF_16BE.decode(raw),
+                TextEncoding::ShiftJis => encoding_rs::SHIFT_JIS.decode(raw),
+                TextEncoding::EucJp => encoding_rs::EUC_JP.decode(raw),
+                _ => encoding_rs::ISO_2022_JP.decode(raw),
+            };
+            assert!(
+                decoded == card.as_str(),
+                "{encoding:?}: locator does not point at the value"
+            );
+        }
+    }
+}
+
+/// A plain-text document of many lines with planted values, for chunking tests.
+fn long_document(lines: usize) -> (String, Vec<usize>) {
+    let mut s = String::new();
+    let mut offsets = Vec::new();
+    for i in 0..lines {
+        if i % 37 == 5 {
+            let card = luhn_complete(["4532", "5412", "3569"][i % 3], 16);
+            s.push_str(&format!("行{i}: お支払いカード {} を登録\n", card));
+            offsets.push(s.rfind(card.as_str()).expect("planted"));
+        } else {
+            s.push_str(&format!(
+                "行{i}: 本日は晴天なり。在庫 {} 点、価格 {} 円。\n",
+                i % 50,
+                i * 7
+            ));
+        }
+    }
+    (s, offsets)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Chunking never changes what is found or where.
+    #[test]
+    fn chunk_size_does_not_change_findings(chunk in 4096usize..40_000, lines in 200usize..1500) {
+        let (doc, offsets) = long_document(lines);
+        let whole = collect(&discovery(Limits::default()), "doc.txt", doc.as_bytes());
+        let chunked = collect(&discovery(Limits::default().chunk(chunk)), "doc.txt", doc.as_bytes());
+        let locs = |r: &[ObjectReport]| -> Vec<(usize, usize, usize)> {
+            cards(&r[0]).iter().map(|f| (f.locator.byte_offset, f.locator.line, f.locator.column)).collect()
+        };
+        prop_assert_eq!(locs(&whole), locs(&chunked));
+        let found: Vec<usize> = locs(&whole).into_iter().map(|l| l.0).collect();
+        prop_assert_eq!(found, offsets);
+    }
+
+    /// CSV rows and headers survive chunking, quoted line breaks included.
+    #[test]
+    fn csv_rows_survive_chunking(chunk in 4096usize..20_000, rows in 100usize..800) {
+        let mut csv = String::from("id,note,カード番号\n");
+        let mut expected = Vec::new();
+        for i in 0..rows {
+            let card = luhn_complete("4916", 16);
+            let note = if i % 3 == 0 { "\"複数行の\nメモ\"" } else { "memo" };
+            if i % 11 == 0 {
+                csv.push_str(&format!("{i},{note},{card}\n"));
+                expected.push(i + 2);
+            } else {
+                csv.push_str(&format!("{i},{note},\n"));
+            }
+        }
+        let reports = collect(&discovery(Limits::default().chunk(chunk)), "o.csv", csv.as_bytes());
+        let rows_found: Vec<usize> = cards(&reports[0])
+            .iter()
+            .map(|f| f.locator.record.as_ref().map_or(0, |r| r.row))
+            .collect();
+        prop_assert_eq!(rows_found, expected);
+        prop_assert!(cards(&reports[0]).iter().all(|f| f.locator.record.as_ref().and_then(|r| r.header.as_deref()) == Some("カード番号")));
+    }
+
+    /// Arbitrary bytes, under any name, never panic and always end in reports.
+    #[test]
+    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..4096), name in "[a-z]{1,8}\\.(zip|gz|csv|txt|tar)") {
+        let reports = collect(&discovery(Limits::default().chunk(4096)), &name, &bytes);
+        prop_assert!(!reports.is_empty());
+    }
+}
+
+#[test]
+fn a_line_longer_than_a_chunk_is_partial_with_columns_kept() {
+    let card = luhn_complete("4539", 16);
+    let line = format!("{} カード番号 {card} end\n", "あ".repeat(3000));
+    let reports = collect(
+        &discovery(Limits::default().chunk(4096)),
+        "long.txt",
+        line.as_bytes(),
+    );
+    let r = &reports[0];
+    assert_eq!(r.status, Status::Partial);
+    let found = cards(r);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].locator.byte_offset,
+        line.find(card.as_str()).expect("planted")
+    );
+    assert_eq!(found[0].locator.column, 3000 + 8);
+}
+
+#[test]
+fn headers_holding_values_are_not_printed() {
+    // A file without a real header: its first row is data that happens to
+    // hold a header keyword. The "header" of the phone column is an e-mail
+    // address here and must not reach the output.
+    let csv = "taro@example.com,電話番号\nhanako@example.org,090-1234-5678\n";
+    let reports = collect(&discovery(Limits::default()), "x.csv", csv.as_bytes());
+    for f in &reports[0].findings {
+        if let Some(rec) = &f.locator.record {
+            assert!(rec.header.as_deref() != Some("taro@example.com"));
+        }
+    }
+    assert!(reports[0].findings.iter().any(|f| f.category == Category::Phone));
+}
