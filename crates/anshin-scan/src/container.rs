@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{self, Cursor, Read, Seek};
 use std::path::Path;
 
+use zeroize::Zeroizing;
+
 use crate::text;
 use crate::{Discovery, ObjectKind, ObjectReport, Status};
 
@@ -136,10 +138,10 @@ fn sniff(head: &[u8]) -> Sniffed {
     }
 }
 
-/// The first bytes of a stream, and the error that cut them short, if any
-/// (what was read before the error is kept).
-fn read_head(reader: &mut dyn Read) -> (Vec<u8>, Option<io::Error>) {
-    let mut head = Vec::with_capacity(SNIFF);
+/// The first bytes of a stream (wiped on drop), and the error that cut them
+/// short, if any (what was read before the error is kept).
+fn read_head(reader: &mut dyn Read) -> (Zeroizing<Vec<u8>>, Option<io::Error>) {
+    let mut head = Zeroizing::new(Vec::with_capacity(SNIFF));
     match reader.take(SNIFF as u64).read_to_end(&mut head) {
         Ok(_) => (head, None),
         Err(e) => (head, Some(e)),
@@ -252,7 +254,7 @@ fn dispatch(
         Sniffed::Zip => {
             // A zip needs random access: hold it in memory, up to a limit.
             let max = limits.max_in_memory;
-            let mut buf = zeroize::Zeroizing::new(Vec::new());
+            let mut buf = Zeroizing::new(Vec::new());
             match reader.take(max + 1).read_to_end(&mut buf) {
                 Ok(_) if buf.len() as u64 > max => emit(ObjectReport::skipped(
                     name,

@@ -43,7 +43,7 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
         ObjectKind::Text
     };
     let mut report = ObjectReport::new(path, kind);
-    let mut buf = Zeroizing::new(Vec::with_capacity(chunk + 4096));
+    let mut buf = Zeroizing::new(Vec::new());
     let mut base = 0u64;
     let mut lines_before = 0usize;
     // Characters already seen on the line a chunk starts in (after a cut inside a line).
@@ -54,26 +54,19 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
     let mut eof = false;
     loop {
         // Fill the buffer up to one chunk.
-        while !eof && buf.len() < chunk {
-            let old = buf.len();
-            buf.resize(chunk, 0);
-            match reader.read(&mut buf[old..]) {
-                Ok(0) => {
-                    buf.truncate(old);
-                    eof = true;
-                }
-                Ok(n) => {
-                    buf.truncate(old + n);
-                    discovery.count_bytes(n);
-                    report.bytes += n as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
-                Err(e) => {
-                    buf.truncate(old);
-                    eof = true;
-                    report.degrade(Status::Partial, limit_reason(&e));
-                }
-            }
+        let mut read = 0u64;
+        let filled = if eof {
+            Ok(())
+        } else {
+            fill(&mut buf, reader, chunk, &mut eof, &mut |n| {
+                discovery.count_bytes(n);
+                read += n as u64;
+            })
+        };
+        report.bytes += read;
+        if let Err(e) = filled {
+            eof = true;
+            report.degrade(Status::Partial, limit_reason(&e));
         }
         if buf.is_empty() {
             break;
@@ -135,6 +128,49 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
         }
     }
     report
+}
+
+/// Smallest buffer: small files (most of them) never touch a whole chunk.
+const FIRST_BUFFER: usize = 64 << 10;
+
+/// Reads into `buf` until it holds `chunk` bytes or the reader ends. The
+/// buffer grows by doubling into a fresh allocation, so no copy of the
+/// content is ever freed without being wiped.
+fn fill(
+    buf: &mut Zeroizing<Vec<u8>>,
+    reader: &mut dyn Read,
+    chunk: usize,
+    eof: &mut bool,
+    counted: &mut dyn FnMut(usize),
+) -> std::io::Result<()> {
+    while buf.len() < chunk {
+        if buf.len() == buf.capacity() {
+            let cap = (buf.capacity() * 2).clamp(FIRST_BUFFER.min(chunk), chunk);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
+            bigger.extend_from_slice(buf);
+            *buf = bigger;
+        }
+        let old = buf.len();
+        let room = buf.capacity() - old;
+        buf.resize(old + room, 0);
+        match reader.read(&mut buf[old..]) {
+            Ok(0) => {
+                buf.truncate(old);
+                *eof = true;
+                return Ok(());
+            }
+            Ok(n) => {
+                buf.truncate(old + n);
+                counted(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+            Err(e) => {
+                buf.truncate(old);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn rebase(f: &mut Finding, base: u64, lines_before: usize, column_carry: usize) {
