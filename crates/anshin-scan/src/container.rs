@@ -252,16 +252,28 @@ fn dispatch(
         Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
         Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
         Sniffed::Zip => {
-            // A zip needs random access: hold it in memory, up to a limit.
-            let max = limits.max_in_memory;
+            // A zip needs random access: small ones are held in memory (wiped
+            // after), larger ones go through an unnamed temporary file, so
+            // memory stays bounded. The file holds the nested zip as it is,
+            // still compressed, and disappears when closed.
+            let max = usize::try_from(limits.max_in_memory).unwrap_or(usize::MAX - 1);
             let mut buf = Zeroizing::new(Vec::new());
-            match reader.take(max + 1).read_to_end(&mut buf) {
-                Ok(_) if buf.len() as u64 > max => emit(ObjectReport::skipped(
-                    name,
-                    ObjectKind::Zip,
-                    format!("nested zip larger than the in-memory limit of {max} bytes"),
-                )),
-                Ok(_) => scan_zip(ctx, name, Cursor::new(&buf[..]), depth, emit),
+            let mut eof = false;
+            if let Err(e) = text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}) {
+                let mut r = ObjectReport::new(name, ObjectKind::Zip);
+                r.degrade(Status::Skipped, limit_reason(&e));
+                emit(r);
+                return;
+            }
+            if eof {
+                scan_zip(ctx, name, Cursor::new(&buf[..]), depth, emit);
+                return;
+            }
+            match spill(&buf, reader) {
+                Ok(file) => {
+                    drop(buf);
+                    scan_zip(ctx, name, file, depth, emit);
+                }
                 Err(e) => {
                     let mut r = ObjectReport::new(name, ObjectKind::Zip);
                     r.degrade(Status::Skipped, limit_reason(&e));
@@ -270,6 +282,16 @@ fn dispatch(
             }
         }
     }
+}
+
+/// Copies a stream (its first bytes already read into `head`) to an unnamed
+/// temporary file and rewinds it.
+fn spill(head: &[u8], rest: &mut dyn Read) -> io::Result<File> {
+    let mut file = tempfile::tempfile()?;
+    io::Write::write_all(&mut file, head)?;
+    io::copy(rest, &mut file)?;
+    file.rewind()?;
+    Ok(file)
 }
 
 fn scan_zip<R: Read + Seek>(

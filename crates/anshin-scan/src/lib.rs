@@ -10,8 +10,9 @@
 //! - **Containers** (`container`): zip, tar, gzip and tar.gz, recursively,
 //!   sniffed by their magic bytes rather than their names, with inner paths
 //!   such as `orders.zip!2024/orders.csv`. Limits on nesting depth, expansion
-//!   ratio, expanded bytes per input, members per archive and the size of a
-//!   nested zip held in memory stop zip bombs; an object that hits one is
+//!   ratio, expanded bytes per input and members per archive stop zip
+//!   bombs (a nested zip over 32 MiB goes through an unnamed temporary file
+//!   rather than memory); an object that hits one is
 //!   reported `partial` or `skipped` with the reason, never a crash.
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
 //!   default) cut at line ends (at record ends for CSV), so memory stays
@@ -27,7 +28,9 @@
 //! - Inputs are hostile: archives may be bombs, names may be anything, files
 //!   may vanish or fail mid-read. Every limit turns into a status with a
 //!   reason; no input can make the scan panic, loop or grow memory past the
-//!   chunk size plus one nested zip (`Limits::max_in_memory`).
+//!   chunk size plus one nested zip of `Limits::max_in_memory` per level
+//!   (and the zip reader's central directory, which is proportional to the
+//!   archive's own size).
 //! - No raw value leaves this crate: [`anshin_detect::Finding`] holds only a
 //!   masked form and a keyed fingerprint. Chunk buffers are zeroized when
 //!   dropped. CSV column headers are printed only when the header itself
@@ -62,7 +65,8 @@ pub struct Limits {
     pub max_expanded: u64,
     /// Most members read from one archive.
     pub max_members: u64,
-    /// Largest nested zip read into memory (a zip needs random access).
+    /// Largest nested zip held in memory (a zip needs random access); larger
+    /// ones are copied to an unnamed temporary file.
     pub max_in_memory: u64,
     /// Text is scanned in pieces of about this many bytes.
     pub chunk: usize,
@@ -75,7 +79,7 @@ impl Default for Limits {
             max_ratio: 100,
             max_expanded: 16 << 30,
             max_members: 100_000,
-            max_in_memory: 256 << 20,
+            max_in_memory: 32 << 20,
             chunk: 8 << 20,
         }
     }

@@ -173,6 +173,29 @@ fn nested_archives_stop_at_the_depth_limit() {
 }
 
 #[test]
+fn nested_zips_over_the_memory_limit_go_through_a_temporary_file() {
+    let card = luhn_complete("4539", 16);
+    let text = format!("カード番号: {card}\n");
+    // Random bytes do not compress: the nested zip is larger than the limit below.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..40_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let inner = zip_of(&[("a.txt", text.as_bytes()), ("noise.bin", &noise)]);
+    assert!(inner.len() > 8192);
+    let outer = zip_of(&[("inner.zip", &inner)]);
+    let limits = Limits::default().max_in_memory(8192).max_ratio(10_000);
+    let reports = collect(&discovery(limits), "outer.zip", &outer);
+    assert_eq!(object(&reports, "outer.zip!inner.zip").status, Status::Complete);
+    assert_eq!(cards(object(&reports, "outer.zip!inner.zip!a.txt")).len(), 1);
+}
+
+#[test]
 fn zip_bombs_end_partial_not_exhausted() {
     let zeros = vec![b'0'; 8 << 20];
     let bomb = zip_of(&[("zeros.txt", &zeros)]);

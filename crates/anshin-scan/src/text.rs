@@ -136,7 +136,7 @@ const FIRST_BUFFER: usize = 64 << 10;
 /// Reads into `buf` until it holds `chunk` bytes or the reader ends. The
 /// buffer grows by doubling into a fresh allocation, so no copy of the
 /// content is ever freed without being wiped.
-fn fill(
+pub(crate) fn fill(
     buf: &mut Zeroizing<Vec<u8>>,
     reader: &mut dyn Read,
     chunk: usize,
