@@ -410,3 +410,49 @@ fn headers_holding_values_are_not_printed() {
     }
     assert!(reports[0].findings.iter().any(|f| f.category == Category::Phone));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Whatever is planted and however it is written, no output format
+    /// carries the raw value: only masks and fingerprints.
+    #[test]
+    fn no_format_carries_a_planted_value(
+        seeds in proptest::collection::vec((0usize..4, 0u64..1_000_000_000, "[a-z][a-z0-9]{7,12}"), 1..8),
+        csv in any::<bool>(),
+    ) {
+        let mut text = String::from("氏名,電話番号,email,カード番号\n");
+        let mut raw: Vec<String> = Vec::new();
+        for (style, n, local) in &seeds {
+            let card = luhn_complete(&format!("45{:06}", n % 1_000_000), 16);
+            let written = match style {
+                0 => card.clone(),
+                1 => format!("{} {} {} {}", &card[..4], &card[4..8], &card[8..12], &card[12..]),
+                2 => format!("{}-{}-{}-{}", &card[..4], &card[4..8], &card[8..12], &card[12..]),
+                _ => card.chars().map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap_or(c)).collect(),
+            };
+            let phone = format!("090{:08}", n % 100_000_000);
+            let email = format!("{local}@example.com");
+            text.push_str(&format!("山田 太郎,{phone},{email},{written}\n"));
+            raw.extend([card, written, phone, local.clone()]);
+        }
+        let name = if csv { "orders.csv" } else { "orders.txt" };
+        let d = discovery(Limits::default());
+        let mut found_cards = 0;
+        d.scan_reader(name, &mut Cursor::new(text.as_bytes()), &mut |r| {
+            found_cards += r.findings.iter().filter(|f| f.category == Category::Card).count();
+        });
+        prop_assert_eq!(found_cards, seeds.len(), "every planted card is found");
+        for format in [report::Format::Human, report::Format::Jsonl, report::Format::Csv, report::Format::Sarif] {
+            let d = discovery(Limits::default());
+            let mut out = Vec::new();
+            let mut w = report::ReportWriter::new(format, &mut out).expect("writer");
+            d.scan_reader(name, &mut Cursor::new(text.as_bytes()), &mut |r| w.object(&r).expect("write"));
+            w.finish().expect("finish");
+            let printed = String::from_utf8(out).expect("utf-8 output");
+            for (i, value) in raw.iter().enumerate() {
+                prop_assert!(!printed.contains(value.as_str()), "format {:?}: planted value #{} printed", format, i);
+            }
+        }
+    }
+}
