@@ -196,7 +196,7 @@ fn clean_header(ctx: &Ctx<'_>, cache: &mut Vec<(String, bool)>, header: String) 
 /// Detects the encoding on the first chunk, ignoring a character cut at its end.
 fn detect_first(buf: &[u8], eof: bool) -> (TextEncoding, usize) {
     if !eof
-        && let Err(e) = std::str::from_utf8(buf)
+        && let Err(e) = simdutf8::compat::from_utf8(buf)
         && e.error_len().is_none()
         && e.valid_up_to() > 0
     {
