@@ -1,7 +1,8 @@
 //! Archives and text objects as `anshin scan` reads them (zip, tar, gzip,
-//! nested, CSV, every encoding), from hostile bytes under any name: never
-//! panic, never hang, always report the object. Small limits so the fuzzer
-//! reaches the limit paths (depth, ratio, budget, members, long lines).
+//! nested, Word and Excel parts inside zips, CSV, every encoding), from
+//! hostile bytes under any name: never panic, never hang, always report the
+//! object. Small limits so the fuzzer reaches the limit paths (depth, ratio,
+//! budget, members, long lines).
 #![no_main]
 
 use anshin_crypto::fingerprint::FingerprintKey;

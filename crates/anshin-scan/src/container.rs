@@ -14,6 +14,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
+use crate::office::{self, Office};
 use crate::text;
 use crate::{Discovery, ObjectKind, ObjectReport, Status};
 
@@ -284,6 +285,98 @@ fn dispatch(
     }
 }
 
+/// Largest office part (one worksheet, the shared strings, a document body)
+/// read into memory, as a multiple of [`crate::Limits::max_in_memory`].
+const PART_FACTOR: u64 = 4;
+
+/// Reads a whole XML part of at most `PART_FACTOR × max_in_memory` bytes.
+fn read_xml(ctx: &Ctx<'_>, reader: &mut dyn Read) -> Result<Zeroizing<String>, String> {
+    let max = usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR))
+        .unwrap_or(usize::MAX - 1);
+    let mut buf = Zeroizing::new(Vec::new());
+    let mut eof = false;
+    text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}).map_err(|e| limit_reason(&e))?;
+    if !eof {
+        return Err(format!("XML part larger than {max} bytes"));
+    }
+    match simdutf8::basic::from_utf8(&buf) {
+        Ok(s) => Ok(Zeroizing::new(s.to_owned())),
+        Err(_) => Err("XML part is not UTF-8".to_owned()),
+    }
+}
+
+/// Reads one named part of a zip, if it is there.
+fn read_part<R: Read + Seek>(
+    ctx: &Ctx<'_>,
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+) -> Result<Option<Zeroizing<String>>, String> {
+    let member = match archive.by_name(name) {
+        Ok(m) => m,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format!("cannot read member: {e}")),
+    };
+    let compressed = member.compressed_size();
+    let mut bounded = Bounded {
+        inner: member,
+        expanded: 0,
+        compressed: Compressed::Known(compressed),
+        ctx,
+    };
+    read_xml(ctx, &mut bounded).map(Some)
+}
+
+/// Scans a document part as its text, or a worksheet as its cells.
+fn scan_office_part(
+    ctx: &Ctx<'_>,
+    path: String,
+    kind: Office,
+    reader: &mut dyn Read,
+    shared: &[Zeroizing<String>],
+) -> ObjectReport {
+    let object_kind = match kind {
+        Office::Docx => ObjectKind::Docx,
+        Office::Xlsx => ObjectKind::Xlsx,
+    };
+    let xml = match read_xml(ctx, reader) {
+        Ok(x) => x,
+        Err(reason) => return ObjectReport::skipped(path, object_kind, reason),
+    };
+    let mut report = match kind {
+        Office::Docx => match office::docx_text(&xml) {
+            Ok(text) => text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text),
+            Err(e) => return ObjectReport::skipped(path, object_kind, e.0),
+        },
+        Office::Xlsx => match office::sheet_tsv(&xml, shared) {
+            Ok((tsv, rows)) => {
+                let mut r = text::scan(
+                    ctx,
+                    path,
+                    &mut Cursor::new(tsv.as_bytes()),
+                    text::Mode::Csv(Some(b'\t')),
+                );
+                // The sheet's own row and column, not the extracted text's.
+                for f in &mut r.findings {
+                    if let Some(rec) = f.locator.record.as_mut() {
+                        rec.row = rec
+                            .row
+                            .checked_sub(1)
+                            .and_then(|i| rows.get(i))
+                            .map_or(rec.row, |&r| r as usize);
+                        f.locator.line = rec.row;
+                        f.locator.column = rec.field;
+                    }
+                }
+                r
+            }
+            Err(e) => return ObjectReport::skipped(path, object_kind, e.0),
+        },
+    };
+    report.kind = object_kind;
+    report.bytes = xml.len() as u64;
+    report
+}
+
 /// Copies a stream (its first bytes already read into `head`) to an unnamed
 /// temporary file and rewinds it.
 fn spill(head: &[u8], rest: &mut dyn Read) -> io::Result<File> {
@@ -311,6 +404,21 @@ fn scan_zip<R: Read + Seek>(
         }
     };
     let limits = &ctx.discovery.limits;
+    let office = office::kind(archive.file_names().filter_map(Result::ok));
+    let shared = match office {
+        Some(Office::Xlsx) => match read_part(ctx, &mut archive, "xl/sharedStrings.xml") {
+            Ok(None) => Vec::new(),
+            Ok(Some(xml)) => office::shared_strings(&xml).unwrap_or_else(|e| {
+                report.degrade(Status::Partial, format!("shared strings: {}", e.0));
+                Vec::new()
+            }),
+            Err(reason) => {
+                report.degrade(Status::Partial, format!("shared strings: {reason}"));
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
+    };
     for index in 0..archive.len() {
         if index as u64 >= limits.max_members {
             report.degrade(
@@ -360,7 +468,14 @@ fn scan_zip<R: Read + Seek>(
             compressed: Compressed::Known(compressed),
             ctx,
         };
-        scan_stream(ctx, inner, &mut bounded, depth + 1, emit);
+        match office {
+            // Read through the cells that use it.
+            Some(Office::Xlsx) if member_name == "xl/sharedStrings.xml" => {}
+            Some(kind) if office::is_text_part(kind, &member_name) => {
+                emit(scan_office_part(ctx, inner, kind, &mut bounded, &shared));
+            }
+            _ => scan_stream(ctx, inner, &mut bounded, depth + 1, emit),
+        }
         report.bytes += bounded.expanded;
     }
     emit(report);

@@ -14,6 +14,9 @@
 //!   bombs (a nested zip over 32 MiB goes through an unnamed temporary file
 //!   rather than memory); an object that hits one is
 //!   reported `partial` or `skipped` with the reason, never a crash.
+//! - **Office documents** (`office`): inside a zip that is a Word or Excel
+//!   file, the document text (docx) and the worksheet cells (xlsx, with the
+//!   sheet's row, column and header) are scanned instead of the raw XML.
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
 //!   default) cut at line ends (at record ends for CSV), so memory stays
 //!   bounded whatever the input size. The encoding (UTF-8, UTF-16, Shift_JIS,
@@ -42,6 +45,7 @@
 
 mod container;
 pub mod key;
+mod office;
 pub mod report;
 mod text;
 mod walk;
@@ -165,6 +169,13 @@ pub enum ObjectKind {
     Tar,
     /// A gzip stream (its content is an object of its own, or a tar).
     Gzip,
+    /// The text of a Word document part (`x.docx!word/document.xml`): a line
+    /// per paragraph; byte offsets refer to the extracted text.
+    Docx,
+    /// An Excel worksheet (`x.xlsx!xl/worksheets/sheet1.xml`): line and
+    /// column are the sheet's row and column (so is the CSV row and field);
+    /// byte offsets refer to the extracted cells.
+    Xlsx,
     /// A directory entry that is not a regular file (symbolic link, device…).
     Other,
 }
@@ -178,6 +189,8 @@ impl ObjectKind {
             Self::Zip => "zip",
             Self::Tar => "tar",
             Self::Gzip => "gzip",
+            Self::Docx => "docx",
+            Self::Xlsx => "xlsx",
             Self::Other => "other",
         }
     }

@@ -456,3 +456,111 @@ proptest! {
         }
     }
 }
+
+fn docx_of(paragraphs: &[&str]) -> Vec<u8> {
+    let body: String = paragraphs
+        .iter()
+        .map(|p| {
+            // Split each paragraph over two runs, as Word does after an edit.
+            let cut = p.char_indices().nth(p.chars().count() / 2).map_or(0, |(i, _)| i);
+            format!(
+                "<w:p><w:r><w:t>{}</w:t></w:r><w:r><w:t xml:space=\"preserve\">{}</w:t></w:r></w:p>",
+                &p[..cut],
+                &p[cut..]
+            )
+        })
+        .collect();
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("word/document.xml", doc.as_bytes()),
+    ])
+}
+
+/// An xlsx whose first sheet has `rows` (row number, cells as (column letter, text)).
+fn xlsx_of(rows: &[(u32, &[(&str, &str)])]) -> Vec<u8> {
+    let mut shared: Vec<String> = Vec::new();
+    let mut sheet = String::from("<worksheet><sheetData>");
+    for (r, cells) in rows {
+        sheet.push_str(&format!("<row r=\"{r}\">"));
+        for (col, text) in *cells {
+            shared.push((*text).to_owned());
+            sheet.push_str(&format!(
+                "<c r=\"{col}{r}\" t=\"s\"><v>{}</v></c>",
+                shared.len() - 1
+            ));
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let sst: String = shared.iter().map(|s| format!("<si><t>{s}</t></si>")).collect();
+    let sst = format!("<sst>{sst}</sst>");
+    zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("xl/workbook.xml", b"<workbook/>"),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+        ("xl/sharedStrings.xml", sst.as_bytes()),
+    ])
+}
+
+#[test]
+fn docx_text_is_scanned_by_paragraph() {
+    let card = luhn_complete("4539", 16);
+    let para = format!("カード番号：{card}");
+    let docx = docx_of(&["ご注文ありがとうございます。", &para]);
+    let reports = collect(&discovery(Limits::default()), "letter.docx", &docx);
+    let part = object(&reports, "letter.docx!word/document.xml");
+    assert_eq!(part.kind, ObjectKind::Docx);
+    let found = cards(part);
+    assert_eq!(found.len(), 1, "a card split over two runs is found whole");
+    assert_eq!((found[0].locator.line, found[0].locator.column), (2, 7));
+    assert_eq!(found[0].confidence, Confidence::High);
+    assert_eq!(found[0].locator.byte_len, 16);
+}
+
+#[test]
+fn xlsx_cells_have_sheet_rows_columns_and_headers() {
+    let card = luhn_complete("3569", 16);
+    let xlsx = xlsx_of(&[
+        (1, &[("A", "氏名"), ("B", "電話番号"), ("D", "カード番号")]),
+        (4, &[("A", "山田 太郎"), ("B", "090-1234-5678"), ("D", &card)]),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "orders.xlsx", &xlsx);
+    let sheet = object(&reports, "orders.xlsx!xl/worksheets/sheet1.xml");
+    assert_eq!(sheet.kind, ObjectKind::Xlsx);
+    assert!(reports.iter().all(|r| !r.path.ends_with("sharedStrings.xml")));
+    let found = cards(sheet);
+    assert_eq!(found.len(), 1);
+    let rec = found[0].locator.record.as_ref().expect("cell");
+    assert_eq!(
+        (rec.row, rec.field, rec.header.as_deref()),
+        (4, 4, Some("カード番号"))
+    );
+    assert_eq!((found[0].locator.line, found[0].locator.column), (4, 4));
+    let names: Vec<_> = sheet
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Name)
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert_eq!(
+        names[0].locator.record.as_ref().map(|r| (r.row, r.field)),
+        Some((4, 1))
+    );
+    assert!(sheet.findings.iter().any(|f| f.category == Category::Phone));
+}
+
+#[test]
+fn broken_office_parts_are_reported() {
+    let bad = zip_of(&[("word/document.xml", b"<w:p><w:t>unclosed</w:x>")]);
+    let reports = collect(&discovery(Limits::default()), "bad.docx", &bad);
+    let part = object(&reports, "bad.docx!word/document.xml");
+    assert_eq!(part.status, Status::Skipped);
+    assert!(
+        part.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("malformed XML"))
+    );
+}

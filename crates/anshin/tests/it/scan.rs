@@ -228,6 +228,60 @@ fn plant(root: &Path) -> Planted {
         "佐藤 花子".into(),
     ]);
 
+    // A Word document (the card split over two runs) and an Excel sheet.
+    let card = luhn_complete("3566", 16);
+    let half = card.len() / 2;
+    let doc = format!(
+        "<w:document xmlns:w=\"w\"><w:body><w:p><w:r><w:t>ご注文ありがとうございます。</w:t></w:r></w:p><w:p><w:r><w:t>カード番号：{}</w:t></w:r><w:r><w:t>{}</w:t></w:r></w:p></w:body></w:document>",
+        &card[..half],
+        &card[half..]
+    );
+    std::fs::write(
+        root.join("letter.docx"),
+        zip_of(&[
+            ("[Content_Types].xml", b"<Types/>"),
+            ("word/document.xml", doc.as_bytes()),
+        ]),
+    )
+    .expect("write");
+    let extracted = format!("ご注文ありがとうございます。\nカード番号：{card}\n");
+    expected.push(Expect {
+        path: rel("letter.docx!word/document.xml"),
+        category: "card",
+        byte_offset: extracted.find(&card).expect("planted") as u64,
+        line: 2,
+        column: 7,
+        row: None,
+        header: None,
+    });
+    raw.push(card);
+
+    let card = luhn_complete("5412", 16);
+    let sheet = format!(
+        "<worksheet><sheetData><row r=\"1\"><c r=\"A1\" t=\"s\"><v>0</v></c><c r=\"C1\" t=\"s\"><v>1</v></c></row><row r=\"7\"><c r=\"A7\" t=\"s\"><v>2</v></c><c r=\"C7\" t=\"inlineStr\"><is><t>{card}</t></is></c></row></sheetData></worksheet>"
+    );
+    let sst = "<sst><si><t>氏名</t></si><si><t>カード番号</t></si><si><t>鈴木 一郎</t></si></sst>";
+    std::fs::write(
+        root.join("orders.xlsx"),
+        zip_of(&[
+            ("xl/workbook.xml", b"<workbook/>"),
+            ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+            ("xl/sharedStrings.xml", sst.as_bytes()),
+        ]),
+    )
+    .expect("write");
+    let tsv = format!("氏名\t\tカード番号\n鈴木 一郎\t\t{card}\n");
+    expected.push(Expect {
+        path: rel("orders.xlsx!xl/worksheets/sheet1.xml"),
+        category: "card",
+        byte_offset: tsv.find(&card).expect("planted") as u64,
+        line: 7,
+        column: 3,
+        row: Some(7),
+        header: Some("カード番号"),
+    });
+    raw.extend([card, "鈴木 一郎".to_owned()]);
+
     // The same CSV inside a zip, a tar.gz and a gz.
     let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
     std::fs::write(root.join("orders.zip"), zip).expect("write");
@@ -345,6 +399,14 @@ fn planted_values_are_found_at_their_exact_locators_in_every_kind_and_encoding()
     assert_eq!(enc("jis.txt").as_deref(), Some("iso-2022-jp"));
     assert_eq!(enc("utf16.txt").as_deref(), Some("utf-16le"));
     assert_eq!(objects[&format!("{root}/orders.zip")]["kind"], "zip");
+    assert_eq!(
+        objects[&format!("{root}/letter.docx!word/document.xml")]["kind"],
+        "docx"
+    );
+    assert_eq!(
+        objects[&format!("{root}/orders.xlsx!xl/worksheets/sheet1.xml")]["kind"],
+        "xlsx"
+    );
     assert!(objects.values().all(|o| o["status"] == "complete"));
 }
 
