@@ -1,8 +1,8 @@
 //! Archives and text objects as `anshin scan` reads them (zip, tar, gzip,
-//! nested, Word and Excel parts inside zips, CSV, every encoding), from
-//! hostile bytes under any name: never panic, never hang, always report the
-//! object. Small limits so the fuzzer reaches the limit paths (depth, ratio,
-//! budget, members, long lines).
+//! nested, Word and Excel parts inside zips, e-mail and mailboxes, CSV,
+//! every encoding), from hostile bytes under any name: never panic, never
+//! hang, always report the object. Small limits so the fuzzer reaches the
+//! limit paths (depth, ratio, budget, members, long lines).
 #![no_main]
 
 use anshin_crypto::fingerprint::FingerprintKey;
@@ -10,7 +10,7 @@ use anshin_crypto::secret::KeyBytes;
 use anshin_scan::{Discovery, Limits, Scanner};
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 6] = ["a.zip", "b.tar", "c.gz", "d.csv", "e.tsv", "f.txt"];
+const NAMES: [&str; 8] = ["a.zip", "b.tar", "c.gz", "d.csv", "e.tsv", "f.txt", "g.eml", "h.mbox"];
 
 fuzz_target!(|input: &[u8]| {
     let Some((&selector, bytes)) = input.split_first() else {

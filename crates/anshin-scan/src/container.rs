@@ -14,6 +14,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
+use crate::mail;
 use crate::office::{self, Office};
 use crate::text;
 use crate::{Discovery, ObjectKind, ObjectReport, Status};
@@ -246,6 +247,17 @@ fn dispatch(
         return;
     }
     match kind {
+        Sniffed::Text if mail::is_mail(&name) => {
+            if depth >= limits.max_depth {
+                emit(ObjectReport::skipped(
+                    name,
+                    ObjectKind::Mail,
+                    format!("nested deeper than {} levels", limits.max_depth),
+                ));
+            } else {
+                mail::scan(ctx, name, reader, depth, emit);
+            }
+        }
         Sniffed::Text => {
             let mode = text::mode_for(&name);
             emit(text::scan(ctx, name, reader, mode));

@@ -17,6 +17,8 @@
 //! - **Office documents** (`office`): inside a zip that is a Word or Excel
 //!   file, the document text (docx) and the worksheet cells (xlsx, with the
 //!   sheet's row, column and header) are scanned instead of the raw XML.
+//! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
+//!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
 //!   default) cut at line ends (at record ends for CSV), so memory stays
 //!   bounded whatever the input size. The encoding (UTF-8, UTF-16, Shift_JIS,
@@ -45,6 +47,7 @@
 
 mod container;
 pub mod key;
+mod mail;
 mod office;
 pub mod report;
 mod text;
@@ -176,6 +179,9 @@ pub enum ObjectKind {
     /// column are the sheet's row and column (so is the CSV row and field);
     /// byte offsets refer to the extracted cells.
     Xlsx,
+    /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
+    /// object of its own (`inbox.mbox!3!orders.csv`).
+    Mail,
     /// A directory entry that is not a regular file (symbolic link, device…).
     Other,
 }
@@ -191,6 +197,7 @@ impl ObjectKind {
             Self::Gzip => "gzip",
             Self::Docx => "docx",
             Self::Xlsx => "xlsx",
+            Self::Mail => "mail",
             Self::Other => "other",
         }
     }

@@ -564,3 +564,105 @@ fn broken_office_parts_are_reported() {
             .is_some_and(|r| r.contains("malformed XML"))
     );
 }
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(T[(n >> (18 - 6 * k)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A multipart message: a quoted-printable body and a base64 attachment.
+pub(crate) fn mail_with_attachment(body: &str, filename: &str, attachment: &[u8]) -> String {
+    let qp: String = body
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_graphic() && b != b'=' || b == b' ' {
+                char::from(b).to_string()
+            } else if b == b'\n' {
+                "\r\n".into()
+            } else {
+                format!("={b:02X}")
+            }
+        })
+        .collect();
+    format!(
+        "From: shop@example.com\r\nTo: staff@example.com\r\nSubject: orders\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n\
+         --XYZ\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n\
+         --XYZ\r\nContent-Type: text/csv; name=\"{filename}\"\r\nContent-Disposition: attachment; filename=\"{filename}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--XYZ--\r\n",
+        base64(attachment)
+    )
+}
+
+#[test]
+fn mail_bodies_and_attachments_are_decoded_and_located() {
+    let card = luhn_complete("4539", 16);
+    let csv = orders_csv(&card);
+    let eml = mail_with_attachment(
+        "担当者様\n電話番号：090-8765-4321 までご連絡ください。\n",
+        "orders.csv",
+        csv.as_bytes(),
+    );
+    let reports = collect(&discovery(Limits::default()), "inbox/order.eml", eml.as_bytes());
+    assert_eq!(object(&reports, "inbox/order.eml").kind, ObjectKind::Mail);
+    let body = object(&reports, "inbox/order.eml!part1.txt");
+    let phones: Vec<_> = body
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Phone)
+        .collect();
+    assert_eq!(phones.len(), 1, "quoted-printable body decoded");
+    assert_eq!(phones[0].locator.line, 2);
+    let attachment = object(&reports, "inbox/order.eml!orders.csv");
+    assert_eq!(attachment.kind, ObjectKind::Csv);
+    let found = cards(attachment);
+    assert_eq!(found.len(), 1, "base64 attachment decoded");
+    assert_eq!(
+        found[0].locator.byte_offset,
+        csv.find(card.as_str()).expect("planted")
+    );
+    let rec = found[0].locator.record.as_ref().expect("row");
+    assert_eq!((rec.row, rec.header.as_deref()), (3, Some("カード番号")));
+}
+
+#[test]
+fn mailboxes_number_their_messages() {
+    let card = luhn_complete("5412", 16);
+    let mbox = format!(
+        "From a@example.com Mon Jan  5 10:00:00 2026\nSubject: hello\n\nnothing here\n\n\
+         From b@example.com Mon Jan  5 11:00:00 2026\nSubject: card\n\nカード番号 {card}\n"
+    );
+    let reports = collect(&discovery(Limits::default()), "Inbox.mbox", mbox.as_bytes());
+    assert!(cards(object(&reports, "Inbox.mbox!1!part1.txt")).is_empty());
+    assert_eq!(cards(object(&reports, "Inbox.mbox!2!part1.txt")).len(), 1);
+    assert_eq!(object(&reports, "Inbox.mbox").status, Status::Complete);
+}
+
+#[test]
+fn deeply_nested_mime_is_not_parsed() {
+    let mut eml = String::from("MIME-Version: 1.0\r\n");
+    for i in 0..100 {
+        eml.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    let reports = collect(&discovery(Limits::default()), "deep.eml", eml.as_bytes());
+    let r = object(&reports, "deep.eml");
+    assert_eq!(r.status, Status::Partial);
+    assert!(r.reason.as_deref().is_some_and(|x| x.contains("MIME boundaries")));
+}

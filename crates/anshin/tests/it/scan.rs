@@ -94,6 +94,26 @@ fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().expect("tar")
 }
 
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for k in 0..4 {
+            out.push(if k <= chunk.len() {
+                char::from(T[(n >> (18 - 6 * k)) as usize & 63])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 /// One planted value: where it must be reported.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Expect {
@@ -293,10 +313,19 @@ fn plant(root: &Path) -> Planted {
         .find(|e| e.path == rel("orders.csv") && e.category == "card")
         .cloned()
         .expect("csv card");
+    // And as a base64 attachment of an e-mail.
+    let eml = format!(
+        "From: shop@example.com\r\nSubject: orders\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n\
+         --B\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"orders.csv\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--B--\r\n",
+        base64(csv.as_bytes())
+    );
+    std::fs::write(root.join("order.eml"), eml).expect("write");
     for inner in [
         "orders.zip!2024/orders.csv",
         "backup.tar.gz!export/orders.csv",
         "orders.csv.gz!orders.csv",
+        "order.eml!orders.csv",
     ] {
         expected.push(Expect {
             path: rel(inner),
@@ -407,6 +436,7 @@ fn planted_values_are_found_at_their_exact_locators_in_every_kind_and_encoding()
         objects[&format!("{root}/orders.xlsx!xl/worksheets/sheet1.xml")]["kind"],
         "xlsx"
     );
+    assert_eq!(objects[&format!("{root}/order.eml")]["kind"], "mail");
     assert!(objects.values().all(|o| o["status"] == "complete"));
 }
 
