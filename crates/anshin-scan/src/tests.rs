@@ -370,7 +370,7 @@ proptest! {
 
     /// Arbitrary bytes, under any name, never panic and always end in reports.
     #[test]
-    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..4096), name in "[a-z]{1,8}\\.(zip|gz|csv|txt|tar)") {
+    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..4096), name in "[a-z]{1,8}\\.(zip|gz|csv|txt|tar|eml|mbox|docx|xlsx)") {
         let reports = collect(&discovery(Limits::default().chunk(4096)), &name, &bytes);
         prop_assert!(!reports.is_empty());
     }
