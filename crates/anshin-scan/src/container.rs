@@ -345,48 +345,85 @@ fn scan_office_part(
     kind: Office,
     reader: &mut dyn Read,
     shared: &[Zeroizing<String>],
-) -> ObjectReport {
+    emit: &mut dyn FnMut(ObjectReport),
+) {
     let object_kind = match kind {
         Office::Docx => ObjectKind::Docx,
         Office::Xlsx => ObjectKind::Xlsx,
+        Office::Odf => ObjectKind::Odf,
     };
     let xml = match read_xml(ctx, reader) {
         Ok(x) => x,
-        Err(reason) => return ObjectReport::skipped(path, object_kind, reason),
+        Err(reason) => return emit(ObjectReport::skipped(path, object_kind, reason)),
     };
-    let mut report = match kind {
+    let bytes = xml.len() as u64;
+    match kind {
         Office::Docx => match office::docx_text(&xml) {
-            Ok(text) => text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text),
-            Err(e) => return ObjectReport::skipped(path, object_kind, e.0),
+            Ok(text) => {
+                let mut r = text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text);
+                r.kind = object_kind;
+                r.bytes = bytes;
+                emit(r);
+            }
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         },
         Office::Xlsx => match office::sheet_tsv(&xml, shared) {
             Ok((tsv, rows)) => {
+                let mut r = scan_sheet(ctx, path, &tsv, &rows);
+                r.kind = object_kind;
+                r.bytes = bytes;
+                emit(r);
+            }
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
+        },
+        Office::Odf => match office::odf_content(&xml) {
+            Ok(content) => {
                 let mut r = text::scan(
                     ctx,
-                    path,
-                    &mut Cursor::new(tsv.as_bytes()),
-                    text::Mode::Csv(Some(b'\t')),
+                    path.clone(),
+                    &mut Cursor::new(content.text.as_bytes()),
+                    text::Mode::Text,
                 );
-                // The sheet's own row and column, not the extracted text's.
-                for f in &mut r.findings {
-                    if let Some(rec) = f.locator.record.as_mut() {
-                        rec.row = rec
-                            .row
-                            .checked_sub(1)
-                            .and_then(|i| rows.get(i))
-                            .map_or(rec.row, |&r| r as usize);
-                        f.locator.line = rec.row;
-                        f.locator.column = rec.field;
-                    }
+                r.kind = object_kind;
+                r.bytes = bytes;
+                emit(r);
+                for (i, table) in content.tables.iter().enumerate() {
+                    let name = if table.name.is_empty() {
+                        format!("table{}", i + 1)
+                    } else {
+                        table.name.replace('!', "_")
+                    };
+                    let mut r = scan_sheet(ctx, format!("{path}#{name}"), &table.tsv, &table.rows);
+                    r.kind = ObjectKind::OdfTable;
+                    emit(r);
                 }
-                r
             }
-            Err(e) => return ObjectReport::skipped(path, object_kind, e.0),
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         },
-    };
-    report.kind = object_kind;
-    report.bytes = xml.len() as u64;
-    report
+    }
+}
+
+/// Scans a sheet's cells as tab-separated text, then gives each finding the
+/// sheet's own row and column (also as line and column).
+fn scan_sheet(ctx: &Ctx<'_>, path: String, tsv: &str, rows: &[u32]) -> ObjectReport {
+    let mut r = text::scan(
+        ctx,
+        path,
+        &mut Cursor::new(tsv.as_bytes()),
+        text::Mode::Csv(Some(b'\t')),
+    );
+    for f in &mut r.findings {
+        if let Some(rec) = f.locator.record.as_mut() {
+            rec.row = rec
+                .row
+                .checked_sub(1)
+                .and_then(|i| rows.get(i))
+                .map_or(rec.row, |&r| r as usize);
+            f.locator.line = rec.row;
+            f.locator.column = rec.field;
+        }
+    }
+    r
 }
 
 /// Copies a stream (its first bytes already read into `head`) to an unnamed
@@ -484,7 +521,7 @@ fn scan_zip<R: Read + Seek>(
             // Read through the cells that use it.
             Some(Office::Xlsx) if member_name == "xl/sharedStrings.xml" => {}
             Some(kind) if office::is_text_part(kind, &member_name) => {
-                emit(scan_office_part(ctx, inner, kind, &mut bounded, &shared));
+                scan_office_part(ctx, inner, kind, &mut bounded, &shared, emit);
             }
             _ => scan_stream(ctx, inner, &mut bounded, depth + 1, emit),
         }

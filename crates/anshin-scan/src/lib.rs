@@ -16,7 +16,8 @@
 //!   reported `partial` or `skipped` with the reason, never a crash.
 //! - **Office documents** (`office`): inside a zip that is a Word or Excel
 //!   file, the document text (docx) and the worksheet cells (xlsx, with the
-//!   sheet's row, column and header) are scanned instead of the raw XML.
+//!   sheet's row, column and header) are scanned instead of the raw XML;
+//!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
@@ -179,6 +180,12 @@ pub enum ObjectKind {
     /// column are the sheet's row and column (so is the CSV row and field);
     /// byte offsets refer to the extracted cells.
     Xlsx,
+    /// The text of an OpenDocument file (`x.odt!content.xml`), outside its
+    /// tables: a line per paragraph; byte offsets refer to the extracted text.
+    Odf,
+    /// A table of an OpenDocument file (`x.ods!content.xml#Sheet1`): line and
+    /// column are the table's row and column, as for [`ObjectKind::Xlsx`].
+    OdfTable,
     /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
     /// object of its own (`inbox.mbox!3!orders.csv`).
     Mail,
@@ -197,6 +204,8 @@ impl ObjectKind {
             Self::Gzip => "gzip",
             Self::Docx => "docx",
             Self::Xlsx => "xlsx",
+            Self::Odf => "odf",
+            Self::OdfTable => "odf-table",
             Self::Mail => "mail",
             Self::Other => "other",
         }

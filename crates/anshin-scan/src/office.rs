@@ -18,15 +18,23 @@ use zeroize::Zeroizing;
 pub(crate) enum Office {
     Docx,
     Xlsx,
+    /// OpenDocument (odt, ods, …): everything is in `content.xml`.
+    Odf,
 }
 
 /// Recognises a document by its parts' names.
-pub(crate) fn kind<S: AsRef<str>>(mut names: impl Iterator<Item = S>) -> Option<Office> {
-    names.find_map(|n| match n.as_ref() {
-        "word/document.xml" => Some(Office::Docx),
-        "xl/workbook.xml" => Some(Office::Xlsx),
-        _ => None,
-    })
+pub(crate) fn kind<S: AsRef<str>>(names: impl Iterator<Item = S>) -> Option<Office> {
+    let (mut content, mut manifest) = (false, false);
+    for n in names {
+        match n.as_ref() {
+            "word/document.xml" => return Some(Office::Docx),
+            "xl/workbook.xml" => return Some(Office::Xlsx),
+            "content.xml" => content = true,
+            "META-INF/manifest.xml" => manifest = true,
+            _ => {}
+        }
+    }
+    (content && manifest).then_some(Office::Odf)
 }
 
 /// The parts read as document text rather than as raw XML.
@@ -50,6 +58,7 @@ pub(crate) fn is_text_part(office: Office, name: &str) -> bool {
                 .any(|p| rest.starts_with(p))
         }
         Office::Xlsx => name.starts_with("xl/worksheets/") && name.ends_with(".xml"),
+        Office::Odf => name == "content.xml",
     }
 }
 
@@ -280,6 +289,158 @@ pub(crate) fn sheet_tsv(
     Ok((out, rows))
 }
 
+/// What an OpenDocument `content.xml` holds: the text of its paragraphs
+/// outside tables, and each table (spreadsheet sheet) as tab-separated text
+/// with the sheet row of each record.
+#[derive(Default)]
+pub(crate) struct OdfContent {
+    pub text: Zeroizing<String>,
+    pub tables: Vec<OdfTable>,
+}
+
+/// One table of an OpenDocument file.
+#[derive(Default)]
+pub(crate) struct OdfTable {
+    pub name: String,
+    pub tsv: Zeroizing<String>,
+    pub rows: Vec<u32>,
+}
+
+/// Most rows or columns one repeat attribute may skip (ODF writes the empty
+/// rest of a sheet as one repeated row).
+const MAX_REPEAT: u32 = 1 << 20;
+
+fn repeat(e: &quick_xml::events::BytesStart<'_>, attr: &str) -> u32 {
+    e.try_get_attribute(attr)
+        .ok()
+        .flatten()
+        .and_then(|a| a.value.parse::<u32>().ok())
+        .unwrap_or(1)
+        .clamp(1, MAX_REPEAT)
+}
+
+/// Where text goes: the current cell, or the document text.
+fn sink<'a>(in_cell: bool, cell: &'a mut String, text: &'a mut String) -> &'a mut String {
+    if in_cell { cell } else { text }
+}
+
+/// Parses `content.xml` of an odt, ods or odp file.
+pub(crate) fn odf_content(xml: &str) -> Result<OdfContent, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = OdfContent::default();
+    let mut table: Option<OdfTable> = None;
+    let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
+    let (mut row, mut col) = (0u32, 0u32);
+    let (mut row_repeat, mut col_repeat) = (1u32, 1u32);
+    let mut cell = Zeroizing::new(String::new());
+    let mut in_cell = false;
+    // Depth of text:p / text:h elements we are inside.
+    let mut para = 0u32;
+    loop {
+        let event = reader.read_event().map_err(xml_err)?;
+        match event {
+            Event::Start(e) => match e.name().as_ref() {
+                "table:table" => {
+                    let name = e
+                        .try_get_attribute("table:name")
+                        .ok()
+                        .flatten()
+                        .map(|a| a.value.chars().filter(|c| !c.is_control()).take(64).collect())
+                        .unwrap_or_default();
+                    table = Some(OdfTable {
+                        name,
+                        ..OdfTable::default()
+                    });
+                    row = 0;
+                }
+                "table:table-row" => {
+                    row_repeat = repeat(&e, "table:number-rows-repeated");
+                    row = row.saturating_add(1);
+                    col = 0;
+                    cells.clear();
+                }
+                "table:table-cell" | "table:covered-table-cell" => {
+                    col_repeat = repeat(&e, "table:number-columns-repeated");
+                    col = col.saturating_add(1);
+                    cell.clear();
+                    in_cell = true;
+                }
+                "text:p" | "text:h" => {
+                    if para > 0 || (in_cell && !cell.is_empty()) {
+                        sink(in_cell, &mut cell, &mut out.text).push('\n');
+                    }
+                    para += 1;
+                }
+                "text:span" | "text:a" => {}
+                _ => {}
+            },
+            Event::Empty(e) => match e.name().as_ref() {
+                "table:table-row" => row = row.saturating_add(repeat(&e, "table:number-rows-repeated")),
+                "table:table-cell" | "table:covered-table-cell" => {
+                    col = col.saturating_add(repeat(&e, "table:number-columns-repeated"))
+                }
+                "text:s" if para > 0 => {
+                    let n = repeat(&e, "text:c").min(64);
+                    sink(in_cell, &mut cell, &mut out.text).extend(std::iter::repeat_n(' ', n as usize));
+                }
+                "text:tab" if para > 0 => sink(in_cell, &mut cell, &mut out.text).push('\t'),
+                "text:line-break" if para > 0 => sink(in_cell, &mut cell, &mut out.text).push('\n'),
+                _ => {}
+            },
+            Event::End(e) => match e.name().as_ref() {
+                "text:p" | "text:h" => {
+                    para = para.saturating_sub(1);
+                    if para == 0 && !in_cell {
+                        out.text.push('\n');
+                    }
+                }
+                "table:table-cell" | "table:covered-table-cell" => {
+                    in_cell = false;
+                    if !cell.is_empty() && col <= MAX_COLUMNS {
+                        cells.push((col, std::mem::take(&mut cell)));
+                    }
+                    cell = Zeroizing::new(String::new());
+                    col = col.saturating_add(col_repeat - 1);
+                }
+                "table:table-row" => {
+                    if let Some(t) = table.as_mut()
+                        && !cells.is_empty()
+                    {
+                        let mut next = 1;
+                        for (c, v) in &cells {
+                            while next < *c {
+                                t.tsv.push('\t');
+                                next += 1;
+                            }
+                            push_field(&mut t.tsv, v);
+                        }
+                        t.tsv.push('\n');
+                        t.rows.push(row);
+                    }
+                    cells.clear();
+                    row = row.saturating_add(row_repeat - 1);
+                }
+                "table:table" => {
+                    if let Some(t) = table.take() {
+                        out.tables.push(t);
+                    }
+                }
+                _ => {}
+            },
+            Event::Text(t) if para > 0 => {
+                sink(in_cell, &mut cell, &mut out.text).push_str(&t.xml10_content())
+            }
+            Event::CData(t) if para > 0 => {
+                sink(in_cell, &mut cell, &mut out.text).push_str(&t.xml10_content())
+            }
+            Event::GeneralRef(r) if para > 0 => push_ref(sink(in_cell, &mut cell, &mut out.text), &r),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +465,20 @@ mod tests {
     }
 
     #[test]
+    fn odf_text_and_tables() {
+        let xml = r#"<office:document-content><office:body><office:text><text:p>氏名：<text:span>山田</text:span><text:s/>太郎</text:p><text:h>見出し</text:h></office:text><office:spreadsheet><table:table table:name="注文"><table:table-row><table:table-cell><text:p>氏名</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="1024"/></table:table-row><table:table-row><table:table-cell><text:p>鈴木</text:p><text:p>一郎</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell office:value-type="string"><text:p>4111 1111</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
+        let c = odf_content(xml).expect("parse");
+        assert_eq!(c.text.as_str(), "氏名：山田 太郎\n見出し\n");
+        assert_eq!(c.tables.len(), 1);
+        assert_eq!(c.tables[0].name, "注文");
+        assert_eq!(
+            c.tables[0].tsv.as_str(),
+            "氏名\t\t\tカード番号\n\"鈴木\n一郎\"\t\t\t4111 1111\n"
+        );
+        assert_eq!(c.tables[0].rows, vec![1, 5]);
+    }
+
+    #[test]
     fn cell_refs_parse() {
         assert_eq!(cell_ref("A1"), Some((1, 1)));
         assert_eq!(cell_ref("AB12"), Some((12, 28)));
@@ -320,6 +495,11 @@ mod tests {
         );
         assert_eq!(kind(["xl/workbook.xml"].into_iter()), Some(Office::Xlsx));
         assert_eq!(kind(["a.txt"].into_iter()), None);
+        assert_eq!(
+            kind(["mimetype", "content.xml", "META-INF/manifest.xml"].into_iter()),
+            Some(Office::Odf)
+        );
+        assert_eq!(kind(["content.xml"].into_iter()), None);
         assert!(is_text_part(Office::Docx, "word/header1.xml"));
         assert!(!is_text_part(Office::Docx, "word/styles.xml"));
         assert!(is_text_part(Office::Xlsx, "xl/worksheets/sheet1.xml"));

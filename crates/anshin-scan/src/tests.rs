@@ -666,3 +666,45 @@ fn deeply_nested_mime_is_not_parsed() {
     assert_eq!(r.status, Status::Partial);
     assert!(r.reason.as_deref().is_some_and(|x| x.contains("MIME boundaries")));
 }
+
+fn odf_of(body: &str) -> Vec<u8> {
+    let content = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><office:document-content xmlns:office=\"o\" xmlns:text=\"t\" xmlns:table=\"b\"><office:body>{body}</office:body></office:document-content>"
+    );
+    zip_of(&[
+        ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+        ("META-INF/manifest.xml", b"<manifest/>"),
+        ("content.xml", content.as_bytes()),
+    ])
+}
+
+#[test]
+fn opendocument_text_and_tables_are_located() {
+    let card = luhn_complete("3528", 16);
+    let odt = odf_of(&format!(
+        "<office:text><text:p>ご注文の控え</text:p><text:p>カード番号：<text:span>{}</text:span>{}</text:p></office:text>",
+        &card[..8],
+        &card[8..]
+    ));
+    let reports = collect(&discovery(Limits::default()), "letter.odt", &odt);
+    let text = object(&reports, "letter.odt!content.xml");
+    assert_eq!(text.kind, ObjectKind::Odf);
+    let found = cards(text);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].locator.line, found[0].locator.column), (2, 7));
+
+    let ods = odf_of(&format!(
+        "<office:spreadsheet><table:table table:name=\"注文\"><table:table-row><table:table-cell><text:p>氏名</text:p></table:table-cell><table:table-cell table:number-columns-repeated=\"2\"/><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"3\"><table:table-cell/></table:table-row><table:table-row><table:table-cell><text:p>鈴木 一郎</text:p></table:table-cell><table:table-cell table:number-columns-repeated=\"2\"/><table:table-cell><text:p>{card}</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet>"
+    ));
+    let reports = collect(&discovery(Limits::default()), "book.ods", &ods);
+    let sheet = object(&reports, "book.ods!content.xml#注文");
+    assert_eq!(sheet.kind, ObjectKind::OdfTable);
+    let found = cards(sheet);
+    assert_eq!(found.len(), 1);
+    let rec = found[0].locator.record.as_ref().expect("cell");
+    assert_eq!(
+        (rec.row, rec.field, rec.header.as_deref()),
+        (5, 4, Some("カード番号"))
+    );
+    assert!(sheet.findings.iter().any(|f| f.category == Category::Name));
+}

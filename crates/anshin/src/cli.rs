@@ -113,7 +113,7 @@ Findings never hold a raw value: only a masked form (4111 11•• •••• 
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
 created on first use). Archives (zip, tar, tar.gz, gz) are opened recursively within
 the limits below; what hits a limit is reported partial or skipped with the reason.
-Word (docx) text and Excel (xlsx) cells are read as such, with sheet row and column;
+Word (docx, odt) text and spreadsheet (xlsx, ods) cells are read as such, with row and column;
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
 Exit codes:

@@ -313,6 +313,32 @@ fn plant(root: &Path) -> Planted {
         .find(|e| e.path == rel("orders.csv") && e.category == "card")
         .cloned()
         .expect("csv card");
+    // An OpenDocument spreadsheet: the table's row and column.
+    let card = luhn_complete("3589", 16);
+    let content = format!(
+        "<office:document-content><office:body><office:spreadsheet><table:table table:name=\"Sheet1\"><table:table-row><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"2\"><table:table-cell/></table:table-row><table:table-row><table:table-cell><text:p>{card}</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"
+    );
+    std::fs::write(
+        root.join("book.ods"),
+        zip_of(&[
+            ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+            ("META-INF/manifest.xml", b"<manifest/>"),
+            ("content.xml", content.as_bytes()),
+        ]),
+    )
+    .expect("write");
+    let tsv = format!("カード番号\n{card}\n");
+    expected.push(Expect {
+        path: rel("book.ods!content.xml#Sheet1"),
+        category: "card",
+        byte_offset: tsv.find(&card).expect("planted") as u64,
+        line: 4,
+        column: 1,
+        row: Some(4),
+        header: Some("カード番号"),
+    });
+    raw.push(card);
+
     // And as a base64 attachment of an e-mail.
     let eml = format!(
         "From: shop@example.com\r\nSubject: orders\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
