@@ -75,38 +75,98 @@ pub(crate) fn next_record(text: &[u8], mut pos: usize, delim: u8, cells: &mut Ve
     }
 }
 
-/// Scans `text` as CSV; returns the column headers when a header row was recognised.
-pub(crate) fn scan(engine: &mut Engine<'_, '_>, text: &str, delimiter: Option<u8>) -> Vec<String> {
-    let bytes = text.as_bytes();
-    let delim = delimiter.unwrap_or_else(|| sniff_delimiter(bytes));
-    let mut cells = Vec::new();
-    let mut pos = next_record(bytes, 0, delim, &mut cells);
-    let first_cells = cells.clone();
-    let keywords = engine.keywords();
-    let columns: Vec<u32> = first_cells
-        .iter()
-        .map(|&(s, e)| keywords.classify_header(text.get(s..e).unwrap_or("")))
-        .collect();
-    let has_header = columns.iter().any(|&c| c != 0);
-    let headers: Vec<String> = if has_header {
-        first_cells
-            .iter()
-            .map(|&(s, e)| text.get(s..e).unwrap_or("").chars().take(64).collect())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut row = 1;
-    if !has_header {
-        scan_record(engine, &first_cells, &[], row, 0, pos);
+/// What CSV mode learnt from the first chunk of a file: the delimiter, the
+/// column classes and headers, and how many records it has seen. Carried from
+/// chunk to chunk so that a large file can be scanned in pieces.
+#[derive(Clone)]
+pub struct CsvLayout {
+    pub(crate) delimiter: u8,
+    pub(crate) columns: Vec<u32>,
+    pub(crate) headers: Vec<String>,
+    /// Records (rows, header included) read so far.
+    pub(crate) records: usize,
+}
+
+impl std::fmt::Debug for CsvLayout {
+    // Headers are column names, but a file without a real header row could put
+    // a value there: print only their count.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvLayout")
+            .field("delimiter", &char::from(self.delimiter))
+            .field("columns", &self.columns.len())
+            .field("records", &self.records)
+            .finish()
     }
+}
+
+impl CsvLayout {
+    /// Records (rows, header included) read so far.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Whether the first row was recognised as a header.
+    pub fn has_header(&self) -> bool {
+        !self.headers.is_empty()
+    }
+
+    pub(crate) fn headers(&self) -> &[String] {
+        &self.headers
+    }
+}
+
+/// Scans `text` as CSV. With `layout` `None` the first record decides the
+/// layout (delimiter, header); otherwise `text` continues a file whose layout
+/// is known and row numbers go on from it. Returns the layout after `text`.
+pub(crate) fn scan(
+    engine: &mut Engine<'_, '_>,
+    text: &str,
+    delimiter: Option<u8>,
+    layout: Option<CsvLayout>,
+) -> CsvLayout {
+    let bytes = text.as_bytes();
+    let mut cells = Vec::new();
+    let (mut layout, mut pos) = match layout {
+        Some(layout) => (layout, 0),
+        None => {
+            let delim = delimiter.unwrap_or_else(|| sniff_delimiter(bytes));
+            let pos = next_record(bytes, 0, delim, &mut cells);
+            let keywords = engine.keywords();
+            let columns: Vec<u32> = cells
+                .iter()
+                .map(|&(s, e)| keywords.classify_header(text.get(s..e).unwrap_or("")))
+                .collect();
+            let has_header = columns.iter().any(|&c| c != 0);
+            let headers: Vec<String> = if has_header {
+                cells
+                    .iter()
+                    .map(|&(s, e)| text.get(s..e).unwrap_or("").chars().take(64).collect())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if !has_header && !bytes.is_empty() {
+                scan_record(engine, &cells, &[], 1, 0, pos);
+            }
+            let records = usize::from(!bytes.is_empty());
+            (
+                CsvLayout {
+                    delimiter: delim,
+                    columns,
+                    headers,
+                    records,
+                },
+                pos,
+            )
+        }
+    };
     while pos < bytes.len() {
         let start = pos;
-        pos = next_record(bytes, pos, delim, &mut cells);
-        row += 1;
-        scan_record(engine, &cells, &columns, row, start, pos);
+        pos = next_record(bytes, pos, layout.delimiter, &mut cells);
+        layout.records += 1;
+        scan_record(engine, &cells, &layout.columns, layout.records, start, pos);
     }
-    headers
+    layout
 }
 
 fn scan_record(

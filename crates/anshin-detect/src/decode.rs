@@ -75,7 +75,7 @@ impl TextEncoding {
 /// the sample without errors, ties broken by which one's kana byte pairs occur
 /// more often.
 pub fn detect_encoding(bytes: &[u8]) -> (TextEncoding, usize) {
-    detect_with(bytes, || Encoding::utf8_valid_up_to(bytes) == bytes.len())
+    detect_with(bytes, || simdutf8::basic::from_utf8(bytes).is_ok())
 }
 
 /// [`detect_encoding`] with the (whole-buffer, costly) UTF-8 validity test
@@ -214,7 +214,7 @@ impl<'a> DecodedText<'a> {
     pub fn decode(source: &'a [u8]) -> Self {
         let mut utf8: Option<&'a str> = None;
         let (encoding, bom) = detect_with(source, || {
-            utf8 = std::str::from_utf8(source).ok();
+            utf8 = simdutf8::basic::from_utf8(source).ok();
             utf8.is_some()
         });
         match utf8 {
@@ -235,7 +235,7 @@ impl<'a> DecodedText<'a> {
     pub fn decode_as(source: &'a [u8], encoding: TextEncoding, bom: usize) -> Self {
         let bom = bom.min(source.len());
         if encoding == TextEncoding::Utf8
-            && let Ok(text) = std::str::from_utf8(&source[bom..])
+            && let Ok(text) = simdutf8::basic::from_utf8(&source[bom..])
         {
             return Self {
                 text: Cow::Borrowed(text),

@@ -73,7 +73,8 @@ pub mod validate;
 
 use anshin_crypto::fingerprint::FingerprintKey;
 
-pub use decode::{DecodedText, TextEncoding};
+pub use csv::CsvLayout;
+pub use decode::{DecodedText, TextEncoding, detect_encoding};
 pub use finding::{Category, Confidence, Finding, Fingerprint, Locator, RecordLocator};
 
 /// What a scan reports and how.
@@ -162,14 +163,24 @@ impl Scanner {
 
     /// Scans a buffer as text in whatever encoding it is in.
     pub fn scan(&self, input: &[u8]) -> ScanOutput {
-        let decoded = DecodedText::decode(input);
+        self.scan_decoded(&DecodedText::decode(input))
+    }
+
+    /// Scans a buffer in a known encoding, skipping `bom` leading bytes: the
+    /// second and later pieces of a file read in chunks, whose encoding was
+    /// detected on the first ([`detect_encoding`]).
+    pub fn scan_as(&self, input: &[u8], encoding: TextEncoding, bom: usize) -> ScanOutput {
+        self.scan_decoded(&DecodedText::decode_as(input, encoding, bom))
+    }
+
+    fn scan_decoded(&self, decoded: &DecodedText<'_>) -> ScanOutput {
         let mut engine = scan::Engine::new(self, decoded.text());
         engine.scan_region(scan::Region {
             start: 0,
             end: decoded.text().len(),
             column: 0,
         });
-        let findings = resolve(&decoded, engine.out, &[]);
+        let findings = resolve(decoded, engine.out, &[]);
         ScanOutput {
             encoding: decoded.encoding(),
             decode_errors: decoded.had_errors(),
@@ -184,14 +195,40 @@ impl Scanner {
     /// every non-empty cell.
     pub fn scan_csv(&self, input: &[u8], delimiter: Option<u8>) -> ScanOutput {
         let decoded = DecodedText::decode(input);
+        self.scan_csv_decoded(&decoded, delimiter, None).0
+    }
+
+    /// Scans one piece of a CSV/TSV file read in chunks, each piece ending at
+    /// a record boundary. Pass `layout` `None` with the first piece (its first
+    /// row decides delimiter and header) and the returned layout with each
+    /// following one: headers keep applying and row numbers go on.
+    pub fn scan_csv_chunk(
+        &self,
+        input: &[u8],
+        encoding: TextEncoding,
+        bom: usize,
+        delimiter: Option<u8>,
+        layout: Option<CsvLayout>,
+    ) -> (ScanOutput, CsvLayout) {
+        let decoded = DecodedText::decode_as(input, encoding, bom);
+        self.scan_csv_decoded(&decoded, delimiter, layout)
+    }
+
+    fn scan_csv_decoded(
+        &self,
+        decoded: &DecodedText<'_>,
+        delimiter: Option<u8>,
+        layout: Option<CsvLayout>,
+    ) -> (ScanOutput, CsvLayout) {
         let mut engine = scan::Engine::new(self, decoded.text());
-        let headers = csv::scan(&mut engine, decoded.text(), delimiter);
-        let findings = resolve(&decoded, engine.out, &headers);
-        ScanOutput {
+        let layout = csv::scan(&mut engine, decoded.text(), delimiter, layout);
+        let findings = resolve(decoded, engine.out, layout.headers());
+        let out = ScanOutput {
             encoding: decoded.encoding(),
             decode_errors: decoded.had_errors(),
             findings,
-        }
+        };
+        (out, layout)
     }
 
     /// Scans text that is already UTF-8. Offsets are offsets into `text`.

@@ -278,6 +278,43 @@ fn names_and_addresses_by_label() {
 }
 
 #[test]
+fn csv_in_chunks_keeps_headers_and_row_numbers() {
+    let csv = "注文番号,氏名,電話番号,email,カード番号,住所\n\
+               202601150001,山田 太郎,09012345678,taro@example.com,4111111111111111,東京都港区1-2-3\n\
+               4242424242424242,佐藤 花子,0312345678,hanako@example.jp,5555555555554444,大阪府大阪市\n";
+    let whole = scanner().scan_csv(csv.as_bytes(), None).findings;
+    let cut = csv.find("4242").expect("second row");
+    let s = scanner();
+    let (first, layout) = s.scan_csv_chunk(&csv.as_bytes()[..cut], TextEncoding::Utf8, 0, None, None);
+    assert!(layout.has_header());
+    assert_eq!(layout.records(), 2);
+    let (second, layout) =
+        s.scan_csv_chunk(&csv.as_bytes()[cut..], TextEncoding::Utf8, 0, None, Some(layout));
+    assert_eq!(layout.records(), 3);
+    let key = |f: &Finding, base: usize| {
+        let r = f.locator.record.clone().expect("record");
+        (
+            f.category,
+            f.confidence,
+            r.row,
+            r.field,
+            r.header,
+            f.locator.byte_offset + base,
+        )
+    };
+    let chunked: Vec<_> = first
+        .findings
+        .iter()
+        .map(|f| key(f, 0))
+        .chain(second.findings.iter().map(|f| key(f, cut)))
+        .collect();
+    let expected: Vec<_> = whole.iter().map(|f| key(f, 0)).collect();
+    assert_eq!(chunked, expected);
+    // Debug of a layout shows no header text.
+    assert!(!format!("{layout:?}").contains("氏名"));
+}
+
+#[test]
 fn csv_headers_raise_confidence_and_locate_cells() {
     let csv = "注文番号,氏名,電話番号,email,カード番号,住所\n\
                202601150001,山田 太郎,09012345678,taro@example.com,4111111111111111,東京都港区1-2-3\n\

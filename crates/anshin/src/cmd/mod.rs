@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod init;
 mod principal;
+mod scan;
 mod serve;
 
 use std::io::IsTerminal;
@@ -53,6 +54,7 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Audit(command) => audit::run(&config, command).await,
         Command::Demo { json } => demo::run(&config, json).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Scan(args) => scan::run(&config, args),
         Command::Config { json } => {
             if json {
                 println!(
@@ -77,6 +79,8 @@ fn exit_code(err: &Error) -> u8 {
         "already_initialised" | "root_key_unreadable" => 3,
         "storage_unavailable" => 4,
         "audit_verification_failed" => 5,
+        "scan_findings" => 6,
+        "scan_usage" => 2,
         _ => 1,
     }
 }

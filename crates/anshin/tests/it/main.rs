@@ -11,4 +11,5 @@ mod credentials;
 mod logs;
 mod regression;
 mod retention;
+mod scan;
 mod store;

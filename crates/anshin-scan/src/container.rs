@@ -1,0 +1,671 @@
+//! Containers: zip, tar, gzip (and so tar.gz), opened by their magic bytes,
+//! recursively, within limits.
+//!
+//! Every byte that comes out of a decompressor goes through [`Bounded`],
+//! which enforces the expansion ratio against the compressed bytes actually
+//! consumed and the expanded-bytes budget of the top-level input. A limit
+//! surfaces as an I/O error carrying [`LimitHit`]; the object being read
+//! ends `partial` with its reason.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, Cursor, Read, Seek};
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::mail;
+use crate::office::{self, Office};
+use crate::text;
+use crate::{Discovery, ObjectKind, ObjectReport, Status};
+
+/// Expanded bytes allowed before the ratio applies (small members of highly
+/// compressible text legitimately reach 100:1).
+const RATIO_SLACK: u64 = 1 << 20;
+
+/// State shared by everything read from one top-level input.
+pub(crate) struct Ctx<'d> {
+    pub discovery: &'d Discovery,
+    /// Expanded bytes left in this input's budget.
+    expanded_left: Cell<u64>,
+}
+
+impl<'d> Ctx<'d> {
+    pub fn new(discovery: &'d Discovery) -> Self {
+        Self {
+            discovery,
+            expanded_left: Cell::new(discovery.limits.max_expanded),
+        }
+    }
+}
+
+/// A limit was reached while reading; the message is the reason shown.
+#[derive(Debug)]
+pub(crate) struct LimitHit(pub String);
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LimitHit {}
+
+/// The reason to report for a read error: the limit's message, or the I/O error.
+pub(crate) fn limit_reason(e: &io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<LimitHit>()) {
+        Some(hit) => hit.0.clone(),
+        None => format!("read error: {e}"),
+    }
+}
+
+/// Counts the compressed bytes a decompressor consumes.
+struct Counting<'c, R> {
+    inner: R,
+    count: &'c Cell<u64>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Where the compressed size of a stream comes from.
+enum Compressed<'c> {
+    /// Known in advance (a zip member's header; the zip reader reads no more).
+    Known(u64),
+    /// Counted as the decompressor consumes it.
+    Counted(&'c Cell<u64>),
+}
+
+/// The expanded side of a decompressor, held to the ratio and the budget.
+struct Bounded<'c, 'd, R> {
+    inner: R,
+    expanded: u64,
+    compressed: Compressed<'c>,
+    ctx: &'c Ctx<'d>,
+}
+
+impl<R: Read> Read for Bounded<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let n64 = n as u64;
+        self.expanded += n64;
+        let left = self.ctx.expanded_left.get();
+        if n64 > left {
+            self.ctx.expanded_left.set(0);
+            return Err(io::Error::other(LimitHit(format!(
+                "expanded size over the limit of {} bytes for one input",
+                self.ctx.discovery.limits.max_expanded
+            ))));
+        }
+        self.ctx.expanded_left.set(left - n64);
+        let compressed = match &self.compressed {
+            Compressed::Known(c) => *c,
+            Compressed::Counted(c) => c.get(),
+        };
+        let ratio = self.ctx.discovery.limits.max_ratio;
+        if self.expanded > RATIO_SLACK && self.expanded / compressed.max(1) > ratio {
+            return Err(io::Error::other(LimitHit(format!(
+                "compression ratio over {ratio}:1 (a zip bomb?)"
+            ))));
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniffed {
+    Zip,
+    Gzip,
+    Tar,
+    Text,
+}
+
+/// Bytes needed to tell the containers apart (a tar header's magic is at 257).
+const SNIFF: usize = 512;
+
+fn sniff(head: &[u8]) -> Sniffed {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Sniffed::Zip
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Sniffed::Gzip
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Sniffed::Tar
+    } else {
+        Sniffed::Text
+    }
+}
+
+/// The first bytes of a stream (wiped on drop), and the error that cut them
+/// short, if any (what was read before the error is kept).
+fn read_head(reader: &mut dyn Read) -> (Zeroizing<Vec<u8>>, Option<io::Error>) {
+    let mut head = Zeroizing::new(Vec::with_capacity(SNIFF));
+    match reader.take(SNIFF as u64).read_to_end(&mut head) {
+        Ok(_) => (head, None),
+        Err(e) => (head, Some(e)),
+    }
+}
+
+/// A reader that fails with `error` once `head` is consumed: a stream whose
+/// beginning was read before it broke is still scanned, then ends `partial`.
+struct Failing(Option<io::Error>);
+
+impl Read for Failing {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Scans a file on disk.
+pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn FnMut(ObjectReport)) {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            emit(ObjectReport::skipped(
+                name,
+                ObjectKind::Text,
+                format!("cannot open: {e}"),
+            ));
+            return;
+        }
+    };
+    let (head, error) = read_head(&mut file);
+    if let Some(e) = error {
+        let kind = sniff(&head);
+        let mut reader = Cursor::new(head).chain(Failing(Some(e)));
+        dispatch(ctx, name, &mut reader, kind, 0, emit);
+        return;
+    }
+    if sniff(&head) == Sniffed::Zip {
+        // In place: the zip reader seeks in the file, nothing is held in memory.
+        if let Err(e) = file.rewind() {
+            emit(ObjectReport::skipped(
+                name,
+                ObjectKind::Zip,
+                format!("cannot read: {e}"),
+            ));
+            return;
+        }
+        scan_zip(ctx, name, file, 0, emit);
+        return;
+    }
+    let kind = sniff(&head);
+    let mut reader = Cursor::new(head).chain(file);
+    dispatch(ctx, name, &mut reader, kind, 0, emit);
+}
+
+/// Scans any byte stream (standard input, an archive member).
+pub(crate) fn scan_stream(
+    ctx: &Ctx<'_>,
+    name: String,
+    reader: &mut dyn Read,
+    depth: u32,
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let (head, error) = read_head(reader);
+    let kind = sniff(&head);
+    match error {
+        None => dispatch(ctx, name, &mut Cursor::new(head).chain(reader), kind, depth, emit),
+        Some(e) => dispatch(
+            ctx,
+            name,
+            &mut Cursor::new(head).chain(Failing(Some(e))),
+            kind,
+            depth,
+            emit,
+        ),
+    }
+}
+
+fn dispatch(
+    ctx: &Ctx<'_>,
+    name: String,
+    reader: &mut dyn Read,
+    kind: Sniffed,
+    depth: u32,
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let limits = &ctx.discovery.limits;
+    if kind != Sniffed::Text && depth >= limits.max_depth {
+        let object_kind = match kind {
+            Sniffed::Zip => ObjectKind::Zip,
+            Sniffed::Gzip => ObjectKind::Gzip,
+            _ => ObjectKind::Tar,
+        };
+        emit(ObjectReport::skipped(
+            name,
+            object_kind,
+            format!("archive nested deeper than {} levels", limits.max_depth),
+        ));
+        return;
+    }
+    match kind {
+        Sniffed::Text if mail::is_mail(&name) => {
+            if depth >= limits.max_depth {
+                emit(ObjectReport::skipped(
+                    name,
+                    ObjectKind::Mail,
+                    format!("nested deeper than {} levels", limits.max_depth),
+                ));
+            } else {
+                mail::scan(ctx, name, reader, depth, emit);
+            }
+        }
+        Sniffed::Text => {
+            let mode = text::mode_for(&name);
+            emit(text::scan(ctx, name, reader, mode));
+        }
+        Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
+        Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
+        Sniffed::Zip => {
+            // A zip needs random access: small ones are held in memory (wiped
+            // after), larger ones go through an unnamed temporary file, so
+            // memory stays bounded. The file holds the nested zip as it is,
+            // still compressed, and disappears when closed.
+            let max = usize::try_from(limits.max_in_memory).unwrap_or(usize::MAX - 1);
+            let mut buf = Zeroizing::new(Vec::new());
+            let mut eof = false;
+            if let Err(e) = text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}) {
+                let mut r = ObjectReport::new(name, ObjectKind::Zip);
+                r.degrade(Status::Skipped, limit_reason(&e));
+                emit(r);
+                return;
+            }
+            if eof {
+                scan_zip(ctx, name, Cursor::new(&buf[..]), depth, emit);
+                return;
+            }
+            match spill(&buf, reader) {
+                Ok(file) => {
+                    drop(buf);
+                    scan_zip(ctx, name, file, depth, emit);
+                }
+                Err(e) => {
+                    let mut r = ObjectReport::new(name, ObjectKind::Zip);
+                    r.degrade(Status::Skipped, limit_reason(&e));
+                    emit(r);
+                }
+            }
+        }
+    }
+}
+
+/// Largest office part (one worksheet, the shared strings, a document body)
+/// read into memory, as a multiple of [`crate::Limits::max_in_memory`].
+const PART_FACTOR: u64 = 4;
+
+/// Reads a whole XML part of at most `PART_FACTOR × max_in_memory` bytes.
+fn read_xml(ctx: &Ctx<'_>, reader: &mut dyn Read) -> Result<Zeroizing<String>, String> {
+    let max = usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR))
+        .unwrap_or(usize::MAX - 1);
+    let mut buf = Zeroizing::new(Vec::new());
+    let mut eof = false;
+    text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}).map_err(|e| limit_reason(&e))?;
+    if !eof {
+        return Err(format!("XML part larger than {max} bytes"));
+    }
+    match simdutf8::basic::from_utf8(&buf) {
+        Ok(s) => Ok(Zeroizing::new(s.to_owned())),
+        Err(_) => Err("XML part is not UTF-8".to_owned()),
+    }
+}
+
+/// Reads one named part of a zip, if it is there.
+fn read_part<R: Read + Seek>(
+    ctx: &Ctx<'_>,
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+) -> Result<Option<Zeroizing<String>>, String> {
+    let member = match archive.by_name(name) {
+        Ok(m) => m,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format!("cannot read member: {e}")),
+    };
+    let compressed = member.compressed_size();
+    let mut bounded = Bounded {
+        inner: member,
+        expanded: 0,
+        compressed: Compressed::Known(compressed),
+        ctx,
+    };
+    read_xml(ctx, &mut bounded).map(Some)
+}
+
+/// Scans a document part as its text, or a worksheet as its cells.
+fn scan_office_part(
+    ctx: &Ctx<'_>,
+    path: String,
+    kind: Office,
+    reader: &mut dyn Read,
+    shared: &[Zeroizing<String>],
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let object_kind = match kind {
+        Office::Docx => ObjectKind::Docx,
+        Office::Xlsx => ObjectKind::Xlsx,
+        Office::Odf => ObjectKind::Odf,
+    };
+    let xml = match read_xml(ctx, reader) {
+        Ok(x) => x,
+        Err(reason) => return emit(ObjectReport::skipped(path, object_kind, reason)),
+    };
+    let bytes = xml.len() as u64;
+    match kind {
+        Office::Docx => match office::docx_text(&xml) {
+            Ok(text) => {
+                let mut r = text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text);
+                r.kind = object_kind;
+                r.bytes = bytes;
+                emit(r);
+            }
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
+        },
+        Office::Xlsx => match office::sheet_tsv(&xml, shared) {
+            Ok((tsv, rows)) => {
+                let mut r = scan_sheet(ctx, path, &tsv, &rows);
+                r.kind = object_kind;
+                r.bytes = bytes;
+                emit(r);
+            }
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
+        },
+        Office::Odf => match office::odf_content(&xml) {
+            Ok(content) => {
+                let mut r = text::scan(
+                    ctx,
+                    path.clone(),
+                    &mut Cursor::new(content.text.as_bytes()),
+                    text::Mode::Text,
+                );
+                r.kind = object_kind;
+                r.bytes = bytes;
+                emit(r);
+                for (i, table) in content.tables.iter().enumerate() {
+                    let name = if table.name.is_empty() {
+                        format!("table{}", i + 1)
+                    } else {
+                        table.name.replace('!', "_")
+                    };
+                    let mut r = scan_sheet(ctx, format!("{path}#{name}"), &table.tsv, &table.rows);
+                    r.kind = ObjectKind::OdfTable;
+                    emit(r);
+                }
+            }
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
+        },
+    }
+}
+
+/// Scans a sheet's cells as tab-separated text, then gives each finding the
+/// sheet's own row and column (also as line and column).
+fn scan_sheet(ctx: &Ctx<'_>, path: String, tsv: &str, rows: &[u32]) -> ObjectReport {
+    let mut r = text::scan(
+        ctx,
+        path,
+        &mut Cursor::new(tsv.as_bytes()),
+        text::Mode::Csv(Some(b'\t')),
+    );
+    for f in &mut r.findings {
+        if let Some(rec) = f.locator.record.as_mut() {
+            rec.row = rec
+                .row
+                .checked_sub(1)
+                .and_then(|i| rows.get(i))
+                .map_or(rec.row, |&r| r as usize);
+            f.locator.line = rec.row;
+            f.locator.column = rec.field;
+        }
+    }
+    r
+}
+
+/// Copies a stream (its first bytes already read into `head`) to an unnamed
+/// temporary file and rewinds it.
+fn spill(head: &[u8], rest: &mut dyn Read) -> io::Result<File> {
+    let mut file = tempfile::tempfile()?;
+    io::Write::write_all(&mut file, head)?;
+    io::copy(rest, &mut file)?;
+    file.rewind()?;
+    Ok(file)
+}
+
+fn scan_zip<R: Read + Seek>(
+    ctx: &Ctx<'_>,
+    name: String,
+    reader: R,
+    depth: u32,
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let mut report = ObjectReport::new(name, ObjectKind::Zip);
+    let mut archive = match zip::ZipArchive::new(reader) {
+        Ok(a) => a,
+        Err(e) => {
+            report.degrade(Status::Skipped, format!("corrupt zip: {e}"));
+            emit(report);
+            return;
+        }
+    };
+    let limits = &ctx.discovery.limits;
+    let office = office::kind(archive.file_names().filter_map(Result::ok));
+    let shared = match office {
+        Some(Office::Xlsx) => match read_part(ctx, &mut archive, "xl/sharedStrings.xml") {
+            Ok(None) => Vec::new(),
+            Ok(Some(xml)) => office::shared_strings(&xml).unwrap_or_else(|e| {
+                report.degrade(Status::Partial, format!("shared strings: {}", e.0));
+                Vec::new()
+            }),
+            Err(reason) => {
+                report.degrade(Status::Partial, format!("shared strings: {reason}"));
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
+    };
+    for index in 0..archive.len() {
+        if index as u64 >= limits.max_members {
+            report.degrade(
+                Status::Partial,
+                format!("more than {} members: the rest were not read", limits.max_members),
+            );
+            break;
+        }
+        if ctx.expanded_left.get() == 0 {
+            report.degrade(Status::Partial, "expanded-size budget used up");
+            break;
+        }
+        let listed_name = match archive.name_for_index(index) {
+            Some(Ok(n)) => n.into_owned(),
+            _ => format!("#{index}"),
+        };
+        let member = match archive.by_index(index) {
+            Ok(m) => m,
+            Err(e) => {
+                // Encrypted or an unsupported method: this member only.
+                let inner = listed_name;
+                emit(ObjectReport::skipped(
+                    format!("{}!{inner}", report.path),
+                    ObjectKind::Text,
+                    format!("cannot read member: {e}"),
+                ));
+                report.degrade(Status::Partial, "some members could not be read");
+                continue;
+            }
+        };
+        if member.is_dir() {
+            continue;
+        }
+        // UTF-8 names as they are (many tools set no flag), else the zip's own decoding.
+        let member_name = match std::str::from_utf8(member.name_raw()) {
+            Ok(n) => n.to_owned(),
+            Err(_) => member.name().map_or_else(
+                |_| String::from_utf8_lossy(member.name_raw()).into_owned(),
+                |n| n.into_owned(),
+            ),
+        };
+        let inner = format!("{}!{member_name}", report.path);
+        let compressed = member.compressed_size();
+        let mut bounded = Bounded {
+            inner: member,
+            expanded: 0,
+            compressed: Compressed::Known(compressed),
+            ctx,
+        };
+        match office {
+            // Read through the cells that use it.
+            Some(Office::Xlsx) if member_name == "xl/sharedStrings.xml" => {}
+            Some(kind) if office::is_text_part(kind, &member_name) => {
+                scan_office_part(ctx, inner, kind, &mut bounded, &shared, emit);
+            }
+            _ => scan_stream(ctx, inner, &mut bounded, depth + 1, emit),
+        }
+        report.bytes += bounded.expanded;
+    }
+    emit(report);
+}
+
+fn scan_tar(
+    ctx: &Ctx<'_>,
+    name: String,
+    reader: &mut dyn Read,
+    depth: u32,
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let mut report = ObjectReport::new(name, ObjectKind::Tar);
+    let mut archive = tar::Archive::new(reader);
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            report.degrade(Status::Skipped, format!("corrupt tar: {}", limit_reason(&e)));
+            emit(report);
+            return;
+        }
+    };
+    let limits = &ctx.discovery.limits;
+    let mut count = 0u64;
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                report.degrade(Status::Partial, format!("corrupt tar: {}", limit_reason(&e)));
+                break;
+            }
+        };
+        count += 1;
+        if count > limits.max_members {
+            report.degrade(
+                Status::Partial,
+                format!("more than {} members: the rest were not read", limits.max_members),
+            );
+            break;
+        }
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let inner_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let inner = format!("{}!{inner_name}", report.path);
+        report.bytes += entry.size();
+        scan_stream(ctx, inner, &mut entry, depth + 1, emit);
+    }
+    emit(report);
+}
+
+fn scan_gzip(
+    ctx: &Ctx<'_>,
+    name: String,
+    reader: &mut dyn Read,
+    depth: u32,
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let mut report = ObjectReport::new(name, ObjectKind::Gzip);
+    let consumed = Cell::new(0u64);
+    let counting = Counting {
+        inner: reader,
+        count: &consumed,
+    };
+    let mut bounded = Bounded {
+        inner: flate2::read::MultiGzDecoder::new(counting),
+        expanded: 0,
+        compressed: Compressed::Counted(&consumed),
+        ctx,
+    };
+    let (head, error) = read_head(&mut bounded);
+    if head.is_empty()
+        && let Some(e) = error
+    {
+        report.degrade(Status::Skipped, format!("corrupt gzip: {}", limit_reason(&e)));
+        emit(report);
+        return;
+    }
+    let kind = sniff(&head);
+    let mut failing = Failing(error);
+    let broken = failing.0.is_some();
+    {
+        let rest: &mut dyn Read = if broken { &mut failing } else { &mut bounded };
+        let mut chained = Cursor::new(head).chain(rest);
+        if kind == Sniffed::Tar {
+            // backup.tar.gz!2024/orders.csv, not backup.tar.gz!backup.tar!2024/orders.csv.
+            let mut tar_report = Vec::new();
+            scan_tar(ctx, report.path.clone(), &mut chained, depth, &mut |r| {
+                if r.kind == ObjectKind::Tar && r.path == report.path {
+                    tar_report.push(r);
+                } else {
+                    emit(r);
+                }
+            });
+            for r in tar_report {
+                report.kind = ObjectKind::Tar;
+                if r.status != Status::Complete {
+                    report.degrade(r.status, r.reason.unwrap_or_default());
+                }
+            }
+        } else {
+            let inner = format!("{}!{}", report.path, gzip_inner_name(&report.path));
+            dispatch(ctx, inner, &mut chained, kind, depth + 1, emit);
+        }
+    }
+    report.bytes = bounded.expanded;
+    emit(report);
+}
+
+/// `logs/app.log.gz` → `app.log`; `x.tgz` → `x.tar`.
+fn gzip_inner_name(path: &str) -> String {
+    let base = path.rsplit(['/', '\\', '!']).next().unwrap_or(path);
+    let lower = base.to_ascii_lowercase();
+    if lower.ends_with(".tgz") {
+        format!("{}.tar", &base[..base.len() - 4])
+    } else if lower.ends_with(".gz") && base.len() > 3 {
+        base[..base.len() - 3].to_owned()
+    } else {
+        format!("{base}.out")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inner_names_of_gzip_streams() {
+        assert_eq!(gzip_inner_name("logs/app.log.gz"), "app.log");
+        assert_eq!(gzip_inner_name("a.zip!x.TGZ"), "x.tar");
+        assert_eq!(gzip_inner_name("stdin"), "stdin.out");
+        assert_eq!(gzip_inner_name(".gz"), ".gz.out");
+    }
+
+    #[test]
+    fn sniffs_magic_bytes() {
+        assert_eq!(sniff(b"PK\x03\x04rest"), Sniffed::Zip);
+        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Sniffed::Gzip);
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(sniff(&tar), Sniffed::Tar);
+        assert_eq!(sniff(b"hello"), Sniffed::Text);
+    }
+}

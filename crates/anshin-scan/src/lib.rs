@@ -1,0 +1,379 @@
+//! anshin's personal-data discovery (`anshin scan`, issue 6): everything
+//! between "a path on the command line" and "a list of masked findings with
+//! precise locators".
+//!
+//! The detectors themselves are in [`anshin_detect`]; this crate feeds them:
+//!
+//! - **Inputs** ([`Discovery::scan_inputs`]): files, directories (a parallel
+//!   walk with the `ignore` crate, hidden and git-ignored files included,
+//!   symbolic links never followed, include/exclude globs) and standard input.
+//! - **Containers** (`container`): zip, tar, gzip and tar.gz, recursively,
+//!   sniffed by their magic bytes rather than their names, with inner paths
+//!   such as `orders.zip!2024/orders.csv`. Limits on nesting depth, expansion
+//!   ratio, expanded bytes per input and members per archive stop zip
+//!   bombs (a nested zip over 32 MiB goes through an unnamed temporary file
+//!   rather than memory); an object that hits one is
+//!   reported `partial` or `skipped` with the reason, never a crash.
+//! - **Office documents** (`office`): inside a zip that is a Word or Excel
+//!   file, the document text (docx) and the worksheet cells (xlsx, with the
+//!   sheet's row, column and header) are scanned instead of the raw XML;
+//!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
+//! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
+//!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
+//! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
+//!   default) cut at line ends (at record ends for CSV), so memory stays
+//!   bounded whatever the input size. The encoding (UTF-8, UTF-16, Shift_JIS,
+//!   EUC-JP, ISO-2022-JP) is detected on the first chunk and kept for the
+//!   rest; CSV/TSV files keep their header from chunk to chunk. Locators are
+//!   rebased: byte offset in the object, line, column, CSV row and header.
+//! - **Reports** ([`report`]): a human summary (worst first), JSON Lines, CSV
+//!   and SARIF 2.1.0, written as objects finish.
+//!
+//! # Threat notes
+//!
+//! - Inputs are hostile: archives may be bombs, names may be anything, files
+//!   may vanish or fail mid-read. Every limit turns into a status with a
+//!   reason; no input can make the scan panic, loop or grow memory past the
+//!   chunk size plus one nested zip of `Limits::max_in_memory` per level
+//!   (and the zip reader's central directory, which is proportional to the
+//!   archive's own size).
+//! - No raw value leaves this crate: [`anshin_detect::Finding`] holds only a
+//!   masked form and a keyed fingerprint. Chunk buffers are zeroized when
+//!   dropped. CSV column headers are printed only when the header itself
+//!   holds nothing the detectors would report (a file whose first row is data
+//!   must not leak that row as "headers"). Buffers inside `flate2` and `zip`
+//!   and copies the kernel makes cannot be wiped.
+//! - Path names (including names inside archives) are printed as they are:
+//!   they are locators. A file *named* after a card number would be shown.
+
+mod container;
+pub mod key;
+mod mail;
+mod office;
+pub mod report;
+mod text;
+mod walk;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use anshin_detect::{Category, Confidence, Finding, Fingerprint, Locator, RecordLocator, Scanner};
+pub use anshin_detect::{ScanOptions, TextEncoding};
+pub use walk::{Input, WalkOptions};
+
+/// Limits that keep hostile inputs (zip bombs, huge lines) bounded.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Containers nested deeper than this are skipped (a zip in a zip is depth 2).
+    pub max_depth: u32,
+    /// Largest expansion ratio of a compressed stream or member (expanded ÷ compressed).
+    pub max_ratio: u64,
+    /// Most bytes expanded from one top-level input, all its archive members together.
+    pub max_expanded: u64,
+    /// Most members read from one archive.
+    pub max_members: u64,
+    /// Largest nested zip held in memory (a zip needs random access); larger
+    /// ones are copied to an unnamed temporary file.
+    pub max_in_memory: u64,
+    /// Text is scanned in pieces of about this many bytes.
+    pub chunk: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 8,
+            max_ratio: 100,
+            max_expanded: 16 << 30,
+            max_members: 100_000,
+            max_in_memory: 32 << 20,
+            chunk: 8 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets [`Limits::max_depth`].
+    pub fn max_depth(mut self, depth: u32) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// Sets [`Limits::max_ratio`].
+    pub fn max_ratio(mut self, ratio: u64) -> Self {
+        self.max_ratio = ratio.max(1);
+        self
+    }
+
+    /// Sets [`Limits::max_expanded`].
+    pub fn max_expanded(mut self, bytes: u64) -> Self {
+        self.max_expanded = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_members`].
+    pub fn max_members(mut self, members: u64) -> Self {
+        self.max_members = members;
+        self
+    }
+
+    /// Sets [`Limits::max_in_memory`].
+    pub fn max_in_memory(mut self, bytes: u64) -> Self {
+        self.max_in_memory = bytes;
+        self
+    }
+
+    /// Sets [`Limits::chunk`] (at least 4 KiB).
+    pub fn chunk(mut self, bytes: usize) -> Self {
+        self.chunk = bytes.max(4096);
+        self
+    }
+}
+
+/// How much of an object was scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Every byte was scanned.
+    Complete,
+    /// Some of it was scanned; the reason says why not all.
+    Partial,
+    /// Nothing was scanned; the reason says why.
+    Skipped,
+}
+
+impl Status {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an object was read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ObjectKind {
+    /// Text (or binary read as text).
+    Text,
+    /// CSV or TSV, column-aware.
+    Csv,
+    /// A zip archive (its members are objects of their own).
+    Zip,
+    /// A tar archive.
+    Tar,
+    /// A gzip stream (its content is an object of its own, or a tar).
+    Gzip,
+    /// The text of a Word document part (`x.docx!word/document.xml`): a line
+    /// per paragraph; byte offsets refer to the extracted text.
+    Docx,
+    /// An Excel worksheet (`x.xlsx!xl/worksheets/sheet1.xml`): line and
+    /// column are the sheet's row and column (so is the CSV row and field);
+    /// byte offsets refer to the extracted cells.
+    Xlsx,
+    /// The text of an OpenDocument file (`x.odt!content.xml`), outside its
+    /// tables: a line per paragraph; byte offsets refer to the extracted text.
+    Odf,
+    /// A table of an OpenDocument file (`x.ods!content.xml#Sheet1`): line and
+    /// column are the table's row and column, as for [`ObjectKind::Xlsx`].
+    OdfTable,
+    /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
+    /// object of its own (`inbox.mbox!3!orders.csv`).
+    Mail,
+    /// A directory entry that is not a regular file (symbolic link, device…).
+    Other,
+}
+
+impl ObjectKind {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Csv => "csv",
+            Self::Zip => "zip",
+            Self::Tar => "tar",
+            Self::Gzip => "gzip",
+            Self::Docx => "docx",
+            Self::Xlsx => "xlsx",
+            Self::Odf => "odf",
+            Self::OdfTable => "odf-table",
+            Self::Mail => "mail",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The result of scanning one object: a file, standard input, or a member of
+/// an archive.
+#[derive(Debug, Clone)]
+pub struct ObjectReport {
+    /// Where it is: the path as given or walked, then `!inner/path` for each
+    /// archive level (`backup.tar.gz!2024/orders.csv`).
+    pub path: String,
+    /// What it was read as.
+    pub kind: ObjectKind,
+    /// How much of it was scanned.
+    pub status: Status,
+    /// Why it is partial or skipped. Never holds content.
+    pub reason: Option<String>,
+    /// The detected text encoding (text objects).
+    pub encoding: Option<TextEncoding>,
+    /// Malformed bytes were replaced while decoding.
+    pub decode_errors: bool,
+    /// Bytes read from the object (expanded, for archive members).
+    pub bytes: u64,
+    /// Findings in input order; locators are relative to this object.
+    pub findings: Vec<Finding>,
+}
+
+impl ObjectReport {
+    pub(crate) fn new(path: String, kind: ObjectKind) -> Self {
+        Self {
+            path,
+            kind,
+            status: Status::Complete,
+            reason: None,
+            encoding: None,
+            decode_errors: false,
+            bytes: 0,
+            findings: Vec::new(),
+        }
+    }
+
+    pub(crate) fn skipped(path: String, kind: ObjectKind, reason: impl Into<String>) -> Self {
+        let mut r = Self::new(path, kind);
+        r.status = Status::Skipped;
+        r.reason = Some(reason.into());
+        r
+    }
+
+    /// Marks the object partial (or keeps it skipped) with a reason; the first reason wins.
+    pub(crate) fn degrade(&mut self, status: Status, reason: impl Into<String>) {
+        if status > self.status {
+            self.status = status;
+        }
+        if self.reason.is_none() {
+            self.reason = Some(reason.into());
+        }
+    }
+}
+
+/// The scanner with its limits: build once, share between threads.
+#[derive(Debug)]
+pub struct Discovery {
+    scanner: Scanner,
+    /// Checks CSV headers for values before they are printed.
+    header_check: Scanner,
+    limits: Limits,
+    bytes: AtomicU64,
+}
+
+impl Discovery {
+    /// A discovery run with these detectors and limits.
+    pub fn new(scanner: Scanner, limits: Limits) -> Self {
+        let header_check = Scanner::with_options(
+            key::throwaway(),
+            ScanOptions::default().min_confidence(Confidence::Low),
+        );
+        Self {
+            scanner,
+            header_check,
+            limits,
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The detectors.
+    pub fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+
+    /// Bytes read so far, from every thread (for a progress bar).
+    pub fn bytes_scanned(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_bytes(&self, n: usize) {
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Scans one byte stream as an object named `name` (archives are opened,
+    /// text is decoded), handing each object's report to `emit` as it is done.
+    pub fn scan_reader(
+        &self,
+        name: &str,
+        reader: &mut dyn std::io::Read,
+        emit: &mut dyn FnMut(ObjectReport),
+    ) {
+        let ctx = container::Ctx::new(self);
+        container::scan_stream(&ctx, name.to_owned(), reader, 0, emit);
+    }
+
+    /// Scans one file on disk (a zip is read in place, not into memory).
+    pub fn scan_file(&self, path: &std::path::Path, name: &str, emit: &mut dyn FnMut(ObjectReport)) {
+        let ctx = container::Ctx::new(self);
+        container::scan_file(&ctx, path, name.to_owned(), emit);
+    }
+
+    /// Scans files, directories and standard input with `options.threads`
+    /// threads; reports are handed to `emit` on the calling thread, in the
+    /// order objects finish.
+    pub fn scan_inputs(
+        &self,
+        inputs: &[Input],
+        options: &WalkOptions,
+        emit: impl FnMut(ObjectReport),
+    ) -> Result<(), ScanError> {
+        walk::run(self, inputs, options, emit)
+    }
+
+    /// A CSV header is printed only when the detectors find nothing in it.
+    pub(crate) fn header_is_clean(&self, header: &str) -> bool {
+        self.header_check.scan_str(header).is_empty()
+    }
+}
+
+/// Why a scan could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// An include or exclude glob does not parse.
+    Glob {
+        /// The glob as given.
+        glob: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Glob { glob, message } => write!(f, "invalid glob {glob:?}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Builds paths for messages: the path as the user wrote it.
+pub(crate) fn display_path(path: &std::path::Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,515 @@
+//! Office documents inside their zip: the text of Word documents (docx) and
+//! the cells of Excel workbooks (xlsx), read with quick-xml.
+//!
+//! A docx part becomes plain text (a line per paragraph, tabs and breaks
+//! kept), so a value split over formatting runs is seen whole. A worksheet
+//! becomes tab-separated text with one record per row and one field per
+//! column (shared strings resolved, phonetic readings left out), scanned in
+//! CSV mode so that the first row works as a header; findings are then
+//! given the sheet's own row and column. Byte offsets of findings in these
+//! parts refer to the extracted text, not to the XML.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use zeroize::Zeroizing;
+
+/// Which kind of office document a zip is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Office {
+    Docx,
+    Xlsx,
+    /// OpenDocument (odt, ods, …): everything is in `content.xml`.
+    Odf,
+}
+
+/// Recognises a document by its parts' names.
+pub(crate) fn kind<S: AsRef<str>>(names: impl Iterator<Item = S>) -> Option<Office> {
+    let (mut content, mut manifest) = (false, false);
+    for n in names {
+        match n.as_ref() {
+            "word/document.xml" => return Some(Office::Docx),
+            "xl/workbook.xml" => return Some(Office::Xlsx),
+            "content.xml" => content = true,
+            "META-INF/manifest.xml" => manifest = true,
+            _ => {}
+        }
+    }
+    (content && manifest).then_some(Office::Odf)
+}
+
+/// The parts read as document text rather than as raw XML.
+pub(crate) fn is_text_part(office: Office, name: &str) -> bool {
+    match office {
+        Office::Docx => {
+            let Some(rest) = name.strip_prefix("word/") else {
+                return false;
+            };
+            !rest.contains('/')
+                && rest.ends_with(".xml")
+                && [
+                    "document",
+                    "header",
+                    "footer",
+                    "footnotes",
+                    "endnotes",
+                    "comments",
+                ]
+                .iter()
+                .any(|p| rest.starts_with(p))
+        }
+        Office::Xlsx => name.starts_with("xl/worksheets/") && name.ends_with(".xml"),
+        Office::Odf => name == "content.xml",
+    }
+}
+
+/// Why a part could not be read.
+#[derive(Debug)]
+pub(crate) struct XmlError(pub String);
+
+fn xml_err(e: impl std::fmt::Display) -> XmlError {
+    XmlError(format!("malformed XML: {e}"))
+}
+
+/// Pushes the character an entity reference stands for.
+fn push_ref(out: &mut String, name: &str) {
+    let c = match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        _ => quick_xml::events::BytesRef::new(name)
+            .resolve_char_ref()
+            .ok()
+            .flatten(),
+    };
+    if let Some(c) = c {
+        out.push(c);
+    }
+}
+
+/// The text of a Word part: `w:t` contents, a line per paragraph.
+pub(crate) fn docx_text(xml: &str) -> Result<Zeroizing<String>, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Zeroizing::new(String::new());
+    let mut in_text = false;
+    loop {
+        match reader.read_event().map_err(xml_err)? {
+            Event::Start(e) => match e.local_name().as_ref() {
+                "t" => in_text = true,
+                "tab" => out.push('\t'),
+                "br" | "cr" => out.push('\n'),
+                _ => {}
+            },
+            Event::Empty(e) => match e.local_name().as_ref() {
+                "tab" => out.push('\t'),
+                "br" | "cr" | "p" => out.push('\n'),
+                _ => {}
+            },
+            Event::End(e) => match e.local_name().as_ref() {
+                "t" => in_text = false,
+                "p" => out.push('\n'),
+                _ => {}
+            },
+            Event::Text(t) if in_text => out.push_str(&t.xml10_content()),
+            Event::CData(t) if in_text => out.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if in_text => push_ref(&mut out, &r),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The shared-string table of a workbook (`xl/sharedStrings.xml`), phonetic
+/// readings (`rPh`) left out.
+pub(crate) fn shared_strings(xml: &str) -> Result<Vec<Zeroizing<String>>, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut current = Zeroizing::new(String::new());
+    let (mut in_si, mut in_t, mut phonetic) = (false, false, 0u32);
+    loop {
+        match reader.read_event().map_err(xml_err)? {
+            Event::Start(e) => match e.local_name().as_ref() {
+                "si" => {
+                    in_si = true;
+                    current.clear();
+                }
+                "t" => in_t = true,
+                "rPh" => phonetic += 1,
+                _ => {}
+            },
+            Event::Empty(e) if e.local_name().as_ref() == "si" => out.push(Zeroizing::new(String::new())),
+            Event::End(e) => match e.local_name().as_ref() {
+                "si" => {
+                    in_si = false;
+                    out.push(std::mem::take(&mut current));
+                    current = Zeroizing::new(String::new());
+                }
+                "t" => in_t = false,
+                "rPh" => phonetic = phonetic.saturating_sub(1),
+                _ => {}
+            },
+            Event::Text(t) if in_si && in_t && phonetic == 0 => current.push_str(&t.xml10_content()),
+            Event::CData(t) if in_si && in_t && phonetic == 0 => current.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if in_si && in_t && phonetic == 0 => push_ref(&mut current, &r),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Most columns a sheet row is laid out to (Excel's own limit).
+const MAX_COLUMNS: u32 = 16_384;
+
+/// `B12` → (12, 2): row and 1-based column.
+fn cell_ref(r: &str) -> Option<(u32, u32)> {
+    let split = r.find(|c: char| c.is_ascii_digit())?;
+    let (letters, digits) = r.split_at(split);
+    if letters.is_empty() || letters.len() > 3 {
+        return None;
+    }
+    let mut col = 0u32;
+    for b in letters.bytes() {
+        if !b.is_ascii_uppercase() {
+            return None;
+        }
+        col = col * 26 + u32::from(b - b'A' + 1);
+    }
+    Some((digits.parse().ok()?, col))
+}
+
+fn push_field(out: &mut String, value: &str) {
+    if value.contains(['\t', '\n', '\r', '"']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+/// A worksheet as tab-separated text, a record per row and a field per
+/// column, and the sheet row number of each record.
+pub(crate) fn sheet_tsv(
+    xml: &str,
+    shared: &[Zeroizing<String>],
+) -> Result<(Zeroizing<String>, Vec<u32>), XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Zeroizing::new(String::new());
+    let mut rows = Vec::new();
+    let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
+    let (mut row, mut col) = (0u32, 0u32);
+    let mut cell_type = String::new();
+    let mut value = Zeroizing::new(String::new());
+    let (mut in_v, mut in_t, mut in_cell) = (false, false, false);
+    let mut phonetic = 0u32;
+    loop {
+        match reader.read_event().map_err(xml_err)? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "row" => {
+                let r = e
+                    .try_get_attribute("r")
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.value.parse::<u32>().ok());
+                row = r.unwrap_or(row + 1);
+                col = 0;
+                cells.clear();
+            }
+            Event::Start(e) if e.local_name().as_ref() == "c" => {
+                let r = e.try_get_attribute("r").ok().flatten();
+                col = r.and_then(|a| cell_ref(&a.value)).map_or(col + 1, |(_, c)| c);
+                cell_type = e
+                    .try_get_attribute("t")
+                    .ok()
+                    .flatten()
+                    .map(|a| a.value.into_owned())
+                    .unwrap_or_default();
+                value.clear();
+                in_cell = true;
+            }
+            Event::Empty(e) if e.local_name().as_ref() == "c" => {
+                let r = e.try_get_attribute("r").ok().flatten();
+                col = r.and_then(|a| cell_ref(&a.value)).map_or(col + 1, |(_, c)| c);
+            }
+            Event::Start(e) => match e.local_name().as_ref() {
+                "v" if in_cell => in_v = true,
+                "t" if in_cell => in_t = true,
+                "rPh" => phonetic += 1,
+                _ => {}
+            },
+            Event::End(e) => match e.local_name().as_ref() {
+                "v" => in_v = false,
+                "t" => in_t = false,
+                "rPh" => phonetic = phonetic.saturating_sub(1),
+                "c" => {
+                    in_cell = false;
+                    let resolved = if cell_type == "s" {
+                        value
+                            .trim()
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| shared.get(i))
+                            .map(|s| Zeroizing::new(s.as_str().to_owned()))
+                            .unwrap_or_default()
+                    } else {
+                        std::mem::take(&mut value)
+                    };
+                    if (1..=MAX_COLUMNS).contains(&col) && !resolved.is_empty() {
+                        cells.push((col, resolved));
+                    }
+                    value = Zeroizing::new(String::new());
+                }
+                "row" => {
+                    if !cells.is_empty() {
+                        cells.sort_by_key(|(c, _)| *c);
+                        let mut next = 1;
+                        for (c, v) in &cells {
+                            while next < *c {
+                                out.push('\t');
+                                next += 1;
+                            }
+                            push_field(&mut out, v);
+                        }
+                        out.push('\n');
+                        rows.push(row);
+                    }
+                    cells.clear();
+                }
+                _ => {}
+            },
+            Event::Text(t) if (in_v || in_t) && phonetic == 0 => value.push_str(&t.xml10_content()),
+            Event::CData(t) if (in_v || in_t) && phonetic == 0 => value.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if (in_v || in_t) && phonetic == 0 => push_ref(&mut value, &r),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok((out, rows))
+}
+
+/// What an OpenDocument `content.xml` holds: the text of its paragraphs
+/// outside tables, and each table (spreadsheet sheet) as tab-separated text
+/// with the sheet row of each record.
+#[derive(Default)]
+pub(crate) struct OdfContent {
+    pub text: Zeroizing<String>,
+    pub tables: Vec<OdfTable>,
+}
+
+/// One table of an OpenDocument file.
+#[derive(Default)]
+pub(crate) struct OdfTable {
+    pub name: String,
+    pub tsv: Zeroizing<String>,
+    pub rows: Vec<u32>,
+}
+
+/// Most rows or columns one repeat attribute may skip (ODF writes the empty
+/// rest of a sheet as one repeated row).
+const MAX_REPEAT: u32 = 1 << 20;
+
+fn repeat(e: &quick_xml::events::BytesStart<'_>, attr: &str) -> u32 {
+    e.try_get_attribute(attr)
+        .ok()
+        .flatten()
+        .and_then(|a| a.value.parse::<u32>().ok())
+        .unwrap_or(1)
+        .clamp(1, MAX_REPEAT)
+}
+
+/// Where text goes: the current cell, or the document text.
+fn sink<'a>(in_cell: bool, cell: &'a mut String, text: &'a mut String) -> &'a mut String {
+    if in_cell { cell } else { text }
+}
+
+/// Parses `content.xml` of an odt, ods or odp file.
+pub(crate) fn odf_content(xml: &str) -> Result<OdfContent, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = OdfContent::default();
+    let mut table: Option<OdfTable> = None;
+    let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
+    let (mut row, mut col) = (0u32, 0u32);
+    let (mut row_repeat, mut col_repeat) = (1u32, 1u32);
+    let mut cell = Zeroizing::new(String::new());
+    let mut in_cell = false;
+    // Depth of text:p / text:h elements we are inside.
+    let mut para = 0u32;
+    loop {
+        let event = reader.read_event().map_err(xml_err)?;
+        match event {
+            Event::Start(e) => match e.name().as_ref() {
+                "table:table" => {
+                    let name = e
+                        .try_get_attribute("table:name")
+                        .ok()
+                        .flatten()
+                        .map(|a| a.value.chars().filter(|c| !c.is_control()).take(64).collect())
+                        .unwrap_or_default();
+                    table = Some(OdfTable {
+                        name,
+                        ..OdfTable::default()
+                    });
+                    row = 0;
+                }
+                "table:table-row" => {
+                    row_repeat = repeat(&e, "table:number-rows-repeated");
+                    row = row.saturating_add(1);
+                    col = 0;
+                    cells.clear();
+                }
+                "table:table-cell" | "table:covered-table-cell" => {
+                    col_repeat = repeat(&e, "table:number-columns-repeated");
+                    col = col.saturating_add(1);
+                    cell.clear();
+                    in_cell = true;
+                }
+                "text:p" | "text:h" => {
+                    if para > 0 || (in_cell && !cell.is_empty()) {
+                        sink(in_cell, &mut cell, &mut out.text).push('\n');
+                    }
+                    para += 1;
+                }
+                "text:span" | "text:a" => {}
+                _ => {}
+            },
+            Event::Empty(e) => match e.name().as_ref() {
+                "table:table-row" => row = row.saturating_add(repeat(&e, "table:number-rows-repeated")),
+                "table:table-cell" | "table:covered-table-cell" => {
+                    col = col.saturating_add(repeat(&e, "table:number-columns-repeated"))
+                }
+                "text:s" if para > 0 => {
+                    let n = repeat(&e, "text:c").min(64);
+                    sink(in_cell, &mut cell, &mut out.text).extend(std::iter::repeat_n(' ', n as usize));
+                }
+                "text:tab" if para > 0 => sink(in_cell, &mut cell, &mut out.text).push('\t'),
+                "text:line-break" if para > 0 => sink(in_cell, &mut cell, &mut out.text).push('\n'),
+                _ => {}
+            },
+            Event::End(e) => match e.name().as_ref() {
+                "text:p" | "text:h" => {
+                    para = para.saturating_sub(1);
+                    if para == 0 && !in_cell {
+                        out.text.push('\n');
+                    }
+                }
+                "table:table-cell" | "table:covered-table-cell" => {
+                    in_cell = false;
+                    if !cell.is_empty() && col <= MAX_COLUMNS {
+                        cells.push((col, std::mem::take(&mut cell)));
+                    }
+                    cell = Zeroizing::new(String::new());
+                    col = col.saturating_add(col_repeat - 1);
+                }
+                "table:table-row" => {
+                    if let Some(t) = table.as_mut()
+                        && !cells.is_empty()
+                    {
+                        let mut next = 1;
+                        for (c, v) in &cells {
+                            while next < *c {
+                                t.tsv.push('\t');
+                                next += 1;
+                            }
+                            push_field(&mut t.tsv, v);
+                        }
+                        t.tsv.push('\n');
+                        t.rows.push(row);
+                    }
+                    cells.clear();
+                    row = row.saturating_add(row_repeat - 1);
+                }
+                "table:table" => {
+                    if let Some(t) = table.take() {
+                        out.tables.push(t);
+                    }
+                }
+                _ => {}
+            },
+            Event::Text(t) if para > 0 => {
+                sink(in_cell, &mut cell, &mut out.text).push_str(&t.xml10_content())
+            }
+            Event::CData(t) if para > 0 => {
+                sink(in_cell, &mut cell, &mut out.text).push_str(&t.xml10_content())
+            }
+            Event::GeneralRef(r) if para > 0 => push_ref(sink(in_cell, &mut cell, &mut out.text), &r),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docx_paragraphs_join_runs() {
+        let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>カード番号：</w:t></w:r><w:r><w:t>4111 1111</w:t></w:r><w:r><w:t xml:space="preserve"> 1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
+        let text = docx_text(xml).expect("parse");
+        assert_eq!(text.as_str(), "カード番号：4111 1111 1111 1111\nA&B\tx\n");
+    }
+
+    #[test]
+    fn sheets_resolve_shared_strings_and_keep_columns() {
+        let sst = r#"<sst><si><t>氏名</t></si><si><r><t>山田</t></r><r><t> 太郎</t></r><rPh><t>ヤマダタロウ</t></rPh></si><si><t>カード番号</t></si></sst>"#;
+        let shared = shared_strings(sst).expect("parse");
+        assert_eq!(shared.len(), 3);
+        assert_eq!(shared[1].as_str(), "山田 太郎");
+        let sheet = r#"<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="C1" t="s"><v>2</v></c></row><row r="5"><c r="A5" t="s"><v>1</v></c><c r="C5" t="inlineStr"><is><t>4111-1111</t></is></c><c r="D5"><v>12</v></c></row></sheetData></worksheet>"#;
+        let (tsv, rows) = sheet_tsv(sheet, &shared).expect("parse");
+        assert_eq!(tsv.as_str(), "氏名\t\tカード番号\n山田 太郎\t\t4111-1111\t12\n");
+        assert_eq!(rows, vec![1, 5]);
+    }
+
+    #[test]
+    fn odf_text_and_tables() {
+        let xml = r#"<office:document-content><office:body><office:text><text:p>氏名：<text:span>山田</text:span><text:s/>太郎</text:p><text:h>見出し</text:h></office:text><office:spreadsheet><table:table table:name="注文"><table:table-row><table:table-cell><text:p>氏名</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="1024"/></table:table-row><table:table-row><table:table-cell><text:p>鈴木</text:p><text:p>一郎</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell office:value-type="string"><text:p>4111 1111</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
+        let c = odf_content(xml).expect("parse");
+        assert_eq!(c.text.as_str(), "氏名：山田 太郎\n見出し\n");
+        assert_eq!(c.tables.len(), 1);
+        assert_eq!(c.tables[0].name, "注文");
+        assert_eq!(
+            c.tables[0].tsv.as_str(),
+            "氏名\t\t\tカード番号\n\"鈴木\n一郎\"\t\t\t4111 1111\n"
+        );
+        assert_eq!(c.tables[0].rows, vec![1, 5]);
+    }
+
+    #[test]
+    fn cell_refs_parse() {
+        assert_eq!(cell_ref("A1"), Some((1, 1)));
+        assert_eq!(cell_ref("AB12"), Some((12, 28)));
+        assert_eq!(cell_ref("XFD1048576"), Some((1_048_576, 16_384)));
+        assert_eq!(cell_ref("1A"), None);
+        assert_eq!(cell_ref("a1"), None);
+    }
+
+    #[test]
+    fn parts_and_kinds() {
+        assert_eq!(
+            kind(["[Content_Types].xml", "word/document.xml"].into_iter()),
+            Some(Office::Docx)
+        );
+        assert_eq!(kind(["xl/workbook.xml"].into_iter()), Some(Office::Xlsx));
+        assert_eq!(kind(["a.txt"].into_iter()), None);
+        assert_eq!(
+            kind(["mimetype", "content.xml", "META-INF/manifest.xml"].into_iter()),
+            Some(Office::Odf)
+        );
+        assert_eq!(kind(["content.xml"].into_iter()), None);
+        assert!(is_text_part(Office::Docx, "word/header1.xml"));
+        assert!(!is_text_part(Office::Docx, "word/styles.xml"));
+        assert!(is_text_part(Office::Xlsx, "xl/worksheets/sheet1.xml"));
+        assert!(!is_text_part(Office::Xlsx, "xl/styles.xml"));
+    }
+
+    #[test]
+    fn malformed_xml_is_an_error_not_a_panic() {
+        assert!(docx_text("<w:p><w:t>unclosed</w:x>").is_err());
+        let (tsv, rows) = sheet_tsv("<row r=\"x\"><c r=\"??\"><v>1</v></c></row>", &[]).expect("lenient");
+        assert_eq!((tsv.as_str(), rows), ("1\n", vec![1]));
+    }
+}

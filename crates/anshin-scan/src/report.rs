@@ -1,0 +1,581 @@
+//! Output formats: a human summary, JSON Lines, CSV and SARIF 2.1.0.
+//!
+//! Every format is written from [`ObjectReport`]s as they arrive, so a scan
+//! of millions of files holds at most the per-file counts of the summary.
+//! Findings carry only masked values and keyed fingerprints; there is no
+//! raw value here to print.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::{Category, Finding, ObjectReport, Status};
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// Counts per category per file, worst first, then what was not fully scanned.
+    Human,
+    /// One JSON object per line: each finding, then its object's status.
+    Jsonl,
+    /// One row per finding, with a header row.
+    Csv,
+    /// SARIF 2.1.0, one run.
+    Sarif,
+}
+
+impl Format {
+    /// Parses `human`, `jsonl`, `csv` or `sarif`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "human" | "text" => Some(Self::Human),
+            "jsonl" | "json" => Some(Self::Jsonl),
+            "csv" => Some(Self::Csv),
+            "sarif" => Some(Self::Sarif),
+            _ => None,
+        }
+    }
+}
+
+/// Severity order for "worst first": what a leak of it costs the people affected.
+pub fn severity(category: Category) -> u8 {
+    match category {
+        Category::Card => 0,
+        Category::SecurityCode => 1,
+        Category::MyNumber => 2,
+        Category::Passport => 3,
+        Category::ResidenceCard => 4,
+        Category::BankAccount => 5,
+        Category::Expiry => 6,
+        Category::Phone => 7,
+        Category::Email => 8,
+        Category::Address => 9,
+        Category::Name => 10,
+        Category::PostalCode => 11,
+        Category::CorporateNumber => 12,
+        _ => 13,
+    }
+}
+
+fn label_ja(category: Category) -> &'static str {
+    match category {
+        Category::Card => "カード番号",
+        Category::SecurityCode => "セキュリティコード",
+        Category::Expiry => "有効期限",
+        Category::Email => "メールアドレス",
+        Category::Phone => "電話番号",
+        Category::PostalCode => "郵便番号",
+        Category::MyNumber => "マイナンバー",
+        Category::CorporateNumber => "法人番号",
+        Category::Passport => "旅券番号",
+        Category::ResidenceCard => "在留カード番号",
+        Category::BankAccount => "口座番号",
+        Category::Name => "氏名",
+        Category::Address => "住所",
+        _ => "その他",
+    }
+}
+
+fn description(category: Category) -> &'static str {
+    match category {
+        Category::Card => "Payment card number (brand prefix and Luhn check)",
+        Category::SecurityCode => "Card security code (CVV/CVC) next to its label: must never be stored",
+        Category::Expiry => "Card expiry date near card context",
+        Category::Email => "E-mail address",
+        Category::Phone => "Japanese telephone number",
+        Category::PostalCode => "Japanese postal code",
+        Category::MyNumber => "My Number (individual number, check digit)",
+        Category::CorporateNumber => "Corporate number (check digit)",
+        Category::Passport => "Japanese passport number",
+        Category::ResidenceCard => "Residence card number",
+        Category::BankAccount => "Bank account number with bank context",
+        Category::Name => "Person's name (by label or column header)",
+        Category::Address => "Postal address (by label or column header)",
+        _ => "Personal data",
+    }
+}
+
+/// Findings of one category: all of them, and how many are public test values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Every finding.
+    pub all: u64,
+    /// Well-known test values among them.
+    pub test: u64,
+}
+
+/// What a run found, for the summary and for exit-code gating.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Objects reported (files, members, standard input).
+    pub objects: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Objects partly scanned.
+    pub partial: u64,
+    /// Objects not scanned.
+    pub skipped: u64,
+    /// Findings per category.
+    pub by_category: BTreeMap<Category, Counts>,
+    files: Vec<(String, BTreeMap<Category, Counts>)>,
+    incomplete: Vec<(String, Status, String)>,
+}
+
+impl Summary {
+    fn add(&mut self, r: &ObjectReport) {
+        self.objects += 1;
+        self.bytes += r.bytes;
+        match r.status {
+            Status::Complete => {}
+            Status::Partial => self.partial += 1,
+            Status::Skipped => self.skipped += 1,
+        }
+        if r.status != Status::Complete {
+            self.incomplete
+                .push((r.path.clone(), r.status, r.reason.clone().unwrap_or_default()));
+        }
+        if r.findings.is_empty() {
+            return;
+        }
+        let mut counts: BTreeMap<Category, Counts> = BTreeMap::new();
+        for f in &r.findings {
+            for map in [&mut counts, &mut self.by_category] {
+                let c = map.entry(f.category).or_default();
+                c.all += 1;
+                c.test += u64::from(f.test_value);
+            }
+        }
+        self.files.push((r.path.clone(), counts));
+    }
+
+    /// Findings of `category`, test values left out unless `with_test`.
+    pub fn count(&self, category: Category, with_test: bool) -> u64 {
+        self.by_category
+            .get(&category)
+            .map_or(0, |c| if with_test { c.all } else { c.all - c.test })
+    }
+
+    /// Total findings.
+    pub fn findings(&self) -> u64 {
+        self.by_category.values().map(|c| c.all).sum()
+    }
+
+    /// Objects with at least one finding.
+    pub fn objects_with_findings(&self) -> usize {
+        self.files.len()
+    }
+
+    fn write_human(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        // Worst first: the most severe category present, then the most findings.
+        self.files.sort_by(|(pa, a), (pb, b)| {
+            let key = |m: &BTreeMap<Category, Counts>| {
+                let worst = m.keys().map(|&c| severity(c)).min().unwrap_or(u8::MAX);
+                let total: u64 = m.values().map(|c| c.all).sum();
+                (worst, std::cmp::Reverse(total))
+            };
+            key(a).cmp(&key(b)).then_with(|| pa.cmp(pb))
+        });
+        writeln!(
+            out,
+            "anshin scan: {} objects, {} read, {} with personal data / 個人データを含むもの {} 件",
+            self.objects,
+            human_bytes(self.bytes),
+            self.files.len(),
+            self.files.len()
+        )?;
+        if !self.files.is_empty() {
+            writeln!(
+                out,
+                "\nFindings per file, worst first / ファイルごとの検出数(重要度順):"
+            )?;
+            for (path, counts) in &self.files {
+                writeln!(out, "  {path}")?;
+                let mut cats: Vec<_> = counts.iter().collect();
+                cats.sort_by_key(|(c, _)| severity(**c));
+                let parts: Vec<String> = cats.iter().map(|(c, n)| count_text(**c, **n)).collect();
+                writeln!(out, "      {}", parts.join(", "))?;
+            }
+        }
+        if !self.incomplete.is_empty() {
+            writeln!(out, "\nNot fully scanned / 一部または全部を読めなかったもの:")?;
+            for (path, status, reason) in &self.incomplete {
+                writeln!(out, "  {status:<8} {path}: {reason}")?;
+            }
+        }
+        writeln!(out, "\nTotals / 合計:")?;
+        if self.by_category.is_empty() {
+            writeln!(out, "  no findings / 検出なし")?;
+        }
+        let mut cats: Vec<_> = self.by_category.iter().collect();
+        cats.sort_by_key(|(c, _)| severity(**c));
+        for (c, n) in cats {
+            writeln!(out, "  {}", count_text(*c, *n))?;
+        }
+        if self.partial + self.skipped > 0 {
+            writeln!(
+                out,
+                "  partial / 一部のみ: {}, skipped / 未スキャン: {}",
+                self.partial, self.skipped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn count_text(c: Category, n: Counts) -> String {
+    if n.test > 0 {
+        format!(
+            "{} ({}) {} (test / テスト用 {})",
+            c.as_str(),
+            label_ja(c),
+            n.all,
+            n.test
+        )
+    } else {
+        format!("{} ({}) {}", c.as_str(), label_ja(c), n.all)
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[derive(Serialize)]
+struct FindingRow<'a> {
+    path: &'a str,
+    line: usize,
+    column: usize,
+    byte_offset: usize,
+    byte_len: usize,
+    row: Option<usize>,
+    field: Option<usize>,
+    header: Option<&'a str>,
+    category: &'static str,
+    kind: Option<&'static str>,
+    confidence: &'static str,
+    test_value: bool,
+    masked: &'a str,
+    fingerprint: String,
+}
+
+impl<'a> FindingRow<'a> {
+    fn new(path: &'a str, f: &'a Finding) -> Self {
+        let rec = f.locator.record.as_ref();
+        Self {
+            path,
+            line: f.locator.line,
+            column: f.locator.column,
+            byte_offset: f.locator.byte_offset,
+            byte_len: f.locator.byte_len,
+            row: rec.map(|r| r.row),
+            field: rec.map(|r| r.field),
+            header: rec.and_then(|r| r.header.as_deref()),
+            category: f.category.as_str(),
+            kind: f.kind,
+            confidence: f.confidence.as_str(),
+            test_value: f.test_value,
+            masked: &f.masked,
+            fingerprint: f.fingerprint.to_hex(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    r#type: &'static str,
+    #[serde(flatten)]
+    row: FindingRow<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonObject<'a> {
+    r#type: &'static str,
+    path: &'a str,
+    kind: &'static str,
+    status: &'static str,
+    reason: Option<&'a str>,
+    encoding: Option<&'static str>,
+    decode_errors: bool,
+    bytes: u64,
+    findings: usize,
+}
+
+/// Writes reports in one format as they arrive.
+pub struct ReportWriter<W: Write> {
+    format: Format,
+    out: W,
+    summary: Summary,
+    csv_started: bool,
+    sarif_results: usize,
+}
+
+impl<W: Write> std::fmt::Debug for ReportWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportWriter")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+fn json_err(e: serde_json::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+impl<W: Write> ReportWriter<W> {
+    /// A writer; SARIF writes its opening here.
+    pub fn new(format: Format, mut out: W) -> io::Result<Self> {
+        if format == Format::Sarif {
+            let rules: Vec<serde_json::Value> = Category::ALL
+                .iter()
+                .map(|&c| {
+                    serde_json::json!({
+                        "id": c.as_str(),
+                        "name": c.as_str(),
+                        "shortDescription": {"text": description(c)},
+                        "fullDescription": {"text": format!("{} / {}", description(c), label_ja(c))},
+                        "defaultConfiguration": {"level": sarif_level(c)},
+                    })
+                })
+                .collect();
+            let driver = serde_json::json!({
+                "name": "anshin-scan",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://example.invalid/anshin",
+                "rules": rules,
+            });
+            write!(
+                out,
+                "{{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0.json\",\"version\":\"2.1.0\",\"runs\":[{{\"tool\":{{\"driver\":{}}},\"columnKind\":\"unicodeCodePoints\",\"results\":[",
+                serde_json::to_string(&driver).map_err(json_err)?
+            )?;
+        }
+        Ok(Self {
+            format,
+            out,
+            summary: Summary::default(),
+            csv_started: false,
+            sarif_results: 0,
+        })
+    }
+
+    /// Writes one object's findings (and, for JSON Lines, its status).
+    pub fn object(&mut self, r: &ObjectReport) -> io::Result<()> {
+        self.summary.add(r);
+        match self.format {
+            Format::Human => {}
+            Format::Jsonl => {
+                for f in &r.findings {
+                    let line = JsonFinding {
+                        r#type: "finding",
+                        row: FindingRow::new(&r.path, f),
+                    };
+                    serde_json::to_writer(&mut self.out, &line).map_err(json_err)?;
+                    self.out.write_all(b"\n")?;
+                }
+                let obj = JsonObject {
+                    r#type: "object",
+                    path: &r.path,
+                    kind: r.kind.as_str(),
+                    status: r.status.as_str(),
+                    reason: r.reason.as_deref(),
+                    encoding: r.encoding.map(|e| e.as_str()),
+                    decode_errors: r.decode_errors,
+                    bytes: r.bytes,
+                    findings: r.findings.len(),
+                };
+                serde_json::to_writer(&mut self.out, &obj).map_err(json_err)?;
+                self.out.write_all(b"\n")?;
+            }
+            Format::Csv => {
+                if r.findings.is_empty() {
+                    return Ok(());
+                }
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(!self.csv_started)
+                    .from_writer(&mut self.out);
+                for f in &r.findings {
+                    w.serialize(FindingRow::new(&r.path, f))
+                        .map_err(io::Error::other)?;
+                }
+                w.flush()?;
+                self.csv_started = true;
+            }
+            Format::Sarif => {
+                for f in &r.findings {
+                    if self.sarif_results > 0 {
+                        self.out.write_all(b",")?;
+                    }
+                    self.sarif_results += 1;
+                    serde_json::to_writer(&mut self.out, &sarif_result(&r.path, f)).map_err(json_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the output (the human summary is written here) and returns the summary.
+    pub fn finish(mut self) -> io::Result<Summary> {
+        match self.format {
+            Format::Human => self.summary.write_human(&mut self.out)?,
+            Format::Jsonl => {}
+            Format::Csv => {
+                if !self.csv_started {
+                    let mut w = csv::Writer::from_writer(&mut self.out);
+                    w.write_record(CSV_HEADER)?;
+                    w.flush()?;
+                }
+            }
+            Format::Sarif => {
+                let notes: Vec<serde_json::Value> = self
+                    .summary
+                    .incomplete
+                    .iter()
+                    .map(|(path, status, reason)| {
+                        serde_json::json!({
+                            "level": if *status == Status::Skipped { "warning" } else { "note" },
+                            "message": {"text": format!("{status}: {reason}")},
+                            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri(path)}}}],
+                        })
+                    })
+                    .collect();
+                let invocation = serde_json::json!({
+                    "executionSuccessful": true,
+                    "toolExecutionNotifications": notes,
+                });
+                write!(
+                    self.out,
+                    "],\"invocations\":[{}]}}]}}",
+                    serde_json::to_string(&invocation).map_err(json_err)?
+                )?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        self.out.flush()?;
+        Ok(self.summary)
+    }
+}
+
+const CSV_HEADER: [&str; 14] = [
+    "path",
+    "line",
+    "column",
+    "byte_offset",
+    "byte_len",
+    "row",
+    "field",
+    "header",
+    "category",
+    "kind",
+    "confidence",
+    "test_value",
+    "masked",
+    "fingerprint",
+];
+
+fn sarif_level(c: Category) -> &'static str {
+    match severity(c) {
+        0..=5 => "error",
+        6..=11 => "warning",
+        _ => "note",
+    }
+}
+
+fn sarif_result(path: &str, f: &Finding) -> serde_json::Value {
+    let loc = &f.locator;
+    let rec = loc.record.as_ref();
+    let kind = f.kind.map(|k| format!(" {k}")).unwrap_or_default();
+    let test = if f.test_value { ", test value" } else { "" };
+    serde_json::json!({
+        "ruleId": f.category.as_str(),
+        "level": sarif_level(f.category),
+        "message": {"text": format!(
+            "{}{kind} ({} confidence{test}): {}",
+            f.category.as_str(),
+            f.confidence.as_str(),
+            f.masked
+        )},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": uri(path)},
+            "region": {
+                "startLine": loc.line,
+                "startColumn": loc.column,
+                "byteOffset": loc.byte_offset,
+                "byteLength": loc.byte_len,
+            },
+        }}],
+        "partialFingerprints": {"anshinFingerprint/v1": f.fingerprint.to_hex()},
+        "properties": {
+            "confidence": f.confidence.as_str(),
+            "kind": f.kind,
+            "testValue": f.test_value,
+            "masked": f.masked,
+            "row": rec.map(|r| r.row),
+            "field": rec.map(|r| r.field),
+            "header": rec.and_then(|r| r.header.as_deref()),
+        },
+    })
+}
+
+/// A relative URI reference for a path: `/` kept, `\` turned into `/`,
+/// everything outside the unreserved set (and `!`) percent-encoded.
+pub fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b'!' => {
+                out.push(char::from(b));
+            }
+            b'\\' => out.push('/'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_percent_encoded() {
+        assert_eq!(uri("a b/注文.csv"), "a%20b/%E6%B3%A8%E6%96%87.csv");
+        assert_eq!(uri("x.zip!2024/o.csv"), "x.zip!2024/o.csv");
+        assert_eq!(uri("c:\\d"), "c%3A/d");
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(Format::parse("sarif"), Some(Format::Sarif));
+        assert_eq!(Format::parse("jsonl"), Some(Format::Jsonl));
+        assert_eq!(Format::parse("xml"), None);
+    }
+
+    #[test]
+    fn severity_puts_cards_first() {
+        let mut all = Category::ALL.to_vec();
+        all.sort_by_key(|&c| severity(c));
+        assert_eq!(all[0], Category::Card);
+        assert_eq!(all[1], Category::SecurityCode);
+        assert_eq!(sarif_level(Category::Card), "error");
+        assert_eq!(sarif_level(Category::CorporateNumber), "note");
+    }
+
+    #[test]
+    fn human_bytes_reads_well() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}

@@ -1,0 +1,710 @@
+//! End-to-end tests of the pipeline in memory: archives, encodings, chunks,
+//! limits. Planted values are built at run time and never printed: assertions
+//! compare locators, categories and masked forms only.
+
+use std::io::{Cursor, Write as _};
+
+use anshin_crypto::fingerprint::FingerprintKey;
+use anshin_crypto::secret::KeyBytes;
+use proptest::prelude::*;
+
+use super::*;
+
+fn scanner() -> Scanner {
+    let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
+    Scanner::new(FingerprintKey::new(&key))
+}
+
+fn discovery(limits: Limits) -> Discovery {
+    Discovery::new(scanner(), limits)
+}
+
+/// A Luhn-valid number with the given prefix and length (not a test value).
+pub(crate) fn luhn_complete(prefix: &str, len: usize) -> String {
+    let mut digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
+    let mut x = 7u32;
+    while digits.len() < len - 1 {
+        x = (x * 31 + 11) % 97;
+        digits.push(x % 10);
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                let dd = d * 2;
+                if dd > 9 { dd - 9 } else { dd }
+            } else {
+                d
+            }
+        })
+        .sum();
+    digits.push((10 - sum % 10) % 10);
+    digits.iter().map(|d| char::from(b'0' + *d as u8)).collect()
+}
+
+fn collect(d: &Discovery, name: &str, bytes: &[u8]) -> Vec<ObjectReport> {
+    let mut out = Vec::new();
+    d.scan_reader(name, &mut Cursor::new(bytes), &mut |r| out.push(r));
+    out
+}
+
+fn object<'a>(reports: &'a [ObjectReport], path: &str) -> &'a ObjectReport {
+    reports.iter().find(|r| r.path == path).unwrap_or_else(|| {
+        panic!(
+            "no object {path}; have {:?}",
+            reports.iter().map(|r| &r.path).collect::<Vec<_>>()
+        )
+    })
+}
+
+fn cards(r: &ObjectReport) -> Vec<&Finding> {
+    r.findings
+        .iter()
+        .filter(|f| f.category == Category::Card)
+        .collect()
+}
+
+fn orders_csv(card: &str) -> String {
+    format!(
+        "注文番号,氏名,電話番号,カード番号\n\
+         A-1001,山田 太郎,090-1234-5678,\n\
+         A-1002,佐藤 花子,080-2345-6789,{card}\n"
+    )
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, options).expect("start");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+fn gzip_of(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gz");
+    e.finish().expect("gz")
+}
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).expect("append");
+    }
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn csv_in_zip_has_inner_path_row_and_header() {
+    let card = luhn_complete("453201", 16);
+    let csv = orders_csv(&card);
+    let zip = zip_of(&[
+        ("2024/orders.csv", csv.as_bytes()),
+        ("readme.txt", b"nothing here"),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "orders.zip", &zip);
+    let inner = object(&reports, "orders.zip!2024/orders.csv");
+    assert_eq!(inner.kind, ObjectKind::Csv);
+    assert_eq!(inner.status, Status::Complete);
+    let found = cards(inner);
+    assert_eq!(found.len(), 1);
+    let loc = &found[0].locator;
+    assert_eq!(loc.byte_offset, csv.find(card.as_str()).expect("planted"));
+    assert_eq!(loc.byte_len, 16);
+    assert_eq!(loc.line, 3);
+    let rec = loc.record.as_ref().expect("record");
+    assert_eq!(
+        (rec.row, rec.field, rec.header.as_deref()),
+        (3, 4, Some("カード番号"))
+    );
+    assert_eq!(found[0].confidence, Confidence::High);
+    assert_eq!(object(&reports, "orders.zip").kind, ObjectKind::Zip);
+    assert!(object(&reports, "orders.zip!readme.txt").findings.is_empty());
+}
+
+#[test]
+fn tar_gz_and_gz_name_inner_paths() {
+    let card = luhn_complete("5555", 16);
+    let log = format!("2026-01-01 payment card={card} ok\n");
+    let tgz = gzip_of(&tar_of(&[("2024/app.log", log.as_bytes())]));
+    let reports = collect(&discovery(Limits::default()), "backup.tar.gz", &tgz);
+    let inner = object(&reports, "backup.tar.gz!2024/app.log");
+    assert_eq!(
+        cards(inner)[0].locator.byte_offset,
+        log.find(card.as_str()).expect("planted")
+    );
+    assert_eq!(object(&reports, "backup.tar.gz").kind, ObjectKind::Tar);
+
+    let gz = gzip_of(log.as_bytes());
+    let reports = collect(&discovery(Limits::default()), "logs/app.log.gz", &gz);
+    assert_eq!(cards(object(&reports, "logs/app.log.gz!app.log")).len(), 1);
+}
+
+#[test]
+fn nested_archives_stop_at_the_depth_limit() {
+    let card = luhn_complete("4539", 16);
+    let text = format!("カード番号: {card}\n");
+    let inner = zip_of(&[("a.txt", text.as_bytes())]);
+    let middle = zip_of(&[("inner.zip", &inner)]);
+    let outer = zip_of(&[("middle.zip", &middle)]);
+    let reports = collect(&discovery(Limits::default()), "outer.zip", &outer);
+    assert_eq!(
+        cards(object(&reports, "outer.zip!middle.zip!inner.zip!a.txt")).len(),
+        1
+    );
+
+    let reports = collect(&discovery(Limits::default().max_depth(2)), "outer.zip", &outer);
+    let deep = object(&reports, "outer.zip!middle.zip!inner.zip");
+    assert_eq!(deep.status, Status::Skipped);
+    assert!(
+        deep.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("nested deeper than 2"))
+    );
+}
+
+#[test]
+fn nested_zips_over_the_memory_limit_go_through_a_temporary_file() {
+    let card = luhn_complete("4539", 16);
+    let text = format!("カード番号: {card}\n");
+    // Random bytes do not compress: the nested zip is larger than the limit below.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..40_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let inner = zip_of(&[("a.txt", text.as_bytes()), ("noise.bin", &noise)]);
+    assert!(inner.len() > 8192);
+    let outer = zip_of(&[("inner.zip", &inner)]);
+    let limits = Limits::default().max_in_memory(8192).max_ratio(10_000);
+    let reports = collect(&discovery(limits), "outer.zip", &outer);
+    assert_eq!(object(&reports, "outer.zip!inner.zip").status, Status::Complete);
+    assert_eq!(cards(object(&reports, "outer.zip!inner.zip!a.txt")).len(), 1);
+}
+
+#[test]
+fn zip_bombs_end_partial_not_exhausted() {
+    let zeros = vec![b'0'; 8 << 20];
+    let bomb = zip_of(&[("zeros.txt", &zeros)]);
+    assert!(bomb.len() < 64 << 10, "test bomb compresses well");
+    let reports = collect(&discovery(Limits::default()), "bomb.zip", &bomb);
+    let member = object(&reports, "bomb.zip!zeros.txt");
+    assert_eq!(member.status, Status::Partial);
+    assert!(
+        member
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("compression ratio"))
+    );
+    assert!(member.bytes < 8 << 20);
+
+    let gz = gzip_of(&zeros);
+    let reports = collect(&discovery(Limits::default()), "z.gz", &gz);
+    assert_eq!(object(&reports, "z.gz!z").status, Status::Partial);
+
+    // The expanded-size budget holds across members.
+    let text = "x".repeat(600 << 10);
+    let many = zip_of(&[
+        ("1.txt", text.as_bytes()),
+        ("2.txt", text.as_bytes()),
+        ("3.txt", text.as_bytes()),
+    ]);
+    let limits = Limits::default().max_expanded(1 << 20).max_ratio(10_000);
+    let reports = collect(&discovery(limits), "many.zip", &many);
+    assert_eq!(object(&reports, "many.zip!2.txt").status, Status::Partial);
+    assert_eq!(object(&reports, "many.zip").status, Status::Partial);
+}
+
+#[test]
+fn corrupt_archives_are_reported_not_fatal() {
+    let mut zip = zip_of(&[("a.txt", b"hello world, hello world")]);
+    let cut = zip.len() / 2;
+    zip.truncate(cut);
+    let reports = collect(&discovery(Limits::default()), "broken.zip", &zip);
+    let r = object(&reports, "broken.zip");
+    assert_eq!(r.status, Status::Skipped);
+    assert!(r.reason.as_deref().is_some_and(|x| x.starts_with("corrupt zip")));
+
+    let mut gz = gzip_of(b"some text that is long enough to be cut somewhere in the middle");
+    gz.truncate(gz.len() - 12);
+    let reports = collect(&discovery(Limits::default()), "cut.gz", &gz);
+    assert_eq!(object(&reports, "cut.gz!cut").status, Status::Partial);
+
+    let members = zip_of(&[("1.txt", b"a"), ("2.txt", b"b"), ("3.txt", b"c")]);
+    let reports = collect(&discovery(Limits::default().max_members(2)), "m.zip", &members);
+    assert_eq!(object(&reports, "m.zip").status, Status::Partial);
+    assert!(reports.iter().all(|r| r.path != "m.zip!3.txt"));
+}
+
+fn encode(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+    let (bytes, _, errors) = encoding.encode(text);
+    assert!(!errors);
+    bytes.into_owned()
+}
+
+#[test]
+fn legacy_encodings_map_back_to_raw_offsets() {
+    let card = luhn_complete("3540", 16);
+    let text = format!("お客様各位\nご注文ありがとうございます。\nカード番号：{card}\n");
+    let cases: Vec<(Vec<u8>, TextEncoding)> = vec![
+        (encode(&text, encoding_rs::SHIFT_JIS), TextEncoding::ShiftJis),
+        (encode(&text, encoding_rs::EUC_JP), TextEncoding::EucJp),
+        (encode(&text, encoding_rs::ISO_2022_JP), TextEncoding::Iso2022Jp),
+        (
+            [
+                &[0xFF, 0xFE][..],
+                &text.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<_>>(),
+            ]
+            .concat(),
+            TextEncoding::Utf16Le,
+        ),
+        (
+            [
+                &[0xFE, 0xFF][..],
+                &text.encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<_>>(),
+            ]
+            .concat(),
+            TextEncoding::Utf16Be,
+        ),
+    ];
+    for (bytes, encoding) in cases {
+        for chunk in [4096, 8 << 20] {
+            let reports = collect(&discovery(Limits::default().chunk(chunk)), "mail.txt", &bytes);
+            let r = object(&reports, "mail.txt");
+            assert_eq!(r.encoding, Some(encoding));
+            let found = cards(r);
+            assert_eq!(found.len(), 1, "{encoding:?}");
+            let loc = &found[0].locator;
+            assert_eq!(loc.line, 3, "{encoding:?}");
+            assert_eq!(loc.column, 7, "{encoding:?}");
+            // The raw bytes at the locator decode to the planted digits.
+            let raw = &bytes[loc.byte_offset..loc.byte_offset + loc.byte_len];
+            let (decoded, _, _) = match encoding {
+                TextEncoding::Utf16Le => encoding_rs::UTF_16LE.decode(raw),
+                TextEncoding::Utf16Be => encoding_rs::UTF_16BE.decode(raw),
+                TextEncoding::ShiftJis => encoding_rs::SHIFT_JIS.decode(raw),
+                TextEncoding::EucJp => encoding_rs::EUC_JP.decode(raw),
+                _ => encoding_rs::ISO_2022_JP.decode(raw),
+            };
+            assert!(
+                decoded == card.as_str(),
+                "{encoding:?}: locator does not point at the value"
+            );
+        }
+    }
+}
+
+/// A plain-text document of many lines with planted values, for chunking tests.
+fn long_document(lines: usize) -> (String, Vec<usize>) {
+    let mut s = String::new();
+    let mut offsets = Vec::new();
+    for i in 0..lines {
+        if i % 37 == 5 {
+            let card = luhn_complete(["4532", "5412", "3569"][i % 3], 16);
+            s.push_str(&format!("行{i}: お支払いカード {} を登録\n", card));
+            offsets.push(s.rfind(card.as_str()).expect("planted"));
+        } else {
+            s.push_str(&format!(
+                "行{i}: 本日は晴天なり。在庫 {} 点、価格 {} 円。\n",
+                i % 50,
+                i * 7
+            ));
+        }
+    }
+    (s, offsets)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Chunking never changes what is found or where.
+    #[test]
+    fn chunk_size_does_not_change_findings(chunk in 4096usize..40_000, lines in 200usize..1500) {
+        let (doc, offsets) = long_document(lines);
+        let whole = collect(&discovery(Limits::default()), "doc.txt", doc.as_bytes());
+        let chunked = collect(&discovery(Limits::default().chunk(chunk)), "doc.txt", doc.as_bytes());
+        let locs = |r: &[ObjectReport]| -> Vec<(usize, usize, usize)> {
+            cards(&r[0]).iter().map(|f| (f.locator.byte_offset, f.locator.line, f.locator.column)).collect()
+        };
+        prop_assert_eq!(locs(&whole), locs(&chunked));
+        let found: Vec<usize> = locs(&whole).into_iter().map(|l| l.0).collect();
+        prop_assert_eq!(found, offsets);
+    }
+
+    /// CSV rows and headers survive chunking, quoted line breaks included.
+    #[test]
+    fn csv_rows_survive_chunking(chunk in 4096usize..20_000, rows in 100usize..800) {
+        let mut csv = String::from("id,note,カード番号\n");
+        let mut expected = Vec::new();
+        for i in 0..rows {
+            let card = luhn_complete("4916", 16);
+            let note = if i % 3 == 0 { "\"複数行の\nメモ\"" } else { "memo" };
+            if i % 11 == 0 {
+                csv.push_str(&format!("{i},{note},{card}\n"));
+                expected.push(i + 2);
+            } else {
+                csv.push_str(&format!("{i},{note},\n"));
+            }
+        }
+        let reports = collect(&discovery(Limits::default().chunk(chunk)), "o.csv", csv.as_bytes());
+        let rows_found: Vec<usize> = cards(&reports[0])
+            .iter()
+            .map(|f| f.locator.record.as_ref().map_or(0, |r| r.row))
+            .collect();
+        prop_assert_eq!(rows_found, expected);
+        prop_assert!(cards(&reports[0]).iter().all(|f| f.locator.record.as_ref().and_then(|r| r.header.as_deref()) == Some("カード番号")));
+    }
+
+    /// Arbitrary bytes, under any name, never panic and always end in reports.
+    #[test]
+    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..4096), name in "[a-z]{1,8}\\.(zip|gz|csv|txt|tar|eml|mbox|docx|xlsx)") {
+        let reports = collect(&discovery(Limits::default().chunk(4096)), &name, &bytes);
+        prop_assert!(!reports.is_empty());
+    }
+}
+
+#[test]
+fn a_line_longer_than_a_chunk_is_partial_with_columns_kept() {
+    let card = luhn_complete("4539", 16);
+    let line = format!("{} カード番号 {card} end\n", "あ".repeat(3000));
+    let reports = collect(
+        &discovery(Limits::default().chunk(4096)),
+        "long.txt",
+        line.as_bytes(),
+    );
+    let r = &reports[0];
+    assert_eq!(r.status, Status::Partial);
+    let found = cards(r);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].locator.byte_offset,
+        line.find(card.as_str()).expect("planted")
+    );
+    assert_eq!(found[0].locator.column, 3000 + 8);
+}
+
+#[test]
+fn headers_holding_values_are_not_printed() {
+    // A file without a real header: its first row is data that happens to
+    // hold a header keyword. The "header" of the phone column is an e-mail
+    // address here and must not reach the output.
+    let csv = "taro@example.com,電話番号\nhanako@example.org,090-1234-5678\n";
+    let reports = collect(&discovery(Limits::default()), "x.csv", csv.as_bytes());
+    for f in &reports[0].findings {
+        if let Some(rec) = &f.locator.record {
+            assert!(rec.header.as_deref() != Some("taro@example.com"));
+        }
+    }
+    assert!(reports[0].findings.iter().any(|f| f.category == Category::Phone));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Whatever is planted and however it is written, no output format
+    /// carries the raw value: only masks and fingerprints.
+    #[test]
+    fn no_format_carries_a_planted_value(
+        seeds in proptest::collection::vec((0usize..4, 0u64..1_000_000_000, "[a-z][a-z0-9]{7,12}"), 1..8),
+        csv in any::<bool>(),
+    ) {
+        let mut text = String::from("氏名,電話番号,email,カード番号\n");
+        let mut raw: Vec<String> = Vec::new();
+        for (style, n, local) in &seeds {
+            let card = luhn_complete(&format!("45{:06}", n % 1_000_000), 16);
+            let written = match style {
+                0 => card.clone(),
+                1 => format!("{} {} {} {}", &card[..4], &card[4..8], &card[8..12], &card[12..]),
+                2 => format!("{}-{}-{}-{}", &card[..4], &card[4..8], &card[8..12], &card[12..]),
+                _ => card.chars().map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap_or(c)).collect(),
+            };
+            let phone = format!("090{:08}", n % 100_000_000);
+            let email = format!("{local}@example.com");
+            text.push_str(&format!("山田 太郎,{phone},{email},{written}\n"));
+            raw.extend([card, written, phone, local.clone()]);
+        }
+        let name = if csv { "orders.csv" } else { "orders.txt" };
+        let d = discovery(Limits::default());
+        let mut found_cards = 0;
+        d.scan_reader(name, &mut Cursor::new(text.as_bytes()), &mut |r| {
+            found_cards += r.findings.iter().filter(|f| f.category == Category::Card).count();
+        });
+        prop_assert_eq!(found_cards, seeds.len(), "every planted card is found");
+        for format in [report::Format::Human, report::Format::Jsonl, report::Format::Csv, report::Format::Sarif] {
+            let d = discovery(Limits::default());
+            let mut out = Vec::new();
+            let mut w = report::ReportWriter::new(format, &mut out).expect("writer");
+            d.scan_reader(name, &mut Cursor::new(text.as_bytes()), &mut |r| w.object(&r).expect("write"));
+            w.finish().expect("finish");
+            let printed = String::from_utf8(out).expect("utf-8 output");
+            for (i, value) in raw.iter().enumerate() {
+                prop_assert!(!printed.contains(value.as_str()), "format {:?}: planted value #{} printed", format, i);
+            }
+        }
+    }
+}
+
+fn docx_of(paragraphs: &[&str]) -> Vec<u8> {
+    let body: String = paragraphs
+        .iter()
+        .map(|p| {
+            // Split each paragraph over two runs, as Word does after an edit.
+            let cut = p.char_indices().nth(p.chars().count() / 2).map_or(0, |(i, _)| i);
+            format!(
+                "<w:p><w:r><w:t>{}</w:t></w:r><w:r><w:t xml:space=\"preserve\">{}</w:t></w:r></w:p>",
+                &p[..cut],
+                &p[cut..]
+            )
+        })
+        .collect();
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("word/document.xml", doc.as_bytes()),
+    ])
+}
+
+/// An xlsx whose first sheet has `rows` (row number, cells as (column letter, text)).
+fn xlsx_of(rows: &[(u32, &[(&str, &str)])]) -> Vec<u8> {
+    let mut shared: Vec<String> = Vec::new();
+    let mut sheet = String::from("<worksheet><sheetData>");
+    for (r, cells) in rows {
+        sheet.push_str(&format!("<row r=\"{r}\">"));
+        for (col, text) in *cells {
+            shared.push((*text).to_owned());
+            sheet.push_str(&format!(
+                "<c r=\"{col}{r}\" t=\"s\"><v>{}</v></c>",
+                shared.len() - 1
+            ));
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let sst: String = shared.iter().map(|s| format!("<si><t>{s}</t></si>")).collect();
+    let sst = format!("<sst>{sst}</sst>");
+    zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("xl/workbook.xml", b"<workbook/>"),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+        ("xl/sharedStrings.xml", sst.as_bytes()),
+    ])
+}
+
+#[test]
+fn docx_text_is_scanned_by_paragraph() {
+    let card = luhn_complete("4539", 16);
+    let para = format!("カード番号：{card}");
+    let docx = docx_of(&["ご注文ありがとうございます。", &para]);
+    let reports = collect(&discovery(Limits::default()), "letter.docx", &docx);
+    let part = object(&reports, "letter.docx!word/document.xml");
+    assert_eq!(part.kind, ObjectKind::Docx);
+    let found = cards(part);
+    assert_eq!(found.len(), 1, "a card split over two runs is found whole");
+    assert_eq!((found[0].locator.line, found[0].locator.column), (2, 7));
+    assert_eq!(found[0].confidence, Confidence::High);
+    assert_eq!(found[0].locator.byte_len, 16);
+}
+
+#[test]
+fn xlsx_cells_have_sheet_rows_columns_and_headers() {
+    let card = luhn_complete("3569", 16);
+    let xlsx = xlsx_of(&[
+        (1, &[("A", "氏名"), ("B", "電話番号"), ("D", "カード番号")]),
+        (4, &[("A", "山田 太郎"), ("B", "090-1234-5678"), ("D", &card)]),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "orders.xlsx", &xlsx);
+    let sheet = object(&reports, "orders.xlsx!xl/worksheets/sheet1.xml");
+    assert_eq!(sheet.kind, ObjectKind::Xlsx);
+    assert!(reports.iter().all(|r| !r.path.ends_with("sharedStrings.xml")));
+    let found = cards(sheet);
+    assert_eq!(found.len(), 1);
+    let rec = found[0].locator.record.as_ref().expect("cell");
+    assert_eq!(
+        (rec.row, rec.field, rec.header.as_deref()),
+        (4, 4, Some("カード番号"))
+    );
+    assert_eq!((found[0].locator.line, found[0].locator.column), (4, 4));
+    let names: Vec<_> = sheet
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Name)
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert_eq!(
+        names[0].locator.record.as_ref().map(|r| (r.row, r.field)),
+        Some((4, 1))
+    );
+    assert!(sheet.findings.iter().any(|f| f.category == Category::Phone));
+}
+
+#[test]
+fn broken_office_parts_are_reported() {
+    let bad = zip_of(&[("word/document.xml", b"<w:p><w:t>unclosed</w:x>")]);
+    let reports = collect(&discovery(Limits::default()), "bad.docx", &bad);
+    let part = object(&reports, "bad.docx!word/document.xml");
+    assert_eq!(part.status, Status::Skipped);
+    assert!(
+        part.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("malformed XML"))
+    );
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(T[(n >> (18 - 6 * k)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A multipart message: a quoted-printable body and a base64 attachment.
+pub(crate) fn mail_with_attachment(body: &str, filename: &str, attachment: &[u8]) -> String {
+    let qp: String = body
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_graphic() && b != b'=' || b == b' ' {
+                char::from(b).to_string()
+            } else if b == b'\n' {
+                "\r\n".into()
+            } else {
+                format!("={b:02X}")
+            }
+        })
+        .collect();
+    format!(
+        "From: shop@example.com\r\nTo: staff@example.com\r\nSubject: orders\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n\
+         --XYZ\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n\
+         --XYZ\r\nContent-Type: text/csv; name=\"{filename}\"\r\nContent-Disposition: attachment; filename=\"{filename}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--XYZ--\r\n",
+        base64(attachment)
+    )
+}
+
+#[test]
+fn mail_bodies_and_attachments_are_decoded_and_located() {
+    let card = luhn_complete("4539", 16);
+    let csv = orders_csv(&card);
+    let eml = mail_with_attachment(
+        "担当者様\n電話番号：090-8765-4321 までご連絡ください。\n",
+        "orders.csv",
+        csv.as_bytes(),
+    );
+    let reports = collect(&discovery(Limits::default()), "inbox/order.eml", eml.as_bytes());
+    assert_eq!(object(&reports, "inbox/order.eml").kind, ObjectKind::Mail);
+    let body = object(&reports, "inbox/order.eml!part1.txt");
+    let phones: Vec<_> = body
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Phone)
+        .collect();
+    assert_eq!(phones.len(), 1, "quoted-printable body decoded");
+    assert_eq!(phones[0].locator.line, 2);
+    let attachment = object(&reports, "inbox/order.eml!orders.csv");
+    assert_eq!(attachment.kind, ObjectKind::Csv);
+    let found = cards(attachment);
+    assert_eq!(found.len(), 1, "base64 attachment decoded");
+    assert_eq!(
+        found[0].locator.byte_offset,
+        csv.find(card.as_str()).expect("planted")
+    );
+    let rec = found[0].locator.record.as_ref().expect("row");
+    assert_eq!((rec.row, rec.header.as_deref()), (3, Some("カード番号")));
+}
+
+#[test]
+fn mailboxes_number_their_messages() {
+    let card = luhn_complete("5412", 16);
+    let mbox = format!(
+        "From a@example.com Mon Jan  5 10:00:00 2026\nSubject: hello\n\nnothing here\n\n\
+         From b@example.com Mon Jan  5 11:00:00 2026\nSubject: card\n\nカード番号 {card}\n"
+    );
+    let reports = collect(&discovery(Limits::default()), "Inbox.mbox", mbox.as_bytes());
+    assert!(cards(object(&reports, "Inbox.mbox!1!part1.txt")).is_empty());
+    assert_eq!(cards(object(&reports, "Inbox.mbox!2!part1.txt")).len(), 1);
+    assert_eq!(object(&reports, "Inbox.mbox").status, Status::Complete);
+}
+
+#[test]
+fn deeply_nested_mime_is_not_parsed() {
+    let mut eml = String::from("MIME-Version: 1.0\r\n");
+    for i in 0..100 {
+        eml.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    let reports = collect(&discovery(Limits::default()), "deep.eml", eml.as_bytes());
+    let r = object(&reports, "deep.eml");
+    assert_eq!(r.status, Status::Partial);
+    assert!(r.reason.as_deref().is_some_and(|x| x.contains("MIME boundaries")));
+}
+
+fn odf_of(body: &str) -> Vec<u8> {
+    let content = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><office:document-content xmlns:office=\"o\" xmlns:text=\"t\" xmlns:table=\"b\"><office:body>{body}</office:body></office:document-content>"
+    );
+    zip_of(&[
+        ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+        ("META-INF/manifest.xml", b"<manifest/>"),
+        ("content.xml", content.as_bytes()),
+    ])
+}
+
+#[test]
+fn opendocument_text_and_tables_are_located() {
+    let card = luhn_complete("3528", 16);
+    let odt = odf_of(&format!(
+        "<office:text><text:p>ご注文の控え</text:p><text:p>カード番号：<text:span>{}</text:span>{}</text:p></office:text>",
+        &card[..8],
+        &card[8..]
+    ));
+    let reports = collect(&discovery(Limits::default()), "letter.odt", &odt);
+    let text = object(&reports, "letter.odt!content.xml");
+    assert_eq!(text.kind, ObjectKind::Odf);
+    let found = cards(text);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].locator.line, found[0].locator.column), (2, 7));
+
+    let ods = odf_of(&format!(
+        "<office:spreadsheet><table:table table:name=\"注文\"><table:table-row><table:table-cell><text:p>氏名</text:p></table:table-cell><table:table-cell table:number-columns-repeated=\"2\"/><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"3\"><table:table-cell/></table:table-row><table:table-row><table:table-cell><text:p>鈴木 一郎</text:p></table:table-cell><table:table-cell table:number-columns-repeated=\"2\"/><table:table-cell><text:p>{card}</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet>"
+    ));
+    let reports = collect(&discovery(Limits::default()), "book.ods", &ods);
+    let sheet = object(&reports, "book.ods!content.xml#注文");
+    assert_eq!(sheet.kind, ObjectKind::OdfTable);
+    let found = cards(sheet);
+    assert_eq!(found.len(), 1);
+    let rec = found[0].locator.record.as_ref().expect("cell");
+    assert_eq!(
+        (rec.row, rec.field, rec.header.as_deref()),
+        (5, 4, Some("カード番号"))
+    );
+    assert!(sheet.findings.iter().any(|f| f.category == Category::Name));
+}

@@ -1,0 +1,372 @@
+//! Text objects read in bounded chunks.
+//!
+//! A chunk ends at a line end (for CSV, at a line end outside quotes), so
+//! every value that does not span lines lies wholly in one chunk and lines
+//! and CSV rows can be counted on. A line longer than a chunk is cut at a
+//! character boundary; a value spanning that cut is missed and the object is
+//! reported `partial`.
+
+use std::io::Read;
+
+use anshin_detect::{CsvLayout, Finding, TextEncoding, detect_encoding};
+use zeroize::Zeroizing;
+
+use crate::container::{Ctx, limit_reason};
+use crate::{ObjectKind, ObjectReport, Status};
+
+/// How to read a text object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Text,
+    /// CSV with the delimiter, or `None` to sniff it.
+    Csv(Option<u8>),
+}
+
+/// The mode for an object named `name`: `.csv` and `.tsv` are column-aware.
+pub(crate) fn mode_for(name: &str) -> Mode {
+    let base = name.rsplit(['/', '\\', '!']).next().unwrap_or(name);
+    let ext = base.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("csv") => Mode::Csv(None),
+        Some("tsv" | "tab") => Mode::Csv(Some(b'\t')),
+        _ => Mode::Text,
+    }
+}
+
+/// Reads `reader` to its end (or a limit) and scans it.
+pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mode) -> ObjectReport {
+    let discovery = ctx.discovery;
+    let chunk = discovery.limits.chunk;
+    let kind = if matches!(mode, Mode::Csv(_)) {
+        ObjectKind::Csv
+    } else {
+        ObjectKind::Text
+    };
+    let mut report = ObjectReport::new(path, kind);
+    let mut buf = Zeroizing::new(Vec::new());
+    let mut base = 0u64;
+    let mut lines_before = 0usize;
+    // Characters already seen on the line a chunk starts in (after a cut inside a line).
+    let mut column_carry = 0usize;
+    let mut encoding: Option<(TextEncoding, usize)> = None;
+    let mut layout: Option<CsvLayout> = None;
+    let mut header_ok: Vec<(String, bool)> = Vec::new();
+    let mut eof = false;
+    loop {
+        // Fill the buffer up to one chunk.
+        let mut read = 0u64;
+        let filled = if eof {
+            Ok(())
+        } else {
+            fill(&mut buf, reader, chunk, &mut eof, &mut |n| {
+                discovery.count_bytes(n);
+                read += n as u64;
+            })
+        };
+        report.bytes += read;
+        if let Err(e) = filled {
+            eof = true;
+            report.degrade(Status::Partial, limit_reason(&e));
+        }
+        if buf.is_empty() {
+            break;
+        }
+        let (enc, bom) = *encoding.get_or_insert_with(|| detect_first(&buf, eof));
+        let (cut, at_line_end) = if eof {
+            (buf.len(), true)
+        } else {
+            cut_point(&buf, enc, mode)
+        };
+        let piece = &buf[..cut];
+        let first = base == 0;
+        let bom = if first { bom } else { 0 };
+        let (out, next_layout) = match mode {
+            Mode::Text => (discovery.scanner.scan_as(piece, enc, bom), None),
+            Mode::Csv(delim) => {
+                let (out, l) = discovery
+                    .scanner
+                    .scan_csv_chunk(piece, enc, bom, delim, layout.take());
+                (out, Some(l))
+            }
+        };
+        if first {
+            report.encoding = Some(out.encoding);
+        }
+        report.decode_errors |= out.decode_errors;
+        for mut f in out.findings {
+            rebase(&mut f, base, lines_before, column_carry);
+            if let Some(rec) = f.locator.record.as_mut()
+                && let Some(h) = rec.header.take()
+            {
+                rec.header = clean_header(ctx, &mut header_ok, h);
+            }
+            report.findings.push(f);
+        }
+        layout = next_layout;
+        let newlines = count_newlines(piece, enc);
+        lines_before += newlines;
+        column_carry = if at_line_end {
+            0
+        } else {
+            let tail_start = last_newline_end(piece, enc);
+            let carried = if newlines == 0 { column_carry } else { 0 };
+            carried + count_chars(&piece[tail_start..], enc)
+        };
+        if !at_line_end {
+            report.degrade(
+                Status::Partial,
+                format!(
+                    "a line is longer than the {} MiB chunk: values across the cut are missed",
+                    chunk >> 20
+                ),
+            );
+        }
+        base += cut as u64;
+        buf.drain(..cut);
+        if eof && buf.is_empty() {
+            break;
+        }
+    }
+    report
+}
+
+/// Smallest buffer: small files (most of them) never touch a whole chunk.
+const FIRST_BUFFER: usize = 64 << 10;
+
+/// Reads into `buf` until it holds `chunk` bytes or the reader ends. The
+/// buffer grows by doubling into a fresh allocation, so no copy of the
+/// content is ever freed without being wiped.
+pub(crate) fn fill(
+    buf: &mut Zeroizing<Vec<u8>>,
+    reader: &mut dyn Read,
+    chunk: usize,
+    eof: &mut bool,
+    counted: &mut dyn FnMut(usize),
+) -> std::io::Result<()> {
+    while buf.len() < chunk {
+        if buf.len() == buf.capacity() {
+            let cap = (buf.capacity() * 2).clamp(FIRST_BUFFER.min(chunk), chunk);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
+            bigger.extend_from_slice(buf);
+            *buf = bigger;
+        }
+        let old = buf.len();
+        let room = buf.capacity() - old;
+        buf.resize(old + room, 0);
+        match reader.read(&mut buf[old..]) {
+            Ok(0) => {
+                buf.truncate(old);
+                *eof = true;
+                return Ok(());
+            }
+            Ok(n) => {
+                buf.truncate(old + n);
+                counted(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+            Err(e) => {
+                buf.truncate(old);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rebase(f: &mut Finding, base: u64, lines_before: usize, column_carry: usize) {
+    let loc = &mut f.locator;
+    if loc.line == 1 {
+        loc.column += column_carry;
+    }
+    loc.line += lines_before;
+    loc.byte_offset += usize::try_from(base).unwrap_or(usize::MAX);
+}
+
+fn clean_header(ctx: &Ctx<'_>, cache: &mut Vec<(String, bool)>, header: String) -> Option<String> {
+    if let Some((_, ok)) = cache.iter().find(|(h, _)| *h == header) {
+        return ok.then_some(header);
+    }
+    let ok = ctx.discovery.header_is_clean(&header);
+    if cache.len() < 256 {
+        cache.push((header.clone(), ok));
+    }
+    ok.then_some(header)
+}
+
+/// Detects the encoding on the first chunk, ignoring a character cut at its end.
+fn detect_first(buf: &[u8], eof: bool) -> (TextEncoding, usize) {
+    if !eof
+        && let Err(e) = simdutf8::compat::from_utf8(buf)
+        && e.error_len().is_none()
+        && e.valid_up_to() > 0
+    {
+        // Valid UTF-8 up to a character the chunk end cut in two.
+        return detect_encoding(&buf[..e.valid_up_to()]);
+    }
+    let (enc, bom) = detect_encoding(buf);
+    if eof
+        || !matches!(
+            enc,
+            TextEncoding::Binary | TextEncoding::ShiftJis | TextEncoding::EucJp
+        )
+    {
+        return (enc, bom);
+    }
+    // A legacy multi-byte character cut at the end: look again without the
+    // unfinished last line.
+    match memchr::memrchr(b'\n', buf) {
+        Some(i) if i > 0 => detect_encoding(&buf[..=i]),
+        _ => (enc, bom),
+    }
+}
+
+fn is_utf16(enc: TextEncoding) -> Option<bool> {
+    match enc {
+        TextEncoding::Utf16Le => Some(true),
+        TextEncoding::Utf16Be => Some(false),
+        _ => None,
+    }
+}
+
+/// Where to end this chunk, and whether that is a line end.
+fn cut_point(buf: &[u8], enc: TextEncoding, mode: Mode) -> (usize, bool) {
+    let csv = matches!(mode, Mode::Csv(_));
+    if let Some(le) = is_utf16(enc) {
+        let unit = |i: usize| -> u16 {
+            let (a, b) = (buf[i], buf[i + 1]);
+            if le {
+                u16::from_le_bytes([a, b])
+            } else {
+                u16::from_be_bytes([a, b])
+            }
+        };
+        let mut quotes_even = true;
+        let mut best = None;
+        let mut i = 0;
+        while i + 1 < buf.len() {
+            match unit(i) {
+                0x22 if csv => quotes_even = !quotes_even,
+                0x0A if quotes_even => best = Some(i + 2),
+                _ => {}
+            }
+            i += 2;
+        }
+        return match best {
+            Some(c) => (c, true),
+            None => ((buf.len() & !1).max(2).min(buf.len()), false),
+        };
+    }
+    if csv {
+        let mut quotes_even = true;
+        let mut best = None;
+        for i in memchr::memchr2_iter(b'"', b'\n', buf) {
+            if buf[i] == b'"' {
+                quotes_even = !quotes_even;
+            } else if quotes_even {
+                best = Some(i + 1);
+            }
+        }
+        if let Some(c) = best {
+            return (c, true);
+        }
+    } else if let Some(i) = memchr::memrchr(b'\n', buf) {
+        return (i + 1, true);
+    }
+    // No usable line end in a whole chunk: cut at a character boundary.
+    let cut = match enc {
+        TextEncoding::Utf8 | TextEncoding::Binary => buf
+            .iter()
+            .rposition(|&b| !(0x80..0xC0).contains(&b))
+            .filter(|&i| i > 0),
+        _ => buf
+            .iter()
+            .rposition(|&b| b < 0x21 && b != 0x1B)
+            .map(|i| i + 1)
+            .filter(|&i| i < buf.len()),
+    };
+    (cut.unwrap_or(buf.len()), false)
+}
+
+fn count_newlines(piece: &[u8], enc: TextEncoding) -> usize {
+    match is_utf16(enc) {
+        Some(le) => piece
+            .chunks_exact(2)
+            .filter(|u| if le { u == b"\n\0" } else { u == b"\0\n" })
+            .count(),
+        None => memchr::memchr_iter(b'\n', piece).count(),
+    }
+}
+
+fn last_newline_end(piece: &[u8], enc: TextEncoding) -> usize {
+    match is_utf16(enc) {
+        Some(le) => piece
+            .chunks_exact(2)
+            .rposition(|u| if le { u == b"\n\0" } else { u == b"\0\n" })
+            .map_or(0, |k| k * 2 + 2),
+        None => memchr::memrchr(b'\n', piece).map_or(0, |i| i + 1),
+    }
+}
+
+/// Characters in a piece of a line (exact for UTF-8 and UTF-16; one per
+/// byte for the legacy encodings, an upper bound).
+fn count_chars(bytes: &[u8], enc: TextEncoding) -> usize {
+    match enc {
+        TextEncoding::Utf8 | TextEncoding::Binary => {
+            bytes.iter().filter(|&&b| !(0x80..0xC0).contains(&b)).count()
+        }
+        TextEncoding::Utf16Le => bytes
+            .chunks_exact(2)
+            .filter(|u| !(0xDC00..0xE000).contains(&u16::from_le_bytes([u[0], u[1]])))
+            .count(),
+        TextEncoding::Utf16Be => bytes
+            .chunks_exact(2)
+            .filter(|u| !(0xDC00..0xE000).contains(&u16::from_be_bytes([u[0], u[1]])))
+            .count(),
+        _ => bytes.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_follow_the_extension() {
+        assert_eq!(mode_for("a/b/orders.CSV"), Mode::Csv(None));
+        assert_eq!(mode_for("x.zip!dir/list.tsv"), Mode::Csv(Some(b'\t')));
+        assert_eq!(mode_for("notes.txt"), Mode::Text);
+        assert_eq!(mode_for("csv"), Mode::Text);
+    }
+
+    #[test]
+    fn cuts_at_line_ends_outside_quotes() {
+        let buf = b"a,\"x\ny\"\nb,c\nunfinished";
+        assert_eq!(cut_point(buf, TextEncoding::Utf8, Mode::Csv(None)), (12, true));
+        assert_eq!(cut_point(buf, TextEncoding::Utf8, Mode::Text), (12, true));
+        let open_quote = b"a,\"x\nb\nc";
+        assert_eq!(cut_point(open_quote, TextEncoding::Utf8, Mode::Text), (7, true));
+        assert!(
+            !cut_point(open_quote, TextEncoding::Utf8, Mode::Csv(None)).1,
+            "no line end outside quotes"
+        );
+    }
+
+    #[test]
+    fn cuts_utf16_on_units() {
+        let le: Vec<u8> = "ab\ncd".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(cut_point(&le, TextEncoding::Utf16Le, Mode::Text), (6, true));
+        assert_eq!(count_newlines(&le, TextEncoding::Utf16Le), 1);
+        let be: Vec<u8> = "ab\ncd".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert_eq!(cut_point(&be, TextEncoding::Utf16Be, Mode::Text), (6, true));
+        assert_eq!(last_newline_end(&be, TextEncoding::Utf16Be), 6);
+    }
+
+    #[test]
+    fn long_lines_cut_at_character_boundaries() {
+        let s = "ああああ".as_bytes();
+        let (cut, line_end) = cut_point(s, TextEncoding::Utf8, Mode::Text);
+        assert!(!line_end);
+        assert!(std::str::from_utf8(&s[..cut]).is_ok());
+        assert_eq!(count_chars(&s[..cut], TextEncoding::Utf8), cut / 3);
+    }
+}

@@ -1,0 +1,688 @@
+//! `anshin scan` through the built binary: values planted in every supported
+//! kind of input and encoding are found at their exact locators, and no
+//! output format ever contains a planted raw value. Assertions never print a
+//! raw value: failures show paths, categories and masked forms only.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anshin"))
+        .arg("scan")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("ANSHIN_DATABASE_URL")
+        .env_remove("ANSHIN_SCAN_FINGERPRINT_KEY")
+        .env("ANSHIN_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run anshin scan");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("wait")
+}
+
+/// A Luhn-valid number with this prefix and length, not a well-known test number.
+fn luhn_complete(prefix: &str, len: usize) -> String {
+    let mut digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
+    let mut x = 3u32;
+    while digits.len() < len - 1 {
+        x = (x * 37 + 17) % 101;
+        digits.push(x % 10);
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                (d * 2) % 10 + (d * 2) / 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    digits.push((10 - sum % 10) % 10);
+    digits
+        .iter()
+        .map(|&d| char::from_digit(d, 10).expect("digit"))
+        .collect()
+}
+
+fn encode(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+    let (bytes, _, errors) = encoding.encode(text);
+    assert!(!errors, "test text not encodable");
+    bytes.into_owned()
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, options).expect("start");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+fn gzip_of(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gz");
+    e.finish().expect("gz")
+}
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).expect("append");
+    }
+    b.into_inner().expect("tar")
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for k in 0..4 {
+            out.push(if k <= chunk.len() {
+                char::from(T[(n >> (18 - 6 * k)) as usize & 63])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// One planted value: where it must be reported.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Expect {
+    path: String,
+    category: &'static str,
+    byte_offset: u64,
+    line: u64,
+    column: u64,
+    row: Option<u64>,
+    header: Option<&'static str>,
+}
+
+/// Raw values planted in the tree, for the leak check (never printed).
+struct Planted {
+    raw: Vec<String>,
+    expected: Vec<Expect>,
+}
+
+/// 1-based column, in characters, of `needle` in `line`.
+fn column_of(line: &str, needle: &str) -> u64 {
+    line[..line.find(needle).expect("in line")].chars().count() as u64 + 1
+}
+
+fn plant(root: &Path) -> Planted {
+    let mut raw = Vec::new();
+    let mut expected = Vec::new();
+    let rel = |name: &str| format!("{}/{name}", root.display());
+
+    // Plain UTF-8 text with a label: a card written in 4-digit groups.
+    let card = luhn_complete("453201", 16);
+    let grouped = format!("{} {} {} {}", &card[..4], &card[4..8], &card[8..12], &card[12..]);
+    let text = format!("ご注文の控え\nお支払い: カード番号 {grouped}\n");
+    std::fs::write(root.join("note.txt"), &text).expect("write");
+    expected.push(Expect {
+        path: rel("note.txt"),
+        category: "card",
+        byte_offset: text.find(&grouped).expect("planted") as u64,
+        line: 2,
+        column: 13,
+        row: None,
+        header: None,
+    });
+    raw.push(card.clone());
+    raw.push(grouped);
+
+    // Full-width digits and a My Number with its label.
+    let my_number = "621498320257";
+    let fw: String = my_number
+        .chars()
+        .map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).expect("full-width"))
+        .collect();
+    let text = format!("マイナンバー：{fw}\n");
+    std::fs::write(root.join("mynumber.txt"), &text).expect("write");
+    expected.push(Expect {
+        path: rel("mynumber.txt"),
+        category: "my_number",
+        byte_offset: text.find(&fw).expect("planted") as u64,
+        line: 1,
+        column: 8,
+        row: None,
+        header: None,
+    });
+    raw.push(my_number.to_owned());
+    raw.push(fw);
+
+    // Legacy encodings and UTF-16, each with its own card.
+    type Encoder = fn(&str) -> Vec<u8>;
+    let encodings: [(&str, &str, Encoder); 4] = [
+        ("sjis.txt", "3540", |t| encode(t, encoding_rs::SHIFT_JIS)),
+        ("eucjp.txt", "3569", |t| encode(t, encoding_rs::EUC_JP)),
+        ("jis.txt", "5412", |t| encode(t, encoding_rs::ISO_2022_JP)),
+        ("utf16.txt", "2221", |t| {
+            [
+                &[0xFF, 0xFE][..],
+                &t.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>(),
+            ]
+            .concat()
+        }),
+    ];
+    for (name, prefix, enc) in encodings {
+        let card = luhn_complete(prefix, 16);
+        let text = format!("お客様各位\nカード番号：{card}\n");
+        let bytes = enc(&text);
+        // The card's raw offset: encode the text before it.
+        let before = enc(&text[..text.find(&card).expect("planted")]);
+        // ISO-2022-JP: the encoded prefix ends with the switch back to ASCII
+        // (ESC ( B), as the full text does right before the digits.
+        let offset = before.len();
+        expected.push(Expect {
+            path: rel(name),
+            category: "card",
+            byte_offset: offset as u64,
+            line: 2,
+            column: 7,
+            row: None,
+            header: None,
+        });
+        std::fs::write(root.join(name), bytes).expect("write");
+        raw.push(card);
+    }
+
+    // CSV with a header: the row and the column header locate the cell.
+    let card = luhn_complete("5555", 16);
+    let csv = format!(
+        "注文番号,氏名,電話番号,email,カード番号\nA-1,山田 太郎,090-1234-5678,taro.yamada@example.com,\nA-2,佐藤 花子,080-2345-6789,hanako.sato@example.org,{card}\n"
+    );
+    std::fs::write(root.join("orders.csv"), &csv).expect("write");
+    expected.push(Expect {
+        path: rel("orders.csv"),
+        category: "card",
+        byte_offset: csv.find(&card).expect("planted") as u64,
+        line: 3,
+        column: column_of(csv.lines().nth(2).expect("line"), &card),
+        row: Some(3),
+        header: Some("カード番号"),
+    });
+    expected.push(Expect {
+        path: rel("orders.csv"),
+        category: "phone",
+        byte_offset: csv.find("090-1234-5678").expect("planted") as u64,
+        line: 2,
+        column: column_of(csv.lines().nth(1).expect("line"), "090-1234-5678"),
+        row: Some(2),
+        header: Some("電話番号"),
+    });
+    raw.extend([
+        card.clone(),
+        "09012345678".into(),
+        "090-1234-5678".into(),
+        "taro.yamada".into(),
+        "山田 太郎".into(),
+        "佐藤 花子".into(),
+    ]);
+
+    // A Word document (the card split over two runs) and an Excel sheet.
+    let card = luhn_complete("3566", 16);
+    let half = card.len() / 2;
+    let doc = format!(
+        "<w:document xmlns:w=\"w\"><w:body><w:p><w:r><w:t>ご注文ありがとうございます。</w:t></w:r></w:p><w:p><w:r><w:t>カード番号：{}</w:t></w:r><w:r><w:t>{}</w:t></w:r></w:p></w:body></w:document>",
+        &card[..half],
+        &card[half..]
+    );
+    std::fs::write(
+        root.join("letter.docx"),
+        zip_of(&[
+            ("[Content_Types].xml", b"<Types/>"),
+            ("word/document.xml", doc.as_bytes()),
+        ]),
+    )
+    .expect("write");
+    let extracted = format!("ご注文ありがとうございます。\nカード番号：{card}\n");
+    expected.push(Expect {
+        path: rel("letter.docx!word/document.xml"),
+        category: "card",
+        byte_offset: extracted.find(&card).expect("planted") as u64,
+        line: 2,
+        column: 7,
+        row: None,
+        header: None,
+    });
+    raw.push(card);
+
+    let card = luhn_complete("5412", 16);
+    let sheet = format!(
+        "<worksheet><sheetData><row r=\"1\"><c r=\"A1\" t=\"s\"><v>0</v></c><c r=\"C1\" t=\"s\"><v>1</v></c></row><row r=\"7\"><c r=\"A7\" t=\"s\"><v>2</v></c><c r=\"C7\" t=\"inlineStr\"><is><t>{card}</t></is></c></row></sheetData></worksheet>"
+    );
+    let sst = "<sst><si><t>氏名</t></si><si><t>カード番号</t></si><si><t>鈴木 一郎</t></si></sst>";
+    std::fs::write(
+        root.join("orders.xlsx"),
+        zip_of(&[
+            ("xl/workbook.xml", b"<workbook/>"),
+            ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+            ("xl/sharedStrings.xml", sst.as_bytes()),
+        ]),
+    )
+    .expect("write");
+    let tsv = format!("氏名\t\tカード番号\n鈴木 一郎\t\t{card}\n");
+    expected.push(Expect {
+        path: rel("orders.xlsx!xl/worksheets/sheet1.xml"),
+        category: "card",
+        byte_offset: tsv.find(&card).expect("planted") as u64,
+        line: 7,
+        column: 3,
+        row: Some(7),
+        header: Some("カード番号"),
+    });
+    raw.extend([card, "鈴木 一郎".to_owned()]);
+
+    // The same CSV inside a zip, a tar.gz and a gz.
+    let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
+    std::fs::write(root.join("orders.zip"), zip).expect("write");
+    let tgz = gzip_of(&tar_of(&[("export/orders.csv", csv.as_bytes())]));
+    std::fs::write(root.join("backup.tar.gz"), tgz).expect("write");
+    std::fs::write(root.join("orders.csv.gz"), gzip_of(csv.as_bytes())).expect("write");
+    let csv_card = expected
+        .iter()
+        .find(|e| e.path == rel("orders.csv") && e.category == "card")
+        .cloned()
+        .expect("csv card");
+    // An OpenDocument spreadsheet: the table's row and column.
+    let card = luhn_complete("3589", 16);
+    let content = format!(
+        "<office:document-content><office:body><office:spreadsheet><table:table table:name=\"Sheet1\"><table:table-row><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"2\"><table:table-cell/></table:table-row><table:table-row><table:table-cell><text:p>{card}</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"
+    );
+    std::fs::write(
+        root.join("book.ods"),
+        zip_of(&[
+            ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+            ("META-INF/manifest.xml", b"<manifest/>"),
+            ("content.xml", content.as_bytes()),
+        ]),
+    )
+    .expect("write");
+    let tsv = format!("カード番号\n{card}\n");
+    expected.push(Expect {
+        path: rel("book.ods!content.xml#Sheet1"),
+        category: "card",
+        byte_offset: tsv.find(&card).expect("planted") as u64,
+        line: 4,
+        column: 1,
+        row: Some(4),
+        header: Some("カード番号"),
+    });
+    raw.push(card);
+
+    // And as a base64 attachment of an e-mail.
+    let eml = format!(
+        "From: shop@example.com\r\nSubject: orders\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n\
+         --B\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"orders.csv\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--B--\r\n",
+        base64(csv.as_bytes())
+    );
+    std::fs::write(root.join("order.eml"), eml).expect("write");
+    for inner in [
+        "orders.zip!2024/orders.csv",
+        "backup.tar.gz!export/orders.csv",
+        "orders.csv.gz!orders.csv",
+        "order.eml!orders.csv",
+    ] {
+        expected.push(Expect {
+            path: rel(inner),
+            ..csv_card.clone()
+        });
+    }
+    expected.sort();
+    Planted { raw, expected }
+}
+
+fn jsonl(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn found(lines: &[Value], category: &str) -> Vec<Expect> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == "finding" && v["category"] == category)
+        .map(|v| Expect {
+            path: v["path"].as_str().unwrap_or_default().to_owned(),
+            category: if category == "card" { "card" } else { "phone" },
+            byte_offset: v["byte_offset"].as_u64().unwrap_or(u64::MAX),
+            line: v["line"].as_u64().unwrap_or(0),
+            column: v["column"].as_u64().unwrap_or(0),
+            row: v["row"].as_u64(),
+            header: match v["header"].as_str() {
+                Some("カード番号") => Some("カード番号"),
+                Some("電話番号") => Some("電話番号"),
+                Some(_) => Some("?"),
+                None => None,
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn planted_values_are_found_at_their_exact_locators_in_every_kind_and_encoding() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let planted = plant(tree.path());
+    let root = tree.path().to_str().expect("utf-8 path");
+    let out = anshin_scan(data.path(), &[root, "--format", "jsonl", "--threads", "2"], None);
+    assert!(
+        out.status.success(),
+        "scan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = jsonl(&out);
+
+    let mut cards = found(&lines, "card");
+    cards.sort();
+    let mut phones = found(&lines, "phone");
+    phones.retain(|p| p.path == format!("{root}/orders.csv") && p.line == 2);
+    let mut expected_cards: Vec<Expect> = planted
+        .expected
+        .iter()
+        .filter(|e| e.category == "card")
+        .cloned()
+        .collect();
+    expected_cards.sort();
+    assert_eq!(cards, expected_cards);
+    let expected_phone: Vec<Expect> = planted
+        .expected
+        .iter()
+        .filter(|e| e.category == "phone")
+        .cloned()
+        .collect();
+    assert_eq!(phones, expected_phone);
+
+    let my_numbers: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "finding" && v["category"] == "my_number")
+        .collect();
+    assert_eq!(my_numbers.len(), 1);
+    let expect_mn = planted
+        .expected
+        .iter()
+        .find(|e| e.category == "my_number")
+        .expect("my number");
+    assert_eq!(my_numbers[0]["byte_offset"].as_u64(), Some(expect_mn.byte_offset));
+    assert_eq!(my_numbers[0]["column"].as_u64(), Some(expect_mn.column));
+    assert_eq!(my_numbers[0]["confidence"], "high");
+
+    // Every object is reported once with its encoding and status.
+    let objects: BTreeMap<String, &Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "object")
+        .map(|v| (v["path"].as_str().unwrap_or_default().to_owned(), v))
+        .collect();
+    let enc = |name: &str| {
+        objects[&format!("{root}/{name}")]["encoding"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(enc("sjis.txt").as_deref(), Some("shift_jis"));
+    assert_eq!(enc("eucjp.txt").as_deref(), Some("euc-jp"));
+    assert_eq!(enc("jis.txt").as_deref(), Some("iso-2022-jp"));
+    assert_eq!(enc("utf16.txt").as_deref(), Some("utf-16le"));
+    assert_eq!(objects[&format!("{root}/orders.zip")]["kind"], "zip");
+    assert_eq!(
+        objects[&format!("{root}/letter.docx!word/document.xml")]["kind"],
+        "docx"
+    );
+    assert_eq!(
+        objects[&format!("{root}/orders.xlsx!xl/worksheets/sheet1.xml")]["kind"],
+        "xlsx"
+    );
+    assert_eq!(objects[&format!("{root}/order.eml")]["kind"], "mail");
+    assert!(objects.values().all(|o| o["status"] == "complete"));
+}
+
+#[test]
+fn no_output_format_ever_contains_a_planted_raw_value() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let planted = plant(tree.path());
+    let root = tree.path().to_str().expect("utf-8 path");
+    for format in ["human", "jsonl", "csv", "sarif"] {
+        for extra in [&[][..], &["--min-confidence", "low"][..]] {
+            let mut args = vec![root, "--format", format];
+            args.extend_from_slice(extra);
+            let out = anshin_scan(data.path(), &args, None);
+            assert!(
+                out.status.success(),
+                "{format}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.stdout.is_empty(), "{format}: empty output");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            for (i, value) in planted.raw.iter().enumerate() {
+                assert!(
+                    !stdout.contains(value.as_str()) && !stderr.contains(value.as_str()),
+                    "format {format}: planted value #{i} appears in the output"
+                );
+            }
+        }
+    }
+    // The same through standard input and an output file.
+    let csv = std::fs::read(tree.path().join("orders.csv")).expect("read");
+    let report = data.path().join("report.sarif");
+    let out = anshin_scan(
+        data.path(),
+        &["-", "--format", "sarif", "-o", report.to_str().expect("path")],
+        Some(&csv),
+    );
+    assert!(out.status.success());
+    let written = std::fs::read_to_string(&report).expect("report");
+    for value in &planted.raw {
+        assert!(
+            !written.contains(value.as_str()),
+            "a planted value appears in the SARIF file"
+        );
+    }
+}
+
+#[test]
+fn sarif_is_a_2_1_0_log_with_locations() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    plant(tree.path());
+    let root = tree.path().to_str().expect("utf-8 path");
+    let out = anshin_scan(data.path(), &[root, "--format", "sarif"], None);
+    assert!(out.status.success());
+    let log: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "anshin-scan");
+    assert_eq!(run["columnKind"], "unicodeCodePoints");
+    let results = run["results"].as_array().expect("results");
+    let zipped = results
+        .iter()
+        .find(|r| {
+            r["ruleId"] == "card"
+                && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                    .as_str()
+                    .is_some_and(|u| u.ends_with("orders.zip!2024/orders.csv"))
+        })
+        .expect("card in the zip");
+    let region = &zipped["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(region["startLine"], 3);
+    assert_eq!(zipped["level"], "error");
+    assert_eq!(
+        zipped["partialFingerprints"]["anshinFingerprint/v1"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+    assert_eq!(zipped["properties"]["row"], 3);
+}
+
+#[test]
+fn fail_on_gates_the_exit_code_and_ignores_test_numbers() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tree.path().join("sandbox.txt"),
+        "テスト用カード番号: 4111 1111 1111 1111\n",
+    )
+    .expect("write");
+    let root = tree.path().to_str().expect("path");
+    let out = anshin_scan(data.path(), &[root, "--fail-on", "card,cvc"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a public test number does not fail the gate"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("test / テスト用 1"));
+
+    let card = luhn_complete("4532", 16);
+    std::fs::write(tree.path().join("leak.log"), format!("card={card} cvc=123\n")).expect("write");
+    let out = anshin_scan(data.path(), &[root, "--fail-on", "card,cvc"], None);
+    assert_eq!(out.status.code(), Some(6));
+    let out = anshin_scan(data.path(), &[root, "--fail-on", "email"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let out = anshin_scan(data.path(), &[root], None);
+    assert_eq!(out.status.code(), Some(0), "no gate, no failure");
+    let out = anshin_scan(data.path(), &[root, "--fail-on", "cards"], None);
+    assert_eq!(out.status.code(), Some(2), "unknown category is a usage error");
+}
+
+#[test]
+fn human_summary_lists_worst_files_first() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tree.path().join("a-mail.txt"), "連絡先 taro@example.com\n").expect("write");
+    let card = luhn_complete("3569", 16);
+    std::fs::write(tree.path().join("z-cards.txt"), format!("カード番号 {card}\n")).expect("write");
+    let out = anshin_scan(data.path(), &[tree.path().to_str().expect("path")], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cards_at = text.find("z-cards.txt").expect("cards file listed");
+    let mail_at = text.find("a-mail.txt").expect("mail file listed");
+    assert!(cards_at < mail_at, "the file with a card number comes first");
+    assert!(text.contains("card (カード番号) 1"));
+    assert!(text.contains("Totals / 合計"));
+}
+
+#[test]
+fn symbolic_links_are_not_followed_and_globs_filter() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let card = luhn_complete("4532", 16);
+    std::fs::write(outside.path().join("secret.txt"), format!("カード番号 {card}\n")).expect("write");
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), tree.path().join("link.txt"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), tree.path().join("linkdir")).expect("symlink");
+    std::fs::create_dir(tree.path().join("keep")).expect("mkdir");
+    std::fs::write(tree.path().join("keep/x.csv"), format!("カード番号\n{card}\n")).expect("write");
+    std::fs::write(tree.path().join("keep/x.txt"), format!("カード番号 {card}\n")).expect("write");
+    let root = tree.path().to_str().expect("path");
+
+    let out = anshin_scan(data.path(), &[root, "--format", "jsonl"], None);
+    let lines = jsonl(&out);
+    let link = lines
+        .iter()
+        .find(|v| v["type"] == "object" && v["path"].as_str().is_some_and(|p| p.ends_with("link.txt")))
+        .expect("link reported");
+    assert_eq!(link["status"], "skipped");
+    assert!(
+        link["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("symbolic link"))
+    );
+    let card_paths: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["type"] == "finding" && v["category"] == "card")
+        .filter_map(|v| v["path"].as_str())
+        .collect();
+    assert_eq!(card_paths.len(), 2, "only the two files inside the tree");
+    assert!(card_paths.iter().all(|p| p.contains("/keep/")));
+
+    let out = anshin_scan(
+        data.path(),
+        &[root, "--format", "jsonl", "--include", "*.csv"],
+        None,
+    );
+    let lines = jsonl(&out);
+    let paths: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["type"] == "object")
+        .filter_map(|v| v["path"].as_str())
+        .collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert!(paths[0].ends_with("keep/x.csv"));
+
+    let out = anshin_scan(
+        data.path(),
+        &[root, "--format", "jsonl", "--exclude", "keep/**"],
+        None,
+    );
+    let lines = jsonl(&out);
+    assert!(lines.iter().all(|v| v["type"] != "finding"));
+}
+
+#[test]
+fn hostile_archives_are_reported_not_fatal() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let zeros = vec![b'0'; 16 << 20];
+    std::fs::write(tree.path().join("bomb.zip"), zip_of(&[("zeros.txt", &zeros)])).expect("write");
+    std::fs::write(tree.path().join("broken.zip"), b"PK\x03\x04 not really a zip").expect("write");
+    let mut gz = gzip_of(b"truncated gzip stream with some text in it");
+    gz.truncate(gz.len() - 10);
+    std::fs::write(tree.path().join("cut.gz"), gz).expect("write");
+    let out = anshin_scan(
+        data.path(),
+        &[tree.path().to_str().expect("path"), "--format", "jsonl"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let status = |suffix: &str| {
+        lines
+            .iter()
+            .find(|v| v["type"] == "object" && v["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
+            .map(|v| {
+                (
+                    v["status"].as_str().unwrap_or("").to_owned(),
+                    v["reason"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .unwrap_or_else(|| panic!("{suffix} not reported"))
+    };
+    let (s, reason) = status("bomb.zip!zeros.txt");
+    assert_eq!(s, "partial");
+    assert!(reason.contains("compression ratio"));
+    assert_eq!(status("broken.zip").0, "skipped");
+    assert_eq!(status("cut.gz!cut").0, "partial");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("partial"));
+}

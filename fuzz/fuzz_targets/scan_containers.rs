@@ -1,0 +1,35 @@
+//! Archives and text objects as `anshin scan` reads them (zip, tar, gzip,
+//! nested, Word and Excel parts inside zips, e-mail and mailboxes, CSV,
+//! every encoding), from hostile bytes under any name: never panic, never
+//! hang, always report the object. Small limits so the fuzzer reaches the
+//! limit paths (depth, ratio, budget, members, long lines).
+#![no_main]
+
+use anshin_crypto::fingerprint::FingerprintKey;
+use anshin_crypto::secret::KeyBytes;
+use anshin_scan::{Discovery, Limits, Scanner};
+use libfuzzer_sys::fuzz_target;
+
+const NAMES: [&str; 8] = ["a.zip", "b.tar", "c.gz", "d.csv", "e.tsv", "f.txt", "g.eml", "h.mbox"];
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&selector, bytes)) = input.split_first() else {
+        return;
+    };
+    let key = KeyBytes::from_slice(&[2u8; 32]).expect("32 bytes");
+    let limits = Limits::default()
+        .max_depth(3)
+        .max_ratio(20)
+        .max_expanded(4 << 20)
+        .max_members(64)
+        .max_in_memory(1 << 20)
+        .chunk(4096);
+    let discovery = Discovery::new(Scanner::new(FingerprintKey::new(&key)), limits);
+    let name = NAMES[usize::from(selector) % NAMES.len()];
+    let mut reports = 0;
+    discovery.scan_reader(name, &mut &bytes[..], &mut |r| {
+        reports += 1;
+        assert!(r.reason.is_some() || r.status == anshin_scan::Status::Complete);
+    });
+    assert!(reports >= 1);
+});
