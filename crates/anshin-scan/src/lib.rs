@@ -238,7 +238,7 @@ pub struct ObjectReport {
 impl ObjectReport {
     pub(crate) fn new(path: String, kind: ObjectKind) -> Self {
         Self {
-            path,
+            path: mask_card_numbers(path),
             kind,
             status: Status::Complete,
             reason: None,
@@ -369,6 +369,63 @@ impl fmt::Display for ScanError {
 }
 
 impl std::error::Error for ScanError {}
+
+/// Masks every card number in a name, as findings are masked (first six and
+/// last four digits kept): a file or archive member named after a card number
+/// must not put it in a report. A card number is a run of 13 to 19 digits,
+/// ASCII or full-width, single spaces or hyphens allowed between them, with a
+/// known brand prefix and a valid Luhn check digit.
+pub(crate) fn mask_card_numbers(name: String) -> String {
+    fn digit(c: char) -> Option<u8> {
+        match c {
+            '0'..='9' => Some(c as u8),
+            '\u{FF10}'..='\u{FF19}' => u8::try_from(c as u32 - 0xFF10).ok().map(|d| b'0' + d),
+            _ => None,
+        }
+    }
+    let chars: Vec<char> = name.chars().collect();
+    let mut out: Vec<char> = chars.clone();
+    let mut i = 0;
+    while i < chars.len() {
+        if digit(chars[i]).is_none() {
+            i += 1;
+            continue;
+        }
+        // The run: digits, with single separators between two digits.
+        let start = i;
+        let mut end = i;
+        let mut positions = Vec::new();
+        while end < chars.len() {
+            if digit(chars[end]).is_some() {
+                positions.push(end);
+                end += 1;
+            } else if matches!(chars[end], ' ' | '-')
+                && end + 1 < chars.len()
+                && digit(chars[end + 1]).is_some()
+                && end > start
+            {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        let digits: Vec<u8> = positions.iter().filter_map(|&p| digit(chars[p])).collect();
+        if (13..=19).contains(&digits.len())
+            && anshin_crypto::pan::luhn_valid(&digits)
+            && anshin_crypto::pan::Brand::detect(&digits).is_some()
+        {
+            for &p in &positions[6..positions.len() - 4] {
+                out[p] = '•';
+            }
+        }
+        i = end.max(i + 1);
+    }
+    if out == chars {
+        name
+    } else {
+        out.into_iter().collect()
+    }
+}
 
 /// Builds paths for messages: the path as the user wrote it.
 pub(crate) fn display_path(path: &std::path::Path) -> String {

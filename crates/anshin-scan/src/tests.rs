@@ -708,3 +708,43 @@ fn opendocument_text_and_tables_are_located() {
     );
     assert!(sheet.findings.iter().any(|f| f.category == Category::Name));
 }
+
+#[test]
+fn card_numbers_in_names_are_masked() {
+    use crate::mask_card_numbers as mask;
+    // Built at run time so the source holds no card number either.
+    let pan = format!("4111{}", "111111111111");
+    assert_eq!(mask(format!("orders/{pan}.csv")), "orders/411111••••••1111.csv");
+    let grouped = format!("{} {} {} {}", &pan[..4], &pan[4..8], &pan[8..12], &pan[12..]);
+    assert_eq!(
+        mask(format!("a.zip!{grouped}.txt")),
+        "a.zip!4111 11•• •••• 1111.txt"
+    );
+    let wide: String = pan
+        .chars()
+        .map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap_or(c))
+        .collect();
+    assert!(!mask(wide.clone()).contains(&wide[..]));
+    // Not a card number: wrong check digit, too short, order numbers.
+    for keep in [
+        format!("4111{}", "111111111112"),
+        "2024-12-04".to_owned(),
+        "order-123456789".to_owned(),
+    ] {
+        assert_eq!(mask(keep.clone()), keep);
+    }
+}
+
+#[test]
+fn reports_never_name_a_card_number_from_a_file_name() {
+    let pan = format!("5555{}", "555555554444");
+    let reports = collect(
+        &discovery(Limits::default()),
+        &format!("{pan}.txt"),
+        b"nothing here",
+    );
+    assert!(
+        reports.iter().all(|r| !r.path.contains(&pan)),
+        "a report named the card number"
+    );
+}
