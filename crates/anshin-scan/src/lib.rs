@@ -26,6 +26,11 @@
 //!   EUC-JP, ISO-2022-JP) is detected on the first chunk and kept for the
 //!   rest; CSV/TSV files keep their header from chunk to chunk. Locators are
 //!   rebased: byte offset in the object, line, column, CSV row and header.
+//! - **Tables** ([`Discovery::table`]): rows of a database table, read by
+//!   the caller (this crate does no network I/O), each cell scanned with
+//!   its column name as header exactly as a CSV cell is; findings carry the
+//!   row number, the column and the row's primary key, masked where it holds
+//!   personal data.
 //! - **Reports** ([`report`]): a human summary (worst first), JSON Lines, CSV
 //!   and SARIF 2.1.0, written as objects finish.
 //!
@@ -51,6 +56,7 @@ pub mod key;
 mod mail;
 mod office;
 pub mod report;
+mod table;
 mod text;
 mod walk;
 
@@ -59,6 +65,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use anshin_detect::{Category, Confidence, Finding, Fingerprint, Locator, RecordLocator, Scanner};
 pub use anshin_detect::{ScanOptions, TextEncoding};
+pub use table::{TableColumn, TableScan, table_path};
 pub use walk::{Input, WalkOptions};
 
 /// Limits that keep hostile inputs (zip bombs, huge lines) bounded.
@@ -189,6 +196,10 @@ pub enum ObjectKind {
     /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
     /// object of its own (`inbox.mbox!3!orders.csv`).
     Mail,
+    /// A database table (`sqlite://shop.db!customers`): each finding's
+    /// record locator has the row number, the column number and name, and
+    /// the primary key; line, column and byte offset are inside the cell.
+    Table,
     /// A directory entry that is not a regular file (symbolic link, device…).
     Other,
 }
@@ -207,6 +218,7 @@ impl ObjectKind {
             Self::Odf => "odf",
             Self::OdfTable => "odf-table",
             Self::Mail => "mail",
+            Self::Table => "table",
             Self::Other => "other",
         }
     }
@@ -254,6 +266,11 @@ impl ObjectReport {
         r.status = Status::Skipped;
         r.reason = Some(reason.into());
         r
+    }
+
+    /// A database table that could not be read at all; `reason` holds no content.
+    pub fn skipped_table(path: String, reason: impl Into<String>) -> Self {
+        Self::skipped(path, ObjectKind::Table, reason)
     }
 
     /// Marks the object partial (or keeps it skipped) with a reason; the first reason wins.

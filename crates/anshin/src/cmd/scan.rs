@@ -1,7 +1,8 @@
-//! `anshin scan`: personal-data discovery over files, directories, archives
-//! and standard input (issue 6). The work is in the `anshin-scan` crate;
-//! this module turns flags into its options, draws the progress bar, writes
-//! the report and decides the exit code.
+//! `anshin scan`: personal-data discovery over files, directories, archives,
+//! standard input and databases (issue 6). The work is in the `anshin-scan`
+//! crate (databases are read in [`super::scan_db`]); this module turns flags
+//! into its options, draws the progress bar, writes the report and decides
+//! the exit code.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use anshin_scan::report::{Format, ReportWriter, Summary};
 use anshin_scan::{Category, Confidence, Discovery, Input, Limits, ScanOptions, Scanner, WalkOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::scan_db::{Database, DbOptions};
 use crate::cli::ScanArgs;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -46,7 +48,7 @@ fn gated(names: &[String]) -> Result<Vec<Category>> {
     Ok(out)
 }
 
-pub fn run(config: &Config, args: ScanArgs) -> Result<()> {
+pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     let format = if args.json {
         Format::Jsonl
     } else {
@@ -98,7 +100,23 @@ pub fn run(config: &Config, args: ScanArgs) -> Result<()> {
     if let Some(threads) = args.threads {
         walk = walk.threads(threads);
     }
-    let inputs: Vec<Input> = args.paths.iter().map(|p| Input::parse(p)).collect();
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut databases: Vec<Database> = Vec::new();
+    for arg in &args.paths {
+        match Database::parse(arg)? {
+            Some(db) => databases.push(db),
+            None => inputs.push(Input::parse(arg)),
+        }
+    }
+    if databases.is_empty() && (!args.table.is_empty() || args.row_limit.is_some()) {
+        return Err(usage(
+            "--table and --row-limit apply to database inputs (postgres://…, sqlite://…) only / --table と --row-limit はデータベースにのみ使えます",
+        ));
+    }
+    let db_options = DbOptions {
+        tables: args.table.clone(),
+        row_limit: args.row_limit,
+    };
 
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
@@ -123,14 +141,31 @@ pub fn run(config: &Config, args: ScanArgs) -> Result<()> {
     };
     let mut writer = ReportWriter::new(format, out).map_err(write_error)?;
 
+    // Databases first: a bad URL, an unreachable server or an unknown table
+    // stops the run before the (longer) file scan.
+    let mut write_failure: Option<std::io::Error> = None;
+    for db in &databases {
+        super::scan_db::scan(db, &db_options, &discovery, &mut |report| {
+            if write_failure.is_none()
+                && let Err(e) = writer.object(&report)
+            {
+                write_failure = Some(e);
+            }
+        })
+        .await?;
+    }
+
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let objects = AtomicU64::new(0);
     let done = AtomicBool::new(false);
-    let mut write_failure: Option<std::io::Error> = None;
     let walk_result = std::thread::scope(|scope| {
         if show_progress {
             let (discovery, objects, done) = (&discovery, &objects, &done);
             scope.spawn(move || progress(discovery, objects, done));
+        }
+        if inputs.is_empty() {
+            done.store(true, Ordering::Relaxed);
+            return Ok(());
         }
         let result = discovery.scan_inputs(&inputs, &walk, |report| {
             objects.fetch_add(1, Ordering::Relaxed);

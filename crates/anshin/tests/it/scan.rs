@@ -686,3 +686,586 @@ fn hostile_archives_are_reported_not_fatal() {
     assert_eq!(status("cut.gz!cut").0, "partial");
     assert!(String::from_utf8_lossy(&out.stderr).contains("partial"));
 }
+
+// ---------------------------------------------------------------- databases
+
+/// A finding as the database tests compare it: every locator field and the
+/// masked value (never a raw one).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct DbFinding {
+    path: String,
+    row: u64,
+    field: u64,
+    header: Option<String>,
+    key: Option<String>,
+    category: String,
+    masked: String,
+    byte_offset: u64,
+    line: u64,
+    column: u64,
+}
+
+fn db_findings(lines: &[Value]) -> Vec<DbFinding> {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let mut out: Vec<DbFinding> = lines
+        .iter()
+        .filter(|v| v["type"] == "finding")
+        .map(|v| DbFinding {
+            path: text(&v["path"]).unwrap_or_default(),
+            row: v["row"].as_u64().unwrap_or(0),
+            field: v["field"].as_u64().unwrap_or(0),
+            header: text(&v["header"]),
+            key: text(&v["key"]),
+            category: text(&v["category"]).unwrap_or_default(),
+            masked: text(&v["masked"]).unwrap_or_default(),
+            byte_offset: v["byte_offset"].as_u64().unwrap_or(u64::MAX),
+            line: v["line"].as_u64().unwrap_or(0),
+            column: v["column"].as_u64().unwrap_or(0),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn db_finding(
+    path: &str,
+    row: u64,
+    field: u64,
+    header: &str,
+    key: Option<&str>,
+    category: &str,
+    masked: &str,
+    byte_offset: u64,
+    column: u64,
+) -> DbFinding {
+    DbFinding {
+        path: path.to_owned(),
+        row,
+        field,
+        header: Some(header.to_owned()),
+        key: key.map(str::to_owned),
+        category: category.to_owned(),
+        masked: masked.to_owned(),
+        byte_offset,
+        line: 1,
+        column,
+    }
+}
+
+/// `4532 01•• •••• 1234` for a 16-digit card.
+fn card_mask(card: &str) -> String {
+    format!("{} {}•• •••• {}", &card[..4], &card[4..6], &card[12..])
+}
+
+fn objects_by_path(lines: &[Value]) -> BTreeMap<String, Value> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == "object")
+        .map(|v| (v["path"].as_str().unwrap_or_default().to_owned(), v.clone()))
+        .collect()
+}
+
+/// Asserts that no output format of `args` prints any of `raw`.
+fn assert_no_raw_values(data: &Path, args: &[&str], raw: &[String]) {
+    for format in ["human", "jsonl", "csv", "sarif"] {
+        let mut all = args.to_vec();
+        all.extend(["--format", format, "--min-confidence", "low"]);
+        let out = anshin_scan(data, &all, None);
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty(), "{format}: empty output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for (i, value) in raw.iter().enumerate() {
+            assert!(
+                !stdout.contains(value.as_str()) && !stderr.contains(value.as_str()),
+                "format {format}: planted value #{i} appears in the output"
+            );
+        }
+    }
+}
+
+#[test]
+fn sqlite_tables_are_scanned_with_table_column_and_row_key() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("shop.db");
+    let (card1, card2) = (luhn_complete("4532", 16), luhn_complete("5412", 16));
+    let my_number = "621498320257";
+    {
+        let conn = rusqlite::Connection::open(&file).expect("create");
+        conn.execute_batch(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, 氏名 TEXT, email TEXT, 電話番号 TEXT,
+                                     card_number INTEGER, memo BLOB, score REAL);
+             CREATE TABLE members (email TEXT PRIMARY KEY, mobile TEXT) WITHOUT ROWID;
+             CREATE TABLE log (line TEXT);
+             CREATE VIEW v AS SELECT * FROM log;",
+        )
+        .expect("schema");
+        // id 12 first: rows are numbered in primary-key order.
+        conn.execute(
+            "INSERT INTO customers VALUES (12, NULL, NULL, NULL, NULL, ?1, 1.5)",
+            [format!("カード番号 {card2}").into_bytes()],
+        )
+        .expect("insert");
+        let card1_int: i64 = card1.parse().expect("digits");
+        conn.execute(
+            "INSERT INTO customers VALUES (7, '山田 太郎', 'taro.yamada@example.com', '090-1234-5678', ?1, NULL, 0)",
+            [card1_int],
+        )
+        .expect("insert");
+        conn.execute_batch(
+            "INSERT INTO members VALUES ('hanako.sato@example.org', '080-2345-6789');
+             INSERT INTO log VALUES ('started');",
+        )
+        .expect("insert");
+        conn.execute(
+            "INSERT INTO log VALUES (?1)",
+            [format!("マイナンバー {my_number}")],
+        )
+        .expect("insert");
+    }
+    let url = format!("sqlite://{}", file.display());
+    let out = anshin_scan(data.path(), &[&url, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let customers = format!("{url}!customers");
+    let members = format!("{url}!members");
+    let log = format!("{url}!log");
+    let hanako = Some("email=h•••@example.org");
+    let mut expected = vec![
+        db_finding(&customers, 1, 2, "氏名", Some("id=7"), "name", "•••••", 0, 1),
+        db_finding(
+            &customers,
+            1,
+            3,
+            "email",
+            Some("id=7"),
+            "email",
+            "t•••@example.com",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            4,
+            "電話番号",
+            Some("id=7"),
+            "phone",
+            "090••••5678",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            5,
+            "card_number",
+            Some("id=7"),
+            "card",
+            &card_mask(&card1),
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            2,
+            6,
+            "memo",
+            Some("id=12"),
+            "card",
+            &card_mask(&card2),
+            "カード番号 ".len() as u64,
+            7,
+        ),
+        db_finding(&members, 1, 1, "email", hanako, "email", "h•••@example.org", 0, 1),
+        db_finding(&members, 1, 2, "mobile", hanako, "phone", "080••••6789", 0, 1),
+        db_finding(
+            &log,
+            2,
+            1,
+            "line",
+            None,
+            "my_number",
+            "•••• •••• 0257",
+            "マイナンバー ".len() as u64,
+            8,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(db_findings(&lines), expected);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![customers.clone(), log.clone(), members.clone()],
+        "every table, no view"
+    );
+    assert!(
+        objects
+            .values()
+            .all(|o| o["kind"] == "table" && o["status"] == "complete")
+    );
+
+    // Selected tables and a row limit: a table cut short is partial.
+    let out = anshin_scan(
+        data.path(),
+        &[
+            &url,
+            "--table",
+            "LOG",
+            "--table",
+            "customers",
+            "--row-limit",
+            "1",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![customers.clone(), log.clone()]
+    );
+    assert_eq!(objects[&log]["status"], "partial");
+    assert!(
+        objects[&log]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("--row-limit"))
+    );
+    let found = db_findings(&lines);
+    assert_eq!(found.len(), 4, "row 1 of customers only: {found:?}");
+    assert!(found.iter().all(|f| f.path == customers && f.row == 1));
+
+    // Bad input: unknown table (2), missing file (4), malformed URL (2).
+    let out = anshin_scan(data.path(), &[&url, "--table", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("テーブル"));
+    let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
+    let out = anshin_scan(data.path(), &[&missing], None);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("missing.db").exists(), "never created");
+    std::fs::write(dir.path().join("junk.db"), b"not a database at all, really not").expect("write");
+    let junk = format!("sqlite://{}", dir.path().join("junk.db").display());
+    assert_eq!(anshin_scan(data.path(), &[&junk], None).status.code(), Some(4));
+    assert_eq!(
+        anshin_scan(data.path(), &["sqlite://"], None).status.code(),
+        Some(2)
+    );
+    let out = anshin_scan(
+        data.path(),
+        &[dir.path().to_str().expect("path"), "--table", "x"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "--table without a database");
+
+    let raw = vec![
+        card1.clone(),
+        card2.clone(),
+        my_number.to_owned(),
+        "taro.yamada".to_owned(),
+        "hanako.sato".to_owned(),
+        "090-1234-5678".to_owned(),
+        "080-2345-6789".to_owned(),
+        "山田 太郎".to_owned(),
+    ];
+    assert_no_raw_values(data.path(), &[&url], &raw);
+}
+
+/// Drops the test database even when an assertion fails.
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        // A fresh runtime on its own thread: Drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    let url = crate::harness::postgres_url();
+                    if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                        tokio::spawn(conn);
+                        let _ = client
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
+    if !crate::harness::postgres_available().await {
+        return;
+    }
+    // A database of its own, so that "every user table" is exactly these.
+    let id = anshin::ids::TenantId::generate().expect("rng");
+    let name = format!("anshin_scan_it_{}", &id.as_str()[4..]).to_lowercase();
+    let base = crate::harness::postgres_url();
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    let _guard = DropDatabase(name.clone());
+    let mut config: tokio_postgres::Config = base.parse().expect("url");
+    config.dbname(&name);
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+
+    let (card1, card2, card3) = (
+        luhn_complete("4532", 16),
+        luhn_complete("5412", 16),
+        luhn_complete("3569", 16),
+    );
+    let my_number = "621498320257";
+    client
+        .batch_execute(
+            "CREATE SCHEMA crm;
+             CREATE TABLE public.customers (id bigint PRIMARY KEY, full_name text, email varchar(200),
+                 phone text, card_number bigint, my_number char(12), note text, created date, doc bytea,
+                 score float8);
+             CREATE TABLE crm.contacts (email text PRIMARY KEY, mobile text);
+             CREATE TABLE public.events (payload jsonb);
+             CREATE VIEW public.v AS SELECT * FROM public.events;",
+        )
+        .await
+        .expect("schema");
+    let card1_int: i64 = card1.parse().expect("digits");
+    let note = format!("カード番号 {card2}");
+    client
+        .execute(
+            "INSERT INTO public.customers (id, note, created) VALUES (12, $1, '2024-01-01')",
+            &[&note],
+        )
+        .await
+        .expect("insert");
+    client
+        .execute(
+            "INSERT INTO public.customers VALUES (7, '山田 太郎', 'taro.yamada@example.com', '090-1234-5678',
+                 $1, $2, NULL, '2024-01-02', convert_to('電話 03-1234-5678', 'UTF8'), 4.5)",
+            &[&card1_int, &my_number],
+        )
+        .await
+        .expect("insert");
+    client
+        .batch_execute(
+            "INSERT INTO crm.contacts VALUES ('hanako.sato@example.org', '080-2345-6789');
+             INSERT INTO public.events VALUES ('{\"a\": 1}');",
+        )
+        .await
+        .expect("insert");
+    let payload = format!("{{\"card\": \"{card3}\"}}");
+    client
+        .execute("INSERT INTO public.events VALUES ($1::text::jsonb)", &[&payload])
+        .await
+        .expect("insert");
+
+    let mut display: tokio_postgres::Config = base.parse().expect("url");
+    display.dbname(&name);
+    let user = display.get_user().unwrap_or("postgres").to_owned();
+    let host = match &display.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = display.get_ports().first().copied().unwrap_or(5432);
+    let shown = format!("postgres://{user}@{host}:{port}/{name}");
+    let url = format!("postgres://{user}@{host}:{port}/{name}");
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = anshin_scan(data.path(), &[&url, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let customers = format!("{shown}!public.customers");
+    let contacts = format!("{shown}!crm.contacts");
+    let events = format!("{shown}!public.events");
+    let hanako = Some("email=h•••@example.org");
+    let mut expected = vec![
+        db_finding(&customers, 1, 2, "full_name", Some("id=7"), "name", "•••••", 0, 1),
+        db_finding(
+            &customers,
+            1,
+            3,
+            "email",
+            Some("id=7"),
+            "email",
+            "t•••@example.com",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            4,
+            "phone",
+            Some("id=7"),
+            "phone",
+            "090••••5678",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            5,
+            "card_number",
+            Some("id=7"),
+            "card",
+            &card_mask(&card1),
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            6,
+            "my_number",
+            Some("id=7"),
+            "my_number",
+            "•••• •••• 0257",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            9,
+            "doc",
+            Some("id=7"),
+            "phone",
+            "031•••5678",
+            "電話 ".len() as u64,
+            4,
+        ),
+        db_finding(
+            &customers,
+            2,
+            7,
+            "note",
+            Some("id=12"),
+            "card",
+            &card_mask(&card2),
+            "カード番号 ".len() as u64,
+            7,
+        ),
+        db_finding(
+            &contacts,
+            1,
+            1,
+            "email",
+            hanako,
+            "email",
+            "h•••@example.org",
+            0,
+            1,
+        ),
+        db_finding(&contacts, 1, 2, "mobile", hanako, "phone", "080••••6789", 0, 1),
+        db_finding(
+            &events,
+            2,
+            1,
+            "payload",
+            None,
+            "card",
+            &card_mask(&card3),
+            "{\"card\": \"".len() as u64,
+            11,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(db_findings(&lines), expected);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![contacts.clone(), customers.clone(), events.clone()],
+        "every user table of every schema, no view"
+    );
+    assert!(
+        objects
+            .values()
+            .all(|o| o["kind"] == "table" && o["status"] == "complete")
+    );
+
+    // Selected (schema-qualified or on the search path) with a row limit.
+    let out = anshin_scan(
+        data.path(),
+        &[
+            &url,
+            "--table",
+            "events",
+            "--table",
+            "crm.contacts",
+            "--row-limit",
+            "1",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![contacts.clone(), events.clone()]
+    );
+    assert_eq!(objects[&events]["status"], "partial");
+    assert_eq!(
+        objects[&contacts]["status"], "complete",
+        "one row: the limit cut nothing"
+    );
+    assert_eq!(db_findings(&lines).len(), 2, "the events card is in row 2");
+
+    // Bad input: unknown table (2); unreachable server (4), password never shown.
+    let out = anshin_scan(data.path(), &[&url, "--table", "crm.nosuch"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = anshin_scan(
+        data.path(),
+        &["postgres://scanner:hunter2-secret@127.0.0.1:1/shop"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("postgres://scanner@127.0.0.1:1/shop"), "{stderr}");
+    assert!(!stderr.contains("hunter2"));
+    let out = anshin_scan(data.path(), &["postgres://scanner:hunter2-secret@h:port/x"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+
+    let raw = vec![
+        card1.clone(),
+        card2.clone(),
+        card3.clone(),
+        my_number.to_owned(),
+        "taro.yamada".to_owned(),
+        "hanako.sato".to_owned(),
+        "090-1234-5678".to_owned(),
+        "080-2345-6789".to_owned(),
+        "03-1234-5678".to_owned(),
+        "山田 太郎".to_owned(),
+    ];
+    assert_no_raw_values(data.path(), &[&url], &raw);
+}
