@@ -52,6 +52,7 @@
 //!   they are locators. A file *named* after a card number would be shown.
 
 mod container;
+pub mod inventory;
 pub mod key;
 mod mail;
 mod office;
@@ -386,6 +387,12 @@ impl fmt::Display for ScanError {
 }
 
 impl std::error::Error for ScanError {}
+
+/// A name (a path as given, say) with every card number in it masked, as
+/// report paths are.
+pub fn mask_name(name: &str) -> String {
+    mask_card_numbers(name.to_owned())
+}
 
 /// Masks every card number in a name, as findings are masked (first six and
 /// last four digits kept): a file or archive member named after a card number

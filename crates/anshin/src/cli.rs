@@ -111,6 +111,7 @@ pub enum Command {
   anshin scan postgres://scanner@db/shop              every user table, all rows
   anshin scan postgres://scanner@db/shop --table public.customers --row-limit 10000
   anshin scan sqlite://data/app.db --format jsonl     findings name table, column and row key
+  anshin scan ./exports postgres://scanner@db/shop --inventory inventory.json
 
 Findings never hold a raw value: only a masked form (4111 11•• •••• 1111) and an
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
@@ -127,10 +128,20 @@ path is DATABASE!schema.table, its header the column, its row the row's number i
 primary-key order, its key the primary key (`id=42`; values that are personal data
 masked). Reports and messages never show the password.
 
+--inventory FILE writes where personal data lives: one location per file, archive
+member or table, split by column where findings have one (CSV header, table column),
+with per-category counts of findings and of distinct records (rows; lines for text),
+the time and the parameters of the scan, and what was not fully scanned. Run again
+with the same FILE: locations new since, gone (their object fully scanned or no longer
+there), unverified (their object not fully scanned this time) and changed counts are
+printed and kept in the file's `changes`. A FILE that is not an inventory is never
+overwritten.
+
 Exit codes:
   0  the scan ran; no finding in a --fail-on category
   1  failure (unreadable key file, output not writable)
-  2  usage error (unknown category, bad glob, bad database URL, unknown --table)
+  2  usage error (unknown category, bad glob, bad database URL, unknown --table,
+     an --inventory FILE that is not an inventory)
   4  the database cannot be reached or opened
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
     Scan(ScanArgs),
@@ -347,6 +358,12 @@ pub struct ScanArgs {
     /// No progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Write the data inventory (JSON, format anshin-inventory/1: locations
+    /// down to the column, categories, counts; no values) to FILE. When FILE
+    /// already holds an inventory, what changed since is printed to standard
+    /// error and recorded in its `changes`.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {

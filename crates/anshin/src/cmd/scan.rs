@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use anshin_scan::inventory::{Inventory, InventoryBuilder, Parameters};
 use anshin_scan::report::{Format, ReportWriter, Summary};
 use anshin_scan::{Category, Confidence, Discovery, Input, Limits, ScanOptions, Scanner, WalkOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -113,6 +114,29 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
             "--table and --row-limit apply to database inputs (postgres://…, sqlite://…) only / --table と --row-limit はデータベースにのみ使えます",
         ));
     }
+    // An earlier inventory is read before anything is scanned: a FILE that is
+    // not one is refused now, not overwritten after a long scan.
+    let previous = match &args.inventory {
+        Some(path) => read_inventory(path)?,
+        None => None,
+    };
+    let parameters = Parameters {
+        inputs: args
+            .paths
+            .iter()
+            .map(|p| match Database::parse(p) {
+                Ok(Some(db)) => db.display().to_owned(),
+                _ => anshin_scan::mask_name(p),
+            })
+            .collect(),
+        tables: args.table.clone(),
+        row_limit: args.row_limit,
+        min_confidence: min_confidence.as_str().to_owned(),
+        include_test_values: !args.no_test_values,
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+    };
+    let mut inventory = args.inventory.as_ref().map(|_| InventoryBuilder::default());
     let db_options = DbOptions {
         tables: args.table.clone(),
         row_limit: args.row_limit,
@@ -146,6 +170,9 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     let mut write_failure: Option<std::io::Error> = None;
     for db in &databases {
         super::scan_db::scan(db, &db_options, &discovery, &mut |report| {
+            if let Some(inventory) = &mut inventory {
+                inventory.add(&report);
+            }
             if write_failure.is_none()
                 && let Err(e) = writer.object(&report)
             {
@@ -169,6 +196,9 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         }
         let result = discovery.scan_inputs(&inputs, &walk, |report| {
             objects.fetch_add(1, Ordering::Relaxed);
+            if let Some(inventory) = &mut inventory {
+                inventory.add(&report);
+            }
             if write_failure.is_none()
                 && let Err(e) = writer.object(&report)
             {
@@ -189,7 +219,61 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
             summary.partial, summary.skipped, summary.partial, summary.skipped
         );
     }
+    if let (Some(path), Some(builder)) = (&args.inventory, inventory) {
+        let scanned_at = crate::clock::rfc3339(crate::clock::now_ms());
+        let inventory = builder.finish(scanned_at, parameters, previous.as_ref());
+        write_inventory(path, &inventory)?;
+        if let Some(changes) = &inventory.changes {
+            eprint!("{}", anshin_scan::inventory::describe_changes(changes));
+        }
+    }
     gate(&summary, &fail_on)
+}
+
+fn inventory_error(message: &'static str) -> Error {
+    Error::new(ErrorKind::Invalid, "scan_inventory_file", message)
+}
+
+/// The inventory FILE already holds: `None` when it does not exist.
+fn read_inventory(path: &std::path::Path) -> Result<Option<Inventory>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(
+                inventory_error("cannot read the --inventory file / 棚卸しファイルを読めません")
+                    .with_cause(e),
+            );
+        }
+    };
+    Inventory::parse(&bytes).map(Some).map_err(|e| {
+        inventory_error(
+            "the --inventory file exists and is not an anshin inventory; it is left alone: choose another file / 棚卸しファイルではないため上書きしません",
+        )
+        .with_cause(e)
+    })
+}
+
+/// Writes the inventory through a temporary file in the same directory and a
+/// rename, so an interrupted run leaves the earlier inventory whole.
+fn write_inventory(path: &std::path::Path, inventory: &Inventory) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let failed = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Internal,
+            "scan_output",
+            "cannot write the --inventory file / 棚卸しファイルを書き込めません",
+        )
+        .with_cause(e)
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    file.write_all(&inventory.to_json()).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(path).map_err(|e| failed(e.error))?;
+    Ok(())
 }
 
 fn gate(summary: &Summary, fail_on: &[Category]) -> Result<()> {

@@ -1269,3 +1269,130 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
     ];
     assert_no_raw_values(data.path(), &[&url], &raw);
 }
+
+#[test]
+fn inventory_records_locations_and_what_changed_since() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let work = tempfile::tempdir().expect("tempdir");
+    let card = luhn_complete("4532", 16);
+    let csv = format!("氏名,電話番号,カード番号\n山田 太郎,090-1234-5678,{card}\n佐藤 花子,080-2345-6789,\n");
+    std::fs::write(tree.path().join("orders.csv"), &csv).expect("write");
+    std::fs::write(tree.path().join("note.txt"), "連絡先 taro@example.com\n").expect("write");
+    let db = work.path().join("shop.db");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("create");
+        conn.execute_batch(
+            "CREATE TABLE members (id INTEGER PRIMARY KEY, email TEXT);
+             INSERT INTO members VALUES (1, 'hanako.sato@example.org'), (2, 'jiro@example.net');",
+        )
+        .expect("db");
+    }
+    let root = tree.path().to_str().expect("path");
+    let url = format!("sqlite://{}", db.display());
+    let inventory = work.path().join("inventory.json");
+    let inv = inventory.to_str().expect("path");
+    let out = anshin_scan(
+        data.path(),
+        &[root, &url, "--inventory", inv, "--format", "jsonl"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first: Value = serde_json::from_slice(&std::fs::read(&inventory).expect("written")).expect("JSON");
+    assert_eq!(first["format"], "anshin-inventory/1");
+    assert!(first["changes"].is_null(), "no earlier inventory");
+    assert!(first["scanned_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(first["parameters"]["inputs"], serde_json::json!([root, url]));
+    let locations = |inv: &Value| -> Vec<(String, Option<String>, u64, u64)> {
+        inv["locations"]
+            .as_array()
+            .expect("locations")
+            .iter()
+            .map(|l| {
+                (
+                    l["path"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .replace(root, "ROOT")
+                        .replace(&url, "DB"),
+                    l["column"].as_str().map(str::to_owned),
+                    l["findings"].as_u64().unwrap_or(0),
+                    l["records"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let col = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        locations(&first),
+        // Sorted by path (the /tmp tree before sqlite://), then column.
+        vec![
+            ("ROOT/note.txt".to_owned(), None, 1, 1),
+            ("ROOT/orders.csv".to_owned(), col("カード番号"), 1, 1),
+            ("ROOT/orders.csv".to_owned(), col("氏名"), 2, 2),
+            ("ROOT/orders.csv".to_owned(), col("電話番号"), 2, 2),
+            ("DB!members".to_owned(), col("email"), 2, 2),
+        ]
+    );
+    assert_eq!(first["totals"]["categories"]["card"]["findings"], 1);
+    assert_eq!(first["locations"][1]["categories"]["card"]["records"], 1);
+
+    // Later: the card column emptied, a row gone from the table, a new file.
+    std::fs::write(
+        tree.path().join("orders.csv"),
+        "氏名,電話番号,カード番号\n山田 太郎,090-1234-5678,\n佐藤 花子,080-2345-6789,\n",
+    )
+    .expect("write");
+    std::fs::write(tree.path().join("new.txt"), "マイナンバー 621498320257\n").expect("write");
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute("DELETE FROM members WHERE id = 2", [])
+        .expect("delete");
+    let out = anshin_scan(data.path(), &[root, &url, "--inventory", inv], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 new / 新規, 1 gone / 消滅, 1 changed / 増減"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gone       ") && stderr.contains("orders.csv [カード番号]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("members [email]: email 2 → 1"), "{stderr}");
+    let second: Value = serde_json::from_slice(&std::fs::read(&inventory).expect("written")).expect("JSON");
+    let changes = &second["changes"];
+    assert_eq!(changes["previous_scanned_at"], first["scanned_at"]);
+    assert_eq!(changes["same_parameters"], true);
+    assert_eq!(changes["new"][0]["path"], format!("{root}/new.txt"));
+    assert_eq!(changes["gone"][0]["column"], "カード番号");
+    assert_eq!(changes["changed"][0]["before"]["email"]["records"], 2);
+    assert_eq!(changes["changed"][0]["after"]["email"]["records"], 1);
+
+    // No value in the inventory or the messages.
+    let written = std::fs::read_to_string(&inventory).expect("read");
+    for raw in [
+        card.as_str(),
+        "621498320257",
+        "090-1234-5678",
+        "hanako.sato",
+        "taro@",
+        "山田 太郎",
+    ] {
+        assert!(
+            !written.contains(raw) && !stderr.contains(raw),
+            "a planted value is in the inventory"
+        );
+    }
+
+    // A file that is not an inventory is left alone (exit 2).
+    let other = work.path().join("notes.json");
+    std::fs::write(&other, "{\"mine\": true}").expect("write");
+    let out = anshin_scan(
+        data.path(),
+        &[root, "--inventory", other.to_str().expect("path")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&other).expect("read"), "{\"mine\": true}");
+}
