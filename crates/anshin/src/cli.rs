@@ -58,6 +58,8 @@ pub struct GlobalArgs {
 }
 
 /// The commands.
+// Parsed once per process: boxing the large scan arguments would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a data directory: root key, database, and a bootstrap operator key (printed once).
@@ -112,6 +114,7 @@ pub enum Command {
   anshin scan postgres://scanner@db/shop --table public.customers --row-limit 10000
   anshin scan sqlite://data/app.db --format jsonl     findings name table, column and row key
   anshin scan ./exports postgres://scanner@db/shop --inventory inventory.json
+  ANSHIN_API_KEY=… anshin scan ./exports --inventory inv.json --server https://vault.example
 
 Findings never hold a raw value: only a masked form (4111 11•• •••• 1111) and an
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
@@ -135,13 +138,16 @@ the time and the parameters of the scan, and what was not fully scanned. Run aga
 with the same FILE: locations new since, gone (their object fully scanned or no longer
 there), unverified (their object not fully scanned this time) and changed counts are
 printed and kept in the file's `changes`. A FILE that is not an inventory is never
-overwritten.
+overwritten. With --server URL the inventory is then POSTed to an anshin server
+(URL/v1/inventory, key in ANSHIN_API_KEY: an operator key of the tenant), which keeps
+every upload per tenant (GET /v1/inventory: the latest and the history).
 
 Exit codes:
   0  the scan ran; no finding in a --fail-on category
   1  failure (unreadable key file, output not writable)
   2  usage error (unknown category, bad glob, bad database URL, unknown --table,
      an --inventory FILE that is not an inventory)
+  1  also: the inventory could not be sent to --server (the file is written)
   4  the database cannot be reached or opened
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
     Scan(ScanArgs),
@@ -364,6 +370,11 @@ pub struct ScanArgs {
     /// error and recorded in its `changes`.
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
+    /// Also send the inventory to this anshin server (POST URL/v1/inventory),
+    /// with the API key in the ANSHIN_API_KEY environment variable (an
+    /// operator key of the tenant). Needs --inventory.
+    #[arg(long, value_name = "URL", requires = "inventory")]
+    pub server: Option<String>,
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {

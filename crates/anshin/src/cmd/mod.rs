@@ -7,6 +7,7 @@ mod init;
 mod principal;
 mod scan;
 mod scan_db;
+mod scan_upload;
 mod serve;
 
 use std::io::IsTerminal;

@@ -136,6 +136,14 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
     };
+    // Checked before the scan too: a bad URL or a missing key is a usage error now.
+    let upload = args
+        .server
+        .as_deref()
+        .map(|server| {
+            super::scan_upload::Upload::new(server, std::env::var(super::scan_upload::API_KEY_ENV).ok())
+        })
+        .transpose()?;
     let mut inventory = args.inventory.as_ref().map(|_| InventoryBuilder::default());
     let db_options = DbOptions {
         tables: args.table.clone(),
@@ -225,6 +233,13 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         write_inventory(path, &inventory)?;
         if let Some(changes) = &inventory.changes {
             eprint!("{}", anshin_scan::inventory::describe_changes(changes));
+        }
+        if let Some(upload) = &upload {
+            let id = upload.send(inventory.to_json()).await?;
+            eprintln!(
+                "note: inventory sent to {} as {id} / 棚卸しをサーバーに送信しました",
+                upload.target()
+            );
         }
     }
     gate(&summary, &fail_on)

@@ -29,6 +29,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 mod alerts;
 mod audit;
 mod credentials;
+mod inventory;
 mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -48,6 +49,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "retention",
         include_str!("../../migrations/sqlite/0005_retention.sql"),
+    ),
+    // 0006 is taken by another change; versions are applied by set, not by order.
+    (
+        7,
+        "inventory",
+        include_str!("../../migrations/sqlite/0007_inventory.sql"),
     ),
 ];
 
