@@ -74,7 +74,8 @@ impl Database {
             }
             return Ok(Some(Self::Sqlite {
                 path: PathBuf::from(path),
-                display: format!("sqlite://{path}"),
+                // Masked as report paths are: a file named after a card number.
+                display: anshin_scan::mask_name(&format!("sqlite://{path}")),
             }));
         }
         Ok(None)

@@ -984,7 +984,7 @@ fn sqlite_tables_are_scanned_with_table_column_and_row_key() {
     assert_no_raw_values(data.path(), &[&url], &raw);
 }
 
-/// Drops the test database even when an assertion fails.
+/// Drops the test database (and its reader role) even when an assertion fails.
 struct DropDatabase(String);
 
 impl Drop for DropDatabase {
@@ -998,8 +998,12 @@ impl Drop for DropDatabase {
                     let url = crate::harness::postgres_url();
                     if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
                         tokio::spawn(conn);
+                        // Two statements: DROP DATABASE may not share a query string.
                         let _ = client
                             .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                        let _ = client
+                            .batch_execute(&format!("DROP ROLE IF EXISTS \"{name}_reader\""))
                             .await;
                     }
                 });
@@ -1255,10 +1259,91 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
 
+    // Streamed past one fetch (512 rows): the card in row 1300 is found with
+    // its number and key; a row limit short of it finds nothing and says so.
+    let card4 = luhn_complete("2221", 16);
+    client
+        .batch_execute(
+            "CREATE TABLE public.big (n int PRIMARY KEY, memo text);
+             INSERT INTO public.big SELECT g, 'row ' || g FROM generate_series(1, 1500) AS g;",
+        )
+        .await
+        .expect("big table");
+    client
+        .execute(
+            "UPDATE public.big SET memo = $1 WHERE n = 1300",
+            &[&format!("カード番号 {card4}")],
+        )
+        .await
+        .expect("update");
+    let big = format!("{shown}!public.big");
+    let out = anshin_scan(
+        data.path(),
+        &[&url, "--table", "public.big", "--format", "jsonl"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    assert_eq!(
+        db_findings(&lines),
+        vec![db_finding(
+            &big,
+            1300,
+            2,
+            "memo",
+            Some("n=1300"),
+            "card",
+            &card_mask(&card4),
+            "カード番号 ".len() as u64,
+            7,
+        )]
+    );
+    assert_eq!(objects_by_path(&lines)[&big]["status"], "complete");
+    let out = anshin_scan(
+        data.path(),
+        &[
+            &url,
+            "--table",
+            "public.big",
+            "--row-limit",
+            "1299",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    let lines = jsonl(&out);
+    assert!(db_findings(&lines).is_empty());
+    assert_eq!(objects_by_path(&lines)[&big]["status"], "partial");
+
+    // A role that may read one table: the others are reported skipped, not fatal.
+    let reader = format!("{name}_reader");
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE \"{reader}\" LOGIN; GRANT CONNECT ON DATABASE \"{name}\" TO \"{reader}\";
+             GRANT USAGE ON SCHEMA crm TO \"{reader}\"; GRANT SELECT ON crm.contacts TO \"{reader}\";"
+        ))
+        .await
+        .expect("reader role");
+    let reader_url = format!("postgres://{reader}@{host}:{port}/{name}");
+    let out = anshin_scan(data.path(), &[&reader_url, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let objects = objects_by_path(&lines);
+    let as_reader = |table: &str| format!("postgres://{reader}@{host}:{port}/{name}!{table}");
+    assert_eq!(objects[&as_reader("crm.contacts")]["status"], "complete");
+    for table in ["public.customers", "public.events", "public.big"] {
+        let o = &objects[&as_reader(table)];
+        assert_eq!(o["status"], "skipped", "{table}");
+        assert_eq!(o["reason"], "no SELECT privilege on the table");
+    }
+    assert_eq!(db_findings(&lines).len(), 2, "the two contacts cells only");
+
     let raw = vec![
         card1.clone(),
         card2.clone(),
         card3.clone(),
+        card4.clone(),
         my_number.to_owned(),
         "taro.yamada".to_owned(),
         "hanako.sato".to_owned(),
