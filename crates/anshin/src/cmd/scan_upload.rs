@@ -96,7 +96,7 @@ impl Upload {
                 concat!("anshin-scan/", env!("CARGO_PKG_VERSION")),
             )
             .body(Full::new(Bytes::from(body)))
-            .map_err(|_| upload_error("cannot build the inventory request"))?;
+            .map_err(|_| upload_error("cannot build the inventory request / 送信要求を作成できません"))?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(10)));
         let exchange = async {
@@ -105,7 +105,9 @@ impl Upload {
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_native_roots()
                     .map_err(|e| {
-                        upload_error("no trusted root certificates for HTTPS; install ca-certificates")
+                        upload_error(
+                            "no trusted root certificates for HTTPS; install ca-certificates / HTTPS のルート証明書がありません",
+                        )
                             .with_cause(e)
                     })?
                     .https_only()
@@ -137,14 +139,17 @@ impl Upload {
             Ok::<_, Error>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
-            upload_error("the anshin server did not answer within 60 s; the inventory file is written")
+            upload_error(
+                "the anshin server did not answer within 60 s; the inventory file is written / サーバーが 60 秒以内に応答しませんでした",
+            )
         })??;
         let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         if status == axum::http::StatusCode::CREATED {
-            return answer["id"]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| upload_error("the anshin server's answer has no inventory id"));
+            return answer["id"].as_str().map(str::to_owned).ok_or_else(|| {
+                upload_error(
+                    "the anshin server's answer has no inventory id / サーバーの応答に棚卸し ID がありません",
+                )
+            });
         }
         // The server's error code is a stable snake_case word; its message is
         // not repeated (a server that is not anshin could answer anything).
