@@ -5,6 +5,7 @@
 //! the exit code.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -94,7 +95,7 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         .max_depth(args.max_depth)
         .max_ratio(args.max_ratio)
         .max_expanded(args.max_expanded);
-    let discovery = Discovery::new(Scanner::with_options(key, options), limits);
+    let discovery = Arc::new(Discovery::new(Scanner::with_options(key, options), limits));
     let mut walk = WalkOptions::default()
         .include(args.include.clone())
         .exclude(args.exclude.clone());
@@ -173,11 +174,24 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     };
     let mut writer = ReportWriter::new(format, out).map_err(write_error)?;
 
+    // One progress bar over databases and files; the guard stops it however
+    // the run ends.
+    let objects = Arc::new(AtomicU64::new(0));
+    let progress_bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let done = Arc::new(AtomicBool::new(false));
+        let (d, o, stop) = (discovery.clone(), objects.clone(), done.clone());
+        ProgressGuard {
+            done,
+            thread: Some(std::thread::spawn(move || progress(&d, &o, &stop))),
+        }
+    });
+
     // Databases first: a bad URL, an unreachable server or an unknown table
     // stops the run before the (longer) file scan.
     let mut write_failure: Option<std::io::Error> = None;
     for db in &databases {
         super::scan_db::scan(db, &db_options, &discovery, &mut |report| {
+            objects.fetch_add(1, Ordering::Relaxed);
             if let Some(inventory) = &mut inventory {
                 inventory.add(&report);
             }
@@ -190,19 +204,10 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         .await?;
     }
 
-    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
-    let objects = AtomicU64::new(0);
-    let done = AtomicBool::new(false);
-    let walk_result = std::thread::scope(|scope| {
-        if show_progress {
-            let (discovery, objects, done) = (&discovery, &objects, &done);
-            scope.spawn(move || progress(discovery, objects, done));
-        }
-        if inputs.is_empty() {
-            done.store(true, Ordering::Relaxed);
-            return Ok(());
-        }
-        let result = discovery.scan_inputs(&inputs, &walk, |report| {
+    let walk_result = if inputs.is_empty() {
+        Ok(())
+    } else {
+        discovery.scan_inputs(&inputs, &walk, |report| {
             objects.fetch_add(1, Ordering::Relaxed);
             if let Some(inventory) = &mut inventory {
                 inventory.add(&report);
@@ -212,10 +217,9 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
             {
                 write_failure = Some(e);
             }
-        });
-        done.store(true, Ordering::Relaxed);
-        result
-    });
+        })
+    };
+    drop(progress_bar);
     walk_result.map_err(|e| usage("invalid --include or --exclude glob / グロブが不正です").with_cause(e))?;
     if let Some(e) = write_failure {
         return Err(write_error(e));
@@ -301,6 +305,21 @@ fn gate(summary: &Summary, fail_on: &[Category]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Stops the progress bar's thread when dropped.
+struct ProgressGuard {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ProgressGuard {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn progress(discovery: &Discovery, objects: &AtomicU64, done: &AtomicBool) {
