@@ -126,8 +126,9 @@ impl TableScan<'_> {
     }
 
     /// The row's key as `column=value` pairs, each value masked where the
-    /// detectors (at any confidence) see personal data in it: a customer
-    /// table keyed by e-mail address must not print the addresses.
+    /// detectors see personal data in it (at medium confidence or more, test
+    /// card numbers included): a customer table keyed by e-mail address must
+    /// not print the addresses.
     fn key(&self, cells: &[Option<&str>]) -> Option<String> {
         let mut parts = Vec::new();
         for (i, (column, cell)) in self.columns.iter().zip(cells).enumerate() {
@@ -150,7 +151,7 @@ impl TableScan<'_> {
     fn mask_key(&self, value: &str, column: &Column) -> String {
         let found = self
             .discovery
-            .header_check
+            .key_check
             .scan_cell(value, column.context, 1, 1, None);
         mask_card_numbers(mask_spans(value, &found))
     }
@@ -285,6 +286,36 @@ mod tests {
         let r = t.finish();
         let key = r.findings[0].locator.record.as_ref().and_then(|r| r.key.clone());
         assert_eq!(key.as_deref(), Some("shop=\"s 1\", ref=\"4532 01•• •••• 0366\""));
+    }
+
+    #[test]
+    fn plain_ids_stay_readable_even_when_a_check_digit_passes() {
+        // 621498320257 passes the My Number check digit: only a label or
+        // header makes it one, so as an `id` it is the breach response's handle.
+        let d = discovery();
+        let mut t = d.table(
+            "x!t",
+            &[TableColumn::new("id").key(true), TableColumn::new("email")],
+        );
+        t.row(&[Some("621498320257"), Some("a@example.com")]);
+        let mut m = d.table(
+            "x!u",
+            &[
+                TableColumn::new("マイナンバー").key(true),
+                TableColumn::new("email"),
+            ],
+        );
+        m.row(&[Some("621498320257"), Some("a@example.com")]);
+        let key = |r: &ObjectReport| {
+            r.findings
+                .last()
+                .and_then(|f| f.locator.record.as_ref()?.key.clone())
+        };
+        assert_eq!(key(&t.finish()).as_deref(), Some("id=621498320257"));
+        assert_eq!(
+            key(&m.finish()).as_deref(),
+            Some("マイナンバー=\"•••• •••• 0257\"")
+        );
     }
 
     #[test]
