@@ -14,7 +14,7 @@
 //!   "totals": {"objects": 120, "partial": 1, "skipped": 0, "locations": 3, "findings": 9,
 //!              "categories": {"card": {"findings": 4, "locations": 2}}},
 //!   "locations": [
-//!     {"path": "postgres://scanner@db:5432/shop!public.customers", "column": "card_number",
+//!     {"path": "postgres://db:5432/shop!public.customers", "column": "card_number",
 //!      "kind": "table", "findings": 4, "records": 3,
 //!      "categories": {"card": {"findings": 4, "records": 3, "test_values": 0}}}
 //!   ],

@@ -70,7 +70,7 @@ impl std::fmt::Debug for TableScan<'_> {
 
 impl Discovery {
     /// Starts scanning a table named `path` (for example
-    /// `postgres://app@db/shop!public.customers`) with these columns, in the
+    /// `postgres://db:5432/shop!public.customers`) with these columns, in the
     /// order the cells of each row come in.
     pub fn table(&self, path: &str, columns: &[TableColumn]) -> TableScan<'_> {
         let columns = columns

@@ -25,8 +25,11 @@ pub enum Database {
     Postgres {
         // Boxed: a configuration is large beside a path.
         config: Box<tokio_postgres::Config>,
-        /// The URL without password, for reports and messages.
+        /// The URL without password, for messages and the inventory's inputs.
         display: String,
+        /// The URL without user: the database in report paths, the same
+        /// whichever role scans it (inventories compare paths run to run).
+        location: String,
     },
     /// A SQLite file.
     Sqlite { path: PathBuf, display: String },
@@ -58,10 +61,10 @@ impl Database {
                     "the PostgreSQL URL names no host; expected postgres://USER@HOST/DATABASE / PostgreSQL の URL にホストがありません",
                 ));
             }
-            let display = pg_display(&config);
             return Ok(Some(Self::Postgres {
+                display: pg_display(&config, true),
+                location: pg_display(&config, false),
                 config: Box::new(config),
-                display,
             }));
         }
         if let Some(rest) = arg.strip_prefix("sqlite:") {
@@ -89,9 +92,10 @@ impl Database {
     }
 }
 
-/// `postgres://user@host:port/database`, built from the parsed configuration
-/// so that no password (in the user info or a `password=` parameter) survives.
-fn pg_display(config: &tokio_postgres::Config) -> String {
+/// `postgres://[user@]host:port/database`, built from the parsed
+/// configuration so that no password (in the user info or a `password=`
+/// parameter) survives.
+fn pg_display(config: &tokio_postgres::Config, with_user: bool) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -108,8 +112,13 @@ fn pg_display(config: &tokio_postgres::Config) -> String {
             }
         })
         .collect();
-    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
-    let db = config.get_dbname().unwrap_or("");
+    let user = config
+        .get_user()
+        .filter(|_| with_user)
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    // PostgreSQL's own default: the database named after the user.
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("");
     format!("postgres://{user}{}/{db}", hosts.join(","))
 }
 
@@ -165,8 +174,8 @@ pub async fn scan(
     emit: &mut dyn FnMut(ObjectReport),
 ) -> Result<()> {
     match db {
-        Database::Postgres { config, display } => {
-            postgres(config, db, display, options, discovery, emit).await
+        Database::Postgres { config, location, .. } => {
+            postgres(config, db, location, options, discovery, emit).await
         }
         Database::Sqlite { path, display } => sqlite(path, db, display, options, discovery, emit),
     }
@@ -213,7 +222,7 @@ fn pg_read(typ: &str, category: &str, element: &str) -> Read {
 async fn postgres(
     config: &tokio_postgres::Config,
     db: &Database,
-    display: &str,
+    location: &str,
     options: &DbOptions,
     discovery: &Discovery,
     emit: &mut dyn FnMut(ObjectReport),
@@ -225,7 +234,7 @@ async fn postgres(
     let connection = tokio::spawn(connection);
     let tables = pg_tables(&client, db, options).await?;
     for table in tables {
-        let path = table_path(display, Some(&table.schema), &table.name);
+        let path = table_path(location, Some(&table.schema), &table.name);
         if !table.can_select {
             emit(ObjectReport::skipped_table(
                 path,
@@ -601,6 +610,9 @@ mod tests {
             .expect("a database");
         assert_eq!(db.display(), "postgres://app@db.example:6543/shop");
         assert!(!format!("{db:?}").contains("s3cret"));
+        assert!(
+            matches!(&db, Database::Postgres { location, .. } if location == "postgres://db.example:6543/shop")
+        );
         let db = Database::parse("postgresql://app@db/shop")
             .expect("ok")
             .expect("db");
