@@ -911,6 +911,35 @@ fn sqlite_tables_are_scanned_with_table_column_and_row_key() {
             .all(|o| o["kind"] == "table" && o["status"] == "complete")
     );
 
+    // The same locator in SARIF (properties) and CSV (columns).
+    let out = anshin_scan(data.path(), &[&url, "--format", "sarif"], None);
+    let sarif: Value = serde_json::from_slice(&out.stdout).expect("SARIF");
+    let card = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["ruleId"] == "card" && r["properties"]["header"] == "card_number")
+        .expect("the card_number card");
+    assert_eq!(card["properties"]["key"], "id=7");
+    assert_eq!(card["properties"]["row"], 1);
+    assert_eq!(card["properties"]["field"], 5);
+    assert!(
+        card["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("shop.db!customers"))
+    );
+    let out = anshin_scan(data.path(), &[&url, "--format", "csv"], None);
+    let mut reader = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = reader.headers().expect("header").clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).expect("column");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let card_row = rows
+        .iter()
+        .find(|r| &r[at("category")] == "card" && &r[at("header")] == "card_number")
+        .expect("card row");
+    assert_eq!((&card_row[at("row")], &card_row[at("key")]), ("1", "id=7"));
+    assert!(card_row[at("path")].ends_with("shop.db!customers"));
+
     // Selected tables and a row limit: a table cut short is partial.
     let out = anshin_scan(
         data.path(),
