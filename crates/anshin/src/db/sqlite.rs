@@ -29,6 +29,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 mod alerts;
 mod audit;
 mod credentials;
+mod inventory;
 mod retention;
 
 const MIGRATIONS: &[Migration] = &[
@@ -53,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         6,
         "audit_outbox",
         include_str!("../../migrations/sqlite/0006_audit_outbox.sql"),
+    ),
+    (
+        7,
+        "inventory",
+        include_str!("../../migrations/sqlite/0007_inventory.sql"),
     ),
 ];
 
