@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use crate::mail;
 use crate::office::{self, Office};
 use crate::text;
-use crate::{Discovery, ObjectKind, ObjectReport, Status};
+use crate::{Deadline, Discovery, ObjectKind, ObjectReport, Status};
 
 /// Expanded bytes allowed before the ratio applies (small members of highly
 /// compressible text legitimately reach 100:1).
@@ -28,6 +28,8 @@ pub(crate) struct Ctx<'d> {
     pub discovery: &'d Discovery,
     /// Expanded bytes left in this input's budget.
     expanded_left: Cell<u64>,
+    /// The per-file time limit of this input, started when it is opened.
+    pub deadline: Deadline,
 }
 
 impl<'d> Ctx<'d> {
@@ -35,7 +37,37 @@ impl<'d> Ctx<'d> {
         Self {
             discovery,
             expanded_left: Cell::new(discovery.limits.max_expanded),
+            deadline: Deadline::after(discovery.limits.file_timeout),
         }
+    }
+
+    /// An I/O error carrying the time-limit reason, once the time is up.
+    fn check_time(&self) -> io::Result<()> {
+        if self.deadline.passed() {
+            return Err(io::Error::other(LimitHit(self.deadline.reason())));
+        }
+        Ok(())
+    }
+}
+
+/// The raw bytes of a top-level input, cut off by the per-file time limit:
+/// every read first checks the deadline, so a slow source (a stalled pipe
+/// that still trickles, a slow network mount) ends like any other limit.
+pub(crate) struct Timed<'c, 'd, R> {
+    pub inner: R,
+    pub ctx: &'c Ctx<'d>,
+}
+
+impl<R: Read> Read for Timed<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ctx.check_time()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Timed<'_, '_, R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 
@@ -53,9 +85,22 @@ impl std::error::Error for LimitHit {}
 
 /// The reason to report for a read error: the limit's message, or the I/O error.
 pub(crate) fn limit_reason(e: &io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<LimitHit>()) {
+    match limit_hit(e) {
         Some(hit) => hit.0.clone(),
         None => format!("read error: {e}"),
+    }
+}
+
+fn limit_hit(e: &io::Error) -> Option<&LimitHit> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<LimitHit>())
+}
+
+/// The reason for an archive that stopped reading: a limit as it is, any
+/// other error as corruption.
+fn archive_reason(what: &str, e: &io::Error) -> String {
+    match limit_hit(e) {
+        Some(hit) => hit.0.clone(),
+        None => format!("corrupt {what}: read error: {e}"),
     }
 }
 
@@ -91,6 +136,7 @@ struct Bounded<'c, 'd, R> {
 
 impl<R: Read> Read for Bounded<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ctx.check_time()?;
         let n = self.inner.read(buf)?;
         let n64 = n as u64;
         self.expanded += n64;
@@ -166,7 +212,7 @@ impl Read for Failing {
 /// Scans a file on disk.
 pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn FnMut(ObjectReport)) {
     let mut file = match File::open(path) {
-        Ok(f) => f,
+        Ok(f) => Timed { inner: f, ctx },
         Err(e) => {
             emit(ObjectReport::skipped(
                 name,
@@ -358,7 +404,7 @@ fn scan_office_part(
     };
     let bytes = xml.len() as u64;
     match kind {
-        Office::Docx => match office::docx_text(&xml) {
+        Office::Docx => match office::docx_text(&xml, &ctx.deadline) {
             Ok(text) => {
                 let mut r = text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text);
                 r.kind = object_kind;
@@ -367,7 +413,7 @@ fn scan_office_part(
             }
             Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         },
-        Office::Xlsx => match office::sheet_tsv(&xml, shared) {
+        Office::Xlsx => match office::sheet_tsv(&xml, shared, &ctx.deadline) {
             Ok((tsv, rows)) => {
                 let mut r = scan_sheet(ctx, path, &tsv, &rows);
                 r.kind = object_kind;
@@ -376,7 +422,7 @@ fn scan_office_part(
             }
             Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         },
-        Office::Odf => match office::odf_content(&xml) {
+        Office::Odf => match office::odf_content(&xml, &ctx.deadline) {
             Ok(content) => {
                 let mut r = text::scan(
                     ctx,
@@ -446,6 +492,11 @@ fn scan_zip<R: Read + Seek>(
     let mut report = ObjectReport::new(name, ObjectKind::Zip);
     let mut archive = match zip::ZipArchive::new(reader) {
         Ok(a) => a,
+        Err(zip::result::ZipError::Io(e)) if limit_hit(&e).is_some() => {
+            report.degrade(Status::Skipped, limit_reason(&e));
+            emit(report);
+            return;
+        }
         Err(e) => {
             report.degrade(Status::Skipped, format!("corrupt zip: {e}"));
             emit(report);
@@ -457,7 +508,7 @@ fn scan_zip<R: Read + Seek>(
     let shared = match office {
         Some(Office::Xlsx) => match read_part(ctx, &mut archive, "xl/sharedStrings.xml") {
             Ok(None) => Vec::new(),
-            Ok(Some(xml)) => office::shared_strings(&xml).unwrap_or_else(|e| {
+            Ok(Some(xml)) => office::shared_strings(&xml, &ctx.deadline).unwrap_or_else(|e| {
                 report.degrade(Status::Partial, format!("shared strings: {}", e.0));
                 Vec::new()
             }),
@@ -478,6 +529,10 @@ fn scan_zip<R: Read + Seek>(
         }
         if ctx.expanded_left.get() == 0 {
             report.degrade(Status::Partial, "expanded-size budget used up");
+            break;
+        }
+        if ctx.deadline.passed() {
+            report.degrade(Status::Partial, ctx.deadline.reason());
             break;
         }
         let listed_name = match archive.name_for_index(index) {
@@ -542,7 +597,7 @@ fn scan_tar(
     let entries = match archive.entries() {
         Ok(e) => e,
         Err(e) => {
-            report.degrade(Status::Skipped, format!("corrupt tar: {}", limit_reason(&e)));
+            report.degrade(Status::Skipped, archive_reason("tar", &e));
             emit(report);
             return;
         }
@@ -553,11 +608,15 @@ fn scan_tar(
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                report.degrade(Status::Partial, format!("corrupt tar: {}", limit_reason(&e)));
+                report.degrade(Status::Partial, archive_reason("tar", &e));
                 break;
             }
         };
         count += 1;
+        if ctx.deadline.passed() {
+            report.degrade(Status::Partial, ctx.deadline.reason());
+            break;
+        }
         if count > limits.max_members {
             report.degrade(
                 Status::Partial,
@@ -599,7 +658,7 @@ fn scan_gzip(
     if head.is_empty()
         && let Some(e) = error
     {
-        report.degrade(Status::Skipped, format!("corrupt gzip: {}", limit_reason(&e)));
+        report.degrade(Status::Skipped, archive_reason("gzip", &e));
         emit(report);
         return;
     }

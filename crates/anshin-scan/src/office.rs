@@ -13,6 +13,8 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use zeroize::Zeroizing;
 
+use crate::Deadline;
+
 /// Which kind of office document a zip is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Office {
@@ -62,6 +64,27 @@ pub(crate) fn is_text_part(office: Office, name: &str) -> bool {
     }
 }
 
+/// Checks the per-file deadline every few thousand XML events (reading the
+/// clock at every event would cost more than the parsing), the first event
+/// included. A parser stopped by it returns early with what it has; the
+/// text scan that follows sees the deadline passed and reports the part
+/// `partial` with the `time_limit` reason.
+struct Pacer<'a> {
+    deadline: &'a Deadline,
+    events: u32,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(deadline: &'a Deadline) -> Self {
+        Self { deadline, events: 0 }
+    }
+
+    fn stop(&mut self) -> bool {
+        self.events = self.events.wrapping_add(1);
+        self.events % 4096 == 1 && self.deadline.passed()
+    }
+}
+
 /// Why a part could not be read.
 #[derive(Debug)]
 pub(crate) struct XmlError(pub String);
@@ -89,11 +112,15 @@ fn push_ref(out: &mut String, name: &str) {
 }
 
 /// The text of a Word part: `w:t` contents, a line per paragraph.
-pub(crate) fn docx_text(xml: &str) -> Result<Zeroizing<String>, XmlError> {
+pub(crate) fn docx_text(xml: &str, deadline: &Deadline) -> Result<Zeroizing<String>, XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = Zeroizing::new(String::new());
     let mut in_text = false;
     loop {
+        if pacer.stop() {
+            break;
+        }
         match reader.read_event().map_err(xml_err)? {
             Event::Start(e) => match e.local_name().as_ref() {
                 "t" => in_text = true,
@@ -123,12 +150,16 @@ pub(crate) fn docx_text(xml: &str) -> Result<Zeroizing<String>, XmlError> {
 
 /// The shared-string table of a workbook (`xl/sharedStrings.xml`), phonetic
 /// readings (`rPh`) left out.
-pub(crate) fn shared_strings(xml: &str) -> Result<Vec<Zeroizing<String>>, XmlError> {
+pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<Vec<Zeroizing<String>>, XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = Vec::new();
     let mut current = Zeroizing::new(String::new());
     let (mut in_si, mut in_t, mut phonetic) = (false, false, 0u32);
     loop {
+        if pacer.stop() {
+            break;
+        }
         match reader.read_event().map_err(xml_err)? {
             Event::Start(e) => match e.local_name().as_ref() {
                 "si" => {
@@ -195,8 +226,10 @@ fn push_field(out: &mut String, value: &str) {
 pub(crate) fn sheet_tsv(
     xml: &str,
     shared: &[Zeroizing<String>],
+    deadline: &Deadline,
 ) -> Result<(Zeroizing<String>, Vec<u32>), XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = Zeroizing::new(String::new());
     let mut rows = Vec::new();
     let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
@@ -206,6 +239,9 @@ pub(crate) fn sheet_tsv(
     let (mut in_v, mut in_t, mut in_cell) = (false, false, false);
     let mut phonetic = 0u32;
     loop {
+        if pacer.stop() {
+            break;
+        }
         match reader.read_event().map_err(xml_err)? {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "row" => {
                 let r = e
@@ -325,8 +361,9 @@ fn sink<'a>(in_cell: bool, cell: &'a mut String, text: &'a mut String) -> &'a mu
 }
 
 /// Parses `content.xml` of an odt, ods or odp file.
-pub(crate) fn odf_content(xml: &str) -> Result<OdfContent, XmlError> {
+pub(crate) fn odf_content(xml: &str, deadline: &Deadline) -> Result<OdfContent, XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = OdfContent::default();
     let mut table: Option<OdfTable> = None;
     let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
@@ -337,6 +374,13 @@ pub(crate) fn odf_content(xml: &str) -> Result<OdfContent, XmlError> {
     // Depth of text:p / text:h elements we are inside.
     let mut para = 0u32;
     loop {
+        if pacer.stop() {
+            // Keep the rows of a table cut short by the deadline.
+            if let Some(t) = table.take() {
+                out.tables.push(t);
+            }
+            break;
+        }
         let event = reader.read_event().map_err(xml_err)?;
         match event {
             Event::Start(e) => match e.name().as_ref() {
@@ -448,18 +492,18 @@ mod tests {
     #[test]
     fn docx_paragraphs_join_runs() {
         let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>カード番号：</w:t></w:r><w:r><w:t>4111 1111</w:t></w:r><w:r><w:t xml:space="preserve"> 1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
-        let text = docx_text(xml).expect("parse");
+        let text = docx_text(xml, &Deadline::none()).expect("parse");
         assert_eq!(text.as_str(), "カード番号：4111 1111 1111 1111\nA&B\tx\n");
     }
 
     #[test]
     fn sheets_resolve_shared_strings_and_keep_columns() {
         let sst = r#"<sst><si><t>氏名</t></si><si><r><t>山田</t></r><r><t> 太郎</t></r><rPh><t>ヤマダタロウ</t></rPh></si><si><t>カード番号</t></si></sst>"#;
-        let shared = shared_strings(sst).expect("parse");
+        let shared = shared_strings(sst, &Deadline::none()).expect("parse");
         assert_eq!(shared.len(), 3);
         assert_eq!(shared[1].as_str(), "山田 太郎");
         let sheet = r#"<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="C1" t="s"><v>2</v></c></row><row r="5"><c r="A5" t="s"><v>1</v></c><c r="C5" t="inlineStr"><is><t>4111-1111</t></is></c><c r="D5"><v>12</v></c></row></sheetData></worksheet>"#;
-        let (tsv, rows) = sheet_tsv(sheet, &shared).expect("parse");
+        let (tsv, rows) = sheet_tsv(sheet, &shared, &Deadline::none()).expect("parse");
         assert_eq!(tsv.as_str(), "氏名\t\tカード番号\n山田 太郎\t\t4111-1111\t12\n");
         assert_eq!(rows, vec![1, 5]);
     }
@@ -467,7 +511,7 @@ mod tests {
     #[test]
     fn odf_text_and_tables() {
         let xml = r#"<office:document-content><office:body><office:text><text:p>氏名：<text:span>山田</text:span><text:s/>太郎</text:p><text:h>見出し</text:h></office:text><office:spreadsheet><table:table table:name="注文"><table:table-row><table:table-cell><text:p>氏名</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="1024"/></table:table-row><table:table-row><table:table-cell><text:p>鈴木</text:p><text:p>一郎</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell office:value-type="string"><text:p>4111 1111</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
-        let c = odf_content(xml).expect("parse");
+        let c = odf_content(xml, &Deadline::none()).expect("parse");
         assert_eq!(c.text.as_str(), "氏名：山田 太郎\n見出し\n");
         assert_eq!(c.tables.len(), 1);
         assert_eq!(c.tables[0].name, "注文");
@@ -508,8 +552,13 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
-        assert!(docx_text("<w:p><w:t>unclosed</w:x>").is_err());
-        let (tsv, rows) = sheet_tsv("<row r=\"x\"><c r=\"??\"><v>1</v></c></row>", &[]).expect("lenient");
+        assert!(docx_text("<w:p><w:t>unclosed</w:x>", &Deadline::none()).is_err());
+        let (tsv, rows) = sheet_tsv(
+            "<row r=\"x\"><c r=\"??\"><v>1</v></c></row>",
+            &[],
+            &Deadline::none(),
+        )
+        .expect("lenient");
         assert_eq!((tsv.as_str(), rows), ("1\n", vec![1]));
     }
 }

@@ -3,6 +3,7 @@
 //! compare locators, categories and masked forms only.
 
 use std::io::{Cursor, Write as _};
+use std::time::Duration;
 
 use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::KeyBytes;
@@ -747,4 +748,127 @@ fn reports_never_name_a_card_number_from_a_file_name() {
         reports.iter().all(|r| !r.path.contains(&pan)),
         "a report named the card number"
     );
+}
+
+/// A reader that moves the (test) clock forward by `step` at every read and
+/// hands out at most `per_read` bytes: a slow source, without sleeping.
+struct SlowReader<'a> {
+    data: &'a [u8],
+    per_read: usize,
+    step: Duration,
+}
+
+impl std::io::Read for SlowReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        clock::advance(self.step);
+        let n = buf.len().min(self.per_read).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+fn time_limited(r: &ObjectReport) -> bool {
+    r.status == Status::Partial
+        && r.reason
+            .as_deref()
+            .is_some_and(|x| x.starts_with(TIME_LIMIT) && x.contains("60 s"))
+}
+
+#[test]
+fn a_slow_input_stops_at_the_time_limit_with_what_was_read() {
+    // 40 lines of 100 bytes per 4 KiB: a card on line 2 and on line 300.
+    let early = luhn_complete("4539", 16);
+    let late = luhn_complete("5412", 16);
+    let mut text = String::new();
+    for i in 1..=400 {
+        let line = match i {
+            2 => format!("カード番号 {early}"),
+            300 => format!("カード番号 {late}"),
+            _ => format!("行{i}: 本日は晴天なり"),
+        };
+        text.push_str(&format!("{line:<99}\n"));
+    }
+    let limits = Limits::default()
+        .chunk(4096)
+        .file_timeout(Some(Duration::from_secs(60)));
+    let d = discovery(limits);
+    let mut reports = Vec::new();
+    // Each read takes "25 s": the third read (into the second chunk) is the
+    // last one before the time is up.
+    let mut slow = SlowReader {
+        data: text.as_bytes(),
+        per_read: 4096,
+        step: Duration::from_secs(25),
+    };
+    d.scan_reader("slow.txt", &mut slow, &mut |r| reports.push(r));
+    let r = object(&reports, "slow.txt");
+    assert!(time_limited(r), "{:?} {:?}", r.status, r.reason);
+    assert!(r.bytes > 4096 && r.bytes < 3 * 4096, "{}", r.bytes);
+    let found = cards(r);
+    assert_eq!(found.len(), 1, "only the card read before the limit");
+    assert_eq!(found[0].locator.line, 2);
+
+    // The next input has its own limit and is read whole.
+    let reports = collect(&d, "next.txt", text.as_bytes());
+    assert_eq!(object(&reports, "next.txt").status, Status::Complete);
+    assert_eq!(cards(object(&reports, "next.txt")).len(), 2);
+
+    // No limit: the same slow reader is read to its end.
+    let d = discovery(Limits::default().chunk(4096).file_timeout(None));
+    let mut slow = SlowReader {
+        data: text.as_bytes(),
+        per_read: 4096,
+        step: Duration::from_secs(3600),
+    };
+    let mut reports = Vec::new();
+    d.scan_reader("slow.txt", &mut slow, &mut |r| reports.push(r));
+    assert_eq!(object(&reports, "slow.txt").status, Status::Complete);
+    assert_eq!(cards(object(&reports, "slow.txt")).len(), 2);
+}
+
+#[test]
+fn archive_members_after_the_time_limit_are_not_read() {
+    let card = luhn_complete("4539", 16);
+    let text = format!("カード番号 {card}\n");
+    let zip = zip_of(&[
+        ("1.txt", text.as_bytes()),
+        ("2.txt", text.as_bytes()),
+        ("3.txt", text.as_bytes()),
+    ]);
+    let tar = tar_of(&[("1.txt", text.as_bytes()), ("2.txt", text.as_bytes())]);
+    let d = discovery(Limits::default().file_timeout(Some(Duration::from_secs(60))));
+    for (name, bytes) in [("a.zip", &zip), ("a.tar", &tar)] {
+        let mut reports = Vec::new();
+        // The first member takes "61 s".
+        d.scan_reader(name, &mut Cursor::new(bytes), &mut |r| {
+            if r.path.ends_with("!1.txt") {
+                clock::advance(Duration::from_secs(61));
+            }
+            reports.push(r);
+        });
+        assert_eq!(
+            object(&reports, &format!("{name}!1.txt")).status,
+            Status::Complete
+        );
+        assert_eq!(cards(object(&reports, &format!("{name}!1.txt"))).len(), 1);
+        assert!(reports.iter().all(|r| !r.path.ends_with("!2.txt")), "{name}");
+        let archive = object(&reports, name);
+        assert!(time_limited(archive), "{name}: {:?}", archive.reason);
+    }
+}
+
+#[test]
+fn xml_parsers_return_early_once_the_time_is_up() {
+    let xml = "<w:p><w:t>a</w:t></w:p>".repeat(10_000);
+    let up = Deadline::after(Some(Duration::ZERO));
+    assert!(office::docx_text(&xml, &up).expect("parse").is_empty());
+    assert_eq!(
+        office::docx_text(&xml, &Deadline::none()).expect("parse").len(),
+        20_000
+    );
+    let ods = "<table:table table:name=\"t\"><table:table-row><table:table-cell><text:p>x</text:p></table:table-cell></table:table-row></table:table>";
+    assert!(office::odf_content(ods, &up).expect("parse").tables.is_empty());
+    let (tsv, _) = office::sheet_tsv("<row r=\"1\"><c><v>1</v></c></row>", &[], &up).expect("parse");
+    assert!(tsv.is_empty());
 }

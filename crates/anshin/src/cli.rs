@@ -112,7 +112,8 @@ pub enum Command {
 Findings never hold a raw value: only a masked form (4111 11•• •••• 1111) and an
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
 created on first use). Archives (zip, tar, tar.gz, gz) are opened recursively within
-the limits below; what hits a limit is reported partial or skipped with the reason.
+the limits below; what hits a limit is reported partial or skipped with the reason,
+and a file that takes longer than --file-timeout ends partial (time_limit).
 Word (docx, odt) text and spreadsheet (xlsx, ods) cells are read as such, with row and column;
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
@@ -323,6 +324,11 @@ pub struct ScanArgs {
     /// Most bytes expanded from one input's archives, all members together.
     #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
     pub max_expanded: u64,
+    /// Longest time spent on one file (or standard input), its archive members and
+    /// document parts included; past it the rest is reported partial (time_limit).
+    /// 0 for no limit.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub file_timeout: u64,
     /// No progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     pub no_progress: bool,

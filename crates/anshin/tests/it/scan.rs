@@ -686,3 +686,57 @@ fn hostile_archives_are_reported_not_fatal() {
     assert_eq!(status("cut.gz!cut").0, "partial");
     assert!(String::from_utf8_lossy(&out.stderr).contains("partial"));
 }
+
+#[test]
+fn a_slow_input_ends_partial_at_the_file_time_limit() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anshin"))
+        .args([
+            "scan",
+            "-",
+            "--format",
+            "jsonl",
+            "--file-timeout",
+            "1",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env_remove("ANSHIN_DATABASE_URL")
+        .env_remove("ANSHIN_SCAN_FINGERPRINT_KEY")
+        .env("ANSHIN_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run anshin scan");
+    let mut input = child.stdin.take().expect("stdin");
+    // A source that keeps trickling for far longer than the limit: the scan
+    // must end on its own, which closes the pipe under the writer.
+    let writer = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(60) {
+            if input.write_all(b"nothing here\n").is_err() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(writer.join().expect("writer"), "the scan outlived its time limit");
+    let lines = jsonl(&out);
+    let stdin = lines
+        .iter()
+        .find(|v| v["type"] == "object" && v["path"] == "-")
+        .expect("standard input reported");
+    assert_eq!(stdin["status"], "partial");
+    assert!(
+        stdin["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("time_limit")),
+        "{:?}",
+        stdin["reason"]
+    );
+    assert!(stdin["bytes"].as_u64().is_some_and(|b| b > 0));
+}
