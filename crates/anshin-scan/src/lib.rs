@@ -54,6 +54,8 @@ pub mod key;
 mod mail;
 mod office;
 pub mod report;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 mod text;
 mod walk;
 

@@ -2,7 +2,7 @@
 //! limits. Planted values are built at run time and never printed: assertions
 //! compare locators, categories and masked forms only.
 
-use std::io::{Cursor, Write as _};
+use std::io::Cursor;
 use std::time::Duration;
 
 use anshin_crypto::fingerprint::FingerprintKey;
@@ -10,6 +10,7 @@ use anshin_crypto::secret::KeyBytes;
 use proptest::prelude::*;
 
 use super::*;
+use crate::test_support::{base64, gzip_of, luhn_complete, tar_of, zip_of};
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
@@ -18,31 +19,6 @@ fn scanner() -> Scanner {
 
 fn discovery(limits: Limits) -> Discovery {
     Discovery::new(scanner(), limits)
-}
-
-/// A Luhn-valid number with the given prefix and length (not a test value).
-pub(crate) fn luhn_complete(prefix: &str, len: usize) -> String {
-    let mut digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
-    let mut x = 7u32;
-    while digits.len() < len - 1 {
-        x = (x * 31 + 11) % 97;
-        digits.push(x % 10);
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 0 {
-                let dd = d * 2;
-                if dd > 9 { dd - 9 } else { dd }
-            } else {
-                d
-            }
-        })
-        .sum();
-    digits.push((10 - sum % 10) % 10);
-    digits.iter().map(|d| char::from(b'0' + *d as u8)).collect()
 }
 
 fn collect(d: &Discovery, name: &str, bytes: &[u8]) -> Vec<ObjectReport> {
@@ -73,35 +49,6 @@ fn orders_csv(card: &str) -> String {
          A-1001,山田 太郎,090-1234-5678,\n\
          A-1002,佐藤 花子,080-2345-6789,{card}\n"
     )
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in entries {
-        w.start_file(*name, options).expect("start");
-        w.write_all(data).expect("write");
-    }
-    w.finish().expect("finish").into_inner()
-}
-
-fn gzip_of(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gz");
-    e.finish().expect("gz")
-}
-
-fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).expect("append");
-    }
-    b.into_inner().expect("tar")
 }
 
 #[test]
@@ -564,26 +511,6 @@ fn broken_office_parts_are_reported() {
             .as_deref()
             .is_some_and(|r| r.contains("malformed XML"))
     );
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(char::from(T[(n >> (18 - 6 * k)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A multipart message: a quoted-printable body and a base64 attachment.
