@@ -265,6 +265,7 @@ fn resolve(decoded: &DecodedText<'_>, mut out: Vec<scan::Candidate>, headers: &[
                 line,
                 column,
                 record,
+                page: None,
             },
         });
     }

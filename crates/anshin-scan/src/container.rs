@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::mail;
 use crate::office::{self, Office};
+use crate::pdf;
 use crate::text;
 use crate::{Deadline, Discovery, ObjectKind, ObjectReport, Status};
 
@@ -168,6 +169,7 @@ enum Sniffed {
     Zip,
     Gzip,
     Tar,
+    Pdf,
     Text,
 }
 
@@ -181,6 +183,8 @@ fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Gzip
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         Sniffed::Tar
+    } else if pdf::is_pdf(head) {
+        Sniffed::Pdf
     } else {
         Sniffed::Text
     }
@@ -279,7 +283,7 @@ fn dispatch(
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let limits = &ctx.discovery.limits;
-    if kind != Sniffed::Text && depth >= limits.max_depth {
+    if matches!(kind, Sniffed::Zip | Sniffed::Gzip | Sniffed::Tar) && depth >= limits.max_depth {
         let object_kind = match kind {
             Sniffed::Zip => ObjectKind::Zip,
             Sniffed::Gzip => ObjectKind::Gzip,
@@ -308,6 +312,7 @@ fn dispatch(
             let mode = text::mode_for(&name);
             emit(text::scan(ctx, name, reader, mode));
         }
+        Sniffed::Pdf => emit(pdf::scan(ctx, name, reader)),
         Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
         Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
         Sniffed::Zip => {
@@ -347,10 +352,14 @@ fn dispatch(
 /// read into memory, as a multiple of [`crate::Limits::max_in_memory`].
 const PART_FACTOR: u64 = 4;
 
+/// Most bytes of a document read whole into memory (an XML part, a PDF).
+pub(crate) fn read_limit(ctx: &Ctx<'_>) -> usize {
+    usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR)).unwrap_or(usize::MAX - 1)
+}
+
 /// Reads a whole XML part of at most `PART_FACTOR × max_in_memory` bytes.
 fn read_xml(ctx: &Ctx<'_>, reader: &mut dyn Read) -> Result<Zeroizing<String>, String> {
-    let max = usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR))
-        .unwrap_or(usize::MAX - 1);
+    let max = read_limit(ctx);
     let mut buf = Zeroizing::new(Vec::new());
     let mut eof = false;
     text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}).map_err(|e| limit_reason(&e))?;
@@ -726,5 +735,7 @@ mod tests {
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(sniff(&tar), Sniffed::Tar);
         assert_eq!(sniff(b"hello"), Sniffed::Text);
+        assert_eq!(sniff(b"%PDF-1.7\n"), Sniffed::Pdf);
+        assert_eq!(sniff(b"see %PDF-1.7"), Sniffed::Text);
     }
 }

@@ -21,6 +21,9 @@
 //!   file, the document text (docx) and the worksheet cells (xlsx, with the
 //!   sheet's row, column and header) are scanned instead of the raw XML;
 //!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
+//! - **PDF** (`pdf`): the text of each page, read with lopdf, findings
+//!   located by page; corrupt, encrypted or hostile files are `skipped` with
+//!   the reason (a panic in the reader is caught), never a crash.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
@@ -53,6 +56,7 @@ mod container;
 pub mod key;
 mod mail;
 mod office;
+mod pdf;
 pub mod report;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
@@ -272,6 +276,9 @@ pub enum ObjectKind {
     /// A table of an OpenDocument file (`x.ods!content.xml#Sheet1`): line and
     /// column are the table's row and column, as for [`ObjectKind::Xlsx`].
     OdfTable,
+    /// The text of a PDF document, page by page: findings carry the page, and
+    /// their line, column and byte offset are in that page's extracted text.
+    Pdf,
     /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
     /// object of its own (`inbox.mbox!3!orders.csv`).
     Mail,
@@ -292,6 +299,7 @@ impl ObjectKind {
             Self::Xlsx => "xlsx",
             Self::Odf => "odf",
             Self::OdfTable => "odf-table",
+            Self::Pdf => "pdf",
             Self::Mail => "mail",
             Self::Other => "other",
         }

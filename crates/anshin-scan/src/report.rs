@@ -269,6 +269,8 @@ struct FindingRow<'a> {
     test_value: bool,
     masked: &'a str,
     fingerprint: String,
+    /// Last, so that CSV columns added with new input kinds keep the old ones in place.
+    page: Option<usize>,
 }
 
 impl<'a> FindingRow<'a> {
@@ -289,6 +291,7 @@ impl<'a> FindingRow<'a> {
             test_value: f.test_value,
             masked: &f.masked,
             fingerprint: f.fingerprint.to_hex(),
+            page: f.locator.page,
         }
     }
 }
@@ -468,7 +471,7 @@ impl<W: Write> ReportWriter<W> {
     }
 }
 
-const CSV_HEADER: [&str; 14] = [
+const CSV_HEADER: [&str; 15] = [
     "path",
     "line",
     "column",
@@ -483,6 +486,7 @@ const CSV_HEADER: [&str; 14] = [
     "test_value",
     "masked",
     "fingerprint",
+    "page",
 ];
 
 fn sarif_level(c: Category) -> &'static str {
@@ -525,6 +529,7 @@ fn sarif_result(path: &str, f: &Finding) -> serde_json::Value {
             "row": rec.map(|r| r.row),
             "field": rec.map(|r| r.field),
             "header": rec.and_then(|r| r.header.as_deref()),
+            "page": loc.page,
         },
     })
 }
@@ -571,6 +576,52 @@ mod tests {
         assert_eq!(all[1], Category::SecurityCode);
         assert_eq!(sarif_level(Category::Card), "error");
         assert_eq!(sarif_level(Category::CorporateNumber), "note");
+    }
+
+    #[test]
+    fn pages_are_in_every_format() {
+        let finding = Finding {
+            category: Category::Card,
+            confidence: crate::Confidence::High,
+            kind: Some("visa"),
+            test_value: false,
+            masked: "4539 01•• •••• 1234".to_owned(),
+            fingerprint: crate::Fingerprint([7; 32]),
+            locator: crate::Locator {
+                byte_offset: 21,
+                byte_len: 16,
+                line: 2,
+                column: 14,
+                record: None,
+                page: Some(3),
+            },
+        };
+        let mut r = ObjectReport::new("a.pdf".to_owned(), crate::ObjectKind::Pdf);
+        r.findings.push(finding);
+        let write = |format| {
+            let mut out = Vec::new();
+            let mut w = ReportWriter::new(format, &mut out).expect("writer");
+            w.object(&r).expect("object");
+            w.finish().expect("finish");
+            String::from_utf8(out).expect("utf-8")
+        };
+        let csv = write(Format::Csv);
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header: Vec<String> = rows
+            .headers()
+            .expect("header")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header, CSV_HEADER);
+        let row = rows.records().next().expect("row").expect("record");
+        assert_eq!(&row[CSV_HEADER.len() - 1], "3");
+        let json: serde_json::Value =
+            serde_json::from_str(write(Format::Jsonl).lines().next().expect("line")).expect("json");
+        assert_eq!(json["page"], 3);
+        let sarif: serde_json::Value = serde_json::from_str(&write(Format::Sarif)).expect("sarif");
+        assert_eq!(sarif["runs"][0]["results"][0]["properties"]["page"], 3);
+        assert!(write(Format::Human).contains("a.pdf"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Builders of test inputs (archives, mail bodies, card numbers), shared
+//! Builders of test inputs (archives, PDFs, mail bodies, card numbers), shared
 //! by this crate's tests and the CLI's (`features = ["test-support"]`), so
 //! that the fixtures are made in test code, at run time, the same way
 //! everywhere. Not part of the scanning API.
@@ -81,5 +81,59 @@ pub fn base64(data: &[u8]) -> String {
             }
         }
     }
+    out
+}
+
+/// A PDF whose pages hold these lines of text (Courier, one text object per
+/// line), written with lopdf; content streams compressed as most PDFs are.
+pub fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{Object, Stream, dictionary};
+    let mut doc = lopdf::Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Courier",
+    });
+    let resources_id = doc.add_object(dictionary! {"Font" => dictionary! {"F1" => font_id}});
+    let mut kids = Vec::new();
+    for lines in pages {
+        let mut operations = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let y = 800 - 20 * i64::try_from(i).expect("few lines");
+            operations.extend([
+                Operation::new("BT", vec![]),
+                Operation::new("Tf", vec!["F1".into(), 10.into()]),
+                Operation::new("Td", vec![40.into(), y.into()]),
+                Operation::new("Tj", vec![Object::string_literal(*line)]),
+                Operation::new("ET", vec![]),
+            ]);
+        }
+        let content = Content { operations }.encode().expect("content");
+        let content_id = doc.add_object(Stream::new(dictionary! {}, content));
+        let page_id = doc.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => pages_id,
+            "Contents" => content_id,
+        });
+        kids.push(page_id.into());
+    }
+    let count = i64::try_from(kids.len()).expect("few pages");
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => kids,
+            "Count" => count,
+            "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages_id});
+    doc.trailer.set("Root", catalog_id);
+    doc.compress();
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("save");
     out
 }

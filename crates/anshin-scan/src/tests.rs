@@ -10,7 +10,7 @@ use anshin_crypto::secret::KeyBytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_support::{base64, gzip_of, luhn_complete, tar_of, zip_of};
+use crate::test_support::{base64, gzip_of, luhn_complete, pdf_of, tar_of, zip_of};
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
@@ -798,4 +798,116 @@ fn xml_parsers_return_early_once_the_time_is_up() {
     assert!(office::odf_content(ods, &up).expect("parse").tables.is_empty());
     let (tsv, _) = office::sheet_tsv("<row r=\"1\"><c><v>1</v></c></row>", &[], &up).expect("parse");
     assert!(tsv.is_empty());
+}
+
+#[test]
+fn pdf_text_is_located_by_page() {
+    let card = luhn_complete("4539", 16);
+    let line = format!("Card number: {card}");
+    let pdf = pdf_of(&[
+        &["Order confirmation", "Thank you for your order."],
+        &["Payment", &line, "Tel 090-1234-5678"],
+    ]);
+    let zip = zip_of(&[("2024/receipt.pdf", &pdf)]);
+    for (name, bytes, path) in [
+        ("receipt.pdf", &pdf, "receipt.pdf"),
+        ("docs.zip", &zip, "docs.zip!2024/receipt.pdf"),
+    ] {
+        let reports = collect(&discovery(Limits::default()), name, bytes);
+        let r = object(&reports, path);
+        assert_eq!(r.kind, ObjectKind::Pdf);
+        assert_eq!(r.status, Status::Complete, "{:?}", r.reason);
+        assert_eq!(r.bytes, pdf.len() as u64);
+        let found = cards(r);
+        assert_eq!(found.len(), 1);
+        let loc = &found[0].locator;
+        assert_eq!(loc.page, Some(2));
+        assert_eq!((loc.line, loc.column), (2, 14));
+        // Page 2's text is "Payment\n" then the line.
+        assert_eq!((loc.byte_offset, loc.byte_len), (8 + 13, 16));
+        let phones: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.category == Category::Phone)
+            .collect();
+        assert_eq!(phones.len(), 1);
+        assert_eq!((phones[0].locator.page, phones[0].locator.line), (Some(2), 3));
+    }
+}
+
+#[test]
+fn unreadable_and_encrypted_pdfs_are_skipped_with_a_reason() {
+    let reason = |bytes: &[u8]| {
+        let reports = collect(&discovery(Limits::default()), "x.pdf", bytes);
+        let r = object(&reports, "x.pdf");
+        (r.status, r.reason.clone().unwrap_or_default())
+    };
+    let (status, why) = reason(b"%PDF-1.7\nnothing of a PDF here\n");
+    assert_eq!(status, Status::Skipped);
+    assert!(why.starts_with("pdf_unreadable"), "{why}");
+
+    // An /Encrypt dictionary whose empty user password does not check out.
+    let enc = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n\
+2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n\
+3 0 obj\n<< /Filter /Standard /V 2 /R 3 /Length 128 /P -4 \
+/O <00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff> \
+/U <ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100> >>\nendobj\n\
+trailer\n<< /Root 1 0 R /Encrypt 3 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>] >>\n%%EOF\n";
+    let (status, why) = reason(enc);
+    assert_eq!(status, Status::Skipped);
+    assert!(why.starts_with("pdf_encrypted"), "{why}");
+
+    let limits = Limits::default().max_in_memory(1024);
+    let lines = ["x"; 10];
+    let pages: Vec<&[&str]> = vec![&lines[..]; 100];
+    let big = pdf_of(&pages);
+    assert!(big.len() > 4096);
+    let reports = collect(&discovery(limits), "big.pdf", &big);
+    assert_eq!(object(&reports, "big.pdf").status, Status::Skipped);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A damaged PDF (bytes flipped, cut short) never panics the scan and is
+    /// always reported, with a reason whenever it is not complete.
+    #[test]
+    fn damaged_pdfs_never_panic(
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..16),
+        cut in any::<usize>(),
+    ) {
+        let card = luhn_complete("4539", 16);
+        let mut pdf = pdf_of(&[&["Order", &format!("Card number: {card}")], &["Tel 090-1234-5678"]]);
+        for (at, byte) in flips {
+            let i = at % pdf.len();
+            pdf[i] = byte;
+        }
+        let keep = 5 + cut % pdf.len().saturating_sub(4);
+        pdf.truncate(keep);
+        let reports = collect(&discovery(Limits::default()), "x.pdf", &pdf);
+        prop_assert_eq!(reports.len(), 1);
+        prop_assert!(reports[0].status == Status::Complete || reports[0].reason.is_some());
+    }
+}
+
+#[test]
+fn a_hand_written_pdf_is_read_too() {
+    // The fuzz seed: an uncompressed PDF written by hand, not by lopdf, with
+    // a public test card number on its only page.
+    let seed = include_bytes!("../../../fuzz/corpus/scan_containers/pdf");
+    let reports = collect(&discovery(Limits::default()), "seed.pdf", &seed[1..]);
+    let r = object(&reports, "seed.pdf");
+    assert_eq!((r.kind, r.status), (ObjectKind::Pdf, Status::Complete));
+    let found = cards(r);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].test_value);
+    assert_eq!(found[0].masked, "4111 11•• •••• 1111");
+    assert_eq!(
+        (
+            found[0].locator.page,
+            found[0].locator.line,
+            found[0].locator.column
+        ),
+        (Some(1), 2, 14)
+    );
 }

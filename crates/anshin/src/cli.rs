@@ -105,6 +105,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   anshin scan ./exports                               summary per file, worst first
   anshin scan orders.zip backup.tar.gz --format jsonl > findings.jsonl
+  anshin scan invoices/ --include '*.pdf' --format csv   page number in each row
   anshin scan . --include '*.csv' --exclude 'target/**' --format sarif -o scan.sarif
   anshin scan ./uploads --fail-on card,cvc            CI gate: exit 6 on a card number or CVC
   cat dump.sql | anshin scan -
@@ -115,6 +116,7 @@ created on first use). Archives (zip, tar, tar.gz, gz) are opened recursively wi
 the limits below; what hits a limit is reported partial or skipped with the reason,
 and a file that takes longer than --file-timeout ends partial (time_limit).
 Word (docx, odt) text and spreadsheet (xlsx, ods) cells are read as such, with row and column;
+PDF text is read page by page (findings carry the page; encrypted PDFs are skipped);
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
 Exit codes:

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use anshin_scan::test_support::{base64, gzip_of, luhn_complete, tar_of, zip_of};
+use anshin_scan::test_support::{base64, gzip_of, luhn_complete, pdf_of, tar_of, zip_of};
 use serde_json::Value;
 
 fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -227,6 +227,22 @@ fn plant(root: &Path) -> Planted {
     });
     raw.extend([card, "鈴木 一郎".to_owned()]);
 
+    // A PDF: the card on page 2; line, column and offset in that page's text.
+    let card = luhn_complete("4485", 16);
+    let line = format!("Card number: {card}");
+    let pdf = pdf_of(&[&["Order confirmation"], &["Payment", &line]]);
+    std::fs::write(root.join("receipt.pdf"), pdf).expect("write");
+    expected.push(Expect {
+        path: rel("receipt.pdf"),
+        category: "card",
+        byte_offset: ("Payment\n".len() + line.find(&card).expect("planted")) as u64,
+        line: 2,
+        column: 14,
+        row: None,
+        header: None,
+    });
+    raw.push(card);
+
     // The same CSV inside a zip, a tar.gz and a gz.
     let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
     std::fs::write(root.join("orders.zip"), zip).expect("write");
@@ -388,6 +404,12 @@ fn planted_values_are_found_at_their_exact_locators_in_every_kind_and_encoding()
         "xlsx"
     );
     assert_eq!(objects[&format!("{root}/order.eml")]["kind"], "mail");
+    assert_eq!(objects[&format!("{root}/receipt.pdf")]["kind"], "pdf");
+    // Only the PDF's findings have a page.
+    for v in lines.iter().filter(|v| v["type"] == "finding") {
+        let in_pdf = v["path"].as_str().is_some_and(|p| p.ends_with("receipt.pdf"));
+        assert_eq!(v["page"].as_u64(), in_pdf.then_some(2), "{}", v["path"]);
+    }
     assert!(objects.values().all(|o| o["status"] == "complete"));
 }
 
@@ -469,6 +491,20 @@ fn sarif_is_a_2_1_0_log_with_locations() {
         Some(64)
     );
     assert_eq!(zipped["properties"]["row"], 3);
+    let in_pdf = results
+        .iter()
+        .find(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("receipt.pdf"))
+        })
+        .expect("card in the PDF");
+    assert_eq!(in_pdf["ruleId"], "card");
+    assert_eq!(in_pdf["properties"]["page"], 2);
+    assert_eq!(
+        in_pdf["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
 }
 
 #[test]
