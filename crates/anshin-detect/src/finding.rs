@@ -168,8 +168,9 @@ pub struct Locator {
     pub column: usize,
     /// Row and field for CSV/TSV scans.
     pub record: Option<RecordLocator>,
-    /// 1-based page of a PDF document; line, column and byte offset are then
-    /// positions in that page's extracted text. Set by the document readers.
+    /// 1-based page of a PDF document or slide of a presentation; line,
+    /// column and byte offset are then positions in that page's extracted
+    /// text. Set by the document readers.
     pub page: Option<usize>,
 }
 

@@ -393,18 +393,93 @@ fn read_part<R: Read + Seek>(
     read_xml(ctx, &mut bounded).map(Some)
 }
 
+/// What the parts of one office file share: the workbook's string table,
+/// the presentation's slide order. Read before the parts that use it.
+#[derive(Default)]
+struct Shared {
+    strings: Vec<Zeroizing<String>>,
+    slides: Vec<String>,
+}
+
+impl Shared {
+    /// Reads what this kind of document shares; a part that cannot be read
+    /// leaves the document `partial` (cells show indexes, slides their part
+    /// number) rather than unread.
+    fn read<R: Read + Seek>(
+        ctx: &Ctx<'_>,
+        archive: &mut zip::ZipArchive<R>,
+        office: Option<Office>,
+        report: &mut ObjectReport,
+    ) -> Self {
+        let mut part = |name: &str, what: &str| match read_part(ctx, archive, name) {
+            Ok(xml) => xml,
+            Err(reason) => {
+                report.degrade(Status::Partial, format!("{what}: {reason}"));
+                None
+            }
+        };
+        let mut shared = Self::default();
+        let parsed = match office {
+            Some(Office::Xlsx) => part("xl/sharedStrings.xml", "shared strings")
+                .map(|xml| office::shared_strings(&xml, &ctx.deadline).map(|s| shared.strings = s)),
+            Some(Office::Pptx) => {
+                let presentation = part("ppt/presentation.xml", "slide list");
+                let rels = part("ppt/_rels/presentation.xml.rels", "slide list");
+                presentation
+                    .zip(rels)
+                    .map(|(p, r)| office::slide_order(&p, &r, &ctx.deadline).map(|s| shared.slides = s))
+            }
+            _ => None,
+        };
+        if let Some(Err(e)) = parsed {
+            report.degrade(Status::Partial, format!("shared part: {}", e.0));
+        }
+        shared
+    }
+
+    /// The slide number of a slide part: its place in the slide list, else
+    /// the number in its name; none for notes and other parts.
+    fn slide(&self, part: &str) -> Option<usize> {
+        let stem = part.strip_prefix("ppt/slides/slide")?.strip_suffix(".xml")?;
+        match self.slides.iter().position(|s| s == part) {
+            Some(i) => Some(i + 1),
+            None => stem.parse().ok(),
+        }
+    }
+}
+
+/// Scans extracted document text; findings get `page` (a slide number).
+fn scan_text(
+    ctx: &Ctx<'_>,
+    path: String,
+    kind: ObjectKind,
+    bytes: u64,
+    text: &str,
+    page: Option<usize>,
+) -> ObjectReport {
+    let mut r = text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text);
+    r.kind = kind;
+    r.bytes = bytes;
+    for f in &mut r.findings {
+        f.locator.page = page;
+    }
+    r
+}
+
 /// Scans a document part as its text, or a worksheet as its cells.
 fn scan_office_part(
     ctx: &Ctx<'_>,
     path: String,
+    part: &str,
     kind: Office,
     reader: &mut dyn Read,
-    shared: &[Zeroizing<String>],
+    shared: &Shared,
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let object_kind = match kind {
         Office::Docx => ObjectKind::Docx,
         Office::Xlsx => ObjectKind::Xlsx,
+        Office::Pptx => ObjectKind::Pptx,
         Office::Odf => ObjectKind::Odf,
     };
     let xml = match read_xml(ctx, reader) {
@@ -413,16 +488,18 @@ fn scan_office_part(
     };
     let bytes = xml.len() as u64;
     match kind {
-        Office::Docx => match office::docx_text(&xml, &ctx.deadline) {
-            Ok(text) => {
-                let mut r = text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text);
-                r.kind = object_kind;
-                r.bytes = bytes;
-                emit(r);
-            }
+        Office::Docx | Office::Pptx => match office::paragraph_text(&xml, &ctx.deadline) {
+            Ok(text) => emit(scan_text(
+                ctx,
+                path,
+                object_kind,
+                bytes,
+                &text,
+                shared.slide(part),
+            )),
             Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         },
-        Office::Xlsx => match office::sheet_tsv(&xml, shared, &ctx.deadline) {
+        Office::Xlsx => match office::sheet_tsv(&xml, &shared.strings, &ctx.deadline) {
             Ok((tsv, rows)) => {
                 let mut r = scan_sheet(ctx, path, &tsv, &rows);
                 r.kind = object_kind;
@@ -433,15 +510,14 @@ fn scan_office_part(
         },
         Office::Odf => match office::odf_content(&xml, &ctx.deadline) {
             Ok(content) => {
-                let mut r = text::scan(
+                emit(scan_text(
                     ctx,
                     path.clone(),
-                    &mut Cursor::new(content.text.as_bytes()),
-                    text::Mode::Text,
-                );
-                r.kind = object_kind;
-                r.bytes = bytes;
-                emit(r);
+                    object_kind,
+                    bytes,
+                    &content.text,
+                    None,
+                ));
                 for (i, table) in content.tables.iter().enumerate() {
                     let name = if table.name.is_empty() {
                         format!("table{}", i + 1)
@@ -514,20 +590,7 @@ fn scan_zip<R: Read + Seek>(
     };
     let limits = &ctx.discovery.limits;
     let office = office::kind(archive.file_names().filter_map(Result::ok));
-    let shared = match office {
-        Some(Office::Xlsx) => match read_part(ctx, &mut archive, "xl/sharedStrings.xml") {
-            Ok(None) => Vec::new(),
-            Ok(Some(xml)) => office::shared_strings(&xml, &ctx.deadline).unwrap_or_else(|e| {
-                report.degrade(Status::Partial, format!("shared strings: {}", e.0));
-                Vec::new()
-            }),
-            Err(reason) => {
-                report.degrade(Status::Partial, format!("shared strings: {reason}"));
-                Vec::new()
-            }
-        },
-        _ => Vec::new(),
-    };
+    let shared = Shared::read(ctx, &mut archive, office, &mut report);
     for index in 0..archive.len() {
         if index as u64 >= limits.max_members {
             report.degrade(
@@ -585,7 +648,7 @@ fn scan_zip<R: Read + Seek>(
             // Read through the cells that use it.
             Some(Office::Xlsx) if member_name == "xl/sharedStrings.xml" => {}
             Some(kind) if office::is_text_part(kind, &member_name) => {
-                scan_office_part(ctx, inner, kind, &mut bounded, &shared, emit);
+                scan_office_part(ctx, inner, &member_name, kind, &mut bounded, &shared, emit);
             }
             _ => scan_stream(ctx, inner, &mut bounded, depth + 1, emit),
         }

@@ -20,6 +20,7 @@
 //! - **Office documents** (`office`): inside a zip that is a Word or Excel
 //!   file, the document text (docx) and the worksheet cells (xlsx, with the
 //!   sheet's row, column and header) are scanned instead of the raw XML;
+//!   so are PowerPoint slides and notes (pptx, findings carry the slide);
 //!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
 //! - **PDF** (`pdf`): the text of each page, read with lopdf, findings
 //!   located by page; corrupt, encrypted or hostile files are `skipped` with
@@ -273,6 +274,10 @@ pub enum ObjectKind {
     /// The text of an OpenDocument file (`x.odt!content.xml`), outside its
     /// tables: a line per paragraph; byte offsets refer to the extracted text.
     Odf,
+    /// The text of a PowerPoint slide or its notes
+    /// (`x.pptx!ppt/slides/slide2.xml`): a line per paragraph; findings on a
+    /// slide carry its number in the slide show as their page.
+    Pptx,
     /// A table of an OpenDocument file (`x.ods!content.xml#Sheet1`): line and
     /// column are the table's row and column, as for [`ObjectKind::Xlsx`].
     OdfTable,
@@ -297,6 +302,7 @@ impl ObjectKind {
             Self::Gzip => "gzip",
             Self::Docx => "docx",
             Self::Xlsx => "xlsx",
+            Self::Pptx => "pptx",
             Self::Odf => "odf",
             Self::OdfTable => "odf-table",
             Self::Pdf => "pdf",

@@ -1,8 +1,12 @@
 //! Office documents inside their zip: the text of Word documents (docx) and
-//! the cells of Excel workbooks (xlsx), read with quick-xml.
+//! PowerPoint slides (pptx), and the cells of Excel workbooks (xlsx), read
+//! with quick-xml.
 //!
-//! A docx part becomes plain text (a line per paragraph, tabs and breaks
-//! kept), so a value split over formatting runs is seen whole. A worksheet
+//! A docx part or a slide becomes plain text (a line per paragraph, tabs and
+//! breaks kept), so a value split over formatting runs is seen whole: Word's
+//! `w:p`/`w:t` and DrawingML's `a:p`/`a:t` share their local names, so one
+//! reader serves both. A slide's number is its place in the presentation's
+//! slide list, not the number in its part name. A worksheet
 //! becomes tab-separated text with one record per row and one field per
 //! column (shared strings resolved, phonetic readings left out), scanned in
 //! CSV mode so that the first row works as a header; findings are then
@@ -20,6 +24,7 @@ use crate::Deadline;
 pub(crate) enum Office {
     Docx,
     Xlsx,
+    Pptx,
     /// OpenDocument (odt, ods, …): everything is in `content.xml`.
     Odf,
 }
@@ -31,6 +36,7 @@ pub(crate) fn kind<S: AsRef<str>>(names: impl Iterator<Item = S>) -> Option<Offi
         match n.as_ref() {
             "word/document.xml" => return Some(Office::Docx),
             "xl/workbook.xml" => return Some(Office::Xlsx),
+            "ppt/presentation.xml" => return Some(Office::Pptx),
             "content.xml" => content = true,
             "META-INF/manifest.xml" => manifest = true,
             _ => {}
@@ -60,6 +66,15 @@ pub(crate) fn is_text_part(office: Office, name: &str) -> bool {
                 .any(|p| rest.starts_with(p))
         }
         Office::Xlsx => name.starts_with("xl/worksheets/") && name.ends_with(".xml"),
+        Office::Pptx => {
+            let leaf = |dir: &str, stem: &str| {
+                name.strip_prefix(dir)
+                    .and_then(|rest| rest.strip_prefix(stem))
+                    .and_then(|rest| rest.strip_suffix(".xml"))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            };
+            leaf("ppt/slides/", "slide") || leaf("ppt/notesSlides/", "notesSlide")
+        }
         Office::Odf => name == "content.xml",
     }
 }
@@ -111,12 +126,15 @@ fn push_ref(out: &mut String, name: &str) {
     }
 }
 
-/// The text of a Word part: `w:t` contents, a line per paragraph.
-pub(crate) fn docx_text(xml: &str, deadline: &Deadline) -> Result<Zeroizing<String>, XmlError> {
+/// The text of a Word part or a slide: `t` contents, a line per paragraph.
+/// `tab` elements inside a tab-stop list (Word's `w:tabs`, DrawingML's
+/// `a:tabLst`) are stop positions, not characters, and add nothing.
+pub(crate) fn paragraph_text(xml: &str, deadline: &Deadline) -> Result<Zeroizing<String>, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut pacer = Pacer::new(deadline);
     let mut out = Zeroizing::new(String::new());
     let mut in_text = false;
+    let mut tab_stops = 0u32;
     loop {
         if pacer.stop() {
             break;
@@ -124,17 +142,19 @@ pub(crate) fn docx_text(xml: &str, deadline: &Deadline) -> Result<Zeroizing<Stri
         match reader.read_event().map_err(xml_err)? {
             Event::Start(e) => match e.local_name().as_ref() {
                 "t" => in_text = true,
-                "tab" => out.push('\t'),
+                "tabs" | "tabLst" => tab_stops += 1,
+                "tab" if tab_stops == 0 => out.push('\t'),
                 "br" | "cr" => out.push('\n'),
                 _ => {}
             },
             Event::Empty(e) => match e.local_name().as_ref() {
-                "tab" => out.push('\t'),
+                "tab" if tab_stops == 0 => out.push('\t'),
                 "br" | "cr" | "p" => out.push('\n'),
                 _ => {}
             },
             Event::End(e) => match e.local_name().as_ref() {
                 "t" => in_text = false,
+                "tabs" | "tabLst" => tab_stops = tab_stops.saturating_sub(1),
                 "p" => out.push('\n'),
                 _ => {}
             },
@@ -146,6 +166,70 @@ pub(crate) fn docx_text(xml: &str, deadline: &Deadline) -> Result<Zeroizing<Stri
         }
     }
     Ok(out)
+}
+
+/// The slide parts of a presentation in slide-show order, from the slide
+/// list of `ppt/presentation.xml` (`p:sldId r:id`) and the targets of those
+/// relationships in `ppt/_rels/presentation.xml.rels`. Slide N is the N-th
+/// name returned.
+pub(crate) fn slide_order(
+    presentation: &str,
+    rels: &str,
+    deadline: &Deadline,
+) -> Result<Vec<String>, XmlError> {
+    let mut ids = Vec::new();
+    let mut reader = Reader::from_str(presentation);
+    let mut pacer = Pacer::new(deadline);
+    loop {
+        if pacer.stop() {
+            break;
+        }
+        match reader.read_event().map_err(xml_err)? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "sldId" => {
+                // r:id (the relationship), not the bare id (a slide number).
+                let id = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.local_name().as_ref() == "id" && a.key.prefix().is_some());
+                if let Some(a) = id {
+                    ids.push(a.value.into_owned());
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    let mut reader = Reader::from_str(rels);
+    loop {
+        if pacer.stop() {
+            break;
+        }
+        match reader.read_event().map_err(xml_err)? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "Relationship" => {
+                let attr = |name: &str| {
+                    e.try_get_attribute(name)
+                        .ok()
+                        .flatten()
+                        .map(|a| a.value.into_owned())
+                };
+                if let (Some(id), Some(target)) = (attr("Id"), attr("Target")) {
+                    // Targets are relative to ppt/, or absolute in the package.
+                    let part = match target.strip_prefix('/') {
+                        Some(absolute) => absolute.to_owned(),
+                        None => format!("ppt/{target}"),
+                    };
+                    targets.push((id, part));
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| targets.iter().find(|(i, _)| i == id).map(|(_, t)| t.clone()))
+        .collect())
 }
 
 /// The shared-string table of a workbook (`xl/sharedStrings.xml`), phonetic
@@ -492,8 +576,34 @@ mod tests {
     #[test]
     fn docx_paragraphs_join_runs() {
         let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>カード番号：</w:t></w:r><w:r><w:t>4111 1111</w:t></w:r><w:r><w:t xml:space="preserve"> 1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
-        let text = docx_text(xml, &Deadline::none()).expect("parse");
+        let text = paragraph_text(xml, &Deadline::none()).expect("parse");
         assert_eq!(text.as_str(), "カード番号：4111 1111 1111 1111\nA&B\tx\n");
+    }
+
+    #[test]
+    fn slides_and_tab_stops() {
+        // DrawingML: tab stops in a:tabLst are not text; a:br breaks the line.
+        let slide = r#"<p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:pPr><a:tabLst><a:tab pos="914400" algn="l"/></a:tabLst></a:pPr><a:r><a:t>カード番号：</a:t></a:r><a:r><a:t>4111</a:t></a:r><a:br><a:rPr/></a:br><a:r><a:t>next</a:t></a:r></a:p><a:p><a:r><a:t>x</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#;
+        let text = paragraph_text(slide, &Deadline::none()).expect("parse");
+        assert_eq!(text.as_str(), "カード番号：4111\nnext\nx\n");
+        // Word's tab stops (w:tabs) likewise.
+        let doc = r#"<w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t>a</w:t><w:tab/><w:t>b</w:t></w:r></w:p>"#;
+        assert_eq!(
+            paragraph_text(doc, &Deadline::none()).expect("parse").as_str(),
+            "a\tb\n"
+        );
+
+        let presentation = r#"<p:presentation xmlns:p="p" xmlns:r="r"><p:sldIdLst><p:sldId id="257" r:id="rId3"/><p:sldId id="256" r:id="rId2"/></p:sldIdLst></p:presentation>"#;
+        let rels = r#"<Relationships><Relationship Id="rId1" Type="t/slideMaster" Target="slideMasters/slideMaster1.xml"/><Relationship Id="rId2" Type="t/slide" Target="slides/slide1.xml"/><Relationship Id="rId3" Type="t/slide" Target="/ppt/slides/slide2.xml"/></Relationships>"#;
+        assert_eq!(
+            slide_order(presentation, rels, &Deadline::none()).expect("parse"),
+            vec!["ppt/slides/slide2.xml", "ppt/slides/slide1.xml"]
+        );
+        assert!(is_text_part(Office::Pptx, "ppt/slides/slide12.xml"));
+        assert!(is_text_part(Office::Pptx, "ppt/notesSlides/notesSlide1.xml"));
+        assert!(!is_text_part(Office::Pptx, "ppt/slides/_rels/slide1.xml.rels"));
+        assert!(!is_text_part(Office::Pptx, "ppt/slideLayouts/slideLayout1.xml"));
+        assert_eq!(kind(["ppt/presentation.xml"].into_iter()), Some(Office::Pptx));
     }
 
     #[test]
@@ -552,7 +662,7 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
-        assert!(docx_text("<w:p><w:t>unclosed</w:x>", &Deadline::none()).is_err());
+        assert!(paragraph_text("<w:p><w:t>unclosed</w:x>", &Deadline::none()).is_err());
         let (tsv, rows) = sheet_tsv(
             "<row r=\"x\"><c r=\"??\"><v>1</v></c></row>",
             &[],

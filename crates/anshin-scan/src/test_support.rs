@@ -137,3 +137,53 @@ pub fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
     doc.save_to(&mut out).expect("save");
     out
 }
+
+/// A PowerPoint file whose slides, in slide-show order, hold these
+/// paragraphs (each split over two runs, as after an edit). The parts are
+/// numbered backwards (show slide 1 is `ppt/slides/slide{n}.xml`), as in a
+/// deck whose slides were reordered: the slide number must come from the
+/// slide list, not from the part name.
+pub fn pptx_of(slides: &[&[&str]]) -> Vec<u8> {
+    let n = slides.len();
+    let mut parts: Vec<(String, String)> = Vec::new();
+    let mut ids = String::new();
+    let mut rels = String::from("<Relationships>");
+    for (k, paragraphs) in slides.iter().enumerate() {
+        let file = n - k;
+        let body: String = paragraphs
+            .iter()
+            .map(|p| {
+                let cut = p.char_indices().nth(p.chars().count() / 2).map_or(0, |(i, _)| i);
+                format!(
+                    "<a:p><a:r><a:rPr lang=\"ja-JP\"/><a:t>{}</a:t></a:r><a:r><a:t>{}</a:t></a:r></a:p>",
+                    &p[..cut],
+                    &p[cut..]
+                )
+            })
+            .collect();
+        parts.push((
+            format!("ppt/slides/slide{file}.xml"),
+            format!(
+                "<p:sld xmlns:a=\"http://schemas.openxmlformats.org/drawingml/2006/main\" xmlns:p=\"http://schemas.openxmlformats.org/presentationml/2006/main\"><p:cSld><p:spTree><p:sp><p:txBody><a:bodyPr/>{body}</p:txBody></p:sp></p:spTree></p:cSld></p:sld>"
+            ),
+        ));
+        ids.push_str(&format!("<p:sldId id=\"{}\" r:id=\"rId{}\"/>", 256 + k, 10 + k));
+        rels.push_str(&format!(
+            "<Relationship Id=\"rId{}\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide\" Target=\"slides/slide{file}.xml\"/>",
+            10 + k
+        ));
+    }
+    rels.push_str("</Relationships>");
+    let presentation = format!(
+        "<p:presentation xmlns:p=\"http://schemas.openxmlformats.org/presentationml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"><p:sldIdLst>{ids}</p:sldIdLst></p:presentation>"
+    );
+    let mut entries: Vec<(&str, &[u8])> = vec![
+        ("[Content_Types].xml", b"<Types/>"),
+        ("ppt/presentation.xml", presentation.as_bytes()),
+        ("ppt/_rels/presentation.xml.rels", rels.as_bytes()),
+    ];
+    for (name, xml) in &parts {
+        entries.push((name, xml.as_bytes()));
+    }
+    zip_of(&entries)
+}

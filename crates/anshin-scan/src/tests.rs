@@ -10,7 +10,7 @@ use anshin_crypto::secret::KeyBytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_support::{base64, gzip_of, luhn_complete, pdf_of, tar_of, zip_of};
+use crate::test_support::{base64, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
@@ -789,9 +789,11 @@ fn archive_members_after_the_time_limit_are_not_read() {
 fn xml_parsers_return_early_once_the_time_is_up() {
     let xml = "<w:p><w:t>a</w:t></w:p>".repeat(10_000);
     let up = Deadline::after(Some(Duration::ZERO));
-    assert!(office::docx_text(&xml, &up).expect("parse").is_empty());
+    assert!(office::paragraph_text(&xml, &up).expect("parse").is_empty());
     assert_eq!(
-        office::docx_text(&xml, &Deadline::none()).expect("parse").len(),
+        office::paragraph_text(&xml, &Deadline::none())
+            .expect("parse")
+            .len(),
         20_000
     );
     let ods = "<table:table table:name=\"t\"><table:table-row><table:table-cell><text:p>x</text:p></table:table-cell></table:table-row></table:table>";
@@ -910,4 +912,63 @@ fn a_hand_written_pdf_is_read_too() {
         ),
         (Some(1), 2, 14)
     );
+}
+
+#[test]
+fn pptx_slides_are_located_by_their_place_in_the_show() {
+    let card = luhn_complete("3528", 16);
+    let line = format!("カード番号：{card}");
+    let pptx = pptx_of(&[
+        &["ご注文ありがとうございます"],
+        &["お支払い情報", &line],
+        &["以上"],
+    ]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &pptx);
+    // Show slide 2 of 3 is stored as slide2.xml (parts numbered backwards).
+    let slide = object(&reports, "deck.pptx!ppt/slides/slide2.xml");
+    assert_eq!(slide.kind, ObjectKind::Pptx);
+    assert_eq!(slide.status, Status::Complete);
+    let found = cards(slide);
+    assert_eq!(found.len(), 1, "a card split over two runs is found whole");
+    let loc = &found[0].locator;
+    assert_eq!((loc.page, loc.line, loc.column), (Some(2), 2, 7));
+    assert_eq!(found[0].confidence, Confidence::High);
+    assert_eq!(object(&reports, "deck.pptx").status, Status::Complete);
+
+    // Show slide 1 is slide3.xml: a finding there is on page 1.
+    let phone = "090-1234-5678";
+    let pptx = pptx_of(&[&[&format!("電話番号 {phone}")], &["-"], &["-"]]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &pptx);
+    let first = object(&reports, "deck.pptx!ppt/slides/slide3.xml");
+    let pages: Vec<_> = first.findings.iter().map(|f| f.locator.page).collect();
+    assert_eq!(pages, vec![Some(1)]);
+
+    // Without a readable slide list, the part's number stands in.
+    let mut broken = pptx_of(&[&[&line]]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &broken);
+    assert_eq!(
+        cards(object(&reports, "deck.pptx!ppt/slides/slide1.xml"))[0]
+            .locator
+            .page,
+        Some(1)
+    );
+    broken = zip_of(&[
+        (
+            "ppt/presentation.xml",
+            b"<p:presentation><unclosed></p:presentation>",
+        ),
+        ("ppt/_rels/presentation.xml.rels", b"<Relationships/>"),
+        (
+            "ppt/slides/slide4.xml",
+            format!("<a:p><a:t>{line}</a:t></a:p>").as_bytes(),
+        ),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &broken);
+    assert_eq!(
+        cards(object(&reports, "deck.pptx!ppt/slides/slide4.xml"))[0]
+            .locator
+            .page,
+        Some(4)
+    );
+    assert_eq!(object(&reports, "deck.pptx").status, Status::Partial);
 }

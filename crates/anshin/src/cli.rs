@@ -115,7 +115,8 @@ HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint
 created on first use). Archives (zip, tar, tar.gz, gz) are opened recursively within
 the limits below; what hits a limit is reported partial or skipped with the reason,
 and a file that takes longer than --file-timeout ends partial (time_limit).
-Word (docx, odt) text and spreadsheet (xlsx, ods) cells are read as such, with row and column;
+Word (docx, odt) text, PowerPoint (pptx) slides and notes, and spreadsheet (xlsx, ods) cells
+are read as such, with row and column, and a slide's findings with its slide number as page;
 PDF text is read page by page (findings carry the page; encrypted PDFs are skipped);
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use anshin_scan::test_support::{base64, gzip_of, luhn_complete, pdf_of, tar_of, zip_of};
+use anshin_scan::test_support::{base64, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 use serde_json::Value;
 
 fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -243,6 +243,22 @@ fn plant(root: &Path) -> Planted {
     });
     raw.push(card);
 
+    // A presentation: the card on show slide 2, stored as slide1.xml.
+    let card = luhn_complete("3530", 16);
+    let pptx = pptx_of(&[&["ご注文の控え"], &["お支払い", &format!("カード番号：{card}")]]);
+    std::fs::write(root.join("deck.pptx"), pptx).expect("write");
+    let extracted = format!("お支払い\nカード番号：{card}\n");
+    expected.push(Expect {
+        path: rel("deck.pptx!ppt/slides/slide1.xml"),
+        category: "card",
+        byte_offset: extracted.find(&card).expect("planted") as u64,
+        line: 2,
+        column: 7,
+        row: None,
+        header: None,
+    });
+    raw.push(card);
+
     // The same CSV inside a zip, a tar.gz and a gz.
     let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
     std::fs::write(root.join("orders.zip"), zip).expect("write");
@@ -405,10 +421,16 @@ fn planted_values_are_found_at_their_exact_locators_in_every_kind_and_encoding()
     );
     assert_eq!(objects[&format!("{root}/order.eml")]["kind"], "mail");
     assert_eq!(objects[&format!("{root}/receipt.pdf")]["kind"], "pdf");
-    // Only the PDF's findings have a page.
+    assert_eq!(
+        objects[&format!("{root}/deck.pptx!ppt/slides/slide1.xml")]["kind"],
+        "pptx"
+    );
+    // Only the PDF's and the slide's findings have a page (slide 2 of the show).
     for v in lines.iter().filter(|v| v["type"] == "finding") {
-        let in_pdf = v["path"].as_str().is_some_and(|p| p.ends_with("receipt.pdf"));
-        assert_eq!(v["page"].as_u64(), in_pdf.then_some(2), "{}", v["path"]);
+        let paged = v["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("receipt.pdf") || p.ends_with("deck.pptx!ppt/slides/slide1.xml"));
+        assert_eq!(v["page"].as_u64(), paged.then_some(2), "{}", v["path"]);
     }
     assert!(objects.values().all(|o| o["status"] == "complete"));
 }
