@@ -185,6 +185,10 @@ pub struct RecordLocator {
     /// The column header, when the file has a recognised header row. Headers
     /// are column names, not values; they are cut to 64 characters.
     pub header: Option<String>,
+    /// The table of a SQL dump the row belongs to (then `row` counts the
+    /// table's data rows from 1 and `header` is the column name). Set by the
+    /// dump reader.
+    pub table: Option<String>,
 }
 
 /// One piece of personal or card data found in the input. It carries no raw

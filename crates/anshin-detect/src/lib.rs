@@ -251,6 +251,7 @@ fn resolve(decoded: &DecodedText<'_>, mut out: Vec<scan::Candidate>, headers: &[
             row,
             field,
             header: field.checked_sub(1).and_then(|i| headers.get(i)).cloned(),
+            table: None,
         });
         findings.push(Finding {
             category: c.category,

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::mail;
 use crate::office::{self, Office};
 use crate::pdf;
+use crate::sql;
 use crate::text;
 use crate::{Deadline, Discovery, ObjectKind, ObjectReport, Status};
 
@@ -170,6 +171,7 @@ enum Sniffed {
     Gzip,
     Tar,
     Pdf,
+    Sql,
     Text,
 }
 
@@ -187,6 +189,15 @@ fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Pdf
     } else {
         Sniffed::Text
+    }
+}
+
+/// What a stream is: its magic bytes, else (for text) its name or, on
+/// standard input, the first bytes of a SQL dump.
+fn classify(name: &str, head: &[u8]) -> Sniffed {
+    match sniff(head) {
+        Sniffed::Text if sql::is_sql(name, head) => Sniffed::Sql,
+        other => other,
     }
 }
 
@@ -228,7 +239,7 @@ pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn
     };
     let (head, error) = read_head(&mut file);
     if let Some(e) = error {
-        let kind = sniff(&head);
+        let kind = classify(&name, &head);
         let mut reader = Cursor::new(head).chain(Failing(Some(e)));
         dispatch(ctx, name, &mut reader, kind, 0, emit);
         return;
@@ -246,7 +257,7 @@ pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn
         scan_zip(ctx, name, file, 0, emit);
         return;
     }
-    let kind = sniff(&head);
+    let kind = classify(&name, &head);
     let mut reader = Cursor::new(head).chain(file);
     dispatch(ctx, name, &mut reader, kind, 0, emit);
 }
@@ -260,7 +271,7 @@ pub(crate) fn scan_stream(
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let (head, error) = read_head(reader);
-    let kind = sniff(&head);
+    let kind = classify(&name, &head);
     match error {
         None => dispatch(ctx, name, &mut Cursor::new(head).chain(reader), kind, depth, emit),
         Some(e) => dispatch(
@@ -313,6 +324,7 @@ fn dispatch(
             emit(text::scan(ctx, name, reader, mode));
         }
         Sniffed::Pdf => emit(pdf::scan(ctx, name, reader)),
+        Sniffed::Sql => emit(sql::scan(ctx, name, reader)),
         Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
         Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
         Sniffed::Zip => {
@@ -734,7 +746,8 @@ fn scan_gzip(
         emit(report);
         return;
     }
-    let kind = sniff(&head);
+    let inner = format!("{}!{}", report.path, gzip_inner_name(&report.path));
+    let kind = classify(&inner, &head);
     let mut failing = Failing(error);
     let broken = failing.0.is_some();
     {
@@ -757,7 +770,6 @@ fn scan_gzip(
                 }
             }
         } else {
-            let inner = format!("{}!{}", report.path, gzip_inner_name(&report.path));
             dispatch(ctx, inner, &mut chained, kind, depth + 1, emit);
         }
     }

@@ -25,6 +25,9 @@
 //! - **PDF** (`pdf`): the text of each page, read with lopdf, findings
 //!   located by page; corrupt, encrypted or hostile files are `skipped` with
 //!   the reason (a panic in the reader is caught), never a crash.
+//! - **SQL dumps** (`sql`): `pg_dump` INSERT and COPY blocks, `mysqldump`
+//!   extended INSERTs, streamed statement by statement; each value is a cell
+//!   of its table under its column's name, which works as a CSV header does.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
@@ -59,6 +62,7 @@ mod mail;
 mod office;
 mod pdf;
 pub mod report;
+mod sql;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 mod text;
@@ -284,6 +288,9 @@ pub enum ObjectKind {
     /// The text of a PDF document, page by page: findings carry the page, and
     /// their line, column and byte offset are in that page's extracted text.
     Pdf,
+    /// A SQL dump (`.sql`, or standard input that starts like one): findings
+    /// carry the table, row, field and column name, and their place in the dump.
+    Sql,
     /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
     /// object of its own (`inbox.mbox!3!orders.csv`).
     Mail,
@@ -306,6 +313,7 @@ impl ObjectKind {
             Self::Odf => "odf",
             Self::OdfTable => "odf-table",
             Self::Pdf => "pdf",
+            Self::Sql => "sql",
             Self::Mail => "mail",
             Self::Other => "other",
         }

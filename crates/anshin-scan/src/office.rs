@@ -295,7 +295,7 @@ fn cell_ref(r: &str) -> Option<(u32, u32)> {
     Some((digits.parse().ok()?, col))
 }
 
-fn push_field(out: &mut String, value: &str) {
+pub(crate) fn push_field(out: &mut String, value: &str) {
     if value.contains(['\t', '\n', '\r', '"']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));

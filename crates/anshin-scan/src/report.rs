@@ -271,6 +271,7 @@ struct FindingRow<'a> {
     fingerprint: String,
     /// Last, so that CSV columns added with new input kinds keep the old ones in place.
     page: Option<usize>,
+    table: Option<&'a str>,
 }
 
 impl<'a> FindingRow<'a> {
@@ -292,6 +293,7 @@ impl<'a> FindingRow<'a> {
             masked: &f.masked,
             fingerprint: f.fingerprint.to_hex(),
             page: f.locator.page,
+            table: rec.and_then(|r| r.table.as_deref()),
         }
     }
 }
@@ -471,7 +473,7 @@ impl<W: Write> ReportWriter<W> {
     }
 }
 
-const CSV_HEADER: [&str; 15] = [
+const CSV_HEADER: [&str; 16] = [
     "path",
     "line",
     "column",
@@ -487,6 +489,7 @@ const CSV_HEADER: [&str; 15] = [
     "masked",
     "fingerprint",
     "page",
+    "table",
 ];
 
 fn sarif_level(c: Category) -> &'static str {
@@ -530,6 +533,7 @@ fn sarif_result(path: &str, f: &Finding) -> serde_json::Value {
             "field": rec.map(|r| r.field),
             "header": rec.and_then(|r| r.header.as_deref()),
             "page": loc.page,
+            "table": rec.and_then(|r| r.table.as_deref()),
         },
     })
 }
@@ -615,7 +619,7 @@ mod tests {
             .collect();
         assert_eq!(header, CSV_HEADER);
         let row = rows.records().next().expect("row").expect("record");
-        assert_eq!(&row[CSV_HEADER.len() - 1], "3");
+        assert_eq!(&row[CSV_HEADER.len() - 2], "3");
         let json: serde_json::Value =
             serde_json::from_str(write(Format::Jsonl).lines().next().expect("line")).expect("json");
         assert_eq!(json["page"], 3);

@@ -972,3 +972,207 @@ fn pptx_slides_are_located_by_their_place_in_the_show() {
     );
     assert_eq!(object(&reports, "deck.pptx").status, Status::Partial);
 }
+
+/// Line (1-based) and column (1-based, characters) of `needle` in `text`.
+fn line_column(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).expect("planted");
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    (
+        text[..at].matches('\n').count() + 1,
+        text[line_start..at].chars().count() + 1,
+    )
+}
+
+/// A card found in a dump: table, row, field, column name, line, column, byte offset.
+type SqlCard = (String, usize, usize, Option<String>, usize, usize, usize);
+
+fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
+    cards(r)
+        .iter()
+        .map(|f| {
+            let rec = f.locator.record.as_ref().expect("record");
+            (
+                rec.table.clone().unwrap_or_default(),
+                rec.row,
+                rec.field,
+                rec.header.clone(),
+                f.locator.line,
+                f.locator.column,
+                f.locator.byte_offset,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pg_dump_inserts_and_copy_blocks_are_located_by_table_row_and_column() {
+    let card = luhn_complete("4539", 16);
+    let other = luhn_complete("3569", 16);
+    let dump = format!(
+        "--\n-- PostgreSQL database dump\n--\n\nSET client_encoding = 'UTF8';\n\n\
+         CREATE TABLE public.customers (\n    id integer NOT NULL,\n    name text,\n    email text,\n    card_number text\n);\n\n\
+         INSERT INTO public.customers (id, name, email, card_number) VALUES (1, 'O''Brien; (x)', 'taro@example.com', NULL);\n\
+         INSERT INTO public.customers VALUES (2, '山田 太郎', 'hanako@example.org', '{card}');\n\n\
+         COPY public.orders (id, note, tel, card_no) FROM stdin;\n\
+         1\tfirst\\tline\t090-1234-5678\t\\N\n\
+         2\tsecond\t\\N\t{other}\n\
+         \\.\n\n\
+         ALTER TABLE ONLY public.customers ADD CONSTRAINT customers_pkey PRIMARY KEY (id);\n"
+    );
+    let reports = collect(&discovery(Limits::default()), "backup/shop.sql", dump.as_bytes());
+    let r = object(&reports, "backup/shop.sql");
+    assert_eq!((r.kind, r.status), (ObjectKind::Sql, Status::Complete));
+    let (line, column) = line_column(&dump, &card);
+    let (line2, column2) = line_column(&dump, &other);
+    assert_eq!(
+        sql_cards(r),
+        vec![
+            (
+                "public.customers".to_owned(),
+                2,
+                4,
+                Some("card_number".to_owned()),
+                line,
+                column,
+                dump.find(&card).expect("planted"),
+            ),
+            (
+                "public.orders".to_owned(),
+                2,
+                4,
+                Some("card_no".to_owned()),
+                line2,
+                column2,
+                dump.find(&other).expect("planted"),
+            ),
+        ]
+    );
+    // Column names are context, as CSV headers are: a name column reports its cells.
+    let names: Vec<(usize, Option<&str>)> = r
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Name)
+        .map(|f| {
+            let rec = f.locator.record.as_ref().expect("record");
+            (rec.row, rec.header.as_deref())
+        })
+        .collect();
+    assert_eq!(names, vec![(1, Some("name")), (2, Some("name"))]);
+    let phone = r
+        .findings
+        .iter()
+        .find(|f| f.category == Category::Phone)
+        .expect("phone in COPY");
+    let rec = phone.locator.record.as_ref().expect("record");
+    assert_eq!((rec.row, rec.field, rec.header.as_deref()), (1, 3, Some("tel")));
+    assert_eq!(
+        phone.locator.byte_offset,
+        dump.find("090-1234-5678").expect("planted")
+    );
+    assert!(cards(r).iter().all(|f| f.confidence == Confidence::High));
+}
+
+#[test]
+fn mysqldump_extended_inserts_take_columns_from_create_table() {
+    let card = luhn_complete("5412", 16);
+    let dump = format!(
+        "-- MySQL dump 10.13  Distrib 8.0.36\n/*!40101 SET NAMES utf8mb4 */;\n\
+         DROP TABLE IF EXISTS `orders`;\n\
+         CREATE TABLE `orders` (\n  `id` int NOT NULL AUTO_INCREMENT,\n  `memo` varchar(255) DEFAULT NULL,\n  `card_number` varchar(32) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `idx` (`memo`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n\
+         LOCK TABLES `orders` WRITE;\n\
+         INSERT INTO `orders` VALUES (1,'it\\'s, \\\\ (fine)','x'),(2,'second\\nline',NULL),(3,'',\"{card}\");\n\
+         UNLOCK TABLES;\n"
+    );
+    for chunk in [4096, 8 << 20] {
+        let reports = collect(
+            &discovery(Limits::default().chunk(chunk)),
+            "shop.sql",
+            dump.as_bytes(),
+        );
+        let r = object(&reports, "shop.sql");
+        assert_eq!(r.status, Status::Complete);
+        let (line, column) = line_column(&dump, &card);
+        assert_eq!(
+            sql_cards(r),
+            vec![(
+                "orders".to_owned(),
+                3,
+                3,
+                Some("card_number".to_owned()),
+                line,
+                column,
+                dump.find(&card).expect("planted")
+            )]
+        );
+    }
+}
+
+#[test]
+fn dump_rows_are_numbered_across_chunks_and_read_from_stdin() {
+    let mut dump = String::from("-- PostgreSQL database dump\nCOPY t (id, card) FROM stdin;\n");
+    let mut expected = Vec::new();
+    for i in 1..=600 {
+        if i % 50 == 0 {
+            let card = luhn_complete(&format!("45{:04}", i), 16);
+            dump.push_str(&format!("{i}\t{card}\n"));
+            expected.push(i);
+        } else {
+            dump.push_str(&format!("{i}\tnone\n"));
+        }
+    }
+    dump.push_str("\\.\n");
+    let reports = collect(&discovery(Limits::default().chunk(4096)), "-", dump.as_bytes());
+    let r = object(&reports, "-");
+    assert_eq!(r.kind, ObjectKind::Sql, "standard input that starts like a dump");
+    let rows: Vec<usize> = sql_cards(r).iter().map(|c| c.1).collect();
+    assert_eq!(rows, expected);
+    // The same bytes under a name that is not .sql are plain text.
+    let reports = collect(&discovery(Limits::default()), "notes.txt", dump.as_bytes());
+    assert_eq!(object(&reports, "notes.txt").kind, ObjectKind::Text);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever the other values hold (quotes, commas, parentheses,
+    /// backslashes, semicolons, line breaks), planted cards are found in
+    /// their rows, in both dialects.
+    #[test]
+    fn dump_values_with_any_quoting_keep_rows(
+        notes in proptest::collection::vec("[a-z ',;()\\\\\"\n]{0,12}", 1..30),
+        mysql in any::<bool>(),
+    ) {
+        let quote = |s: &str| {
+            if mysql {
+                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
+            } else {
+                format!("'{}'", s.replace('\'', "''"))
+            }
+        };
+        let mut dump = String::from(if mysql { "CREATE TABLE `t` (`note` text, `card_number` text);\nINSERT INTO `t` VALUES " } else { "INSERT INTO t (note, card_number) VALUES " });
+        let mut expected = Vec::new();
+        for (i, note) in notes.iter().enumerate() {
+            if i > 0 {
+                dump.push(',');
+            }
+            let card = if i % 3 == 0 {
+                expected.push(i + 1);
+                quote(&luhn_complete("4916", 16))
+            } else {
+                "NULL".to_owned()
+            };
+            dump.push_str(&format!("({},{card})", quote(note)));
+        }
+        dump.push_str(";\n");
+        let reports = collect(&discovery(Limits::default()), "d.sql", dump.as_bytes());
+        let rows: Vec<usize> = sql_cards(&reports[0]).iter().map(|c| c.1).collect();
+        prop_assert_eq!(rows, expected);
+    }
+
+    /// Arbitrary bytes as a dump never panic or hang.
+    #[test]
+    fn arbitrary_dumps_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let reports = collect(&discovery(Limits::default().chunk(4096)), "x.sql", &bytes);
+        prop_assert_eq!(reports.len(), 1);
+    }
+}

@@ -108,7 +108,7 @@ pub enum Command {
   anshin scan invoices/ --include '*.pdf' --format csv   page number in each row
   anshin scan . --include '*.csv' --exclude 'target/**' --format sarif -o scan.sarif
   anshin scan ./uploads --fail-on card,cvc            CI gate: exit 6 on a card number or CVC
-  cat dump.sql | anshin scan -
+  pg_dump shop | anshin scan - --format jsonl          table, row and column of each finding
 
 Findings never hold a raw value: only a masked form (4111 11•• •••• 1111) and an
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
@@ -118,6 +118,8 @@ and a file that takes longer than --file-timeout ends partial (time_limit).
 Word (docx, odt) text, PowerPoint (pptx) slides and notes, and spreadsheet (xlsx, ods) cells
 are read as such, with row and column, and a slide's findings with its slide number as page;
 PDF text is read page by page (findings carry the page; encrypted PDFs are skipped);
+SQL dumps (.sql, or pg_dump/mysqldump output on standard input) are read as tables: each value's
+table, row and column name are in its finding, and column names are context like CSV headers;
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
 Exit codes:

@@ -259,6 +259,24 @@ fn plant(root: &Path) -> Planted {
     });
     raw.push(card);
 
+    // A pg_dump with the card in a COPY block: table, row and column name.
+    let card = luhn_complete("3541", 16);
+    let dump = format!(
+        "-- PostgreSQL database dump\nCREATE TABLE public.payments (\n    id integer,\n    card_number text\n);\n\
+         COPY public.payments (id, card_number) FROM stdin;\n1\t\\N\n2\t{card}\n\\.\n"
+    );
+    std::fs::write(root.join("dump.sql"), &dump).expect("write");
+    expected.push(Expect {
+        path: rel("dump.sql"),
+        category: "card",
+        byte_offset: dump.find(&card).expect("planted") as u64,
+        line: 8,
+        column: 3,
+        row: Some(2),
+        header: Some("card_number"),
+    });
+    raw.push(card);
+
     // The same CSV inside a zip, a tar.gz and a gz.
     let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
     std::fs::write(root.join("orders.zip"), zip).expect("write");
@@ -340,6 +358,7 @@ fn found(lines: &[Value], category: &str) -> Vec<Expect> {
             header: match v["header"].as_str() {
                 Some("カード番号") => Some("カード番号"),
                 Some("電話番号") => Some("電話番号"),
+                Some("card_number") => Some("card_number"),
                 Some(_) => Some("?"),
                 None => None,
             },
@@ -421,6 +440,17 @@ fn planted_values_are_found_at_their_exact_locators_in_every_kind_and_encoding()
     );
     assert_eq!(objects[&format!("{root}/order.eml")]["kind"], "mail");
     assert_eq!(objects[&format!("{root}/receipt.pdf")]["kind"], "pdf");
+    assert_eq!(objects[&format!("{root}/dump.sql")]["kind"], "sql");
+    // Only the dump's findings have a table.
+    for v in lines.iter().filter(|v| v["type"] == "finding") {
+        let in_dump = v["path"].as_str().is_some_and(|p| p.ends_with("dump.sql"));
+        assert_eq!(
+            v["table"].as_str(),
+            in_dump.then_some("public.payments"),
+            "{}",
+            v["path"]
+        );
+    }
     assert_eq!(
         objects[&format!("{root}/deck.pptx!ppt/slides/slide1.xml")]["kind"],
         "pptx"
