@@ -600,23 +600,11 @@ fn scan_zip<R: Read + Seek>(
             return;
         }
     };
-    let limits = &ctx.discovery.limits;
     let office = office::kind(archive.file_names().filter_map(Result::ok));
     let shared = Shared::read(ctx, &mut archive, office, &mut report);
     for index in 0..archive.len() {
-        if index as u64 >= limits.max_members {
-            report.degrade(
-                Status::Partial,
-                format!("more than {} members: the rest were not read", limits.max_members),
-            );
-            break;
-        }
-        if ctx.expanded_left.get() == 0 {
-            report.degrade(Status::Partial, "expanded-size budget used up");
-            break;
-        }
-        if ctx.deadline.passed() {
-            report.degrade(Status::Partial, ctx.deadline.reason());
+        if let Some(reason) = stop_before_member(ctx, index as u64 + 1) {
+            report.degrade(Status::Partial, reason);
             break;
         }
         let listed_name = match archive.name_for_index(index) {
@@ -669,6 +657,25 @@ fn scan_zip<R: Read + Seek>(
     emit(report);
 }
 
+/// Why an archive stops before its `count`-th member (1-based), if it does:
+/// the member limit, the expanded-size budget of the input, the per-file
+/// time limit. Shared by every archive format, so each stops alike.
+fn stop_before_member(ctx: &Ctx<'_>, count: u64) -> Option<String> {
+    let limits = &ctx.discovery.limits;
+    if count > limits.max_members {
+        Some(format!(
+            "more than {} members: the rest were not read",
+            limits.max_members
+        ))
+    } else if ctx.expanded_left.get() == 0 {
+        Some("expanded-size budget used up".to_owned())
+    } else if ctx.deadline.passed() {
+        Some(ctx.deadline.reason())
+    } else {
+        None
+    }
+}
+
 fn scan_tar(
     ctx: &Ctx<'_>,
     name: String,
@@ -686,7 +693,6 @@ fn scan_tar(
             return;
         }
     };
-    let limits = &ctx.discovery.limits;
     let mut count = 0u64;
     for entry in entries {
         let mut entry = match entry {
@@ -697,15 +703,8 @@ fn scan_tar(
             }
         };
         count += 1;
-        if ctx.deadline.passed() {
-            report.degrade(Status::Partial, ctx.deadline.reason());
-            break;
-        }
-        if count > limits.max_members {
-            report.degrade(
-                Status::Partial,
-                format!("more than {} members: the rest were not read", limits.max_members),
-            );
+        if let Some(reason) = stop_before_member(ctx, count) {
+            report.degrade(Status::Partial, reason);
             break;
         }
         if !entry.header().entry_type().is_file() {

@@ -86,6 +86,22 @@ struct Src<R> {
 }
 
 impl<R: BufRead> Src<R> {
+    fn new(r: R) -> Self {
+        Self {
+            r,
+            pos: Pos {
+                offset: 0,
+                line: 1,
+                column: 1,
+            },
+            error: None,
+            mysql: false,
+            cut: false,
+            lossy: false,
+            carry: None,
+        }
+    }
+
     /// Dumps are UTF-8 (both tools' default); anything else is replaced
     /// and the object flagged.
     fn text(&mut self, bytes: &[u8]) -> String {
@@ -449,19 +465,7 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> Object
         ctx,
         bytes: 0,
     };
-    let mut src = Src {
-        r: BufReader::with_capacity(64 << 10, counted),
-        pos: Pos {
-            offset: 0,
-            line: 1,
-            column: 1,
-        },
-        error: None,
-        mysql: false,
-        cut: false,
-        lossy: false,
-        carry: None,
-    };
+    let mut src = Src::new(BufReader::with_capacity(64 << 10, counted));
     let mut created: HashMap<String, Vec<String>> = HashMap::new();
     let mut table = Table::new(ctx);
     loop {
@@ -841,15 +845,7 @@ mod tests {
     }
 
     fn tokens(dump: &[u8]) -> Vec<String> {
-        let mut src = Src {
-            r: dump,
-            pos: Pos::default(),
-            error: None,
-            mysql: false,
-            cut: false,
-            lossy: false,
-            carry: None,
-        };
+        let mut src = Src::new(dump);
         let mut out = Vec::new();
         loop {
             match src.token().0 {
@@ -880,16 +876,7 @@ mod tests {
     #[test]
     fn copy_data_ends_only_at_its_marker() {
         let rows = |data: &[u8]| {
-            let mut src = Src {
-                // A one-byte buffer: the marker is never seen whole in it.
-                r: BufReader::with_capacity(1, data),
-                pos: Pos::default(),
-                error: None,
-                mysql: false,
-                cut: false,
-                lossy: false,
-                carry: None,
-            };
+            let mut src = Src::new(BufReader::with_capacity(1, data));
             let mut out = Vec::new();
             while let Some(cells) = copy_line(&mut src) {
                 out.push(

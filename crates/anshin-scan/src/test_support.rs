@@ -1,4 +1,4 @@
-//! Builders of test inputs (archives, PDFs, mail bodies, card numbers), shared
+//! Builders of test inputs (archives, office files, PDFs, mail bodies, card numbers), shared
 //! by this crate's tests and the CLI's (`features = ["test-support"]`), so
 //! that the fixtures are made in test code, at run time, the same way
 //! everywhere. Not part of the scanning API.
@@ -138,6 +138,31 @@ pub fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
     out
 }
 
+/// A paragraph cut in two at its middle character: the two formatting runs
+/// Word and PowerPoint leave after an edit, so that a value is split too.
+fn halves(p: &str) -> (&str, &str) {
+    let cut = p.char_indices().nth(p.chars().count() / 2).map_or(0, |(i, _)| i);
+    p.split_at(cut)
+}
+
+/// A Word file whose body holds these paragraphs, each split over two runs.
+pub fn docx_of(paragraphs: &[&str]) -> Vec<u8> {
+    let body: String = paragraphs
+        .iter()
+        .map(|p| {
+            let (a, b) = halves(p);
+            format!("<w:p><w:r><w:t>{a}</w:t></w:r><w:r><w:t xml:space=\"preserve\">{b}</w:t></w:r></w:p>")
+        })
+        .collect();
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("word/document.xml", doc.as_bytes()),
+    ])
+}
+
 /// A PowerPoint file whose slides, in slide-show order, hold these
 /// paragraphs (each split over two runs, as after an edit). The parts are
 /// numbered backwards (show slide 1 is `ppt/slides/slide{n}.xml`), as in a
@@ -153,11 +178,9 @@ pub fn pptx_of(slides: &[&[&str]]) -> Vec<u8> {
         let body: String = paragraphs
             .iter()
             .map(|p| {
-                let cut = p.char_indices().nth(p.chars().count() / 2).map_or(0, |(i, _)| i);
+                let (a, b) = halves(p);
                 format!(
-                    "<a:p><a:r><a:rPr lang=\"ja-JP\"/><a:t>{}</a:t></a:r><a:r><a:t>{}</a:t></a:r></a:p>",
-                    &p[..cut],
-                    &p[cut..]
+                    "<a:p><a:r><a:rPr lang=\"ja-JP\"/><a:t>{a}</a:t></a:r><a:r><a:t>{b}</a:t></a:r></a:p>"
                 )
             })
             .collect();

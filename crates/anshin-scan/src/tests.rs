@@ -10,7 +10,7 @@ use anshin_crypto::secret::KeyBytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_support::{base64, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
+use crate::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
@@ -195,6 +195,12 @@ fn corrupt_archives_are_reported_not_fatal() {
     let reports = collect(&discovery(Limits::default().max_members(2)), "m.zip", &members);
     assert_eq!(object(&reports, "m.zip").status, Status::Partial);
     assert!(reports.iter().all(|r| r.path != "m.zip!3.txt"));
+    // Tar stops at the same limits as zip.
+    let members = tar_of(&[("1.txt", b"a"), ("2.txt", b"b"), ("3.txt", b"c")]);
+    let reports = collect(&discovery(Limits::default().max_members(2)), "m.tar", &members);
+    assert_eq!(object(&reports, "m.tar").status, Status::Partial);
+    assert!(reports.iter().any(|r| r.path == "m.tar!2.txt"));
+    assert!(reports.iter().all(|r| r.path != "m.tar!3.txt"));
 }
 
 fn encode(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
@@ -403,28 +409,6 @@ proptest! {
             }
         }
     }
-}
-
-fn docx_of(paragraphs: &[&str]) -> Vec<u8> {
-    let body: String = paragraphs
-        .iter()
-        .map(|p| {
-            // Split each paragraph over two runs, as Word does after an edit.
-            let cut = p.char_indices().nth(p.chars().count() / 2).map_or(0, |(i, _)| i);
-            format!(
-                "<w:p><w:r><w:t>{}</w:t></w:r><w:r><w:t xml:space=\"preserve\">{}</w:t></w:r></w:p>",
-                &p[..cut],
-                &p[cut..]
-            )
-        })
-        .collect();
-    let doc = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
-    );
-    zip_of(&[
-        ("[Content_Types].xml", b"<Types/>"),
-        ("word/document.xml", doc.as_bytes()),
-    ])
 }
 
 /// An xlsx whose first sheet has `rows` (row number, cells as (column letter, text)).

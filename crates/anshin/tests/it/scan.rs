@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use anshin_scan::test_support::{base64, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
+use anshin_scan::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 use serde_json::Value;
 
 fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -51,6 +51,21 @@ struct Expect {
     header: Option<&'static str>,
 }
 
+impl Expect {
+    /// A value outside any table: no row, no header.
+    fn at(path: String, category: &'static str, byte_offset: u64, line: u64, column: u64) -> Self {
+        Self {
+            path,
+            category,
+            byte_offset,
+            line,
+            column,
+            row: None,
+            header: None,
+        }
+    }
+}
+
 /// Raw values planted in the tree, for the leak check (never printed).
 struct Planted {
     raw: Vec<String>,
@@ -72,15 +87,13 @@ fn plant(root: &Path) -> Planted {
     let grouped = format!("{} {} {} {}", &card[..4], &card[4..8], &card[8..12], &card[12..]);
     let text = format!("ご注文の控え\nお支払い: カード番号 {grouped}\n");
     std::fs::write(root.join("note.txt"), &text).expect("write");
-    expected.push(Expect {
-        path: rel("note.txt"),
-        category: "card",
-        byte_offset: text.find(&grouped).expect("planted") as u64,
-        line: 2,
-        column: 13,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("note.txt"),
+        "card",
+        text.find(&grouped).expect("planted") as u64,
+        2,
+        13,
+    ));
     raw.push(card.clone());
     raw.push(grouped);
 
@@ -92,15 +105,13 @@ fn plant(root: &Path) -> Planted {
         .collect();
     let text = format!("マイナンバー：{fw}\n");
     std::fs::write(root.join("mynumber.txt"), &text).expect("write");
-    expected.push(Expect {
-        path: rel("mynumber.txt"),
-        category: "my_number",
-        byte_offset: text.find(&fw).expect("planted") as u64,
-        line: 1,
-        column: 8,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("mynumber.txt"),
+        "my_number",
+        text.find(&fw).expect("planted") as u64,
+        1,
+        8,
+    ));
     raw.push(my_number.to_owned());
     raw.push(fw);
 
@@ -127,15 +138,7 @@ fn plant(root: &Path) -> Planted {
         // ISO-2022-JP: the encoded prefix ends with the switch back to ASCII
         // (ESC ( B), as the full text does right before the digits.
         let offset = before.len();
-        expected.push(Expect {
-            path: rel(name),
-            category: "card",
-            byte_offset: offset as u64,
-            line: 2,
-            column: 7,
-            row: None,
-            header: None,
-        });
+        expected.push(Expect::at(rel(name), "card", offset as u64, 2, 7));
         std::fs::write(root.join(name), bytes).expect("write");
         raw.push(card);
     }
@@ -175,30 +178,16 @@ fn plant(root: &Path) -> Planted {
 
     // A Word document (the card split over two runs) and an Excel sheet.
     let card = luhn_complete("3566", 16);
-    let half = card.len() / 2;
-    let doc = format!(
-        "<w:document xmlns:w=\"w\"><w:body><w:p><w:r><w:t>ご注文ありがとうございます。</w:t></w:r></w:p><w:p><w:r><w:t>カード番号：{}</w:t></w:r><w:r><w:t>{}</w:t></w:r></w:p></w:body></w:document>",
-        &card[..half],
-        &card[half..]
-    );
-    std::fs::write(
-        root.join("letter.docx"),
-        zip_of(&[
-            ("[Content_Types].xml", b"<Types/>"),
-            ("word/document.xml", doc.as_bytes()),
-        ]),
-    )
-    .expect("write");
+    let docx = docx_of(&["ご注文ありがとうございます。", &format!("カード番号：{card}")]);
+    std::fs::write(root.join("letter.docx"), docx).expect("write");
     let extracted = format!("ご注文ありがとうございます。\nカード番号：{card}\n");
-    expected.push(Expect {
-        path: rel("letter.docx!word/document.xml"),
-        category: "card",
-        byte_offset: extracted.find(&card).expect("planted") as u64,
-        line: 2,
-        column: 7,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("letter.docx!word/document.xml"),
+        "card",
+        extracted.find(&card).expect("planted") as u64,
+        2,
+        7,
+    ));
     raw.push(card);
 
     let card = luhn_complete("5412", 16);
@@ -232,15 +221,13 @@ fn plant(root: &Path) -> Planted {
     let line = format!("Card number: {card}");
     let pdf = pdf_of(&[&["Order confirmation"], &["Payment", &line]]);
     std::fs::write(root.join("receipt.pdf"), pdf).expect("write");
-    expected.push(Expect {
-        path: rel("receipt.pdf"),
-        category: "card",
-        byte_offset: ("Payment\n".len() + line.find(&card).expect("planted")) as u64,
-        line: 2,
-        column: 14,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("receipt.pdf"),
+        "card",
+        ("Payment\n".len() + line.find(&card).expect("planted")) as u64,
+        2,
+        14,
+    ));
     raw.push(card);
 
     // A presentation: the card on show slide 2, stored as slide1.xml.
@@ -248,15 +235,13 @@ fn plant(root: &Path) -> Planted {
     let pptx = pptx_of(&[&["ご注文の控え"], &["お支払い", &format!("カード番号：{card}")]]);
     std::fs::write(root.join("deck.pptx"), pptx).expect("write");
     let extracted = format!("お支払い\nカード番号：{card}\n");
-    expected.push(Expect {
-        path: rel("deck.pptx!ppt/slides/slide1.xml"),
-        category: "card",
-        byte_offset: extracted.find(&card).expect("planted") as u64,
-        line: 2,
-        column: 7,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("deck.pptx!ppt/slides/slide1.xml"),
+        "card",
+        extracted.find(&card).expect("planted") as u64,
+        2,
+        7,
+    ));
     raw.push(card);
 
     // A pg_dump with the card in a COPY block: table, row and column name.
