@@ -349,6 +349,8 @@ impl<'c, 'd> Table<'c, 'd> {
     /// Rows of `name` under `columns` follow; a different table (or column
     /// list) ends the one before.
     fn start(&mut self, name: String, columns: Vec<String>, start: Pos, report: &mut ObjectReport) {
+        // Printed in every finding: cut, and masked as file names are.
+        let name = crate::mask_card_numbers(name.chars().take(128).collect());
         if name == self.name && columns == self.columns {
             return;
         }
@@ -445,8 +447,7 @@ impl<'c, 'd> Table<'c, 'd> {
                 .filter(|&i| self.printable.get(i).copied().unwrap_or(false))
                 .and_then(|i| self.columns.get(i))
                 .map(|c| c.chars().take(64).collect());
-            rec.table = Some(self.name.chars().take(128).collect());
-            report.decode_errors |= out.decode_errors;
+            rec.table = Some(self.name.clone());
             report.findings.push(f);
         }
         self.records_before = layout.records();

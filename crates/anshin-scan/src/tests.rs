@@ -1160,3 +1160,14 @@ proptest! {
         prop_assert_eq!(reports.len(), 1);
     }
 }
+
+#[test]
+fn table_names_holding_card_numbers_are_masked() {
+    let pan = format!("4111{}", "111111111111");
+    let card = luhn_complete("4539", 16);
+    let dump = format!("INSERT INTO \"orders_{pan}\" (card_number) VALUES ('{card}');\n");
+    let reports = collect(&discovery(Limits::default()), "x.sql", dump.as_bytes());
+    let found = sql_cards(&reports[0]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "orders_411111••••••1111");
+}
