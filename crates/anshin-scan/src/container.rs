@@ -411,7 +411,12 @@ fn read_part<R: Read + Seek>(
 struct Shared {
     strings: Vec<Zeroizing<String>>,
     slides: Vec<String>,
+    /// Speaker-notes part → the slide part it belongs to.
+    notes: Vec<(String, String)>,
 }
+
+/// Most speaker-notes relationship parts read to place notes on slides.
+const MAX_NOTES: usize = 10_000;
 
 impl Shared {
     /// Reads what this kind of document shares; a part that cannot be read
@@ -423,6 +428,17 @@ impl Shared {
         office: Option<Office>,
         report: &mut ObjectReport,
     ) -> Self {
+        // Each notes part names its slide in its own relationships.
+        let notes_rels: Vec<String> = match office {
+            Some(Office::Pptx) => archive
+                .file_names()
+                .filter_map(Result::ok)
+                .filter(|n| n.starts_with("ppt/notesSlides/_rels/") && n.ends_with(".xml.rels"))
+                .take(MAX_NOTES)
+                .map(|n| n.to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut part = |name: &str, what: &str| match read_part(ctx, archive, name) {
             Ok(xml) => xml,
             Err(reason) => {
@@ -435,6 +451,24 @@ impl Shared {
             Some(Office::Xlsx) => part("xl/sharedStrings.xml", "shared strings")
                 .map(|xml| office::shared_strings(&xml, &ctx.deadline).map(|s| shared.strings = s)),
             Some(Office::Pptx) => {
+                for rels in &notes_rels {
+                    let Some(notes) = rels
+                        .strip_prefix("ppt/notesSlides/_rels/")
+                        .and_then(|n| n.strip_suffix(".rels"))
+                        .map(|n| format!("ppt/notesSlides/{n}"))
+                    else {
+                        continue;
+                    };
+                    let Some(xml) = part(rels, "notes") else {
+                        continue;
+                    };
+                    if let Ok(targets) = office::relationships(&xml, &notes, &ctx.deadline)
+                        && let Some((_, slide)) =
+                            targets.into_iter().find(|(_, t)| t.starts_with("ppt/slides/"))
+                    {
+                        shared.notes.push((notes, slide));
+                    }
+                }
                 let presentation = part("ppt/presentation.xml", "slide list");
                 let rels = part("ppt/_rels/presentation.xml.rels", "slide list");
                 presentation
@@ -449,9 +483,18 @@ impl Shared {
         shared
     }
 
-    /// The slide number of a slide part: its place in the slide list, else
-    /// the number in its name; none for notes and other parts.
+    /// The slide number of a slide part, or of the slide a notes part
+    /// belongs to: its place in the slide list, else the number in its name;
+    /// none for other parts.
     fn slide(&self, part: &str) -> Option<usize> {
+        let part = if part.starts_with("ppt/notesSlides/") {
+            self.notes
+                .iter()
+                .find(|(n, _)| n == part)
+                .map(|(_, s)| s.as_str())?
+        } else {
+            part
+        };
         let stem = part.strip_prefix("ppt/slides/slide")?.strip_suffix(".xml")?;
         match self.slides.iter().position(|s| s == part) {
             Some(i) => Some(i + 1),

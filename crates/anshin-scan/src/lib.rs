@@ -279,8 +279,9 @@ pub enum ObjectKind {
     /// tables: a line per paragraph; byte offsets refer to the extracted text.
     Odf,
     /// The text of a PowerPoint slide or its notes
-    /// (`x.pptx!ppt/slides/slide2.xml`): a line per paragraph; findings on a
-    /// slide carry its number in the slide show as their page.
+    /// (`x.pptx!ppt/slides/slide2.xml`): a line per paragraph; findings carry
+    /// the slide's number in the slide show (for notes, their slide's) as
+    /// their page.
     Pptx,
     /// A table of an OpenDocument file (`x.ods!content.xml#Sheet1`): line and
     /// column are the table's row and column, as for [`ObjectKind::Xlsx`].

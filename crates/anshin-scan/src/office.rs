@@ -199,8 +199,24 @@ pub(crate) fn slide_order(
             _ => {}
         }
     }
-    let mut targets = Vec::new();
+    let targets = relationships(rels, "ppt/presentation.xml", deadline)?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| targets.iter().find(|(i, _)| i == id).map(|(_, t)| t.clone()))
+        .collect())
+}
+
+/// The relationships of a part (from its `_rels/*.rels`): id and target
+/// part, the target resolved against the source part's folder.
+pub(crate) fn relationships(
+    rels: &str,
+    source: &str,
+    deadline: &Deadline,
+) -> Result<Vec<(String, String)>, XmlError> {
+    let folder = source.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let mut out = Vec::new();
     let mut reader = Reader::from_str(rels);
+    let mut pacer = Pacer::new(deadline);
     loop {
         if pacer.stop() {
             break;
@@ -214,22 +230,33 @@ pub(crate) fn slide_order(
                         .map(|a| a.value.into_owned())
                 };
                 if let (Some(id), Some(target)) = (attr("Id"), attr("Target")) {
-                    // Targets are relative to ppt/, or absolute in the package.
-                    let part = match target.strip_prefix('/') {
-                        Some(absolute) => absolute.to_owned(),
-                        None => format!("ppt/{target}"),
-                    };
-                    targets.push((id, part));
+                    out.push((id, resolve_part(folder, &target)));
                 }
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    Ok(ids
-        .iter()
-        .filter_map(|id| targets.iter().find(|(i, _)| i == id).map(|(_, t)| t.clone()))
-        .collect())
+    Ok(out)
+}
+
+/// A relationship target as a part name: absolute (`/ppt/x.xml`) or
+/// relative to `folder`, `..` segments applied.
+fn resolve_part(folder: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = match target.strip_prefix('/') {
+        Some(_) => Vec::new(),
+        None => folder.split('/').filter(|p| !p.is_empty()).collect(),
+    };
+    for seg in target.trim_start_matches('/').split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
 }
 
 /// The shared-string table of a workbook (`xl/sharedStrings.xml`), phonetic
@@ -599,6 +626,15 @@ mod tests {
             slide_order(presentation, rels, &Deadline::none()).expect("parse"),
             vec!["ppt/slides/slide2.xml", "ppt/slides/slide1.xml"]
         );
+        assert_eq!(
+            resolve_part("ppt/notesSlides", "../slides/slide3.xml"),
+            "ppt/slides/slide3.xml"
+        );
+        assert_eq!(
+            resolve_part("ppt", "/ppt/slides/slide1.xml"),
+            "ppt/slides/slide1.xml"
+        );
+        assert_eq!(resolve_part("ppt", "slides/slide1.xml"), "ppt/slides/slide1.xml");
         assert!(is_text_part(Office::Pptx, "ppt/slides/slide12.xml"));
         assert!(is_text_part(Office::Pptx, "ppt/notesSlides/notesSlide1.xml"));
         assert!(!is_text_part(Office::Pptx, "ppt/slides/_rels/slide1.xml.rels"));

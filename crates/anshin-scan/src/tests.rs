@@ -1171,3 +1171,33 @@ fn table_names_holding_card_numbers_are_masked() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].0, "orders_411111••••••1111");
 }
+
+#[test]
+fn speaker_notes_are_located_on_their_slide() {
+    let card = luhn_complete("3528", 16);
+    let notes = format!(
+        "<p:notes xmlns:p=\"p\" xmlns:a=\"a\"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>電話でカード番号 {card} を確認</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:notes>"
+    );
+    // Show order: slide2.xml, then slide1.xml; the notes belong to slide1.xml.
+    let pptx = zip_of(&[
+        ("ppt/presentation.xml", b"<p:presentation xmlns:p=\"p\" xmlns:r=\"r\"><p:sldIdLst><p:sldId id=\"256\" r:id=\"rId2\"/><p:sldId id=\"257\" r:id=\"rId1\"/></p:sldIdLst></p:presentation>"),
+        ("ppt/_rels/presentation.xml.rels", b"<Relationships><Relationship Id=\"rId1\" Target=\"slides/slide1.xml\"/><Relationship Id=\"rId2\" Target=\"slides/slide2.xml\"/></Relationships>"),
+        ("ppt/slides/slide1.xml", b"<p:sld/>"),
+        ("ppt/slides/slide2.xml", b"<p:sld/>"),
+        ("ppt/notesSlides/notesSlide1.xml", notes.as_bytes()),
+        ("ppt/notesSlides/_rels/notesSlide1.xml.rels", b"<Relationships><Relationship Id=\"rId1\" Target=\"../notesMasters/notesMaster1.xml\"/><Relationship Id=\"rId2\" Target=\"../slides/slide1.xml\"/></Relationships>"),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &pptx);
+    let part = object(&reports, "deck.pptx!ppt/notesSlides/notesSlide1.xml");
+    assert_eq!(part.kind, ObjectKind::Pptx);
+    let found = cards(part);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (
+            found[0].locator.page,
+            found[0].locator.line,
+            found[0].locator.column
+        ),
+        (Some(2), 1, 10)
+    );
+}
