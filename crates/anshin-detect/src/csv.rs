@@ -169,6 +169,22 @@ pub(crate) fn scan(
     layout
 }
 
+/// One cell under a column whose header has the keyword classes `column`:
+/// the header acts as a label right before the cell, and a name or address
+/// column reports the whole non-empty cell. Shared by CSV records and
+/// database cells ([`crate::Scanner::scan_cell`]).
+pub(crate) fn scan_cell(engine: &mut Engine<'_, '_>, start: usize, end: usize, column: u32) {
+    engine.scan_region(Region { start, end, column });
+    if column & NOT_TEXT_COLUMN == 0 && column & (NAME | ADDRESS) != 0 {
+        let category = if column & NAME != 0 {
+            Category::Name
+        } else {
+            Category::Address
+        };
+        engine.cell_value(category, start, end);
+    }
+}
+
 fn scan_record(
     engine: &mut Engine<'_, '_>,
     cells: &[(usize, usize)],
@@ -187,20 +203,7 @@ fn scan_record(
         });
     } else {
         for (i, &(s, e)) in cells.iter().enumerate() {
-            let column = columns.get(i).copied().unwrap_or(0);
-            engine.scan_region(Region {
-                start: s,
-                end: e,
-                column,
-            });
-            if column & NOT_TEXT_COLUMN == 0 && column & (NAME | ADDRESS) != 0 {
-                let category = if column & NAME != 0 {
-                    Category::Name
-                } else {
-                    Category::Address
-                };
-                engine.cell_value(category, s, e);
-            }
+            scan_cell(engine, s, e, columns.get(i).copied().unwrap_or(0));
         }
     }
     for c in &mut engine.out[before..] {

@@ -185,6 +185,11 @@ pub struct RecordLocator {
     /// The column header, when the file has a recognised header row. Headers
     /// are column names, not values; they are cut to 64 characters.
     pub header: Option<String>,
+    /// The row's key, for database tables that have a primary key
+    /// (`id=42`, `shop=s1, no=7`): how the breach response finds the record.
+    /// Key values the detectors flag are masked as findings are. `None`
+    /// elsewhere (then `row` is the record's ordinal).
+    pub key: Option<String>,
     /// The table of a SQL dump the row belongs to (then `row` counts the
     /// table's data rows from 1 and `header` is the column name). Set by the
     /// dump reader.

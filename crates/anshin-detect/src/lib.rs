@@ -231,9 +231,57 @@ impl Scanner {
         (out, layout)
     }
 
+    /// What a column header says about the column's cells (its keyword
+    /// classes: カード番号, 氏名, email…), computed once per column and passed
+    /// to [`Scanner::scan_cell`] with each of its cells.
+    pub fn column(&self, header: &str) -> ColumnContext {
+        ColumnContext(self.keywords.classify_header(header))
+    }
+
+    /// Scans one cell of a table (a database value) exactly as a cell of a
+    /// CSV column with that header is scanned: the header is a label right
+    /// before the cell, and name and address columns report every non-empty
+    /// cell. Each finding's record locator gets `row`, `field` and `header`;
+    /// byte offset, line and column are inside the cell.
+    pub fn scan_cell(
+        &self,
+        cell: &str,
+        column: ColumnContext,
+        row: usize,
+        field: usize,
+        header: Option<&str>,
+    ) -> Vec<Finding> {
+        // A &str is UTF-8 whatever escape bytes it holds: no detection.
+        let decoded = DecodedText::decode_as(cell.as_bytes(), TextEncoding::Utf8, 0);
+        let mut engine = scan::Engine::new(self, decoded.text());
+        csv::scan_cell(&mut engine, 0, decoded.text().len(), column.0);
+        for c in &mut engine.out {
+            c.record = Some((row, field));
+        }
+        let mut findings = resolve(&decoded, engine.out, &[]);
+        for f in &mut findings {
+            if let Some(record) = &mut f.locator.record {
+                record.header = header.map(str::to_owned);
+            }
+        }
+        findings
+    }
+
     /// Scans text that is already UTF-8. Offsets are offsets into `text`.
     pub fn scan_str(&self, text: &str) -> Vec<Finding> {
         self.scan(text.as_bytes()).findings
+    }
+}
+
+/// The keyword classes of a column header ([`Scanner::column`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnContext(u32);
+
+impl ColumnContext {
+    /// Whether the header names a kind of personal data (the column's cells
+    /// get the header as their label).
+    pub fn is_labelled(self) -> bool {
+        self.0 != 0
     }
 }
 
@@ -251,6 +299,7 @@ fn resolve(decoded: &DecodedText<'_>, mut out: Vec<scan::Candidate>, headers: &[
             row,
             field,
             header: field.checked_sub(1).and_then(|i| headers.get(i)).cloned(),
+            key: None,
             table: None,
         });
         findings.push(Finding {

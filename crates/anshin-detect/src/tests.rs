@@ -558,3 +558,55 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_table_cell_is_scanned_as_the_same_cell_of_a_csv_column() {
+    let s = scanner();
+    let csv = "氏名,マイナンバー,電話\n山田 太郎,621498320257,090-1234-5678\n";
+    let from_csv = s.scan_csv(csv.as_bytes(), None).findings;
+    let mut from_cells = Vec::new();
+    for (field, (header, cell)) in [
+        ("氏名", "山田 太郎"),
+        ("マイナンバー", "621498320257"),
+        ("電話", "090-1234-5678"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let found = s.scan_cell(cell, s.column(header), 2, field + 1, Some(header));
+        for f in &found {
+            // Locators are inside the cell.
+            assert_eq!(f.locator.byte_offset, 0);
+            assert_eq!((f.locator.line, f.locator.column), (1, 1));
+            let record = f.locator.record.as_ref().expect("record");
+            assert_eq!((record.row, record.field), (2, field + 1));
+            assert_eq!(record.header.as_deref(), Some(header));
+            assert_eq!(record.key, None);
+        }
+        from_cells.extend(found);
+    }
+    let summary = |f: &[Finding]| -> Vec<(Category, Confidence, String, Fingerprint)> {
+        f.iter()
+            .map(|f| (f.category, f.confidence, f.masked.clone(), f.fingerprint))
+            .collect()
+    };
+    assert_eq!(summary(&from_cells), summary(&from_csv));
+    assert_eq!(
+        cats(&from_cells),
+        vec![
+            (Category::Name, Confidence::High),
+            (Category::MyNumber, Confidence::High),
+            (Category::Phone, Confidence::High),
+        ]
+    );
+    // Without a telling header a My Number is only a check digit: not reported.
+    assert!(
+        s.scan_cell("621498320257", s.column("memo"), 1, 1, Some("memo"))
+            .is_empty()
+    );
+    assert!(!s.column("memo").is_labelled() && s.column("email").is_labelled());
+    // Multi-line text: line and column inside the cell.
+    let f = s.scan_cell("備考\nカード番号 4532015112830366", s.column("memo"), 1, 1, None);
+    assert_eq!(cats(&f), vec![(Category::Card, Confidence::High)]);
+    assert_eq!((f[0].locator.line, f[0].locator.column), (2, 7));
+}

@@ -263,6 +263,7 @@ struct FindingRow<'a> {
     row: Option<usize>,
     field: Option<usize>,
     header: Option<&'a str>,
+    key: Option<&'a str>,
     category: &'static str,
     kind: Option<&'static str>,
     confidence: &'static str,
@@ -286,6 +287,7 @@ impl<'a> FindingRow<'a> {
             row: rec.map(|r| r.row),
             field: rec.map(|r| r.field),
             header: rec.and_then(|r| r.header.as_deref()),
+            key: rec.and_then(|r| r.key.as_deref()),
             category: f.category.as_str(),
             kind: f.kind,
             confidence: f.confidence.as_str(),
@@ -473,7 +475,7 @@ impl<W: Write> ReportWriter<W> {
     }
 }
 
-const CSV_HEADER: [&str; 16] = [
+const CSV_HEADER: [&str; 17] = [
     "path",
     "line",
     "column",
@@ -482,6 +484,7 @@ const CSV_HEADER: [&str; 16] = [
     "row",
     "field",
     "header",
+    "key",
     "category",
     "kind",
     "confidence",
@@ -532,6 +535,7 @@ fn sarif_result(path: &str, f: &Finding) -> serde_json::Value {
             "row": rec.map(|r| r.row),
             "field": rec.map(|r| r.field),
             "header": rec.and_then(|r| r.header.as_deref()),
+            "key": rec.and_then(|r| r.key.as_deref()),
             "page": loc.page,
             "table": rec.and_then(|r| r.table.as_deref()),
         },

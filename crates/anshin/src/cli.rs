@@ -58,6 +58,8 @@ pub struct GlobalArgs {
 }
 
 /// The commands.
+// Parsed once per process: boxing the large scan arguments would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a data directory: root key, database, and a bootstrap operator key (printed once).
@@ -101,7 +103,7 @@ pub enum Command {
   anshin bench --clients 64 --seconds 10 --backend sqlite
   anshin bench --backend postgres --postgres-url postgres://postgres@127.0.0.1:5432/test")]
     Bench(BenchArgs),
-    /// Find card numbers and Japanese personal data in files, directories, archives and standard input.
+    /// Find card numbers and Japanese personal data in files, directories, archives, standard input and databases.
     #[command(after_help = "Examples:
   anshin scan ./exports                               summary per file, worst first
   anshin scan orders.zip backup.tar.gz --format jsonl > findings.jsonl
@@ -109,6 +111,11 @@ pub enum Command {
   anshin scan . --include '*.csv' --exclude 'target/**' --format sarif -o scan.sarif
   anshin scan ./uploads --fail-on card,cvc            CI gate: exit 6 on a card number or CVC
   pg_dump shop | anshin scan - --format jsonl          table, row and column of each finding
+  anshin scan postgres://scanner@db/shop              every user table, all rows
+  anshin scan postgres://scanner@db/shop --table public.customers --row-limit 10000
+  anshin scan sqlite://data/app.db --format jsonl     findings name table, column and row key
+  anshin scan ./exports postgres://scanner@db/shop --inventory inventory.json
+  ANSHIN_API_KEY=… anshin scan ./exports --inventory inv.json --server https://vault.example
 
 Findings never hold a raw value: only a masked form (4111 11•• •••• 1111) and an
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
@@ -122,10 +129,32 @@ SQL dumps (.sql, or pg_dump/mysqldump output on standard input) are read as tabl
 table, row and column name are in its finding, and column names are context like CSV headers;
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
+Databases (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, without TLS; sqlite://PATH,
+opened read-only) are read table by table in a read-only transaction, rows streamed:
+text, JSON, XML, integer and numeric columns (bytea and blobs where they are UTF-8
+text) are scanned with the column name as header, as a CSV column is. A finding's
+path is DATABASE!schema.table, its header the column, its row the row's number in
+primary-key order, its key the primary key (`id=42`; values that are personal data
+masked). Reports and messages never show the password.
+
+--inventory FILE writes where personal data lives: one location per file, archive
+member or table, split by column where findings have one (CSV header, table column),
+with per-category counts of findings and of distinct records (rows; lines for text),
+the time and the parameters of the scan, and what was not fully scanned. Run again
+with the same FILE: locations new since, gone (their object fully scanned or no longer
+there), unverified (their object not fully scanned this time) and changed counts are
+printed and kept in the file's `changes`. A FILE that is not an inventory is never
+overwritten. With --server URL the inventory is then POSTed to an anshin server
+(URL/v1/inventory, key in ANSHIN_API_KEY: an operator key of the tenant), which keeps
+every upload per tenant (GET /v1/inventory: the latest and the history).
+
 Exit codes:
   0  the scan ran; no finding in a --fail-on category
   1  failure (unreadable key file, output not writable)
-  2  usage error (unknown category, bad glob)
+  2  usage error (unknown category, bad glob, bad database URL, unknown --table,
+     an --inventory FILE that is not an inventory)
+  1  also: the inventory could not be sent to --server (the file is written)
+  4  the database cannot be reached or opened
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
     Scan(ScanArgs),
     /// Show the configuration in force (passwords redacted).
@@ -285,9 +314,18 @@ pub struct BenchArgs {
 /// `anshin scan`
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Files and directories to scan; `-` reads standard input.
-    #[arg(required = true, value_name = "PATH")]
+    /// Files and directories to scan; `-` reads standard input; a database URL
+    /// (postgres://…, sqlite://PATH) reads its tables.
+    #[arg(required = true, value_name = "PATH|URL")]
     pub paths: Vec<String>,
+    /// Database table to read (repeatable; PostgreSQL: schema.table, or a table
+    /// on the search path) [default: every user table]
+    #[arg(long, value_name = "NAME")]
+    pub table: Vec<String>,
+    /// Read at most N rows of each table (in primary-key order when it has
+    /// one); a table cut short is reported partial.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub row_limit: Option<u64>,
     /// Output format: human, jsonl, csv or sarif.
     #[arg(long, default_value = "human", value_parser = ["human", "jsonl", "csv", "sarif"])]
     pub format: String,
@@ -337,6 +375,17 @@ pub struct ScanArgs {
     /// No progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Write the data inventory (JSON, format anshin-inventory/1: locations
+    /// down to the column, categories, counts; no values) to FILE. When FILE
+    /// already holds an inventory, what changed since is printed to standard
+    /// error and recorded in its `changes`.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Also send the inventory to this anshin server (POST URL/v1/inventory),
+    /// with the API key in the ANSHIN_API_KEY environment variable (an
+    /// operator key of the tenant). Needs --inventory.
+    #[arg(long, value_name = "URL", requires = "inventory")]
+    pub server: Option<String>,
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {

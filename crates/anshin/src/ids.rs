@@ -94,6 +94,10 @@ id_type!(
     /// A security alert raised by the detectors over the audit log.
     AlertId, "alr"
 );
+id_type!(
+    /// A data inventory uploaded by `anshin scan --server`.
+    InventoryId, "inv"
+);
 
 /// Lets these id types name resources in the audit log ([`TypedId`]). Every id
 /// type but [`CustomerId`] is listed.
@@ -116,6 +120,7 @@ resource_id!(
     CardToken,
     PrincipalId,
     AlertId,
+    InventoryId,
     EventId
 );
 

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod inventory;
 pub mod orders;
 pub mod tenancy;
 pub mod text;

@@ -8,10 +8,10 @@
 //!
 //! | role      | may                                                                  |
 //! |-----------|----------------------------------------------------------------------|
-//! | operator  | manage tenants (global only), their settings, shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail and alerts |
+//! | operator  | manage tenants (global only), their settings, shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail and alerts; upload and read data inventories |
 //! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
-//! | auditor   | list principals and tenants; read the audit trail and alerts (metadata only, no personal data) |
+//! | auditor   | list principals and tenants; read the audit trail, alerts and data inventories (metadata only, no personal data) |
 //!
 //! Creating principals follows [`Role::may_create`]: a tenant operator may create
 //! operators, shops and auditors of its tenant, never a processor (that would
@@ -82,6 +82,11 @@ pub enum Action {
     ReadAuditLog,
     /// List security alerts (of the actor's tenant; all for global principals).
     ReadAlerts,
+    /// Upload a data inventory (`anshin scan --server`): the tenant's own
+    /// statement of where its personal data lives, so its operators make it.
+    UploadInventory,
+    /// Read data inventories (locations and counts, never a value).
+    ReadInventory,
 }
 
 impl Action {
@@ -110,6 +115,8 @@ impl Action {
             Self::ReadAudit => "read the audit trail",
             Self::ReadAuditLog => "read the whole audit log (a global auditor or operator key is needed)",
             Self::ReadAlerts => "read security alerts",
+            Self::UploadInventory => "upload data inventories (operator keys only)",
+            Self::ReadInventory => "read data inventories",
         }
     }
 }
@@ -138,6 +145,8 @@ impl Role {
                     | A::ReadAudit
                     | A::ReadAuditLog
                     | A::ReadAlerts
+                    | A::UploadInventory
+                    | A::ReadInventory
             ),
             Self::Shop => matches!(
                 action,
@@ -154,7 +163,12 @@ impl Role {
             Self::Processor => matches!(action, A::ReadCard | A::RevealCard),
             Self::Auditor => matches!(
                 action,
-                A::ReadTenants | A::ReadPrincipals | A::ReadAudit | A::ReadAuditLog | A::ReadAlerts
+                A::ReadTenants
+                    | A::ReadPrincipals
+                    | A::ReadAudit
+                    | A::ReadAuditLog
+                    | A::ReadAlerts
+                    | A::ReadInventory
             ),
         }
     }
@@ -283,6 +297,18 @@ mod tests {
         assert!(Role::Auditor.may(Action::ReadAlerts));
         assert!(!Role::Shop.may(Action::ReadAlerts));
         assert!(!Role::Processor.may(Action::ReadAlerts));
+    }
+
+    #[test]
+    fn only_operators_upload_inventories_and_auditors_read_them() {
+        assert!(Role::Operator.may(Action::UploadInventory));
+        assert!(Role::Operator.may(Action::ReadInventory));
+        assert!(Role::Auditor.may(Action::ReadInventory));
+        for role in [Role::Auditor, Role::Shop, Role::Processor] {
+            assert!(!role.may(Action::UploadInventory), "{role:?}");
+        }
+        assert!(!Role::Shop.may(Action::ReadInventory));
+        assert!(!Role::Processor.may(Action::ReadInventory));
     }
 
     #[test]

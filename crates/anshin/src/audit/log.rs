@@ -153,8 +153,9 @@ impl AuditLog {
 
     /// Gives every committed entry its place in the log, so that a listing
     /// made next sees all of them (listings page by index and skip entries
-    /// without one). PostgreSQL numbers them under its advisory lock; on SQLite
-    /// entries are numbered as they are written and this does nothing.
+    /// without one). PostgreSQL numbers them under its advisory lock; SQLite
+    /// numbers entries as it writes them to the log's file and here moves the
+    /// ones tokenizations left in the vault file's outbox.
     pub async fn sequence(&self, store: &Store) -> Result<()> {
         while store.audit_sequence(SEQUENCE_BATCH).await? == u64::from(SEQUENCE_BATCH) {}
         Ok(())

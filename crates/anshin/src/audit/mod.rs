@@ -95,6 +95,10 @@ pub enum EventKind {
     RetentionPurge,
     /// Security alerts were listed.
     AlertRead,
+    /// A data inventory was uploaded (`anshin scan --server`).
+    InventoryUpload,
+    /// Data inventories were read.
+    InventoryRead,
 }
 
 impl EventKind {
@@ -128,6 +132,8 @@ impl EventKind {
             Self::ExportApprove => "export.approve",
             Self::RetentionPurge => "retention.purge",
             Self::AlertRead => "alert.read",
+            Self::InventoryUpload => "inventory.upload",
+            Self::InventoryRead => "inventory.read",
         }
     }
 }

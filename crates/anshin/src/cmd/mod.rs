@@ -6,6 +6,8 @@ mod demo;
 mod init;
 mod principal;
 mod scan;
+mod scan_db;
+mod scan_upload;
 mod serve;
 
 use std::io::IsTerminal;
@@ -54,7 +56,7 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Audit(command) => audit::run(&config, command).await,
         Command::Demo { json } => demo::run(&config, json).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::Scan(args) => scan::run(&config, args),
+        Command::Scan(args) => scan::run(&config, args).await,
         Command::Config { json } => {
             if json {
                 println!(
@@ -77,10 +79,10 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
 fn exit_code(err: &Error) -> u8 {
     match err.code() {
         "already_initialised" | "root_key_unreadable" => 3,
-        "storage_unavailable" => 4,
+        "storage_unavailable" | "scan_db_unreachable" => 4,
         "audit_verification_failed" => 5,
         "scan_findings" => 6,
-        "scan_usage" => 2,
+        "scan_usage" | "scan_db_url" | "scan_db_unknown_table" | "scan_inventory_file" => 2,
         _ => 1,
     }
 }

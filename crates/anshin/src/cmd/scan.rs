@@ -1,16 +1,20 @@
-//! `anshin scan`: personal-data discovery over files, directories, archives
-//! and standard input (issue 6). The work is in the `anshin-scan` crate;
-//! this module turns flags into its options, draws the progress bar, writes
-//! the report and decides the exit code.
+//! `anshin scan`: personal-data discovery over files, directories, archives,
+//! standard input and databases (issue 6). The work is in the `anshin-scan`
+//! crate (databases are read in [`super::scan_db`]); this module turns flags
+//! into its options, draws the progress bar, writes the report and decides
+//! the exit code.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use anshin_scan::inventory::{Inventory, InventoryBuilder, Parameters};
 use anshin_scan::report::{Format, ReportWriter, Summary};
 use anshin_scan::{Category, Confidence, Discovery, Input, Limits, ScanOptions, Scanner, WalkOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::scan_db::{Database, DbOptions};
 use crate::cli::ScanArgs;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -46,7 +50,7 @@ fn gated(names: &[String]) -> Result<Vec<Category>> {
     Ok(out)
 }
 
-pub fn run(config: &Config, args: ScanArgs) -> Result<()> {
+pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     let format = if args.json {
         Format::Jsonl
     } else {
@@ -92,14 +96,61 @@ pub fn run(config: &Config, args: ScanArgs) -> Result<()> {
         .max_ratio(args.max_ratio)
         .max_expanded(args.max_expanded)
         .file_timeout((args.file_timeout > 0).then(|| Duration::from_secs(args.file_timeout)));
-    let discovery = Discovery::new(Scanner::with_options(key, options), limits);
+    let discovery = Arc::new(Discovery::new(Scanner::with_options(key, options), limits));
     let mut walk = WalkOptions::default()
         .include(args.include.clone())
         .exclude(args.exclude.clone());
     if let Some(threads) = args.threads {
         walk = walk.threads(threads);
     }
-    let inputs: Vec<Input> = args.paths.iter().map(|p| Input::parse(p)).collect();
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut databases: Vec<Database> = Vec::new();
+    for arg in &args.paths {
+        match Database::parse(arg)? {
+            Some(db) => databases.push(db),
+            None => inputs.push(Input::parse(arg)),
+        }
+    }
+    if databases.is_empty() && (!args.table.is_empty() || args.row_limit.is_some()) {
+        return Err(usage(
+            "--table and --row-limit apply to database inputs (postgres://…, sqlite://…) only / --table と --row-limit はデータベースにのみ使えます",
+        ));
+    }
+    // An earlier inventory is read before anything is scanned: a FILE that is
+    // not one is refused now, not overwritten after a long scan.
+    let previous = match &args.inventory {
+        Some(path) => read_inventory(path)?,
+        None => None,
+    };
+    let parameters = Parameters {
+        inputs: args
+            .paths
+            .iter()
+            .map(|p| match Database::parse(p) {
+                Ok(Some(db)) => db.display().to_owned(),
+                _ => anshin_scan::mask_name(p),
+            })
+            .collect(),
+        tables: args.table.clone(),
+        row_limit: args.row_limit,
+        min_confidence: min_confidence.as_str().to_owned(),
+        include_test_values: !args.no_test_values,
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+    };
+    // Checked before the scan too: a bad URL or a missing key is a usage error now.
+    let upload = args
+        .server
+        .as_deref()
+        .map(|server| {
+            super::scan_upload::Upload::new(server, std::env::var(super::scan_upload::API_KEY_ENV).ok())
+        })
+        .transpose()?;
+    let mut inventory = args.inventory.as_ref().map(|_| InventoryBuilder::default());
+    let db_options = DbOptions {
+        tables: args.table.clone(),
+        row_limit: args.row_limit,
+    };
 
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
@@ -124,26 +175,52 @@ pub fn run(config: &Config, args: ScanArgs) -> Result<()> {
     };
     let mut writer = ReportWriter::new(format, out).map_err(write_error)?;
 
-    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
-    let objects = AtomicU64::new(0);
-    let done = AtomicBool::new(false);
-    let mut write_failure: Option<std::io::Error> = None;
-    let walk_result = std::thread::scope(|scope| {
-        if show_progress {
-            let (discovery, objects, done) = (&discovery, &objects, &done);
-            scope.spawn(move || progress(discovery, objects, done));
+    // One progress bar over databases and files; the guard stops it however
+    // the run ends.
+    let objects = Arc::new(AtomicU64::new(0));
+    let progress_bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let done = Arc::new(AtomicBool::new(false));
+        let (d, o, stop) = (discovery.clone(), objects.clone(), done.clone());
+        ProgressGuard {
+            done,
+            thread: Some(std::thread::spawn(move || progress(&d, &o, &stop))),
         }
-        let result = discovery.scan_inputs(&inputs, &walk, |report| {
+    });
+
+    // Databases first: a bad URL, an unreachable server or an unknown table
+    // stops the run before the (longer) file scan.
+    let mut write_failure: Option<std::io::Error> = None;
+    for db in &databases {
+        super::scan_db::scan(db, &db_options, &discovery, &mut |report| {
             objects.fetch_add(1, Ordering::Relaxed);
+            if let Some(inventory) = &mut inventory {
+                inventory.add(&report);
+            }
             if write_failure.is_none()
                 && let Err(e) = writer.object(&report)
             {
                 write_failure = Some(e);
             }
-        });
-        done.store(true, Ordering::Relaxed);
-        result
-    });
+        })
+        .await?;
+    }
+
+    let walk_result = if inputs.is_empty() {
+        Ok(())
+    } else {
+        discovery.scan_inputs(&inputs, &walk, |report| {
+            objects.fetch_add(1, Ordering::Relaxed);
+            if let Some(inventory) = &mut inventory {
+                inventory.add(&report);
+            }
+            if write_failure.is_none()
+                && let Err(e) = writer.object(&report)
+            {
+                write_failure = Some(e);
+            }
+        })
+    };
+    drop(progress_bar);
     walk_result.map_err(|e| usage("invalid --include or --exclude glob / グロブが不正です").with_cause(e))?;
     if let Some(e) = write_failure {
         return Err(write_error(e));
@@ -155,7 +232,68 @@ pub fn run(config: &Config, args: ScanArgs) -> Result<()> {
             summary.partial, summary.skipped, summary.partial, summary.skipped
         );
     }
+    if let (Some(path), Some(builder)) = (&args.inventory, inventory) {
+        let scanned_at = crate::clock::rfc3339(crate::clock::now_ms());
+        let inventory = builder.finish(scanned_at, parameters, previous.as_ref());
+        write_inventory(path, &inventory)?;
+        if let Some(changes) = &inventory.changes {
+            eprint!("{}", anshin_scan::inventory::describe_changes(changes));
+        }
+        if let Some(upload) = &upload {
+            let id = upload.send(inventory.to_json()).await?;
+            eprintln!(
+                "note: inventory sent to {} as {id} / 棚卸しをサーバーに送信しました",
+                upload.target()
+            );
+        }
+    }
     gate(&summary, &fail_on)
+}
+
+fn inventory_error(message: &'static str) -> Error {
+    Error::new(ErrorKind::Invalid, "scan_inventory_file", message)
+}
+
+/// The inventory FILE already holds: `None` when it does not exist.
+fn read_inventory(path: &std::path::Path) -> Result<Option<Inventory>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(
+                inventory_error("cannot read the --inventory file / 棚卸しファイルを読めません")
+                    .with_cause(e),
+            );
+        }
+    };
+    Inventory::parse(&bytes).map(Some).map_err(|e| {
+        inventory_error(
+            "the --inventory file exists and is not an anshin inventory; it is left alone: choose another file / 棚卸しファイルではないため上書きしません",
+        )
+        .with_cause(e)
+    })
+}
+
+/// Writes the inventory through a temporary file in the same directory and a
+/// rename, so an interrupted run leaves the earlier inventory whole.
+fn write_inventory(path: &std::path::Path, inventory: &Inventory) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let failed = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Internal,
+            "scan_output",
+            "cannot write the --inventory file / 棚卸しファイルを書き込めません",
+        )
+        .with_cause(e)
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    file.write_all(&inventory.to_json()).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(path).map_err(|e| failed(e.error))?;
+    Ok(())
 }
 
 fn gate(summary: &Summary, fail_on: &[Category]) -> Result<()> {
@@ -168,6 +306,21 @@ fn gate(summary: &Summary, fail_on: &[Category]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Stops the progress bar's thread when dropped.
+struct ProgressGuard {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ProgressGuard {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn progress(discovery: &Discovery, objects: &AtomicU64, done: &AtomicBool) {

@@ -2,9 +2,11 @@
 //! hashes), the tree's stored node hashes and its signed head.
 //!
 //! An entry is durable once [`Store::audit_append`] returns. Its place in the log
-//! (`idx`) is given by the database: on SQLite when it is written (one writer),
-//! on PostgreSQL by [`Store::audit_sequence`], which numbers committed entries
-//! consecutively under an advisory lock. [`Store::audit_integrate`] then moves
+//! (`idx`) is given by the database: on SQLite when it is written to the log's
+//! file (one writer), or, for an entry a write left in the vault file's outbox,
+//! when [`Store::audit_sequence`] moves it there; on PostgreSQL by
+//! [`Store::audit_sequence`], which numbers committed entries consecutively
+//! under an advisory lock. [`Store::audit_integrate`] then moves
 //! the tree head forward, compare-and-swap on the old size, so two integrators
 //! can never both extend the same head.
 
@@ -141,7 +143,7 @@ impl Store {
     }
 
     /// Gives up to `limit` committed, unnumbered entries their places in the log;
-    /// returns how many. SQLite numbers entries as it writes them (always 0).
+    /// returns how many.
     pub async fn audit_sequence(&self, limit: u32) -> Result<u64, StoreError> {
         dispatch!(self.audit_sequence(limit))
     }

@@ -281,6 +281,7 @@ macro_rules! dispatch {
 pub mod alerts;
 pub mod audit;
 pub mod credentials;
+pub mod inventory;
 pub mod retention;
 
 impl Store {

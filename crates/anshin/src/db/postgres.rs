@@ -22,6 +22,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 mod alerts;
 mod audit;
 mod credentials;
+mod inventory;
 mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -49,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "retention",
         include_str!("../../migrations/postgres/0005_retention.sql"),
+    ),
+    (
+        6,
+        "inventory",
+        include_str!("../../migrations/postgres/0006_inventory.sql"),
     ),
 ];
 

@@ -29,9 +29,10 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 mod alerts;
 mod audit;
 mod credentials;
+mod inventory;
 mod retention;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: &[Migration] = &[
     (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
     (2, "audit", include_str!("../../migrations/sqlite/0002_audit.sql")),
     (
@@ -49,18 +50,42 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/sqlite/0005_retention.sql"),
     ),
+    (
+        6,
+        "audit_outbox",
+        include_str!("../../migrations/sqlite/0006_audit_outbox.sql"),
+    ),
+    (
+        7,
+        "inventory",
+        include_str!("../../migrations/sqlite/0007_inventory.sql"),
+    ),
 ];
+
+/// The audit log's own file.
+const LOG_MIGRATIONS: &[Migration] = &[(
+    1,
+    "audit_log",
+    include_str!("../../migrations/sqlite-audit/0001_audit_log.sql"),
+)];
 
 /// Most jobs one commit carries; bounds the latency a single commit adds.
 const MAX_BATCH: usize = 512;
-/// Idle read connections kept open. With the caches below this bounds the
-/// store's memory at 48 + 4 × 12 MiB, inside the 150 MB the server is held to.
+/// Idle read connections kept open per database file.
 const MAX_IDLE_READERS: usize = 4;
-/// Page cache of the writer (KiB): index pages of random tokens and fingerprints
-/// stay in memory instead of being re-read through the kernel on every insert.
-const WRITER_CACHE_KIB: i64 = 48 * 1024;
-/// Page cache of each reader (KiB).
-const READER_CACHE_KIB: i64 = 12 * 1024;
+/// The vault's page caches (KiB): index pages of random tokens and
+/// fingerprints stay in memory instead of being re-read through the kernel on
+/// every insert and lookup.
+const VAULT_CACHE: Caches = Caches {
+    writer_kib: 40 * 1024,
+    reader_kib: 12 * 1024,
+};
+/// The audit log's: appends touch the right edge of its tables and the
+/// subject index; reads are listings and integration rounds.
+const LOG_CACHE: Caches = Caches {
+    writer_kib: 8 * 1024,
+    reader_kib: 2 * 1024,
+};
 /// WAL pages (4 KiB each) after which a checkpoint restarts the WAL.
 const WAL_RESTART_FRAMES: i64 = 4096;
 /// Least time between two checkpoints.
@@ -68,17 +93,32 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+type Migration = (i64, &'static str, &'static str);
 
-/// SQLite store. Clones share the writer and the reader pool.
+/// SQLite store: the vault's database file and, beside it, the audit log's
+/// (`NAME-audit.db`). The log has a file of its own so that the entries every
+/// read appends commit without touching the vault's file: SQLite drops a
+/// reader's whole page cache whenever another connection has committed to its
+/// file, so one shared file made every audited read start from a cold cache.
+/// Clones share the writers and the reader pools.
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    vault: Arc<Db>,
+    log: Arc<Db>,
 }
 
-struct Inner {
+/// Page-cache sizes of one database file's connections (KiB).
+struct Caches {
+    writer_kib: i64,
+    reader_kib: i64,
+}
+
+/// One database file: its writer thread, checkpointer and reader pool.
+struct Db {
     path: std::path::PathBuf,
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    reader_cache_kib: i64,
     stats: Arc<WriterStats>,
 }
 
@@ -128,10 +168,63 @@ fn backend(err: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Where the audit log of the vault at `vault` is kept: `anshin.db` →
+/// `anshin-audit.db`, in the same directory.
+pub(super) fn log_path(vault: &Path) -> std::path::PathBuf {
+    let stem = vault.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match vault.extension() {
+        Some(ext) => format!("{stem}-audit.{}", ext.to_string_lossy()),
+        None => format!("{stem}-audit"),
+    };
+    vault.with_file_name(name)
+}
+
 impl SqliteStore {
     pub(super) async fn open(path: &Path) -> Result<Self, StoreError> {
-        let path = path.to_owned();
+        let log = Db::open(log_path(path), LOG_MIGRATIONS, LOG_CACHE, "log").await?;
+        let vault = Db::open(path.to_owned(), MIGRATIONS, VAULT_CACHE, "vault").await?;
+        let store = Self {
+            vault: Arc::new(vault),
+            log: Arc::new(log),
+        };
+        store.adopt_legacy_log().await?;
+        Ok(store)
+    }
+
+    /// Writes and commits so far: how well group commit shares syncs.
+    pub(super) fn group_commit(&self) -> (u64, u64) {
+        let (vault, log) = (&self.vault.stats, &self.log.stats);
+        (
+            vault.jobs.load(Ordering::Relaxed) + log.jobs.load(Ordering::Relaxed),
+            vault.commits.load(Ordering::Relaxed) + log.commits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs `job` in the vault's next group commit and returns its result once committed.
+    async fn write<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.vault.write(job).await
+    }
+
+    /// Runs a read on a pooled read-only connection to the vault.
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+        self.vault.read(f)
+    }
+}
+
+impl Db {
+    /// Opens (creating if need be) and migrates the file, and starts its
+    /// writer and checkpointer threads, named after `role`.
+    async fn open(
+        path: std::path::PathBuf,
+        migrations: &'static [Migration],
+        caches: Caches,
+        role: &'static str,
+    ) -> Result<Self, StoreError> {
         let writer_path = path.clone();
+        let writer_kib = caches.writer_kib;
         // Opening and migrating touch the disk: keep them off the async threads.
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
             let mut conn = Connection::open(&writer_path).map_err(backend)?;
@@ -144,10 +237,10 @@ impl SqliteStore {
                  PRAGMA temp_store = MEMORY;
                  PRAGMA wal_autocheckpoint = 0;
                  PRAGMA journal_size_limit = 67108864;
-                 PRAGMA cache_size = -{WRITER_CACHE_KIB};"
+                 PRAGMA cache_size = -{writer_kib};"
             ))
             .map_err(backend)?;
-            migrate(&mut conn)?;
+            migrate(&mut conn, migrations)?;
             Ok(conn)
         })
         .await
@@ -160,36 +253,26 @@ impl SqliteStore {
         let (committed, commits) = mpsc::channel::<()>();
         let stats = Arc::new(WriterStats::default());
         thread::Builder::new()
-            .name("anshin-sqlite-writer".into())
+            .name(format!("anshin-sqlite-{role}-writer"))
             .spawn({
                 let stats = stats.clone();
                 move || writer_loop(&conn, &rx, &committed, &stats)
             })
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         thread::Builder::new()
-            .name("anshin-sqlite-checkpoint".into())
+            .name(format!("anshin-sqlite-{role}-checkpoint"))
             .spawn({
                 let stats = stats.clone();
                 move || checkpoint_loop(&checkpointer, &commits, &stats)
             })
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                path,
-                writer: Mutex::new(tx),
-                readers: Mutex::new(Vec::new()),
-                stats,
-            }),
+            path,
+            writer: Mutex::new(tx),
+            readers: Mutex::new(Vec::new()),
+            reader_cache_kib: caches.reader_kib,
+            stats,
         })
-    }
-
-    /// Writes and commits so far: how well group commit shares syncs.
-    pub(super) fn group_commit(&self) -> (u64, u64) {
-        let stats = &self.inner.stats;
-        (
-            stats.jobs.load(Ordering::Relaxed),
-            stats.commits.load(Ordering::Relaxed),
-        )
     }
 
     /// Runs `job` in the next group commit and returns its result once committed.
@@ -210,8 +293,7 @@ impl SqliteStore {
             });
             (failed, completion)
         });
-        self.inner
-            .writer
+        self.writer
             .lock()
             .map_err(|_| StoreError::Unavailable("writer lock poisoned".into()))?
             .send(job)
@@ -224,32 +306,34 @@ impl SqliteStore {
 
     /// Runs a read on a pooled read-only connection.
     fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
-        let pooled = self.inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
         let conn = match pooled {
             Some(conn) => conn,
             None => {
                 let conn = Connection::open_with_flags(
-                    &self.inner.path,
+                    &self.path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(backend)?;
                 conn.busy_timeout(std::time::Duration::from_secs(5))
                     .map_err(backend)?;
-                conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+                conn.pragma_update(None, "cache_size", -self.reader_cache_kib)
                     .map_err(backend)?;
                 conn.set_prepared_statement_cache_capacity(64);
                 conn
             }
         };
         let result = f(&conn).map_err(backend);
-        if let Ok(mut pool) = self.inner.readers.lock()
+        if let Ok(mut pool) = self.readers.lock()
             && pool.len() < MAX_IDLE_READERS
         {
             pool.push(conn);
         }
         result
     }
+}
 
+impl SqliteStore {
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
@@ -475,7 +559,7 @@ impl SqliteStore {
                 CardInsert::Vanished => return Ok(outcome),
             };
             let entry = record(token).map_err(audit_failed)?;
-            audit::insert_entries(c, vec![entry]).map_err(|e| audit_failed(e.to_string()))?;
+            audit::insert_outbox(c, &entry).map_err(|e| audit_failed(e.to_string()))?;
             Ok(outcome)
         })
         .await
@@ -789,14 +873,14 @@ fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusq
     })
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {
     conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(backend)?;
-    let result = migrate_in_transaction(conn);
+    let result = migrate_in_transaction(conn, migrations);
     conn.execute_batch("PRAGMA foreign_keys = ON").map_err(backend)?;
     result
 }
 
-fn migrate_in_transaction(conn: &mut Connection) -> Result<(), StoreError> {
+fn migrate_in_transaction(conn: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(backend)?;
@@ -809,7 +893,7 @@ fn migrate_in_transaction(conn: &mut Connection) -> Result<(), StoreError> {
         .prepare("SELECT version FROM schema_migrations")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(backend)?;
-    for (version, name, sql) in pending(&applied, MIGRATIONS) {
+    for (version, name, sql) in pending(&applied, migrations) {
         tx.execute_batch(sql).map_err(backend)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -1105,7 +1189,7 @@ mod tests {
         while let Some(done) = tasks.join_next().await {
             done.expect("task").expect("write committed");
         }
-        let stats = &store.inner.stats;
+        let stats = &store.vault.stats;
         let (commits, jobs) = (
             stats.commits.load(Ordering::Relaxed),
             stats.jobs.load(Ordering::Relaxed),
@@ -1156,6 +1240,116 @@ mod tests {
             .expect("wal")
             .len();
         assert!(wal < 40 << 20, "the WAL grew to {} MiB", wal >> 20);
+    }
+
+    fn entry(n: u8) -> crate::db::audit::NewAuditEntry {
+        crate::db::audit::NewAuditEntry {
+            time_ms: i64::from(n),
+            tenant_id: Some("ten_t".into()),
+            principal_id: None,
+            kind: "card.tokenize",
+            outcome: "success",
+            leaf_hash: [n; 32],
+            entry: vec![n; 8],
+            subjects: vec![[n; 32], [n.wrapping_add(1); 32]],
+        }
+    }
+
+    /// A crash after the log took the outbox's entries but before the outbox
+    /// let them go leaves them in both: the next move must not log them twice.
+    #[tokio::test]
+    async fn an_interrupted_outbox_move_is_not_taken_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.expect("open");
+        let put = |n: u8| store.write(move |c| audit::insert_outbox(c, &entry(n)));
+        put(1).await.expect("outbox");
+        put(2).await.expect("outbox");
+        assert!(store.audit_unsequenced().await.expect("read"));
+        assert_eq!(store.audit_sequence(100).await.expect("move"), 2);
+        assert!(!store.audit_unsequenced().await.expect("read"));
+        // As if the outbox's delete had never committed: the same rows, same ids.
+        store
+            .write(|c| {
+                c.execute_batch("INSERT INTO audit_outbox SELECT 1, 1, NULL, NULL, 'card.tokenize', 'success', zeroblob(32), x'01', x''")?;
+                c.execute_batch("INSERT INTO audit_outbox SELECT 2, 2, NULL, NULL, 'card.tokenize', 'success', zeroblob(32), x'02', x''")
+            })
+            .await
+            .expect("replay");
+        put(3).await.expect("outbox");
+        assert_eq!(store.audit_sequence(100).await.expect("move"), 3);
+        assert_eq!(
+            store.audit_sequenced().await.expect("size"),
+            3,
+            "1 and 2 once, then 3"
+        );
+        let entries = store.audit_entries(0, 3).await.expect("entries");
+        assert_eq!(entries, vec![vec![1u8; 8], vec![2u8; 8], vec![3u8; 8]]);
+        let history = store
+            .audit_find(crate::db::audit::AuditFilter {
+                subject: Some([4; 32]),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("find");
+        assert_eq!(history.entries.len(), 1, "subjects move with their entry");
+        assert_eq!(history.entries[0].idx, Some(2));
+    }
+
+    /// Installs from before the log had its own file kept it in the vault's:
+    /// opening one moves it, entries, places and all, and leaves no copy behind.
+    #[tokio::test]
+    async fn a_log_kept_in_the_vault_file_is_adopted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("anshin.db");
+        drop(SqliteStore::open(&path).await.expect("open"));
+        // Rebuild the old layout by hand: the log's tables in the vault's file.
+        let legacy = Connection::open(&path).expect("open vault");
+        legacy
+            .execute_batch(include_str!("../../migrations/sqlite/0002_audit.sql"))
+            .expect("legacy tables");
+        for idx in 0..3u8 {
+            legacy
+                .execute(
+                    "INSERT INTO audit_entries VALUES (?1, 0, 'ten_t', NULL, 'card.read', 'success', ?2, ?3)",
+                    params![idx, vec![idx; 32], vec![idx; 4]],
+                )
+                .expect("legacy entry");
+        }
+        legacy
+            .execute("INSERT INTO audit_subjects VALUES (?1, 1)", [vec![9u8; 32]])
+            .expect("legacy subject");
+        drop(legacy);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", log_path(&path).display()));
+        }
+        for _ in 0..2 {
+            let store = SqliteStore::open(&path).await.expect("reopen");
+            assert_eq!(store.audit_sequenced().await.expect("size"), 3);
+            assert_eq!(
+                store.audit_entries(1, 2).await.expect("entry"),
+                vec![vec![1u8; 4]]
+            );
+            let history = store
+                .audit_find(crate::db::audit::AuditFilter {
+                    subject: Some([9; 32]),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .expect("find");
+            assert_eq!(history.entries.len(), 1);
+            let left: i64 = store
+                .read(|c| {
+                    c.query_row(
+                        "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'audit_%' AND name != 'audit_outbox'",
+                        [],
+                        |r| r.get(0),
+                    )
+                })
+                .expect("schema");
+            assert_eq!(left, 0, "no copy of the log stays in the vault's file");
+        }
     }
 
     #[tokio::test]

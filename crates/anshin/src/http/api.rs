@@ -40,6 +40,7 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::audit::checkpoint, super::audit::checkpoint_now, super::audit::tile,
         super::audit::inclusion, super::audit::consistency, super::audit::events, super::audit::access_log,
         super::alerts::list,
+        super::inventory::upload, super::inventory::list,
         super::sys::healthz, super::sys::readyz
     ),
     components(schemas(ErrorBody, Role, crate::audit::alerts::AlertNotification)),

@@ -129,7 +129,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 Error::new(
                     ErrorKind::PayloadTooLarge,
                     "payload_too_large",
-                    "the request body is larger than 64 KiB",
+                    "the request body is larger than this endpoint accepts (64 KiB; 4 MiB for /v1/inventory)",
                 )
             } else {
                 Error::new(

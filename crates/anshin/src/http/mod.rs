@@ -9,6 +9,7 @@ mod alerts;
 mod api;
 mod audit;
 mod extract;
+mod inventory;
 mod retention;
 pub mod sys;
 
@@ -86,6 +87,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/audit/proof/consistency", get(audit::consistency))
         .route("/audit/events", get(audit::events))
         .route("/alerts", get(alerts::list))
+        .route(
+            "/inventory",
+            // Inventories of large estates outgrow the API's 64 KiB; the
+            // innermost body limit is the one that applies.
+            post(inventory::upload)
+                .get(inventory::list)
+                .layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
+        )
         .route("/openapi.json", get(sys::openapi));
     Router::new()
         .nest("/v1", v1)

@@ -1043,6 +1043,7 @@ async fn operational_endpoints(t: TestApp) {
         "/v1/customers/{customer_id}",
         "/v1/orders",
         "/v1/orders/{order_id}",
+        "/v1/inventory",
     ] {
         assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }

@@ -205,17 +205,27 @@ async fn reveal_is_refused_when_the_audit_log_cannot_record_it(t: TestApp) {
     let processor = processor_key(&t).await;
     let (_, card) = t.tokenize(&shop_key, NUMBER).await;
     let token = card["token"].as_str().expect("token").to_owned();
-    // The log's storage fails from here on.
-    let trigger = match t.backend {
+    // The log's storage fails from here on: on SQLite both the log's file and
+    // the outbox where writes leave their entries in the vault's.
+    match t.backend {
         Backend::Sqlite => {
-            "CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk failed'); END;"
+            t.raw_audit_sql(
+                "CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk failed'); END;",
+            )
+            .await;
+            t.raw_sql(
+                "CREATE TRIGGER outbox_down BEFORE INSERT ON audit_outbox BEGIN SELECT RAISE(ABORT, 'disk failed'); END;",
+            )
+            .await;
         }
         Backend::Postgres => {
-            "CREATE FUNCTION audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk failed'; END $$;
-             CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_down();"
+            t.raw_sql(
+                "CREATE FUNCTION audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk failed'; END $$;
+                 CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_down();",
+            )
+            .await;
         }
-    };
-    t.raw_sql(trigger).await;
+    }
     let (status, body) = t
         .raw(
             Method::POST,
@@ -250,7 +260,10 @@ async fn reveal_is_refused_when_the_audit_log_cannot_record_it(t: TestApp) {
     )
     .await;
     match t.backend {
-        Backend::Sqlite => t.raw_sql("DROP TRIGGER audit_down;").await,
+        Backend::Sqlite => {
+            t.raw_audit_sql("DROP TRIGGER audit_down;").await;
+            t.raw_sql("DROP TRIGGER outbox_down;").await;
+        }
         Backend::Postgres => t.raw_sql("DROP TRIGGER audit_down ON audit_entries;").await,
     }
     let (status, revealed) = t

@@ -707,3 +707,69 @@ async fn exported_audit_log_verifies_offline_and_tampering_is_located() {
     assert_eq!(output.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&output.stderr).contains("signature"));
 }
+
+/// `anshin scan --inventory FILE --server URL` against a real `anshin serve`:
+/// the inventory arrives whole for the key's tenant, and the key never shows.
+#[test]
+fn scan_sends_its_inventory_to_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let bootstrap = stdout_json(&anshin(&data, &["init", "--json"]));
+    let root_key = bootstrap["operator_api_key"].as_str().expect("key").to_owned();
+    let server = Server::start(&data);
+    let (status, tenant) = server.request("POST", "/v1/tenants", &root_key, Some(r#"{"name": "scanned"}"#));
+    assert_eq!(status, 201, "{tenant}");
+    let tenant_id = tenant["id"].as_str().expect("id");
+    let body = format!(r#"{{"name": "scanner", "role": "operator", "tenant_id": "{tenant_id}"}}"#);
+    let (status, principal) = server.request("POST", "/v1/principals", &root_key, Some(&body));
+    assert_eq!(status, 201, "{principal}");
+    let key = principal["api_key"].as_str().expect("key").to_owned();
+
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    std::fs::write(tree.join("contacts.txt"), "連絡先 taro@example.com\n").expect("write");
+    let inventory = dir.path().join("inventory.json");
+    let scan = |key: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_anshin"));
+        command
+            .arg("scan")
+            .arg(&tree)
+            .arg("--inventory")
+            .arg(&inventory)
+            .args(["--server", &format!("http://{}", server.addr)])
+            .arg("--data-dir")
+            .arg(dir.path().join("scan-data"))
+            .env_remove("ANSHIN_DATABASE_URL")
+            .env_remove("ANSHIN_API_KEY")
+            .env("ANSHIN_LOG", "warn");
+        if let Some(key) = key {
+            command.env("ANSHIN_API_KEY", key);
+        }
+        command.output().expect("run anshin scan")
+    };
+    let out = scan(Some(&key));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("inventory sent to http://"), "{stderr}");
+    assert!(!stderr.contains(&key) && !String::from_utf8_lossy(&out.stdout).contains(&key));
+
+    let (status, list) = server.request("GET", "/v1/inventory", &key, None);
+    assert_eq!(status, 200, "{list}");
+    let written: Value = serde_json::from_slice(&std::fs::read(&inventory).expect("file")).expect("JSON");
+    assert_eq!(list["latest"], written, "the server holds what was written");
+    assert_eq!(list["history"][0]["tenant_id"], tenant_id);
+    assert_eq!(list["history"][0]["findings"], 1);
+    assert!(stderr.contains(list["history"][0]["id"].as_str().expect("id")));
+
+    // No key: a usage error before anything is scanned. A wrong key: refused
+    // by the server (exit 1), the file still written.
+    assert_eq!(scan(None).status.code(), Some(2));
+    let wrong = "anshin_sk_notavalidkeyatall";
+    let out = scan(Some(wrong));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HTTP 401"), "{stderr}");
+    assert!(!stderr.contains(wrong));
+    let (_, list) = server.request("GET", "/v1/inventory", &key, None);
+    assert_eq!(list["history"].as_array().map(Vec::len), Some(1));
+}

@@ -212,9 +212,19 @@ impl TestApp {
 
     /// Runs SQL on the backend directly, as an attacker with database access would.
     pub async fn raw_sql(&self, sql: &str) {
+        self.raw_sql_on("anshin.db", sql).await;
+    }
+
+    /// Runs SQL on the audit log's storage: on SQLite its own file, on
+    /// PostgreSQL the one database.
+    pub async fn raw_audit_sql(&self, sql: &str) {
+        self.raw_sql_on("anshin-audit.db", sql).await;
+    }
+
+    async fn raw_sql_on(&self, sqlite_file: &str, sql: &str) {
         match self.backend {
             Backend::Sqlite => {
-                let conn = rusqlite::Connection::open(self.data_dir().join("anshin.db")).expect("open");
+                let conn = rusqlite::Connection::open(self.data_dir().join(sqlite_file)).expect("open");
                 conn.execute_batch(sql).expect("sql");
             }
             Backend::Postgres => {

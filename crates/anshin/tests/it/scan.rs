@@ -738,3 +738,829 @@ fn a_slow_input_ends_partial_at_the_file_time_limit() {
     );
     assert!(stdin["bytes"].as_u64().is_some_and(|b| b > 0));
 }
+
+// ---------------------------------------------------------------- databases
+
+/// A finding as the database tests compare it: every locator field and the
+/// masked value (never a raw one).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct DbFinding {
+    path: String,
+    row: u64,
+    field: u64,
+    header: Option<String>,
+    key: Option<String>,
+    category: String,
+    masked: String,
+    byte_offset: u64,
+    line: u64,
+    column: u64,
+}
+
+fn db_findings(lines: &[Value]) -> Vec<DbFinding> {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let mut out: Vec<DbFinding> = lines
+        .iter()
+        .filter(|v| v["type"] == "finding")
+        .map(|v| DbFinding {
+            path: text(&v["path"]).unwrap_or_default(),
+            row: v["row"].as_u64().unwrap_or(0),
+            field: v["field"].as_u64().unwrap_or(0),
+            header: text(&v["header"]),
+            key: text(&v["key"]),
+            category: text(&v["category"]).unwrap_or_default(),
+            masked: text(&v["masked"]).unwrap_or_default(),
+            byte_offset: v["byte_offset"].as_u64().unwrap_or(u64::MAX),
+            line: v["line"].as_u64().unwrap_or(0),
+            column: v["column"].as_u64().unwrap_or(0),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn db_finding(
+    path: &str,
+    row: u64,
+    field: u64,
+    header: &str,
+    key: Option<&str>,
+    category: &str,
+    masked: &str,
+    byte_offset: u64,
+    column: u64,
+) -> DbFinding {
+    DbFinding {
+        path: path.to_owned(),
+        row,
+        field,
+        header: Some(header.to_owned()),
+        key: key.map(str::to_owned),
+        category: category.to_owned(),
+        masked: masked.to_owned(),
+        byte_offset,
+        line: 1,
+        column,
+    }
+}
+
+/// `4532 01•• •••• 1234` for a 16-digit card.
+fn card_mask(card: &str) -> String {
+    format!("{} {}•• •••• {}", &card[..4], &card[4..6], &card[12..])
+}
+
+fn objects_by_path(lines: &[Value]) -> BTreeMap<String, Value> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == "object")
+        .map(|v| (v["path"].as_str().unwrap_or_default().to_owned(), v.clone()))
+        .collect()
+}
+
+/// Asserts that no output format of `args` prints any of `raw`.
+fn assert_no_raw_values(data: &Path, args: &[&str], raw: &[String]) {
+    for format in ["human", "jsonl", "csv", "sarif"] {
+        let mut all = args.to_vec();
+        all.extend(["--format", format, "--min-confidence", "low"]);
+        let out = anshin_scan(data, &all, None);
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty(), "{format}: empty output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for (i, value) in raw.iter().enumerate() {
+            assert!(
+                !stdout.contains(value.as_str()) && !stderr.contains(value.as_str()),
+                "format {format}: planted value #{i} appears in the output"
+            );
+        }
+    }
+}
+
+#[test]
+fn sqlite_tables_are_scanned_with_table_column_and_row_key() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("shop.db");
+    let (card1, card2) = (luhn_complete("4532", 16), luhn_complete("5412", 16));
+    let my_number = "621498320257";
+    {
+        let conn = rusqlite::Connection::open(&file).expect("create");
+        conn.execute_batch(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, 氏名 TEXT, email TEXT, 電話番号 TEXT,
+                                     card_number INTEGER, memo BLOB, score REAL);
+             CREATE TABLE members (email TEXT PRIMARY KEY, mobile TEXT) WITHOUT ROWID;
+             CREATE TABLE log (line TEXT);
+             CREATE VIEW v AS SELECT * FROM log;",
+        )
+        .expect("schema");
+        // id 12 first: rows are numbered in primary-key order.
+        conn.execute(
+            "INSERT INTO customers VALUES (12, NULL, NULL, NULL, NULL, ?1, 1.5)",
+            [format!("カード番号 {card2}").into_bytes()],
+        )
+        .expect("insert");
+        let card1_int: i64 = card1.parse().expect("digits");
+        conn.execute(
+            "INSERT INTO customers VALUES (7, '山田 太郎', 'taro.yamada@example.com', '090-1234-5678', ?1, NULL, 0)",
+            [card1_int],
+        )
+        .expect("insert");
+        conn.execute_batch(
+            "INSERT INTO members VALUES ('hanako.sato@example.org', '080-2345-6789');
+             INSERT INTO log VALUES ('started');",
+        )
+        .expect("insert");
+        conn.execute(
+            "INSERT INTO log VALUES (?1)",
+            [format!("マイナンバー {my_number}")],
+        )
+        .expect("insert");
+    }
+    let url = format!("sqlite://{}", file.display());
+    let out = anshin_scan(data.path(), &[&url, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let customers = format!("{url}!customers");
+    let members = format!("{url}!members");
+    let log = format!("{url}!log");
+    let hanako = Some("email=h•••@example.org");
+    let mut expected = vec![
+        db_finding(&customers, 1, 2, "氏名", Some("id=7"), "name", "•••••", 0, 1),
+        db_finding(
+            &customers,
+            1,
+            3,
+            "email",
+            Some("id=7"),
+            "email",
+            "t•••@example.com",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            4,
+            "電話番号",
+            Some("id=7"),
+            "phone",
+            "090••••5678",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            5,
+            "card_number",
+            Some("id=7"),
+            "card",
+            &card_mask(&card1),
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            2,
+            6,
+            "memo",
+            Some("id=12"),
+            "card",
+            &card_mask(&card2),
+            "カード番号 ".len() as u64,
+            7,
+        ),
+        db_finding(&members, 1, 1, "email", hanako, "email", "h•••@example.org", 0, 1),
+        db_finding(&members, 1, 2, "mobile", hanako, "phone", "080••••6789", 0, 1),
+        db_finding(
+            &log,
+            2,
+            1,
+            "line",
+            None,
+            "my_number",
+            "•••• •••• 0257",
+            "マイナンバー ".len() as u64,
+            8,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(db_findings(&lines), expected);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![customers.clone(), log.clone(), members.clone()],
+        "every table, no view"
+    );
+    assert!(
+        objects
+            .values()
+            .all(|o| o["kind"] == "table" && o["status"] == "complete")
+    );
+
+    // The same locator in SARIF (properties) and CSV (columns).
+    let out = anshin_scan(data.path(), &[&url, "--format", "sarif"], None);
+    let sarif: Value = serde_json::from_slice(&out.stdout).expect("SARIF");
+    let card = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["ruleId"] == "card" && r["properties"]["header"] == "card_number")
+        .expect("the card_number card");
+    assert_eq!(card["properties"]["key"], "id=7");
+    assert_eq!(card["properties"]["row"], 1);
+    assert_eq!(card["properties"]["field"], 5);
+    assert!(
+        card["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("shop.db!customers"))
+    );
+    let out = anshin_scan(data.path(), &[&url, "--format", "csv"], None);
+    let mut reader = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = reader.headers().expect("header").clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).expect("column");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let card_row = rows
+        .iter()
+        .find(|r| &r[at("category")] == "card" && &r[at("header")] == "card_number")
+        .expect("card row");
+    assert_eq!((&card_row[at("row")], &card_row[at("key")]), ("1", "id=7"));
+    assert!(card_row[at("path")].ends_with("shop.db!customers"));
+
+    // Selected tables and a row limit: a table cut short is partial.
+    let out = anshin_scan(
+        data.path(),
+        &[
+            &url,
+            "--table",
+            "LOG",
+            "--table",
+            "customers",
+            "--row-limit",
+            "1",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![customers.clone(), log.clone()]
+    );
+    assert_eq!(objects[&log]["status"], "partial");
+    assert!(
+        objects[&log]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("--row-limit"))
+    );
+    let found = db_findings(&lines);
+    assert_eq!(found.len(), 4, "row 1 of customers only: {found:?}");
+    assert!(found.iter().all(|f| f.path == customers && f.row == 1));
+
+    // Bad input: unknown table (2), missing file (4), malformed URL (2).
+    let out = anshin_scan(data.path(), &[&url, "--table", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("テーブル"));
+    let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
+    let out = anshin_scan(data.path(), &[&missing], None);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("missing.db").exists(), "never created");
+    std::fs::write(dir.path().join("junk.db"), b"not a database at all, really not").expect("write");
+    let junk = format!("sqlite://{}", dir.path().join("junk.db").display());
+    assert_eq!(anshin_scan(data.path(), &[&junk], None).status.code(), Some(4));
+    assert_eq!(
+        anshin_scan(data.path(), &["sqlite://"], None).status.code(),
+        Some(2)
+    );
+    let out = anshin_scan(
+        data.path(),
+        &[dir.path().to_str().expect("path"), "--table", "x"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "--table without a database");
+
+    let raw = vec![
+        card1.clone(),
+        card2.clone(),
+        my_number.to_owned(),
+        "taro.yamada".to_owned(),
+        "hanako.sato".to_owned(),
+        "090-1234-5678".to_owned(),
+        "080-2345-6789".to_owned(),
+        "山田 太郎".to_owned(),
+    ];
+    assert_no_raw_values(data.path(), &[&url], &raw);
+}
+
+/// Drops the test database (and its reader role) even when an assertion fails.
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        // A fresh runtime on its own thread: Drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    let url = crate::harness::postgres_url();
+                    if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                        tokio::spawn(conn);
+                        // Two statements: DROP DATABASE may not share a query string.
+                        let _ = client
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                        let _ = client
+                            .batch_execute(&format!("DROP ROLE IF EXISTS \"{name}_reader\""))
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
+    if !crate::harness::postgres_available().await {
+        return;
+    }
+    // A database of its own, so that "every user table" is exactly these.
+    let id = anshin::ids::TenantId::generate().expect("rng");
+    let name = format!("anshin_scan_it_{}", &id.as_str()[4..]).to_lowercase();
+    let base = crate::harness::postgres_url();
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    let _guard = DropDatabase(name.clone());
+    let mut config: tokio_postgres::Config = base.parse().expect("url");
+    config.dbname(&name);
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+
+    let (card1, card2, card3) = (
+        luhn_complete("4532", 16),
+        luhn_complete("5412", 16),
+        luhn_complete("3569", 16),
+    );
+    let my_number = "621498320257";
+    client
+        .batch_execute(
+            "CREATE SCHEMA crm;
+             CREATE TABLE public.customers (id bigint PRIMARY KEY, full_name text, email varchar(200),
+                 phone text, card_number bigint, my_number char(12), note text, created date, doc bytea,
+                 score float8);
+             CREATE TABLE crm.contacts (email text PRIMARY KEY, mobile text);
+             CREATE TABLE public.events (payload jsonb);
+             CREATE VIEW public.v AS SELECT * FROM public.events;",
+        )
+        .await
+        .expect("schema");
+    let card1_int: i64 = card1.parse().expect("digits");
+    let note = format!("カード番号 {card2}");
+    client
+        .execute(
+            "INSERT INTO public.customers (id, note, created) VALUES (12, $1, '2024-01-01')",
+            &[&note],
+        )
+        .await
+        .expect("insert");
+    client
+        .execute(
+            "INSERT INTO public.customers VALUES (7, '山田 太郎', 'taro.yamada@example.com', '090-1234-5678',
+                 $1, $2, NULL, '2024-01-02', convert_to('電話 03-1234-5678', 'UTF8'), 4.5)",
+            &[&card1_int, &my_number],
+        )
+        .await
+        .expect("insert");
+    client
+        .batch_execute(
+            "INSERT INTO crm.contacts VALUES ('hanako.sato@example.org', '080-2345-6789');
+             INSERT INTO public.events VALUES ('{\"a\": 1}');",
+        )
+        .await
+        .expect("insert");
+    let payload = format!("{{\"card\": \"{card3}\"}}");
+    client
+        .execute("INSERT INTO public.events VALUES ($1::text::jsonb)", &[&payload])
+        .await
+        .expect("insert");
+
+    let mut display: tokio_postgres::Config = base.parse().expect("url");
+    display.dbname(&name);
+    let user = display.get_user().unwrap_or("postgres").to_owned();
+    let host = match &display.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = display.get_ports().first().copied().unwrap_or(5432);
+    // Report paths name the database without the role that read it.
+    let shown = format!("postgres://{host}:{port}/{name}");
+    let url = format!("postgres://{user}@{host}:{port}/{name}");
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = anshin_scan(data.path(), &[&url, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let customers = format!("{shown}!public.customers");
+    let contacts = format!("{shown}!crm.contacts");
+    let events = format!("{shown}!public.events");
+    let hanako = Some("email=h•••@example.org");
+    let mut expected = vec![
+        db_finding(&customers, 1, 2, "full_name", Some("id=7"), "name", "•••••", 0, 1),
+        db_finding(
+            &customers,
+            1,
+            3,
+            "email",
+            Some("id=7"),
+            "email",
+            "t•••@example.com",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            4,
+            "phone",
+            Some("id=7"),
+            "phone",
+            "090••••5678",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            5,
+            "card_number",
+            Some("id=7"),
+            "card",
+            &card_mask(&card1),
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            6,
+            "my_number",
+            Some("id=7"),
+            "my_number",
+            "•••• •••• 0257",
+            0,
+            1,
+        ),
+        db_finding(
+            &customers,
+            1,
+            9,
+            "doc",
+            Some("id=7"),
+            "phone",
+            "031•••5678",
+            "電話 ".len() as u64,
+            4,
+        ),
+        db_finding(
+            &customers,
+            2,
+            7,
+            "note",
+            Some("id=12"),
+            "card",
+            &card_mask(&card2),
+            "カード番号 ".len() as u64,
+            7,
+        ),
+        db_finding(
+            &contacts,
+            1,
+            1,
+            "email",
+            hanako,
+            "email",
+            "h•••@example.org",
+            0,
+            1,
+        ),
+        db_finding(&contacts, 1, 2, "mobile", hanako, "phone", "080••••6789", 0, 1),
+        db_finding(
+            &events,
+            2,
+            1,
+            "payload",
+            None,
+            "card",
+            &card_mask(&card3),
+            "{\"card\": \"".len() as u64,
+            11,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(db_findings(&lines), expected);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![contacts.clone(), customers.clone(), events.clone()],
+        "every user table of every schema, no view"
+    );
+    assert!(
+        objects
+            .values()
+            .all(|o| o["kind"] == "table" && o["status"] == "complete")
+    );
+
+    // Selected (schema-qualified or on the search path) with a row limit.
+    let out = anshin_scan(
+        data.path(),
+        &[
+            &url,
+            "--table",
+            "events",
+            "--table",
+            "crm.contacts",
+            "--row-limit",
+            "1",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let objects = objects_by_path(&lines);
+    assert_eq!(
+        objects.keys().cloned().collect::<Vec<_>>(),
+        vec![contacts.clone(), events.clone()]
+    );
+    assert_eq!(objects[&events]["status"], "partial");
+    assert_eq!(
+        objects[&contacts]["status"], "complete",
+        "one row: the limit cut nothing"
+    );
+    assert_eq!(db_findings(&lines).len(), 2, "the events card is in row 2");
+
+    // Bad input: unknown table (2); unreachable server (4), password never shown.
+    let out = anshin_scan(data.path(), &[&url, "--table", "crm.nosuch"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = anshin_scan(
+        data.path(),
+        &["postgres://scanner:hunter2-secret@127.0.0.1:1/shop"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("postgres://scanner@127.0.0.1:1/shop"), "{stderr}");
+    assert!(!stderr.contains("hunter2"));
+    let out = anshin_scan(data.path(), &["postgres://scanner:hunter2-secret@h:port/x"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+
+    // Streamed past one fetch (512 rows): the card in row 1300 is found with
+    // its number and key; a row limit short of it finds nothing and says so.
+    let card4 = luhn_complete("2221", 16);
+    client
+        .batch_execute(
+            "CREATE TABLE public.big (n int PRIMARY KEY, memo text);
+             INSERT INTO public.big SELECT g, 'row ' || g FROM generate_series(1, 1500) AS g;",
+        )
+        .await
+        .expect("big table");
+    client
+        .execute(
+            "UPDATE public.big SET memo = $1 WHERE n = 1300",
+            &[&format!("カード番号 {card4}")],
+        )
+        .await
+        .expect("update");
+    let big = format!("{shown}!public.big");
+    let out = anshin_scan(
+        data.path(),
+        &[&url, "--table", "public.big", "--format", "jsonl"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    assert_eq!(
+        db_findings(&lines),
+        vec![db_finding(
+            &big,
+            1300,
+            2,
+            "memo",
+            Some("n=1300"),
+            "card",
+            &card_mask(&card4),
+            "カード番号 ".len() as u64,
+            7,
+        )]
+    );
+    assert_eq!(objects_by_path(&lines)[&big]["status"], "complete");
+    let out = anshin_scan(
+        data.path(),
+        &[
+            &url,
+            "--table",
+            "public.big",
+            "--row-limit",
+            "1299",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    let lines = jsonl(&out);
+    assert!(db_findings(&lines).is_empty());
+    assert_eq!(objects_by_path(&lines)[&big]["status"], "partial");
+
+    // A role that may read one table: the others are reported skipped, not fatal.
+    let reader = format!("{name}_reader");
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE \"{reader}\" LOGIN; GRANT CONNECT ON DATABASE \"{name}\" TO \"{reader}\";
+             GRANT USAGE ON SCHEMA crm TO \"{reader}\"; GRANT SELECT ON crm.contacts TO \"{reader}\";"
+        ))
+        .await
+        .expect("reader role");
+    let reader_url = format!("postgres://{reader}@{host}:{port}/{name}");
+    let out = anshin_scan(data.path(), &[&reader_url, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let objects = objects_by_path(&lines);
+    // The same paths whichever role reads.
+    let as_reader = |table: &str| format!("{shown}!{table}");
+    assert_eq!(objects[&as_reader("crm.contacts")]["status"], "complete");
+    for table in ["public.customers", "public.events", "public.big"] {
+        let o = &objects[&as_reader(table)];
+        assert_eq!(o["status"], "skipped", "{table}");
+        assert_eq!(o["reason"], "no SELECT privilege on the table");
+    }
+    assert_eq!(db_findings(&lines).len(), 2, "the two contacts cells only");
+
+    let raw = vec![
+        card1.clone(),
+        card2.clone(),
+        card3.clone(),
+        card4.clone(),
+        my_number.to_owned(),
+        "taro.yamada".to_owned(),
+        "hanako.sato".to_owned(),
+        "090-1234-5678".to_owned(),
+        "080-2345-6789".to_owned(),
+        "03-1234-5678".to_owned(),
+        "山田 太郎".to_owned(),
+    ];
+    assert_no_raw_values(data.path(), &[&url], &raw);
+}
+
+#[test]
+fn inventory_records_locations_and_what_changed_since() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let work = tempfile::tempdir().expect("tempdir");
+    let card = luhn_complete("4532", 16);
+    let csv = format!("氏名,電話番号,カード番号\n山田 太郎,090-1234-5678,{card}\n佐藤 花子,080-2345-6789,\n");
+    std::fs::write(tree.path().join("orders.csv"), &csv).expect("write");
+    std::fs::write(tree.path().join("note.txt"), "連絡先 taro@example.com\n").expect("write");
+    let db = work.path().join("shop.db");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("create");
+        conn.execute_batch(
+            "CREATE TABLE members (id INTEGER PRIMARY KEY, email TEXT);
+             INSERT INTO members VALUES (1, 'hanako.sato@example.org'), (2, 'jiro@example.net');",
+        )
+        .expect("db");
+    }
+    let root = tree.path().to_str().expect("path");
+    let url = format!("sqlite://{}", db.display());
+    let inventory = work.path().join("inventory.json");
+    let inv = inventory.to_str().expect("path");
+    let out = anshin_scan(
+        data.path(),
+        &[root, &url, "--inventory", inv, "--format", "jsonl"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first: Value = serde_json::from_slice(&std::fs::read(&inventory).expect("written")).expect("JSON");
+    assert_eq!(first["format"], "anshin-inventory/1");
+    assert!(first["changes"].is_null(), "no earlier inventory");
+    assert!(first["scanned_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(first["parameters"]["inputs"], serde_json::json!([root, url]));
+    let locations = |inv: &Value| -> Vec<(String, Option<String>, u64, u64)> {
+        inv["locations"]
+            .as_array()
+            .expect("locations")
+            .iter()
+            .map(|l| {
+                (
+                    l["path"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .replace(root, "ROOT")
+                        .replace(&url, "DB"),
+                    l["column"].as_str().map(str::to_owned),
+                    l["findings"].as_u64().unwrap_or(0),
+                    l["records"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let col = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        locations(&first),
+        // Sorted by path (the /tmp tree before sqlite://), then column.
+        vec![
+            ("ROOT/note.txt".to_owned(), None, 1, 1),
+            ("ROOT/orders.csv".to_owned(), col("カード番号"), 1, 1),
+            ("ROOT/orders.csv".to_owned(), col("氏名"), 2, 2),
+            ("ROOT/orders.csv".to_owned(), col("電話番号"), 2, 2),
+            ("DB!members".to_owned(), col("email"), 2, 2),
+        ]
+    );
+    assert_eq!(first["totals"]["categories"]["card"]["findings"], 1);
+    assert_eq!(first["locations"][1]["categories"]["card"]["records"], 1);
+
+    // Later: the card column emptied, a row gone from the table, a new file.
+    std::fs::write(
+        tree.path().join("orders.csv"),
+        "氏名,電話番号,カード番号\n山田 太郎,090-1234-5678,\n佐藤 花子,080-2345-6789,\n",
+    )
+    .expect("write");
+    std::fs::write(tree.path().join("new.txt"), "マイナンバー 621498320257\n").expect("write");
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute("DELETE FROM members WHERE id = 2", [])
+        .expect("delete");
+    let out = anshin_scan(data.path(), &[root, &url, "--inventory", inv], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 new / 新規, 1 gone / 消滅, 1 changed / 増減"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gone       ") && stderr.contains("orders.csv [カード番号]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("members [email]: email 2 → 1"), "{stderr}");
+    let second: Value = serde_json::from_slice(&std::fs::read(&inventory).expect("written")).expect("JSON");
+    let changes = &second["changes"];
+    assert_eq!(changes["previous_scanned_at"], first["scanned_at"]);
+    assert_eq!(changes["same_parameters"], true);
+    assert_eq!(changes["new"][0]["path"], format!("{root}/new.txt"));
+    assert_eq!(changes["gone"][0]["column"], "カード番号");
+    assert_eq!(changes["changed"][0]["before"]["email"]["records"], 2);
+    assert_eq!(changes["changed"][0]["after"]["email"]["records"], 1);
+
+    // No value in the inventory or the messages.
+    let written = std::fs::read_to_string(&inventory).expect("read");
+    for raw in [
+        card.as_str(),
+        "621498320257",
+        "090-1234-5678",
+        "hanako.sato",
+        "taro@",
+        "山田 太郎",
+    ] {
+        assert!(
+            !written.contains(raw) && !stderr.contains(raw),
+            "a planted value is in the inventory"
+        );
+    }
+
+    // A file that is not an inventory is left alone (exit 2).
+    let other = work.path().join("notes.json");
+    std::fs::write(&other, "{\"mine\": true}").expect("write");
+    let out = anshin_scan(
+        data.path(),
+        &[root, "--inventory", other.to_str().expect("path")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&other).expect("read"), "{\"mine\": true}");
+}

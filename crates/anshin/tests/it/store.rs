@@ -4,11 +4,12 @@
 
 use anshin::access::Role;
 use anshin::db::credentials::KeyRow;
+use anshin::db::inventory::InventoryRow;
 use anshin::db::{
     CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, PrincipalRow, Scope, Sealed,
     ShopRow, TenantKeyRow, TenantRow,
 };
-use anshin::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
+use anshin::ids::{CardToken, CustomerId, InventoryId, OrderId, PrincipalId, ShopId, TenantId};
 
 use crate::harness::{TestApp, both_backends};
 
@@ -22,6 +23,7 @@ both_backends!(
     principals_by_key_hash_and_disable,
     releasing_a_card_shreds_it_only_when_no_shop_holds_it,
     data_survives_reopening,
+    inventories_keep_history_per_tenant,
 );
 
 fn sealed<const N: usize>(tag: u8) -> Sealed<N> {
@@ -682,4 +684,66 @@ fn record() -> anshin::db::audit::EntryFor<CardToken> {
             subjects: Vec::new(),
         })
     })
+}
+
+async fn inventories_keep_history_per_tenant(t: TestApp) {
+    let store = &t.app.store;
+    let (tenant, _) = tenant_and_shop(&t).await;
+    let (other, _) = tenant_and_shop(&t).await;
+    let operator = PrincipalRow {
+        id: PrincipalId::generate().expect("rng"),
+        name: "scanner".into(),
+        role: Role::Operator,
+        tenant_id: Some(tenant.clone()),
+        shop_id: None,
+        allowed_ips: None,
+        created_at: 1,
+        disabled_at: None,
+    };
+    let key = KeyRow {
+        key_hash: [42; 32],
+        principal_id: operator.id.clone(),
+        created_at: 1,
+        expires_at: 1_000,
+        revoked_at: None,
+    };
+    store
+        .insert_principal(operator.clone(), key)
+        .await
+        .expect("principal");
+    let row = |tenant: &TenantId, at: i64, body: &str| InventoryRow {
+        id: InventoryId::generate().expect("rng"),
+        tenant_id: tenant.clone(),
+        uploaded_by: operator.id.clone(),
+        uploaded_at: at,
+        scanned_at: format!("2026-12-0{at}T00:00:00Z"),
+        locations: 3,
+        findings: u64::try_from(at).expect("small") * 10,
+        body: Some(body.to_owned()),
+    };
+    assert!(store.latest_inventory(&tenant).await.expect("read").is_none());
+    let (first, second) = (row(&tenant, 1, "{\"n\":1}"), row(&tenant, 2, "{\"n\":2}"));
+    // Stored out of order: "latest" is by upload time, not by insertion.
+    store.insert_inventory(second.clone()).await.expect("insert");
+    store.insert_inventory(first.clone()).await.expect("insert");
+    store
+        .insert_inventory(row(&other, 3, "{}"))
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.latest_inventory(&tenant).await.expect("read"),
+        Some(second.clone())
+    );
+    let listed = store.list_inventories(&tenant, 10).await.expect("list");
+    let strip = |r: &InventoryRow| InventoryRow {
+        body: None,
+        ..r.clone()
+    };
+    assert_eq!(
+        listed,
+        vec![strip(&second), strip(&first)],
+        "newest first, without bodies"
+    );
+    assert_eq!(store.list_inventories(&tenant, 1).await.expect("list").len(), 1);
+    assert_eq!(store.list_inventories(&other, 10).await.expect("list").len(), 1);
 }

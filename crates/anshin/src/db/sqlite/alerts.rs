@@ -238,17 +238,4 @@ impl SqliteStore {
         })
         .await
     }
-
-    pub(in crate::db) async fn audit_unsequenced(&self) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-
-    pub(in crate::db) async fn audit_entry_time(&self, index: u64) -> Result<Option<i64>, StoreError> {
-        let idx = i64_from(index)?;
-        self.read(|c| {
-            c.prepare_cached("SELECT time_ms FROM audit_entries WHERE idx = ?1")?
-                .query_row([idx], |r| r.get(0))
-                .optional()
-        })
-    }
 }
