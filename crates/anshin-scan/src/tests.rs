@@ -1201,3 +1201,49 @@ fn speaker_notes_are_located_on_their_slide() {
         (Some(2), 1, 10)
     );
 }
+
+#[test]
+fn inventory_places_dump_tables_and_pdf_pages_apart() {
+    let card = luhn_complete("4539", 16);
+    let dump = format!(
+        "INSERT INTO a (card_number) VALUES ('{card}');\nINSERT INTO b (card_number) VALUES ('{card}'),('{card}');\n"
+    );
+    let line = format!("Card number: {card}");
+    let pdf = pdf_of(&[&[&line], &[&line]]);
+    let mut builder = inventory::InventoryBuilder::default();
+    let d = discovery(Limits::default());
+    for (name, bytes) in [("x.sql", dump.as_bytes()), ("y.pdf", &pdf[..])] {
+        d.scan_reader(name, &mut Cursor::new(bytes), &mut |r| builder.add(&r));
+    }
+    let json = String::from_utf8(
+        builder
+            .finish(
+                "2026-01-01T00:00:00Z".to_owned(),
+                inventory::Parameters::default(),
+                None,
+            )
+            .to_json(),
+    )
+    .expect("utf-8");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let locations: Vec<(String, Option<String>, u64)> = v["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap_or_default().to_owned(),
+                l["column"].as_str().map(str::to_owned),
+                l["records"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        locations,
+        vec![
+            ("x.sql!a".to_owned(), Some("card_number".to_owned()), 1),
+            ("x.sql!b".to_owned(), Some("card_number".to_owned()), 2),
+            ("y.pdf".to_owned(), None, 2),
+        ]
+    );
+}
