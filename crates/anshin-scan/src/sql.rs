@@ -237,7 +237,28 @@ impl<R: BufRead> Src<R> {
     /// backslash escapes in MySQL dumps.
     fn string(&mut self, quote: u8) -> Zeroizing<String> {
         let mut out = Zeroizing::new(Vec::new());
-        while let Some(b) = self.next() {
+        let escapes = self.mysql && quote != b'`';
+        loop {
+            // The run up to the next quote (or backslash) is copied at once:
+            // values are most of a dump's bytes.
+            let run = self.run(|buf| {
+                if escapes {
+                    memchr::memchr2(quote, b'\\', buf)
+                } else {
+                    memchr::memchr(quote, buf)
+                }
+            });
+            if run > 0 {
+                let buf = self.r.fill_buf().unwrap_or_default();
+                let room = MAX_VALUE.saturating_sub(out.len());
+                self.cut |= room < run;
+                out.extend_from_slice(&buf[..run.min(room)]);
+                self.r.consume(run);
+                continue;
+            }
+            let Some(b) = self.next() else {
+                break;
+            };
             let c = if b == quote {
                 if self.peek() == Some(quote) {
                     self.next();
@@ -265,6 +286,28 @@ impl<R: BufRead> Src<R> {
             }
         }
         Zeroizing::new(self.text(&out))
+    }
+
+    /// How many bytes from here, within the buffered bytes, come before the
+    /// first byte `stop` finds; the position is moved past them (the caller
+    /// then consumes them). 0 at a stop byte or at the end.
+    fn run(&mut self, stop: impl Fn(&[u8]) -> Option<usize>) -> usize {
+        let buf = match self.r.fill_buf() {
+            Ok(b) => b,
+            Err(_) => return 0,
+        };
+        let n = stop(buf).unwrap_or(buf.len());
+        let run = &buf[..n];
+        let chars = |b: &[u8]| b.iter().filter(|&&c| c & 0xC0 != 0x80).count();
+        self.pos.offset += n as u64;
+        match memchr::memrchr(b'\n', run) {
+            Some(last) => {
+                self.pos.line += memchr::memchr_iter(b'\n', run).count();
+                self.pos.column = 1 + chars(&run[last + 1..]);
+            }
+            None => self.pos.column += chars(run),
+        }
+        n
     }
 
     /// Skips to the end of the statement (a `;` outside strings).
@@ -780,6 +823,21 @@ fn copy_line<R: BufRead>(src: &mut Src<R>) -> Option<Vec<Cell>> {
     let mut end_marker = false;
     loop {
         let at_start = src.pos.offset == line_start;
+        // Plain bytes up to the next tab, line end or escape, at once (not
+        // while a marker may be ending: its CR is looked at byte by byte).
+        let run = if end_marker {
+            0
+        } else {
+            src.run(|buf| memchr::memchr3(b'\t', b'\n', b'\\', buf))
+        };
+        if run > 0 {
+            let buf = src.r.fill_buf().unwrap_or_default();
+            let room = MAX_VALUE.saturating_sub(value.len());
+            src.cut |= room < run;
+            value.extend_from_slice(&buf[..run.min(room)]);
+            src.r.consume(run);
+            continue;
+        }
         let b = src.next();
         match b {
             None | Some(b'\n') if end_marker => return None,
