@@ -1,5 +1,7 @@
 //! Archives and text objects as `anshin scan` reads them (zip, tar, gzip,
-//! nested, Word and Excel parts inside zips, e-mail and mailboxes, CSV,
+//! nested, Word and Excel parts inside zips, PDF pages (sniffed by `%PDF-`
+//! whatever the name; the seed in the corpus is a small hand-written PDF),
+//! e-mail and mailboxes, CSV,
 //! every encoding), from hostile bytes under any name: never panic, never
 //! hang, always report the object. Small limits so the fuzzer reaches the
 //! limit paths (depth, ratio, budget, members, long lines).
@@ -10,7 +12,9 @@ use anshin_crypto::secret::KeyBytes;
 use anshin_scan::{Discovery, Limits, Scanner};
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 8] = ["a.zip", "b.tar", "c.gz", "d.csv", "e.tsv", "f.txt", "g.eml", "h.mbox"];
+const NAMES: [&str; 9] = [
+    "a.zip", "b.tar", "c.gz", "d.csv", "e.tsv", "f.txt", "g.eml", "h.mbox", "i.pdf",
+];
 
 fuzz_target!(|input: &[u8]| {
     let Some((&selector, bytes)) = input.split_first() else {

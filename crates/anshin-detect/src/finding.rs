@@ -168,6 +168,10 @@ pub struct Locator {
     pub column: usize,
     /// Row and field for CSV/TSV scans.
     pub record: Option<RecordLocator>,
+    /// 1-based page of a PDF document or slide of a presentation; line,
+    /// column and byte offset are then positions in that page's extracted
+    /// text. Set by the document readers.
+    pub page: Option<usize>,
 }
 
 /// A CSV/TSV cell.
@@ -186,6 +190,10 @@ pub struct RecordLocator {
     /// Key values the detectors flag are masked as findings are. `None`
     /// elsewhere (then `row` is the record's ordinal).
     pub key: Option<String>,
+    /// The table of a SQL dump the row belongs to (then `row` counts the
+    /// table's data rows from 1 and `header` is the column name). Set by the
+    /// dump reader.
+    pub table: Option<String>,
 }
 
 /// One piece of personal or card data found in the input. It carries no raw

@@ -300,6 +300,7 @@ fn resolve(decoded: &DecodedText<'_>, mut out: Vec<scan::Candidate>, headers: &[
             field,
             header: field.checked_sub(1).and_then(|i| headers.get(i)).cloned(),
             key: None,
+            table: None,
         });
         findings.push(Finding {
             category: c.category,
@@ -314,6 +315,7 @@ fn resolve(decoded: &DecodedText<'_>, mut out: Vec<scan::Candidate>, headers: &[
                 line,
                 column,
                 record,
+                page: None,
             },
         });
     }

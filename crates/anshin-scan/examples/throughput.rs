@@ -10,6 +10,8 @@
 //! - `pipeline_plain_text_1_thread`: the same bytes through `Discovery`
 //!   (8 MiB chunks, encoding detection, locator rebasing), one thread.
 //! - `pipeline_plain_text_2_threads`: two copies scanned at once.
+//! - `pipeline_sql_dump_1_thread`: the same text as a mysqldump (a row per
+//!   line, extended INSERTs), read as a table.
 //! - `corpus_accuracy`: the labelled corpus (text and CSV in every encoding),
 //!   precision and recall per category against its keyed ground truth.
 //!
@@ -80,6 +82,27 @@ fn line(scenario: &str, bytes: usize, (wall, cpu, findings): (f64, f64, usize)) 
     );
 }
 
+/// `text` as a MySQL dump: a row per line, 100 rows per INSERT.
+fn sql_dump(text: &str) -> String {
+    let mut out = String::from(
+        "-- MySQL dump 10.13\nCREATE TABLE `notes` (\n  `id` int NOT NULL,\n  `note` text,\n  PRIMARY KEY (`id`)\n);\n",
+    );
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(if i % 100 == 0 {
+            "INSERT INTO `notes` VALUES "
+        } else {
+            ","
+        });
+        let escaped = line.replace('\\', "\\\\").replace('\'', "\\'");
+        out.push_str(&format!("({i},'{escaped}')"));
+        if i % 100 == 99 {
+            out.push_str(";\n");
+        }
+    }
+    out.push_str(";\n");
+    out
+}
+
 fn main() {
     let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(64);
     let s = scanner();
@@ -120,6 +143,19 @@ fn main() {
         })
     });
     line("pipeline_plain_text_2_threads", 2 * bytes.len(), (wall, 0.0, n));
+
+    // The same text as a mysqldump: extended INSERTs of 100 rows, one line of
+    // the text per `note` value, streamed through the SQL reader (tokenizer,
+    // per-table CSV chunks, locator mapping), one thread.
+    let dump = sql_dump(&text);
+    let sql = best_of(3, || {
+        let mut n = 0;
+        discovery.scan_reader("dump.sql", &mut Cursor::new(dump.as_bytes()), &mut |r| {
+            n += r.findings.len()
+        });
+        n
+    });
+    line("pipeline_sql_dump_1_thread", dump.len(), sql);
 
     // Accuracy: every document of the labelled corpus through the pipeline,
     // findings matched to the truth by (document, category, fingerprint).

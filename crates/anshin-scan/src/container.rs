@@ -16,8 +16,10 @@ use zeroize::Zeroizing;
 
 use crate::mail;
 use crate::office::{self, Office};
+use crate::pdf;
+use crate::sql;
 use crate::text;
-use crate::{Discovery, ObjectKind, ObjectReport, Status};
+use crate::{Deadline, Discovery, ObjectKind, ObjectReport, Status};
 
 /// Expanded bytes allowed before the ratio applies (small members of highly
 /// compressible text legitimately reach 100:1).
@@ -28,6 +30,8 @@ pub(crate) struct Ctx<'d> {
     pub discovery: &'d Discovery,
     /// Expanded bytes left in this input's budget.
     expanded_left: Cell<u64>,
+    /// The per-file time limit of this input, started when it is opened.
+    pub deadline: Deadline,
 }
 
 impl<'d> Ctx<'d> {
@@ -35,7 +39,37 @@ impl<'d> Ctx<'d> {
         Self {
             discovery,
             expanded_left: Cell::new(discovery.limits.max_expanded),
+            deadline: Deadline::after(discovery.limits.file_timeout),
         }
+    }
+
+    /// An I/O error carrying the time-limit reason, once the time is up.
+    fn check_time(&self) -> io::Result<()> {
+        if self.deadline.passed() {
+            return Err(io::Error::other(LimitHit(self.deadline.reason())));
+        }
+        Ok(())
+    }
+}
+
+/// The raw bytes of a top-level input, cut off by the per-file time limit:
+/// every read first checks the deadline, so a slow source (a stalled pipe
+/// that still trickles, a slow network mount) ends like any other limit.
+pub(crate) struct Timed<'c, 'd, R> {
+    pub inner: R,
+    pub ctx: &'c Ctx<'d>,
+}
+
+impl<R: Read> Read for Timed<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ctx.check_time()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Timed<'_, '_, R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 
@@ -53,9 +87,22 @@ impl std::error::Error for LimitHit {}
 
 /// The reason to report for a read error: the limit's message, or the I/O error.
 pub(crate) fn limit_reason(e: &io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<LimitHit>()) {
+    match limit_hit(e) {
         Some(hit) => hit.0.clone(),
         None => format!("read error: {e}"),
+    }
+}
+
+fn limit_hit(e: &io::Error) -> Option<&LimitHit> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<LimitHit>())
+}
+
+/// The reason for an archive that stopped reading: a limit as it is, any
+/// other error as corruption.
+fn archive_reason(what: &str, e: &io::Error) -> String {
+    match limit_hit(e) {
+        Some(hit) => hit.0.clone(),
+        None => format!("corrupt {what}: read error: {e}"),
     }
 }
 
@@ -91,6 +138,7 @@ struct Bounded<'c, 'd, R> {
 
 impl<R: Read> Read for Bounded<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ctx.check_time()?;
         let n = self.inner.read(buf)?;
         let n64 = n as u64;
         self.expanded += n64;
@@ -122,6 +170,8 @@ enum Sniffed {
     Zip,
     Gzip,
     Tar,
+    Pdf,
+    Sql,
     Text,
 }
 
@@ -135,8 +185,19 @@ fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Gzip
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         Sniffed::Tar
+    } else if pdf::is_pdf(head) {
+        Sniffed::Pdf
     } else {
         Sniffed::Text
+    }
+}
+
+/// What a stream is: its magic bytes, else (for text) its name or, on
+/// standard input, the first bytes of a SQL dump.
+fn classify(name: &str, head: &[u8]) -> Sniffed {
+    match sniff(head) {
+        Sniffed::Text if sql::is_sql(name, head) => Sniffed::Sql,
+        other => other,
     }
 }
 
@@ -166,7 +227,7 @@ impl Read for Failing {
 /// Scans a file on disk.
 pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn FnMut(ObjectReport)) {
     let mut file = match File::open(path) {
-        Ok(f) => f,
+        Ok(f) => Timed { inner: f, ctx },
         Err(e) => {
             emit(ObjectReport::skipped(
                 name,
@@ -178,7 +239,7 @@ pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn
     };
     let (head, error) = read_head(&mut file);
     if let Some(e) = error {
-        let kind = sniff(&head);
+        let kind = classify(&name, &head);
         let mut reader = Cursor::new(head).chain(Failing(Some(e)));
         dispatch(ctx, name, &mut reader, kind, 0, emit);
         return;
@@ -196,7 +257,7 @@ pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn
         scan_zip(ctx, name, file, 0, emit);
         return;
     }
-    let kind = sniff(&head);
+    let kind = classify(&name, &head);
     let mut reader = Cursor::new(head).chain(file);
     dispatch(ctx, name, &mut reader, kind, 0, emit);
 }
@@ -210,7 +271,7 @@ pub(crate) fn scan_stream(
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let (head, error) = read_head(reader);
-    let kind = sniff(&head);
+    let kind = classify(&name, &head);
     match error {
         None => dispatch(ctx, name, &mut Cursor::new(head).chain(reader), kind, depth, emit),
         Some(e) => dispatch(
@@ -233,7 +294,7 @@ fn dispatch(
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let limits = &ctx.discovery.limits;
-    if kind != Sniffed::Text && depth >= limits.max_depth {
+    if matches!(kind, Sniffed::Zip | Sniffed::Gzip | Sniffed::Tar) && depth >= limits.max_depth {
         let object_kind = match kind {
             Sniffed::Zip => ObjectKind::Zip,
             Sniffed::Gzip => ObjectKind::Gzip,
@@ -262,6 +323,8 @@ fn dispatch(
             let mode = text::mode_for(&name);
             emit(text::scan(ctx, name, reader, mode));
         }
+        Sniffed::Pdf => emit(pdf::scan(ctx, name, reader)),
+        Sniffed::Sql => emit(sql::scan(ctx, name, reader)),
         Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
         Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
         Sniffed::Zip => {
@@ -301,10 +364,14 @@ fn dispatch(
 /// read into memory, as a multiple of [`crate::Limits::max_in_memory`].
 const PART_FACTOR: u64 = 4;
 
+/// Most bytes of a document read whole into memory (an XML part, a PDF).
+pub(crate) fn read_limit(ctx: &Ctx<'_>) -> usize {
+    usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR)).unwrap_or(usize::MAX - 1)
+}
+
 /// Reads a whole XML part of at most `PART_FACTOR × max_in_memory` bytes.
 fn read_xml(ctx: &Ctx<'_>, reader: &mut dyn Read) -> Result<Zeroizing<String>, String> {
-    let max = usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR))
-        .unwrap_or(usize::MAX - 1);
+    let max = read_limit(ctx);
     let mut buf = Zeroizing::new(Vec::new());
     let mut eof = false;
     text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}).map_err(|e| limit_reason(&e))?;
@@ -338,18 +405,136 @@ fn read_part<R: Read + Seek>(
     read_xml(ctx, &mut bounded).map(Some)
 }
 
+/// What the parts of one office file share: the workbook's string table,
+/// the presentation's slide order. Read before the parts that use it.
+#[derive(Default)]
+struct Shared {
+    strings: Vec<Zeroizing<String>>,
+    slides: Vec<String>,
+    /// Speaker-notes part → the slide part it belongs to.
+    notes: Vec<(String, String)>,
+}
+
+/// Most speaker-notes relationship parts read to place notes on slides.
+const MAX_NOTES: usize = 10_000;
+
+impl Shared {
+    /// Reads what this kind of document shares; a part that cannot be read
+    /// leaves the document `partial` (cells show indexes, slides their part
+    /// number) rather than unread.
+    fn read<R: Read + Seek>(
+        ctx: &Ctx<'_>,
+        archive: &mut zip::ZipArchive<R>,
+        office: Option<Office>,
+        report: &mut ObjectReport,
+    ) -> Self {
+        // Each notes part names its slide in its own relationships.
+        let notes_rels: Vec<String> = match office {
+            Some(Office::Pptx) => archive
+                .file_names()
+                .filter_map(Result::ok)
+                .filter(|n| n.starts_with("ppt/notesSlides/_rels/") && n.ends_with(".xml.rels"))
+                .take(MAX_NOTES)
+                .map(|n| n.to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut part = |name: &str, what: &str| match read_part(ctx, archive, name) {
+            Ok(xml) => xml,
+            Err(reason) => {
+                report.degrade(Status::Partial, format!("{what}: {reason}"));
+                None
+            }
+        };
+        let mut shared = Self::default();
+        let parsed = match office {
+            Some(Office::Xlsx) => part("xl/sharedStrings.xml", "shared strings")
+                .map(|xml| office::shared_strings(&xml, &ctx.deadline).map(|s| shared.strings = s)),
+            Some(Office::Pptx) => {
+                for rels in &notes_rels {
+                    let Some(notes) = rels
+                        .strip_prefix("ppt/notesSlides/_rels/")
+                        .and_then(|n| n.strip_suffix(".rels"))
+                        .map(|n| format!("ppt/notesSlides/{n}"))
+                    else {
+                        continue;
+                    };
+                    let Some(xml) = part(rels, "notes") else {
+                        continue;
+                    };
+                    if let Ok(targets) = office::relationships(&xml, &notes, &ctx.deadline)
+                        && let Some((_, slide)) =
+                            targets.into_iter().find(|(_, t)| t.starts_with("ppt/slides/"))
+                    {
+                        shared.notes.push((notes, slide));
+                    }
+                }
+                let presentation = part("ppt/presentation.xml", "slide list");
+                let rels = part("ppt/_rels/presentation.xml.rels", "slide list");
+                presentation
+                    .zip(rels)
+                    .map(|(p, r)| office::slide_order(&p, &r, &ctx.deadline).map(|s| shared.slides = s))
+            }
+            _ => None,
+        };
+        if let Some(Err(e)) = parsed {
+            report.degrade(Status::Partial, format!("shared part: {}", e.0));
+        }
+        shared
+    }
+
+    /// The slide number of a slide part, or of the slide a notes part
+    /// belongs to: its place in the slide list, else the number in its name;
+    /// none for other parts.
+    fn slide(&self, part: &str) -> Option<usize> {
+        let part = if part.starts_with("ppt/notesSlides/") {
+            self.notes
+                .iter()
+                .find(|(n, _)| n == part)
+                .map(|(_, s)| s.as_str())?
+        } else {
+            part
+        };
+        let stem = part.strip_prefix("ppt/slides/slide")?.strip_suffix(".xml")?;
+        match self.slides.iter().position(|s| s == part) {
+            Some(i) => Some(i + 1),
+            None => stem.parse().ok(),
+        }
+    }
+}
+
+/// Scans extracted document text; findings get `page` (a slide number).
+fn scan_text(
+    ctx: &Ctx<'_>,
+    path: String,
+    kind: ObjectKind,
+    bytes: u64,
+    text: &str,
+    page: Option<usize>,
+) -> ObjectReport {
+    let mut r = text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text);
+    r.kind = kind;
+    r.bytes = bytes;
+    for f in &mut r.findings {
+        f.locator.page = page;
+    }
+    r
+}
+
 /// Scans a document part as its text, or a worksheet as its cells.
 fn scan_office_part(
     ctx: &Ctx<'_>,
     path: String,
+    part: &str,
     kind: Office,
     reader: &mut dyn Read,
-    shared: &[Zeroizing<String>],
+    shared: &Shared,
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let object_kind = match kind {
         Office::Docx => ObjectKind::Docx,
         Office::Xlsx => ObjectKind::Xlsx,
+        Office::Pptx => ObjectKind::Pptx,
         Office::Odf => ObjectKind::Odf,
     };
     let xml = match read_xml(ctx, reader) {
@@ -358,16 +543,18 @@ fn scan_office_part(
     };
     let bytes = xml.len() as u64;
     match kind {
-        Office::Docx => match office::docx_text(&xml) {
-            Ok(text) => {
-                let mut r = text::scan(ctx, path, &mut Cursor::new(text.as_bytes()), text::Mode::Text);
-                r.kind = object_kind;
-                r.bytes = bytes;
-                emit(r);
-            }
+        Office::Docx | Office::Pptx => match office::paragraph_text(&xml, &ctx.deadline) {
+            Ok(text) => emit(scan_text(
+                ctx,
+                path,
+                object_kind,
+                bytes,
+                &text,
+                shared.slide(part),
+            )),
             Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         },
-        Office::Xlsx => match office::sheet_tsv(&xml, shared) {
+        Office::Xlsx => match office::sheet_tsv(&xml, &shared.strings, &ctx.deadline) {
             Ok((tsv, rows)) => {
                 let mut r = scan_sheet(ctx, path, &tsv, &rows);
                 r.kind = object_kind;
@@ -376,17 +563,16 @@ fn scan_office_part(
             }
             Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         },
-        Office::Odf => match office::odf_content(&xml) {
+        Office::Odf => match office::odf_content(&xml, &ctx.deadline) {
             Ok(content) => {
-                let mut r = text::scan(
+                emit(scan_text(
                     ctx,
                     path.clone(),
-                    &mut Cursor::new(content.text.as_bytes()),
-                    text::Mode::Text,
-                );
-                r.kind = object_kind;
-                r.bytes = bytes;
-                emit(r);
+                    object_kind,
+                    bytes,
+                    &content.text,
+                    None,
+                ));
                 for (i, table) in content.tables.iter().enumerate() {
                     let name = if table.name.is_empty() {
                         format!("table{}", i + 1)
@@ -446,38 +632,22 @@ fn scan_zip<R: Read + Seek>(
     let mut report = ObjectReport::new(name, ObjectKind::Zip);
     let mut archive = match zip::ZipArchive::new(reader) {
         Ok(a) => a,
+        Err(zip::result::ZipError::Io(e)) if limit_hit(&e).is_some() => {
+            report.degrade(Status::Skipped, limit_reason(&e));
+            emit(report);
+            return;
+        }
         Err(e) => {
             report.degrade(Status::Skipped, format!("corrupt zip: {e}"));
             emit(report);
             return;
         }
     };
-    let limits = &ctx.discovery.limits;
     let office = office::kind(archive.file_names().filter_map(Result::ok));
-    let shared = match office {
-        Some(Office::Xlsx) => match read_part(ctx, &mut archive, "xl/sharedStrings.xml") {
-            Ok(None) => Vec::new(),
-            Ok(Some(xml)) => office::shared_strings(&xml).unwrap_or_else(|e| {
-                report.degrade(Status::Partial, format!("shared strings: {}", e.0));
-                Vec::new()
-            }),
-            Err(reason) => {
-                report.degrade(Status::Partial, format!("shared strings: {reason}"));
-                Vec::new()
-            }
-        },
-        _ => Vec::new(),
-    };
+    let shared = Shared::read(ctx, &mut archive, office, &mut report);
     for index in 0..archive.len() {
-        if index as u64 >= limits.max_members {
-            report.degrade(
-                Status::Partial,
-                format!("more than {} members: the rest were not read", limits.max_members),
-            );
-            break;
-        }
-        if ctx.expanded_left.get() == 0 {
-            report.degrade(Status::Partial, "expanded-size budget used up");
+        if let Some(reason) = stop_before_member(ctx, index as u64 + 1) {
+            report.degrade(Status::Partial, reason);
             break;
         }
         let listed_name = match archive.name_for_index(index) {
@@ -521,13 +691,32 @@ fn scan_zip<R: Read + Seek>(
             // Read through the cells that use it.
             Some(Office::Xlsx) if member_name == "xl/sharedStrings.xml" => {}
             Some(kind) if office::is_text_part(kind, &member_name) => {
-                scan_office_part(ctx, inner, kind, &mut bounded, &shared, emit);
+                scan_office_part(ctx, inner, &member_name, kind, &mut bounded, &shared, emit);
             }
             _ => scan_stream(ctx, inner, &mut bounded, depth + 1, emit),
         }
         report.bytes += bounded.expanded;
     }
     emit(report);
+}
+
+/// Why an archive stops before its `count`-th member (1-based), if it does:
+/// the member limit, the expanded-size budget of the input, the per-file
+/// time limit. Shared by every archive format, so each stops alike.
+fn stop_before_member(ctx: &Ctx<'_>, count: u64) -> Option<String> {
+    let limits = &ctx.discovery.limits;
+    if count > limits.max_members {
+        Some(format!(
+            "more than {} members: the rest were not read",
+            limits.max_members
+        ))
+    } else if ctx.expanded_left.get() == 0 {
+        Some("expanded-size budget used up".to_owned())
+    } else if ctx.deadline.passed() {
+        Some(ctx.deadline.reason())
+    } else {
+        None
+    }
 }
 
 fn scan_tar(
@@ -542,27 +731,23 @@ fn scan_tar(
     let entries = match archive.entries() {
         Ok(e) => e,
         Err(e) => {
-            report.degrade(Status::Skipped, format!("corrupt tar: {}", limit_reason(&e)));
+            report.degrade(Status::Skipped, archive_reason("tar", &e));
             emit(report);
             return;
         }
     };
-    let limits = &ctx.discovery.limits;
     let mut count = 0u64;
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                report.degrade(Status::Partial, format!("corrupt tar: {}", limit_reason(&e)));
+                report.degrade(Status::Partial, archive_reason("tar", &e));
                 break;
             }
         };
         count += 1;
-        if count > limits.max_members {
-            report.degrade(
-                Status::Partial,
-                format!("more than {} members: the rest were not read", limits.max_members),
-            );
+        if let Some(reason) = stop_before_member(ctx, count) {
+            report.degrade(Status::Partial, reason);
             break;
         }
         if !entry.header().entry_type().is_file() {
@@ -599,11 +784,12 @@ fn scan_gzip(
     if head.is_empty()
         && let Some(e) = error
     {
-        report.degrade(Status::Skipped, format!("corrupt gzip: {}", limit_reason(&e)));
+        report.degrade(Status::Skipped, archive_reason("gzip", &e));
         emit(report);
         return;
     }
-    let kind = sniff(&head);
+    let inner = format!("{}!{}", report.path, gzip_inner_name(&report.path));
+    let kind = classify(&inner, &head);
     let mut failing = Failing(error);
     let broken = failing.0.is_some();
     {
@@ -626,7 +812,6 @@ fn scan_gzip(
                 }
             }
         } else {
-            let inner = format!("{}!{}", report.path, gzip_inner_name(&report.path));
             dispatch(ctx, inner, &mut chained, kind, depth + 1, emit);
         }
     }
@@ -667,5 +852,7 @@ mod tests {
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(sniff(&tar), Sniffed::Tar);
         assert_eq!(sniff(b"hello"), Sniffed::Text);
+        assert_eq!(sniff(b"%PDF-1.7\n"), Sniffed::Pdf);
+        assert_eq!(sniff(b"see %PDF-1.7"), Sniffed::Text);
     }
 }

@@ -94,7 +94,8 @@ pub struct CategoryCount {
 /// One place where personal data lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
-    /// The object: path and inner path, or `DATABASE!schema.table`.
+    /// The object: path and inner path, `DATABASE!schema.table`, or
+    /// `dump.sql!table` for a table of a SQL dump.
     pub path: String,
     /// The column (CSV or sheet header, table column), or `null`.
     pub column: Option<String>,
@@ -327,9 +328,13 @@ impl Inventory {
 struct Spot {
     kind: &'static str,
     findings: u64,
-    records: HashSet<usize>,
-    categories: BTreeMap<&'static str, (u64, HashSet<usize>, u64)>,
+    records: HashSet<RecordId>,
+    categories: BTreeMap<&'static str, (u64, HashSet<RecordId>, u64)>,
 }
+
+/// A record: (page, line) for text (page 0 outside PDFs and slides), (0, row)
+/// for rows of tables, CSV files and sheets.
+type RecordId = (usize, usize);
 
 /// Collects object reports into an inventory.
 #[derive(Debug, Default)]
@@ -357,12 +362,16 @@ impl InventoryBuilder {
                 reason: report.reason.clone().unwrap_or_default(),
             });
         }
-        let mut spots: BTreeMap<Option<&str>, Spot> = BTreeMap::new();
+        // A SQL dump holds many tables: each is a location of its own
+        // (`dump.sql!public.orders`), as a database table is.
+        let mut spots: BTreeMap<(Option<&str>, Option<&str>), Spot> = BTreeMap::new();
         for f in &report.findings {
             let record = f.locator.record.as_ref();
             let column = record.and_then(|r| r.header.as_deref());
-            let id = record.map_or(f.locator.line, |r| r.row);
-            let spot = spots.entry(column).or_default();
+            let table = record.and_then(|r| r.table.as_deref());
+            // Lines of different PDF pages or slides are different records.
+            let id = record.map_or((f.locator.page.unwrap_or(0), f.locator.line), |r| (0, r.row));
+            let spot = spots.entry((table, column)).or_default();
             spot.kind = report.kind.as_str();
             spot.findings += 1;
             spot.records.insert(id);
@@ -371,9 +380,12 @@ impl InventoryBuilder {
             c.1.insert(id);
             c.2 += u64::from(f.test_value);
         }
-        for (column, spot) in spots {
+        for ((table, column), spot) in spots {
             self.locations.push(Location {
-                path: report.path.clone(),
+                path: match table {
+                    Some(t) => format!("{}!{t}", report.path),
+                    None => report.path.clone(),
+                },
                 column: column.map(str::to_owned),
                 kind: spot.kind.to_owned(),
                 findings: spot.findings,

@@ -13,11 +13,21 @@
 //!   ratio, expanded bytes per input and members per archive stop zip
 //!   bombs (a nested zip over 32 MiB goes through an unnamed temporary file
 //!   rather than memory); an object that hits one is
-//!   reported `partial` or `skipped` with the reason, never a crash.
+//!   reported `partial` or `skipped` with the reason, never a crash. A
+//!   per-file time limit (`Limits::file_timeout`, checked between reads,
+//!   chunks, members and XML events) ends a slow input `partial` with the
+//!   reason `time_limit` and the scan goes on with the next.
 //! - **Office documents** (`office`): inside a zip that is a Word or Excel
 //!   file, the document text (docx) and the worksheet cells (xlsx, with the
 //!   sheet's row, column and header) are scanned instead of the raw XML;
+//!   so are PowerPoint slides and notes (pptx, findings carry the slide);
 //!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
+//! - **PDF** (`pdf`): the text of each page, read with lopdf, findings
+//!   located by page; corrupt, encrypted or hostile files are `skipped` with
+//!   the reason (a panic in the reader is caught), never a crash.
+//! - **SQL dumps** (`sql`): `pg_dump` INSERT and COPY blocks, `mysqldump`
+//!   extended INSERTs, streamed statement by statement; each value is a cell
+//!   of its table under its column's name, which works as a CSV header does.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
@@ -56,13 +66,18 @@ pub mod inventory;
 pub mod key;
 mod mail;
 mod office;
+mod pdf;
 pub mod report;
+mod sql;
 mod table;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 mod text;
 mod walk;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use anshin_detect::{Category, Confidence, Finding, Fingerprint, Locator, RecordLocator, Scanner};
 pub use anshin_detect::{ScanOptions, TextEncoding};
@@ -86,6 +101,12 @@ pub struct Limits {
     pub max_in_memory: u64,
     /// Text is scanned in pieces of about this many bytes.
     pub chunk: usize,
+    /// Longest time spent on one input (a file, standard input), all its
+    /// archive members and document parts together; `None` for no limit.
+    /// Checked between reads, chunks, members and XML events, so a slow or
+    /// pathological input ends `partial` (reason `time_limit`) rather than
+    /// holding a worker forever.
+    pub file_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -97,6 +118,7 @@ impl Default for Limits {
             max_members: 100_000,
             max_in_memory: 32 << 20,
             chunk: 8 << 20,
+            file_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -136,6 +158,79 @@ impl Limits {
     pub fn chunk(mut self, bytes: usize) -> Self {
         self.chunk = bytes.max(4096);
         self
+    }
+
+    /// Sets [`Limits::file_timeout`].
+    pub fn file_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.file_timeout = timeout;
+        self
+    }
+}
+
+/// When reading one input must stop: the per-file time limit, measured from
+/// the moment the input is opened. Copied into everything read from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Option<Instant>,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// A deadline `limit` from now, or none.
+    pub(crate) fn after(limit: Option<Duration>) -> Self {
+        Self {
+            at: limit.and_then(|l| clock::now().checked_add(l)),
+            limit: limit.unwrap_or_default(),
+        }
+    }
+
+    /// No deadline (pure parsers called outside a scan, tests).
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self::after(None)
+    }
+
+    /// The time is up. Once true it stays true (the clock is monotonic).
+    pub(crate) fn passed(&self) -> bool {
+        self.at.is_some_and(|at| clock::now() >= at)
+    }
+
+    /// The reason reported for an object cut short by the limit.
+    pub(crate) fn reason(&self) -> String {
+        format!(
+            "{TIME_LIMIT}: reading stopped after the per-file limit of {} s",
+            self.limit.as_secs_f64()
+        )
+    }
+}
+
+/// The reason code of an object cut short by [`Limits::file_timeout`].
+pub const TIME_LIMIT: &str = "time_limit";
+
+/// The clock the per-file time limit is read from. Tests move it forward
+/// (per thread) so that the limit is tested without sleeping or racing.
+pub(crate) mod clock {
+    use std::time::Instant;
+
+    #[cfg(not(test))]
+    pub(crate) fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        static SKEW: std::cell::Cell<std::time::Duration> = const { std::cell::Cell::new(std::time::Duration::ZERO) };
+    }
+
+    #[cfg(test)]
+    pub(crate) fn now() -> Instant {
+        Instant::now() + SKEW.with(std::cell::Cell::get)
+    }
+
+    /// Moves this thread's clock forward.
+    #[cfg(test)]
+    pub(crate) fn advance(by: std::time::Duration) {
+        SKEW.with(|s| s.set(s.get() + by));
     }
 }
 
@@ -191,9 +286,20 @@ pub enum ObjectKind {
     /// The text of an OpenDocument file (`x.odt!content.xml`), outside its
     /// tables: a line per paragraph; byte offsets refer to the extracted text.
     Odf,
+    /// The text of a PowerPoint slide or its notes
+    /// (`x.pptx!ppt/slides/slide2.xml`): a line per paragraph; findings carry
+    /// the slide's number in the slide show (for notes, their slide's) as
+    /// their page.
+    Pptx,
     /// A table of an OpenDocument file (`x.ods!content.xml#Sheet1`): line and
     /// column are the table's row and column, as for [`ObjectKind::Xlsx`].
     OdfTable,
+    /// The text of a PDF document, page by page: findings carry the page, and
+    /// their line, column and byte offset are in that page's extracted text.
+    Pdf,
+    /// A SQL dump (`.sql`, or standard input that starts like one): findings
+    /// carry the table, row, field and column name, and their place in the dump.
+    Sql,
     /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
     /// object of its own (`inbox.mbox!3!orders.csv`).
     Mail,
@@ -216,8 +322,11 @@ impl ObjectKind {
             Self::Gzip => "gzip",
             Self::Docx => "docx",
             Self::Xlsx => "xlsx",
+            Self::Pptx => "pptx",
             Self::Odf => "odf",
             Self::OdfTable => "odf-table",
+            Self::Pdf => "pdf",
+            Self::Sql => "sql",
             Self::Mail => "mail",
             Self::Table => "table",
             Self::Other => "other",
@@ -344,7 +453,11 @@ impl Discovery {
         emit: &mut dyn FnMut(ObjectReport),
     ) {
         let ctx = container::Ctx::new(self);
-        container::scan_stream(&ctx, name.to_owned(), reader, 0, emit);
+        let mut timed = container::Timed {
+            inner: reader,
+            ctx: &ctx,
+        };
+        container::scan_stream(&ctx, name.to_owned(), &mut timed, 0, emit);
     }
 
     /// Scans one file on disk (a zip is read in place, not into memory).

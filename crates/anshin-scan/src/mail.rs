@@ -52,6 +52,10 @@ pub(crate) fn scan(
     let mut number = 0usize;
     let mut too_big = false;
     loop {
+        if ctx.deadline.passed() {
+            report.degrade(Status::Partial, ctx.deadline.reason());
+            break;
+        }
         line.clear();
         let n = match lines.read_until(b'\n', &mut line) {
             Ok(n) => n,

@@ -1,8 +1,12 @@
 //! Office documents inside their zip: the text of Word documents (docx) and
-//! the cells of Excel workbooks (xlsx), read with quick-xml.
+//! PowerPoint slides (pptx), and the cells of Excel workbooks (xlsx), read
+//! with quick-xml.
 //!
-//! A docx part becomes plain text (a line per paragraph, tabs and breaks
-//! kept), so a value split over formatting runs is seen whole. A worksheet
+//! A docx part or a slide becomes plain text (a line per paragraph, tabs and
+//! breaks kept), so a value split over formatting runs is seen whole: Word's
+//! `w:p`/`w:t` and DrawingML's `a:p`/`a:t` share their local names, so one
+//! reader serves both. A slide's number is its place in the presentation's
+//! slide list, not the number in its part name. A worksheet
 //! becomes tab-separated text with one record per row and one field per
 //! column (shared strings resolved, phonetic readings left out), scanned in
 //! CSV mode so that the first row works as a header; findings are then
@@ -13,11 +17,14 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use zeroize::Zeroizing;
 
+use crate::Deadline;
+
 /// Which kind of office document a zip is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Office {
     Docx,
     Xlsx,
+    Pptx,
     /// OpenDocument (odt, ods, …): everything is in `content.xml`.
     Odf,
 }
@@ -29,6 +36,7 @@ pub(crate) fn kind<S: AsRef<str>>(names: impl Iterator<Item = S>) -> Option<Offi
         match n.as_ref() {
             "word/document.xml" => return Some(Office::Docx),
             "xl/workbook.xml" => return Some(Office::Xlsx),
+            "ppt/presentation.xml" => return Some(Office::Pptx),
             "content.xml" => content = true,
             "META-INF/manifest.xml" => manifest = true,
             _ => {}
@@ -58,7 +66,37 @@ pub(crate) fn is_text_part(office: Office, name: &str) -> bool {
                 .any(|p| rest.starts_with(p))
         }
         Office::Xlsx => name.starts_with("xl/worksheets/") && name.ends_with(".xml"),
+        Office::Pptx => {
+            let leaf = |dir: &str, stem: &str| {
+                name.strip_prefix(dir)
+                    .and_then(|rest| rest.strip_prefix(stem))
+                    .and_then(|rest| rest.strip_suffix(".xml"))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            };
+            leaf("ppt/slides/", "slide") || leaf("ppt/notesSlides/", "notesSlide")
+        }
         Office::Odf => name == "content.xml",
+    }
+}
+
+/// Checks the per-file deadline every few thousand XML events (reading the
+/// clock at every event would cost more than the parsing), the first event
+/// included. A parser stopped by it returns early with what it has; the
+/// text scan that follows sees the deadline passed and reports the part
+/// `partial` with the `time_limit` reason.
+struct Pacer<'a> {
+    deadline: &'a Deadline,
+    events: u32,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(deadline: &'a Deadline) -> Self {
+        Self { deadline, events: 0 }
+    }
+
+    fn stop(&mut self) -> bool {
+        self.events = self.events.wrapping_add(1);
+        self.events % 4096 == 1 && self.deadline.passed()
     }
 }
 
@@ -88,26 +126,35 @@ fn push_ref(out: &mut String, name: &str) {
     }
 }
 
-/// The text of a Word part: `w:t` contents, a line per paragraph.
-pub(crate) fn docx_text(xml: &str) -> Result<Zeroizing<String>, XmlError> {
+/// The text of a Word part or a slide: `t` contents, a line per paragraph.
+/// `tab` elements inside a tab-stop list (Word's `w:tabs`, DrawingML's
+/// `a:tabLst`) are stop positions, not characters, and add nothing.
+pub(crate) fn paragraph_text(xml: &str, deadline: &Deadline) -> Result<Zeroizing<String>, XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = Zeroizing::new(String::new());
     let mut in_text = false;
+    let mut tab_stops = 0u32;
     loop {
+        if pacer.stop() {
+            break;
+        }
         match reader.read_event().map_err(xml_err)? {
             Event::Start(e) => match e.local_name().as_ref() {
                 "t" => in_text = true,
-                "tab" => out.push('\t'),
+                "tabs" | "tabLst" => tab_stops += 1,
+                "tab" if tab_stops == 0 => out.push('\t'),
                 "br" | "cr" => out.push('\n'),
                 _ => {}
             },
             Event::Empty(e) => match e.local_name().as_ref() {
-                "tab" => out.push('\t'),
+                "tab" if tab_stops == 0 => out.push('\t'),
                 "br" | "cr" | "p" => out.push('\n'),
                 _ => {}
             },
             Event::End(e) => match e.local_name().as_ref() {
                 "t" => in_text = false,
+                "tabs" | "tabLst" => tab_stops = tab_stops.saturating_sub(1),
                 "p" => out.push('\n'),
                 _ => {}
             },
@@ -121,14 +168,109 @@ pub(crate) fn docx_text(xml: &str) -> Result<Zeroizing<String>, XmlError> {
     Ok(out)
 }
 
+/// The slide parts of a presentation in slide-show order, from the slide
+/// list of `ppt/presentation.xml` (`p:sldId r:id`) and the targets of those
+/// relationships in `ppt/_rels/presentation.xml.rels`. Slide N is the N-th
+/// name returned.
+pub(crate) fn slide_order(
+    presentation: &str,
+    rels: &str,
+    deadline: &Deadline,
+) -> Result<Vec<String>, XmlError> {
+    let mut ids = Vec::new();
+    let mut reader = Reader::from_str(presentation);
+    let mut pacer = Pacer::new(deadline);
+    loop {
+        if pacer.stop() {
+            break;
+        }
+        match reader.read_event().map_err(xml_err)? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "sldId" => {
+                // r:id (the relationship), not the bare id (a slide number).
+                let id = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.local_name().as_ref() == "id" && a.key.prefix().is_some());
+                if let Some(a) = id {
+                    ids.push(a.value.into_owned());
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let targets = relationships(rels, "ppt/presentation.xml", deadline)?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| targets.iter().find(|(i, _)| i == id).map(|(_, t)| t.clone()))
+        .collect())
+}
+
+/// The relationships of a part (from its `_rels/*.rels`): id and target
+/// part, the target resolved against the source part's folder.
+pub(crate) fn relationships(
+    rels: &str,
+    source: &str,
+    deadline: &Deadline,
+) -> Result<Vec<(String, String)>, XmlError> {
+    let folder = source.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let mut out = Vec::new();
+    let mut reader = Reader::from_str(rels);
+    let mut pacer = Pacer::new(deadline);
+    loop {
+        if pacer.stop() {
+            break;
+        }
+        match reader.read_event().map_err(xml_err)? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "Relationship" => {
+                let attr = |name: &str| {
+                    e.try_get_attribute(name)
+                        .ok()
+                        .flatten()
+                        .map(|a| a.value.into_owned())
+                };
+                if let (Some(id), Some(target)) = (attr("Id"), attr("Target")) {
+                    out.push((id, resolve_part(folder, &target)));
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A relationship target as a part name: absolute (`/ppt/x.xml`) or
+/// relative to `folder`, `..` segments applied.
+fn resolve_part(folder: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = match target.strip_prefix('/') {
+        Some(_) => Vec::new(),
+        None => folder.split('/').filter(|p| !p.is_empty()).collect(),
+    };
+    for seg in target.trim_start_matches('/').split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
 /// The shared-string table of a workbook (`xl/sharedStrings.xml`), phonetic
 /// readings (`rPh`) left out.
-pub(crate) fn shared_strings(xml: &str) -> Result<Vec<Zeroizing<String>>, XmlError> {
+pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<Vec<Zeroizing<String>>, XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = Vec::new();
     let mut current = Zeroizing::new(String::new());
     let (mut in_si, mut in_t, mut phonetic) = (false, false, 0u32);
     loop {
+        if pacer.stop() {
+            break;
+        }
         match reader.read_event().map_err(xml_err)? {
             Event::Start(e) => match e.local_name().as_ref() {
                 "si" => {
@@ -180,7 +322,7 @@ fn cell_ref(r: &str) -> Option<(u32, u32)> {
     Some((digits.parse().ok()?, col))
 }
 
-fn push_field(out: &mut String, value: &str) {
+pub(crate) fn push_field(out: &mut String, value: &str) {
     if value.contains(['\t', '\n', '\r', '"']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));
@@ -195,8 +337,10 @@ fn push_field(out: &mut String, value: &str) {
 pub(crate) fn sheet_tsv(
     xml: &str,
     shared: &[Zeroizing<String>],
+    deadline: &Deadline,
 ) -> Result<(Zeroizing<String>, Vec<u32>), XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = Zeroizing::new(String::new());
     let mut rows = Vec::new();
     let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
@@ -206,6 +350,9 @@ pub(crate) fn sheet_tsv(
     let (mut in_v, mut in_t, mut in_cell) = (false, false, false);
     let mut phonetic = 0u32;
     loop {
+        if pacer.stop() {
+            break;
+        }
         match reader.read_event().map_err(xml_err)? {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "row" => {
                 let r = e
@@ -325,8 +472,9 @@ fn sink<'a>(in_cell: bool, cell: &'a mut String, text: &'a mut String) -> &'a mu
 }
 
 /// Parses `content.xml` of an odt, ods or odp file.
-pub(crate) fn odf_content(xml: &str) -> Result<OdfContent, XmlError> {
+pub(crate) fn odf_content(xml: &str, deadline: &Deadline) -> Result<OdfContent, XmlError> {
     let mut reader = Reader::from_str(xml);
+    let mut pacer = Pacer::new(deadline);
     let mut out = OdfContent::default();
     let mut table: Option<OdfTable> = None;
     let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
@@ -337,6 +485,13 @@ pub(crate) fn odf_content(xml: &str) -> Result<OdfContent, XmlError> {
     // Depth of text:p / text:h elements we are inside.
     let mut para = 0u32;
     loop {
+        if pacer.stop() {
+            // Keep the rows of a table cut short by the deadline.
+            if let Some(t) = table.take() {
+                out.tables.push(t);
+            }
+            break;
+        }
         let event = reader.read_event().map_err(xml_err)?;
         match event {
             Event::Start(e) => match e.name().as_ref() {
@@ -448,18 +603,53 @@ mod tests {
     #[test]
     fn docx_paragraphs_join_runs() {
         let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>カード番号：</w:t></w:r><w:r><w:t>4111 1111</w:t></w:r><w:r><w:t xml:space="preserve"> 1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
-        let text = docx_text(xml).expect("parse");
+        let text = paragraph_text(xml, &Deadline::none()).expect("parse");
         assert_eq!(text.as_str(), "カード番号：4111 1111 1111 1111\nA&B\tx\n");
+    }
+
+    #[test]
+    fn slides_and_tab_stops() {
+        // DrawingML: tab stops in a:tabLst are not text; a:br breaks the line.
+        let slide = r#"<p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:pPr><a:tabLst><a:tab pos="914400" algn="l"/></a:tabLst></a:pPr><a:r><a:t>カード番号：</a:t></a:r><a:r><a:t>4111</a:t></a:r><a:br><a:rPr/></a:br><a:r><a:t>next</a:t></a:r></a:p><a:p><a:r><a:t>x</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#;
+        let text = paragraph_text(slide, &Deadline::none()).expect("parse");
+        assert_eq!(text.as_str(), "カード番号：4111\nnext\nx\n");
+        // Word's tab stops (w:tabs) likewise.
+        let doc = r#"<w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t>a</w:t><w:tab/><w:t>b</w:t></w:r></w:p>"#;
+        assert_eq!(
+            paragraph_text(doc, &Deadline::none()).expect("parse").as_str(),
+            "a\tb\n"
+        );
+
+        let presentation = r#"<p:presentation xmlns:p="p" xmlns:r="r"><p:sldIdLst><p:sldId id="257" r:id="rId3"/><p:sldId id="256" r:id="rId2"/></p:sldIdLst></p:presentation>"#;
+        let rels = r#"<Relationships><Relationship Id="rId1" Type="t/slideMaster" Target="slideMasters/slideMaster1.xml"/><Relationship Id="rId2" Type="t/slide" Target="slides/slide1.xml"/><Relationship Id="rId3" Type="t/slide" Target="/ppt/slides/slide2.xml"/></Relationships>"#;
+        assert_eq!(
+            slide_order(presentation, rels, &Deadline::none()).expect("parse"),
+            vec!["ppt/slides/slide2.xml", "ppt/slides/slide1.xml"]
+        );
+        assert_eq!(
+            resolve_part("ppt/notesSlides", "../slides/slide3.xml"),
+            "ppt/slides/slide3.xml"
+        );
+        assert_eq!(
+            resolve_part("ppt", "/ppt/slides/slide1.xml"),
+            "ppt/slides/slide1.xml"
+        );
+        assert_eq!(resolve_part("ppt", "slides/slide1.xml"), "ppt/slides/slide1.xml");
+        assert!(is_text_part(Office::Pptx, "ppt/slides/slide12.xml"));
+        assert!(is_text_part(Office::Pptx, "ppt/notesSlides/notesSlide1.xml"));
+        assert!(!is_text_part(Office::Pptx, "ppt/slides/_rels/slide1.xml.rels"));
+        assert!(!is_text_part(Office::Pptx, "ppt/slideLayouts/slideLayout1.xml"));
+        assert_eq!(kind(["ppt/presentation.xml"].into_iter()), Some(Office::Pptx));
     }
 
     #[test]
     fn sheets_resolve_shared_strings_and_keep_columns() {
         let sst = r#"<sst><si><t>氏名</t></si><si><r><t>山田</t></r><r><t> 太郎</t></r><rPh><t>ヤマダタロウ</t></rPh></si><si><t>カード番号</t></si></sst>"#;
-        let shared = shared_strings(sst).expect("parse");
+        let shared = shared_strings(sst, &Deadline::none()).expect("parse");
         assert_eq!(shared.len(), 3);
         assert_eq!(shared[1].as_str(), "山田 太郎");
         let sheet = r#"<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="C1" t="s"><v>2</v></c></row><row r="5"><c r="A5" t="s"><v>1</v></c><c r="C5" t="inlineStr"><is><t>4111-1111</t></is></c><c r="D5"><v>12</v></c></row></sheetData></worksheet>"#;
-        let (tsv, rows) = sheet_tsv(sheet, &shared).expect("parse");
+        let (tsv, rows) = sheet_tsv(sheet, &shared, &Deadline::none()).expect("parse");
         assert_eq!(tsv.as_str(), "氏名\t\tカード番号\n山田 太郎\t\t4111-1111\t12\n");
         assert_eq!(rows, vec![1, 5]);
     }
@@ -467,7 +657,7 @@ mod tests {
     #[test]
     fn odf_text_and_tables() {
         let xml = r#"<office:document-content><office:body><office:text><text:p>氏名：<text:span>山田</text:span><text:s/>太郎</text:p><text:h>見出し</text:h></office:text><office:spreadsheet><table:table table:name="注文"><table:table-row><table:table-cell><text:p>氏名</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="1024"/></table:table-row><table:table-row><table:table-cell><text:p>鈴木</text:p><text:p>一郎</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell office:value-type="string"><text:p>4111 1111</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
-        let c = odf_content(xml).expect("parse");
+        let c = odf_content(xml, &Deadline::none()).expect("parse");
         assert_eq!(c.text.as_str(), "氏名：山田 太郎\n見出し\n");
         assert_eq!(c.tables.len(), 1);
         assert_eq!(c.tables[0].name, "注文");
@@ -508,8 +698,13 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
-        assert!(docx_text("<w:p><w:t>unclosed</w:x>").is_err());
-        let (tsv, rows) = sheet_tsv("<row r=\"x\"><c r=\"??\"><v>1</v></c></row>", &[]).expect("lenient");
+        assert!(paragraph_text("<w:p><w:t>unclosed</w:x>", &Deadline::none()).is_err());
+        let (tsv, rows) = sheet_tsv(
+            "<row r=\"x\"><c r=\"??\"><v>1</v></c></row>",
+            &[],
+            &Deadline::none(),
+        )
+        .expect("lenient");
         assert_eq!((tsv.as_str(), rows), ("1\n", vec![1]));
     }
 }

@@ -270,6 +270,9 @@ struct FindingRow<'a> {
     test_value: bool,
     masked: &'a str,
     fingerprint: String,
+    /// Last, so that CSV columns added with new input kinds keep the old ones in place.
+    page: Option<usize>,
+    table: Option<&'a str>,
 }
 
 impl<'a> FindingRow<'a> {
@@ -291,6 +294,8 @@ impl<'a> FindingRow<'a> {
             test_value: f.test_value,
             masked: &f.masked,
             fingerprint: f.fingerprint.to_hex(),
+            page: f.locator.page,
+            table: rec.and_then(|r| r.table.as_deref()),
         }
     }
 }
@@ -470,7 +475,7 @@ impl<W: Write> ReportWriter<W> {
     }
 }
 
-const CSV_HEADER: [&str; 15] = [
+const CSV_HEADER: [&str; 17] = [
     "path",
     "line",
     "column",
@@ -486,6 +491,8 @@ const CSV_HEADER: [&str; 15] = [
     "test_value",
     "masked",
     "fingerprint",
+    "page",
+    "table",
 ];
 
 fn sarif_level(c: Category) -> &'static str {
@@ -529,6 +536,8 @@ fn sarif_result(path: &str, f: &Finding) -> serde_json::Value {
             "field": rec.map(|r| r.field),
             "header": rec.and_then(|r| r.header.as_deref()),
             "key": rec.and_then(|r| r.key.as_deref()),
+            "page": loc.page,
+            "table": rec.and_then(|r| r.table.as_deref()),
         },
     })
 }
@@ -575,6 +584,52 @@ mod tests {
         assert_eq!(all[1], Category::SecurityCode);
         assert_eq!(sarif_level(Category::Card), "error");
         assert_eq!(sarif_level(Category::CorporateNumber), "note");
+    }
+
+    #[test]
+    fn pages_are_in_every_format() {
+        let finding = Finding {
+            category: Category::Card,
+            confidence: crate::Confidence::High,
+            kind: Some("visa"),
+            test_value: false,
+            masked: "4539 01•• •••• 1234".to_owned(),
+            fingerprint: crate::Fingerprint([7; 32]),
+            locator: crate::Locator {
+                byte_offset: 21,
+                byte_len: 16,
+                line: 2,
+                column: 14,
+                record: None,
+                page: Some(3),
+            },
+        };
+        let mut r = ObjectReport::new("a.pdf".to_owned(), crate::ObjectKind::Pdf);
+        r.findings.push(finding);
+        let write = |format| {
+            let mut out = Vec::new();
+            let mut w = ReportWriter::new(format, &mut out).expect("writer");
+            w.object(&r).expect("object");
+            w.finish().expect("finish");
+            String::from_utf8(out).expect("utf-8")
+        };
+        let csv = write(Format::Csv);
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header: Vec<String> = rows
+            .headers()
+            .expect("header")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header, CSV_HEADER);
+        let row = rows.records().next().expect("row").expect("record");
+        assert_eq!(&row[CSV_HEADER.len() - 2], "3");
+        let json: serde_json::Value =
+            serde_json::from_str(write(Format::Jsonl).lines().next().expect("line")).expect("json");
+        assert_eq!(json["page"], 3);
+        let sarif: serde_json::Value = serde_json::from_str(&write(Format::Sarif)).expect("sarif");
+        assert_eq!(sarif["runs"][0]["results"][0]["properties"]["page"], 3);
+        assert!(write(Format::Human).contains("a.pdf"));
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! limits. Planted values are built at run time and never printed: assertions
 //! compare locators, categories and masked forms only.
 
-use std::io::{Cursor, Write as _};
+use std::io::Cursor;
+use std::time::Duration;
 
 use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::KeyBytes;
 use proptest::prelude::*;
 
 use super::*;
+use crate::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
@@ -17,31 +19,6 @@ fn scanner() -> Scanner {
 
 fn discovery(limits: Limits) -> Discovery {
     Discovery::new(scanner(), limits)
-}
-
-/// A Luhn-valid number with the given prefix and length (not a test value).
-pub(crate) fn luhn_complete(prefix: &str, len: usize) -> String {
-    let mut digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
-    let mut x = 7u32;
-    while digits.len() < len - 1 {
-        x = (x * 31 + 11) % 97;
-        digits.push(x % 10);
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 0 {
-                let dd = d * 2;
-                if dd > 9 { dd - 9 } else { dd }
-            } else {
-                d
-            }
-        })
-        .sum();
-    digits.push((10 - sum % 10) % 10);
-    digits.iter().map(|d| char::from(b'0' + *d as u8)).collect()
 }
 
 fn collect(d: &Discovery, name: &str, bytes: &[u8]) -> Vec<ObjectReport> {
@@ -72,35 +49,6 @@ fn orders_csv(card: &str) -> String {
          A-1001,山田 太郎,090-1234-5678,\n\
          A-1002,佐藤 花子,080-2345-6789,{card}\n"
     )
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in entries {
-        w.start_file(*name, options).expect("start");
-        w.write_all(data).expect("write");
-    }
-    w.finish().expect("finish").into_inner()
-}
-
-fn gzip_of(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gz");
-    e.finish().expect("gz")
-}
-
-fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).expect("append");
-    }
-    b.into_inner().expect("tar")
 }
 
 #[test]
@@ -247,6 +195,12 @@ fn corrupt_archives_are_reported_not_fatal() {
     let reports = collect(&discovery(Limits::default().max_members(2)), "m.zip", &members);
     assert_eq!(object(&reports, "m.zip").status, Status::Partial);
     assert!(reports.iter().all(|r| r.path != "m.zip!3.txt"));
+    // Tar stops at the same limits as zip.
+    let members = tar_of(&[("1.txt", b"a"), ("2.txt", b"b"), ("3.txt", b"c")]);
+    let reports = collect(&discovery(Limits::default().max_members(2)), "m.tar", &members);
+    assert_eq!(object(&reports, "m.tar").status, Status::Partial);
+    assert!(reports.iter().any(|r| r.path == "m.tar!2.txt"));
+    assert!(reports.iter().all(|r| r.path != "m.tar!3.txt"));
 }
 
 fn encode(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
@@ -457,28 +411,6 @@ proptest! {
     }
 }
 
-fn docx_of(paragraphs: &[&str]) -> Vec<u8> {
-    let body: String = paragraphs
-        .iter()
-        .map(|p| {
-            // Split each paragraph over two runs, as Word does after an edit.
-            let cut = p.char_indices().nth(p.chars().count() / 2).map_or(0, |(i, _)| i);
-            format!(
-                "<w:p><w:r><w:t>{}</w:t></w:r><w:r><w:t xml:space=\"preserve\">{}</w:t></w:r></w:p>",
-                &p[..cut],
-                &p[cut..]
-            )
-        })
-        .collect();
-    let doc = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
-    );
-    zip_of(&[
-        ("[Content_Types].xml", b"<Types/>"),
-        ("word/document.xml", doc.as_bytes()),
-    ])
-}
-
 /// An xlsx whose first sheet has `rows` (row number, cells as (column letter, text)).
 fn xlsx_of(rows: &[(u32, &[(&str, &str)])]) -> Vec<u8> {
     let mut shared: Vec<String> = Vec::new();
@@ -563,26 +495,6 @@ fn broken_office_parts_are_reported() {
             .as_deref()
             .is_some_and(|r| r.contains("malformed XML"))
     );
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(char::from(T[(n >> (18 - 6 * k)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A multipart message: a quoted-printable body and a base64 attachment.
@@ -746,5 +658,592 @@ fn reports_never_name_a_card_number_from_a_file_name() {
     assert!(
         reports.iter().all(|r| !r.path.contains(&pan)),
         "a report named the card number"
+    );
+}
+
+/// A reader that moves the (test) clock forward by `step` at every read and
+/// hands out at most `per_read` bytes: a slow source, without sleeping.
+struct SlowReader<'a> {
+    data: &'a [u8],
+    per_read: usize,
+    step: Duration,
+}
+
+impl std::io::Read for SlowReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        clock::advance(self.step);
+        let n = buf.len().min(self.per_read).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+fn time_limited(r: &ObjectReport) -> bool {
+    r.status == Status::Partial
+        && r.reason
+            .as_deref()
+            .is_some_and(|x| x.starts_with(TIME_LIMIT) && x.contains("60 s"))
+}
+
+#[test]
+fn a_slow_input_stops_at_the_time_limit_with_what_was_read() {
+    // 40 lines of 100 bytes per 4 KiB: a card on line 2 and on line 300.
+    let early = luhn_complete("4539", 16);
+    let late = luhn_complete("5412", 16);
+    let mut text = String::new();
+    for i in 1..=400 {
+        let line = match i {
+            2 => format!("カード番号 {early}"),
+            300 => format!("カード番号 {late}"),
+            _ => format!("行{i}: 本日は晴天なり"),
+        };
+        text.push_str(&format!("{line:<99}\n"));
+    }
+    let limits = Limits::default()
+        .chunk(4096)
+        .file_timeout(Some(Duration::from_secs(60)));
+    let d = discovery(limits);
+    let mut reports = Vec::new();
+    // Each read takes "25 s": the third read (into the second chunk) is the
+    // last one before the time is up.
+    let mut slow = SlowReader {
+        data: text.as_bytes(),
+        per_read: 4096,
+        step: Duration::from_secs(25),
+    };
+    d.scan_reader("slow.txt", &mut slow, &mut |r| reports.push(r));
+    let r = object(&reports, "slow.txt");
+    assert!(time_limited(r), "{:?} {:?}", r.status, r.reason);
+    assert!(r.bytes > 4096 && r.bytes < 3 * 4096, "{}", r.bytes);
+    let found = cards(r);
+    assert_eq!(found.len(), 1, "only the card read before the limit");
+    assert_eq!(found[0].locator.line, 2);
+
+    // The next input has its own limit and is read whole.
+    let reports = collect(&d, "next.txt", text.as_bytes());
+    assert_eq!(object(&reports, "next.txt").status, Status::Complete);
+    assert_eq!(cards(object(&reports, "next.txt")).len(), 2);
+
+    // No limit: the same slow reader is read to its end.
+    let d = discovery(Limits::default().chunk(4096).file_timeout(None));
+    let mut slow = SlowReader {
+        data: text.as_bytes(),
+        per_read: 4096,
+        step: Duration::from_secs(3600),
+    };
+    let mut reports = Vec::new();
+    d.scan_reader("slow.txt", &mut slow, &mut |r| reports.push(r));
+    assert_eq!(object(&reports, "slow.txt").status, Status::Complete);
+    assert_eq!(cards(object(&reports, "slow.txt")).len(), 2);
+}
+
+#[test]
+fn archive_members_after_the_time_limit_are_not_read() {
+    let card = luhn_complete("4539", 16);
+    let text = format!("カード番号 {card}\n");
+    let zip = zip_of(&[
+        ("1.txt", text.as_bytes()),
+        ("2.txt", text.as_bytes()),
+        ("3.txt", text.as_bytes()),
+    ]);
+    let tar = tar_of(&[("1.txt", text.as_bytes()), ("2.txt", text.as_bytes())]);
+    let d = discovery(Limits::default().file_timeout(Some(Duration::from_secs(60))));
+    for (name, bytes) in [("a.zip", &zip), ("a.tar", &tar)] {
+        let mut reports = Vec::new();
+        // The first member takes "61 s".
+        d.scan_reader(name, &mut Cursor::new(bytes), &mut |r| {
+            if r.path.ends_with("!1.txt") {
+                clock::advance(Duration::from_secs(61));
+            }
+            reports.push(r);
+        });
+        assert_eq!(
+            object(&reports, &format!("{name}!1.txt")).status,
+            Status::Complete
+        );
+        assert_eq!(cards(object(&reports, &format!("{name}!1.txt"))).len(), 1);
+        assert!(reports.iter().all(|r| !r.path.ends_with("!2.txt")), "{name}");
+        let archive = object(&reports, name);
+        assert!(time_limited(archive), "{name}: {:?}", archive.reason);
+    }
+}
+
+#[test]
+fn xml_parsers_return_early_once_the_time_is_up() {
+    let xml = "<w:p><w:t>a</w:t></w:p>".repeat(10_000);
+    let up = Deadline::after(Some(Duration::ZERO));
+    assert!(office::paragraph_text(&xml, &up).expect("parse").is_empty());
+    assert_eq!(
+        office::paragraph_text(&xml, &Deadline::none())
+            .expect("parse")
+            .len(),
+        20_000
+    );
+    let ods = "<table:table table:name=\"t\"><table:table-row><table:table-cell><text:p>x</text:p></table:table-cell></table:table-row></table:table>";
+    assert!(office::odf_content(ods, &up).expect("parse").tables.is_empty());
+    let (tsv, _) = office::sheet_tsv("<row r=\"1\"><c><v>1</v></c></row>", &[], &up).expect("parse");
+    assert!(tsv.is_empty());
+}
+
+#[test]
+fn pdf_text_is_located_by_page() {
+    let card = luhn_complete("4539", 16);
+    let line = format!("Card number: {card}");
+    let pdf = pdf_of(&[
+        &["Order confirmation", "Thank you for your order."],
+        &["Payment", &line, "Tel 090-1234-5678"],
+    ]);
+    let zip = zip_of(&[("2024/receipt.pdf", &pdf)]);
+    for (name, bytes, path) in [
+        ("receipt.pdf", &pdf, "receipt.pdf"),
+        ("docs.zip", &zip, "docs.zip!2024/receipt.pdf"),
+    ] {
+        let reports = collect(&discovery(Limits::default()), name, bytes);
+        let r = object(&reports, path);
+        assert_eq!(r.kind, ObjectKind::Pdf);
+        assert_eq!(r.status, Status::Complete, "{:?}", r.reason);
+        assert_eq!(r.bytes, pdf.len() as u64);
+        let found = cards(r);
+        assert_eq!(found.len(), 1);
+        let loc = &found[0].locator;
+        assert_eq!(loc.page, Some(2));
+        assert_eq!((loc.line, loc.column), (2, 14));
+        // Page 2's text is "Payment\n" then the line.
+        assert_eq!((loc.byte_offset, loc.byte_len), (8 + 13, 16));
+        let phones: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.category == Category::Phone)
+            .collect();
+        assert_eq!(phones.len(), 1);
+        assert_eq!((phones[0].locator.page, phones[0].locator.line), (Some(2), 3));
+    }
+}
+
+#[test]
+fn unreadable_and_encrypted_pdfs_are_skipped_with_a_reason() {
+    let reason = |bytes: &[u8]| {
+        let reports = collect(&discovery(Limits::default()), "x.pdf", bytes);
+        let r = object(&reports, "x.pdf");
+        (r.status, r.reason.clone().unwrap_or_default())
+    };
+    let (status, why) = reason(b"%PDF-1.7\nnothing of a PDF here\n");
+    assert_eq!(status, Status::Skipped);
+    assert!(why.starts_with("pdf_unreadable"), "{why}");
+
+    // An /Encrypt dictionary whose empty user password does not check out.
+    let enc = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n\
+2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n\
+3 0 obj\n<< /Filter /Standard /V 2 /R 3 /Length 128 /P -4 \
+/O <00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff> \
+/U <ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100> >>\nendobj\n\
+trailer\n<< /Root 1 0 R /Encrypt 3 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>] >>\n%%EOF\n";
+    let (status, why) = reason(enc);
+    assert_eq!(status, Status::Skipped);
+    assert!(why.starts_with("pdf_encrypted"), "{why}");
+
+    let limits = Limits::default().max_in_memory(1024);
+    let lines = ["x"; 10];
+    let pages: Vec<&[&str]> = vec![&lines[..]; 100];
+    let big = pdf_of(&pages);
+    assert!(big.len() > 4096);
+    let reports = collect(&discovery(limits), "big.pdf", &big);
+    assert_eq!(object(&reports, "big.pdf").status, Status::Skipped);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A damaged PDF (bytes flipped, cut short) never panics the scan and is
+    /// always reported, with a reason whenever it is not complete.
+    #[test]
+    fn damaged_pdfs_never_panic(
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..16),
+        cut in any::<usize>(),
+    ) {
+        let card = luhn_complete("4539", 16);
+        let mut pdf = pdf_of(&[&["Order", &format!("Card number: {card}")], &["Tel 090-1234-5678"]]);
+        for (at, byte) in flips {
+            let i = at % pdf.len();
+            pdf[i] = byte;
+        }
+        let keep = 5 + cut % pdf.len().saturating_sub(4);
+        pdf.truncate(keep);
+        let reports = collect(&discovery(Limits::default()), "x.pdf", &pdf);
+        prop_assert_eq!(reports.len(), 1);
+        prop_assert!(reports[0].status == Status::Complete || reports[0].reason.is_some());
+    }
+}
+
+#[test]
+fn a_hand_written_pdf_is_read_too() {
+    // The fuzz seed: an uncompressed PDF written by hand, not by lopdf, with
+    // a public test card number on its only page.
+    let seed = include_bytes!("../../../fuzz/corpus/scan_containers/pdf");
+    let reports = collect(&discovery(Limits::default()), "seed.pdf", &seed[1..]);
+    let r = object(&reports, "seed.pdf");
+    assert_eq!((r.kind, r.status), (ObjectKind::Pdf, Status::Complete));
+    let found = cards(r);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].test_value);
+    assert_eq!(found[0].masked, "4111 11•• •••• 1111");
+    assert_eq!(
+        (
+            found[0].locator.page,
+            found[0].locator.line,
+            found[0].locator.column
+        ),
+        (Some(1), 2, 14)
+    );
+}
+
+#[test]
+fn pptx_slides_are_located_by_their_place_in_the_show() {
+    let card = luhn_complete("3528", 16);
+    let line = format!("カード番号：{card}");
+    let pptx = pptx_of(&[
+        &["ご注文ありがとうございます"],
+        &["お支払い情報", &line],
+        &["以上"],
+    ]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &pptx);
+    // Show slide 2 of 3 is stored as slide2.xml (parts numbered backwards).
+    let slide = object(&reports, "deck.pptx!ppt/slides/slide2.xml");
+    assert_eq!(slide.kind, ObjectKind::Pptx);
+    assert_eq!(slide.status, Status::Complete);
+    let found = cards(slide);
+    assert_eq!(found.len(), 1, "a card split over two runs is found whole");
+    let loc = &found[0].locator;
+    assert_eq!((loc.page, loc.line, loc.column), (Some(2), 2, 7));
+    assert_eq!(found[0].confidence, Confidence::High);
+    assert_eq!(object(&reports, "deck.pptx").status, Status::Complete);
+
+    // Show slide 1 is slide3.xml: a finding there is on page 1.
+    let phone = "090-1234-5678";
+    let pptx = pptx_of(&[&[&format!("電話番号 {phone}")], &["-"], &["-"]]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &pptx);
+    let first = object(&reports, "deck.pptx!ppt/slides/slide3.xml");
+    let pages: Vec<_> = first.findings.iter().map(|f| f.locator.page).collect();
+    assert_eq!(pages, vec![Some(1)]);
+
+    // Without a readable slide list, the part's number stands in.
+    let mut broken = pptx_of(&[&[&line]]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &broken);
+    assert_eq!(
+        cards(object(&reports, "deck.pptx!ppt/slides/slide1.xml"))[0]
+            .locator
+            .page,
+        Some(1)
+    );
+    broken = zip_of(&[
+        (
+            "ppt/presentation.xml",
+            b"<p:presentation><unclosed></p:presentation>",
+        ),
+        ("ppt/_rels/presentation.xml.rels", b"<Relationships/>"),
+        (
+            "ppt/slides/slide4.xml",
+            format!("<a:p><a:t>{line}</a:t></a:p>").as_bytes(),
+        ),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &broken);
+    assert_eq!(
+        cards(object(&reports, "deck.pptx!ppt/slides/slide4.xml"))[0]
+            .locator
+            .page,
+        Some(4)
+    );
+    assert_eq!(object(&reports, "deck.pptx").status, Status::Partial);
+}
+
+/// Line (1-based) and column (1-based, characters) of `needle` in `text`.
+fn line_column(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).expect("planted");
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    (
+        text[..at].matches('\n').count() + 1,
+        text[line_start..at].chars().count() + 1,
+    )
+}
+
+/// A card found in a dump: table, row, field, column name, line, column, byte offset.
+type SqlCard = (String, usize, usize, Option<String>, usize, usize, usize);
+
+fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
+    cards(r)
+        .iter()
+        .map(|f| {
+            let rec = f.locator.record.as_ref().expect("record");
+            (
+                rec.table.clone().unwrap_or_default(),
+                rec.row,
+                rec.field,
+                rec.header.clone(),
+                f.locator.line,
+                f.locator.column,
+                f.locator.byte_offset,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pg_dump_inserts_and_copy_blocks_are_located_by_table_row_and_column() {
+    let card = luhn_complete("4539", 16);
+    let other = luhn_complete("3569", 16);
+    let dump = format!(
+        "--\n-- PostgreSQL database dump\n--\n\nSET client_encoding = 'UTF8';\n\n\
+         CREATE TABLE public.customers (\n    id integer NOT NULL,\n    name text,\n    email text,\n    card_number text\n);\n\n\
+         INSERT INTO public.customers (id, name, email, card_number) VALUES (1, 'O''Brien; (x)', 'taro@example.com', NULL);\n\
+         INSERT INTO public.customers VALUES (2, '山田 太郎', 'hanako@example.org', '{card}');\n\n\
+         COPY public.orders (id, note, tel, card_no) FROM stdin;\n\
+         1\tfirst\\tline\t090-1234-5678\t\\N\n\
+         2\tsecond\t\\N\t{other}\n\
+         \\.\n\n\
+         ALTER TABLE ONLY public.customers ADD CONSTRAINT customers_pkey PRIMARY KEY (id);\n"
+    );
+    let reports = collect(&discovery(Limits::default()), "backup/shop.sql", dump.as_bytes());
+    let r = object(&reports, "backup/shop.sql");
+    assert_eq!((r.kind, r.status), (ObjectKind::Sql, Status::Complete));
+    let (line, column) = line_column(&dump, &card);
+    let (line2, column2) = line_column(&dump, &other);
+    assert_eq!(
+        sql_cards(r),
+        vec![
+            (
+                "public.customers".to_owned(),
+                2,
+                4,
+                Some("card_number".to_owned()),
+                line,
+                column,
+                dump.find(&card).expect("planted"),
+            ),
+            (
+                "public.orders".to_owned(),
+                2,
+                4,
+                Some("card_no".to_owned()),
+                line2,
+                column2,
+                dump.find(&other).expect("planted"),
+            ),
+        ]
+    );
+    // Column names are context, as CSV headers are: a name column reports its cells.
+    let names: Vec<(usize, Option<&str>)> = r
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Name)
+        .map(|f| {
+            let rec = f.locator.record.as_ref().expect("record");
+            (rec.row, rec.header.as_deref())
+        })
+        .collect();
+    assert_eq!(names, vec![(1, Some("name")), (2, Some("name"))]);
+    let phone = r
+        .findings
+        .iter()
+        .find(|f| f.category == Category::Phone)
+        .expect("phone in COPY");
+    let rec = phone.locator.record.as_ref().expect("record");
+    assert_eq!((rec.row, rec.field, rec.header.as_deref()), (1, 3, Some("tel")));
+    assert_eq!(
+        phone.locator.byte_offset,
+        dump.find("090-1234-5678").expect("planted")
+    );
+    assert!(cards(r).iter().all(|f| f.confidence == Confidence::High));
+}
+
+#[test]
+fn mysqldump_extended_inserts_take_columns_from_create_table() {
+    let card = luhn_complete("5412", 16);
+    let dump = format!(
+        "-- MySQL dump 10.13  Distrib 8.0.36\n/*!40101 SET NAMES utf8mb4 */;\n\
+         DROP TABLE IF EXISTS `orders`;\n\
+         CREATE TABLE `orders` (\n  `id` int NOT NULL AUTO_INCREMENT,\n  `memo` varchar(255) DEFAULT NULL,\n  `card_number` varchar(32) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `idx` (`memo`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n\
+         LOCK TABLES `orders` WRITE;\n\
+         INSERT INTO `orders` VALUES (1,'it\\'s, \\\\ (fine)','x'),(2,'second\\nline',NULL),(3,'',\"{card}\");\n\
+         UNLOCK TABLES;\n"
+    );
+    for chunk in [4096, 8 << 20] {
+        let reports = collect(
+            &discovery(Limits::default().chunk(chunk)),
+            "shop.sql",
+            dump.as_bytes(),
+        );
+        let r = object(&reports, "shop.sql");
+        assert_eq!(r.status, Status::Complete);
+        let (line, column) = line_column(&dump, &card);
+        assert_eq!(
+            sql_cards(r),
+            vec![(
+                "orders".to_owned(),
+                3,
+                3,
+                Some("card_number".to_owned()),
+                line,
+                column,
+                dump.find(&card).expect("planted")
+            )]
+        );
+    }
+}
+
+#[test]
+fn dump_rows_are_numbered_across_chunks_and_read_from_stdin() {
+    let mut dump = String::from("-- PostgreSQL database dump\nCOPY t (id, card) FROM stdin;\n");
+    let mut expected = Vec::new();
+    for i in 1..=600 {
+        if i % 50 == 0 {
+            let card = luhn_complete(&format!("45{:04}", i), 16);
+            dump.push_str(&format!("{i}\t{card}\n"));
+            expected.push(i);
+        } else {
+            dump.push_str(&format!("{i}\tnone\n"));
+        }
+    }
+    dump.push_str("\\.\n");
+    let reports = collect(&discovery(Limits::default().chunk(4096)), "-", dump.as_bytes());
+    let r = object(&reports, "-");
+    assert_eq!(r.kind, ObjectKind::Sql, "standard input that starts like a dump");
+    let rows: Vec<usize> = sql_cards(r).iter().map(|c| c.1).collect();
+    assert_eq!(rows, expected);
+    // The same bytes under a name that is not .sql are plain text.
+    let reports = collect(&discovery(Limits::default()), "notes.txt", dump.as_bytes());
+    assert_eq!(object(&reports, "notes.txt").kind, ObjectKind::Text);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever the other values hold (quotes, commas, parentheses,
+    /// backslashes, semicolons, line breaks), planted cards are found in
+    /// their rows, in both dialects.
+    #[test]
+    fn dump_values_with_any_quoting_keep_rows(
+        notes in proptest::collection::vec("[a-z ',;()\\\\\"\n]{0,12}", 1..30),
+        mysql in any::<bool>(),
+    ) {
+        let quote = |s: &str| {
+            if mysql {
+                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
+            } else {
+                format!("'{}'", s.replace('\'', "''"))
+            }
+        };
+        let mut dump = String::from(if mysql { "CREATE TABLE `t` (`note` text, `card_number` text);\nINSERT INTO `t` VALUES " } else { "INSERT INTO t (note, card_number) VALUES " });
+        let mut expected = Vec::new();
+        for (i, note) in notes.iter().enumerate() {
+            if i > 0 {
+                dump.push(',');
+            }
+            let card = if i % 3 == 0 {
+                expected.push(i + 1);
+                quote(&luhn_complete("4916", 16))
+            } else {
+                "NULL".to_owned()
+            };
+            dump.push_str(&format!("({},{card})", quote(note)));
+        }
+        dump.push_str(";\n");
+        let reports = collect(&discovery(Limits::default()), "d.sql", dump.as_bytes());
+        let rows: Vec<usize> = sql_cards(&reports[0]).iter().map(|c| c.1).collect();
+        prop_assert_eq!(rows, expected);
+    }
+
+    /// Arbitrary bytes as a dump never panic or hang.
+    #[test]
+    fn arbitrary_dumps_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let reports = collect(&discovery(Limits::default().chunk(4096)), "x.sql", &bytes);
+        prop_assert_eq!(reports.len(), 1);
+    }
+}
+
+#[test]
+fn table_names_holding_card_numbers_are_masked() {
+    let pan = format!("4111{}", "111111111111");
+    let card = luhn_complete("4539", 16);
+    let dump = format!("INSERT INTO \"orders_{pan}\" (card_number) VALUES ('{card}');\n");
+    let reports = collect(&discovery(Limits::default()), "x.sql", dump.as_bytes());
+    let found = sql_cards(&reports[0]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "orders_411111••••••1111");
+}
+
+#[test]
+fn speaker_notes_are_located_on_their_slide() {
+    let card = luhn_complete("3528", 16);
+    let notes = format!(
+        "<p:notes xmlns:p=\"p\" xmlns:a=\"a\"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>電話でカード番号 {card} を確認</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:notes>"
+    );
+    // Show order: slide2.xml, then slide1.xml; the notes belong to slide1.xml.
+    let pptx = zip_of(&[
+        ("ppt/presentation.xml", b"<p:presentation xmlns:p=\"p\" xmlns:r=\"r\"><p:sldIdLst><p:sldId id=\"256\" r:id=\"rId2\"/><p:sldId id=\"257\" r:id=\"rId1\"/></p:sldIdLst></p:presentation>"),
+        ("ppt/_rels/presentation.xml.rels", b"<Relationships><Relationship Id=\"rId1\" Target=\"slides/slide1.xml\"/><Relationship Id=\"rId2\" Target=\"slides/slide2.xml\"/></Relationships>"),
+        ("ppt/slides/slide1.xml", b"<p:sld/>"),
+        ("ppt/slides/slide2.xml", b"<p:sld/>"),
+        ("ppt/notesSlides/notesSlide1.xml", notes.as_bytes()),
+        ("ppt/notesSlides/_rels/notesSlide1.xml.rels", b"<Relationships><Relationship Id=\"rId1\" Target=\"../notesMasters/notesMaster1.xml\"/><Relationship Id=\"rId2\" Target=\"../slides/slide1.xml\"/></Relationships>"),
+    ]);
+    let reports = collect(&discovery(Limits::default()), "deck.pptx", &pptx);
+    let part = object(&reports, "deck.pptx!ppt/notesSlides/notesSlide1.xml");
+    assert_eq!(part.kind, ObjectKind::Pptx);
+    let found = cards(part);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (
+            found[0].locator.page,
+            found[0].locator.line,
+            found[0].locator.column
+        ),
+        (Some(2), 1, 10)
+    );
+}
+
+#[test]
+fn inventory_places_dump_tables_and_pdf_pages_apart() {
+    let card = luhn_complete("4539", 16);
+    let dump = format!(
+        "INSERT INTO a (card_number) VALUES ('{card}');\nINSERT INTO b (card_number) VALUES ('{card}'),('{card}');\n"
+    );
+    let line = format!("Card number: {card}");
+    let pdf = pdf_of(&[&[&line], &[&line]]);
+    let mut builder = inventory::InventoryBuilder::default();
+    let d = discovery(Limits::default());
+    for (name, bytes) in [("x.sql", dump.as_bytes()), ("y.pdf", &pdf[..])] {
+        d.scan_reader(name, &mut Cursor::new(bytes), &mut |r| builder.add(&r));
+    }
+    let json = String::from_utf8(
+        builder
+            .finish(
+                "2026-01-01T00:00:00Z".to_owned(),
+                inventory::Parameters::default(),
+                None,
+            )
+            .to_json(),
+    )
+    .expect("utf-8");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let locations: Vec<(String, Option<String>, u64)> = v["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap_or_default().to_owned(),
+                l["column"].as_str().map(str::to_owned),
+                l["records"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        locations,
+        vec![
+            ("x.sql!a".to_owned(), Some("card_number".to_owned()), 1),
+            ("x.sql!b".to_owned(), Some("card_number".to_owned()), 2),
+            ("y.pdf".to_owned(), None, 2),
+        ]
     );
 }

@@ -53,6 +53,12 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
     let mut header_ok: Vec<(String, bool)> = Vec::new();
     let mut eof = false;
     loop {
+        // In-memory text (document parts) is not read through a timed
+        // reader: the per-file limit is checked here, between chunks.
+        if ctx.deadline.passed() {
+            report.degrade(Status::Partial, ctx.deadline.reason());
+            break;
+        }
         // Fill the buffer up to one chunk.
         let mut read = 0u64;
         let filled = if eof {

@@ -107,9 +107,10 @@ pub enum Command {
     #[command(after_help = "Examples:
   anshin scan ./exports                               summary per file, worst first
   anshin scan orders.zip backup.tar.gz --format jsonl > findings.jsonl
+  anshin scan invoices/ --include '*.pdf' --format csv   page number in each row
   anshin scan . --include '*.csv' --exclude 'target/**' --format sarif -o scan.sarif
   anshin scan ./uploads --fail-on card,cvc            CI gate: exit 6 on a card number or CVC
-  cat dump.sql | anshin scan -
+  pg_dump shop | anshin scan - --format jsonl          table, row and column of each finding
   anshin scan postgres://scanner@db/shop              every user table, all rows
   anshin scan postgres://scanner@db/shop --table public.customers --row-limit 10000
   anshin scan sqlite://data/app.db --format jsonl     findings name table, column and row key
@@ -119,8 +120,13 @@ pub enum Command {
 Findings never hold a raw value: only a masked form (4111 11•• •••• 1111) and an
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
 created on first use). Archives (zip, tar, tar.gz, gz) are opened recursively within
-the limits below; what hits a limit is reported partial or skipped with the reason.
-Word (docx, odt) text and spreadsheet (xlsx, ods) cells are read as such, with row and column;
+the limits below; what hits a limit is reported partial or skipped with the reason,
+and a file that takes longer than --file-timeout ends partial (time_limit).
+Word (docx, odt) text, PowerPoint (pptx) slides and notes, and spreadsheet (xlsx, ods) cells
+are read as such, with row and column, and a slide's findings with its slide number as page;
+PDF text is read page by page (findings carry the page; encrypted PDFs are skipped);
+SQL dumps (.sql, or pg_dump/mysqldump output on standard input) are read as tables: each value's
+table, row and column name are in its finding, and column names are context like CSV headers;
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
 Databases (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, without TLS; sqlite://PATH,
@@ -361,6 +367,11 @@ pub struct ScanArgs {
     /// Most bytes expanded from one input's archives, all members together.
     #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
     pub max_expanded: u64,
+    /// Longest time spent on one file (or standard input), its archive members and
+    /// document parts included; past it the rest is reported partial (time_limit).
+    /// 0 for no limit.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub file_timeout: u64,
     /// No progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     pub no_progress: bool,

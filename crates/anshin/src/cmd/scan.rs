@@ -94,7 +94,8 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     let limits = Limits::default()
         .max_depth(args.max_depth)
         .max_ratio(args.max_ratio)
-        .max_expanded(args.max_expanded);
+        .max_expanded(args.max_expanded)
+        .file_timeout((args.file_timeout > 0).then(|| Duration::from_secs(args.file_timeout)));
     let discovery = Arc::new(Discovery::new(Scanner::with_options(key, options), limits));
     let mut walk = WalkOptions::default()
         .include(args.include.clone())

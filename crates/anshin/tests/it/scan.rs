@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use anshin_scan::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 use serde_json::Value;
 
 fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -32,86 +33,10 @@ fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("wait")
 }
 
-/// A Luhn-valid number with this prefix and length, not a well-known test number.
-fn luhn_complete(prefix: &str, len: usize) -> String {
-    let mut digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
-    let mut x = 3u32;
-    while digits.len() < len - 1 {
-        x = (x * 37 + 17) % 101;
-        digits.push(x % 10);
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 0 {
-                (d * 2) % 10 + (d * 2) / 10
-            } else {
-                d
-            }
-        })
-        .sum();
-    digits.push((10 - sum % 10) % 10);
-    digits
-        .iter()
-        .map(|&d| char::from_digit(d, 10).expect("digit"))
-        .collect()
-}
-
 fn encode(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
     let (bytes, _, errors) = encoding.encode(text);
     assert!(!errors, "test text not encodable");
     bytes.into_owned()
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in entries {
-        w.start_file(*name, options).expect("start");
-        w.write_all(data).expect("write");
-    }
-    w.finish().expect("finish").into_inner()
-}
-
-fn gzip_of(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gz");
-    e.finish().expect("gz")
-}
-
-fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).expect("append");
-    }
-    b.into_inner().expect("tar")
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for k in 0..4 {
-            out.push(if k <= chunk.len() {
-                char::from(T[(n >> (18 - 6 * k)) as usize & 63])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 /// One planted value: where it must be reported.
@@ -124,6 +49,21 @@ struct Expect {
     column: u64,
     row: Option<u64>,
     header: Option<&'static str>,
+}
+
+impl Expect {
+    /// A value outside any table: no row, no header.
+    fn at(path: String, category: &'static str, byte_offset: u64, line: u64, column: u64) -> Self {
+        Self {
+            path,
+            category,
+            byte_offset,
+            line,
+            column,
+            row: None,
+            header: None,
+        }
+    }
 }
 
 /// Raw values planted in the tree, for the leak check (never printed).
@@ -147,15 +87,13 @@ fn plant(root: &Path) -> Planted {
     let grouped = format!("{} {} {} {}", &card[..4], &card[4..8], &card[8..12], &card[12..]);
     let text = format!("ご注文の控え\nお支払い: カード番号 {grouped}\n");
     std::fs::write(root.join("note.txt"), &text).expect("write");
-    expected.push(Expect {
-        path: rel("note.txt"),
-        category: "card",
-        byte_offset: text.find(&grouped).expect("planted") as u64,
-        line: 2,
-        column: 13,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("note.txt"),
+        "card",
+        text.find(&grouped).expect("planted") as u64,
+        2,
+        13,
+    ));
     raw.push(card.clone());
     raw.push(grouped);
 
@@ -167,15 +105,13 @@ fn plant(root: &Path) -> Planted {
         .collect();
     let text = format!("マイナンバー：{fw}\n");
     std::fs::write(root.join("mynumber.txt"), &text).expect("write");
-    expected.push(Expect {
-        path: rel("mynumber.txt"),
-        category: "my_number",
-        byte_offset: text.find(&fw).expect("planted") as u64,
-        line: 1,
-        column: 8,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("mynumber.txt"),
+        "my_number",
+        text.find(&fw).expect("planted") as u64,
+        1,
+        8,
+    ));
     raw.push(my_number.to_owned());
     raw.push(fw);
 
@@ -202,15 +138,7 @@ fn plant(root: &Path) -> Planted {
         // ISO-2022-JP: the encoded prefix ends with the switch back to ASCII
         // (ESC ( B), as the full text does right before the digits.
         let offset = before.len();
-        expected.push(Expect {
-            path: rel(name),
-            category: "card",
-            byte_offset: offset as u64,
-            line: 2,
-            column: 7,
-            row: None,
-            header: None,
-        });
+        expected.push(Expect::at(rel(name), "card", offset as u64, 2, 7));
         std::fs::write(root.join(name), bytes).expect("write");
         raw.push(card);
     }
@@ -250,30 +178,16 @@ fn plant(root: &Path) -> Planted {
 
     // A Word document (the card split over two runs) and an Excel sheet.
     let card = luhn_complete("3566", 16);
-    let half = card.len() / 2;
-    let doc = format!(
-        "<w:document xmlns:w=\"w\"><w:body><w:p><w:r><w:t>ご注文ありがとうございます。</w:t></w:r></w:p><w:p><w:r><w:t>カード番号：{}</w:t></w:r><w:r><w:t>{}</w:t></w:r></w:p></w:body></w:document>",
-        &card[..half],
-        &card[half..]
-    );
-    std::fs::write(
-        root.join("letter.docx"),
-        zip_of(&[
-            ("[Content_Types].xml", b"<Types/>"),
-            ("word/document.xml", doc.as_bytes()),
-        ]),
-    )
-    .expect("write");
+    let docx = docx_of(&["ご注文ありがとうございます。", &format!("カード番号：{card}")]);
+    std::fs::write(root.join("letter.docx"), docx).expect("write");
     let extracted = format!("ご注文ありがとうございます。\nカード番号：{card}\n");
-    expected.push(Expect {
-        path: rel("letter.docx!word/document.xml"),
-        category: "card",
-        byte_offset: extracted.find(&card).expect("planted") as u64,
-        line: 2,
-        column: 7,
-        row: None,
-        header: None,
-    });
+    expected.push(Expect::at(
+        rel("letter.docx!word/document.xml"),
+        "card",
+        extracted.find(&card).expect("planted") as u64,
+        2,
+        7,
+    ));
     raw.push(card);
 
     let card = luhn_complete("5412", 16);
@@ -301,6 +215,52 @@ fn plant(root: &Path) -> Planted {
         header: Some("カード番号"),
     });
     raw.extend([card, "鈴木 一郎".to_owned()]);
+
+    // A PDF: the card on page 2; line, column and offset in that page's text.
+    let card = luhn_complete("4485", 16);
+    let line = format!("Card number: {card}");
+    let pdf = pdf_of(&[&["Order confirmation"], &["Payment", &line]]);
+    std::fs::write(root.join("receipt.pdf"), pdf).expect("write");
+    expected.push(Expect::at(
+        rel("receipt.pdf"),
+        "card",
+        ("Payment\n".len() + line.find(&card).expect("planted")) as u64,
+        2,
+        14,
+    ));
+    raw.push(card);
+
+    // A presentation: the card on show slide 2, stored as slide1.xml.
+    let card = luhn_complete("3530", 16);
+    let pptx = pptx_of(&[&["ご注文の控え"], &["お支払い", &format!("カード番号：{card}")]]);
+    std::fs::write(root.join("deck.pptx"), pptx).expect("write");
+    let extracted = format!("お支払い\nカード番号：{card}\n");
+    expected.push(Expect::at(
+        rel("deck.pptx!ppt/slides/slide1.xml"),
+        "card",
+        extracted.find(&card).expect("planted") as u64,
+        2,
+        7,
+    ));
+    raw.push(card);
+
+    // A pg_dump with the card in a COPY block: table, row and column name.
+    let card = luhn_complete("3541", 16);
+    let dump = format!(
+        "-- PostgreSQL database dump\nCREATE TABLE public.payments (\n    id integer,\n    card_number text\n);\n\
+         COPY public.payments (id, card_number) FROM stdin;\n1\t\\N\n2\t{card}\n\\.\n"
+    );
+    std::fs::write(root.join("dump.sql"), &dump).expect("write");
+    expected.push(Expect {
+        path: rel("dump.sql"),
+        category: "card",
+        byte_offset: dump.find(&card).expect("planted") as u64,
+        line: 8,
+        column: 3,
+        row: Some(2),
+        header: Some("card_number"),
+    });
+    raw.push(card);
 
     // The same CSV inside a zip, a tar.gz and a gz.
     let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
@@ -383,6 +343,7 @@ fn found(lines: &[Value], category: &str) -> Vec<Expect> {
             header: match v["header"].as_str() {
                 Some("カード番号") => Some("カード番号"),
                 Some("電話番号") => Some("電話番号"),
+                Some("card_number") => Some("card_number"),
                 Some(_) => Some("?"),
                 None => None,
             },
@@ -463,6 +424,29 @@ fn planted_values_are_found_at_their_exact_locators_in_every_kind_and_encoding()
         "xlsx"
     );
     assert_eq!(objects[&format!("{root}/order.eml")]["kind"], "mail");
+    assert_eq!(objects[&format!("{root}/receipt.pdf")]["kind"], "pdf");
+    assert_eq!(objects[&format!("{root}/dump.sql")]["kind"], "sql");
+    // Only the dump's findings have a table.
+    for v in lines.iter().filter(|v| v["type"] == "finding") {
+        let in_dump = v["path"].as_str().is_some_and(|p| p.ends_with("dump.sql"));
+        assert_eq!(
+            v["table"].as_str(),
+            in_dump.then_some("public.payments"),
+            "{}",
+            v["path"]
+        );
+    }
+    assert_eq!(
+        objects[&format!("{root}/deck.pptx!ppt/slides/slide1.xml")]["kind"],
+        "pptx"
+    );
+    // Only the PDF's and the slide's findings have a page (slide 2 of the show).
+    for v in lines.iter().filter(|v| v["type"] == "finding") {
+        let paged = v["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("receipt.pdf") || p.ends_with("deck.pptx!ppt/slides/slide1.xml"));
+        assert_eq!(v["page"].as_u64(), paged.then_some(2), "{}", v["path"]);
+    }
     assert!(objects.values().all(|o| o["status"] == "complete"));
 }
 
@@ -544,6 +528,20 @@ fn sarif_is_a_2_1_0_log_with_locations() {
         Some(64)
     );
     assert_eq!(zipped["properties"]["row"], 3);
+    let in_pdf = results
+        .iter()
+        .find(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("receipt.pdf"))
+        })
+        .expect("card in the PDF");
+    assert_eq!(in_pdf["ruleId"], "card");
+    assert_eq!(in_pdf["properties"]["page"], 2);
+    assert_eq!(
+        in_pdf["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
 }
 
 #[test]
@@ -685,6 +683,60 @@ fn hostile_archives_are_reported_not_fatal() {
     assert_eq!(status("broken.zip").0, "skipped");
     assert_eq!(status("cut.gz!cut").0, "partial");
     assert!(String::from_utf8_lossy(&out.stderr).contains("partial"));
+}
+
+#[test]
+fn a_slow_input_ends_partial_at_the_file_time_limit() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anshin"))
+        .args([
+            "scan",
+            "-",
+            "--format",
+            "jsonl",
+            "--file-timeout",
+            "1",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env_remove("ANSHIN_DATABASE_URL")
+        .env_remove("ANSHIN_SCAN_FINGERPRINT_KEY")
+        .env("ANSHIN_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run anshin scan");
+    let mut input = child.stdin.take().expect("stdin");
+    // A source that keeps trickling for far longer than the limit: the scan
+    // must end on its own, which closes the pipe under the writer.
+    let writer = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(60) {
+            if input.write_all(b"nothing here\n").is_err() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(writer.join().expect("writer"), "the scan outlived its time limit");
+    let lines = jsonl(&out);
+    let stdin = lines
+        .iter()
+        .find(|v| v["type"] == "object" && v["path"] == "-")
+        .expect("standard input reported");
+    assert_eq!(stdin["status"], "partial");
+    assert!(
+        stdin["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("time_limit")),
+        "{:?}",
+        stdin["reason"]
+    );
+    assert!(stdin["bytes"].as_u64().is_some_and(|b| b > 0));
 }
 
 // ---------------------------------------------------------------- databases

@@ -1,0 +1,21 @@
+//! SQL dumps as `anshin scan` reads them (pg_dump INSERT and COPY blocks,
+//! mysqldump extended INSERTs, CREATE TABLE column lists, both quoting
+//! dialects), from hostile bytes: never panic, never hang, always one report.
+//! A small chunk so that tables are flushed across chunk boundaries.
+#![no_main]
+
+use anshin_crypto::fingerprint::FingerprintKey;
+use anshin_crypto::secret::KeyBytes;
+use anshin_scan::{Discovery, Limits, Scanner};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    let key = KeyBytes::from_slice(&[2u8; 32]).expect("32 bytes");
+    let discovery = Discovery::new(Scanner::new(FingerprintKey::new(&key)), Limits::default().chunk(4096));
+    let mut reports = 0;
+    discovery.scan_reader("dump.sql", &mut &bytes[..], &mut |r| {
+        reports += 1;
+        assert!(r.reason.is_some() || r.status == anshin_scan::Status::Complete);
+    });
+    assert_eq!(reports, 1);
+});
