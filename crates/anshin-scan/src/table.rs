@@ -166,6 +166,17 @@ impl TableScan<'_> {
         self.rows
     }
 
+    /// Marks the table as cut short by an error: `skipped` if no row was
+    /// read, else `partial`.
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        let status = if self.rows == 0 {
+            Status::Skipped
+        } else {
+            Status::Partial
+        };
+        self.degrade(status, reason);
+    }
+
     /// The table's report.
     pub fn finish(self) -> ObjectReport {
         self.report

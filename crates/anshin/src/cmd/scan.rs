@@ -190,35 +190,24 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     // Databases first: a bad URL, an unreachable server or an unknown table
     // stops the run before the (longer) file scan.
     let mut write_failure: Option<std::io::Error> = None;
+    let mut emit = |report: anshin_scan::ObjectReport| {
+        objects.fetch_add(1, Ordering::Relaxed);
+        if let Some(inventory) = &mut inventory {
+            inventory.add(&report);
+        }
+        if write_failure.is_none()
+            && let Err(e) = writer.object(&report)
+        {
+            write_failure = Some(e);
+        }
+    };
     for db in &databases {
-        super::scan_db::scan(db, &db_options, &discovery, &mut |report| {
-            objects.fetch_add(1, Ordering::Relaxed);
-            if let Some(inventory) = &mut inventory {
-                inventory.add(&report);
-            }
-            if write_failure.is_none()
-                && let Err(e) = writer.object(&report)
-            {
-                write_failure = Some(e);
-            }
-        })
-        .await?;
+        super::scan_db::scan(db, &db_options, &discovery, &mut emit).await?;
     }
-
     let walk_result = if inputs.is_empty() {
         Ok(())
     } else {
-        discovery.scan_inputs(&inputs, &walk, |report| {
-            objects.fetch_add(1, Ordering::Relaxed);
-            if let Some(inventory) = &mut inventory {
-                inventory.add(&report);
-            }
-            if write_failure.is_none()
-                && let Err(e) = writer.object(&report)
-            {
-                write_failure = Some(e);
-            }
-        })
+        discovery.scan_inputs(&inputs, &walk, &mut emit)
     };
     drop(progress_bar);
     walk_result.map_err(|e| usage("invalid --include or --exclude glob / グロブが不正です").with_cause(e))?;

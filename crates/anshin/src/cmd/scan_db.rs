@@ -432,12 +432,7 @@ async fn pg_table(
     }
     .await;
     if let Err(e) = result {
-        let status = if scan.rows() == 0 {
-            Status::Skipped
-        } else {
-            Status::Partial
-        };
-        scan.degrade(status, pg_reason(&e));
+        scan.fail(pg_reason(&e));
     }
     scan.finish()
 }
@@ -589,12 +584,7 @@ fn sqlite_table(
         Ok(())
     })();
     if let Err(e) = result {
-        let status = if scan.rows() == 0 {
-            Status::Skipped
-        } else {
-            Status::Partial
-        };
-        scan.degrade(status, sqlite_reason(&e));
+        scan.fail(sqlite_reason(&e));
     }
     scan.finish()
 }
