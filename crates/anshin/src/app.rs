@@ -12,6 +12,7 @@ use anshin_crypto::secret::SecretString;
 use crate::access::Role;
 use crate::access::lockout::Lockouts;
 use crate::access::principals::{AuthCache, NewPrincipal};
+use crate::access::proxies::TrustedProxies;
 use crate::access::retention::ExportLimiter;
 use crate::audit::log::AuditLog;
 use crate::db::Store;
@@ -32,6 +33,8 @@ pub struct App {
     pub(crate) auth: AuthCache,
     pub(crate) exports: ExportLimiter,
     pub(crate) lockouts: Lockouts,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// Where the data lives.
@@ -79,7 +82,14 @@ impl App {
             auth: AuthCache::default(),
             exports: ExportLimiter::default(),
             lockouts: Lockouts::default(),
+            proxies: TrustedProxies::default(),
         })
+    }
+
+    /// Believes `X-Forwarded-For` from these reverse proxies (see
+    /// [`TrustedProxies`]); by default from none.
+    pub fn trust_proxies(&mut self, proxies: TrustedProxies) {
+        self.proxies = proxies;
     }
 
     /// Initialises a data directory: creates it (owner-only), a root key, the

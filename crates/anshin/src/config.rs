@@ -2,8 +2,9 @@
 //! environment variables over the TOML file over defaults.
 //!
 //! The TOML file is `--config FILE` (or `ANSHIN_CONFIG`), else `anshin.toml` in
-//! the data directory if it exists. Keys: `listen`, `database_url`, `log`, and
-//! the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
+//! the data directory if it exists. Keys: `listen`, `database_url`, `log`,
+//! `trusted_proxies` (a list of CIDR blocks; or `ANSHIN_TRUSTED_PROXIES`,
+//! comma-separated), and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
 //! also come from `ANSHIN_ALERT_WEBHOOK_URL` and `ANSHIN_ALERT_WEBHOOK_SECRET`
 //! (environment only, never a flag: command lines are visible to every user).
 //! Showing the configuration redacts the database password, the webhook
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use anshin_crypto::secret::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::access::proxies::TrustedProxies;
 use crate::app::Location;
 use crate::audit::detect::DetectSettings;
 use crate::cli::GlobalArgs;
@@ -38,6 +40,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Log filter (tracing `EnvFilter` syntax), for example `info` or `anshin=debug`.
     pub log: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    #[serde(serialize_with = "proxies_text")]
+    pub trusted_proxies: TrustedProxies,
     /// Alert detectors and the alert webhook.
     #[serde(flatten)]
     pub alerts: AlertConfig,
@@ -201,6 +206,7 @@ struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
     log: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
     alert_webhook_url: Option<String>,
     alert_webhook_secret: Option<String>,
     alert_webhook_max_attempts: Option<u32>,
@@ -285,6 +291,16 @@ impl Config {
                 .unwrap_or(defaults.checkpoint_stall_seconds),
         };
         alerts.validate()?;
+        let proxy_list: Vec<String> = match env("ANSHIN_TRUSTED_PROXIES") {
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => file.trusted_proxies.unwrap_or_default(),
+        };
+        let trusted_proxies = TrustedProxies::parse(&proxy_list).map_err(config_error)?;
         Ok(Self {
             data_dir,
             database_url: args
@@ -294,6 +310,7 @@ impl Config {
                 .filter(|u| !u.is_empty()),
             listen,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+            trusted_proxies,
             alerts,
         })
     }
@@ -321,6 +338,10 @@ fn parse_offset(text: &str) -> Option<i32> {
     let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
     let total = hours * 60 + minutes;
     (minutes < 60 && total <= 14 * 60).then_some(sign * total)
+}
+
+fn proxies_text<S: serde::Serializer>(proxies: &TrustedProxies, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(proxies.to_strings())
 }
 
 fn offset_text<S: serde::Serializer>(minutes: &i32, serializer: S) -> Result<S::Ok, S::Error> {
@@ -570,6 +591,30 @@ mod tests {
             );
             assert!(ok.is_ok(), "{url}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment_and_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = with_env(dir.path(), &[]).expect("default");
+        assert!(config.trusted_proxies.to_strings().is_empty(), "none by default");
+        let config = with_env(
+            dir.path(),
+            &[("ANSHIN_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::/48,")],
+        )
+        .expect("proxies");
+        assert_eq!(
+            config.trusted_proxies.to_strings(),
+            ["10.0.0.0/8", "2001:db8::/48"]
+        );
+        let json = serde_json::to_string(&config).expect("json");
+        assert!(
+            json.contains(r#""trusted_proxies":["10.0.0.0/8","2001:db8::/48"]"#),
+            "{json}"
+        );
+        let err =
+            with_env(dir.path(), &[("ANSHIN_TRUSTED_PROXIES", "10.0.0.1/8")]).expect_err("host bits set");
+        assert_eq!(err.code(), "invalid_configuration");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         let (app, key) = App::init(&location).await?;
         (app, Some(key))
     };
+    let mut app = app;
+    app.trust_proxies(config.trusted_proxies.clone());
     let app = Arc::new(app);
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         Error::new(

@@ -30,10 +30,14 @@ impl FromRequestParts<AppState> for Actor {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let origin = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+        let origin = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| {
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            state.app.proxies.client(info.0.ip(), forwarded)
+        });
         // A locked-out source gets no further: not even its key is checked.
         state.app.check_lockout(origin)?;
         let purpose = purpose(parts)?;

@@ -25,6 +25,7 @@ both_backends!(
     rakuten_2005_shop_keys_expire_and_rotate,
     rotation_is_scoped_and_bad_input_changes_nothing,
     allow_lists_refuse_other_addresses_and_accept_their_own,
+    behind_a_trusted_proxy_the_forwarded_client_is_the_origin,
     ten_failures_from_one_address_lock_it_out,
     requests_without_a_key_count_toward_the_lockout,
     tenant_settings_are_checked_audited_and_shorten_existing_keys,
@@ -430,6 +431,84 @@ async fn rotation_is_scoped_and_bad_input_changes_nothing(t: TestApp) {
     let disabled = listed(&t, &auditor).await;
     assert_eq!(disabled["keys"], json!([]), "disabling revokes every key");
     assert!(disabled["key_expires_at"].is_null());
+}
+
+/// Behind a reverse proxy every connection comes from the proxy: allow-lists,
+/// lock-outs and the audit log must see the client it forwards for, and only
+/// when the proxy is trusted (a client cannot name its own origin).
+async fn behind_a_trusted_proxy_the_forwarded_client_is_the_origin(mut t: TestApp) {
+    std::sync::Arc::get_mut(&mut t.app)
+        .expect("the test holds the only reference")
+        .trust_proxies(anshin::access::proxies::TrustedProxies::parse(&["10.0.0.0/8"]).expect("blocks"));
+    let (tenant, _, _) = t.tenant_with_shop("proxy").await;
+    let (_, key, _) = create(
+        &t,
+        json!({"name": "batch", "role": "auditor", "tenant_id": tenant,
+               "allowed_ips": ["198.51.100.0/24"]}),
+    )
+    .await;
+    // Through the proxy, for an allowed client; a forged left-most entry is
+    // ignored. (Reading the audit log is itself audited.)
+    let (status, body) = t
+        .call_with_headers(
+            "10.0.0.2",
+            &[("x-forwarded-for", "192.0.2.66, 198.51.100.7")],
+            Method::GET,
+            "/v1/audit/events?limit=1",
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Through the proxy, for a client outside the list.
+    let (status, body) = t
+        .call_with_headers(
+            "10.0.0.2",
+            &[("x-forwarded-for", "198.51.100.7, 192.0.2.66")],
+            Method::GET,
+            "/v1/tenants",
+            Some(&key),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("ip_not_allowed"))
+    );
+    // Straight from an untrusted address, the header is not believed.
+    let (status, body) = t
+        .call_with_headers(
+            "192.0.2.66",
+            &[("x-forwarded-for", "198.51.100.7")],
+            Method::GET,
+            "/v1/tenants",
+            Some(&key),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("ip_not_allowed"))
+    );
+    // The audit log names the forwarded client as the origin.
+    let (status, page) = t
+        .call(
+            Method::GET,
+            "/v1/audit/events?limit=1000",
+            Some(&t.operator_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let origins: Vec<&str> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["entry"]["origin"].as_str())
+        .collect();
+    assert!(origins.contains(&"198.51.100.7"), "{origins:?}");
+    assert!(origins.contains(&"192.0.2.66"), "{origins:?}");
+    assert!(
+        !origins.contains(&"10.0.0.2"),
+        "the proxy is never the origin: {origins:?}"
+    );
 }
 
 async fn allow_lists_refuse_other_addresses_and_accept_their_own(t: TestApp) {

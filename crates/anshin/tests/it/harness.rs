@@ -170,6 +170,30 @@ impl TestApp {
         (status, bytes)
     }
 
+    /// Sends a bodiless request from `peer` with extra headers (such as a
+    /// reverse proxy's `X-Forwarded-For`); returns status and JSON (or Null).
+    pub async fn call_with_headers(
+        &self,
+        peer: &str,
+        headers: &[(&str, &str)],
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let (status, _, bytes) = self
+            .send_with(
+                Some(peer.parse().expect("ip")),
+                headers,
+                method,
+                path,
+                key,
+                None,
+                "application/json",
+            )
+            .await;
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
     async fn send(
         &self,
         origin: Option<IpAddr>,
@@ -179,7 +203,25 @@ impl TestApp {
         body: Option<String>,
         content_type: &str,
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        self.send_with(origin, &[], method, path, key, body, content_type)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_with(
+        &self,
+        origin: Option<IpAddr>,
+        headers: &[(&str, &str)],
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        content_type: &str,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
