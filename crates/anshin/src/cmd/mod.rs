@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    forbid_core_dumps();
     let listen = match &cli.command {
         Command::Serve { listen, .. } => listen.as_deref(),
         _ => None,
@@ -106,4 +107,26 @@ fn init_logging(spec: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// Every command may hold the root key, tenant keys or card data in memory:
+/// a core dump (or another process of the same user reading its memory)
+/// would write them to disk in clear. The core size limit goes to zero, hard
+/// limit too, and the process becomes non-dumpable, which also stops
+/// same-user ptrace and /proc/PID/mem reads. A failure is reported, not
+/// fatal: some sandboxes forbid the calls.
+fn forbid_core_dumps() {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(err) = setrlimit(Resource::Core, none) {
+        eprintln!("warning: cannot disable core dumps (setrlimit: {err}) / コアダンプを無効にできません");
+    }
+    if let Err(err) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+        eprintln!(
+            "warning: cannot mark the process non-dumpable (prctl: {err}) / プロセスをダンプ不可にできません"
+        );
+    }
 }

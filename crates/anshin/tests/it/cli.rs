@@ -119,6 +119,25 @@ impl Drop for Server {
     }
 }
 
+/// A core dump of the server would write its keys and any card it was
+/// handling to disk in clear: the server allows none, not even by raising its
+/// own soft limit.
+#[test]
+fn the_server_forbids_core_dumps_of_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).expect("limits");
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("core limit line");
+    let values: Vec<&str> = core
+        .trim_start_matches("Max core file size")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&values[..2], ["0", "0"], "soft and hard limit: {core}");
+}
+
 #[test]
 fn init_prints_the_key_once_and_keeps_the_root_key_private() {
     let dir = tempfile::tempdir().expect("tempdir");
