@@ -89,6 +89,25 @@ pub enum Command {
     /// The audit log: verifier key, export as tlog tiles, offline verification.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Copy an SQLite store (vault, then audit log) into a new directory while it keeps serving.
+    #[command(after_help = "Examples:
+  anshin backup --data-dir /var/lib/anshin --out /backup/anshin-2026-12-05
+  anshin backup --out /backup/today --json     # {\"dir\": …, \"files\": [{\"name\": …, \"bytes\": …}]}
+
+Each file is one consistent snapshot (SQLite online backup), the vault's taken before the
+log's so that no audit entry falls between them. The root key is not copied: store it apart.
+PostgreSQL stores are backed up with pg_dump instead.
+
+Exit codes: 0 done; 1 failure (the message says what to do); 3 no data directory;
+4 database unreachable.")]
+    Backup {
+        /// New directory to write the copies to (must not exist).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load the demo marketplace (3 shops, 1,000 customers, 5,000 orders) and print keys and curl commands.
     #[command(after_help = "Example:
   anshin demo --data-dir ./anshin-data && anshin serve --data-dir ./anshin-data")]

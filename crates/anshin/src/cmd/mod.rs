@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches and turns errors into exit codes.
 
 mod audit;
+mod backup;
 mod bench;
 mod demo;
 mod init;
@@ -55,6 +56,7 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Serve { demo, .. } => serve::run(&config, demo).await,
         Command::Principal(command) => principal::run(&config, command).await,
         Command::Audit(command) => audit::run(&config, command).await,
+        Command::Backup { out, json } => backup::run(&config, &out, json).await,
         Command::Demo { json } => demo::run(&config, json).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Scan(args) => scan::run(&config, args).await,
@@ -79,7 +81,7 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
 /// The documented exit code for an error (see `anshin --help`).
 fn exit_code(err: &Error) -> u8 {
     match err.code() {
-        "already_initialised" | "root_key_unreadable" => 3,
+        "already_initialised" | "root_key_unreadable" | "not_initialised" => 3,
         "storage_unavailable" | "scan_db_unreachable" => 4,
         "audit_verification_failed" => 5,
         "scan_findings" => 6,

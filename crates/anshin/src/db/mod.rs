@@ -302,6 +302,17 @@ impl Store {
         }
     }
 
+    /// An online backup of an SQLite store into the existing directory `dir`
+    /// (see [`sqlite::SqliteStore`]); PostgreSQL is backed up with `pg_dump`.
+    pub async fn backup(&self, dir: &std::path::Path) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.backup(dir).await,
+            Self::Postgres(_) => Err(StoreError::Backend(
+                "anshin backup copies SQLite stores; back PostgreSQL up with pg_dump".into(),
+            )),
+        }
+    }
+
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         match self {

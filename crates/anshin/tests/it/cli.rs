@@ -119,6 +119,75 @@ impl Drop for Server {
     }
 }
 
+/// `anshin backup` copies both SQLite files (vault, then audit log) of a
+/// running server, owner-only, without the root key, and never overwrites.
+#[test]
+fn backup_copies_vault_and_log_of_a_running_server_without_the_root_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let operator = stdout_json(&anshin(&data, &["init", "--json"]))["operator_api_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let server = Server::start(&data);
+    let (status, tenant) = server.request("POST", "/v1/tenants", &operator, Some(r#"{"name":"backup"}"#));
+    assert_eq!(status, 201, "{tenant}");
+    let out = dir.path().join("backup");
+    let summary = stdout_json(&anshin(
+        &data,
+        &["backup", "--out", out.to_str().expect("utf8"), "--json"],
+    ));
+    let names: Vec<&str> = summary["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["anshin.db", "anshin-audit.db"]);
+    assert!(
+        !out.join("root.key").exists(),
+        "the root key stays out of backups"
+    );
+    assert_eq!(
+        std::fs::metadata(&out).expect("dir").permissions().mode() & 0o077,
+        0,
+        "owner-only directory"
+    );
+    let count = |file: &Path, sql: &str| -> i64 {
+        let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open");
+        conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    };
+    for name in names {
+        assert_eq!(
+            std::fs::metadata(out.join(name))
+                .expect("file")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        count(&out.join("anshin.db"), "SELECT count(*) FROM tenants"),
+        count(&data.join("anshin.db"), "SELECT count(*) FROM tenants"),
+    );
+    let logged = count(&out.join("anshin-audit.db"), "SELECT count(*) FROM audit_entries");
+    assert!(logged >= 1, "the tenant's creation is in the copied log");
+    drop(server);
+    // Never over an existing directory.
+    let again = anshin(&data, &["backup", "--out", out.to_str().expect("utf8")]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("give a new directory"));
+    // Not a data directory.
+    let none = anshin(
+        &dir.path().join("nowhere"),
+        &["backup", "--out", "/tmp/unused-anshin-backup"],
+    );
+    assert_eq!(none.status.code(), Some(3));
+}
+
 /// A core dump of the server would write its keys and any card it was
 /// handling to disk in clear: the server allows none, not even by raising its
 /// own soft limit.
