@@ -74,24 +74,42 @@ fn interesting(b: u8) -> bool {
     (b.wrapping_sub(b'0') < 11) | (b == b'@') | (b == 0xEF)
 }
 
-/// The next interesting byte at or after `i`. Each 32-byte block is turned
-/// into a bit mask of its interesting bytes (the loop compiles to SIMD
-/// compares and a move-mask), so the first one is found by `trailing_zeros`
-/// instead of a byte-by-byte walk through the block.
+/// Per byte of `x`, the high bit set where the byte is zero; exact for the
+/// lowest zero byte (a borrow can only flag bytes above a true zero), which is
+/// all [`skip`] reads.
+#[inline(always)]
+const fn zero_bytes(x: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The next interesting byte at or after `i` (or `end`). Eight bytes at a
+/// time (SWAR, no `unsafe`), it flags bytes 0x30–0x3F (digits and ':' among a
+/// few punctuation marks it then passes over), '@' and 0xEF. The lowest
+/// flagged byte of each test is exact, so no interesting byte is ever skipped.
 #[inline]
 fn skip(bytes: &[u8], mut i: usize, end: usize) -> usize {
-    while i + 32 <= end {
-        let Ok(block) = <&[u8; 32]>::try_from(&bytes[i..i + 32]) else {
+    const NIBBLE: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const DIGITS: u64 = 0x3030_3030_3030_3030;
+    const AT: u64 = 0x4040_4040_4040_4040;
+    const LEAD: u64 = 0xEFEF_EFEF_EFEF_EFEF;
+    while i + 8 <= end {
+        let Ok(word) = <[u8; 8]>::try_from(&bytes[i..i + 8]) else {
             break;
         };
-        let mut mask = 0u32;
-        for (k, &b) in block.iter().enumerate() {
-            mask |= u32::from(interesting(b)) << k;
+        let x = u64::from_le_bytes(word);
+        let hits = zero_bytes((x & NIBBLE) ^ DIGITS) | zero_bytes(x ^ AT) | zero_bytes(x ^ LEAD);
+        if hits != 0 {
+            let at = i + (hits.trailing_zeros() / 8) as usize;
+            // Pass over ';' … '?' here rather than in the caller.
+            if interesting(bytes[at]) {
+                return at;
+            }
+            i = at + 1;
+            continue;
         }
-        if mask != 0 {
-            return i + mask.trailing_zeros() as usize;
-        }
-        i += 32;
+        i += 8;
     }
     while i < end && !interesting(bytes[i]) {
         i += 1;
@@ -305,6 +323,11 @@ impl<'s, 't> Engine<'s, 't> {
             pre: 0,
             post: 0,
         };
+        // One or two digits are nothing on their own (a month, a day, a count)
+        // and most runs in text are that short: stop before any boundary work.
+        if total < 3 {
+            return;
+        }
         let clean = self.clean_boundaries(start, end);
 
         // Letter-prefixed identifiers first: they need letters the generic check refuses.
@@ -323,9 +346,6 @@ impl<'s, 't> Engine<'s, 't> {
             self.verdicts.push(v);
         }
         if !clean {
-            return;
-        }
-        if total < 3 {
             return;
         }
         let digits = Zeroizing::new(self.window_digits(a, b));
@@ -981,6 +1001,27 @@ mod tests {
         let first = skip(&text, 0, text.len());
         assert_eq!(first, 150);
         assert_eq!(skip(&text, 153, text.len()), text.len());
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time skip agrees with a byte-by-byte walk on any
+        /// bytes, from any start (lookalikes such as ';' '?' and 0x30–0x3F
+        /// neighbours included).
+        #[test]
+        fn skip_matches_the_byte_walk(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(vec![b'0', b'9', b':', b';', b'?', b'@', b'A', 0xEF, 0xEE, 0x2F, 0x40]),
+                ],
+                0..200,
+            ),
+            from in 0usize..200,
+        ) {
+            let from = from.min(bytes.len());
+            let expected = (from..bytes.len()).find(|&k| interesting(bytes[k])).unwrap_or(bytes.len());
+            proptest::prop_assert_eq!(skip(&bytes, from, bytes.len()), expected);
+        }
     }
 
     /// The original two-pass definition, kept as the oracle.
