@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use anshin_crypto::secret::SecretString;
 use axum::http::{Method, Request, Uri, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -35,7 +36,8 @@ fn usage(message: &'static str) -> Error {
 /// Where to send, checked before the scan starts.
 pub struct Upload {
     endpoint: Uri,
-    key: String,
+    /// The API key: zeroized on drop, shown by no `Debug`.
+    key: SecretString,
     /// Scheme and host, for messages.
     target: String,
 }
@@ -74,7 +76,7 @@ impl Upload {
             .map_err(|_| usage("--server is not a URL / --server の URL が不正です"))?;
         Ok(Self {
             endpoint,
-            key: key.trim().to_owned(),
+            key: SecretString::new(key.trim().to_owned()),
             target: format!("{scheme}://{authority}"),
         })
     }
@@ -90,7 +92,7 @@ impl Upload {
             .method(Method::POST)
             .uri(self.endpoint.clone())
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key.expose()))
             .header(
                 header::USER_AGENT,
                 concat!("anshin-scan/", env!("CARGO_PKG_VERSION")),
