@@ -17,7 +17,8 @@ use crate::access::retention::ExportLimiter;
 use crate::audit::log::AuditLog;
 use crate::db::Store;
 use crate::error::{Error, ErrorKind, Result};
-use crate::vault::keys::{Keyring, RootKey};
+use crate::vault::keys::Keyring;
+use crate::vault::root::RootKey;
 
 /// File name of the root key inside the data directory.
 pub const ROOT_KEY_FILE: &str = "root.key";

@@ -1,111 +1,26 @@
 //! The key hierarchy: root key → tenant keys (versioned KEKs and a fingerprint
 //! key) → one data key per record.
 //!
-//! The root key lives in a file outside the database, readable by its owner only;
+//! The root key ([`crate::vault::root`]) lives outside the database;
 //! the database holds tenant keys wrapped by it, and records hold data keys wrapped
 //! by a tenant KEK. A database copied without the root key file reveals nothing.
 //! The database also holds a check value sealed under the root key, so a server
 //! started with the wrong root key stops at once instead of failing per record.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use anshin_crypto::envelope::{AeadKey, Context};
 use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::{KeyBytes, SecretVec};
-use data_encoding::HEXLOWER;
-use zeroize::Zeroize;
 
 use crate::db::{KeyPurpose, Sealed, Store, TenantKeyRow};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::TenantId;
+use crate::vault::root::RootKey;
 
 const ROOT_CHECK_KEY: &str = "root_key_check";
 const ROOT_CHECK_PLAINTEXT: &[u8] = b"anshin root key check v1";
-
-/// The root key: wraps every tenant key.
-#[derive(Debug)]
-pub struct RootKey(AeadKey);
-
-impl RootKey {
-    /// Writes a new random root key to `path`, which must not exist, readable by
-    /// its owner only.
-    pub fn create_file(path: &Path) -> Result<()> {
-        let key = KeyBytes::generate()?;
-        let mut text = HEXLOWER.encode(key.expose());
-        text.push('\n');
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()));
-        text.zeroize();
-        // The directory entry must be durable too: a database that outlives its
-        // root key after a crash could never be opened again.
-        let written = written.and_then(|()| match path.parent() {
-            Some(dir) => fs::File::open(dir).and_then(|d| d.sync_all()),
-            None => Ok(()),
-        });
-        written.map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                "root_key_write_failed",
-                format!("cannot write the root key file {}", path.display()),
-            )
-            .with_cause(e)
-        })
-    }
-
-    /// Reads the root key from `path`, refusing a file that others can read.
-    pub fn load(path: &Path) -> Result<Self> {
-        let unreadable = |e: std::io::Error| {
-            Error::new(
-                ErrorKind::Internal,
-                "root_key_unreadable",
-                format!(
-                    "cannot read the root key file {}; run `anshin init` first",
-                    path.display()
-                ),
-            )
-            .with_cause(e)
-        };
-        let mode = fs::metadata(path).map_err(unreadable)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(Error::new(
-                ErrorKind::Internal,
-                "root_key_permissions",
-                format!(
-                    "the root key file {} is accessible to other users (mode {:o}); run `chmod 600 {}`",
-                    path.display(),
-                    mode & 0o777,
-                    path.display()
-                ),
-            ));
-        }
-        let mut text = fs::read_to_string(path).map_err(unreadable)?;
-        let decoded = HEXLOWER.decode(text.trim().as_bytes());
-        text.zeroize();
-        let bytes = SecretVec::new(decoded.map_err(|_| malformed_root(path))?);
-        let material = KeyBytes::from_slice(bytes.expose()).map_err(|_| malformed_root(path))?;
-        Ok(Self(AeadKey::new(&material)?))
-    }
-}
-
-fn malformed_root(path: &Path) -> Error {
-    Error::new(
-        ErrorKind::Internal,
-        "root_key_malformed",
-        format!(
-            "the root key file {} does not hold 32 hex-encoded bytes",
-            path.display()
-        ),
-    )
-}
 
 /// A tenant's unwrapped keys.
 pub struct TenantKeys {
@@ -261,9 +176,9 @@ impl Keyring {
     /// records the check value on a fresh database).
     pub async fn verify(&self, store: &Store) -> Result<()> {
         let context = Context::new("anshin.root-check.v1");
-        let candidate = self.root.0.seal(&context, ROOT_CHECK_PLAINTEXT)?;
+        let candidate = self.root.seal(&context, ROOT_CHECK_PLAINTEXT)?;
         let stored = store.meta_init(ROOT_CHECK_KEY, candidate).await?;
-        match self.root.0.open(&context, &stored) {
+        match self.root.open(&context, &stored) {
             Ok(plain) if plain.expose() == ROOT_CHECK_PLAINTEXT => Ok(()),
             _ => Err(Error::new(
                 ErrorKind::Internal,
@@ -278,9 +193,9 @@ impl Keyring {
     /// reads the same one.
     pub async fn installation_key(&self, store: &Store, name: &str) -> Result<KeyBytes> {
         let context = Context::new("anshin.installation-key.v1").part(name.as_bytes());
-        let candidate = self.root.0.wrap(&context, &KeyBytes::generate()?)?;
+        let candidate = self.root.wrap(&context, &KeyBytes::generate()?)?;
         let stored = store.meta_init(name, candidate).await?;
-        Ok(self.root.0.unwrap_key(&context, &stored)?)
+        self.root.unwrap_key(&context, &stored)
     }
 
     /// New first-version keys for a new tenant, wrapped for storage.
@@ -291,7 +206,6 @@ impl Keyring {
                 let material = KeyBytes::generate()?;
                 let wrapped = self
                     .root
-                    .0
                     .wrap(&tenant_key_context(tenant, purpose, 1), &material)?;
                 Ok(TenantKeyRow {
                     purpose,
@@ -312,7 +226,7 @@ impl Keyring {
         let mut keks = BTreeMap::new();
         let mut fingerprint = None;
         for row in rows {
-            let material = self.root.0.unwrap_key(
+            let material = self.root.unwrap_key(
                 &tenant_key_context(tenant, row.purpose, row.version),
                 &row.wrapped,
             )?;
@@ -337,52 +251,5 @@ impl Keyring {
             map.insert(tenant.clone(), keys.clone());
         }
         Ok(keys)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn root_key_file_is_private_and_round_trips() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("root.key");
-        RootKey::create_file(&path).expect("create");
-        let mode = fs::metadata(&path).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert!(RootKey::load(&path).is_ok());
-        assert!(
-            RootKey::create_file(&path).is_err(),
-            "never overwrites a root key"
-        );
-    }
-
-    #[test]
-    fn root_key_readable_by_others_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("root.key");
-        RootKey::create_file(&path).expect("create");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        let err = RootKey::load(&path).expect_err("refused");
-        assert_eq!(err.code(), "root_key_permissions");
-        assert!(err.message().contains("chmod 600"));
-    }
-
-    #[test]
-    fn malformed_root_key_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("root.key");
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .expect("open");
-        fs::write(&path, "not hex\n").expect("write");
-        assert_eq!(
-            RootKey::load(&path).err().map(|e| e.code()),
-            Some("root_key_malformed")
-        );
     }
 }

@@ -1,7 +1,8 @@
 //! (1) The vault: cards and personal data, encrypted at rest, reached through
 //! tokens and masked views.
 //!
-//! - [`keys`]: the key hierarchy (root key file, tenant keys, record data keys).
+//! - [`root`]: the root of trust, which wraps every tenant key.
+//! - [`keys`]: the key hierarchy below it (tenant keys, record data keys).
 //! - [`cards`]: tokenize, masked read, reveal, look up by number, crypto-shred.
 //! - [`customers`]: shoppers' personal data, sealed field by field.
 //! - [`pii`]: personal data parsed and normalised at the edge; masking.
@@ -10,6 +11,7 @@ pub mod cards;
 pub mod customers;
 pub mod keys;
 pub mod pii;
+pub mod root;
 
 use anshin_crypto::secret::SecretString;
 use serde::{Deserialize, Deserializer};
