@@ -56,7 +56,8 @@ impl Context {
         self.part(&value.to_be_bytes())
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    /// The encoded associated data, for AEADs run elsewhere (a PKCS#11 token).
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }

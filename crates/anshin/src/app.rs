@@ -18,10 +18,9 @@ use crate::audit::log::AuditLog;
 use crate::db::Store;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::keys::Keyring;
-use crate::vault::root::RootKey;
+use crate::vault::root::{self, NewRoot, RootKey};
 
-/// File name of the root key inside the data directory.
-pub const ROOT_KEY_FILE: &str = "root.key";
+pub use crate::vault::root::ROOT_KEY_FILE;
 
 /// The running application.
 pub struct App {
@@ -55,20 +54,22 @@ impl Location {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("anshin.db").display()))
     }
 
-    fn root_key_path(&self) -> PathBuf {
-        self.data_dir.join(ROOT_KEY_FILE)
-    }
-
-    /// True if the data directory holds a root key.
+    /// True if the data directory holds a root of trust (of any kind).
     pub fn is_initialised(&self) -> bool {
-        self.root_key_path().exists()
+        root::exists(&self.data_dir)
     }
 }
 
 impl App {
-    /// Opens an initialised data directory.
+    /// Opens an initialised data directory whose root key needs no custodian
+    /// (a key file or a PKCS#11 token); a vault split into shares answers 503
+    /// `sealed` until it is unsealed (see [`App::open_with_root`]).
     pub async fn open(location: &Location) -> Result<Self> {
-        let root = RootKey::load(&location.root_key_path())?;
+        Self::open_with_root(location, root::load(&location.data_dir)?).await
+    }
+
+    /// Opens an initialised data directory with its root key at hand.
+    pub async fn open_with_root(location: &Location, root: RootKey) -> Result<Self> {
         let store = Store::open(&location.database_url()).await.map_err(Error::from)?;
         let keyring = Keyring::new(root);
         keyring.verify(&store).await?;
@@ -93,9 +94,19 @@ impl App {
         self.proxies = proxies;
     }
 
-    /// Initialises a data directory: creates it (owner-only), a root key, the
+    /// Initialises a data directory: creates it (owner-only), a root key file, the
     /// database, and a global operator whose API key is returned, to be shown once.
     pub async fn init(location: &Location) -> Result<(Self, SecretString)> {
+        let (app, key, _) = Self::init_with(location, NewRoot::KeyFile).await?;
+        Ok((app, key))
+    }
+
+    /// [`App::init`] with a root of trust of any kind; also returns the
+    /// custodians' shares (shares kind), to be shown once.
+    pub async fn init_with(
+        location: &Location,
+        new_root: NewRoot,
+    ) -> Result<(Self, SecretString, Vec<SecretString>)> {
         if location.is_initialised() {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -108,12 +119,12 @@ impl App {
             ));
         }
         create_private_dir(&location.data_dir)?;
-        RootKey::create_file(&location.root_key_path())?;
-        let app = match Self::open(location).await {
+        let provisioned = new_root.provision(&location.data_dir)?;
+        let app = match Self::open_with_root(location, provisioned.root).await {
             Ok(app) => app,
             Err(err) => {
                 // Leave no root key behind that does not belong to the database.
-                let _ = fs::remove_file(location.root_key_path());
+                root::remove(&location.data_dir);
                 return Err(if err.code() == "root_key_mismatch" {
                     Error::new(
                         ErrorKind::Conflict,
@@ -138,7 +149,7 @@ impl App {
                 },
             )
             .await?;
-        Ok((app, key))
+        Ok((app, key, provisioned.shares))
     }
 }
 

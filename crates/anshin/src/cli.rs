@@ -65,9 +65,71 @@ pub enum Command {
     /// Create a data directory: root key, database, and a bootstrap operator key (printed once).
     #[command(after_help = "Examples:
   anshin init --data-dir ./anshin-data
-  anshin init --data-dir ./anshin-data --json     # {\"operator_api_key\": \"…\"}")]
+  anshin init --data-dir ./anshin-data --json     # {\"operator_api_key\": \"…\"}
+  anshin init --shares 5 --threshold 3 --json     # {\"operator_api_key\": \"…\", \"shares\": [\"anshin-share:…\", …]}
+  anshin init --shares 3 --threshold 2 --passphrases custodians.txt
+  ANSHIN_PKCS11_PIN=… anshin init --pkcs11        # module, token and key label from the configuration
+
+Root of trust: by default a key file (DIR/root.key, mode 0600). With --shares the root key
+is split into N Shamir shares, any K of which rebuild it; no key file is written, each share
+is printed once (hand one to each custodian), and `anshin serve` starts sealed until K
+shares are entered with `anshin unseal`. --passphrases FILE seals share i under line i of
+FILE (Argon2id; an empty line leaves that share unsealed); --prompt-passphrases asks each
+custodian at the terminal instead. With --pkcs11 the root key is created non-extractable
+inside a PKCS#11 token (pkcs11_module, pkcs11_token_label, pkcs11_key_label in the
+configuration; the PIN in ANSHIN_PKCS11_PIN or a file named by ANSHIN_PKCS11_PIN_FILE).")]
     Init {
         /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Split the root key into N custodian shares (2–16).
+        #[arg(long, value_name = "N", requires = "threshold", value_parser = clap::value_parser!(u8).range(2..=16))]
+        shares: Option<u8>,
+        /// Shares needed to unseal (2–N).
+        #[arg(long, value_name = "K", requires = "shares", value_parser = clap::value_parser!(u8).range(2..=16))]
+        threshold: Option<u8>,
+        /// File with one passphrase per share, line i for share i (empty: none).
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "shares",
+            conflicts_with = "prompt_passphrases"
+        )]
+        passphrases: Option<PathBuf>,
+        /// Ask each custodian for a passphrase at the terminal (empty: none).
+        #[arg(long, requires = "shares")]
+        prompt_passphrases: bool,
+        /// Create the root key inside the configured PKCS#11 token.
+        #[arg(long, conflicts_with = "shares")]
+        pkcs11: bool,
+    },
+    /// Enter one custodian's share into a sealed server (read without echo, or from standard input).
+    #[command(after_help = "Examples:
+  anshin unseal --server http://127.0.0.1:8080
+  printf '%s\\n%s\\n' \"$SHARE\" \"$PASSPHRASE\" | anshin unseal --json   # {\"sealed\": true, \"progress\": 1, \"threshold\": 3}
+
+Exit codes: 0 the share was taken (sealed or not, as printed); 1 it was refused (the message
+names the reason: typo, another vault's share, already entered, wrong passphrase, shares that
+do not rebuild the key); 2 usage error.")]
+    Unseal {
+        /// The server [default: http://LISTEN of the configuration]
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Print the seal status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seal a running server: it drops its keys and answers 503 until unsealed again.
+    #[command(after_help = "Example:
+  ANSHIN_API_KEY=… anshin seal --server http://127.0.0.1:8080
+
+Needs a global operator's API key in ANSHIN_API_KEY. Only a vault whose root key is split
+into shares can be sealed.")]
+    Seal {
+        /// The server [default: http://LISTEN of the configuration]
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Print the seal status as JSON.
         #[arg(long)]
         json: bool,
     },

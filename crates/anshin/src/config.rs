@@ -46,7 +46,28 @@ pub struct Config {
     /// Alert detectors and the alert webhook.
     #[serde(flatten)]
     pub alerts: AlertConfig,
+    /// Which root of trust `anshin init` creates, and where a PKCS#11 token is.
+    #[serde(flatten)]
+    pub root_of_trust: RootOfTrustConfig,
 }
+
+/// The root of trust `anshin init` creates (the data directory records the
+/// one in force), and the PKCS#11 token's whereabouts. The token's PIN is
+/// never here: `ANSHIN_PKCS11_PIN` or a file named by `ANSHIN_PKCS11_PIN_FILE`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RootOfTrustConfig {
+    /// `file` (default), `shares` (with `anshin init --shares`) or `pkcs11`.
+    pub root_of_trust: String,
+    /// The PKCS#11 module (shared library).
+    pub pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    pub pkcs11_token_label: Option<String>,
+    /// The root key object's label.
+    pub pkcs11_key_label: String,
+}
+
+/// Default label of the root key object in a PKCS#11 token.
+pub const DEFAULT_PKCS11_KEY_LABEL: &str = "anshin-root-key";
 
 /// Default number of webhook delivery attempts: with the backoff (1 s doubling
 /// to 1 h, jittered) retries go on for four to eight hours.
@@ -215,6 +236,10 @@ struct FileConfig {
     alert_utc_offset: Option<String>,
     alert_min_history_days: Option<u32>,
     alert_checkpoint_stall_seconds: Option<u64>,
+    root_of_trust: Option<String>,
+    pkcs11_module: Option<PathBuf>,
+    pkcs11_token_label: Option<String>,
+    pkcs11_key_label: Option<String>,
 }
 
 impl Config {
@@ -301,6 +326,23 @@ impl Config {
             None => file.trusted_proxies.unwrap_or_default(),
         };
         let trusted_proxies = TrustedProxies::parse(&proxy_list).map_err(config_error)?;
+        let root_of_trust = RootOfTrustConfig {
+            root_of_trust: env("ANSHIN_ROOT_OF_TRUST")
+                .or(file.root_of_trust)
+                .unwrap_or_else(|| "file".to_owned()),
+            pkcs11_module: env("ANSHIN_PKCS11_MODULE")
+                .map(PathBuf::from)
+                .or(file.pkcs11_module),
+            pkcs11_token_label: env("ANSHIN_PKCS11_TOKEN_LABEL").or(file.pkcs11_token_label),
+            pkcs11_key_label: env("ANSHIN_PKCS11_KEY_LABEL")
+                .or(file.pkcs11_key_label)
+                .unwrap_or_else(|| DEFAULT_PKCS11_KEY_LABEL.to_owned()),
+        };
+        if !matches!(root_of_trust.root_of_trust.as_str(), "file" | "shares" | "pkcs11") {
+            return Err(config_error(
+                "root_of_trust must be file, shares or pkcs11".into(),
+            ));
+        }
         Ok(Self {
             data_dir,
             database_url: args
@@ -312,6 +354,7 @@ impl Config {
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
             trusted_proxies,
             alerts,
+            root_of_trust,
         })
     }
 
@@ -430,6 +473,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("log", &self.log)
             .field("alerts", &self.alerts)
+            .field("root_of_trust", &self.root_of_trust)
             .finish()
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! Two audit scenarios follow, in process: `audit_append` (durable appends per
 //! second through the log's batcher) and, on SQLite, `audit_verify` (a log of
-//! `--audit-entries` entries exported as tiles and verified offline).
+//! `--audit-entries` entries exported as tiles and verified offline). Last,
+//! `unseal` (SQLite, in process): a vault split into 5 shares, threshold 3,
+//! each share under a passphrase, unsealed from K shares to a serving App.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -50,6 +52,91 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.audit_entries > 0 && backends.contains(&"sqlite") {
         audit_verify(args.audit_entries).await?;
     }
+    if backends.contains(&"sqlite") {
+        unseal().await?;
+    }
+    Ok(())
+}
+
+/// Unseal rounds timed by the `unseal` scenario.
+const UNSEAL_ROUNDS: usize = 5;
+
+/// Times unsealing: K passphrase-sealed shares entered, each through
+/// Argon2id, combined, checked, and the App opened; then sealed again.
+async fn unseal() -> Result<()> {
+    use crate::http::seal::{Gate, Running, UnsealRequest};
+    use crate::vault::root::{NewRoot, Record};
+    use anshin_crypto::secret::SecretString;
+
+    let dir = tempfile::tempdir().map_err(Error::internal)?;
+    let location = Location {
+        data_dir: dir.path().join("data"),
+        database_url: None,
+    };
+    let passphrases: Vec<Option<SecretString>> = (1..=5)
+        .map(|i| Some(SecretString::new(format!("custodian {i} passphrase"))))
+        .collect();
+    let (app, _, shares) = App::init_with(
+        &location,
+        NewRoot::Shares {
+            threshold: 3,
+            passphrases: passphrases.clone(),
+        },
+    )
+    .await?;
+    drop(app);
+    let record = Record::read(&location.data_dir)?.ok_or_else(|| bench_error("no root-of-trust record"))?;
+    let gate = Gate::new(
+        location,
+        record,
+        Box::new(|app| {
+            Ok(Running {
+                app: Arc::new(app),
+                tasks: Vec::new(),
+            })
+        }),
+    )?;
+    let mut times = Vec::with_capacity(UNSEAL_ROUNDS);
+    for round in 0..UNSEAL_ROUNDS {
+        let started = Instant::now();
+        let mut status = gate.status().await;
+        for i in 0..3 {
+            // A different K of the N each round.
+            let pick = (round + i) % shares.len();
+            status = gate
+                .unseal(UnsealRequest {
+                    share: shares[pick].clone(),
+                    passphrase: passphrases[pick].clone(),
+                })
+                .await?;
+        }
+        times.push(started.elapsed().as_secs_f64());
+        if status.sealed {
+            return Err(bench_error("the unseal scenario did not unseal"));
+        }
+        gate.seal().await;
+        // Untimed: the next round starts in a fresh window of the unseal rate limit.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    times.sort_by(f64::total_cmp);
+    let round = |s: f64| (s * 1000.0).round() / 1000.0;
+    println!(
+        "{}",
+        json!({
+            "scenario": "unseal",
+            "backend": "sqlite",
+            "shares": 5,
+            "threshold": 3,
+            "argon2id": {
+                "memory_kib": crate::vault::shares::KDF_MEMORY_KIB,
+                "passes": crate::vault::shares::KDF_PASSES,
+                "lanes": 1,
+            },
+            "rounds": UNSEAL_ROUNDS,
+            "median_seconds": round(times[UNSEAL_ROUNDS / 2]),
+            "max_seconds": round(times[UNSEAL_ROUNDS - 1]),
+        })
+    );
     Ok(())
 }
 

@@ -10,6 +10,7 @@ mod scan;
 mod scan_db;
 mod scan_upload;
 mod serve;
+mod unseal;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -52,7 +53,25 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(command: Command, config: Config) -> Result<()> {
     match command {
-        Command::Init { json } => init::run(&config, json).await,
+        Command::Init {
+            json,
+            shares,
+            threshold,
+            passphrases,
+            prompt_passphrases,
+            pkcs11,
+        } => {
+            let root = init::RootChoice {
+                shares,
+                threshold,
+                passphrases,
+                prompt_passphrases,
+                pkcs11,
+            };
+            init::run(&config, json, root).await
+        }
+        Command::Unseal { server, json } => unseal::unseal(&config, server.as_deref(), json).await,
+        Command::Seal { server, json } => unseal::seal(&config, server.as_deref(), json).await,
         Command::Serve { demo, .. } => serve::run(&config, demo).await,
         Command::Principal(command) => principal::run(&config, command).await,
         Command::Audit(command) => audit::run(&config, command).await,
@@ -85,7 +104,7 @@ fn exit_code(err: &Error) -> u8 {
         "storage_unavailable" | "scan_db_unreachable" => 4,
         "audit_verification_failed" => 5,
         "scan_findings" => 6,
-        "scan_usage" | "scan_db_url" | "scan_db_unknown_table" | "scan_inventory_file" => 2,
+        "scan_usage" | "scan_db_url" | "scan_db_unknown_table" | "scan_inventory_file" | "unseal_usage" => 2,
         _ => 1,
     }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anshin_crypto::secret::SecretString;
-use axum::http::{Method, Request, Uri, header};
+use axum::http::{Method, Request, StatusCode, Uri, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
@@ -99,54 +99,22 @@ impl Upload {
             )
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| upload_error("cannot build the inventory request / 送信要求を作成できません"))?;
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let exchange = async {
-            let response = if self.endpoint.scheme_str() == Some("https") {
-                http.enforce_http(false);
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_native_roots()
-                    .map_err(|e| {
-                        upload_error(
-                            "no trusted root certificates for HTTPS; install ca-certificates / HTTPS のルート証明書がありません",
-                        )
-                            .with_cause(e)
-                    })?
-                    .https_only()
-                    .enable_http1()
-                    .wrap_connector(http);
-                Client::builder(TokioExecutor::new())
-                    .build(https)
-                    .request(request)
-                    .await
-            } else {
-                Client::builder(TokioExecutor::new())
-                    .build(http)
-                    .request(request)
-                    .await
-            };
-            let response = response.map_err(|e| {
-                upload_error(format!(
-                    "cannot reach the anshin server {}; the inventory file is written / サーバーに接続できません",
-                    self.target
-                ))
-                .with_cause(e)
-            })?;
-            let status = response.status();
-            let bytes = Limited::new(response.into_body(), MAX_ANSWER)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, Error>((status, bytes))
-        };
-        let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
-            upload_error(
-                "the anshin server did not answer within 60 s; the inventory file is written / サーバーが 60 秒以内に応答しませんでした",
+        let (status, bytes) = exchange(request).await.map_err(|failure| match failure {
+            Failure::NoRoots(e) => upload_error(
+                "no trusted root certificates for HTTPS; install ca-certificates / HTTPS のルート証明書がありません",
             )
-        })??;
+            .with_cause(e),
+            Failure::Unreachable(e) => upload_error(format!(
+                "cannot reach the anshin server {}; the inventory file is written / サーバーに接続できません",
+                self.target
+            ))
+            .with_cause(e),
+            Failure::Timeout => upload_error(
+                "the anshin server did not answer within 60 s; the inventory file is written / サーバーが 60 秒以内に応答しませんでした",
+            ),
+        })?;
         let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if status == axum::http::StatusCode::CREATED {
+        if status == StatusCode::CREATED {
             return answer["id"].as_str().map(str::to_owned).ok_or_else(|| {
                 upload_error(
                     "the anshin server's answer has no inventory id / サーバーの応答に棚卸し ID がありません",
@@ -168,6 +136,55 @@ impl Upload {
             status.as_u16()
         )))
     }
+}
+
+/// Why an exchange with a server failed.
+pub(crate) enum Failure {
+    /// HTTPS without trusted root certificates.
+    NoRoots(std::io::Error),
+    /// The server could not be reached, or broke off.
+    Unreachable(hyper_util::client::legacy::Error),
+    /// No answer within [`TIMEOUT`].
+    Timeout,
+}
+
+/// Sends one request to an anshin server (HTTPS against the system's roots,
+/// or plain HTTP) and reads its answer, all within [`TIMEOUT`].
+pub(crate) async fn exchange(request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Failure> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = request.uri().scheme_str() == Some("https");
+    let exchange = async {
+        let response = if https {
+            http.enforce_http(false);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .map_err(Failure::NoRoots)?
+                .https_only()
+                .enable_http1()
+                .wrap_connector(http);
+            Client::builder(TokioExecutor::new())
+                .build(https)
+                .request(request)
+                .await
+        } else {
+            Client::builder(TokioExecutor::new())
+                .build(http)
+                .request(request)
+                .await
+        };
+        let response = response.map_err(Failure::Unreachable)?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok((status, bytes))
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| Failure::Timeout)?
 }
 
 #[cfg(test)]

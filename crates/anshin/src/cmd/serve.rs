@@ -13,10 +13,22 @@ use crate::audit::alerts::AlertService;
 use crate::audit::log::INTEGRATE_INTERVAL;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::seal::{Gate, Running};
+use crate::vault::root::Record;
 use crate::{demo, http};
 
 pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
     let location = config.location();
+    if let Some(record @ Record::Shares { .. }) = Record::read(&location.data_dir)? {
+        if with_demo {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "sealed",
+                "a vault split into shares starts sealed: unseal it first, then load the demo with `anshin demo`",
+            ));
+        }
+        return serve_sealed(config, record).await;
+    }
     let (app, bootstrap_key) = if location.is_initialised() {
         (App::open(&location).await?, None)
     } else {
@@ -26,19 +38,7 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
     let mut app = app;
     app.trust_proxies(config.trusted_proxies.clone());
     let app = Arc::new(app);
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Invalid,
-            "listen_failed",
-            format!(
-                "cannot listen on {}; choose another address with --listen",
-                config.listen
-            ),
-        )
-        .with_cause(e)
-    })?;
-    let addr = listener.local_addr().map_err(Error::internal)?;
-    let base = format!("http://{addr}");
+    let (listener, base) = bind(config).await?;
     if let Some(key) = bootstrap_key {
         println!("Initialised {}.", config.data_dir.display());
         println!("Operator API key (shown once; store it now) / 運用者APIキー（一度だけ表示）:");
@@ -57,25 +57,12 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         "anshin listening on {base} (store: {})",
         app.store.backend().as_str()
     );
-    tracing::info!(%addr, backend = app.store.backend().as_str(), "serving");
-    // Responses go out in one write; Nagle would only hold them back.
-    let listener = listener.tap_io(|stream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let alerts = AlertService::start(app.store.clone(), &config.alerts)?;
-    let integrator = tokio::spawn(integrate_periodically(app.clone(), alerts));
-    let purger = tokio::spawn(purge_periodically(app.clone()));
-    let lockouts = tokio::spawn(refresh_lockouts_periodically(app.clone()));
-    let service = http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(Error::internal)?;
-    integrator.abort();
-    purger.abort();
-    lockouts.abort();
+    tracing::info!(backend = app.store.backend().as_str(), "serving");
+    let running = start_tasks(config, app.clone())?;
+    serve_until_signal(listener, http::router(app.clone())).await?;
+    for task in running.tasks {
+        task.abort();
+    }
     // Sign a final checkpoint over everything appended before the stop.
     if let Err(err) = app.audit.integrate(&app.store).await {
         tracing::warn!(error = ?err, "could not integrate the audit log at shutdown");
@@ -85,6 +72,87 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         None => tracing::info!("stopped"),
     }
     Ok(())
+}
+
+/// Serves a vault whose root key is split into shares: sealed until K
+/// custodians have entered theirs (see [`http::seal`]).
+async fn serve_sealed(config: &Config, record: Record) -> Result<()> {
+    let task_config = config.clone();
+    let gate = Gate::new(
+        config.location(),
+        record,
+        Box::new(move |mut app: App| {
+            app.trust_proxies(task_config.trusted_proxies.clone());
+            start_tasks(&task_config, Arc::new(app))
+        }),
+    )?;
+    let (listener, base) = bind(config).await?;
+    let status = gate.status().await;
+    println!(
+        "anshin listening on {base} (sealed: enter {} shares with `anshin unseal --server {base}`)",
+        status.threshold
+    );
+    tracing::info!("serving sealed");
+    let expiry = tokio::spawn({
+        let gate = gate.clone();
+        async move {
+            let mut ticker = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                ticker.tick().await;
+                gate.expire_progress().await;
+            }
+        }
+    });
+    serve_until_signal(listener, gate.service()).await?;
+    expiry.abort();
+    gate.seal().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds the listen address; returns the listener and its base URL.
+async fn bind(config: &Config) -> Result<(TcpListener, String)> {
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Invalid,
+            "listen_failed",
+            format!(
+                "cannot listen on {}; choose another address with --listen",
+                config.listen
+            ),
+        )
+        .with_cause(e)
+    })?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    Ok((listener, format!("http://{addr}")))
+}
+
+async fn serve_until_signal(listener: TcpListener, router: axum::Router) -> Result<()> {
+    // Responses go out in one write; Nagle would only hold them back.
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(Error::internal)
+}
+
+/// The background tasks of an open App: audit integration and alerts,
+/// retention purge, lockout refresh.
+fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
+    let alerts = AlertService::start(app.store.clone(), &config.alerts)?;
+    Ok(Running {
+        tasks: vec![
+            tokio::spawn(integrate_periodically(app.clone(), alerts)),
+            tokio::spawn(purge_periodically(app.clone())),
+            tokio::spawn(refresh_lockouts_periodically(app.clone())),
+        ],
+        app,
+    })
 }
 
 /// Integrates the audit log and signs a checkpoint every

@@ -11,6 +11,7 @@ mod audit;
 mod extract;
 mod inventory;
 mod retention;
+pub mod seal;
 pub mod sys;
 
 use std::sync::Arc;

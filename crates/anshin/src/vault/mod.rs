@@ -11,7 +11,9 @@ pub mod cards;
 pub mod customers;
 pub mod keys;
 pub mod pii;
+pub mod pkcs11;
 pub mod root;
+pub mod shares;
 
 use anshin_crypto::secret::SecretString;
 use serde::{Deserialize, Deserializer};

@@ -1,53 +1,66 @@
-//! The root of trust: the key that wraps every tenant key.
+//! The root of trust: the key that wraps every tenant key, never inside the
+//! database, so a database copied without it reveals nothing. Three kinds:
 //!
-//! Today it is a key file in the data directory, readable by its owner only,
-//! never inside the database, so a database copied without it reveals nothing.
+//! - a key file in the data directory, readable by its owner only (the default);
+//! - custodian shares ([`crate::vault::shares`]): the key exists only in memory
+//!   after K custodians have entered their shares into a sealed server;
+//! - a non-extractable AES key inside a PKCS#11 token ([`crate::vault::pkcs11`]).
+//!
+//! The last two are recorded in `root-of-trust.json` in the data directory:
+//! the kind, the vault id, and a check value sealed under the root key.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anshin_crypto::envelope::{AeadKey, Context};
-use anshin_crypto::secret::{KeyBytes, SecretVec};
+use anshin_crypto::secret::{KeyBytes, SecretString, SecretVec};
 use data_encoding::HEXLOWER;
 use zeroize::Zeroize;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, ErrorKind, Result};
+use crate::vault::pkcs11::{Pkcs11Settings, TokenKey};
+use crate::vault::shares::{self, VaultId};
+
+/// File name of the root key inside the data directory (key-file kind).
+pub const ROOT_KEY_FILE: &str = "root.key";
+/// File name of the root-of-trust record (shares and PKCS#11 kinds).
+pub const RECORD_FILE: &str = "root-of-trust.json";
 
 /// The root key: wraps every tenant key. Reached only through its four
 /// operations, whatever holds the key.
 #[derive(Debug)]
-pub struct RootKey(AeadKey);
+pub struct RootKey(Holder);
+
+/// Where the key lives; either way `Debug` shows no key material.
+#[derive(Debug)]
+enum Holder {
+    /// In this process's memory (key file, or rebuilt from shares).
+    Memory(AeadKey),
+    /// Inside a PKCS#11 token, never in this process.
+    Token(TokenKey),
+}
 
 impl RootKey {
+    /// A root key over material held in memory (rebuilt from shares).
+    pub fn from_material(material: &KeyBytes) -> Result<Self> {
+        Ok(Self(Holder::Memory(AeadKey::new(material)?)))
+    }
+
     /// Writes a new random root key to `path`, which must not exist, readable by
     /// its owner only.
     pub fn create_file(path: &Path) -> Result<()> {
         let key = KeyBytes::generate()?;
         let mut text = HEXLOWER.encode(key.expose());
         text.push('\n');
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()));
-        text.zeroize();
-        // The directory entry must be durable too: a database that outlives its
+        // The directory entry is made durable too: a database that outlives its
         // root key after a crash could never be opened again.
-        let written = written.and_then(|()| match path.parent() {
-            Some(dir) => fs::File::open(dir).and_then(|d| d.sync_all()),
-            None => Ok(()),
-        });
-        written.map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                "root_key_write_failed",
-                format!("cannot write the root key file {}", path.display()),
-            )
-            .with_cause(e)
-        })
+        let written = write_private(path, text.as_bytes());
+        text.zeroize();
+        written
     }
 
     /// Reads the root key from `path`, refusing a file that others can read.
@@ -81,7 +94,7 @@ impl RootKey {
         text.zeroize();
         let bytes = SecretVec::new(decoded.map_err(|_| malformed_root(path))?);
         let material = KeyBytes::from_slice(bytes.expose()).map_err(|_| malformed_root(path))?;
-        Ok(Self(AeadKey::new(&material)?))
+        Self::from_material(&material)
     }
 }
 
@@ -99,23 +112,287 @@ fn malformed_root(path: &Path) -> Error {
 impl RootKey {
     /// Seals `plaintext` under the root key, bound to `context`.
     pub fn seal(&self, context: &Context, plaintext: &[u8]) -> Result<Vec<u8>> {
-        Ok(self.0.seal(context, plaintext)?)
+        match &self.0 {
+            Holder::Memory(key) => Ok(key.seal(context, plaintext)?),
+            Holder::Token(key) => key.seal(context, plaintext),
+        }
     }
 
     /// Opens a blob sealed by [`RootKey::seal`].
     pub fn open(&self, context: &Context, blob: &[u8]) -> Result<SecretVec> {
-        Ok(self.0.open(context, blob)?)
+        match &self.0 {
+            Holder::Memory(key) => Ok(key.open(context, blob)?),
+            Holder::Token(key) => key.open(context, blob),
+        }
     }
 
     /// Wraps key material (a tenant key, an installation key).
     pub fn wrap(&self, context: &Context, key: &KeyBytes) -> Result<Vec<u8>> {
-        Ok(self.0.wrap(context, key)?)
+        self.seal(context, key.expose())
     }
 
     /// Unwraps key material wrapped by [`RootKey::wrap`].
     pub fn unwrap_key(&self, context: &Context, blob: &[u8]) -> Result<KeyBytes> {
-        Ok(self.0.unwrap_key(context, blob)?)
+        let plain = self.open(context, blob)?;
+        Ok(KeyBytes::from_slice(plain.expose())?)
     }
+}
+
+/// The root-of-trust record of a vault whose root key is not a key file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Record {
+    /// Split into custodian shares.
+    Shares {
+        /// The vault id every share carries.
+        vault_id: String,
+        /// Shares that rebuild the key.
+        threshold: u8,
+        /// Shares issued.
+        shares: u8,
+        /// The check value (hex), sealed under the root key.
+        check: String,
+    },
+    /// A key inside a PKCS#11 token.
+    Pkcs11 {
+        /// The vault id.
+        vault_id: String,
+        /// The PKCS#11 module (shared library) path.
+        module: PathBuf,
+        /// The token's label.
+        token_label: String,
+        /// The key object's label.
+        key_label: String,
+        /// The check value (hex), sealed under the root key.
+        check: String,
+    },
+}
+
+const CHECK_PLAINTEXT: &[u8] = b"anshin root of trust check v1";
+
+fn check_context(vault: VaultId) -> Context {
+    Context::new("anshin.root-of-trust-check.v1").part(vault.as_bytes())
+}
+
+impl Record {
+    /// The record in `data_dir`, if there is one.
+    pub fn read(data_dir: &Path) -> Result<Option<Self>> {
+        let path = data_dir.join(RECORD_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "root_of_trust_unreadable",
+                    format!("cannot read {}", path.display()),
+                )
+                .with_cause(e));
+            }
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                "root_of_trust_unreadable",
+                format!(
+                    "{} is not a root-of-trust record; restore it from a backup",
+                    path.display()
+                ),
+            )
+            .with_cause(e)
+        })
+    }
+
+    fn write(&self, data_dir: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(Error::internal)?;
+        write_private(&data_dir.join(RECORD_FILE), text.as_bytes())
+    }
+
+    fn vault_text(&self) -> &str {
+        match self {
+            Self::Shares { vault_id, .. } | Self::Pkcs11 { vault_id, .. } => vault_id,
+        }
+    }
+
+    /// The vault id.
+    pub fn vault_id(&self) -> Result<VaultId> {
+        VaultId::from_hex(self.vault_text()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                "root_of_trust_unreadable",
+                "the root-of-trust record's vault_id is not 32 hex digits; restore it from a backup",
+            )
+        })
+    }
+
+    /// Whether `root` is the key this record was made with.
+    pub fn matches(&self, root: &RootKey) -> Result<bool> {
+        let check = match self {
+            Self::Shares { check, .. } | Self::Pkcs11 { check, .. } => check,
+        };
+        let Ok(blob) = HEXLOWER.decode(check.as_bytes()) else {
+            return Ok(false);
+        };
+        Ok(root
+            .open(&check_context(self.vault_id()?), &blob)
+            .is_ok_and(|plain| plain.expose() == CHECK_PLAINTEXT))
+    }
+}
+
+/// How a new vault's root key is made (`anshin init`).
+#[derive(Debug)]
+pub enum NewRoot {
+    /// A key file in the data directory.
+    KeyFile,
+    /// Custodian shares: one per passphrase slot (sealed when given), any
+    /// `threshold` of which rebuild the key.
+    Shares {
+        /// Shares needed.
+        threshold: u8,
+        /// One entry per share.
+        passphrases: Vec<Option<SecretString>>,
+    },
+    /// A new non-extractable key in a PKCS#11 token.
+    Pkcs11(Pkcs11Settings),
+}
+
+/// A new root key, with the shares to hand to custodians (shares kind only).
+#[derive(Debug)]
+pub struct Provisioned {
+    /// The key.
+    pub root: RootKey,
+    /// The custodians' shares, in text form.
+    pub shares: Vec<SecretString>,
+}
+
+impl NewRoot {
+    /// Makes the root key and records it in `data_dir`.
+    pub fn provision(self, data_dir: &Path) -> Result<Provisioned> {
+        match self {
+            Self::KeyFile => {
+                let path = data_dir.join(ROOT_KEY_FILE);
+                RootKey::create_file(&path)?;
+                Ok(Provisioned {
+                    root: RootKey::load(&path)?,
+                    shares: Vec::new(),
+                })
+            }
+            Self::Shares {
+                threshold,
+                passphrases,
+            } => {
+                let material = KeyBytes::generate()?;
+                let vault = VaultId::generate()?;
+                let split = shares::split(&material, vault, threshold, &passphrases)?;
+                let root = RootKey::from_material(&material)?;
+                Record::Shares {
+                    vault_id: vault.to_hex(),
+                    threshold,
+                    shares: u8::try_from(split.len()).map_err(Error::internal)?,
+                    check: check_value(&root, vault)?,
+                }
+                .write(data_dir)?;
+                Ok(Provisioned {
+                    root,
+                    shares: split.iter().map(shares::Share::to_text).collect(),
+                })
+            }
+            Self::Pkcs11(settings) => {
+                let root = RootKey(Holder::Token(TokenKey::create(&settings)?));
+                let vault = VaultId::generate()?;
+                Record::Pkcs11 {
+                    vault_id: vault.to_hex(),
+                    check: check_value(&root, vault)?,
+                    module: settings.module,
+                    token_label: settings.token_label,
+                    key_label: settings.key_label,
+                }
+                .write(data_dir)?;
+                Ok(Provisioned {
+                    root,
+                    shares: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+fn check_value(root: &RootKey, vault: VaultId) -> Result<String> {
+    Ok(HEXLOWER.encode(&root.seal(&check_context(vault), CHECK_PLAINTEXT)?))
+}
+
+/// Whether `data_dir` holds a root of trust of any kind.
+pub fn exists(data_dir: &Path) -> bool {
+    data_dir.join(ROOT_KEY_FILE).exists() || data_dir.join(RECORD_FILE).exists()
+}
+
+/// Removes a root of trust just made, when the vault around it could not be
+/// created (a PKCS#11 key stays in its token: the message of the failure says so).
+pub fn remove(data_dir: &Path) {
+    let _ = fs::remove_file(data_dir.join(ROOT_KEY_FILE));
+    let _ = fs::remove_file(data_dir.join(RECORD_FILE));
+}
+
+/// The root key of an initialised data directory, for the kinds that need no
+/// custodian: a key file, or a PKCS#11 token (its PIN from the environment).
+pub fn load(data_dir: &Path) -> Result<RootKey> {
+    match Record::read(data_dir)? {
+        None => RootKey::load(&data_dir.join(ROOT_KEY_FILE)),
+        Some(Record::Shares { .. }) => Err(sealed()),
+        Some(record @ Record::Pkcs11 { .. }) => {
+            let Record::Pkcs11 {
+                module,
+                token_label,
+                key_label,
+                ..
+            } = &record
+            else {
+                return Err(sealed());
+            };
+            let settings = Pkcs11Settings::from_env(module.clone(), token_label.clone(), key_label.clone())?;
+            let root = RootKey(Holder::Token(TokenKey::find(&settings)?));
+            if !record.matches(&root)? {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "root_key_mismatch",
+                    "the PKCS#11 key found under this label is not this vault's root key; check pkcs11_key_label and the token",
+                ));
+            }
+            Ok(root)
+        }
+    }
+}
+
+/// 503 `sealed`: the root key is not in memory until custodians unseal.
+pub fn sealed() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "sealed",
+        "the vault is sealed: its root key is split among custodians; enter shares with `anshin unseal` \
+         (POST /v1/sys/unseal) until the threshold is reached",
+    )
+}
+
+/// Writes a new owner-only file durably (file and directory entry).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| match path.parent() {
+            Some(dir) => fs::File::open(dir).and_then(|d| d.sync_all()),
+            None => Ok(()),
+        });
+    written.map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            "root_key_write_failed",
+            format!("cannot write {}", path.display()),
+        )
+        .with_cause(e)
+    })
 }
 
 #[cfg(test)]

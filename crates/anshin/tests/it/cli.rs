@@ -8,18 +8,36 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn anshin(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anshin"))
+pub(crate) fn anshin(data_dir: &Path, args: &[&str]) -> Output {
+    anshin_with(data_dir, args, &[], None)
+}
+
+/// `anshin` with extra environment variables and, if given, standard input.
+pub(crate) fn anshin_with(
+    data_dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_anshin"));
+    command
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("ANSHIN_DATABASE_URL")
         .env("ANSHIN_LOG", "warn")
-        .output()
-        .expect("run anshin")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run anshin");
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.unwrap_or("").as_bytes()).expect("stdin");
+    }
+    child.wait_with_output().expect("run anshin")
 }
 
-fn stdout_json(output: &Output) -> Value {
+pub(crate) fn stdout_json(output: &Output) -> Value {
     assert!(
         output.status.success(),
         "failed: {}",
@@ -29,25 +47,31 @@ fn stdout_json(output: &Output) -> Value {
 }
 
 /// A running `anshin serve`; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
     stdout: Vec<String>,
 }
 
 impl Server {
-    fn start(data_dir: &Path) -> Self {
-        Self::start_on(data_dir, None)
+    pub(crate) fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, None, &[])
     }
 
     /// A server on `database_url` (PostgreSQL) instead of the embedded SQLite.
     fn start_on(data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_with(data_dir, database_url, &[])
+    }
+
+    /// A server with extra environment variables.
+    pub(crate) fn start_with(data_dir: &Path, database_url: Option<&str>, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_anshin"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("ANSHIN_DATABASE_URL")
             .env("ANSHIN_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped());
         if let Some(url) = database_url {
             command.env("ANSHIN_DATABASE_URL", url);
@@ -68,7 +92,7 @@ impl Server {
         Self { child, addr, stdout }
     }
 
-    fn request(&self, method: &str, path: &str, key: &str, body: Option<&str>) -> (u16, Value) {
+    pub(crate) fn request(&self, method: &str, path: &str, key: &str, body: Option<&str>) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.addr).expect("connect");
         let body = body.unwrap_or("");
         write!(

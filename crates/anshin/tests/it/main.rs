@@ -12,5 +12,6 @@ mod inventory;
 mod logs;
 mod regression;
 mod retention;
+mod root_of_trust;
 mod scan;
 mod store;

@@ -1,0 +1,333 @@
+//! The sealed server: a vault whose root key is split into custodian shares
+//! starts sealed and holds no [`App`] until K shares have been entered.
+//!
+//! [`Gate`] is the whole HTTP service. Sealed, it answers health, seal status
+//! and `POST /v1/sys/unseal`, and every other endpoint 503 `sealed`. When the
+//! K-th valid share arrives it combines the shares, checks the result against
+//! the vault's check value, opens the [`App`] and from then on hands every
+//! request to the full router. `POST /v1/sys/seal` (a global operator) drops
+//! the App, its keys and its background tasks, and the gate is sealed again.
+//!
+//! Entered shares are kept opened (passphrase removed) in zeroizing memory
+//! and wiped after combining, on a wrong combination, and after
+//! [`PROGRESS_TIMEOUT`] without a new share. Unseal attempts are limited to
+//! [`ATTEMPTS_PER_SECOND`], so shares and passphrases cannot be guessed online.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use anshin_crypto::secret::SecretString;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+use tower::ServiceExt;
+
+use super::extract::JsonBody;
+use super::sys::Health;
+use super::{AppState, MAX_BODY};
+use crate::access::{Actor, Role};
+use crate::app::{App, Location};
+use crate::error::{Error, ErrorKind, Result};
+use crate::vault::root::{Record, RootKey, sealed};
+use crate::vault::shares::{self, OpenShare, Share, VaultId, share_error};
+
+/// Shares entered are wiped after this long without another.
+pub const PROGRESS_TIMEOUT: Duration = Duration::from_secs(600);
+/// Unseal attempts accepted per second, all clients together.
+pub const ATTEMPTS_PER_SECOND: u32 = 10;
+
+/// `POST /v1/sys/unseal` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsealRequest {
+    /// One custodian's share (`anshin-share:…`).
+    #[serde(deserialize_with = "crate::vault::secret")]
+    pub share: SecretString,
+    /// The share's passphrase, when it was sealed under one.
+    #[serde(default, deserialize_with = "crate::vault::secret_opt")]
+    pub passphrase: Option<SecretString>,
+}
+
+/// Seal status: the answer of unseal, seal and seal-status.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealStatus {
+    /// Whether the vault is sealed.
+    pub sealed: bool,
+    /// Valid shares entered so far.
+    pub progress: u8,
+    /// Shares needed.
+    pub threshold: u8,
+}
+
+/// What an unsealed vault runs: the App and its background tasks.
+pub struct Running {
+    /// The application.
+    pub app: Arc<App>,
+    /// Background tasks, aborted when the vault is sealed.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Readies an opened App and starts its background tasks (see `anshin serve`).
+pub type Starter = dyn Fn(App) -> Result<Running> + Send + Sync;
+
+/// Shares entered so far.
+struct Pending {
+    shares: Vec<OpenShare>,
+    last: Instant,
+}
+
+impl Pending {
+    fn empty() -> Self {
+        Self {
+            shares: Vec::new(),
+            last: Instant::now(),
+        }
+    }
+
+    /// Forgets shares left waiting too long.
+    fn expire(&mut self, now: Instant) {
+        if now.duration_since(self.last) >= PROGRESS_TIMEOUT {
+            self.shares.clear();
+        }
+    }
+}
+
+/// Attempts in the current one-second window.
+struct Limiter {
+    window: Instant,
+    attempts: u32,
+}
+
+/// The sealed-or-unsealed HTTP service of a vault with custodian shares.
+pub struct Gate {
+    location: Location,
+    record: Record,
+    vault: VaultId,
+    threshold: u8,
+    start: Box<Starter>,
+    /// Serialises unseal and seal (opening the App takes a while).
+    pending: tokio::sync::Mutex<Pending>,
+    running: RwLock<Option<(Router, Running)>>,
+    limiter: Mutex<Limiter>,
+    sealed_routes: Router,
+    me: Weak<Gate>,
+}
+
+impl Gate {
+    /// A sealed gate over the vault at `location`, whose record is `record`
+    /// (shares kind); `start` runs once per unseal.
+    pub fn new(location: Location, record: Record, start: Box<Starter>) -> Result<Arc<Self>> {
+        let Record::Shares { threshold, .. } = record else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "not_sealable",
+                "only a vault whose root key is split into shares starts sealed",
+            ));
+        };
+        let vault = record.vault_id()?;
+        Ok(Arc::new_cyclic(|gate: &Weak<Self>| Self {
+            location,
+            record,
+            vault,
+            threshold,
+            start,
+            pending: tokio::sync::Mutex::new(Pending::empty()),
+            running: RwLock::new(None),
+            limiter: Mutex::new(Limiter {
+                window: Instant::now(),
+                attempts: 0,
+            }),
+            sealed_routes: sealed_router(gate.clone()),
+            me: gate.clone(),
+        }))
+    }
+
+    /// The service to serve: every request goes to the router of the state
+    /// the vault is in when it arrives.
+    pub fn service(self: &Arc<Self>) -> Router {
+        let gate = self.clone();
+        Router::new().fallback_service(tower::service_fn(move |request: Request| {
+            let gate = gate.clone();
+            async move { Ok::<Response, Infallible>(gate.dispatch(request).await) }
+        }))
+    }
+
+    async fn dispatch(&self, request: Request) -> Response {
+        let router = self
+            .running
+            .read()
+            .ok()
+            .and_then(|r| r.as_ref().map(|(router, _)| router.clone()))
+            .unwrap_or_else(|| self.sealed_routes.clone());
+        match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The App, while unsealed.
+    pub fn app(&self) -> Option<Arc<App>> {
+        self.running
+            .read()
+            .ok()
+            .and_then(|r| r.as_ref().map(|(_, running)| running.app.clone()))
+    }
+
+    /// The current seal status.
+    pub async fn status(&self) -> SealStatus {
+        let mut pending = self.pending.lock().await;
+        pending.expire(Instant::now());
+        self.status_of(&pending)
+    }
+
+    fn status_of(&self, pending: &Pending) -> SealStatus {
+        let sealed = self.app().is_none();
+        SealStatus {
+            sealed,
+            progress: if sealed {
+                u8::try_from(pending.shares.len()).unwrap_or(u8::MAX)
+            } else {
+                0
+            },
+            threshold: self.threshold,
+        }
+    }
+
+    /// Wipes shares left waiting past [`PROGRESS_TIMEOUT`] (called
+    /// periodically, so they do not stay in memory when no one comes back).
+    pub async fn expire_progress(&self) {
+        self.pending.lock().await.expire(Instant::now());
+    }
+
+    fn admit(&self) -> Result<()> {
+        let mut limiter = self.limiter.lock().map_err(|_| sealed())?;
+        let now = Instant::now();
+        if now.duration_since(limiter.window) >= Duration::from_secs(1) {
+            limiter.window = now;
+            limiter.attempts = 0;
+        }
+        limiter.attempts += 1;
+        if limiter.attempts > ATTEMPTS_PER_SECOND {
+            return Err(Error::new(
+                ErrorKind::TooManyRequests,
+                "unseal_rate_limited",
+                "too many unseal attempts; wait a second and send the share again",
+            )
+            .with_retry_after(1));
+        }
+        Ok(())
+    }
+
+    /// Takes one custodian's share; at the threshold, unseals.
+    pub async fn unseal(&self, request: UnsealRequest) -> Result<SealStatus> {
+        self.admit()?;
+        let mut pending = self.pending.lock().await;
+        if self.app().is_some() {
+            return Ok(self.status_of(&pending));
+        }
+        pending.expire(Instant::now());
+        let share = Share::parse(request.share.expose())?;
+        if share.vault() != self.vault {
+            return Err(share_error("share_wrong_vault"));
+        }
+        if pending.shares.iter().any(|s| s.index() == share.index()) {
+            return Err(share_error("share_duplicate"));
+        }
+        let (vault, threshold) = (self.vault, self.threshold);
+        // Argon2id takes a fraction of a second: off the async threads.
+        let opened =
+            tokio::task::spawn_blocking(move || share.open(vault, threshold, request.passphrase.as_ref()))
+                .await
+                .map_err(Error::internal)??;
+        pending.shares.push(opened);
+        pending.last = Instant::now();
+        if pending.shares.len() < usize::from(self.threshold) {
+            return Ok(self.status_of(&pending));
+        }
+        let shares = std::mem::take(&mut pending.shares);
+        let root = shares::combine(&shares).and_then(|key| RootKey::from_material(&key));
+        drop(shares);
+        let root = match root {
+            Ok(root) if self.record.matches(&root)? => root,
+            _ => return Err(share_error("share_combination_wrong")),
+        };
+        let running = (self.start)(App::open_with_root(&self.location, root).await?)?;
+        let app = running.app.clone();
+        let router = super::router(app.clone()).merge(unsealed_router(app, self.me.clone()));
+        if let Ok(mut slot) = self.running.write() {
+            *slot = Some((router, running));
+        }
+        tracing::info!("vault unsealed");
+        Ok(self.status_of(&pending))
+    }
+
+    /// Seals: drops the App (and with it every key in memory) and stops its
+    /// background tasks.
+    pub async fn seal(&self) -> SealStatus {
+        let mut pending = self.pending.lock().await;
+        pending.shares.clear();
+        let running = self.running.write().ok().and_then(|mut slot| slot.take());
+        if let Some((_, running)) = running {
+            for task in &running.tasks {
+                task.abort();
+            }
+            if let Err(err) = running.app.audit.integrate(&running.app.store).await {
+                tracing::warn!(error = ?err, "could not integrate the audit log before sealing");
+            }
+            tracing::info!("vault sealed");
+        }
+        self.status_of(&pending)
+    }
+}
+
+fn sealed_router(gate: Weak<Gate>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(Health { status: "sealed" }) }))
+        .route("/readyz", get(|| async { sealed() }))
+        .route("/v1/sys/seal-status", get(seal_status))
+        .route("/v1/sys/unseal", post(unseal))
+        .route("/v1/sys/seal", post(seal_status))
+        .fallback(|| async { sealed() })
+        .layer(Extension(gate))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// Routes an unsealed vault adds to the full router.
+fn unsealed_router(app: Arc<App>, gate: Weak<Gate>) -> Router {
+    Router::new()
+        .route("/v1/sys/seal-status", get(seal_status))
+        .route("/v1/sys/unseal", post(seal_status))
+        .route("/v1/sys/seal", post(seal))
+        .layer(Extension(gate))
+        .with_state(AppState { app })
+}
+
+fn gate_of(gate: &Weak<Gate>) -> Result<Arc<Gate>> {
+    gate.upgrade().ok_or_else(sealed)
+}
+
+async fn seal_status(Extension(gate): Extension<Weak<Gate>>) -> Result<Json<SealStatus>> {
+    Ok(Json(gate_of(&gate)?.status().await))
+}
+
+async fn unseal(
+    Extension(gate): Extension<Weak<Gate>>,
+    JsonBody(request): JsonBody<UnsealRequest>,
+) -> Result<Json<SealStatus>> {
+    Ok(Json(gate_of(&gate)?.unseal(request).await?))
+}
+
+async fn seal(actor: Actor, Extension(gate): Extension<Weak<Gate>>) -> Result<impl IntoResponse> {
+    if actor.role != Role::Operator || actor.tenant_id.is_some() {
+        return Err(Error::forbidden(
+            "seal the vault (a global operator's key is needed)",
+        ));
+    }
+    let gate = gate_of(&gate)?;
+    // Sealing waits for nothing in flight: requests holding the App finish
+    // with it, and then it is dropped.
+    Ok(Json(gate.seal().await))
+}
