@@ -7,8 +7,6 @@ use serde_json::Value;
 
 use crate::cli::{Server, anshin_with, stdout_json};
 
-const CARD: &str = r#"{"number": "4111111111111111", "exp_month": 12, "exp_year": 2031}"#;
-
 /// `anshin init --shares N --threshold K --json`: (operator key, shares).
 fn init_shares(data: &Path, n: u8, k: u8, extra: &[&str]) -> (String, Vec<String>) {
     let (n, k) = (n.to_string(), k.to_string());
@@ -58,7 +56,8 @@ fn tokenize(server: &Server, operator: &str) -> (String, String) {
     let (status, principal) = server.request("POST", "/v1/principals", operator, Some(&body.to_string()));
     assert_eq!(status, 201, "{principal}");
     let shop_key = principal["api_key"].as_str().expect("key").to_owned();
-    let (status, card) = server.request("POST", "/v1/cards", &shop_key, Some(CARD));
+    let card = crate::harness::card("4111111111111111").to_string();
+    let (status, card) = server.request("POST", "/v1/cards", &shop_key, Some(&card));
     assert_eq!(status, 201, "{card}");
     (shop_key, card["token"].as_str().expect("token").to_owned())
 }
