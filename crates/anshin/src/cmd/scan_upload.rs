@@ -121,21 +121,25 @@ impl Upload {
                 )
             });
         }
-        // The server's error code is a stable snake_case word; its message is
-        // not repeated (a server that is not anshin could answer anything).
-        let code: String = answer["error"]["code"]
-            .as_str()
-            .unwrap_or("")
-            .chars()
-            .filter(|c| c.is_ascii_lowercase() || *c == '_')
-            .take(64)
-            .collect();
+        let code = error_code(&answer);
         Err(upload_error(format!(
             "the anshin server {} refused the inventory: HTTP {} {code}; the inventory file is written / サーバーが棚卸しを受け付けませんでした",
             self.target,
             status.as_u16()
         )))
     }
+}
+
+/// The error code of a server's answer. It is a stable snake_case word; the
+/// message is never repeated (a server that is not anshin could answer anything).
+pub(crate) fn error_code(answer: &serde_json::Value) -> String {
+    answer["error"]["code"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .take(64)
+        .collect()
 }
 
 /// Why an exchange with a server failed.

@@ -13,7 +13,7 @@ use axum::http::{Method, Request, StatusCode, Uri, header};
 use bytes::Bytes;
 use http_body_util::Full;
 
-use super::scan_upload::{API_KEY_ENV, Failure, exchange};
+use super::scan_upload::{API_KEY_ENV, Failure, error_code, exchange};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::seal::SealStatus;
@@ -143,14 +143,7 @@ async fn post(endpoint: &Uri, key: Option<&SecretString>, body: SecretString) ->
         });
     }
     let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    // Only the stable code is repeated: a server that is not anshin could answer anything.
-    let code: String = answer["error"]["code"]
-        .as_str()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || *c == '_')
-        .take(64)
-        .collect();
+    let code = error_code(&answer);
     Err(Error::new(
         ErrorKind::Invalid,
         "unseal_refused",

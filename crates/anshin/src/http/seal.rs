@@ -331,3 +331,27 @@ async fn seal(actor: Actor, Extension(gate): Extension<Weak<Gate>>) -> Result<im
     // with it, and then it is dropped.
     Ok(Json(gate.seal().await))
 }
+
+#[cfg(test)]
+mod tests {
+    use anshin_crypto::secret::KeyBytes;
+
+    use super::*;
+
+    #[test]
+    fn shares_left_waiting_are_wiped() {
+        let vault = VaultId::generate().expect("rng");
+        let key = KeyBytes::generate().expect("rng");
+        let split = shares::split(&key, vault, 2, &[None, None]).expect("split");
+        let mut pending = Pending::empty();
+        pending.shares = split
+            .into_iter()
+            .map(|s| s.open(vault, 2, None).expect("open"))
+            .collect();
+        let start = pending.last;
+        pending.expire(start + PROGRESS_TIMEOUT - Duration::from_secs(1));
+        assert_eq!(pending.shares.len(), 2, "kept while custodians are coming");
+        pending.expire(start + PROGRESS_TIMEOUT);
+        assert!(pending.shares.is_empty(), "wiped after the timeout");
+    }
+}

@@ -414,6 +414,42 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_every_root_key_holder_is_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let passphrase = SecretString::new("custodian words".into());
+        let new_root = NewRoot::Shares {
+            threshold: 2,
+            passphrases: vec![Some(passphrase), None],
+        };
+        let shown_new = format!("{new_root:?}");
+        let provisioned = new_root.provision(dir.path()).expect("provision");
+        let settings = Pkcs11Settings {
+            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            token_label: "t".into(),
+            key_label: "k".into(),
+            pin: SecretString::new("9876".into()),
+        };
+        let shown = format!("{shown_new} {provisioned:?} {:?} {settings:?}", provisioned.root);
+        assert!(
+            !shown.contains("custodian words") && !shown.contains("9876"),
+            "{shown}"
+        );
+        for share in &provisioned.shares {
+            assert!(!shown.contains(&share.expose()[20..40]), "{shown}");
+        }
+        // The record holds the vault id and check value, never a share.
+        let record = fs::read_to_string(dir.path().join(RECORD_FILE)).expect("record");
+        for share in &provisioned.shares {
+            assert!(!record.contains(&share.expose()[20..40]));
+        }
+        let parsed = Record::read(dir.path()).expect("read").expect("record");
+        assert!(parsed.matches(&provisioned.root).expect("check"));
+        let other = RootKey::from_material(&KeyBytes::generate().expect("rng")).expect("key");
+        assert!(!parsed.matches(&other).expect("check"));
+        assert_eq!(load(dir.path()).err().map(|e| e.code()), Some("sealed"));
+    }
+
+    #[test]
     fn root_key_readable_by_others_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("root.key");
