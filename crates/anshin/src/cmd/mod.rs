@@ -104,7 +104,12 @@ fn exit_code(err: &Error) -> u8 {
         "storage_unavailable" | "scan_db_unreachable" => 4,
         "audit_verification_failed" => 5,
         "scan_findings" => 6,
-        "scan_usage" | "scan_db_url" | "scan_db_unknown_table" | "scan_inventory_file" | "unseal_usage" => 2,
+        "scan_usage"
+        | "scan_db_url"
+        | "scan_db_unknown_table"
+        | "scan_inventory_file"
+        | "unseal_usage"
+        | "init_usage" => 2,
         _ => 1,
     }
 }

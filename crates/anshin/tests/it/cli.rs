@@ -370,6 +370,8 @@ fn help_shows_examples_and_exit_codes_and_completions_work() {
         &["principal", "create", "--help"],
         &["bench", "--help"],
         &["demo", "--help"],
+        &["unseal", "--help"],
+        &["seal", "--help"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_anshin"))
             .args(sub)
