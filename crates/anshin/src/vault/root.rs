@@ -336,31 +336,28 @@ pub fn remove(data_dir: &Path) {
 /// The root key of an initialised data directory, for the kinds that need no
 /// custodian: a key file, or a PKCS#11 token (its PIN from the environment).
 pub fn load(data_dir: &Path) -> Result<RootKey> {
-    match Record::read(data_dir)? {
-        None => RootKey::load(&data_dir.join(ROOT_KEY_FILE)),
-        Some(Record::Shares { .. }) => Err(sealed()),
-        Some(record @ Record::Pkcs11 { .. }) => {
-            let Record::Pkcs11 {
-                module,
-                token_label,
-                key_label,
-                ..
-            } = &record
-            else {
-                return Err(sealed());
-            };
-            let settings = Pkcs11Settings::from_env(module.clone(), token_label.clone(), key_label.clone())?;
-            let root = RootKey(Holder::Token(TokenKey::find(&settings)?));
-            if !record.matches(&root)? {
-                return Err(Error::new(
-                    ErrorKind::Internal,
-                    "root_key_mismatch",
-                    "the PKCS#11 key found under this label is not this vault's root key; check pkcs11_key_label and the token",
-                ));
-            }
-            Ok(root)
-        }
+    let Some(record) = Record::read(data_dir)? else {
+        return RootKey::load(&data_dir.join(ROOT_KEY_FILE));
+    };
+    let Record::Pkcs11 {
+        module,
+        token_label,
+        key_label,
+        ..
+    } = &record
+    else {
+        return Err(sealed());
+    };
+    let settings = Pkcs11Settings::from_env(module.clone(), token_label.clone(), key_label.clone())?;
+    let root = RootKey(Holder::Token(TokenKey::find(&settings)?));
+    if !record.matches(&root)? {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "root_key_mismatch",
+            "the PKCS#11 key found under this label is not this vault's root key; check pkcs11_key_label and the token",
+        ));
     }
+    Ok(root)
 }
 
 /// 503 `sealed`: the root key is not in memory until custodians unseal.
