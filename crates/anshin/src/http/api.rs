@@ -41,7 +41,8 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::audit::inclusion, super::audit::consistency, super::audit::events, super::audit::access_log,
         super::alerts::list,
         super::inventory::upload, super::inventory::list,
-        super::sys::healthz, super::sys::readyz
+        super::sys::healthz, super::sys::readyz,
+        super::seal::seal_status, super::seal::unseal, super::seal::seal
     ),
     components(schemas(ErrorBody, Role, crate::audit::alerts::AlertNotification)),
     modifiers(&BearerAuth),

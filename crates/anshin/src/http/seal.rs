@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anshin_crypto::secret::SecretString;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ use super::sys::Health;
 use super::{AppState, MAX_BODY};
 use crate::access::{Actor, Role};
 use crate::app::{App, Location};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorBody, ErrorKind, Result};
 use crate::vault::root::{Record, RootKey, sealed};
 use crate::vault::shares::{self, OpenShare, Share, VaultId, share_error};
 
@@ -40,19 +40,21 @@ pub const PROGRESS_TIMEOUT: Duration = Duration::from_secs(600);
 pub const ATTEMPTS_PER_SECOND: u32 = 10;
 
 /// `POST /v1/sys/unseal` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsealRequest {
     /// One custodian's share (`anshin-share:…`).
     #[serde(deserialize_with = "crate::vault::secret")]
+    #[schema(value_type = String)]
     pub share: SecretString,
     /// The share's passphrase, when it was sealed under one.
     #[serde(default, deserialize_with = "crate::vault::secret_opt")]
+    #[schema(value_type = Option<String>)]
     pub passphrase: Option<SecretString>,
 }
 
 /// Seal status: the answer of unseal, seal and seal-status.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SealStatus {
     /// Whether the vault is sealed.
     pub sealed: bool,
@@ -309,18 +311,32 @@ fn gate_of(gate: &Weak<Gate>) -> Result<Arc<Gate>> {
     gate.upgrade().ok_or_else(sealed)
 }
 
-async fn seal_status(Extension(gate): Extension<Weak<Gate>>) -> Result<Json<SealStatus>> {
+/// Whether the vault is sealed, and how many shares have been entered.
+#[utoipa::path(get, path = "/v1/sys/seal-status", tag = "operations", security(()),
+    responses((status = 200, body = SealStatus)))]
+pub async fn seal_status(Extension(gate): Extension<Weak<Gate>>) -> Result<Json<SealStatus>> {
     Ok(Json(gate_of(&gate)?.status().await))
 }
 
-async fn unseal(
+/// Enter one custodian's share into a sealed vault (10 attempts a second in
+/// all). At the threshold the vault unseals; an unsealed vault answers its status.
+#[utoipa::path(post, path = "/v1/sys/unseal", tag = "operations", security(()), request_body = UnsealRequest,
+    responses((status = 200, body = SealStatus),
+        (status = 409, description = "`share_duplicate`", body = ErrorBody),
+        (status = 422, description = "`share_malformed`, `share_checksum`, `share_wrong_vault`, \
+            `share_passphrase_required`, `share_passphrase_wrong`, `share_combination_wrong` (progress reset)", body = ErrorBody),
+        (status = 429, description = "`unseal_rate_limited`", body = ErrorBody)))]
+pub async fn unseal(
     Extension(gate): Extension<Weak<Gate>>,
     JsonBody(request): JsonBody<UnsealRequest>,
 ) -> Result<Json<SealStatus>> {
     Ok(Json(gate_of(&gate)?.unseal(request).await?))
 }
 
-async fn seal(actor: Actor, Extension(gate): Extension<Weak<Gate>>) -> Result<impl IntoResponse> {
+/// Seal the vault: drop the application and every key in memory (global operators).
+#[utoipa::path(post, path = "/v1/sys/seal", tag = "operations",
+    responses((status = 200, body = SealStatus), (status = 403, body = ErrorBody)))]
+pub async fn seal(actor: Actor, Extension(gate): Extension<Weak<Gate>>) -> Result<Json<SealStatus>> {
     if actor.role != Role::Operator || actor.tenant_id.is_some() {
         return Err(Error::forbidden(
             "seal the vault (a global operator's key is needed)",

@@ -123,6 +123,10 @@ fn k_minus_one_shares_unseal_nothing_k_do_and_seal_or_restart_seals_again() {
     read_card(&server, &shop_key, &token);
     let (_, health) = server.request("GET", "/healthz", "", None);
     assert_eq!(health["status"], "ok");
+    let (_, doc) = server.request("GET", "/v1/openapi.json", "", None);
+    for path in ["/v1/sys/unseal", "/v1/sys/seal", "/v1/sys/seal-status"] {
+        assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
+    }
 
     // Only a global operator seals; then everything is 503 again.
     let (status, refused) = server.request("POST", "/v1/sys/seal", &shop_key, None);
