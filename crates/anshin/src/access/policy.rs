@@ -87,6 +87,10 @@ pub enum Action {
     UploadInventory,
     /// Read data inventories (locations and counts, never a value).
     ReadInventory,
+    /// Request, approve or reject key rotations and retirements.
+    ManageKeys,
+    /// Read key versions, their record counts and key requests.
+    ReadKeys,
 }
 
 impl Action {
@@ -117,6 +121,8 @@ impl Action {
             Self::ReadAlerts => "read security alerts",
             Self::UploadInventory => "upload data inventories (operator keys only)",
             Self::ReadInventory => "read data inventories",
+            Self::ManageKeys => "request or decide key operations (operator keys only)",
+            Self::ReadKeys => "read the key state",
         }
     }
 }
@@ -147,6 +153,8 @@ impl Role {
                     | A::ReadAlerts
                     | A::UploadInventory
                     | A::ReadInventory
+                    | A::ManageKeys
+                    | A::ReadKeys
             ),
             Self::Shop => matches!(
                 action,
@@ -169,6 +177,7 @@ impl Role {
                     | A::ReadAuditLog
                     | A::ReadAlerts
                     | A::ReadInventory
+                    | A::ReadKeys
             ),
         }
     }

@@ -99,6 +99,14 @@ pub enum EventKind {
     InventoryUpload,
     /// Data inventories were read.
     InventoryRead,
+    /// A manual key operation was requested.
+    KeyRequest,
+    /// A key request was approved (and carried out).
+    KeyApprove,
+    /// A key request was rejected.
+    KeyReject,
+    /// A KEK version was added by the rotation policy.
+    KeyRotate,
 }
 
 impl EventKind {
@@ -134,6 +142,10 @@ impl EventKind {
             Self::AlertRead => "alert.read",
             Self::InventoryUpload => "inventory.upload",
             Self::InventoryRead => "inventory.read",
+            Self::KeyRequest => "key.request",
+            Self::KeyApprove => "key.approve",
+            Self::KeyReject => "key.reject",
+            Self::KeyRotate => "key.rotate",
         }
     }
 }

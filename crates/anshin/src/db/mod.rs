@@ -282,6 +282,7 @@ pub mod alerts;
 pub mod audit;
 pub mod credentials;
 pub mod inventory;
+pub mod keys;
 pub mod retention;
 
 impl Store {

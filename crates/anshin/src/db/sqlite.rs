@@ -30,6 +30,7 @@ mod alerts;
 mod audit;
 mod credentials;
 mod inventory;
+mod keys;
 mod retention;
 
 const MIGRATIONS: &[Migration] = &[
@@ -59,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         7,
         "inventory",
         include_str!("../../migrations/sqlite/0007_inventory.sql"),
+    ),
+    (
+        8,
+        "key_store",
+        include_str!("../../migrations/sqlite/0008_key_store.sql"),
     ),
 ];
 
@@ -661,11 +667,12 @@ impl SqliteStore {
                 return Ok(CardRelease::Released);
             }
             c.prepare_cached(
-                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = ?2
                  WHERE token = ?1",
             )?
             .execute(params![t, at])?;
+            destroy_record_key(c, t)?;
             Ok(CardRelease::Shredded)
         })
         .await
@@ -678,9 +685,10 @@ impl SqliteStore {
     ) -> Result<Option<CardRow>, StoreError> {
         let raw = self.read(|c| {
             c.prepare_cached(
-                "SELECT token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                "SELECT token, c.tenant_id, fingerprint, brand, last4, k.kek_version, k.wrapped_dek,
                         number_ct, expiry_ct, holder_ct, created_at, deleted_at
-                 FROM cards c WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2)
+                 FROM cards c LEFT JOIN record_keys k ON k.record_id = c.token
+                 WHERE token = ?1 AND (?2 IS NULL OR c.tenant_id = ?2)
                    AND (?3 IS NULL OR c.shop_id = ?3
                         OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = ?3))",
             )?
@@ -733,15 +741,19 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (tenant, shop, token) = (scope.tenant.cloned(), scope.shop.cloned(), token.clone());
         self.write(move |c| {
-            c.prepare_cached(
-                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+            let shredded = c.prepare_cached(
+                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = ?4
                  WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND deleted_at IS NULL
                    AND (?3 IS NULL OR cards.shop_id = ?3
                         OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = ?3))",
             )?
-            .execute(params![token.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])
-            .map(|n| n == 1)
+            .execute(params![token.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])?
+                == 1;
+            if shredded {
+                destroy_record_key(c, token.as_str())?;
+            }
+            Ok(shredded)
         })
         .await
     }
@@ -751,16 +763,14 @@ impl SqliteStore {
             let sealed = customer.sealed.as_ref();
             let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
             c.prepare_cached(
-                "INSERT INTO customers (id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct,
+                "INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
                                         postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 customer.id.as_str(),
                 customer.tenant_id.as_str(),
                 customer.shop_id.as_ref().map(ShopId::as_str),
-                sealed.map(|s| s.kek_version),
-                sealed.map(|s| &s.wrapped_dek),
                 field(0),
                 field(1),
                 field(2),
@@ -770,6 +780,9 @@ impl SqliteStore {
                 field(6),
                 customer.created_at
             ])?;
+            if let Some(sealed) = sealed {
+                insert_record_key(c, customer.id.as_str(), &customer.tenant_id, "customer", sealed)?;
+            }
             Ok(())
         })
         .await
@@ -782,9 +795,10 @@ impl SqliteStore {
     ) -> Result<Option<CustomerRow>, StoreError> {
         let raw = self.read(|c| {
             c.prepare_cached(
-                "SELECT id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
+                "SELECT id, c.tenant_id, shop_id, k.kek_version, k.wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
                         address_ct, phone_ct, email_ct, fax_ct, created_at
-                 FROM customers WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)",
+                 FROM customers c LEFT JOIN record_keys k ON k.record_id = c.id
+                 WHERE id = ?1 AND (?2 IS NULL OR c.tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)",
             )?
             .query_row(params![id.as_str(), scope.tenant_str(), scope.shop_str()], raw_customer)
             .optional()
@@ -816,12 +830,13 @@ impl SqliteStore {
                 o.completed_at
             ])?;
             if let Some(sh) = shipping {
+                insert_record_key(c, o.id.as_str(), &o.tenant_id, "order", &sh)?;
                 let [name, postal, address, phone] = sh.fields;
                 c.prepare_cached(
-                    "INSERT INTO order_shipping (order_id, kek_version, wrapped_dek, name_ct, postal_code_ct, address_ct, phone_ct)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO order_shipping (order_id, name_ct, postal_code_ct, address_ct, phone_ct)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![o.id.as_str(), sh.kek_version, sh.wrapped_dek, name, postal, address, phone])?;
+                .execute(params![o.id.as_str(), name, postal, address, phone])?;
             }
             Ok(())
         })
@@ -886,15 +901,37 @@ impl SqliteStore {
 /// Applies pending migrations with foreign keys off, as SQLite's procedure for
 /// schema changes that rebuild a table asks (the pragma is a no-op inside a
 /// transaction); the keys are checked before the commit.
+/// Stores a record's wrapped data key in the key state (`record_keys`).
+fn insert_record_key<const N: usize>(
+    c: &Connection,
+    record: &str,
+    tenant: &TenantId,
+    kind: &str,
+    sealed: &Sealed<N>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![record, tenant.as_str(), kind, sealed.kek_version, sealed.wrapped_dek])?;
+    Ok(())
+}
+
+/// Destroys a record's data key (secure_delete overwrites the freed bytes).
+fn destroy_record_key(c: &Connection, record: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM record_keys WHERE record_id = ?1")?
+        .execute([record])?;
+    Ok(())
+}
+
 /// Stores a card unless the tenant holds one with the same fingerprint, and
 /// lets `shop` see it either way; inside the writer's transaction.
 fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusqlite::Result<CardInsert> {
     let sealed = card.sealed.as_ref();
     let inserted =
         c.prepare_cached(
-            "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+            "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4,
                                     number_ct, expiry_ct, holder_ct, created_at, shop_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
         )?
         .execute(params![
@@ -903,8 +940,6 @@ fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusq
             card.fingerprint.as_ref().map(|f| &f[..]),
             card.brand,
             card.last4,
-            sealed.map(|s| s.kek_version),
-            sealed.map(|s| &s.wrapped_dek),
             sealed.and_then(|s| s.fields[0].as_ref()),
             sealed.and_then(|s| s.fields[1].as_ref()),
             sealed.and_then(|s| s.fields[2].as_ref()),
@@ -912,6 +947,9 @@ fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusq
             shop.as_ref().map(ShopId::as_str)
         ])? == 1;
     if inserted {
+        if let Some(sealed) = sealed {
+            insert_record_key(c, card.token.as_str(), &card.tenant_id, "card", sealed)?;
+        }
         return Ok(CardInsert::Inserted);
     }
     let existing: String = c

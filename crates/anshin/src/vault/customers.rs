@@ -211,7 +211,14 @@ impl App {
         event: &mut crate::audit::Event,
     ) -> Result<MaskedCustomer> {
         let row = self.customer_row(actor.scope(), id).await?;
-        let keys = self.keyring.tenant(&self.store, &row.tenant_id).await?;
+        let keys = self
+            .keyring
+            .tenant_holding(
+                &self.store,
+                &row.tenant_id,
+                row.sealed.as_ref().map(|s| s.kek_version),
+            )
+            .await?;
         event
             .tenant(&row.tenant_id)
             .subject(keys.fingerprint(SUBJECT, row.id.as_str().as_bytes()));
