@@ -22,6 +22,7 @@ use crate::app::Location;
 use crate::audit::detect::DetectSettings;
 use crate::cli::GlobalArgs;
 use crate::error::{Error, ErrorKind, Result};
+use crate::vault::rotation::RotationPolicy;
 
 /// Default listen address: loopback only, so a fresh install is not exposed.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -46,6 +47,9 @@ pub struct Config {
     /// Alert detectors and the alert webhook.
     #[serde(flatten)]
     pub alerts: AlertConfig,
+    /// Automatic KEK rotation and the rewrap job's pace.
+    #[serde(flatten)]
+    pub keys: RotationPolicy,
 }
 
 /// Default number of webhook delivery attempts: with the backoff (1 s doubling
@@ -215,6 +219,9 @@ struct FileConfig {
     alert_utc_offset: Option<String>,
     alert_min_history_days: Option<u32>,
     alert_checkpoint_stall_seconds: Option<u64>,
+    key_rotate_after_days: Option<u32>,
+    key_rotate_after_encryptions: Option<u64>,
+    key_rewrap_pause_ms: Option<u64>,
 }
 
 impl Config {
@@ -301,6 +308,28 @@ impl Config {
             None => file.trusted_proxies.unwrap_or_default(),
         };
         let trusted_proxies = TrustedProxies::parse(&proxy_list).map_err(config_error)?;
+        let key_defaults = RotationPolicy::default();
+        let keys = RotationPolicy {
+            after_days: file.key_rotate_after_days.unwrap_or(key_defaults.after_days),
+            after_encryptions: file
+                .key_rotate_after_encryptions
+                .unwrap_or(key_defaults.after_encryptions),
+            rewrap_pause_ms: file.key_rewrap_pause_ms.unwrap_or(key_defaults.rewrap_pause_ms),
+        };
+        if keys.after_days > 3650 {
+            return Err(config_error(
+                "key_rotate_after_days must be 0 (off) to 3650".into(),
+            ));
+        }
+        if !(1..=1 << 32).contains(&keys.after_encryptions) {
+            return Err(config_error(
+                "key_rotate_after_encryptions must be 1 to 4294967296 (2^32, the AES-GCM random-nonce bound)"
+                    .into(),
+            ));
+        }
+        if keys.rewrap_pause_ms > 60_000 {
+            return Err(config_error("key_rewrap_pause_ms must be 0 to 60000".into()));
+        }
         Ok(Self {
             data_dir,
             database_url: args
@@ -312,6 +341,7 @@ impl Config {
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
             trusted_proxies,
             alerts,
+            keys,
         })
     }
 

@@ -68,6 +68,7 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
     let integrator = tokio::spawn(integrate_periodically(app.clone(), alerts));
     let purger = tokio::spawn(purge_periodically(app.clone()));
     let lockouts = tokio::spawn(refresh_lockouts_periodically(app.clone()));
+    let keys = tokio::spawn(maintain_keys_periodically(app.clone(), config.keys));
     let service = http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
@@ -76,6 +77,7 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
     integrator.abort();
     purger.abort();
     lockouts.abort();
+    keys.abort();
     // Sign a final checkpoint over everything appended before the stop.
     if let Err(err) = app.audit.integrate(&app.store).await {
         tracing::warn!(error = ?err, "could not integrate the audit log at shutdown");
@@ -116,6 +118,29 @@ async fn purge_periodically(app: Arc<App>) {
             Ok(report) if report.purged > 0 => tracing::info!(orders = report.purged, "shipping data purged"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = ?err, "retention purge failed; will retry"),
+        }
+    }
+}
+
+/// How often encryption counts are reported and rotation and rewrap looked at.
+const KEY_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rotates KEK versions the policy says are due and re-wraps data keys still
+/// on older versions, every [`KEY_MAINTENANCE_INTERVAL`]. Several nodes may
+/// run it at once: each re-wrapped row is written only if it still holds the
+/// version it was read with.
+async fn maintain_keys_periodically(app: Arc<App>, policy: crate::vault::rotation::RotationPolicy) {
+    let mut ticker = tokio::time::interval(KEY_MAINTENANCE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = app.rotate_due(&policy).await {
+            tracing::warn!(error = ?err, "automatic key rotation failed; will retry");
+        }
+        match app.rewrap_all(policy.pause(), |_| {}).await {
+            Ok(0) => {}
+            Ok(records) => tracing::info!(records, "data keys re-wrapped to the current KEK versions"),
+            Err(err) => tracing::warn!(error = ?err, "rewrap failed; will resume"),
         }
     }
 }

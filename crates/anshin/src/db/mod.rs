@@ -269,6 +269,17 @@ pub enum Store {
 }
 
 /// Forwards a method to the backend.
+/// What `anshin backup` copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupPart {
+    /// The data (vault without key state, audit log): restorable only next
+    /// to a key state, so shredded records stay unreadable in it.
+    Data,
+    /// The key state (tenant KEKs wrapped by the root key, record data keys
+    /// wrapped by KEKs): kept apart from data backups, and short-lived.
+    Keys,
+}
+
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
@@ -305,9 +316,13 @@ impl Store {
 
     /// An online backup of an SQLite store into the existing directory `dir`
     /// (see [`sqlite::SqliteStore`]); PostgreSQL is backed up with `pg_dump`.
-    pub async fn backup(&self, dir: &std::path::Path) -> Result<Vec<(String, u64)>, StoreError> {
+    pub async fn backup(
+        &self,
+        dir: &std::path::Path,
+        part: BackupPart,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         match self {
-            Self::Sqlite(store) => store.backup(dir).await,
+            Self::Sqlite(store) => store.backup(dir, part).await,
             Self::Postgres(_) => Err(StoreError::Backend(
                 "anshin backup copies SQLite stores; back PostgreSQL up with pg_dump".into(),
             )),

@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 
 use super::credentials::{KeyRow, allow_list, hash_array};
 use super::{
-    CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
-    Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+    BackupPart, CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow,
+    Scope, Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
 use crate::db::audit::EntryFor;
@@ -221,57 +221,84 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Copies the vault's file and then the log's into `dir` (which must exist)
-    /// with SQLite's online backup, each as one consistent snapshot taken while
-    /// the server keeps serving. The order matters: an entry the sequencer
-    /// moves between the two snapshots is then in both copies and taken once on
-    /// restore, where the other order would lose it. Returns each copy's name
-    /// and size.
-    pub(super) async fn backup(&self, dir: &Path) -> Result<Vec<(String, u64)>, StoreError> {
-        let sources = [self.vault.path.clone(), self.log.path.clone()];
+    /// Copies the store into `dir` (which must exist) with SQLite's online
+    /// backup, each file as one consistent snapshot taken while the server
+    /// keeps serving. Returns each copy's name and size.
+    ///
+    /// [`BackupPart::Data`]: the vault's file without the key state, then the
+    /// log's file. The order matters: an entry the sequencer moves between the
+    /// two snapshots is then in both copies and taken once on restore, where
+    /// the other order would lose it. [`BackupPart::Keys`]: the key state only.
+    pub(super) async fn backup(
+        &self,
+        dir: &Path,
+        part: BackupPart,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let (vault, log) = (self.vault.path.clone(), self.log.path.clone());
         let dir = dir.to_owned();
-        tokio::task::spawn_blocking(move || {
-            sources
-                .iter()
-                .map(|source| backup_file(source, &dir))
-                .collect::<Result<Vec<_>, StoreError>>()
+        tokio::task::spawn_blocking(move || match part {
+            BackupPart::Data => Ok(vec![
+                backup_file(&vault, &dir, "anshin.db", Some(DROP_KEY_STATE))?,
+                backup_file(&log, &dir, "anshin-audit.db", None)?,
+            ]),
+            BackupPart::Keys => Ok(vec![backup_file(
+                &vault,
+                &dir,
+                "anshin-keys.db",
+                Some(KEEP_ONLY_KEY_STATE),
+            )?]),
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 }
 
-/// One file's online backup into `dir`, under its own name, owner-only.
-fn backup_file(source: &Path, dir: &Path) -> Result<(String, u64), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = source
-        .file_name()
-        .ok_or_else(|| StoreError::Backend("the database path has no file name".into()))?
-        .to_string_lossy()
-        .into_owned();
-    let target = dir.join(&name);
-    // Created here first so that it is owner-only from the start.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&target)
-        .map_err(|e| StoreError::Backend(format!("cannot create {name} in the backup directory: {e}")))?;
+/// What a data backup leaves out: the key state. A record shredded after the
+/// backup then has no key anywhere the backup can be restored next to.
+const DROP_KEY_STATE: &str = "DELETE FROM record_keys; DELETE FROM tenant_keys;";
+
+/// What a key-state backup keeps: the tables holding keys (wrapped by the
+/// root key or a KEK), the root check, and the schema version.
+const KEEP_ONLY_KEY_STATE: &str = "keep:meta,tenant_keys,record_keys,schema_migrations";
+
+/// One file's online backup into `dir` as `name`, owner-only. With `filter`,
+/// the snapshot is first taken into a scratch file beside the source (so what
+/// the filter removes never reaches the backup's medium), filtered there, and
+/// written to `dir` with `VACUUM INTO`, which copies live rows only.
+fn backup_file(
+    source: &Path,
+    dir: &Path,
+    name: &str,
+    filter: Option<&str>,
+) -> Result<(String, u64), StoreError> {
+    let target = dir.join(name);
+    create_private(&target)?;
     let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(backend)?;
     src.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(backend)?;
-    let mut dst = Connection::open(&target).map_err(backend)?;
-    {
-        let copy = rusqlite::backup::Backup::new(&src, &mut dst).map_err(backend)?;
-        // All pages in one step: one read transaction, so one snapshot (a
-        // stepwise copy would restart whenever the server commits).
-        loop {
-            match copy.step(-1).map_err(backend)? {
-                rusqlite::backup::StepResult::Done => break,
-                _ => thread::sleep(std::time::Duration::from_millis(50)),
-            }
+    let dst = match filter {
+        None => {
+            let mut dst = Connection::open(&target).map_err(backend)?;
+            snapshot(&src, &mut dst)?;
+            dst
         }
-    }
+        Some(filter) => {
+            let scratch = source.with_extension(format!("backup-{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&scratch);
+            create_private(&scratch)?;
+            let filtered = (|| {
+                let mut tmp = Connection::open(&scratch).map_err(backend)?;
+                snapshot(&src, &mut tmp)?;
+                apply_filter(&tmp, filter)?;
+                tmp.execute("VACUUM INTO ?1", [target.to_string_lossy()])
+                    .map_err(backend)?;
+                Ok::<_, StoreError>(())
+            })();
+            let _ = std::fs::remove_file(&scratch);
+            filtered?;
+            Connection::open(&target).map_err(backend)?
+        }
+    };
     let check: String = dst
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .map_err(backend)?;
@@ -282,7 +309,49 @@ fn backup_file(source: &Path, dir: &Path) -> Result<(String, u64), StoreError> {
     let bytes = std::fs::metadata(&target)
         .map_err(|e| StoreError::Backend(e.to_string()))?
         .len();
-    Ok((name, bytes))
+    Ok((name.to_owned(), bytes))
+}
+
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))
+}
+
+/// Copies every page of `src` into `dst` in one step: one read transaction,
+/// so one snapshot (a stepwise copy would restart whenever the server commits).
+fn snapshot(src: &Connection, dst: &mut Connection) -> Result<(), StoreError> {
+    let copy = rusqlite::backup::Backup::new(src, dst).map_err(backend)?;
+    loop {
+        match copy.step(-1).map_err(backend)? {
+            rusqlite::backup::StepResult::Done => return Ok(()),
+            _ => thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Runs a filter on a scratch copy: SQL, or `keep:T1,T2,…` to empty every other table.
+fn apply_filter(conn: &Connection, filter: &str) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(backend)?;
+    let Some(keep) = filter.strip_prefix("keep:") else {
+        return conn.execute_batch(filter).map_err(backend);
+    };
+    let keep: Vec<&str> = keep.split(',').collect();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .map_err(backend)?;
+    for table in tables.iter().filter(|t| !keep.contains(&t.as_str())) {
+        // Names come from the schema itself, quoted as identifiers.
+        conn.execute_batch(&format!("DELETE FROM \"{}\"", table.replace('"', "\"\"")))
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 impl Db {

@@ -41,6 +41,7 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::audit::inclusion, super::audit::consistency, super::audit::events, super::audit::access_log,
         super::alerts::list,
         super::inventory::upload, super::inventory::list,
+        super::keys::status, super::keys::request, super::keys::list, super::keys::approve, super::keys::reject,
         super::sys::healthz, super::sys::readyz
     ),
     components(schemas(ErrorBody, Role, crate::audit::alerts::AlertNotification)),

@@ -10,6 +10,7 @@ mod api;
 mod audit;
 mod extract;
 mod inventory;
+mod keys;
 mod retention;
 pub mod sys;
 
@@ -95,6 +96,10 @@ pub fn router(app: Arc<App>) -> Router {
                 .get(inventory::list)
                 .layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
         )
+        .route("/keys/status", get(keys::status))
+        .route("/keys/requests", post(keys::request).get(keys::list))
+        .route("/keys/requests/{request_id}/approve", post(keys::approve))
+        .route("/keys/requests/{request_id}/reject", post(keys::reject))
         .route("/openapi.json", get(sys::openapi));
     Router::new()
         .nest("/v1", v1)

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Action, Actor};
 use crate::app::App;
@@ -64,6 +64,15 @@ impl RotationPolicy {
     pub fn pause(&self) -> Duration {
         Duration::from_millis(self.rewrap_pause_ms)
     }
+}
+
+/// Query of `/v1/keys/status`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct KeyStatusQuery {
+    /// The tenant (global keys only; a tenant key sees its own; all if unset).
+    pub tenant_id: Option<String>,
 }
 
 /// One KEK version as `keys status` shows it.

@@ -8,18 +8,27 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn anshin(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anshin"))
+pub(crate) fn anshin(data_dir: &Path, args: &[&str]) -> Output {
+    anshin_with_key(data_dir, None, args)
+}
+
+/// Runs anshin with `ANSHIN_API_KEY` set to `key` (or unset).
+pub(crate) fn anshin_with_key(data_dir: &Path, key: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_anshin"));
+    command
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("ANSHIN_DATABASE_URL")
-        .env("ANSHIN_LOG", "warn")
-        .output()
-        .expect("run anshin")
+        .env_remove("ANSHIN_API_KEY")
+        .env("ANSHIN_LOG", "warn");
+    if let Some(key) = key {
+        command.env("ANSHIN_API_KEY", key);
+    }
+    command.output().expect("run anshin")
 }
 
-fn stdout_json(output: &Output) -> Value {
+pub(crate) fn stdout_json(output: &Output) -> Value {
     assert!(
         output.status.success(),
         "failed: {}",
@@ -29,14 +38,14 @@ fn stdout_json(output: &Output) -> Value {
 }
 
 /// A running `anshin serve`; killed on drop.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     addr: String,
     stdout: Vec<String>,
 }
 
 impl Server {
-    fn start(data_dir: &Path) -> Self {
+    pub(crate) fn start(data_dir: &Path) -> Self {
         Self::start_on(data_dir, None)
     }
 
@@ -68,7 +77,7 @@ impl Server {
         Self { child, addr, stdout }
     }
 
-    fn request(&self, method: &str, path: &str, key: &str, body: Option<&str>) -> (u16, Value) {
+    pub(crate) fn request(&self, method: &str, path: &str, key: &str, body: Option<&str>) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.addr).expect("connect");
         let body = body.unwrap_or("");
         write!(
