@@ -379,3 +379,110 @@ impl Keyring {
         Ok(keys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn tenant_keys(versions: &[u32]) -> TenantKeys {
+        let material = |v: u32| KeyBytes::from_slice(&[v as u8; 32]).expect("32 bytes");
+        TenantKeys {
+            tenant: TenantId::generate().expect("rng"),
+            current_kek: versions.iter().copied().max().expect("a version"),
+            keks: versions
+                .iter()
+                .map(|&v| (v, AeadKey::new(&material(v)).expect("key")))
+                .collect(),
+            fingerprint: FingerprintKey::new(&material(99)),
+            loaded: Instant::now(),
+            counts: Arc::default(),
+        }
+    }
+
+    fn row_of(kind: &str, version: u32, wrapped: Vec<u8>) -> RecordKeyRow {
+        RecordKeyRow {
+            record_id: "card_x".into(),
+            kind: kind.into(),
+            kek_version: version,
+            wrapped_dek: wrapped,
+        }
+    }
+
+    #[test]
+    fn rewrap_moves_a_data_key_to_the_current_version_unchanged() {
+        let old = tenant_keys(&[1]);
+        let (record, version, wrapped) = old.new_record(RecordKind::Card, "card_x").expect("new");
+        let field = record.seal("number", b"4111111111111111").expect("seal");
+        let both = TenantKeys {
+            tenant: old.tenant.clone(),
+            ..tenant_keys(&[1, 2])
+        };
+        let rewrapped = both.rewrap(&row_of("card", version, wrapped)).expect("rewrap");
+        let sealed = Sealed::<0> {
+            kek_version: 2,
+            wrapped_dek: rewrapped,
+            fields: [],
+        };
+        let reopened = both
+            .open_record(RecordKind::Card, "card_x", &sealed)
+            .expect("opens under v2");
+        assert_eq!(
+            reopened.open("number", &field).expect("field").expose(),
+            b"4111111111111111",
+            "the same data key: fields need no re-encryption"
+        );
+        assert_eq!(both.counts.take().iter().map(|c| c.2).sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn rewrap_refuses_a_key_of_another_kind_or_an_unknown_version() {
+        let keys = tenant_keys(&[1, 2]);
+        let (_, version, wrapped) = keys.new_record(RecordKind::Card, "card_x").expect("new");
+        assert!(
+            keys.rewrap(&row_of("customer", version, wrapped.clone()))
+                .is_err(),
+            "bound to the record kind"
+        );
+        assert!(keys.rewrap(&row_of("vault", version, wrapped.clone())).is_err());
+        assert!(keys.rewrap(&row_of("card", 7, wrapped)).is_err());
+    }
+
+    #[test]
+    fn key_types_print_no_key_material() {
+        let keys = tenant_keys(&[1]);
+        let (record, _, _) = keys.new_record(RecordKind::Card, "card_x").expect("new");
+        let material = KeyBytes::from_slice(&[0xAB; 32]).expect("32 bytes");
+        let printed = format!(
+            "{:?} {:?} {:?} {:?}",
+            material,
+            AeadKey::new(&material).expect("key"),
+            FingerprintKey::new(&material),
+            keys.keks.get(&1).expect("v1"),
+        );
+        assert!(printed.contains("redacted"), "{printed}");
+        for leak in ["ab, ab", "AB, AB", "171, 171", "abab"] {
+            assert!(!printed.contains(leak), "{printed}");
+        }
+        drop(record);
+    }
+
+    proptest! {
+        /// A wrapped data key read back from an edited database: any change
+        /// fails with an error, never a panic and never a different key.
+        #[test]
+        fn a_tampered_wrapped_key_never_rewraps(flip in 0usize..60, byte in 1u8..=255, cut in 0usize..70) {
+            let keys = tenant_keys(&[1, 2]);
+            let (_, version, wrapped) = keys.new_record(RecordKind::Order, "card_x").expect("new");
+            let mut tampered = wrapped.clone();
+            let i = flip % tampered.len();
+            tampered[i] ^= byte;
+            let refused = keys.rewrap(&row_of("order", version, tampered)).is_err();
+            prop_assert!(refused);
+            let truncated = wrapped[..cut.min(wrapped.len() - 1)].to_vec();
+            let refused = keys.rewrap(&row_of("order", version, truncated)).is_err();
+            prop_assert!(refused);
+        }
+    }
+}
