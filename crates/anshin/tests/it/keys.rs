@@ -33,19 +33,6 @@ pub fn visa(n: u32) -> String {
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
-async fn second_operator(t: &TestApp) -> String {
-    let (status, created) = t
-        .call(
-            Method::POST,
-            "/v1/principals",
-            Some(&t.operator_key),
-            Some(json!({"name": "second operator", "role": "operator"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["api_key"].as_str().expect("key").to_owned()
-}
-
 async fn request(t: &TestApp, key: &str, body: Value) -> Value {
     let (status, req) = t
         .call(Method::POST, "/v1/keys/requests", Some(key), Some(body))
@@ -101,7 +88,7 @@ async fn rewrap_everything(t: &TestApp) -> u64 {
 
 async fn dual_control_refuses_a_self_approval_and_a_second_decision(t: TestApp) {
     let (tenant, _, _) = t.tenant_with_shop("dual").await;
-    let second = second_operator(&t).await;
+    let second = t.global_key("operator").await;
     let req = request(
         &t,
         &t.operator_key,
@@ -166,7 +153,7 @@ async fn status_of_version(t: &TestApp, tenant: &str) -> u64 {
 
 async fn rotation_during_load_loses_no_write_and_leaves_every_record_readable(t: TestApp) {
     let (tenant, _, shop) = t.tenant_with_shop("load").await;
-    let second = second_operator(&t).await;
+    let second = t.global_key("operator").await;
     const CARDS: u32 = 120;
     let load = async {
         let mut tokens = Vec::new();
@@ -219,7 +206,7 @@ async fn rotation_during_load_loses_no_write_and_leaves_every_record_readable(t:
 
 async fn retire_is_refused_while_a_record_uses_an_old_version(t: TestApp) {
     let (tenant, _, shop) = t.tenant_with_shop("retire").await;
-    let second = second_operator(&t).await;
+    let second = t.global_key("operator").await;
     let (_, card) = t.tokenize(&shop, &visa(7)).await;
     let token = card["token"].as_str().expect("token").to_owned();
     assert_eq!(rotate(&t, &second, &tenant).await, 2);
