@@ -68,6 +68,8 @@ pub enum Action {
     WriteCustomer,
     /// Read a customer's masked view.
     ReadCustomer,
+    /// Crypto-shred a customer's personal data.
+    DeleteCustomer,
     /// Create and complete orders.
     WriteOrder,
     /// Read orders (masked).
@@ -110,6 +112,7 @@ impl Action {
             Self::DeleteCard => "delete cards",
             Self::WriteCustomer => "create customers",
             Self::ReadCustomer => "read customers",
+            Self::DeleteCustomer => "delete customers",
             Self::WriteOrder => "create or change orders",
             Self::ReadOrder => "read orders",
             Self::ReadShipping => {
@@ -146,6 +149,7 @@ impl Role {
                     | A::DeleteCard
                     | A::WriteCustomer
                     | A::ReadCustomer
+                    | A::DeleteCustomer
                     | A::WriteOrder
                     | A::ReadOrder
                     | A::ReadAudit
@@ -165,6 +169,7 @@ impl Role {
                     | A::DeleteCard
                     | A::WriteCustomer
                     | A::ReadCustomer
+                    | A::DeleteCustomer
                     | A::WriteOrder
                     | A::ReadOrder
             ),

@@ -75,6 +75,8 @@ pub enum EventKind {
     CustomerRead,
     /// A customer's access history was read.
     CustomerAccessLog,
+    /// A customer's personal data was crypto-shredded.
+    CustomerDelete,
     /// An order was created.
     OrderCreate,
     /// An order was read.
@@ -130,6 +132,7 @@ impl EventKind {
             Self::CustomerCreate => "customer.create",
             Self::CustomerRead => "customer.read",
             Self::CustomerAccessLog => "customer.access_log",
+            Self::CustomerDelete => "customer.delete",
             Self::OrderCreate => "order.create",
             Self::OrderRead => "order.read",
             Self::OrderList => "order.list",

@@ -489,6 +489,17 @@ impl Store {
         dispatch!(self.shred_card(scope, token, at))
     }
 
+    /// Crypto-shreds a customer within `scope`: its data key is deleted and its
+    /// ciphertexts overwritten. `false` if there is no such live customer.
+    pub async fn shred_customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.shred_customer(scope, id, at))
+    }
+
     /// Creates a customer.
     pub async fn insert_customer(&self, customer: CustomerRow) -> Result<(), StoreError> {
         dispatch!(self.insert_customer(customer))

@@ -685,6 +685,31 @@ impl PgStore {
             == 1)
     }
 
+    pub(super) async fn shred_customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .query(
+                "WITH shredded AS (
+                     UPDATE customers SET name_ct = NULL, name_kana_ct = NULL, postal_code_ct = NULL, address_ct = NULL,
+                                          phone_ct = NULL, email_ct = NULL, fax_ct = NULL, deleted_at = $4
+                     WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)
+                       AND deleted_at IS NULL
+                     RETURNING id
+                 ), destroyed AS (
+                     DELETE FROM record_keys WHERE record_id IN (SELECT id FROM shredded)
+                 )
+                 SELECT id FROM shredded",
+                &[&id.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
+            )
+            .await?
+            .len()
+            == 1)
+    }
+
     pub(super) async fn insert_customer(&self, customer: CustomerRow) -> Result<(), StoreError> {
         let sealed = customer.sealed.as_ref();
         let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());

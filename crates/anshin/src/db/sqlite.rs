@@ -827,6 +827,36 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn shred_customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let (tenant, shop, id) = (scope.tenant.cloned(), scope.shop.cloned(), id.clone());
+        self.write(move |c| {
+            let shredded = c
+                .prepare_cached(
+                    "UPDATE customers SET name_ct = NULL, name_kana_ct = NULL, postal_code_ct = NULL, address_ct = NULL,
+                                          phone_ct = NULL, email_ct = NULL, fax_ct = NULL, deleted_at = ?4
+                     WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)
+                       AND deleted_at IS NULL",
+                )?
+                .execute(params![
+                    id.as_str(),
+                    tenant.as_ref().map(TenantId::as_str),
+                    shop.as_ref().map(ShopId::as_str),
+                    at
+                ])?
+                == 1;
+            if shredded {
+                destroy_record_key(c, id.as_str())?;
+            }
+            Ok(shredded)
+        })
+        .await
+    }
+
     pub(super) async fn insert_customer(&self, customer: CustomerRow) -> Result<(), StoreError> {
         self.write(move |c| {
             let sealed = customer.sealed.as_ref();

@@ -68,7 +68,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cards/{token}", get(api::get_card).delete(api::delete_card))
         .route("/cards/{token}/reveal", post(api::reveal_card))
         .route("/customers", post(api::create_customer))
-        .route("/customers/{customer_id}", get(api::get_customer))
+        .route(
+            "/customers/{customer_id}",
+            get(api::get_customer).delete(api::delete_customer),
+        )
         .route("/orders", post(api::create_order).get(api::list_orders))
         .route("/orders/export", get(retention::export))
         .route("/orders/{order_id}", get(api::get_order))

@@ -11,6 +11,7 @@ both_backends!(
     rotation_during_load_loses_no_write_and_leaves_every_record_readable,
     retire_is_refused_while_a_record_uses_an_old_version,
     a_card_deleted_after_a_backup_cannot_be_read_from_it,
+    a_customer_deleted_after_a_backup_cannot_be_read_from_it,
 );
 
 /// A valid Visa number that differs for each `n` (Luhn check digit computed here).
@@ -520,4 +521,47 @@ mod cli {
         assert_eq!(approved["request"]["result"], 2);
         pending(data)
     }
+}
+
+/// The same for a shopper's personal data (an APPI erasure request).
+async fn a_customer_deleted_after_a_backup_cannot_be_read_from_it(t: TestApp) {
+    let (_, _, shop) = t.tenant_with_shop("erase").await;
+    let create = |email: &'static str| {
+        let (t, shop) = (&t, &shop);
+        async move {
+            let (status, created) = t
+                .call(
+                    Method::POST,
+                    "/v1/customers",
+                    Some(shop),
+                    Some(json!({"name": "佐藤 花子", "email": email, "phone": "090-1234-5678"})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            created["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let kept = create("kept@example.jp").await;
+    let gone = create("gone@example.jp").await;
+    t.raw_sql("CREATE TABLE customers_backup AS SELECT * FROM customers;")
+        .await;
+    let path = |id: &str| format!("/v1/customers/{id}");
+    let (status, _) = t.call(Method::DELETE, &path(&gone), Some(&shop), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = t.call(Method::DELETE, &path(&gone), Some(&shop), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "once");
+    assert_eq!(t.audit_log_of("customer.delete").await.len(), 2);
+    t.raw_sql("DELETE FROM customers; INSERT INTO customers SELECT * FROM customers_backup;")
+        .await;
+    let (status, body) = t.call(Method::GET, &path(&gone), Some(&shop), None).await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "the deleted customer stays unreadable: {body}"
+    );
+    let (status, body) = t.call(Method::GET, &path(&kept), Some(&shop), None).await;
+    assert_eq!(
+        (status, body["email"].as_str()),
+        (StatusCode::OK, Some("k***@example.jp"))
+    );
 }
