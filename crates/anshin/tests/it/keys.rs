@@ -12,6 +12,7 @@ both_backends!(
     retire_is_refused_while_a_record_uses_an_old_version,
     a_card_deleted_after_a_backup_cannot_be_read_from_it,
     a_customer_deleted_after_a_backup_cannot_be_read_from_it,
+    a_version_is_rotated_before_its_encryption_bound_and_by_age,
 );
 
 /// A valid Visa number that differs for each `n` (Luhn check digit computed here).
@@ -564,4 +565,45 @@ async fn a_customer_deleted_after_a_backup_cannot_be_read_from_it(t: TestApp) {
         (status, body["email"].as_str()),
         (StatusCode::OK, Some("k***@example.jp"))
     );
+}
+
+/// The policy rotates without anyone asking: after N encryptions under one
+/// version (the AES-GCM random-nonce bound, scaled down), and by age.
+async fn a_version_is_rotated_before_its_encryption_bound_and_by_age(t: TestApp) {
+    use anshin::vault::rotation::RotationPolicy;
+    let (tenant, _, shop) = t.tenant_with_shop("policy").await;
+    let policy = RotationPolicy {
+        after_days: 0,
+        after_encryptions: 3,
+        rewrap_pause_ms: 0,
+    };
+    for n in 0..2 {
+        t.tokenize(&shop, &visa(200 + n)).await;
+    }
+    let rotated = t.app.rotate_due(&policy).await.expect("policy");
+    assert!(rotated.is_empty(), "2 of 3 encryptions: not yet");
+    t.tokenize(&shop, &visa(202)).await;
+    let rotated = t.app.rotate_due(&policy).await.expect("policy");
+    assert_eq!(
+        rotated
+            .iter()
+            .map(|(t, v)| (t.to_string(), *v))
+            .collect::<Vec<_>>(),
+        [(tenant.clone(), 2)]
+    );
+    let state = key_state(&t, &tenant).await;
+    assert_eq!(state["versions"][0]["encryptions"], 3, "{state}");
+    assert_eq!(t.audit_log_of("key.rotate").await.len(), 1);
+    // By age: a version created a day ago is due under a one-day period.
+    t.raw_sql(&format!(
+        "UPDATE tenant_keys SET created_at = created_at - 86400001 WHERE tenant_id = '{tenant}' AND version = 2"
+    ))
+    .await;
+    let by_age = RotationPolicy {
+        after_days: 1,
+        ..RotationPolicy::default()
+    };
+    let rotated = t.app.rotate_due(&by_age).await.expect("policy");
+    assert_eq!(rotated.len(), 1);
+    assert_eq!(key_state(&t, &tenant).await["current_version"], 3);
 }
