@@ -25,7 +25,8 @@ Exit codes:
   3  the data directory is not initialised, or already is
   4  the database is unreachable
   5  `anshin audit verify`: the log does not verify
-  6  `anshin scan --fail-on`: findings in a gated category"
+  6  `anshin scan --fail-on`: findings in a gated category
+  7  `anshin restore --verify`: records of the backup do not decrypt"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -151,14 +152,21 @@ into shares can be sealed.")]
     /// The audit log: verifier key, export as tlog tiles, offline verification.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Key-encryption keys: status, rotation and retirement under dual control, rewrap.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Copy an SQLite store (vault, then audit log) into a new directory while it keeps serving.
     #[command(after_help = "Examples:
   anshin backup --data-dir /var/lib/anshin --out /backup/anshin-2026-12-05
   anshin backup --out /backup/today --json     # {\"dir\": …, \"files\": [{\"name\": …, \"bytes\": …}]}
 
 Each file is one consistent snapshot (SQLite online backup), the vault's taken before the
-log's so that no audit entry falls between them. The root key is not copied: store it apart.
-PostgreSQL stores are backed up with pg_dump instead.
+log's so that no audit entry falls between them. A data backup holds no key: neither the root
+key nor the key state (KEK versions, each record's data key), so a card or customer deleted
+after it stays unreadable in it forever (crypto-shredding). `--keys` backs up the key state
+alone; keep it on other media and replace it often. `anshin restore --verify DIR` checks
+that every record of a data backup decrypts with the current keys.
+PostgreSQL stores are backed up with pg_dump instead (README).
 
 Exit codes: 0 done; 1 failure (the message says what to do); 3 no data directory;
 4 database unreachable.")]
@@ -166,7 +174,30 @@ Exit codes: 0 done; 1 failure (the message says what to do); 3 no data directory
         /// New directory to write the copies to (must not exist).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Copy the key state (KEK versions and data keys) instead of the data.
+        #[arg(long)]
+        keys: bool,
         /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that every record of a data backup decrypts with the current key state.
+    #[command(after_help = "Example:
+  anshin restore --verify /backup/anshin-2026-12-05 --json
+
+Every live card, customer and shipping record in the backup is opened with the data key the
+current key state holds for it. Records deleted after the backup have no key any more
+(crypto-shredded) and are listed as key_destroyed; a record that fails to decrypt is listed
+as does_not_decrypt.
+
+Exit codes: 0 every record decrypts; 7 some do not (listed); 1 failure; 3 no data directory.")]
+    Restore {
+        /// Only verify (the one mode: restoring is copying the files back, see README).
+        #[arg(long, required = true)]
+        verify: bool,
+        /// The backup directory (`anshin backup --out`).
+        dir: PathBuf,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -308,6 +339,97 @@ pub enum PrincipalCommand {
         /// Hours the current keys keep working, 0 to 168 [default: the tenant's overlap, 24]
         #[arg(long, value_name = "N", allow_negative_numbers = true)]
         overlap_hours: Option<i64>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `anshin keys …`
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "Rotations and retirements need two operators (dual control): one runs
+`anshin keys rotate` or `retire` with their API key in ANSHIN_API_KEY, another approves
+with theirs (`anshin keys approve ID`) within 24 hours. The same requests go through
+POST /v1/keys/requests and /v1/keys/requests/{id}/approve.
+
+Exit codes: 0 done; 1 failure (the message says what to do); 3 no data directory;
+4 database unreachable."
+)]
+pub enum KeysCommand {
+    /// KEK versions per tenant, the records each wraps, and what is left to re-wrap.
+    #[command(after_help = "Examples:
+  anshin keys status
+  anshin keys status --tenant ten_… --json")]
+    Status {
+        /// Only this tenant.
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask for a new KEK version for a tenant (another operator approves).
+    #[command(after_help = "Example:
+  ANSHIN_API_KEY=ak_… anshin keys rotate --tenant ten_… --reason \"annual cryptoperiod\"")]
+    Rotate {
+        /// The tenant (operators bound to a tenant act in their own).
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        /// Why; kept with the request.
+        #[arg(long)]
+        reason: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask to destroy a tenant's KEK versions below N; refused while a record uses one.
+    #[command(after_help = "Example:
+  ANSHIN_API_KEY=ak_… anshin keys retire --tenant ten_… --below 3 --reason \"rotated in March\"")]
+    Retire {
+        /// The tenant (operators bound to a tenant act in their own).
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        /// The lowest version kept.
+        #[arg(long, value_name = "N")]
+        below: u32,
+        /// Why; kept with the request.
+        #[arg(long)]
+        reason: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a key request made by another operator, and carry it out.
+    #[command(after_help = "Example:
+  ANSHIN_API_KEY=ak_… anshin keys approve kreq_…     then re-wraps with a progress bar")]
+    Approve {
+        /// The request's id.
+        id: String,
+        /// Do not re-wrap after an approved rotation (the server's job will).
+        #[arg(long)]
+        no_rewrap: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a key request made by another operator.
+    Reject {
+        /// The request's id.
+        id: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Key requests, newest first.
+    Requests {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-wrap every data key still on an older KEK version now, with a progress bar.
+    #[command(after_help = "Example:\n  anshin keys rewrap --json     # {\"rewrapped\": N, \"seconds\": S}")]
+    Rewrap {
         /// Print as JSON.
         #[arg(long)]
         json: bool,

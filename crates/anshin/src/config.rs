@@ -22,6 +22,7 @@ use crate::app::Location;
 use crate::audit::detect::DetectSettings;
 use crate::cli::GlobalArgs;
 use crate::error::{Error, ErrorKind, Result};
+use crate::vault::rotation::RotationPolicy;
 
 /// Default listen address: loopback only, so a fresh install is not exposed.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -49,6 +50,9 @@ pub struct Config {
     /// Which root of trust `anshin init` creates, and where a PKCS#11 token is.
     #[serde(flatten)]
     pub root_of_trust: RootOfTrustConfig,
+    /// Automatic KEK rotation and the rewrap job's pace.
+    #[serde(flatten)]
+    pub keys: RotationPolicy,
 }
 
 /// The root of trust `anshin init` creates (the data directory records the
@@ -240,6 +244,9 @@ struct FileConfig {
     pkcs11_module: Option<PathBuf>,
     pkcs11_token_label: Option<String>,
     pkcs11_key_label: Option<String>,
+    key_rotate_after_days: Option<u32>,
+    key_rotate_after_encryptions: Option<u64>,
+    key_rewrap_pause_ms: Option<u64>,
 }
 
 impl Config {
@@ -343,6 +350,28 @@ impl Config {
                 "root_of_trust must be file, shares or pkcs11".into(),
             ));
         }
+        let key_defaults = RotationPolicy::default();
+        let keys = RotationPolicy {
+            after_days: file.key_rotate_after_days.unwrap_or(key_defaults.after_days),
+            after_encryptions: file
+                .key_rotate_after_encryptions
+                .unwrap_or(key_defaults.after_encryptions),
+            rewrap_pause_ms: file.key_rewrap_pause_ms.unwrap_or(key_defaults.rewrap_pause_ms),
+        };
+        if keys.after_days > 3650 {
+            return Err(config_error(
+                "key_rotate_after_days must be 0 (off) to 3650".into(),
+            ));
+        }
+        if !(1..=1 << 32).contains(&keys.after_encryptions) {
+            return Err(config_error(
+                "key_rotate_after_encryptions must be 1 to 4294967296 (2^32, the AES-GCM random-nonce bound)"
+                    .into(),
+            ));
+        }
+        if keys.rewrap_pause_ms > 60_000 {
+            return Err(config_error("key_rewrap_pause_ms must be 0 to 60000".into()));
+        }
         Ok(Self {
             data_dir,
             database_url: args
@@ -355,6 +384,7 @@ impl Config {
             trusted_proxies,
             alerts,
             root_of_trust,
+            keys,
         })
     }
 

@@ -98,6 +98,10 @@ id_type!(
     /// A data inventory uploaded by `anshin scan --server`.
     InventoryId, "inv"
 );
+id_type!(
+    /// A request for a manual key operation, awaiting a second operator.
+    KeyRequestId, "kreq"
+);
 
 /// Lets these id types name resources in the audit log ([`TypedId`]). Every id
 /// type but [`CustomerId`] is listed.
@@ -121,6 +125,7 @@ resource_id!(
     PrincipalId,
     AlertId,
     InventoryId,
+    KeyRequestId,
     EventId
 );
 

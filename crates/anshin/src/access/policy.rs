@@ -68,6 +68,8 @@ pub enum Action {
     WriteCustomer,
     /// Read a customer's masked view.
     ReadCustomer,
+    /// Crypto-shred a customer's personal data.
+    DeleteCustomer,
     /// Create and complete orders.
     WriteOrder,
     /// Read orders (masked).
@@ -87,6 +89,10 @@ pub enum Action {
     UploadInventory,
     /// Read data inventories (locations and counts, never a value).
     ReadInventory,
+    /// Request, approve or reject key rotations and retirements.
+    ManageKeys,
+    /// Read key versions, their record counts and key requests.
+    ReadKeys,
 }
 
 impl Action {
@@ -106,6 +112,7 @@ impl Action {
             Self::DeleteCard => "delete cards",
             Self::WriteCustomer => "create customers",
             Self::ReadCustomer => "read customers",
+            Self::DeleteCustomer => "delete customers",
             Self::WriteOrder => "create or change orders",
             Self::ReadOrder => "read orders",
             Self::ReadShipping => {
@@ -117,6 +124,8 @@ impl Action {
             Self::ReadAlerts => "read security alerts",
             Self::UploadInventory => "upload data inventories (operator keys only)",
             Self::ReadInventory => "read data inventories",
+            Self::ManageKeys => "request or decide key operations (operator keys only)",
+            Self::ReadKeys => "read the key state",
         }
     }
 }
@@ -140,6 +149,7 @@ impl Role {
                     | A::DeleteCard
                     | A::WriteCustomer
                     | A::ReadCustomer
+                    | A::DeleteCustomer
                     | A::WriteOrder
                     | A::ReadOrder
                     | A::ReadAudit
@@ -147,6 +157,8 @@ impl Role {
                     | A::ReadAlerts
                     | A::UploadInventory
                     | A::ReadInventory
+                    | A::ManageKeys
+                    | A::ReadKeys
             ),
             Self::Shop => matches!(
                 action,
@@ -157,6 +169,7 @@ impl Role {
                     | A::DeleteCard
                     | A::WriteCustomer
                     | A::ReadCustomer
+                    | A::DeleteCustomer
                     | A::WriteOrder
                     | A::ReadOrder
             ),
@@ -169,6 +182,7 @@ impl Role {
                     | A::ReadAuditLog
                     | A::ReadAlerts
                     | A::ReadInventory
+                    | A::ReadKeys
             ),
         }
     }

@@ -289,7 +289,10 @@ impl App {
         let Some(sealed) = &row.sealed else {
             return Ok(None);
         };
-        let keys = self.keyring.tenant(&self.store, &order.tenant_id).await?;
+        let keys = self
+            .keyring
+            .tenant_holding(&self.store, &order.tenant_id, Some(sealed.kek_version))
+            .await?;
         let record = keys.open_record(RecordKind::Order, order.id.as_str(), sealed)?;
         let mut out: [Option<SecretString>; 4] = Default::default();
         for (i, blob) in sealed.fields.iter().enumerate() {

@@ -75,6 +75,8 @@ pub enum EventKind {
     CustomerRead,
     /// A customer's access history was read.
     CustomerAccessLog,
+    /// A customer's personal data was crypto-shredded.
+    CustomerDelete,
     /// An order was created.
     OrderCreate,
     /// An order was read.
@@ -99,6 +101,14 @@ pub enum EventKind {
     InventoryUpload,
     /// Data inventories were read.
     InventoryRead,
+    /// A manual key operation was requested.
+    KeyRequest,
+    /// A key request was approved (and carried out).
+    KeyApprove,
+    /// A key request was rejected.
+    KeyReject,
+    /// A KEK version was added by the rotation policy.
+    KeyRotate,
 }
 
 impl EventKind {
@@ -122,6 +132,7 @@ impl EventKind {
             Self::CustomerCreate => "customer.create",
             Self::CustomerRead => "customer.read",
             Self::CustomerAccessLog => "customer.access_log",
+            Self::CustomerDelete => "customer.delete",
             Self::OrderCreate => "order.create",
             Self::OrderRead => "order.read",
             Self::OrderList => "order.list",
@@ -134,6 +145,10 @@ impl EventKind {
             Self::AlertRead => "alert.read",
             Self::InventoryUpload => "inventory.upload",
             Self::InventoryRead => "inventory.read",
+            Self::KeyRequest => "key.request",
+            Self::KeyApprove => "key.approve",
+            Self::KeyReject => "key.reject",
+            Self::KeyRotate => "key.rotate",
         }
     }
 }

@@ -1,18 +1,18 @@
-//! `anshin backup`: a consistent online copy of an SQLite store (the vault's
-//! file, then the audit log's), taken while `anshin serve` keeps serving.
-//! The root key is not copied: the backup holds only ciphertext and wrapped
-//! keys, and a card deleted (its keys destroyed) after the backup stays
-//! unreadable in it once its tenant's keys are gone. PostgreSQL is backed up
-//! with `pg_dump`.
+//! `anshin backup`: a consistent online copy of an SQLite store, taken while
+//! `anshin serve` keeps serving. A data backup (the default) holds the vault's
+//! ciphertexts without the key state, then the audit log; `--keys` copies the
+//! key state alone. Neither holds the root key. A record deleted after a data
+//! backup has no data key left in any later key state, so the backup can never
+//! reveal it again. PostgreSQL is backed up with `pg_dump` (see README).
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::db::{Backend, Store};
+use crate::db::{Backend, BackupPart, Store};
 use crate::error::{Error, ErrorKind, Result};
 
-pub async fn run(config: &Config, out: &Path, json: bool) -> Result<()> {
+pub async fn run(config: &Config, out: &Path, keys: bool, json: bool) -> Result<()> {
     let location = config.location();
     if !location.is_initialised() {
         return Err(Error::new(
@@ -47,7 +47,8 @@ pub async fn run(config: &Config, out: &Path, json: bool) -> Result<()> {
             )
             .with_cause(e)
         })?;
-    let files = store.backup(out).await?;
+    let part = if keys { BackupPart::Keys } else { BackupPart::Data };
+    let files = store.backup(out, part).await?;
     let created_at = crate::clock::rfc3339(crate::clock::now_ms());
     if json {
         let files: Vec<_> = files
@@ -64,9 +65,18 @@ pub async fn run(config: &Config, out: &Path, json: bool) -> Result<()> {
         for (name, bytes) in &files {
             println!("  {name}  {bytes} bytes");
         }
-        println!(
-            "The root key is not in the backup: keep root.key apart from it / ルートキーは含まれません."
-        );
+        if keys {
+            println!(
+                "Key state only: keep it apart from data backups and replace it often; a key backup taken\n\
+                 before a deletion can reveal the deleted record with an older data backup.\n\
+                 鍵のみのバックアップです。データのバックアップとは別に保管してください。"
+            );
+        } else {
+            println!(
+                "Data only: no root key and no data keys. Restore it next to the current key state\n\
+                 (`anshin restore --verify DIR` checks every record). / 鍵は含まれません。"
+            );
+        }
     }
     Ok(())
 }

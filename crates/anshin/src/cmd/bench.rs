@@ -6,6 +6,11 @@
 //! The load generator runs in this process, on the same machine: the figures
 //! include its cost, as the targets ask.
 //!
+//! `rewrap` then rotates the tenant's KEK (two operators) and re-wraps every
+//! card's data key in this process, on the server's store, while the clients
+//! keep reading masked cards: data keys re-wrapped per second, and the reads'
+//! rate and errors meanwhile.
+//!
 //! Two audit scenarios follow, in process: `audit_append` (durable appends per
 //! second through the log's batcher) and, on SQLite, `audit_verify` (a log of
 //! `--audit-entries` entries exported as tiles and verified offline). Last,
@@ -397,6 +402,88 @@ async fn scenarios(server: &Server, backend: &str, args: &BenchArgs) -> Result<(
     })
     .await?;
     report("reveal", backend, args, &reveals, server);
+
+    rewrap(server, backend, args, &setup, &tenant_id, {
+        let (key, tokens) = (shop_key.clone(), tokens.clone());
+        move |seq: &mut Sequence| {
+            (
+                Method::GET,
+                format!("/v1/cards/{}", tokens[seq.below(tokens.len())]),
+                key.clone(),
+                None,
+            )
+        }
+    })
+    .await
+}
+
+/// Rotates the tenant's KEK through the API (request, then a second operator
+/// approves) and re-wraps all its data keys in process while `reads` run.
+async fn rewrap<F>(
+    server: &Server,
+    backend: &str,
+    args: &BenchArgs,
+    setup: &Client,
+    tenant: &str,
+    reads: F,
+) -> Result<()>
+where
+    F: Fn(&mut Sequence) -> Plan + Clone + Send + 'static,
+{
+    let second = setup
+        .call(
+            Method::POST,
+            "/v1/principals",
+            &server.operator_key,
+            Some(json!({"name": "bench second operator", "role": "operator"})),
+        )
+        .await?["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let request = setup
+        .call(
+            Method::POST,
+            "/v1/keys/requests",
+            &server.operator_key,
+            Some(json!({"operation": "rotate", "reason": "bench", "tenant_id": tenant})),
+        )
+        .await?;
+    let id = request["id"].as_str().unwrap_or_default();
+    setup
+        .call(
+            Method::POST,
+            &format!("/v1/keys/requests/{id}/approve"),
+            &second,
+            None,
+        )
+        .await?;
+    let app = App::open(&server.location).await?;
+    let duration = Duration::from_secs_f64(args.seconds);
+    let reading = tokio::spawn(drive_owned(
+        server.addr.clone(),
+        server.child.id(),
+        args.clients,
+        duration,
+        reads,
+    ));
+    let started = Instant::now();
+    let records = app.rewrap_all(Duration::ZERO, |_| {}).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let reads = reading.await.map_err(Error::internal)??;
+    println!(
+        "{}",
+        json!({
+            "scenario": "rewrap",
+            "backend": backend,
+            "records": records,
+            "seconds": (elapsed * 1000.0).round() / 1000.0,
+            "per_second": (records as f64 / elapsed).round(),
+            "reads_meanwhile_per_second": (reads.latencies_us.len() as f64 / reads.elapsed.as_secs_f64()).round(),
+            "read_errors": reads.errors,
+            "clients": args.clients,
+        })
+    );
     Ok(())
 }
 
@@ -443,13 +530,27 @@ async fn drive<F>(server: &Server, clients: usize, duration: Duration, plan: F) 
 where
     F: Fn(&mut Sequence) -> Plan + Clone + Send + 'static,
 {
-    let server_pid = server.child.id().map(|p| p.to_string()).unwrap_or_default();
+    drive_owned(server.addr.clone(), server.child.id(), clients, duration, plan).await
+}
+
+/// [`drive`] on owned values, so it can run in a task of its own.
+async fn drive_owned<F>(
+    addr: String,
+    server_pid: Option<u32>,
+    clients: usize,
+    duration: Duration,
+    plan: F,
+) -> Result<Outcome>
+where
+    F: Fn(&mut Sequence) -> Plan + Clone + Send + 'static,
+{
+    let server_pid = server_pid.map(|p| p.to_string()).unwrap_or_default();
     let (server_before, client_before) = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for client_index in 0..clients {
-        let client = Client::connect(server.addr.clone()).await?;
+        let client = Client::connect(addr.clone()).await?;
         let plan = plan.clone();
         tasks.spawn(async move {
             let mut seq = Sequence(client_index as u64 * 7919 + 1);
@@ -618,6 +719,8 @@ struct Server {
     child: Child,
     addr: String,
     operator_key: String,
+    /// Where its data lives, for in-process work on the same store.
+    location: Location,
     _data_dir: tempfile::TempDir,
     pg_schema: Option<(String, String)>,
 }
@@ -635,12 +738,17 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        let mut location = Location {
+            data_dir: data_dir.path().to_owned(),
+            database_url: None,
+        };
         let pg_schema = if backend == "postgres" {
             let schema = format!("anshin_bench_{}", std::process::id());
             let url = crate::db::schema_url(postgres_url, &schema)
                 .await
                 .map_err(Error::from)?;
-            command.env("ANSHIN_DATABASE_URL", url);
+            command.env("ANSHIN_DATABASE_URL", &url);
+            location.database_url = Some(url);
             Some((postgres_url.to_owned(), schema))
         } else {
             command.env_remove("ANSHIN_DATABASE_URL");
@@ -675,6 +783,7 @@ impl Server {
             child,
             addr,
             operator_key,
+            location,
             _data_dir: data_dir,
             pg_schema,
         })

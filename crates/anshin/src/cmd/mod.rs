@@ -5,7 +5,9 @@ mod backup;
 mod bench;
 mod demo;
 mod init;
+mod keys;
 mod principal;
+mod restore;
 mod scan;
 mod scan_db;
 mod scan_upload;
@@ -75,7 +77,9 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Serve { demo, .. } => serve::run(&config, demo).await,
         Command::Principal(command) => principal::run(&config, command).await,
         Command::Audit(command) => audit::run(&config, command).await,
-        Command::Backup { out, json } => backup::run(&config, &out, json).await,
+        Command::Keys(command) => keys::run(&config, command).await,
+        Command::Backup { out, keys, json } => backup::run(&config, &out, keys, json).await,
+        Command::Restore { verify: _, dir, json } => restore::run(&config, &dir, json).await,
         Command::Demo { json } => demo::run(&config, json).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Scan(args) => scan::run(&config, args).await,
@@ -104,6 +108,7 @@ fn exit_code(err: &Error) -> u8 {
         "storage_unavailable" | "scan_db_unreachable" => 4,
         "audit_verification_failed" => 5,
         "scan_findings" => 6,
+        "backup_unreadable_records" => 7,
         "scan_usage"
         | "scan_db_url"
         | "scan_db_unknown_table"

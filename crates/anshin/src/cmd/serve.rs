@@ -142,7 +142,7 @@ async fn serve_until_signal(listener: TcpListener, router: axum::Router) -> Resu
 }
 
 /// The background tasks of an open App: audit integration and alerts,
-/// retention purge, lockout refresh.
+/// retention purge, lockout refresh, key rotation and rewrap.
 fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
     let alerts = AlertService::start(app.store.clone(), &config.alerts)?;
     Ok(Running {
@@ -150,6 +150,7 @@ fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
             tokio::spawn(integrate_periodically(app.clone(), alerts)),
             tokio::spawn(purge_periodically(app.clone())),
             tokio::spawn(refresh_lockouts_periodically(app.clone())),
+            tokio::spawn(maintain_keys_periodically(app.clone(), config.keys)),
         ],
         app,
     })
@@ -184,6 +185,29 @@ async fn purge_periodically(app: Arc<App>) {
             Ok(report) if report.purged > 0 => tracing::info!(orders = report.purged, "shipping data purged"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = ?err, "retention purge failed; will retry"),
+        }
+    }
+}
+
+/// How often encryption counts are reported and rotation and rewrap looked at.
+const KEY_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rotates KEK versions the policy says are due and re-wraps data keys still
+/// on older versions, every [`KEY_MAINTENANCE_INTERVAL`]. Several nodes may
+/// run it at once: each re-wrapped row is written only if it still holds the
+/// version it was read with.
+async fn maintain_keys_periodically(app: Arc<App>, policy: crate::vault::rotation::RotationPolicy) {
+    let mut ticker = tokio::time::interval(KEY_MAINTENANCE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = app.rotate_due(&policy).await {
+            tracing::warn!(error = ?err, "automatic key rotation failed; will retry");
+        }
+        match app.rewrap_all(policy.pause(), |_| {}).await {
+            Ok(0) => {}
+            Ok(records) => tracing::info!(records, "data keys re-wrapped to the current KEK versions"),
+            Err(err) => tracing::warn!(error = ?err, "rewrap failed; will resume"),
         }
     }
 }

@@ -269,6 +269,17 @@ pub enum Store {
 }
 
 /// Forwards a method to the backend.
+/// What `anshin backup` copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupPart {
+    /// The data (vault without key state, audit log): restorable only next
+    /// to a key state, so shredded records stay unreadable in it.
+    Data,
+    /// The key state (tenant KEKs wrapped by the root key, record data keys
+    /// wrapped by KEKs): kept apart from data backups, and short-lived.
+    Keys,
+}
+
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
@@ -282,6 +293,7 @@ pub mod alerts;
 pub mod audit;
 pub mod credentials;
 pub mod inventory;
+pub mod keys;
 pub mod retention;
 
 impl Store {
@@ -304,9 +316,13 @@ impl Store {
 
     /// An online backup of an SQLite store into the existing directory `dir`
     /// (see [`sqlite::SqliteStore`]); PostgreSQL is backed up with `pg_dump`.
-    pub async fn backup(&self, dir: &std::path::Path) -> Result<Vec<(String, u64)>, StoreError> {
+    pub async fn backup(
+        &self,
+        dir: &std::path::Path,
+        part: BackupPart,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         match self {
-            Self::Sqlite(store) => store.backup(dir).await,
+            Self::Sqlite(store) => store.backup(dir, part).await,
             Self::Postgres(_) => Err(StoreError::Backend(
                 "anshin backup copies SQLite stores; back PostgreSQL up with pg_dump".into(),
             )),
@@ -471,6 +487,17 @@ impl Store {
     /// fingerprint dropped; the token stays as a tombstone. False if not visible.
     pub async fn shred_card(&self, scope: Scope<'_>, token: &CardToken, at: i64) -> Result<bool, StoreError> {
         dispatch!(self.shred_card(scope, token, at))
+    }
+
+    /// Crypto-shreds a customer within `scope`: its data key is deleted and its
+    /// ciphertexts overwritten. `false` if there is no such live customer.
+    pub async fn shred_customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.shred_customer(scope, id, at))
     }
 
     /// Creates a customer.

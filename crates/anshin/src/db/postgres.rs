@@ -23,6 +23,7 @@ mod alerts;
 mod audit;
 mod credentials;
 mod inventory;
+mod keys;
 mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -55,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "inventory",
         include_str!("../../migrations/postgres/0006_inventory.sql"),
+    ),
+    (
+        7,
+        "key_store",
+        include_str!("../../migrations/postgres/0007_key_store.sql"),
     ),
 ];
 
@@ -425,11 +431,14 @@ impl PgStore {
         let stmt = client
             .prepare_cached(
                 "WITH card AS (
-                     INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                     INSERT INTO cards (token, tenant_id, fingerprint, brand, last4,
                                         number_ct, expiry_ct, holder_ct, created_at, shop_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     VALUES ($1, $2, $3, $4, $5, $8, $9, $10, $11, $12)
                      ON CONFLICT (tenant_id, fingerprint) DO NOTHING
                      RETURNING token),
+                 record_key AS (
+                     INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
+                     SELECT token, $2, 'card', $6, $7 FROM card WHERE $7::bytea IS NOT NULL),
                  entry AS (
                      INSERT INTO audit_entries (time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
                      SELECT $13, $14, $15, $16, $17, $18, $19 FROM card
@@ -569,13 +578,16 @@ impl PgStore {
             CardRelease::Released
         } else {
             tx.execute(
-                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = $2
                  WHERE token = $1",
                 &[&t, &at],
             )
             .await
             .map_err(pg)?;
+            tx.execute("DELETE FROM record_keys WHERE record_id = $1", &[&t])
+                .await
+                .map_err(pg)?;
             CardRelease::Shredded
         };
         tx.commit().await.map_err(pg)?;
@@ -588,9 +600,10 @@ impl PgStore {
         token: &CardToken,
     ) -> Result<Option<CardRow>, StoreError> {
         self.query_opt(
-            "SELECT token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+            "SELECT token, c.tenant_id, fingerprint, brand, last4, k.kek_version, k.wrapped_dek,
                     number_ct, expiry_ct, holder_ct, created_at, deleted_at
-             FROM cards c WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2)
+             FROM cards c LEFT JOIN record_keys k ON k.record_id = c.token
+             WHERE token = $1 AND ($2::text IS NULL OR c.tenant_id = $2)
                AND ($3::text IS NULL OR c.shop_id = $3
                     OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = $3))",
             &[&token.as_str(), &scope.tenant_str(), &scope.shop_str()],
@@ -650,16 +663,50 @@ impl PgStore {
         token: &CardToken,
         at: i64,
     ) -> Result<bool, StoreError> {
+        // The data key goes in the same statement: the card is unreadable from
+        // then on, in this database and in any data backup taken before.
         Ok(self
-            .execute(
-                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
-                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = $4
-                 WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2) AND deleted_at IS NULL
-                   AND ($3::text IS NULL OR cards.shop_id = $3
-                        OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = $3))",
+            .query(
+                "WITH shredded AS (
+                     UPDATE cards SET fingerprint = NULL, number_ct = NULL,
+                                      expiry_ct = NULL, holder_ct = NULL, deleted_at = $4
+                     WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2) AND deleted_at IS NULL
+                       AND ($3::text IS NULL OR cards.shop_id = $3
+                            OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = $3))
+                     RETURNING token
+                 ), destroyed AS (
+                     DELETE FROM record_keys WHERE record_id IN (SELECT token FROM shredded)
+                 )
+                 SELECT token FROM shredded",
                 &[&token.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
             )
             .await?
+            .len()
+            == 1)
+    }
+
+    pub(super) async fn shred_customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .query(
+                "WITH shredded AS (
+                     UPDATE customers SET name_ct = NULL, name_kana_ct = NULL, postal_code_ct = NULL, address_ct = NULL,
+                                          phone_ct = NULL, email_ct = NULL, fax_ct = NULL, deleted_at = $4
+                     WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)
+                       AND deleted_at IS NULL
+                     RETURNING id
+                 ), destroyed AS (
+                     DELETE FROM record_keys WHERE record_id IN (SELECT id FROM shredded)
+                 )
+                 SELECT id FROM shredded",
+                &[&id.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
+            )
+            .await?
+            .len()
             == 1)
     }
 
@@ -667,9 +714,14 @@ impl PgStore {
         let sealed = customer.sealed.as_ref();
         let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
         self.execute(
-            "INSERT INTO customers (id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct,
-                                    postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "WITH customer AS (
+                 INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
+                                        postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
+                 VALUES ($1, $2, $3, $6, $7, $8, $9, $10, $11, $12, $13)
+                 RETURNING id
+             )
+             INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
+             SELECT id, $2, 'customer', $4, $5 FROM customer WHERE $5::bytea IS NOT NULL",
             &[
                 &customer.id.as_str(),
                 &customer.tenant_id.as_str(),
@@ -696,9 +748,10 @@ impl PgStore {
         id: &CustomerId,
     ) -> Result<Option<CustomerRow>, StoreError> {
         self.query_opt(
-            "SELECT id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
+            "SELECT id, c.tenant_id, shop_id, k.kek_version, k.wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
                     address_ct, phone_ct, email_ct, fax_ct, created_at
-             FROM customers WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)",
+             FROM customers c LEFT JOIN record_keys k ON k.record_id = c.id
+             WHERE id = $1 AND ($2::text IS NULL OR c.tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)",
             &[&id.as_str(), &scope.tenant_str(), &scope.shop_str()],
         )
         .await?
@@ -747,9 +800,21 @@ impl PgStore {
         if let Some(sh) = shipping {
             let [name, postal, address, phone] = sh.fields;
             tx.execute(
-                "INSERT INTO order_shipping (order_id, kek_version, wrapped_dek, name_ct, postal_code_ct, address_ct, phone_ct)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&o.id.as_str(), &version_i32(sh.kek_version)?, &sh.wrapped_dek, &name, &postal, &address, &phone],
+                "INSERT INTO order_shipping (order_id, name_ct, postal_code_ct, address_ct, phone_ct)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&o.id.as_str(), &name, &postal, &address, &phone],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute(
+                "INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
+                 VALUES ($1, $2, 'order', $3, $4)",
+                &[
+                    &o.id.as_str(),
+                    &o.tenant_id.as_str(),
+                    &version_i32(sh.kek_version)?,
+                    &sh.wrapped_dek,
+                ],
             )
             .await
             .map_err(pg)?;

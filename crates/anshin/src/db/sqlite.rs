@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 
 use super::credentials::{KeyRow, allow_list, hash_array};
 use super::{
-    CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
-    Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
+    BackupPart, CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow,
+    Scope, Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
 };
 use crate::access::Role;
 use crate::db::audit::EntryFor;
@@ -30,6 +30,7 @@ mod alerts;
 mod audit;
 mod credentials;
 mod inventory;
+mod keys;
 mod retention;
 
 const MIGRATIONS: &[Migration] = &[
@@ -59,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         7,
         "inventory",
         include_str!("../../migrations/sqlite/0007_inventory.sql"),
+    ),
+    (
+        8,
+        "key_store",
+        include_str!("../../migrations/sqlite/0008_key_store.sql"),
     ),
 ];
 
@@ -215,57 +221,84 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Copies the vault's file and then the log's into `dir` (which must exist)
-    /// with SQLite's online backup, each as one consistent snapshot taken while
-    /// the server keeps serving. The order matters: an entry the sequencer
-    /// moves between the two snapshots is then in both copies and taken once on
-    /// restore, where the other order would lose it. Returns each copy's name
-    /// and size.
-    pub(super) async fn backup(&self, dir: &Path) -> Result<Vec<(String, u64)>, StoreError> {
-        let sources = [self.vault.path.clone(), self.log.path.clone()];
+    /// Copies the store into `dir` (which must exist) with SQLite's online
+    /// backup, each file as one consistent snapshot taken while the server
+    /// keeps serving. Returns each copy's name and size.
+    ///
+    /// [`BackupPart::Data`]: the vault's file without the key state, then the
+    /// log's file. The order matters: an entry the sequencer moves between the
+    /// two snapshots is then in both copies and taken once on restore, where
+    /// the other order would lose it. [`BackupPart::Keys`]: the key state only.
+    pub(super) async fn backup(
+        &self,
+        dir: &Path,
+        part: BackupPart,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let (vault, log) = (self.vault.path.clone(), self.log.path.clone());
         let dir = dir.to_owned();
-        tokio::task::spawn_blocking(move || {
-            sources
-                .iter()
-                .map(|source| backup_file(source, &dir))
-                .collect::<Result<Vec<_>, StoreError>>()
+        tokio::task::spawn_blocking(move || match part {
+            BackupPart::Data => Ok(vec![
+                backup_file(&vault, &dir, "anshin.db", Some(DROP_KEY_STATE))?,
+                backup_file(&log, &dir, "anshin-audit.db", None)?,
+            ]),
+            BackupPart::Keys => Ok(vec![backup_file(
+                &vault,
+                &dir,
+                "anshin-keys.db",
+                Some(KEEP_ONLY_KEY_STATE),
+            )?]),
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 }
 
-/// One file's online backup into `dir`, under its own name, owner-only.
-fn backup_file(source: &Path, dir: &Path) -> Result<(String, u64), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = source
-        .file_name()
-        .ok_or_else(|| StoreError::Backend("the database path has no file name".into()))?
-        .to_string_lossy()
-        .into_owned();
-    let target = dir.join(&name);
-    // Created here first so that it is owner-only from the start.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&target)
-        .map_err(|e| StoreError::Backend(format!("cannot create {name} in the backup directory: {e}")))?;
+/// What a data backup leaves out: the key state. A record shredded after the
+/// backup then has no key anywhere the backup can be restored next to.
+const DROP_KEY_STATE: &str = "DELETE FROM record_keys; DELETE FROM tenant_keys;";
+
+/// What a key-state backup keeps: the tables holding keys (wrapped by the
+/// root key or a KEK), the root check, and the schema version.
+const KEEP_ONLY_KEY_STATE: &str = "keep:meta,tenant_keys,record_keys,schema_migrations";
+
+/// One file's online backup into `dir` as `name`, owner-only. With `filter`,
+/// the snapshot is first taken into a scratch file beside the source (so what
+/// the filter removes never reaches the backup's medium), filtered there, and
+/// written to `dir` with `VACUUM INTO`, which copies live rows only.
+fn backup_file(
+    source: &Path,
+    dir: &Path,
+    name: &str,
+    filter: Option<&str>,
+) -> Result<(String, u64), StoreError> {
+    let target = dir.join(name);
+    create_private(&target)?;
     let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(backend)?;
     src.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(backend)?;
-    let mut dst = Connection::open(&target).map_err(backend)?;
-    {
-        let copy = rusqlite::backup::Backup::new(&src, &mut dst).map_err(backend)?;
-        // All pages in one step: one read transaction, so one snapshot (a
-        // stepwise copy would restart whenever the server commits).
-        loop {
-            match copy.step(-1).map_err(backend)? {
-                rusqlite::backup::StepResult::Done => break,
-                _ => thread::sleep(std::time::Duration::from_millis(50)),
-            }
+    let dst = match filter {
+        None => {
+            let mut dst = Connection::open(&target).map_err(backend)?;
+            snapshot(&src, &mut dst)?;
+            dst
         }
-    }
+        Some(filter) => {
+            let scratch = source.with_extension(format!("backup-{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&scratch);
+            create_private(&scratch)?;
+            let filtered = (|| {
+                let mut tmp = Connection::open(&scratch).map_err(backend)?;
+                snapshot(&src, &mut tmp)?;
+                apply_filter(&tmp, filter)?;
+                tmp.execute("VACUUM INTO ?1", [target.to_string_lossy()])
+                    .map_err(backend)?;
+                Ok::<_, StoreError>(())
+            })();
+            let _ = std::fs::remove_file(&scratch);
+            filtered?;
+            Connection::open(&target).map_err(backend)?
+        }
+    };
     let check: String = dst
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .map_err(backend)?;
@@ -276,7 +309,49 @@ fn backup_file(source: &Path, dir: &Path) -> Result<(String, u64), StoreError> {
     let bytes = std::fs::metadata(&target)
         .map_err(|e| StoreError::Backend(e.to_string()))?
         .len();
-    Ok((name, bytes))
+    Ok((name.to_owned(), bytes))
+}
+
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))
+}
+
+/// Copies every page of `src` into `dst` in one step: one read transaction,
+/// so one snapshot (a stepwise copy would restart whenever the server commits).
+fn snapshot(src: &Connection, dst: &mut Connection) -> Result<(), StoreError> {
+    let copy = rusqlite::backup::Backup::new(src, dst).map_err(backend)?;
+    loop {
+        match copy.step(-1).map_err(backend)? {
+            rusqlite::backup::StepResult::Done => return Ok(()),
+            _ => thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Runs a filter on a scratch copy: SQL, or `keep:T1,T2,…` to empty every other table.
+fn apply_filter(conn: &Connection, filter: &str) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(backend)?;
+    let Some(keep) = filter.strip_prefix("keep:") else {
+        return conn.execute_batch(filter).map_err(backend);
+    };
+    let keep: Vec<&str> = keep.split(',').collect();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .map_err(backend)?;
+    for table in tables.iter().filter(|t| !keep.contains(&t.as_str())) {
+        // Names come from the schema itself, quoted as identifiers.
+        conn.execute_batch(&format!("DELETE FROM \"{}\"", table.replace('"', "\"\"")))
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 impl Db {
@@ -661,11 +736,12 @@ impl SqliteStore {
                 return Ok(CardRelease::Released);
             }
             c.prepare_cached(
-                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = ?2
                  WHERE token = ?1",
             )?
             .execute(params![t, at])?;
+            destroy_record_key(c, t)?;
             Ok(CardRelease::Shredded)
         })
         .await
@@ -678,9 +754,10 @@ impl SqliteStore {
     ) -> Result<Option<CardRow>, StoreError> {
         let raw = self.read(|c| {
             c.prepare_cached(
-                "SELECT token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+                "SELECT token, c.tenant_id, fingerprint, brand, last4, k.kek_version, k.wrapped_dek,
                         number_ct, expiry_ct, holder_ct, created_at, deleted_at
-                 FROM cards c WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2)
+                 FROM cards c LEFT JOIN record_keys k ON k.record_id = c.token
+                 WHERE token = ?1 AND (?2 IS NULL OR c.tenant_id = ?2)
                    AND (?3 IS NULL OR c.shop_id = ?3
                         OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = ?3))",
             )?
@@ -733,15 +810,49 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (tenant, shop, token) = (scope.tenant.cloned(), scope.shop.cloned(), token.clone());
         self.write(move |c| {
-            c.prepare_cached(
-                "UPDATE cards SET fingerprint = NULL, kek_version = NULL, wrapped_dek = NULL, number_ct = NULL,
+            let shredded = c.prepare_cached(
+                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = ?4
                  WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND deleted_at IS NULL
                    AND (?3 IS NULL OR cards.shop_id = ?3
                         OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = ?3))",
             )?
-            .execute(params![token.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])
-            .map(|n| n == 1)
+            .execute(params![token.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])?
+                == 1;
+            if shredded {
+                destroy_record_key(c, token.as_str())?;
+            }
+            Ok(shredded)
+        })
+        .await
+    }
+
+    pub(super) async fn shred_customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let (tenant, shop, id) = (scope.tenant.cloned(), scope.shop.cloned(), id.clone());
+        self.write(move |c| {
+            let shredded = c
+                .prepare_cached(
+                    "UPDATE customers SET name_ct = NULL, name_kana_ct = NULL, postal_code_ct = NULL, address_ct = NULL,
+                                          phone_ct = NULL, email_ct = NULL, fax_ct = NULL, deleted_at = ?4
+                     WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)
+                       AND deleted_at IS NULL",
+                )?
+                .execute(params![
+                    id.as_str(),
+                    tenant.as_ref().map(TenantId::as_str),
+                    shop.as_ref().map(ShopId::as_str),
+                    at
+                ])?
+                == 1;
+            if shredded {
+                destroy_record_key(c, id.as_str())?;
+            }
+            Ok(shredded)
         })
         .await
     }
@@ -751,16 +862,14 @@ impl SqliteStore {
             let sealed = customer.sealed.as_ref();
             let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
             c.prepare_cached(
-                "INSERT INTO customers (id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct,
+                "INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
                                         postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 customer.id.as_str(),
                 customer.tenant_id.as_str(),
                 customer.shop_id.as_ref().map(ShopId::as_str),
-                sealed.map(|s| s.kek_version),
-                sealed.map(|s| &s.wrapped_dek),
                 field(0),
                 field(1),
                 field(2),
@@ -770,6 +879,9 @@ impl SqliteStore {
                 field(6),
                 customer.created_at
             ])?;
+            if let Some(sealed) = sealed {
+                insert_record_key(c, customer.id.as_str(), &customer.tenant_id, "customer", sealed)?;
+            }
             Ok(())
         })
         .await
@@ -782,9 +894,10 @@ impl SqliteStore {
     ) -> Result<Option<CustomerRow>, StoreError> {
         let raw = self.read(|c| {
             c.prepare_cached(
-                "SELECT id, tenant_id, shop_id, kek_version, wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
+                "SELECT id, c.tenant_id, shop_id, k.kek_version, k.wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
                         address_ct, phone_ct, email_ct, fax_ct, created_at
-                 FROM customers WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)",
+                 FROM customers c LEFT JOIN record_keys k ON k.record_id = c.id
+                 WHERE id = ?1 AND (?2 IS NULL OR c.tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)",
             )?
             .query_row(params![id.as_str(), scope.tenant_str(), scope.shop_str()], raw_customer)
             .optional()
@@ -816,12 +929,13 @@ impl SqliteStore {
                 o.completed_at
             ])?;
             if let Some(sh) = shipping {
+                insert_record_key(c, o.id.as_str(), &o.tenant_id, "order", &sh)?;
                 let [name, postal, address, phone] = sh.fields;
                 c.prepare_cached(
-                    "INSERT INTO order_shipping (order_id, kek_version, wrapped_dek, name_ct, postal_code_ct, address_ct, phone_ct)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO order_shipping (order_id, name_ct, postal_code_ct, address_ct, phone_ct)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![o.id.as_str(), sh.kek_version, sh.wrapped_dek, name, postal, address, phone])?;
+                .execute(params![o.id.as_str(), name, postal, address, phone])?;
             }
             Ok(())
         })
@@ -886,15 +1000,37 @@ impl SqliteStore {
 /// Applies pending migrations with foreign keys off, as SQLite's procedure for
 /// schema changes that rebuild a table asks (the pragma is a no-op inside a
 /// transaction); the keys are checked before the commit.
+/// Stores a record's wrapped data key in the key state (`record_keys`).
+fn insert_record_key<const N: usize>(
+    c: &Connection,
+    record: &str,
+    tenant: &TenantId,
+    kind: &str,
+    sealed: &Sealed<N>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![record, tenant.as_str(), kind, sealed.kek_version, sealed.wrapped_dek])?;
+    Ok(())
+}
+
+/// Destroys a record's data key (secure_delete overwrites the freed bytes).
+fn destroy_record_key(c: &Connection, record: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM record_keys WHERE record_id = ?1")?
+        .execute([record])?;
+    Ok(())
+}
+
 /// Stores a card unless the tenant holds one with the same fingerprint, and
 /// lets `shop` see it either way; inside the writer's transaction.
 fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusqlite::Result<CardInsert> {
     let sealed = card.sealed.as_ref();
     let inserted =
         c.prepare_cached(
-            "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4, kek_version, wrapped_dek,
+            "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4,
                                     number_ct, expiry_ct, holder_ct, created_at, shop_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
         )?
         .execute(params![
@@ -903,8 +1039,6 @@ fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusq
             card.fingerprint.as_ref().map(|f| &f[..]),
             card.brand,
             card.last4,
-            sealed.map(|s| s.kek_version),
-            sealed.map(|s| &s.wrapped_dek),
             sealed.and_then(|s| s.fields[0].as_ref()),
             sealed.and_then(|s| s.fields[1].as_ref()),
             sealed.and_then(|s| s.fields[2].as_ref()),
@@ -912,6 +1046,9 @@ fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusq
             shop.as_ref().map(ShopId::as_str)
         ])? == 1;
     if inserted {
+        if let Some(sealed) = sealed {
+            insert_record_key(c, card.token.as_str(), &card.tenant_id, "card", sealed)?;
+        }
         return Ok(CardInsert::Inserted);
     }
     let existing: String = c

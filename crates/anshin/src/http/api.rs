@@ -34,13 +34,14 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         create_shop, list_shops,
         create_principal, list_principals, disable_principal, rotate_principal, set_allowed_ips,
         tokenize_card, lookup_card, get_card, reveal_card, delete_card,
-        create_customer, get_customer,
+        create_customer, get_customer, delete_customer,
         create_order, list_orders, get_order, complete_order,
         super::retention::shipping, super::retention::export, super::retention::approve_export,
         super::audit::checkpoint, super::audit::checkpoint_now, super::audit::tile,
         super::audit::inclusion, super::audit::consistency, super::audit::events, super::audit::access_log,
         super::alerts::list,
         super::inventory::upload, super::inventory::list,
+        super::keys::status, super::keys::request, super::keys::list, super::keys::approve, super::keys::reject,
         super::sys::healthz, super::sys::readyz,
         super::seal::seal_status, super::seal::unseal, super::seal::seal
     ),
@@ -307,6 +308,19 @@ pub async fn get_customer(
     Path(id): Path<String>,
 ) -> Result<Json<MaskedCustomer>> {
     Ok(Json(s.app.customer(&actor, &id).await?))
+}
+
+/// Delete a customer's personal data: its data key is destroyed
+/// (crypto-shredding), so no copy, backups included, can be read again.
+#[utoipa::path(delete, path = "/v1/customers/{customer_id}", tag = "customers",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_customer(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    s.app.delete_customer(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Create an order.

@@ -10,6 +10,7 @@ mod api;
 mod audit;
 mod extract;
 mod inventory;
+mod keys;
 mod retention;
 pub mod seal;
 pub mod sys;
@@ -68,7 +69,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cards/{token}", get(api::get_card).delete(api::delete_card))
         .route("/cards/{token}/reveal", post(api::reveal_card))
         .route("/customers", post(api::create_customer))
-        .route("/customers/{customer_id}", get(api::get_customer))
+        .route(
+            "/customers/{customer_id}",
+            get(api::get_customer).delete(api::delete_customer),
+        )
         .route("/orders", post(api::create_order).get(api::list_orders))
         .route("/orders/export", get(retention::export))
         .route("/orders/{order_id}", get(api::get_order))
@@ -96,6 +100,10 @@ pub fn router(app: Arc<App>) -> Router {
                 .get(inventory::list)
                 .layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
         )
+        .route("/keys/status", get(keys::status))
+        .route("/keys/requests", post(keys::request).get(keys::list))
+        .route("/keys/requests/{request_id}/approve", post(keys::approve))
+        .route("/keys/requests/{request_id}/reject", post(keys::reject))
         .route("/openapi.json", get(sys::openapi));
     Router::new()
         .nest("/v1", v1)

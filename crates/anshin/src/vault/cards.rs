@@ -257,6 +257,14 @@ impl App {
             else {
                 continue;
             };
+            let keys = self
+                .keyring
+                .tenant_holding(
+                    &self.store,
+                    &tenant,
+                    stored.sealed.as_ref().map(|s| s.kek_version),
+                )
+                .await?;
             let (stored_expiry, _) = open_details(&keys, &stored)?;
             let shown = if expiry.is_later_than(stored_expiry) {
                 let sealed = stored.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
@@ -385,7 +393,14 @@ impl App {
             .await?
             .filter(|r| r.deleted_at.is_none());
         let row = row.ok_or_else(|| Error::not_found("card"))?;
-        let keys = self.keyring.tenant(&self.store, &row.tenant_id).await?;
+        let keys = self
+            .keyring
+            .tenant_holding(
+                &self.store,
+                &row.tenant_id,
+                row.sealed.as_ref().map(|s| s.kek_version),
+            )
+            .await?;
         Ok((row, keys))
     }
 }

@@ -211,7 +211,14 @@ impl App {
         event: &mut crate::audit::Event,
     ) -> Result<MaskedCustomer> {
         let row = self.customer_row(actor.scope(), id).await?;
-        let keys = self.keyring.tenant(&self.store, &row.tenant_id).await?;
+        let keys = self
+            .keyring
+            .tenant_holding(
+                &self.store,
+                &row.tenant_id,
+                row.sealed.as_ref().map(|s| s.kek_version),
+            )
+            .await?;
         event
             .tenant(&row.tenant_id)
             .subject(keys.fingerprint(SUBJECT, row.id.as_str().as_bytes()));
@@ -236,6 +243,35 @@ impl App {
             phone: phone.as_ref().map(|v| pii::mask_phone(v.expose())),
             created_at: clock::rfc3339(row.created_at),
         })
+    }
+
+    /// Deletes a customer's personal data for good (APPI erasure requests):
+    /// its data key is destroyed, so no copy of its ciphertexts, backups
+    /// included, can be read again. Its orders keep their own shipping data
+    /// until the retention purge.
+    pub async fn delete_customer(&self, actor: &Actor, id: &str) -> Result<()> {
+        self.audited(actor, EventKind::CustomerDelete, async |event| {
+            actor.require(Action::DeleteCustomer)?;
+            let row = self.customer_row(actor.scope(), id).await?;
+            if row.sealed.is_none() {
+                return Err(Error::not_found("customer"));
+            }
+            let keys = self.keyring.tenant(&self.store, &row.tenant_id).await?;
+            event
+                .tenant(&row.tenant_id)
+                .subject(keys.fingerprint(SUBJECT, row.id.as_str().as_bytes()));
+            self.record_now(actor, event).await?;
+            if self
+                .store
+                .shred_customer(actor.scope(), &row.id, clock::now_ms())
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(Error::not_found("customer"))
+            }
+        })
+        .await
     }
 
     pub(crate) async fn customer_row(&self, scope: Scope<'_>, id: &str) -> Result<CustomerRow> {

@@ -8,13 +8,15 @@
 //! started with the wrong root key stops at once instead of failing per record.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anshin_crypto::envelope::{AeadKey, Context};
 use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::{KeyBytes, SecretVec};
 
-use crate::db::{KeyPurpose, Sealed, Store, TenantKeyRow};
+use crate::db::keys::RecordKeyRow;
+use crate::db::{KeyPurpose, Sealed, Store, StoreError, TenantKeyRow};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::TenantId;
 use crate::vault::root::RootKey;
@@ -22,12 +24,39 @@ use crate::vault::root::RootKey;
 const ROOT_CHECK_KEY: &str = "root_key_check";
 const ROOT_CHECK_PLAINTEXT: &[u8] = b"anshin root key check v1";
 
+/// How long a node serves tenant keys from memory before reading them again,
+/// so that a rotation or retirement made on another node reaches it.
+pub const KEYS_REFRESH: Duration = Duration::from_secs(30);
+
 /// A tenant's unwrapped keys.
 pub struct TenantKeys {
     tenant: TenantId,
     current_kek: u32,
     keks: BTreeMap<u32, AeadKey>,
     fingerprint: FingerprintKey,
+    loaded: Instant,
+    counts: Arc<EncryptionCounts>,
+}
+
+/// Encryptions under each KEK version since they were last added to the
+/// store: AES-GCM with random nonces is safe for 2^32 encryptions per key
+/// (NIST SP 800-38D), and automatic rotation watches the sum.
+#[derive(Default)]
+struct EncryptionCounts(Mutex<HashMap<(TenantId, u32), u64>>);
+
+impl EncryptionCounts {
+    fn add(&self, tenant: &TenantId, version: u32) {
+        if let Ok(mut map) = self.0.lock() {
+            *map.entry((tenant.clone(), version)).or_default() += 1;
+        }
+    }
+
+    fn take(&self) -> Vec<(TenantId, u32, u64)> {
+        self.0
+            .lock()
+            .map(|mut map| map.drain().map(|((t, v), n)| (t, v, n)).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// What a sealed record is, for its associated data.
@@ -42,11 +71,21 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    fn as_str(self) -> &'static str {
+    /// The stable name, as stored in `record_keys.kind`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Card => "card",
             Self::Customer => "customer",
             Self::Order => "order",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self> {
+        match value {
+            "card" => Ok(Self::Card),
+            "customer" => Ok(Self::Customer),
+            "order" => Ok(Self::Order),
+            _ => Err(Error::internal(StoreError::Corrupt("unknown record kind"))),
         }
     }
 }
@@ -96,6 +135,7 @@ impl TenantKeys {
             .get(&self.current_kek)
             .ok_or_else(|| Error::internal(MissingKek))?;
         let wrapped = kek.wrap(&dek_context(&self.tenant, kind, id, self.current_kek), &material)?;
+        self.counts.add(&self.tenant, self.current_kek);
         let key = RecordKey {
             key: AeadKey::new(&material)?,
             tenant: &self.tenant,
@@ -126,6 +166,36 @@ impl TenantKeys {
             kind,
             id,
         })
+    }
+
+    /// Whether this holds KEK `version`.
+    pub fn holds(&self, version: u32) -> bool {
+        self.keks.contains_key(&version)
+    }
+
+    /// The KEK version new records are wrapped with.
+    pub fn current_version(&self) -> u32 {
+        self.current_kek
+    }
+
+    /// Re-wraps a record's data key under the current KEK. The record's data
+    /// is never opened: only its 32-byte data key passes through memory.
+    pub fn rewrap(&self, row: &RecordKeyRow) -> Result<Vec<u8>> {
+        let kind = RecordKind::parse(&row.kind)?;
+        let (old, new) = (self.keks.get(&row.kek_version), self.keks.get(&self.current_kek));
+        let (Some(old), Some(new)) = (old, new) else {
+            return Err(Error::internal(MissingKek));
+        };
+        let material = old.unwrap_key(
+            &dek_context(&self.tenant, kind, &row.record_id, row.kek_version),
+            &row.wrapped_dek,
+        )?;
+        let wrapped = new.wrap(
+            &dek_context(&self.tenant, kind, &row.record_id, self.current_kek),
+            &material,
+        )?;
+        self.counts.add(&self.tenant, self.current_kek);
+        Ok(wrapped)
     }
 
     /// The keyed fingerprint of a value.
@@ -161,6 +231,7 @@ fn tenant_key_context(tenant: &TenantId, purpose: KeyPurpose, version: u32) -> C
 pub struct Keyring {
     root: RootKey,
     tenants: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
+    counts: Arc<EncryptionCounts>,
 }
 
 impl Keyring {
@@ -169,6 +240,7 @@ impl Keyring {
         Self {
             root,
             tenants: RwLock::new(HashMap::new()),
+            counts: Arc::default(),
         }
     }
 
@@ -198,6 +270,42 @@ impl Keyring {
         self.root.unwrap_key(&context, &stored)
     }
 
+    /// Adds a KEK version to `tenant`; new records use it at once on this node
+    /// and within [`KEYS_REFRESH`] on every other. Returns the new version.
+    pub async fn rotate(&self, store: &Store, tenant: &TenantId, now: i64) -> Result<u32> {
+        loop {
+            self.forget(tenant);
+            let version = self
+                .tenant(store, tenant)
+                .await?
+                .current_kek
+                .checked_add(1)
+                .ok_or_else(|| Error::internal(StoreError::Corrupt("key version out of range")))?;
+            let wrapped = self.root.wrap(
+                &tenant_key_context(tenant, KeyPurpose::Kek, version),
+                &KeyBytes::generate()?,
+            )?;
+            // Another node may have taken this version a moment ago: then read
+            // its state and rotate past it, so every call adds one version.
+            if store.insert_kek_version(tenant, version, wrapped, now).await? {
+                self.forget(tenant);
+                return Ok(version);
+            }
+        }
+    }
+
+    /// Drops `tenant`'s cached keys (after a rotation or a retirement).
+    pub fn forget(&self, tenant: &TenantId) {
+        if let Ok(mut map) = self.tenants.write() {
+            map.remove(tenant);
+        }
+    }
+
+    /// Encryption counts since the last call, to add to the store.
+    pub fn take_encryption_counts(&self) -> Vec<(TenantId, u32, u64)> {
+        self.counts.take()
+    }
+
     /// New first-version keys for a new tenant, wrapped for storage.
     pub fn new_tenant_keys(&self, tenant: &TenantId, now: i64) -> Result<Vec<TenantKeyRow>> {
         [KeyPurpose::Kek, KeyPurpose::Fingerprint]
@@ -217,9 +325,25 @@ impl Keyring {
             .collect()
     }
 
-    /// The tenant's keys, unwrapped once and then served from memory.
+    /// The tenant's keys, unwrapped once and then served from memory for
+    /// [`KEYS_REFRESH`].
     pub async fn tenant(&self, store: &Store, tenant: &TenantId) -> Result<Arc<TenantKeys>> {
-        if let Some(keys) = self.tenants.read().ok().and_then(|map| map.get(tenant).cloned()) {
+        self.tenant_holding(store, tenant, None).await
+    }
+
+    /// The tenant's keys, read again if they lack KEK `version` (which a
+    /// rotation on another node has just created).
+    pub async fn tenant_holding(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        version: Option<u32>,
+    ) -> Result<Arc<TenantKeys>> {
+        let cached = self.tenants.read().ok().and_then(|map| map.get(tenant).cloned());
+        if let Some(keys) = cached
+            && keys.loaded.elapsed() < KEYS_REFRESH
+            && version.is_none_or(|v| keys.keks.contains_key(&v))
+        {
             return Ok(keys);
         }
         let rows = store.tenant_keys(tenant).await?;
@@ -246,10 +370,119 @@ impl Keyring {
             current_kek,
             keks,
             fingerprint,
+            loaded: Instant::now(),
+            counts: self.counts.clone(),
         });
         if let Ok(mut map) = self.tenants.write() {
             map.insert(tenant.clone(), keys.clone());
         }
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn tenant_keys(versions: &[u32]) -> TenantKeys {
+        let material = |v: u32| KeyBytes::from_slice(&[v as u8; 32]).expect("32 bytes");
+        TenantKeys {
+            tenant: TenantId::generate().expect("rng"),
+            current_kek: versions.iter().copied().max().expect("a version"),
+            keks: versions
+                .iter()
+                .map(|&v| (v, AeadKey::new(&material(v)).expect("key")))
+                .collect(),
+            fingerprint: FingerprintKey::new(&material(99)),
+            loaded: Instant::now(),
+            counts: Arc::default(),
+        }
+    }
+
+    fn row_of(kind: &str, version: u32, wrapped: Vec<u8>) -> RecordKeyRow {
+        RecordKeyRow {
+            record_id: "card_x".into(),
+            kind: kind.into(),
+            kek_version: version,
+            wrapped_dek: wrapped,
+        }
+    }
+
+    #[test]
+    fn rewrap_moves_a_data_key_to_the_current_version_unchanged() {
+        let old = tenant_keys(&[1]);
+        let (record, version, wrapped) = old.new_record(RecordKind::Card, "card_x").expect("new");
+        let field = record.seal("number", b"4111111111111111").expect("seal");
+        let both = TenantKeys {
+            tenant: old.tenant.clone(),
+            ..tenant_keys(&[1, 2])
+        };
+        let rewrapped = both.rewrap(&row_of("card", version, wrapped)).expect("rewrap");
+        let sealed = Sealed::<0> {
+            kek_version: 2,
+            wrapped_dek: rewrapped,
+            fields: [],
+        };
+        let reopened = both
+            .open_record(RecordKind::Card, "card_x", &sealed)
+            .expect("opens under v2");
+        assert_eq!(
+            reopened.open("number", &field).expect("field").expose(),
+            b"4111111111111111",
+            "the same data key: fields need no re-encryption"
+        );
+        assert_eq!(both.counts.take().iter().map(|c| c.2).sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn rewrap_refuses_a_key_of_another_kind_or_an_unknown_version() {
+        let keys = tenant_keys(&[1, 2]);
+        let (_, version, wrapped) = keys.new_record(RecordKind::Card, "card_x").expect("new");
+        assert!(
+            keys.rewrap(&row_of("customer", version, wrapped.clone()))
+                .is_err(),
+            "bound to the record kind"
+        );
+        assert!(keys.rewrap(&row_of("vault", version, wrapped.clone())).is_err());
+        assert!(keys.rewrap(&row_of("card", 7, wrapped)).is_err());
+    }
+
+    #[test]
+    fn key_types_print_no_key_material() {
+        let keys = tenant_keys(&[1]);
+        let (record, _, _) = keys.new_record(RecordKind::Card, "card_x").expect("new");
+        let material = KeyBytes::from_slice(&[0xAB; 32]).expect("32 bytes");
+        let printed = format!(
+            "{:?} {:?} {:?} {:?}",
+            material,
+            AeadKey::new(&material).expect("key"),
+            FingerprintKey::new(&material),
+            keys.keks.get(&1).expect("v1"),
+        );
+        assert!(printed.contains("redacted"), "{printed}");
+        for leak in ["ab, ab", "AB, AB", "171, 171", "abab"] {
+            assert!(!printed.contains(leak), "{printed}");
+        }
+        drop(record);
+    }
+
+    proptest! {
+        /// A wrapped data key read back from an edited database: any change
+        /// fails with an error, never a panic and never a different key.
+        #[test]
+        fn a_tampered_wrapped_key_never_rewraps(flip in 0usize..60, byte in 1u8..=255, cut in 0usize..70) {
+            let keys = tenant_keys(&[1, 2]);
+            let (_, version, wrapped) = keys.new_record(RecordKind::Order, "card_x").expect("new");
+            let mut tampered = wrapped.clone();
+            let i = flip % tampered.len();
+            tampered[i] ^= byte;
+            let refused = keys.rewrap(&row_of("order", version, tampered)).is_err();
+            prop_assert!(refused);
+            let truncated = wrapped[..cut.min(wrapped.len() - 1)].to_vec();
+            let refused = keys.rewrap(&row_of("order", version, truncated)).is_err();
+            prop_assert!(refused);
+        }
     }
 }

@@ -231,16 +231,7 @@ async fn alerts_are_shown_only_within_the_keys_tenant(t: TestApp) {
         "forbidden",
     )
     .await;
-    let (status, processor) = t
-        .call(
-            Method::POST,
-            "/v1/principals",
-            Some(&t.operator_key),
-            Some(json!({"name": "acquirer", "role": "processor"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let processor = processor["api_key"].as_str().expect("key");
+    let processor = &t.global_key("processor").await;
     t.expect_error(
         Method::GET,
         "/v1/alerts",
@@ -350,16 +341,7 @@ async fn a_stolen_processor_key_used_from_a_new_address_raises_an_alert(t: TestA
     let (_, _, shop_key) = t.tenant_with_shop("shop").await;
     let (_, card) = t.tokenize(&shop_key, "4111111111111111").await;
     let token = card["token"].as_str().expect("token").to_owned();
-    let (status, created) = t
-        .call(
-            Method::POST,
-            "/v1/principals",
-            Some(&t.operator_key),
-            Some(json!({"name": "acquirer", "role": "processor"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let processor = created["api_key"].as_str().expect("key").to_owned();
+    let processor = t.global_key("processor").await;
     let mut monitor = Monitor::new(settings(), false).expect("monitor");
     let reveal = format!("/v1/cards/{token}/reveal");
     // The acquirer's two servers, through the warm-up and after.

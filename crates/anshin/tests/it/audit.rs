@@ -24,19 +24,6 @@ both_backends!(
     only_global_keys_force_a_checkpoint_and_tile_reads_are_logged,
 );
 
-async fn processor_key(t: &TestApp) -> String {
-    let (status, created) = t
-        .call(
-            Method::POST,
-            "/v1/principals",
-            Some(&t.operator_key),
-            Some(json!({"name": "acquirer", "role": "processor"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["api_key"].as_str().expect("key").to_owned()
-}
-
 async fn customer(t: &TestApp, shop_key: &str) -> String {
     let (status, created) = t
         .call(
@@ -52,7 +39,7 @@ async fn customer(t: &TestApp, shop_key: &str) -> String {
 
 async fn every_sensitive_access_is_logged_with_who_what_and_outcome(t: TestApp) {
     let (tenant, shop, shop_key) = t.tenant_with_shop("audited").await;
-    let processor = processor_key(&t).await;
+    let processor = t.global_key("processor").await;
     let (_, card) = t.tokenize(&shop_key, NUMBER).await;
     let token = card["token"].as_str().expect("token").to_owned();
     let (status, _) = t
@@ -202,7 +189,7 @@ async fn rakuten_2005_shopper_sees_which_shop_read_their_data(t: TestApp) {
 
 async fn reveal_is_refused_when_the_audit_log_cannot_record_it(t: TestApp) {
     let (tenant, _, shop_key) = t.tenant_with_shop("fail closed").await;
-    let processor = processor_key(&t).await;
+    let processor = t.global_key("processor").await;
     let (_, card) = t.tokenize(&shop_key, NUMBER).await;
     let token = card["token"].as_str().expect("token").to_owned();
     // The log's storage fails from here on: on SQLite both the log's file and

@@ -12,6 +12,14 @@ pub(crate) fn anshin(data_dir: &Path, args: &[&str]) -> Output {
     anshin_with(data_dir, args, &[], None)
 }
 
+/// Runs anshin with `ANSHIN_API_KEY` set to `key` (or unset).
+pub(crate) fn anshin_with_key(data_dir: &Path, key: Option<&str>, args: &[&str]) -> Output {
+    match key {
+        Some(key) => anshin_with(data_dir, args, &[("ANSHIN_API_KEY", key)], None),
+        None => anshin_with(data_dir, args, &[], None),
+    }
+}
+
 /// `anshin` with extra environment variables and, if given, standard input.
 pub(crate) fn anshin_with(
     data_dir: &Path,
@@ -25,6 +33,7 @@ pub(crate) fn anshin_with(
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("ANSHIN_DATABASE_URL")
+        .env_remove("ANSHIN_API_KEY")
         .env("ANSHIN_LOG", "warn")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())

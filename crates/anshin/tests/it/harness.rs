@@ -334,6 +334,20 @@ impl TestApp {
         shop["id"].as_str().expect("id").to_owned()
     }
 
+    /// A new global principal (bound to no tenant) of `role`: its API key.
+    pub async fn global_key(&self, role: &str) -> String {
+        let (status, created) = self
+            .call(
+                Method::POST,
+                "/v1/principals",
+                Some(&self.operator_key),
+                Some(serde_json::json!({"name": format!("global {role}"), "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["api_key"].as_str().expect("key").to_owned()
+    }
+
     /// A new principal's API key.
     pub async fn key(&self, role: &str, tenant_id: &str, shop_id: Option<&str>) -> String {
         let body = serde_json::json!({"name": format!("test {role}"), "role": role, "tenant_id": tenant_id, "shop_id": shop_id});

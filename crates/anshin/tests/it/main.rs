@@ -9,6 +9,7 @@ mod audit;
 mod cli;
 mod credentials;
 mod inventory;
+mod keys;
 mod logs;
 mod regression;
 mod retention;

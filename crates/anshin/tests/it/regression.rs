@@ -160,8 +160,9 @@ async fn ciphertext_copied_to_another_record_or_field_fails_to_decrypt(t: TestAp
 
     // 1. A's whole sealed record (data key and fields) copied into B.
     t.raw_sql(&format!(
-        "UPDATE cards SET wrapped_dek = (SELECT wrapped_dek FROM cards WHERE token = '{a}'),
-                          number_ct = (SELECT number_ct FROM cards WHERE token = '{a}'),
+        "UPDATE record_keys SET wrapped_dek = (SELECT wrapped_dek FROM record_keys WHERE record_id = '{a}')
+         WHERE record_id = '{b}';
+         UPDATE cards SET number_ct = (SELECT number_ct FROM cards WHERE token = '{a}'),
                           expiry_ct = (SELECT expiry_ct FROM cards WHERE token = '{a}'),
                           holder_ct = (SELECT holder_ct FROM cards WHERE token = '{a}')
          WHERE token = '{b}'"

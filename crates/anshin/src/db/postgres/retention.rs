@@ -8,7 +8,7 @@ use crate::db::{OrderView, StoreError, sealed_from};
 use crate::ids::{OrderId, PrincipalId, ShopId, TenantId};
 
 /// Shipping columns after [`ORDER_COLUMNS`] in a joined row.
-const SHIPPING_COLUMNS: &str = "s.kek_version, s.wrapped_dek, s.name_ct, s.postal_code_ct, s.address_ct, s.phone_ct, s.purged_at, s.order_id";
+const SHIPPING_COLUMNS: &str = "k.kek_version, k.wrapped_dek, s.name_ct, s.postal_code_ct, s.address_ct, s.phone_ct, s.purged_at, s.order_id";
 
 fn shipping_at(r: &Row, at: usize) -> Result<Option<ShippingRow>, StoreError> {
     if r.get::<_, Option<String>>(at + 7).is_none() {
@@ -31,7 +31,7 @@ impl PgStore {
     ) -> Result<Option<ShippingRow>, StoreError> {
         let row = self
             .query_opt(
-                &format!("SELECT {SHIPPING_COLUMNS} FROM order_shipping s WHERE s.order_id = $1"),
+                &format!("SELECT {SHIPPING_COLUMNS} FROM order_shipping s LEFT JOIN record_keys k ON k.record_id = s.order_id WHERE s.order_id = $1"),
                 &[&order.as_str()],
             )
             .await?;
@@ -71,10 +71,15 @@ impl PgStore {
         // second UPDATE finds purged_at set and skips them.
         let rows = self
             .query(
-                "UPDATE order_shipping SET kek_version = NULL, wrapped_dek = NULL, name_ct = NULL, postal_code_ct = NULL,
-                        address_ct = NULL, phone_ct = NULL, purged_at = $2
-                 WHERE order_id = ANY($1) AND purged_at IS NULL
-                 RETURNING order_id",
+                "WITH shredded AS (
+                     UPDATE order_shipping SET name_ct = NULL, postal_code_ct = NULL,
+                            address_ct = NULL, phone_ct = NULL, purged_at = $2
+                     WHERE order_id = ANY($1) AND purged_at IS NULL
+                     RETURNING order_id
+                 ), destroyed AS (
+                     DELETE FROM record_keys WHERE record_id IN (SELECT order_id FROM shredded)
+                 )
+                 SELECT order_id FROM shredded",
                 &[&ids, &at],
             )
             .await?;
@@ -93,6 +98,7 @@ impl PgStore {
                 &format!(
                     "SELECT {ORDER_COLUMNS}, {SHIPPING_COLUMNS}
                      FROM orders o LEFT JOIN cards c ON c.token = o.card_token LEFT JOIN order_shipping s ON s.order_id = o.id
+                 LEFT JOIN record_keys k ON k.record_id = s.order_id
                      WHERE o.shop_id = $1 AND o.status <> 'cancelled' AND o.created_at >= $2
                        AND (o.completed_at IS NULL OR o.completed_at >= $3)
                      ORDER BY o.created_at, o.id LIMIT $4"

@@ -8,7 +8,7 @@ use crate::db::{OrderView, StoreError, sealed_from};
 use crate::ids::{OrderId, PrincipalId, ShopId, TenantId};
 
 /// Shipping columns after [`ORDER_COLUMNS`] in a joined row.
-const SHIPPING_COLUMNS: &str = "s.kek_version, s.wrapped_dek, s.name_ct, s.postal_code_ct, s.address_ct, s.phone_ct, s.purged_at, s.order_id";
+const SHIPPING_COLUMNS: &str = "k.kek_version, k.wrapped_dek, s.name_ct, s.postal_code_ct, s.address_ct, s.phone_ct, s.purged_at, s.order_id";
 
 /// Shipping columns as read: key version, wrapped key, fields, purge time.
 type RawShipping = (Option<i64>, Option<Vec<u8>>, [Option<Vec<u8>>; 4], Option<i64>);
@@ -41,7 +41,7 @@ impl SqliteStore {
     ) -> Result<Option<ShippingRow>, StoreError> {
         let raw = self.read(|c| {
             c.prepare_cached(&format!(
-                "SELECT {SHIPPING_COLUMNS} FROM order_shipping s WHERE s.order_id = ?1"
+                "SELECT {SHIPPING_COLUMNS} FROM order_shipping s LEFT JOIN record_keys k ON k.record_id = s.order_id WHERE s.order_id = ?1"
             ))?
             .query_row([order.as_str()], |r| shipping_at(r, 0))
             .optional()
@@ -79,13 +79,14 @@ impl SqliteStore {
         self.write(move |c| {
             // secure_delete is on: the old pages are overwritten, not just unlinked.
             let mut shred = c.prepare_cached(
-                "UPDATE order_shipping SET kek_version = NULL, wrapped_dek = NULL, name_ct = NULL, postal_code_ct = NULL,
+                "UPDATE order_shipping SET name_ct = NULL, postal_code_ct = NULL,
                         address_ct = NULL, phone_ct = NULL, purged_at = ?2
                  WHERE order_id = ?1 AND purged_at IS NULL",
             )?;
             let mut shredded = Vec::with_capacity(orders.len());
             for id in orders {
                 if shred.execute(params![id.as_str(), at])? == 1 {
+                    super::destroy_record_key(c, id.as_str())?;
                     shredded.push(id);
                 }
             }
@@ -105,6 +106,7 @@ impl SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {ORDER_COLUMNS}, {SHIPPING_COLUMNS}
                  FROM orders o LEFT JOIN cards c ON c.token = o.card_token LEFT JOIN order_shipping s ON s.order_id = o.id
+                 LEFT JOIN record_keys k ON k.record_id = s.order_id
                  WHERE o.shop_id = ?1 AND o.status <> 'cancelled' AND o.created_at >= ?2
                    AND (o.completed_at IS NULL OR o.completed_at >= ?3)
                  ORDER BY o.created_at, o.id LIMIT ?4"

@@ -1,0 +1,264 @@
+//! PostgreSQL storage of the key state.
+
+use tokio_postgres::Row;
+
+use super::{PgStore, pg, version_i32};
+use crate::db::StoreError;
+use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RecordKeyRow, RetireOutcome};
+use crate::ids::{KeyRequestId, PrincipalId, TenantId};
+
+const REQUEST_COLUMNS: &str =
+    "id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at,
+                               decided_by, decided_at, outcome";
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn version(value: i32) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt("key version out of range"))
+}
+
+fn request_row(r: &Row) -> Result<KeyRequestRow, StoreError> {
+    Ok(KeyRequestRow {
+        id: KeyRequestId::from_db(r.get(0)),
+        tenant_id: TenantId::from_db(r.get(1)),
+        operation: KeyOperation::from_columns(r.get(2), r.get::<_, Option<i32>>(3).map(i64::from))?,
+        reason: r.get(4),
+        requested_by: PrincipalId::from_db(r.get(5)),
+        requested_at: r.get(6),
+        expires_at: r.get(7),
+        decided_by: r.get::<_, Option<String>>(8).map(PrincipalId::from_db),
+        decided_at: r.get(9),
+        outcome: r.get(10),
+    })
+}
+
+impl PgStore {
+    pub(in crate::db) async fn insert_kek_version(
+        &self,
+        tenant: &TenantId,
+        version: u32,
+        wrapped: Vec<u8>,
+        created_at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "INSERT INTO tenant_keys (tenant_id, purpose, version, wrapped, created_at)
+                 VALUES ($1, 'kek', $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&tenant.as_str(), &version_i32(version)?, &wrapped, &created_at],
+            )
+            .await?
+            == 1)
+    }
+
+    pub(in crate::db) async fn kek_versions(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<KeyVersionRow>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT t.tenant_id, t.version, t.created_at, t.encryptions,
+                        (SELECT count(*) FROM record_keys k WHERE k.tenant_id = t.tenant_id AND k.kek_version = t.version)
+                 FROM tenant_keys t WHERE t.purpose = 'kek' AND ($1::text IS NULL OR t.tenant_id = $1)
+                 ORDER BY t.tenant_id, t.version",
+                &[&tenant.map(TenantId::as_str)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyVersionRow {
+                    tenant_id: TenantId::from_db(r.get(0)),
+                    version: version(r.get(1))?,
+                    created_at: r.get(2),
+                    encryptions: count(r.get(3)),
+                    records: count(r.get(4)),
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::db) async fn stale_record_keys(
+        &self,
+        tenant: &TenantId,
+        below: u32,
+        limit: u32,
+    ) -> Result<Vec<RecordKeyRow>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
+                 WHERE tenant_id = $1 AND kek_version < $2 LIMIT $3",
+                &[&tenant.as_str(), &version_i32(below)?, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RecordKeyRow {
+                    record_id: r.get(0),
+                    kind: r.get(1),
+                    kek_version: version(r.get(2))?,
+                    wrapped_dek: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::db) async fn store_rewrapped(
+        &self,
+        rows: Vec<(RecordKeyRow, u32, Vec<u8>)>,
+    ) -> Result<u64, StoreError> {
+        // One statement for the batch: arrays unnested into rows.
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut old = Vec::with_capacity(rows.len());
+        let mut new = Vec::with_capacity(rows.len());
+        let mut wrapped = Vec::with_capacity(rows.len());
+        for (row, version, key) in rows {
+            ids.push(row.record_id);
+            old.push(version_i32(row.kek_version)?);
+            new.push(version_i32(version)?);
+            wrapped.push(key);
+        }
+        self.execute(
+            "UPDATE record_keys k SET kek_version = u.new, wrapped_dek = u.wrapped
+             FROM unnest($1::text[], $2::int[], $3::int[], $4::bytea[]) AS u(id, old, new, wrapped)
+             WHERE k.record_id = u.id AND k.kek_version = u.old",
+            &[&ids, &old, &new, &wrapped],
+        )
+        .await
+    }
+
+    pub(in crate::db) async fn retire_kek_versions(
+        &self,
+        tenant: &TenantId,
+        below: u32,
+    ) -> Result<RetireOutcome, StoreError> {
+        let below = version_i32(below)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let kept: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'kek' AND version >= $2",
+                &[&tenant.as_str(), &below],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        if kept == 0 {
+            return Ok(RetireOutcome::WouldRemoveCurrent);
+        }
+        let in_use: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM record_keys WHERE tenant_id = $1 AND kek_version < $2",
+                &[&tenant.as_str(), &below],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        if in_use > 0 {
+            return Ok(RetireOutcome::InUse(count(in_use)));
+        }
+        // A record another node adds under a doomed version meanwhile makes
+        // the foreign key fail this DELETE: nothing is destroyed then.
+        let destroyed = tx
+            .execute(
+                "DELETE FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'kek' AND version < $2",
+                &[&tenant.as_str(), &below],
+            )
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(RetireOutcome::Destroyed(destroyed))
+    }
+
+    pub(in crate::db) async fn add_encryptions(
+        &self,
+        counts: Vec<(TenantId, u32, u64)>,
+    ) -> Result<(), StoreError> {
+        for (tenant, version, n) in counts {
+            self.execute(
+                "UPDATE tenant_keys SET encryptions = encryptions + $3
+                 WHERE tenant_id = $1 AND purpose = 'kek' AND version = $2",
+                &[
+                    &tenant.as_str(),
+                    &version_i32(version)?,
+                    &i64::try_from(n).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub(in crate::db) async fn insert_key_request(&self, row: KeyRequestRow) -> Result<(), StoreError> {
+        let below = row
+            .operation
+            .below()
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("key version out of range"))?;
+        self.execute(
+            "INSERT INTO key_requests (id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &row.id.as_str(),
+                &row.tenant_id.as_str(),
+                &row.operation.as_str(),
+                &below,
+                &row.reason,
+                &row.requested_by.as_str(),
+                &row.requested_at,
+                &row.expires_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(in crate::db) async fn key_request(
+        &self,
+        id: &KeyRequestId,
+    ) -> Result<Option<KeyRequestRow>, StoreError> {
+        self.query_opt(
+            &format!("SELECT {REQUEST_COLUMNS} FROM key_requests WHERE id = $1"),
+            &[&id.as_str()],
+        )
+        .await?
+        .map(|r| request_row(&r))
+        .transpose()
+    }
+
+    pub(in crate::db) async fn key_requests(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+    ) -> Result<Vec<KeyRequestRow>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT {REQUEST_COLUMNS} FROM key_requests WHERE $1::text IS NULL OR tenant_id = $1
+                 ORDER BY requested_at DESC, id DESC LIMIT $2"
+            ),
+            &[&tenant.map(TenantId::as_str), &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(request_row)
+        .collect()
+    }
+
+    pub(in crate::db) async fn decide_key_request(
+        &self,
+        id: &KeyRequestId,
+        by: &PrincipalId,
+        at: i64,
+        outcome: &'static str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "UPDATE key_requests SET decided_by = $2, decided_at = $3, outcome = $4
+                 WHERE id = $1 AND decided_at IS NULL AND expires_at > $3",
+                &[&id.as_str(), &by.as_str(), &at, &outcome],
+            )
+            .await?
+            == 1)
+    }
+}

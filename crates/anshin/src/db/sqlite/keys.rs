@@ -1,0 +1,255 @@
+//! SQLite storage of the key state.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::SqliteStore;
+use crate::db::StoreError;
+use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RecordKeyRow, RetireOutcome};
+use crate::ids::{KeyRequestId, PrincipalId, TenantId};
+
+const REQUEST_COLUMNS: &str =
+    "id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at,
+                               decided_by, decided_at, outcome";
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn version(value: i64) -> rusqlite::Result<u32> {
+    u32::try_from(value)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, e.into()))
+}
+
+fn request_row(r: &Row<'_>) -> rusqlite::Result<(KeyRequestRow, String, Option<i64>)> {
+    let operation: String = r.get(2)?;
+    let below: Option<i64> = r.get(3)?;
+    Ok((
+        KeyRequestRow {
+            id: KeyRequestId::from_db(r.get(0)?),
+            tenant_id: TenantId::from_db(r.get(1)?),
+            // Replaced by the caller once the columns are checked.
+            operation: KeyOperation::Rotate,
+            reason: r.get(4)?,
+            requested_by: PrincipalId::from_db(r.get(5)?),
+            requested_at: r.get(6)?,
+            expires_at: r.get(7)?,
+            decided_by: r.get::<_, Option<String>>(8)?.map(PrincipalId::from_db),
+            decided_at: r.get(9)?,
+            outcome: r.get(10)?,
+        },
+        operation,
+        below,
+    ))
+}
+
+fn checked(
+    (mut row, operation, below): (KeyRequestRow, String, Option<i64>),
+) -> Result<KeyRequestRow, StoreError> {
+    row.operation = KeyOperation::from_columns(&operation, below)?;
+    Ok(row)
+}
+
+impl SqliteStore {
+    pub(in crate::db) async fn insert_kek_version(
+        &self,
+        tenant: &TenantId,
+        version: u32,
+        wrapped: Vec<u8>,
+        created_at: i64,
+    ) -> Result<bool, StoreError> {
+        let tenant = tenant.clone();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO tenant_keys (tenant_id, purpose, version, wrapped, created_at)
+                 VALUES (?1, 'kek', ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![tenant.as_str(), version, wrapped, created_at])
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn kek_versions(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<KeyVersionRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT t.tenant_id, t.version, t.created_at, t.encryptions,
+                        (SELECT count(*) FROM record_keys k WHERE k.tenant_id = t.tenant_id AND k.kek_version = t.version)
+                 FROM tenant_keys t WHERE t.purpose = 'kek' AND (?1 IS NULL OR t.tenant_id = ?1)
+                 ORDER BY t.tenant_id, t.version",
+            )?
+            .query_map([tenant.map(TenantId::as_str)], |r| {
+                Ok(KeyVersionRow {
+                    tenant_id: TenantId::from_db(r.get(0)?),
+                    version: version(r.get(1)?)?,
+                    created_at: r.get(2)?,
+                    encryptions: count(r.get(3)?),
+                    records: count(r.get(4)?),
+                })
+            })?
+            .collect()
+        })
+    }
+
+    pub(in crate::db) async fn stale_record_keys(
+        &self,
+        tenant: &TenantId,
+        below: u32,
+        limit: u32,
+    ) -> Result<Vec<RecordKeyRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
+                 WHERE tenant_id = ?1 AND kek_version < ?2 LIMIT ?3",
+            )?
+            .query_map(params![tenant.as_str(), below, limit], |r| {
+                Ok(RecordKeyRow {
+                    record_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    kek_version: version(r.get(2)?)?,
+                    wrapped_dek: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    pub(in crate::db) async fn store_rewrapped(
+        &self,
+        rows: Vec<(RecordKeyRow, u32, Vec<u8>)>,
+    ) -> Result<u64, StoreError> {
+        self.write(move |c| {
+            let mut update = c.prepare_cached(
+                "UPDATE record_keys SET kek_version = ?3, wrapped_dek = ?4 WHERE record_id = ?1 AND kek_version = ?2",
+            )?;
+            let mut stored = 0;
+            for (old, version, wrapped) in rows {
+                stored += update.execute(params![old.record_id, old.kek_version, version, wrapped])? as u64;
+            }
+            Ok(stored)
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn retire_kek_versions(
+        &self,
+        tenant: &TenantId,
+        below: u32,
+    ) -> Result<RetireOutcome, StoreError> {
+        let tenant = tenant.clone();
+        self.write(move |c| {
+            let t = tenant.as_str();
+            let kept: i64 = c
+                .prepare_cached("SELECT count(*) FROM tenant_keys WHERE tenant_id = ?1 AND purpose = 'kek' AND version >= ?2")?
+                .query_row(params![t, below], |r| r.get(0))?;
+            if kept == 0 {
+                return Ok(RetireOutcome::WouldRemoveCurrent);
+            }
+            let in_use: i64 = c
+                .prepare_cached("SELECT count(*) FROM record_keys WHERE tenant_id = ?1 AND kek_version < ?2")?
+                .query_row(params![t, below], |r| r.get(0))?;
+            if in_use > 0 {
+                return Ok(RetireOutcome::InUse(count(in_use)));
+            }
+            // secure_delete is on: the wrapped keys' bytes are overwritten.
+            let destroyed = c
+                .prepare_cached("DELETE FROM tenant_keys WHERE tenant_id = ?1 AND purpose = 'kek' AND version < ?2")?
+                .execute(params![t, below])?;
+            Ok(RetireOutcome::Destroyed(destroyed as u64))
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn add_encryptions(
+        &self,
+        counts: Vec<(TenantId, u32, u64)>,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let mut add = c.prepare_cached(
+                "UPDATE tenant_keys SET encryptions = encryptions + ?3
+                 WHERE tenant_id = ?1 AND purpose = 'kek' AND version = ?2",
+            )?;
+            for (tenant, version, n) in counts {
+                add.execute(params![
+                    tenant.as_str(),
+                    version,
+                    i64::try_from(n).unwrap_or(i64::MAX)
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn insert_key_request(&self, row: KeyRequestRow) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO key_requests (id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                row.id.as_str(),
+                row.tenant_id.as_str(),
+                row.operation.as_str(),
+                row.operation.below(),
+                row.reason,
+                row.requested_by.as_str(),
+                row.requested_at,
+                row.expires_at
+            ])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn key_request(
+        &self,
+        id: &KeyRequestId,
+    ) -> Result<Option<KeyRequestRow>, StoreError> {
+        let raw = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM key_requests WHERE id = ?1"
+            ))?
+            .query_row([id.as_str()], request_row)
+            .optional()
+        })?;
+        raw.map(checked).transpose()
+    }
+
+    pub(in crate::db) async fn key_requests(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+    ) -> Result<Vec<KeyRequestRow>, StoreError> {
+        let raw: Vec<_> = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM key_requests WHERE ?1 IS NULL OR tenant_id = ?1
+                 ORDER BY requested_at DESC, id DESC LIMIT ?2"
+            ))?
+            .query_map(params![tenant.map(TenantId::as_str), limit], request_row)?
+            .collect()
+        })?;
+        raw.into_iter().map(checked).collect()
+    }
+
+    pub(in crate::db) async fn decide_key_request(
+        &self,
+        id: &KeyRequestId,
+        by: &PrincipalId,
+        at: i64,
+        outcome: &'static str,
+    ) -> Result<bool, StoreError> {
+        let (id, by) = (id.clone(), by.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE key_requests SET decided_by = ?2, decided_at = ?3, outcome = ?4
+                 WHERE id = ?1 AND decided_at IS NULL AND expires_at > ?3",
+            )?
+            .execute(params![id.as_str(), by.as_str(), at, outcome])
+            .map(|n| n == 1)
+        })
+        .await
+    }
+}

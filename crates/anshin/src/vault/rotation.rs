@@ -1,0 +1,527 @@
+//! Key rotation: KEK versions, the rewrap job, retirement, automatic rotation,
+//! and dual control over the manual operations (PCI DSS 3.6.1.2, 3.7).
+//!
+//! A rotation adds a KEK version that new records use at once. The rewrap job
+//! then moves every record's data key to the newest version, in batches, each
+//! row updated only if it still holds the version it was read with; its state
+//! is the data itself (each record's `kek_version`), so after a crash or a
+//! restart it carries on where it stopped. A version is destroyed only by a
+//! retirement, which the store refuses while any record still uses it.
+//!
+//! Rotations and retirements asked for by people need two operators: one
+//! requests (with a reason), another approves before the request expires.
+//! Automatic rotation (by age, or before a version nears the AES-GCM
+//! random-nonce bound) needs no approval: it only ever adds a key.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::access::{Action, Actor};
+use crate::app::App;
+use crate::audit::{Event, EventKind};
+use crate::clock;
+use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RetireOutcome};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{KeyRequestId, TenantId, parse_or_404};
+
+/// Records re-wrapped per store transaction.
+pub const REWRAP_BATCH: u32 = 2_000;
+/// How long a key request waits for its approval.
+pub const REQUEST_TTL_MS: i64 = 24 * 3_600_000;
+
+/// When KEK versions are rotated without anyone asking.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RotationPolicy {
+    /// Age in days after which a tenant's current KEK version is replaced
+    /// (its cryptoperiod); 0 turns age-based rotation off.
+    #[serde(rename = "key_rotate_after_days")]
+    pub after_days: u32,
+    /// Encryptions after which the current version is replaced: below
+    /// 2^32, the bound for random 96-bit nonces under one AES-GCM key.
+    #[serde(rename = "key_rotate_after_encryptions")]
+    pub after_encryptions: u64,
+    /// Pause between rewrap batches, so serving goes on.
+    #[serde(rename = "key_rewrap_pause_ms")]
+    pub rewrap_pause_ms: u64,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> Self {
+        Self {
+            after_days: 90,
+            // Half the bound: the counts nodes report lag behind by at most
+            // one flush interval, and a crash loses at most that much.
+            after_encryptions: 1 << 31,
+            rewrap_pause_ms: 2,
+        }
+    }
+}
+
+impl RotationPolicy {
+    /// The pause between rewrap batches.
+    pub fn pause(&self) -> Duration {
+        Duration::from_millis(self.rewrap_pause_ms)
+    }
+}
+
+/// Query of `/v1/keys/status`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct KeyStatusQuery {
+    /// The tenant (global keys only; a tenant key sees its own; all if unset).
+    pub tenant_id: Option<String>,
+}
+
+/// One KEK version as `keys status` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyVersionStatus {
+    /// The version.
+    pub version: u32,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// Records whose data key it wraps.
+    pub records: u64,
+    /// Encryptions under it the nodes have reported.
+    pub encryptions: u64,
+    #[serde(skip)]
+    created_at_ms: i64,
+}
+
+/// A tenant's key state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantKeyStatus {
+    /// The tenant.
+    #[schema(value_type = String)]
+    pub tenant_id: TenantId,
+    /// The version new records use.
+    pub current_version: u32,
+    /// Records still to re-wrap to the current version.
+    pub pending_rewrap: u64,
+    /// Every KEK version the tenant holds.
+    pub versions: Vec<KeyVersionStatus>,
+}
+
+/// What someone asks to do.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyRequest {
+    /// `rotate` (add a KEK version) or `retire` (destroy versions below `below`).
+    #[schema(example = "rotate")]
+    pub operation: String,
+    /// For `retire`: the lowest version kept.
+    #[serde(default)]
+    pub below: Option<u32>,
+    /// Why; kept with the request.
+    #[schema(example = "annual cryptoperiod")]
+    pub reason: String,
+    /// Tenant; only for principals not bound to a tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+/// A key request and its decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRequest {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: KeyRequestId,
+    /// The tenant whose keys it concerns.
+    #[schema(value_type = String)]
+    pub tenant_id: TenantId,
+    /// `rotate` or `retire`.
+    pub operation: &'static str,
+    /// For `retire`: the lowest version kept.
+    pub below: Option<u32>,
+    /// Why.
+    pub reason: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// When (RFC 3339).
+    pub requested_at: String,
+    /// Until when it may be approved (RFC 3339).
+    pub expires_at: String,
+    /// `pending`, `approved`, `rejected` or `expired`.
+    pub status: &'static str,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When (RFC 3339).
+    pub decided_at: Option<String>,
+    /// What the approved operation did: the new version for `rotate`, the
+    /// number of versions destroyed for `retire`.
+    pub result: Option<u64>,
+}
+
+impl KeyRequest {
+    fn from_row(row: KeyRequestRow, now: i64, result: Option<u64>) -> Self {
+        let status = match row.outcome.as_deref() {
+            Some("approved") => "approved",
+            Some(_) => "rejected",
+            None if row.expires_at <= now => "expired",
+            None => "pending",
+        };
+        let below = match row.operation {
+            KeyOperation::Retire { below } => Some(below),
+            KeyOperation::Rotate => None,
+        };
+        Self {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            operation: row.operation.as_str(),
+            below,
+            reason: row.reason,
+            requested_by: row.requested_by.to_string(),
+            requested_at: clock::rfc3339(row.requested_at),
+            expires_at: clock::rfc3339(row.expires_at),
+            status,
+            decided_by: row.decided_by.map(|p| p.to_string()),
+            decided_at: row.decided_at.map(clock::rfc3339),
+            result,
+        }
+    }
+}
+
+fn status_of(tenant: TenantId, rows: Vec<KeyVersionRow>) -> TenantKeyStatus {
+    let current_version = rows.iter().map(|r| r.version).max().unwrap_or(0);
+    TenantKeyStatus {
+        tenant_id: tenant,
+        current_version,
+        pending_rewrap: rows
+            .iter()
+            .filter(|r| r.version < current_version)
+            .map(|r| r.records)
+            .sum(),
+        versions: rows
+            .into_iter()
+            .map(|r| KeyVersionStatus {
+                version: r.version,
+                created_at: clock::rfc3339(r.created_at),
+                records: r.records,
+                encryptions: r.encryptions,
+                created_at_ms: r.created_at,
+            })
+            .collect(),
+    }
+}
+
+/// Groups version rows (ordered by tenant) into one status per tenant.
+fn statuses(rows: Vec<KeyVersionRow>) -> Vec<TenantKeyStatus> {
+    let mut out: Vec<TenantKeyStatus> = Vec::new();
+    let mut group: Vec<KeyVersionRow> = Vec::new();
+    for row in rows {
+        if group.first().is_some_and(|g| g.tenant_id != row.tenant_id) {
+            let tenant = group[0].tenant_id.clone();
+            out.push(status_of(tenant, std::mem::take(&mut group)));
+        }
+        group.push(row);
+    }
+    if let Some(first) = group.first() {
+        let tenant = first.tenant_id.clone();
+        out.push(status_of(tenant, group));
+    }
+    out
+}
+
+fn operation(input: &NewKeyRequest) -> Result<KeyOperation> {
+    match (input.operation.as_str(), input.below) {
+        ("rotate", None) => Ok(KeyOperation::Rotate),
+        ("retire", Some(below)) if below >= 2 => Ok(KeyOperation::Retire { below }),
+        ("retire", _) => Err(Error::invalid(
+            "invalid_below",
+            "retire needs `below`: the lowest KEK version to keep (2 or more)",
+        )),
+        _ => Err(Error::invalid(
+            "invalid_operation",
+            "operation must be `rotate` or `retire` (`below` only with retire)",
+        )),
+    }
+}
+
+impl App {
+    /// KEK versions and the records each wraps, for one tenant or (global
+    /// principals) all.
+    pub async fn key_status(&self, actor: &Actor, tenant: Option<&str>) -> Result<Vec<TenantKeyStatus>> {
+        actor.require(Action::ReadKeys)?;
+        let requested = tenant
+            .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
+            .transpose()?;
+        let scope = match (&actor.tenant_id, requested) {
+            (None, None) => None,
+            (_, requested) => Some(actor.tenant_for(requested.as_ref())?),
+        };
+        self.key_status_of(scope.as_ref()).await
+    }
+
+    /// [`App::key_status`] without an actor, for the local command line.
+    pub async fn key_status_of(&self, tenant: Option<&TenantId>) -> Result<Vec<TenantKeyStatus>> {
+        Ok(statuses(self.store.kek_versions(tenant).await?))
+    }
+
+    /// Asks for a manual key operation; another operator must approve it.
+    pub async fn request_key_operation(&self, actor: &Actor, input: NewKeyRequest) -> Result<KeyRequest> {
+        self.audited(actor, EventKind::KeyRequest, async |event| {
+            actor.require(Action::ManageKeys)?;
+            let requested = input
+                .tenant_id
+                .as_deref()
+                .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
+                .transpose()?;
+            let tenant = actor.tenant_for(requested.as_ref())?;
+            self.store
+                .tenant(&tenant)
+                .await?
+                .ok_or_else(|| Error::not_found("tenant"))?;
+            event.tenant(&tenant);
+            let operation = operation(&input)?;
+            let reason = crate::text::label(&input.reason, 500, "invalid_reason", "reason")?;
+            let now = clock::now_ms();
+            let row = KeyRequestRow {
+                id: KeyRequestId::generate()?,
+                tenant_id: tenant,
+                operation,
+                reason,
+                requested_by: actor.principal_id.clone(),
+                requested_at: now,
+                expires_at: now + REQUEST_TTL_MS,
+                decided_by: None,
+                decided_at: None,
+                outcome: None,
+            };
+            event.resource(&row.id);
+            self.record_now(actor, event).await?;
+            self.store.insert_key_request(row.clone()).await?;
+            Ok(KeyRequest::from_row(row, now, None))
+        })
+        .await
+    }
+
+    /// Key requests of the actor's tenant (all for global principals), newest first.
+    pub async fn key_requests(&self, actor: &Actor) -> Result<Vec<KeyRequest>> {
+        actor.require(Action::ReadKeys)?;
+        let now = clock::now_ms();
+        Ok(self
+            .store
+            .key_requests(actor.tenant_id.as_ref(), 200)
+            .await?
+            .into_iter()
+            .map(|row| KeyRequest::from_row(row, now, None))
+            .collect())
+    }
+
+    /// Approves (and carries out) or rejects a key request. The approver must
+    /// be another principal than the requester (dual control).
+    pub async fn decide_key_request(&self, actor: &Actor, id: &str, approve: bool) -> Result<KeyRequest> {
+        let kind = if approve {
+            EventKind::KeyApprove
+        } else {
+            EventKind::KeyReject
+        };
+        self.audited(actor, kind, async |event| {
+            actor.require(Action::ManageKeys)?;
+            let id = parse_or_404(KeyRequestId::parse, id, "key request")?;
+            event.resource(&id);
+            let row = self
+                .store
+                .key_request(&id)
+                .await?
+                .filter(|r| actor.sees_tenant(&r.tenant_id))
+                .ok_or_else(|| Error::not_found("key request"))?;
+            event.tenant(&row.tenant_id);
+            if row.requested_by == actor.principal_id {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "self_approval",
+                    "a key request must be decided by another operator than the one who made it (dual control)",
+                ));
+            }
+            let now = clock::now_ms();
+            self.record_now(actor, event).await?;
+            let outcome = if approve { "approved" } else { "rejected" };
+            if !self.store.decide_key_request(&id, &actor.principal_id, now, outcome).await? {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "request_closed",
+                    "this key request was decided already or has expired; make a new one",
+                ));
+            }
+            let result = if approve {
+                Some(self.carry_out(&row.tenant_id, row.operation, now).await?)
+            } else {
+                None
+            };
+            let decided = self.store.key_request(&id).await?.ok_or_else(|| Error::not_found("key request"))?;
+            Ok(KeyRequest::from_row(decided, now, result))
+        })
+        .await
+    }
+
+    async fn carry_out(&self, tenant: &TenantId, operation: KeyOperation, now: i64) -> Result<u64> {
+        match operation {
+            KeyOperation::Rotate => Ok(u64::from(self.keyring.rotate(&self.store, tenant, now).await?)),
+            KeyOperation::Retire { below } => {
+                let outcome = self.store.retire_kek_versions(tenant, below).await?;
+                self.keyring.forget(tenant);
+                match outcome {
+                    RetireOutcome::Destroyed(n) => Ok(n),
+                    RetireOutcome::InUse(records) => Err(Error::new(
+                        ErrorKind::Conflict,
+                        "key_version_in_use",
+                        format!(
+                            "{records} records still use a KEK version below {below}: wait for the rewrap to finish (`anshin keys status`)"
+                        ),
+                    )),
+                    RetireOutcome::WouldRemoveCurrent => Err(Error::new(
+                        ErrorKind::Conflict,
+                        "would_remove_current",
+                        "retiring every version below that would leave the tenant without a KEK; rotate first",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Re-wraps up to one batch of `tenant`'s data keys to its current KEK
+    /// version. Returns how many were re-wrapped (0: nothing left).
+    pub async fn rewrap_batch(&self, tenant: &TenantId) -> Result<u64> {
+        let keys = self.keyring.tenant(&self.store, tenant).await?;
+        let stale = self
+            .store
+            .stale_record_keys(tenant, keys.current_version(), REWRAP_BATCH)
+            .await?;
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let mut rewrapped = Vec::with_capacity(stale.len());
+        for row in stale {
+            let keys = if keys.holds(row.kek_version) {
+                keys.clone()
+            } else {
+                self.keyring
+                    .tenant_holding(&self.store, tenant, Some(row.kek_version))
+                    .await?
+            };
+            let wrapped = keys.rewrap(&row)?;
+            rewrapped.push((row, keys.current_version(), wrapped));
+        }
+        let batch = rewrapped.len() as u64;
+        self.store.store_rewrapped(rewrapped).await?;
+        Ok(batch)
+    }
+
+    /// Runs the rewrap for every tenant until no record is left on an old
+    /// version, pausing between batches; `progress` hears each batch.
+    pub async fn rewrap_all(&self, pause: Duration, mut progress: impl FnMut(u64)) -> Result<u64> {
+        let mut total = 0;
+        for status in self.key_status_of(None).await? {
+            if status.pending_rewrap == 0 {
+                continue;
+            }
+            loop {
+                let n = self.rewrap_batch(&status.tenant_id).await?;
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                progress(n);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Rotates every tenant whose current KEK version is older than the
+    /// policy allows or nears its encryption bound, after adding this node's
+    /// encryption counts. Returns the tenants rotated, with their new version.
+    pub async fn rotate_due(&self, policy: &RotationPolicy) -> Result<Vec<(TenantId, u32)>> {
+        let counts = self.keyring.take_encryption_counts();
+        if !counts.is_empty() {
+            self.store.add_encryptions(counts).await?;
+        }
+        let now = clock::now_ms();
+        let max_age_ms = i64::from(policy.after_days) * 86_400_000;
+        let mut rotated = Vec::new();
+        for status in self.key_status_of(None).await? {
+            let Some(current) = status
+                .versions
+                .iter()
+                .find(|v| v.version == status.current_version)
+            else {
+                continue;
+            };
+            let too_old = policy.after_days > 0 && now - current.created_at_ms >= max_age_ms;
+            let too_used = current.encryptions >= policy.after_encryptions;
+            if too_old || too_used {
+                let mut event = Event::new(EventKind::KeyRotate);
+                event.tenant(&status.tenant_id);
+                self.record(None, None, &event, None).await?;
+                let version = self.keyring.rotate(&self.store, &status.tenant_id, now).await?;
+                tracing::info!(tenant = %status.tenant_id, version, too_old, too_used, "KEK rotated by policy");
+                rotated.push((status.tenant_id, version));
+            }
+        }
+        Ok(rotated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TenantId;
+
+    fn row(tenant: &TenantId, version: u32, records: u64) -> KeyVersionRow {
+        KeyVersionRow {
+            tenant_id: tenant.clone(),
+            version,
+            created_at: 0,
+            records,
+            encryptions: 0,
+        }
+    }
+
+    #[test]
+    fn statuses_group_by_tenant_and_count_what_is_left_to_rewrap() {
+        let (a, b) = (
+            TenantId::generate().expect("rng"),
+            TenantId::generate().expect("rng"),
+        );
+        let all = statuses(vec![row(&a, 1, 5), row(&a, 2, 7), row(&a, 3, 1), row(&b, 1, 4)]);
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].current_version, all[0].pending_rewrap), (3, 12));
+        assert_eq!((all[1].current_version, all[1].pending_rewrap), (1, 0));
+    }
+
+    #[test]
+    fn requests_are_parsed_strictly() {
+        let input = |op: &str, below| NewKeyRequest {
+            operation: op.into(),
+            below,
+            reason: "r".into(),
+            tenant_id: None,
+        };
+        assert_eq!(operation(&input("rotate", None)).ok(), Some(KeyOperation::Rotate));
+        assert_eq!(
+            operation(&input("retire", Some(3))).ok(),
+            Some(KeyOperation::Retire { below: 3 })
+        );
+        assert_eq!(
+            operation(&input("retire", None)).err().map(|e| e.code()),
+            Some("invalid_below")
+        );
+        assert_eq!(
+            operation(&input("retire", Some(1))).err().map(|e| e.code()),
+            Some("invalid_below")
+        );
+        assert_eq!(
+            operation(&input("rotate", Some(2))).err().map(|e| e.code()),
+            Some("invalid_operation")
+        );
+        assert_eq!(
+            operation(&input("destroy", None)).err().map(|e| e.code()),
+            Some("invalid_operation")
+        );
+    }
+}
