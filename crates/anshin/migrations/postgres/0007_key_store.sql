@@ -17,7 +17,8 @@ CREATE TABLE record_keys (
     wrapped_dek BYTEA NOT NULL,
     FOREIGN KEY (tenant_id, purpose, kek_version) REFERENCES tenant_keys (tenant_id, purpose, version)
 );
-CREATE INDEX record_keys_version ON record_keys (tenant_id, kek_version);
+-- The rewrap job pages through it in (version, record) order.
+CREATE INDEX record_keys_version ON record_keys (tenant_id, kek_version, record_id);
 
 INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
 SELECT token, tenant_id, 'card', kek_version, wrapped_dek FROM cards WHERE wrapped_dek IS NOT NULL;

@@ -17,6 +17,8 @@ CREATE TABLE record_keys (
     wrapped_dek BLOB NOT NULL,
     FOREIGN KEY (tenant_id, purpose, kek_version) REFERENCES tenant_keys (tenant_id, purpose, version)
 ) STRICT, WITHOUT ROWID;
+-- The rewrap job pages through it in (version, record) order (the primary
+-- key, record_id, ends every entry of a WITHOUT ROWID table's index).
 CREATE INDEX record_keys_version ON record_keys (tenant_id, kek_version);
 
 INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)

@@ -114,14 +114,16 @@ impl Store {
         dispatch!(self.kek_versions(tenant))
     }
 
-    /// Up to `limit` record keys of `tenant` wrapped by a version below `below`.
+    /// Up to `limit` record keys of `tenant` wrapped by a version below
+    /// `below`, in (version, record id) order, after `after` if given.
     pub async fn stale_record_keys(
         &self,
         tenant: &TenantId,
         below: u32,
+        after: Option<&(u32, String)>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
-        dispatch!(self.stale_record_keys(tenant, below, limit))
+        dispatch!(self.stale_record_keys(tenant, below, after, limit))
     }
 
     /// Stores re-wrapped data keys, each only if the row still holds the

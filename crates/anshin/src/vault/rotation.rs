@@ -382,36 +382,64 @@ impl App {
         }
     }
 
-    /// Re-wraps up to one batch of `tenant`'s data keys to its current KEK
-    /// version. Returns how many were re-wrapped (0: nothing left).
-    pub async fn rewrap_batch(&self, tenant: &TenantId) -> Result<u64> {
-        let keys = self.keyring.tenant(&self.store, tenant).await?;
-        let stale = self
-            .store
-            .stale_record_keys(tenant, keys.current_version(), REWRAP_BATCH)
-            .await?;
-        if stale.is_empty() {
-            return Ok(0);
+    /// Re-wraps `tenant`'s data keys to its current KEK version in one pass
+    /// through the key state, in batches: while one batch is written, the
+    /// next is read and re-wrapped. `progress` hears each stored batch.
+    async fn rewrap_pass(
+        &self,
+        tenant: &TenantId,
+        pause: Duration,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<u64> {
+        let mut total = 0;
+        let mut after: Option<(u32, String)> = None;
+        let mut writing: Option<tokio::task::JoinHandle<std::result::Result<u64, crate::db::StoreError>>> =
+            None;
+        loop {
+            let keys = self.keyring.tenant(&self.store, tenant).await?;
+            let stale = self
+                .store
+                .stale_record_keys(tenant, keys.current_version(), after.as_ref(), REWRAP_BATCH)
+                .await?;
+            let Some(last) = stale.last() else { break };
+            after = Some((last.kek_version, last.record_id.clone()));
+            let mut rewrapped = Vec::with_capacity(stale.len());
+            for row in stale {
+                let keys = if keys.holds(row.kek_version) {
+                    keys.clone()
+                } else {
+                    self.keyring
+                        .tenant_holding(&self.store, tenant, Some(row.kek_version))
+                        .await?
+                };
+                let wrapped = keys.rewrap(&row)?;
+                rewrapped.push((row, keys.current_version(), wrapped));
+            }
+            if let Some(previous) = writing.take() {
+                let stored = previous.await.map_err(Error::internal)??;
+                total += stored;
+                progress(stored);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            let store = self.store.clone();
+            writing = Some(tokio::spawn(
+                async move { store.store_rewrapped(rewrapped).await },
+            ));
         }
-        let mut rewrapped = Vec::with_capacity(stale.len());
-        for row in stale {
-            let keys = if keys.holds(row.kek_version) {
-                keys.clone()
-            } else {
-                self.keyring
-                    .tenant_holding(&self.store, tenant, Some(row.kek_version))
-                    .await?
-            };
-            let wrapped = keys.rewrap(&row)?;
-            rewrapped.push((row, keys.current_version(), wrapped));
+        if let Some(last) = writing {
+            let stored = last.await.map_err(Error::internal)??;
+            total += stored;
+            progress(stored);
         }
-        let batch = rewrapped.len() as u64;
-        self.store.store_rewrapped(rewrapped).await?;
-        Ok(batch)
+        Ok(total)
     }
 
     /// Runs the rewrap for every tenant until no record is left on an old
-    /// version, pausing between batches; `progress` hears each batch.
+    /// version, pausing between batches; `progress` hears each batch. A pass
+    /// that leaves records behind (written meanwhile by a node that had not yet
+    /// seen the rotation) is followed by another.
     pub async fn rewrap_all(&self, pause: Duration, mut progress: impl FnMut(u64)) -> Result<u64> {
         let mut total = 0;
         for status in self.key_status_of(None).await? {
@@ -419,15 +447,11 @@ impl App {
                 continue;
             }
             loop {
-                let n = self.rewrap_batch(&status.tenant_id).await?;
+                let n = self.rewrap_pass(&status.tenant_id, pause, &mut progress).await?;
                 if n == 0 {
                     break;
                 }
                 total += n;
-                progress(n);
-                if !pause.is_zero() {
-                    tokio::time::sleep(pause).await;
-                }
             }
         }
         Ok(total)

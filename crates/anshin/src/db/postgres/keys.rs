@@ -82,13 +82,23 @@ impl PgStore {
         &self,
         tenant: &TenantId,
         below: u32,
+        after: Option<&(u32, String)>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
+        // The cursor starts below every version (0) and every id ('').
+        let (after_version, after_id) = after.map_or((0, ""), |(v, id)| (*v, id.as_str()));
         let rows = self
             .query(
                 "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
-                 WHERE tenant_id = $1 AND kek_version < $2 LIMIT $3",
-                &[&tenant.as_str(), &version_i32(below)?, &i64::from(limit)],
+                 WHERE tenant_id = $1 AND kek_version < $2 AND (kek_version, record_id) > ($3, $4)
+                 ORDER BY kek_version, record_id LIMIT $5",
+                &[
+                    &tenant.as_str(),
+                    &version_i32(below)?,
+                    &version_i32(after_version)?,
+                    &after_id,
+                    &i64::from(limit),
+                ],
             )
             .await?;
         rows.iter()

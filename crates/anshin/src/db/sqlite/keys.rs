@@ -97,21 +97,28 @@ impl SqliteStore {
         &self,
         tenant: &TenantId,
         below: u32,
+        after: Option<&(u32, String)>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
+        // The cursor starts below every version (0) and every id ('').
+        let (after_version, after_id) = after.map_or((0, ""), |(v, id)| (*v, id.as_str()));
         self.read(|c| {
             c.prepare_cached(
                 "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
-                 WHERE tenant_id = ?1 AND kek_version < ?2 LIMIT ?3",
+                 WHERE tenant_id = ?1 AND kek_version < ?2 AND (kek_version, record_id) > (?3, ?4)
+                 ORDER BY kek_version, record_id LIMIT ?5",
             )?
-            .query_map(params![tenant.as_str(), below, limit], |r| {
-                Ok(RecordKeyRow {
-                    record_id: r.get(0)?,
-                    kind: r.get(1)?,
-                    kek_version: version(r.get(2)?)?,
-                    wrapped_dek: r.get(3)?,
-                })
-            })?
+            .query_map(
+                params![tenant.as_str(), below, after_version, after_id, limit],
+                |r| {
+                    Ok(RecordKeyRow {
+                        record_id: r.get(0)?,
+                        kind: r.get(1)?,
+                        kek_version: version(r.get(2)?)?,
+                        wrapped_dek: r.get(3)?,
+                    })
+                },
+            )?
             .collect()
         })
     }
