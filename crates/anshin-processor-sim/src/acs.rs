@@ -4,7 +4,8 @@
 //! and English, that loads nothing but its own stylesheet and runs no script.
 //! Its Content-Security-Policy allows form posts only to itself and to the
 //! origin of the payment's `return_url` (browsers apply `form-action` to the
-//! redirect that follows the post).
+//! redirect that follows the post). It may be framed (EMV 3-D Secure shows the
+//! challenge in an iframe).
 //!
 //! The one-time code of every simulated cardholder is [`crate::CHALLENGE_CODE`]
 //! (`123456`); three wrong codes fail the authentication.
@@ -165,10 +166,15 @@ fn html(status: StatusCode, return_origin: Option<&str>, main: &str) -> Response
 </main></body></html>
 "#
     );
-    let origin = return_origin.unwrap_or("");
-    let frame_ancestors = return_origin.unwrap_or("'none'");
+    let form_action = match return_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    // No frame-ancestors: EMV 3-D Secure shows the challenge in an iframe of
+    // the requestor's page, which may itself sit in the shop's page, and the
+    // issuer cannot know those origins.
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'none'; form-action 'self' {origin}; frame-ancestors {frame_ancestors}; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; img-src 'none'; form-action {form_action}; base-uri 'none'"
     );
     let mut response = Response::new(Body::from(document));
     *response.status_mut() = status;

@@ -309,46 +309,40 @@ mod tests {
 
     #[test]
     fn amounts_per_currency() {
-        assert_eq!(
-            authorize(r#""amount": 0, "currency": "JPY""#)
-                .err()
-                .map(|e| e.code),
-            Some("amount_invalid")
-        );
-        assert_eq!(
-            authorize(r#""amount": 100000000, "currency": "JPY""#)
-                .err()
-                .map(|e| e.code),
-            Some("amount_invalid")
-        );
-        assert!(
-            authorize(r#""amount": 100000000, "currency": "USD""#).is_ok(),
-            "1,000,000.00 USD"
-        );
-        assert_eq!(
-            authorize(r#""amount": 10.5, "currency": "USD""#)
-                .err()
-                .map(|e| e.param),
-            Some(Some("amount"))
-        );
-        assert_eq!(
-            authorize(r#""amount": -1, "currency": "USD""#)
-                .err()
-                .map(|e| e.param),
-            Some(Some("amount"))
-        );
-        assert_eq!(
-            authorize(r#""amount": 100, "currency": "jpy""#)
-                .err()
-                .map(|e| e.code),
-            Some("currency_invalid")
-        );
-        assert_eq!(
-            authorize(r#""amount": 100, "currency": "XAU""#)
-                .err()
-                .map(|e| e.code),
-            Some("currency_invalid")
-        );
+        // (fields, the error code and param, or None if accepted)
+        let cases = [
+            (r#""amount": 1, "currency": "JPY""#, None),
+            (r#""amount": 99999999, "currency": "JPY""#, None),
+            (r#""amount": 100000000, "currency": "USD""#, None), // 1,000,000.00 USD
+            (
+                r#""amount": 0, "currency": "JPY""#,
+                Some(("amount_invalid", "amount")),
+            ),
+            (
+                r#""amount": 100000000, "currency": "JPY""#,
+                Some(("amount_invalid", "amount")),
+            ),
+            (
+                r#""amount": 10.5, "currency": "USD""#,
+                Some(("invalid_request", "amount")),
+            ),
+            (
+                r#""amount": -1, "currency": "USD""#,
+                Some(("invalid_request", "amount")),
+            ),
+            (
+                r#""amount": 100, "currency": "jpy""#,
+                Some(("currency_invalid", "currency")),
+            ),
+            (
+                r#""amount": 100, "currency": "XAU""#,
+                Some(("currency_invalid", "currency")),
+            ),
+        ];
+        for (fields, expected) in cases {
+            let got = authorize(fields).err().map(|e| (e.code, e.param.unwrap_or("")));
+            assert_eq!(got, expected, "{fields}");
+        }
     }
 
     #[test]

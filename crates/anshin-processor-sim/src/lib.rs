@@ -107,6 +107,23 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A rustls client configuration that trusts exactly the CA in `ca_pem` (as
+/// written by the binary's `--ca-file`), with certificate verification on.
+pub fn client_tls_config(ca_pem: &str) -> Result<rustls::ClientConfig, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(Error::tls)?)
+        .map_err(Error::tls)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(Error::tls)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// A running simulator. Dropping it stops the server.
 pub struct Simulator {
     addr: SocketAddr,
@@ -168,6 +185,12 @@ impl Simulator {
     /// The test CA's certificate (PEM), the one certificate clients should trust.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// A rustls client configuration that trusts this simulator's CA and
+    /// nothing else, for tests and benchmarks.
+    pub fn client_tls_config(&self) -> Result<rustls::ClientConfig, Error> {
+        client_tls_config(&self.ca_pem)
     }
 
     /// What arrived for a payment, as fingerprints.

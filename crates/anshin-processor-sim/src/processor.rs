@@ -253,15 +253,7 @@ impl Processor {
             expires_at: now.saturating_add(seconds(self.config.authorization_ttl)),
         };
         match decision.behaviour {
-            Behaviour::ServerError => {
-                return ApiError::new(
-                    500,
-                    "api_error",
-                    "processor_error",
-                    "the processor failed; retry later",
-                )
-                .into();
-            }
+            Behaviour::ServerError => return processor_failed(),
             Behaviour::Decline(code) => payment.decline_code = Some(code),
             Behaviour::Challenge => {
                 payment.status = Status::ChallengeRequired;
@@ -387,6 +379,17 @@ impl Processor {
             body: payment_json(p, &self.base_url),
         }
     }
+}
+
+/// The answer of a processor that failed (HTTP 500): the client may retry.
+pub fn processor_failed() -> Reply {
+    ApiError::new(
+        500,
+        "api_error",
+        "processor_error",
+        "the processor failed; retry later",
+    )
+    .into()
 }
 
 fn not_found(what: &str) -> Reply {

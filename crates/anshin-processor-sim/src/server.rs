@@ -24,7 +24,8 @@ use zeroize::Zeroize;
 use crate::acs::{self, Action};
 use crate::api::{self, ApiError};
 use crate::idempotency::{Answer, Begin};
-use crate::processor::{Processor, Reply, unix_now};
+use crate::ledger::{LedgerError, Payment};
+use crate::processor::{Processor, Reply, new_id, processor_failed, unix_now};
 
 type Shared = Arc<Processor>;
 
@@ -139,8 +140,8 @@ async fn authenticate(State(p): State<Shared>, request: Request, next: Next) -> 
 }
 
 fn reply(r: &Reply) -> Response {
-    let body = serde_json::to_vec(&r.body).unwrap_or_default();
-    json_response(r.status, body, false)
+    let answer = answer_of(r);
+    json_response(answer.status, answer.body, false)
 }
 
 fn json_response(status: u16, body: Vec<u8>, replayed: bool) -> Response {
@@ -153,6 +154,13 @@ fn json_response(status: u16, body: Vec<u8>, replayed: bool) -> Response {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
+}
+
+fn answer_of(r: &Reply) -> Answer {
+    Answer {
+        status: r.status,
+        body: serde_json::to_vec(&r.body).unwrap_or_default(),
+    }
 }
 
 /// Overwrites a request body once it has been parsed, where it is ours alone.
@@ -212,27 +220,21 @@ where
         }
         Begin::New => {}
     }
-    let task = tokio::spawn(async move {
-        let r = work(Arc::clone(&p), body).await;
-        let answer = Answer {
-            status: r.status,
-            body: serde_json::to_vec(&r.body).unwrap_or_default(),
-        };
+    let task = {
+        let (p, key) = (Arc::clone(&p), key.clone());
+        tokio::spawn(async move {
+            let answer = answer_of(&work(Arc::clone(&p), body).await);
+            p.finish(&key, answer.clone());
+            answer
+        })
+    };
+    let answer = task.await.unwrap_or_else(|_| {
+        // The work panicked: free the key so that a retry is processed again.
+        let answer = answer_of(&processor_failed());
         p.finish(&key, answer.clone());
         answer
     });
-    match task.await {
-        Ok(answer) => json_response(answer.status, answer.body, false),
-        Err(_) => reply(
-            &ApiError::new(
-                500,
-                "api_error",
-                "processor_error",
-                "the processor failed; retry later",
-            )
-            .into(),
-        ),
-    }
+    json_response(answer.status, answer.body, false)
 }
 
 async fn authorize(State(p): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -262,30 +264,45 @@ async fn get_payment(State(p): State<Shared>, Path(id): Path<String>) -> Respons
     reply(&p.get(&id, unix_now()))
 }
 
-async fn capture(
-    State(p): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+/// A state change of an existing payment: parse the body, apply the change.
+async fn operate<T: Send + 'static>(
+    (p, id, headers, body): (Shared, String, HeaderMap, Bytes),
+    action: &'static str,
+    parse: fn(&[u8]) -> Result<T, ApiError>,
+    apply: fn(&mut Payment, T, i64) -> Result<(), LedgerError>,
 ) -> Response {
-    let path = format!("/v1/payments/{id}/capture");
+    let path = format!("/v1/payments/{id}/{action}");
     idempotent(p, &headers, path, body, move |p, body| async move {
-        match api::parse_amount(&body) {
-            Ok(req) => p.update(&id, |pay| pay.capture(req.amount, unix_now())),
+        match parse(&body) {
+            Ok(req) => p.update(&id, |pay| apply(pay, req, unix_now())),
             Err(e) => e.into(),
         }
     })
     .await
 }
 
+async fn capture(
+    State(p): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    operate(
+        (p, id, headers, body),
+        "capture",
+        api::parse_amount,
+        |pay, req, now| pay.capture(req.amount, now),
+    )
+    .await
+}
+
 async fn void(State(p): State<Shared>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let path = format!("/v1/payments/{id}/void");
-    idempotent(p, &headers, path, body, move |p, body| async move {
-        match api::parse_empty(&body) {
-            Ok(()) => p.update(&id, |pay| pay.void(unix_now())),
-            Err(e) => e.into(),
-        }
-    })
+    operate(
+        (p, id, headers, body),
+        "void",
+        api::parse_empty,
+        |pay, (), now| pay.void(now),
+    )
     .await
 }
 
@@ -295,16 +312,12 @@ async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = format!("/v1/payments/{id}/refunds");
-    idempotent(p, &headers, path, body, move |p, body| async move {
-        match api::parse_amount(&body) {
-            Ok(req) => p.update(&id, |pay| {
-                pay.refund(req.amount, crate::processor::new_id("re"), unix_now())
-                    .map(|_| ())
-            }),
-            Err(e) => e.into(),
-        }
-    })
+    operate(
+        (p, id, headers, body),
+        "refunds",
+        api::parse_amount,
+        |pay, req, now| pay.refund(req.amount, new_id("re"), now).map(|_| ()),
+    )
     .await
 }
 
@@ -314,13 +327,12 @@ async fn complete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = format!("/v1/payments/{id}/complete");
-    idempotent(p, &headers, path, body, move |p, body| async move {
-        match api::parse_empty(&body) {
-            Ok(()) => p.update(&id, |pay| pay.complete(unix_now())),
-            Err(e) => e.into(),
-        }
-    })
+    operate(
+        (p, id, headers, body),
+        "complete",
+        api::parse_empty,
+        |pay, (), now| pay.complete(now),
+    )
     .await
 }
 

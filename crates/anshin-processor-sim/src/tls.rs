@@ -34,9 +34,13 @@ impl TestCa {
         let ca_key = KeyPair::generate().map_err(Error::tls)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(Error::tls)?;
         window(&mut ca_params);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "anshin processor simulator test CA");
+        // A name of its own per start, so that a client holding another run's CA
+        // fails on an unknown issuer rather than matching a namesake.
+        let serial = anshin_crypto::token::random_token("ca").map_err(Error::tls)?;
+        ca_params.distinguished_name.push(
+            DnType::CommonName,
+            format!("anshin processor simulator test CA {serial}"),
+        );
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca_cert = ca_params.self_signed(&ca_key).map_err(Error::tls)?;
