@@ -76,10 +76,7 @@ fn router(processor: Shared) -> Router {
     let api = Router::new()
         .route("/v1/payments", post(authorize))
         .route("/v1/payments/{id}", get(get_payment))
-        .route("/v1/payments/{id}/capture", post(capture))
-        .route("/v1/payments/{id}/void", post(void))
-        .route("/v1/payments/{id}/refunds", post(refund))
-        .route("/v1/payments/{id}/complete", post(complete))
+        .route("/v1/payments/{id}/{action}", post(operation))
         .route("/v1/3ds/{id}", get(three_ds))
         .route("/_sim/received/{id}", get(received))
         .route("/_sim/fingerprint", post(fingerprint))
@@ -100,9 +97,7 @@ fn router(processor: Shared) -> Router {
         )
         .route("/acs/style.css", get(style))
         .route("/acs/{id}", get(acs_page).post(acs_submit))
-        .fallback(|| async {
-            reply(&ApiError::new(404, "invalid_request_error", "not_found", "no such route").into())
-        })
+        .fallback(no_such_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log))
         .with_state(processor)
@@ -281,59 +276,40 @@ async fn operate<T: Send + 'static>(
     .await
 }
 
-async fn capture(
+/// `POST /v1/payments/{id}/{capture|void|refunds|complete}`.
+async fn operation(
     State(p): State<Shared>,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    operate(
-        (p, id, headers, body),
-        "capture",
-        api::parse_amount,
-        |pay, req, now| pay.capture(req.amount, now),
-    )
-    .await
+    let request = (p, id, headers, body);
+    match action.as_str() {
+        "capture" => {
+            operate(request, "capture", api::parse_amount, |pay, req, now| {
+                pay.capture(req.amount, now)
+            })
+            .await
+        }
+        "void" => operate(request, "void", api::parse_empty, |pay, (), now| pay.void(now)).await,
+        "refunds" => {
+            operate(request, "refunds", api::parse_amount, |pay, req, now| {
+                pay.refund(req.amount, new_id("re"), now).map(|_| ())
+            })
+            .await
+        }
+        "complete" => {
+            operate(request, "complete", api::parse_empty, |pay, (), now| {
+                pay.complete(now)
+            })
+            .await
+        }
+        _ => no_such_route().await,
+    }
 }
 
-async fn void(State(p): State<Shared>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    operate(
-        (p, id, headers, body),
-        "void",
-        api::parse_empty,
-        |pay, (), now| pay.void(now),
-    )
-    .await
-}
-
-async fn refund(
-    State(p): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    operate(
-        (p, id, headers, body),
-        "refunds",
-        api::parse_amount,
-        |pay, req, now| pay.refund(req.amount, new_id("re"), now).map(|_| ()),
-    )
-    .await
-}
-
-async fn complete(
-    State(p): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    operate(
-        (p, id, headers, body),
-        "complete",
-        api::parse_empty,
-        |pay, (), now| pay.complete(now),
-    )
-    .await
+async fn no_such_route() -> Response {
+    reply(&ApiError::new(404, "invalid_request_error", "not_found", "no such route").into())
 }
 
 async fn three_ds(State(p): State<Shared>, Path(id): Path<String>) -> Response {
