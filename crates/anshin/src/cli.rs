@@ -25,7 +25,9 @@ Exit codes:
   3  the data directory is not initialised, or already is
   4  the database is unreachable
   5  `anshin audit verify`: the log does not verify
-  6  `anshin scan --fail-on`: findings in a gated category"
+  6  `anshin scan --fail-on`: findings in a gated category;
+     `anshin integrity`: alerts at or above --fail-on
+  7  `anshin integrity`: the baseline's signature does not verify"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -176,6 +178,9 @@ Exit codes:
   4  the database cannot be reached or opened
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
     Scan(ScanArgs),
+    /// Tamper detection on the shop's host: signed baselines, checks, watching, release comparison, skimmer signatures.
+    #[command(subcommand)]
+    Integrity(crate::cmd::integrity::IntegrityCommand),
     /// Show the configuration in force (passwords redacted).
     #[command(after_help = "Example:\n  anshin config --json")]
     Config {
