@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use anshin_detect::corpus::Rng;
+
 /// The rules an EC-CUBE shop would use (the issue's example).
 pub const EC_RULES: &str = r#"default = "high"
 
@@ -32,26 +34,6 @@ paths = ["app/Customize/**", ".env", "app/config/eccube/packages/prod/*.yaml"]
 allowed_hosts = ["pay.example", "shop.example"]
 card_inputs_allowed = ["app/template/default/Shopping/payment.twig"]
 "#;
-
-/// A small deterministic generator (SplitMix64), so trees are the same every run.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 fn write(root: &Path, rel: &str, content: &[u8]) {
     let path = root.join(rel);

@@ -66,6 +66,24 @@ pub struct Member {
     pub link_target: Option<String>,
 }
 
+impl Member {
+    fn file(sha256: String) -> Self {
+        Self {
+            kind: FileKind::File,
+            sha256: Some(sha256),
+            link_target: None,
+        }
+    }
+
+    fn link(target: String) -> Self {
+        Self {
+            kind: FileKind::Symlink,
+            sha256: None,
+            link_target: Some(target),
+        }
+    }
+}
+
 fn safe_name(name: &str) -> Result<Option<String>, ReleaseError> {
     let name = name.trim_start_matches("./");
     if name.starts_with('/') || name.split('/').any(|c| c == "..") {
@@ -145,24 +163,10 @@ fn read_zip(file: std::fs::File) -> Result<Vec<(String, Member)>, ReleaseError> 
                 .take(4096)
                 .read_to_string(&mut target)
                 .map_err(|e| ReleaseError::Corrupt(e.to_string()))?;
-            out.push((
-                name,
-                Member {
-                    kind: FileKind::Symlink,
-                    sha256: None,
-                    link_target: Some(target),
-                },
-            ));
+            out.push((name, Member::link(target)));
         } else {
             let sha = hash_reader(&mut entry, &mut expanded)?;
-            out.push((
-                name,
-                Member {
-                    kind: FileKind::File,
-                    sha256: Some(sha),
-                    link_target: None,
-                },
-            ));
+            out.push((name, Member::file(sha)));
         }
     }
     Ok(out)
@@ -190,14 +194,7 @@ fn read_tar(reader: impl Read) -> Result<Vec<(String, Member)>, ReleaseError> {
         let kind = entry.header().entry_type();
         if kind.is_file() {
             let sha = hash_reader(&mut entry, &mut expanded)?;
-            out.push((
-                name,
-                Member {
-                    kind: FileKind::File,
-                    sha256: Some(sha),
-                    link_target: None,
-                },
-            ));
+            out.push((name, Member::file(sha)));
         } else if kind.is_symlink() {
             let target = entry
                 .link_name()
@@ -205,14 +202,7 @@ fn read_tar(reader: impl Read) -> Result<Vec<(String, Member)>, ReleaseError> {
                 .flatten()
                 .map(|t| crate::path_key(&t))
                 .unwrap_or_default();
-            out.push((
-                name,
-                Member {
-                    kind: FileKind::Symlink,
-                    sha256: None,
-                    link_target: Some(target),
-                },
-            ));
+            out.push((name, Member::link(target)));
         }
         // Directories, hard links, devices and PAX headers carry no contents to compare.
     }

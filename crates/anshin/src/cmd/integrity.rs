@@ -728,16 +728,7 @@ fn baseline(
     let rules = read_rules(rules)?;
     let mut roots = Vec::new();
     for dir in dirs {
-        let root = std::fs::canonicalize(dir)
-            .ok()
-            .filter(|r| r.is_dir())
-            .ok_or_else(|| {
-                usage(format!(
-                    "{} is not a directory / ディレクトリではありません",
-                    dir.display()
-                ))
-            })?;
-        roots.push(root);
+        roots.push(directory(dir)?);
     }
     if out.exists() {
         return Err(Error::new(
@@ -817,6 +808,19 @@ fn baseline(
         ),
     );
     Ok(())
+}
+
+/// The absolute path of a directory argument.
+fn directory(dir: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(dir)
+        .ok()
+        .filter(|r| r.is_dir())
+        .ok_or_else(|| {
+            usage(format!(
+                "{} is not a directory / ディレクトリではありません",
+                dir.display()
+            ))
+        })
 }
 
 fn describe_problem(kind: &scan::ProblemKind) -> String {
@@ -925,15 +929,7 @@ fn approve(
 }
 
 fn compare_release(rules: &Rules, dir: &Path, archive: &Path, threads: usize) -> Result<Vec<Alert>> {
-    let root = std::fs::canonicalize(dir)
-        .ok()
-        .filter(|r| r.is_dir())
-        .ok_or_else(|| {
-            usage(format!(
-                "{} is not a directory / ディレクトリではありません",
-                dir.display()
-            ))
-        })?;
+    let root = directory(dir)?;
     let (mut changes, _) = anshin_integrity::release::compare_release(rules, &root, archive, threads)
         .map_err(|e| {
             Error::new(
