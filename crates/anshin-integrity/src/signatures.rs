@@ -338,18 +338,23 @@ fn forms(path: &str, content: &[u8], rules: &Rules, card_fields: bool, out: &mut
     }
 }
 
-fn obfuscation_js(content: &[u8], out: &mut Vec<Finding>) {
-    for m in EVAL_JS.find_iter(content) {
+/// An eval-like call with a decoder within 200 bytes after it: the first one.
+fn eval_decoded(content: &[u8], eval: &Regex, decoder: &Regex, out: &mut Vec<Finding>) {
+    let found = eval.find_iter(content).find(|m| {
         let window = &content[m.start()..content.len().min(m.end() + 200)];
-        if DECODER_JS.is_match(window) {
-            out.push(finding(
-                "obfuscation.eval-decoded",
-                line_of(content, m.start()),
-                None,
-            ));
-            break;
-        }
+        decoder.is_match(window)
+    });
+    if let Some(m) = found {
+        out.push(finding(
+            "obfuscation.eval-decoded",
+            line_of(content, m.start()),
+            None,
+        ));
     }
+}
+
+fn obfuscation_js(content: &[u8], out: &mut Vec<Finding>) {
+    eval_decoded(content, &EVAL_JS, &DECODER_JS, out);
     if let Some(m) = ENCODED.find(content) {
         out.push(finding(
             "obfuscation.encoded-strings",
@@ -363,17 +368,7 @@ fn obfuscation_js(content: &[u8], out: &mut Vec<Finding>) {
 }
 
 fn php(content: &[u8], card_fields: bool, out: &mut Vec<Finding>) {
-    for m in EVAL_PHP.find_iter(content) {
-        let window = &content[m.start()..content.len().min(m.end() + 200)];
-        if DECODER_PHP.is_match(window) {
-            out.push(finding(
-                "obfuscation.eval-decoded",
-                line_of(content, m.start()),
-                None,
-            ));
-            break;
-        }
-    }
+    eval_decoded(content, &EVAL_PHP, &DECODER_PHP, out);
     if let Some(m) = WEBSHELL.find(content) {
         out.push(finding("php.webshell", line_of(content, m.start()), None));
     } else if let Some(line) = preg_replace_e(content) {
