@@ -25,8 +25,10 @@ Exit codes:
   3  the data directory is not initialised, or already is
   4  the database is unreachable
   5  `anshin audit verify`: the log does not verify
-  6  `anshin scan --fail-on`: findings in a gated category
-  7  `anshin restore --verify`: records of the backup do not decrypt"
+  6  `anshin scan --fail-on`: findings in a gated category;
+     `anshin integrity`: alerts at or above --fail-on
+  7  `anshin integrity`: the baseline's signature does not verify
+  8  `anshin restore --verify`: records of the backup do not decrypt"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -190,7 +192,7 @@ current key state holds for it. Records deleted after the backup have no key any
 (crypto-shredded) and are listed as key_destroyed; a record that fails to decrypt is listed
 as does_not_decrypt.
 
-Exit codes: 0 every record decrypts; 7 some do not (listed); 1 failure; 3 no data directory.")]
+Exit codes: 0 every record decrypts; 8 some do not (listed); 1 failure; 3 no data directory.")]
     Restore {
         /// Only verify (the one mode: restoring is copying the files back, see README).
         #[arg(long, required = true)]
@@ -269,6 +271,9 @@ Exit codes:
   4  the database cannot be reached or opened
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
     Scan(ScanArgs),
+    /// Tamper detection on the shop's host: signed baselines, checks, watching, release comparison, skimmer signatures.
+    #[command(subcommand)]
+    Integrity(crate::cmd::integrity::IntegrityCommand),
     /// Show the configuration in force (passwords redacted).
     #[command(after_help = "Example:\n  anshin config --json")]
     Config {

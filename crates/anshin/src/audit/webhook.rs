@@ -184,10 +184,16 @@ impl Webhook {
         Ok(done)
     }
 
-    /// One POST; `Err` describes the failure in our words (never the
-    /// receiver's body, which could echo anything).
+    /// One POST of an audit alert.
     async fn send(&self, alert: &AlertRow) -> std::result::Result<(), String> {
         let body = serde_json::to_vec(&AlertNotification::from(alert)).map_err(|e| e.to_string())?;
+        self.post(body).await
+    }
+
+    /// One signed POST of a JSON body (also `anshin integrity`'s alerts);
+    /// `Err` describes the failure in our words (never the receiver's body,
+    /// which could echo anything).
+    pub async fn post(&self, body: Vec<u8>) -> std::result::Result<(), String> {
         let signature = self.key.sign(clock::now_ms().div_euclid(1000), &body);
         let signature = HeaderValue::from_str(&signature).map_err(|e| e.to_string())?;
         let request = Request::builder()

@@ -5,8 +5,10 @@ mod backup;
 mod bench;
 mod demo;
 mod init;
+pub(crate) mod integrity;
 mod keys;
 mod principal;
+mod progress;
 mod restore;
 mod scan;
 mod scan_db;
@@ -83,6 +85,7 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Demo { json } => demo::run(&config, json).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Scan(args) => scan::run(&config, args).await,
+        Command::Integrity(command) => integrity::run(&config, command).await,
         Command::Config { json } => {
             if json {
                 println!(
@@ -107,14 +110,19 @@ fn exit_code(err: &Error) -> u8 {
         "already_initialised" | "root_key_unreadable" | "not_initialised" => 3,
         "storage_unavailable" | "scan_db_unreachable" => 4,
         "audit_verification_failed" => 5,
-        "scan_findings" => 6,
-        "backup_unreadable_records" => 7,
+        "scan_findings" | "integrity_findings" => 6,
+        "integrity_baseline_tampered" => 7,
+        "backup_unreadable_records" => 8,
         "scan_usage"
         | "scan_db_url"
         | "scan_db_unknown_table"
         | "scan_inventory_file"
         | "unseal_usage"
-        | "init_usage" => 2,
+        | "init_usage"
+        | "integrity_usage"
+        | "integrity_rules"
+        | "integrity_archive"
+        | "integrity_baseline_exists" => 2,
         _ => 1,
     }
 }

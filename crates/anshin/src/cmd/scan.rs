@@ -6,14 +6,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anshin_scan::inventory::{Inventory, InventoryBuilder, Parameters};
 use anshin_scan::report::{Format, ReportWriter, Summary};
 use anshin_scan::{Category, Confidence, Discovery, Input, Limits, ScanOptions, Scanner, WalkOptions};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::progress::Spinner;
 use super::scan_db::{Database, DbOptions};
 use crate::cli::ScanArgs;
 use crate::config::Config;
@@ -179,12 +179,14 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     // the run ends.
     let objects = Arc::new(AtomicU64::new(0));
     let progress_bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
-        let done = Arc::new(AtomicBool::new(false));
-        let (d, o, stop) = (discovery.clone(), objects.clone(), done.clone());
-        ProgressGuard {
-            done,
-            thread: Some(std::thread::spawn(move || progress(&d, &o, &stop))),
-        }
+        let (d, o) = (discovery.clone(), objects.clone());
+        Spinner::start(
+            "{spinner} {bytes} scanned ({bytes_per_sec}), {msg} [{elapsed}]",
+            move |bar| {
+                bar.set_position(d.bytes_scanned());
+                bar.set_message(format!("{} objects", o.load(Ordering::Relaxed)));
+            },
+        )
     });
 
     // Databases first: a bad URL, an unreachable server or an unknown table
@@ -295,36 +297,6 @@ fn gate(summary: &Summary, fail_on: &[Category]) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Stops the progress bar's thread when dropped.
-struct ProgressGuard {
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for ProgressGuard {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn progress(discovery: &Discovery, objects: &AtomicU64, done: &AtomicBool) {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {bytes} scanned ({bytes_per_sec}), {msg} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    while !done.load(Ordering::Relaxed) {
-        bar.set_position(discovery.bytes_scanned());
-        bar.set_message(format!("{} objects", objects.load(Ordering::Relaxed)));
-        bar.tick();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bar.finish_and_clear();
 }
 
 #[cfg(test)]

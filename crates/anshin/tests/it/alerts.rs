@@ -34,7 +34,7 @@ both_backends!(
     the_alert_api_and_the_webhook_schema_are_documented,
 );
 
-const SECRET: &str = "test-webhook-secret-0123456789abcdef";
+pub(crate) const SECRET: &str = "test-webhook-secret-0123456789abcdef";
 
 fn now() -> i64 {
     anshin::clock::now_ms()
@@ -522,8 +522,8 @@ async fn each_entry_is_examined_once_across_nodes_and_restarts(t: TestApp) {
 
 /// What the test receiver got, and how it should answer.
 #[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+pub(crate) struct Receiver {
+    pub(crate) got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
     failures_left: Arc<Mutex<u32>>,
 }
 
@@ -539,7 +539,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 }
 
 /// A receiver on 127.0.0.1 that fails its first `failures` requests.
-async fn receiver(failures: u32) -> (Receiver, String) {
+pub(crate) async fn receiver(failures: u32) -> (Receiver, String) {
     let state = Receiver {
         got: Arc::default(),
         failures_left: Arc::new(Mutex::new(failures)),

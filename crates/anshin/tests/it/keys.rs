@@ -396,7 +396,7 @@ mod cli {
             &data,
             &["restore", "--verify", out.to_str().expect("utf8"), "--json"],
         );
-        assert_eq!(after.status.code(), Some(7));
+        assert_eq!(after.status.code(), Some(8));
         let report: Value = serde_json::from_slice(&after.stdout).expect("json");
         assert_eq!(report["readable"].as_u64(), Some(2));
         let unreadable = report["unreadable"].as_array().expect("list");

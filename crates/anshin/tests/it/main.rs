@@ -8,6 +8,7 @@ mod api;
 mod audit;
 mod cli;
 mod credentials;
+mod integrity;
 mod inventory;
 mod keys;
 mod logs;
