@@ -46,6 +46,14 @@ pub(crate) fn anshin_with(
     child.wait_with_output().expect("run anshin")
 }
 
+/// Initialises `data_dir` and returns the bootstrap operator's API key.
+pub(crate) fn init_operator(data_dir: &Path) -> String {
+    stdout_json(&anshin(data_dir, &["init", "--json"]))["operator_api_key"]
+        .as_str()
+        .expect("key")
+        .to_owned()
+}
+
 pub(crate) fn stdout_json(output: &Output) -> Value {
     assert!(
         output.status.success(),
@@ -158,10 +166,7 @@ impl Drop for Server {
 fn backup_copies_vault_and_log_of_a_running_server_without_the_root_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let operator = stdout_json(&anshin(&data, &["init", "--json"]))["operator_api_key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
+    let operator = init_operator(&data);
     let server = Server::start(&data);
     let (status, tenant) = server.request("POST", "/v1/tenants", &operator, Some(r#"{"name":"backup"}"#));
     assert_eq!(status, 201, "{tenant}");

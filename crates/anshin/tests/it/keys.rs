@@ -311,7 +311,7 @@ mod cli {
     use serde_json::Value;
 
     use super::visa;
-    use crate::cli::{Server, anshin, anshin_with_key, stdout_json};
+    use crate::cli::{Server, anshin, anshin_with_key, init_operator, stdout_json};
 
     fn pending(data: &Path) -> u64 {
         let status = stdout_json(&anshin(data, &["keys", "status", "--json"]));
@@ -324,15 +324,12 @@ mod cli {
     }
 
     /// A data backup holds no key; after a card is deleted, `restore --verify`
-    /// of the earlier backup names exactly that card as unreadable (exit 7).
+    /// of the earlier backup names exactly that card as unreadable (exit 8).
     #[test]
     fn a_backup_holds_no_key_and_restore_verify_names_the_card_deleted_since() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let operator = stdout_json(&anshin(&data, &["init", "--json"]))["operator_api_key"]
-            .as_str()
-            .expect("key")
-            .to_owned();
+        let operator = init_operator(&data);
         let server = Server::start(&data);
         let (_, tenant) = server.request("POST", "/v1/tenants", &operator, Some(r#"{"name":"b"}"#));
         let tenant = tenant["id"].as_str().expect("tenant");
@@ -439,10 +436,7 @@ mod cli {
     fn keys_commands_need_two_operators_and_the_rewrap_resumes_after_kill_9() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let operator = stdout_json(&anshin(&data, &["init", "--json"]))["operator_api_key"]
-            .as_str()
-            .expect("key")
-            .to_owned();
+        let operator = init_operator(&data);
         let demo = stdout_json(&anshin(&data, &["demo", "--json"]));
         let (tenant, second) = (
             demo["tenant_id"].as_str().expect("tenant").to_owned(),
