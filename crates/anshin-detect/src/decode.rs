@@ -496,9 +496,11 @@ impl<'t> LineCounter<'t> {
             *self = Self::new(self.text);
         }
         let bytes = self.text.as_bytes();
-        for nl in memchr::memchr_iter(b'\n', &bytes[self.pos..offset]) {
-            self.line += 1;
-            self.line_start = self.pos + nl + 1;
+        // Counted in one vectorised pass, not stopping at every line end.
+        let gap = &bytes[self.pos..offset];
+        if let Some(last) = memchr::memrchr(b'\n', gap) {
+            self.line += memchr::memchr_iter(b'\n', gap).count();
+            self.line_start = self.pos + last + 1;
         }
         self.pos = offset;
         if self.col_pos < self.line_start {

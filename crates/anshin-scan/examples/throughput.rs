@@ -2,8 +2,10 @@
 //! scenario:
 //!
 //! ```sh
-//! cargo run --release -p anshin-scan --example throughput [MIB]
+//! cargo run --release -p anshin-scan --example throughput [MIB [SCENARIO…]]
 //! ```
+//!
+//! Named scenarios run alone (for profiling one of them); none named runs all.
 //!
 //! - `detectors_plain_text`: anshin-detect's `Scanner::scan` over one buffer
 //!   of everyday Japanese text and log lines (a planted value every few KiB).
@@ -104,59 +106,76 @@ fn sql_dump(text: &str) -> String {
 }
 
 fn main() {
-    let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mib: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let named = args.get(1..).unwrap_or_default();
+    let wanted = |scenario: &str| named.is_empty() || named.iter().any(|n| n == scenario);
     let s = scanner();
     let text = corpus::plain_text(1, mib << 20, &s);
     let bytes = text.as_bytes();
 
-    line(
-        "detectors_plain_text",
-        bytes.len(),
-        best_of(5, || s.scan(bytes).findings.len()),
-    );
+    if wanted("detectors_plain_text") {
+        line(
+            "detectors_plain_text",
+            bytes.len(),
+            best_of(5, || s.scan(bytes).findings.len()),
+        );
+    }
 
     let discovery = Discovery::new(scanner(), Limits::default());
-    let one = best_of(5, || {
-        let mut n = 0;
-        discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
-            n += r.findings.len()
+    if wanted("pipeline_plain_text_1_thread") {
+        let one = best_of(5, || {
+            let mut n = 0;
+            discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
+                n += r.findings.len()
+            });
+            n
         });
-        n
-    });
-    line("pipeline_plain_text_1_thread", bytes.len(), one);
+        line("pipeline_plain_text_1_thread", bytes.len(), one);
+    }
 
-    // Wall time only: the CPU time of the spawned threads is not the caller's.
-    let (wall, _, n) = best_of(3, || {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut n = 0;
-                        discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
-                            n += r.findings.len()
-                        });
-                        n
+    if wanted("pipeline_plain_text_2_threads") {
+        // Wall time only: the CPU time of the spawned threads is not the caller's.
+        let (wall, _, n) = best_of(3, || {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut n = 0;
+                            discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
+                                n += r.findings.len()
+                            });
+                            n
+                        })
                     })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
-        })
-    });
-    line("pipeline_plain_text_2_threads", 2 * bytes.len(), (wall, 0.0, n));
-
-    // The same text as a mysqldump: extended INSERTs of 100 rows, one line of
-    // the text per `note` value, streamed through the SQL reader (tokenizer,
-    // per-table CSV chunks, locator mapping), one thread.
-    let dump = sql_dump(&text);
-    let sql = best_of(3, || {
-        let mut n = 0;
-        discovery.scan_reader("dump.sql", &mut Cursor::new(dump.as_bytes()), &mut |r| {
-            n += r.findings.len()
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+            })
         });
-        n
-    });
-    line("pipeline_sql_dump_1_thread", dump.len(), sql);
+        line("pipeline_plain_text_2_threads", 2 * bytes.len(), (wall, 0.0, n));
+    }
 
+    if wanted("pipeline_sql_dump_1_thread") {
+        // The same text as a mysqldump: extended INSERTs of 100 rows, one line of
+        // the text per `note` value, streamed through the SQL reader (tokenizer,
+        // per-table CSV chunks, locator mapping), one thread.
+        let dump = sql_dump(&text);
+        let sql = best_of(3, || {
+            let mut n = 0;
+            discovery.scan_reader("dump.sql", &mut Cursor::new(dump.as_bytes()), &mut |r| {
+                n += r.findings.len()
+            });
+            n
+        });
+        line("pipeline_sql_dump_1_thread", dump.len(), sql);
+    }
+
+    if wanted("corpus_accuracy") {
+        corpus_accuracy(&discovery);
+    }
+}
+
+fn corpus_accuracy(discovery: &Discovery) {
     // Accuracy: every document of the labelled corpus through the pipeline,
     // findings matched to the truth by (document, category, fingerprint).
     let c = corpus::generate(42, 600, discovery.scanner());
