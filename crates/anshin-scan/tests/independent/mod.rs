@@ -96,44 +96,34 @@ pub fn luhn_digit(body: &[u8]) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
 
+/// Σ digit × weight(i), i counting from the rightmost digit (0).
+fn weighted_from_right(body: &[u8], weight: impl Fn(u32) -> u32) -> u32 {
+    body.iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| u32::from(d) * weight(i as u32))
+        .sum()
+}
+
 /// My Number check digit: P_n the n-th digit from the right of the eleven,
 /// Q_n = n + 1 for n ≤ 6 and n − 5 above; 11 − (ΣPQ mod 11), or 0 when the
 /// remainder is 0 or 1.
 pub fn my_number_digit(body: &[u8]) -> u8 {
-    let sum: u32 = body
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &p)| {
-            let n = i as u32 + 1;
-            let q = if n <= 6 { n + 1 } else { n - 5 };
-            u32::from(p) * q
-        })
-        .sum();
-    let r = sum % 11;
+    let r = weighted_from_right(body, |i| if i < 6 { i + 2 } else { i - 4 }) % 11;
     if r <= 1 { 0 } else { (11 - r) as u8 }
 }
 
-/// EAN-13 check digit (weights 1 and 3 from the left).
+/// EAN-13 check digit for twelve digits: weight 3 on the rightmost and every
+/// second one to its left, 1 on the others.
 pub fn ean_digit(body: &[u8]) -> u8 {
-    let sum: u32 = body
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| u32::from(d) * if i % 2 == 0 { 1 } else { 3 })
-        .sum();
+    let sum = weighted_from_right(body, |i| if i % 2 == 0 { 3 } else { 1 });
     ((10 - sum % 10) % 10) as u8
 }
 
 /// Corporate number check digit (the first of 13): 9 − (Σ over the twelve
 /// with weights 1 and 2 from the right, mod 9).
 pub fn corporate_digit(body: &[u8]) -> u8 {
-    let sum: u32 = body
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| u32::from(d) * if i % 2 == 0 { 1 } else { 2 })
-        .sum();
-    (9 - sum % 9) as u8
+    (9 - weighted_from_right(body, |i| if i % 2 == 0 { 1 } else { 2 }) % 9) as u8
 }
 
 /// Card prefixes (issuer ranges as the brands publish them), lengths and
