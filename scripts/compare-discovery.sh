@@ -34,7 +34,8 @@ if [ ! -x "$PANHUNT" ]; then
     exit 2
 fi
 
-(cd "$ROOT" && cargo build -q --release -p anshin -p anshin-scan --example compare_corpus)
+# Two builds: with --example, cargo builds only the example, not anshin's binary.
+(cd "$ROOT" && cargo build -q --release -p anshin --bin anshin && cargo build -q --release -p anshin-scan --example compare_corpus)
 ANSHIN=$TARGET/release/anshin
 COMPARE=$TARGET/release/examples/compare_corpus
 

@@ -123,12 +123,14 @@ fn detect_with(bytes: &[u8], utf8_valid: impl FnOnce() -> bool) -> (TextEncoding
     (encoding, 0)
 }
 
-/// The 64 KiB sample may cut a multi-byte character: drop the last few bytes
-/// after the final safe byte so a cut does not count as an error.
+/// The 64 KiB sample may cut a multi-byte character: drop the bytes after
+/// the final safe byte so a cut does not count as an error. Japanese text
+/// often runs for a whole line without one, so the last line end may be far
+/// back; what is dropped is only not looked at for detection.
 fn trim_tail(sample: &[u8]) -> &[u8] {
     match sample.iter().rposition(|&b| is_safe_byte(b)) {
-        Some(i) if sample.len() - i < 16 => &sample[..=i],
-        _ => sample,
+        Some(i) => &sample[..=i],
+        None => sample,
     }
 }
 
@@ -496,9 +498,11 @@ impl<'t> LineCounter<'t> {
             *self = Self::new(self.text);
         }
         let bytes = self.text.as_bytes();
-        for nl in memchr::memchr_iter(b'\n', &bytes[self.pos..offset]) {
-            self.line += 1;
-            self.line_start = self.pos + nl + 1;
+        // Counted in one vectorised pass, not stopping at every line end.
+        let gap = &bytes[self.pos..offset];
+        if let Some(last) = memchr::memrchr(b'\n', gap) {
+            self.line += memchr::memchr_iter(b'\n', gap).count();
+            self.line_start = self.pos + last + 1;
         }
         self.pos = offset;
         if self.col_pos < self.line_start {
@@ -595,6 +599,18 @@ mod tests {
         let orig = d.original_offset(decoded_at);
         let units_before = SAMPLE[..decoded_at].encode_utf16().count();
         assert_eq!(orig, 2 + units_before * 2);
+    }
+
+    #[test]
+    fn sjis_detected_when_the_sample_cuts_a_long_line() {
+        // Lines of 40 two-byte characters: wherever the 64 KiB sample ends,
+        // the last line end is more than 16 bytes back.
+        let line = format!("{}\n", "カード番号お届け先".repeat(5));
+        for pad in 0..4 {
+            let text = format!("{}{}", "a".repeat(pad), line.repeat(1000));
+            let (sjis, _, _) = SHIFT_JIS.encode(&text);
+            assert_eq!(detect_encoding(&sjis).0, TextEncoding::ShiftJis, "pad {pad}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!    UTF-8 is borrowed, not copied. Other encodings are decoded with
 //!    `encoding_rs` in segments cut at bytes no multi-byte sequence contains,
 //!    which makes the segment table an exact map back to original offsets.
-//! 2. **Skip** ([`scan`](Scanner::scan)): a branch-free 32-byte block loop
+//! 2. **Skip** ([`scan`](Scanner::scan)): an eight-bytes-at-a-time (SWAR) loop
 //!    stops only at ASCII digits, `:`, `@` and 0xEF (the lead byte of
 //!    full-width digits and the full-width colon). On ordinary text most
 //!    bytes never get further than this loop.

@@ -2,8 +2,10 @@
 //! scenario:
 //!
 //! ```sh
-//! cargo run --release -p anshin-scan --example throughput [MIB]
+//! cargo run --release -p anshin-scan --example throughput [MIB [SCENARIO…]]
 //! ```
+//!
+//! Named scenarios run alone (for profiling one of them); none named runs all.
 //!
 //! - `detectors_plain_text`: anshin-detect's `Scanner::scan` over one buffer
 //!   of everyday Japanese text and log lines (a planted value every few KiB).
@@ -13,7 +15,17 @@
 //! - `pipeline_sql_dump_1_thread`: the same text as a mysqldump (a row per
 //!   line, extended INSERTs), read as a table.
 //! - `corpus_accuracy`: the labelled corpus (text and CSV in every encoding),
-//!   precision and recall per category against its keyed ground truth.
+//!   precision and recall per category against its keyed ground truth. It
+//!   comes from anshin-detect's own generator, so it shows consistency.
+//! - `independent_accuracy`: card numbers, My Numbers and phone numbers
+//!   planted by `tests/independent/mod.rs`, which shares no code with the
+//!   detectors, in UTF-8 and Shift_JIS; scored by byte span.
+//! - `stream_memory`: `STREAM_GIB` (default 2) GiB of the plain text
+//!   generated on the fly and read through `Discovery::scan_reader` (the
+//!   path standard input takes), with findings counted and dropped; and
+//!   `huge_line_memory`: the same amount as one line without a line end.
+//!   Run them alone for a meaningful `peak_mib` (the process's whole
+//!   high-water mark, generator included).
 //!
 //! `mb_per_cpu_s` divides by the scanning thread's CPU time (Linux), which a
 //! busy neighbour on a shared machine does not inflate; `mb_per_s` is wall
@@ -21,13 +33,16 @@
 //! scenario.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::time::Instant;
 
 use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::KeyBytes;
 use anshin_detect::corpus;
 use anshin_scan::{Category, Discovery, Limits, Scanner};
+
+#[path = "../tests/independent/mod.rs"]
+mod independent;
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[9u8; 32]).expect("32 bytes");
@@ -104,59 +119,200 @@ fn sql_dump(text: &str) -> String {
 }
 
 fn main() {
-    let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mib: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let named = args.get(1..).unwrap_or_default();
+    let wanted = |scenario: &str| named.is_empty() || named.iter().any(|n| n == scenario);
     let s = scanner();
+    let discovery = Discovery::new(scanner(), Limits::default().file_timeout(None));
+    if named.iter().all(|n| n.ends_with("_memory")) && !named.is_empty() {
+        // Only the memory scenarios: no large text held in memory.
+        let block = corpus::plain_text(1, 1 << 20, &s);
+        stream_memory(
+            &discovery,
+            &block,
+            wanted("stream_memory"),
+            wanted("huge_line_memory"),
+        );
+        return;
+    }
     let text = corpus::plain_text(1, mib << 20, &s);
     let bytes = text.as_bytes();
 
-    line(
-        "detectors_plain_text",
-        bytes.len(),
-        best_of(5, || s.scan(bytes).findings.len()),
-    );
+    if wanted("detectors_plain_text") {
+        line(
+            "detectors_plain_text",
+            bytes.len(),
+            best_of(5, || s.scan(bytes).findings.len()),
+        );
+    }
 
-    let discovery = Discovery::new(scanner(), Limits::default());
-    let one = best_of(5, || {
-        let mut n = 0;
-        discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
-            n += r.findings.len()
+    if wanted("pipeline_plain_text_1_thread") {
+        let one = best_of(5, || {
+            let mut n = 0;
+            discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
+                n += r.findings.len()
+            });
+            n
         });
-        n
-    });
-    line("pipeline_plain_text_1_thread", bytes.len(), one);
+        line("pipeline_plain_text_1_thread", bytes.len(), one);
+    }
 
-    // Wall time only: the CPU time of the spawned threads is not the caller's.
-    let (wall, _, n) = best_of(3, || {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut n = 0;
-                        discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
-                            n += r.findings.len()
-                        });
-                        n
+    if wanted("pipeline_plain_text_2_threads") {
+        // Wall time only: the CPU time of the spawned threads is not the caller's.
+        let (wall, _, n) = best_of(3, || {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut n = 0;
+                            discovery.scan_reader("plain.txt", &mut Cursor::new(bytes), &mut |r| {
+                                n += r.findings.len()
+                            });
+                            n
+                        })
                     })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
-        })
-    });
-    line("pipeline_plain_text_2_threads", 2 * bytes.len(), (wall, 0.0, n));
-
-    // The same text as a mysqldump: extended INSERTs of 100 rows, one line of
-    // the text per `note` value, streamed through the SQL reader (tokenizer,
-    // per-table CSV chunks, locator mapping), one thread.
-    let dump = sql_dump(&text);
-    let sql = best_of(3, || {
-        let mut n = 0;
-        discovery.scan_reader("dump.sql", &mut Cursor::new(dump.as_bytes()), &mut |r| {
-            n += r.findings.len()
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+            })
         });
-        n
-    });
-    line("pipeline_sql_dump_1_thread", dump.len(), sql);
+        line("pipeline_plain_text_2_threads", 2 * bytes.len(), (wall, 0.0, n));
+    }
 
+    if wanted("pipeline_sql_dump_1_thread") {
+        // The same text as a mysqldump: extended INSERTs of 100 rows, one line of
+        // the text per `note` value, streamed through the SQL reader (tokenizer,
+        // per-table CSV chunks, locator mapping), one thread.
+        let dump = sql_dump(&text);
+        let sql = best_of(3, || {
+            let mut n = 0;
+            discovery.scan_reader("dump.sql", &mut Cursor::new(dump.as_bytes()), &mut |r| {
+                n += r.findings.len()
+            });
+            n
+        });
+        line("pipeline_sql_dump_1_thread", dump.len(), sql);
+    }
+
+    if wanted("corpus_accuracy") {
+        corpus_accuracy(&discovery);
+    }
+    if wanted("independent_accuracy") {
+        independent_accuracy(&discovery);
+    }
+    let mut end = text.len().min(1 << 20);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let block = &text[..end];
+    stream_memory(
+        &discovery,
+        block,
+        wanted("stream_memory"),
+        wanted("huge_line_memory"),
+    );
+}
+
+/// Endless copies of `block` (line ends turned to spaces for one huge line),
+/// `len` bytes in all.
+struct Repeat<'a> {
+    block: &'a [u8],
+    at: usize,
+    left: u64,
+}
+
+impl Read for Repeat<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf
+            .len()
+            .min(self.block.len() - self.at)
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at = (self.at + n) % self.block.len();
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn stream_memory(discovery: &Discovery, block: &str, stream: bool, huge_line: bool) {
+    let gib: u64 = std::env::var("STREAM_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let one_line = block.replace('\n', " ");
+    for (scenario, wanted, block) in [
+        ("stream_memory", stream, block),
+        ("huge_line_memory", huge_line, one_line.as_str()),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let mut reader = Repeat {
+            block: block.as_bytes(),
+            at: 0,
+            left: gib << 30,
+        };
+        let t = Instant::now();
+        let c = thread_cpu();
+        let mut n = 0;
+        let mut status = String::new();
+        discovery.scan_reader("-", &mut reader, &mut |r| {
+            n += r.findings.len();
+            status = format!("{:?}", r.status).to_lowercase();
+        });
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), thread_cpu() - c);
+        let bytes = gib << 30;
+        println!(
+            "{{\"scenario\":\"{scenario}\",\"bytes\":{bytes},\"seconds\":{wall:.2},\"mb_per_s\":{:.1},\"mb_per_cpu_s\":{:.1},\"findings\":{n},\"status\":\"{status}\",\"peak_mib\":{:.1}}}",
+            bytes as f64 / wall / 1e6,
+            bytes as f64 / cpu / 1e6,
+            peak_mib()
+        );
+    }
+}
+
+fn independent_accuracy(discovery: &Discovery) {
+    for (name, output) in [
+        ("utf8", independent::Output::Utf8),
+        ("shift_jis", independent::Output::ShiftJis),
+    ] {
+        let corpus = independent::generate(0x1DE9, 20_000, output);
+        let mut findings = Vec::new();
+        let t = Instant::now();
+        discovery.scan_reader("independent.txt", &mut Cursor::new(&corpus.bytes), &mut |r| {
+            for f in r.findings {
+                let kind = match f.category {
+                    Category::Card => independent::Kind::Card,
+                    Category::MyNumber => independent::Kind::MyNumber,
+                    Category::Phone => independent::Kind::Phone,
+                    _ => continue,
+                };
+                findings.push((kind, f.locator.byte_offset, f.locator.byte_len));
+            }
+        });
+        let secs = t.elapsed().as_secs_f64();
+        let per_kind: Vec<String> = independent::score(&corpus, &findings)
+            .into_iter()
+            .map(|(kind, planted, reported, tp)| {
+                format!(
+                    "\"{}\":{{\"planted\":{planted},\"reported\":{reported},\"precision\":{:.4},\"recall\":{:.4}}}",
+                    kind.name(),
+                    if reported == 0 { 1.0 } else { tp as f64 / reported as f64 },
+                    tp as f64 / planted as f64
+                )
+            })
+            .collect();
+        println!(
+            "{{\"scenario\":\"independent_accuracy\",\"encoding\":\"{name}\",\"bytes\":{},\"mb_per_s\":{:.1},\"hard_negatives\":{},\"categories\":{{{}}}}}",
+            corpus.bytes.len(),
+            corpus.bytes.len() as f64 / secs / 1e6,
+            corpus.negatives,
+            per_kind.join(",")
+        );
+    }
+}
+
+fn corpus_accuracy(discovery: &Discovery) {
     // Accuracy: every document of the labelled corpus through the pipeline,
     // findings matched to the truth by (document, category, fingerprint).
     let c = corpus::generate(42, 600, discovery.scanner());

@@ -107,6 +107,11 @@ pub struct Limits {
     /// pathological input ends `partial` (reason `time_limit`) rather than
     /// holding a worker forever.
     pub file_timeout: Option<Duration>,
+    /// Most findings listed for one object. Past it the object is `partial`
+    /// and further findings are dropped, so one endless stream (standard
+    /// input, a huge log) cannot grow memory without bound: listed findings
+    /// take about 250 bytes each.
+    pub max_findings: usize,
 }
 
 impl Default for Limits {
@@ -119,6 +124,7 @@ impl Default for Limits {
             max_in_memory: 32 << 20,
             chunk: 8 << 20,
             file_timeout: Some(Duration::from_secs(60)),
+            max_findings: 200_000,
         }
     }
 }
@@ -163,6 +169,12 @@ impl Limits {
     /// Sets [`Limits::file_timeout`].
     pub fn file_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.file_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Limits::max_findings`] (at least 1).
+    pub fn max_findings(mut self, findings: usize) -> Self {
+        self.max_findings = findings.max(1);
         self
     }
 }
@@ -384,6 +396,18 @@ impl ObjectReport {
     }
 
     /// Marks the object partial (or keeps it skipped) with a reason; the first reason wins.
+    /// Lists a finding unless `max` are listed already ([`Limits::max_findings`]).
+    pub(crate) fn list(&mut self, finding: Finding, max: usize) {
+        if self.findings.len() < max {
+            self.findings.push(finding);
+        } else if self.status < Status::Partial || self.reason.is_none() {
+            self.degrade(
+                Status::Partial,
+                format!("more than {max} findings in one object: the rest are not listed"),
+            );
+        }
+    }
+
     pub(crate) fn degrade(&mut self, status: Status, reason: impl Into<String>) {
         if status > self.status {
             self.status = status;

@@ -491,7 +491,7 @@ impl<'c, 'd> Table<'c, 'd> {
                 .and_then(|i| self.columns.get(i))
                 .map(|c| c.chars().take(64).collect());
             rec.table = Some(self.name.clone());
-            report.findings.push(f);
+            report.list(f, self.ctx.discovery.limits.max_findings);
         }
         self.records_before = layout.records();
         self.layout = Some(layout);

@@ -1247,3 +1247,23 @@ fn inventory_places_dump_tables_and_pdf_pages_apart() {
         ]
     );
 }
+
+#[test]
+fn findings_past_the_limit_make_the_object_partial_not_larger() {
+    let card = luhn_complete("453201", 16);
+    let text = format!("カード番号：{card}\n").repeat(50);
+    // Small chunks: the cap holds across chunks, not only within one.
+    let d = discovery(Limits::default().max_findings(20).chunk(4096));
+    let reports = collect(&d, "many.txt", text.repeat(10).as_bytes());
+    let r = object(&reports, "many.txt");
+    assert_eq!(r.findings.len(), 20);
+    assert_eq!(r.status, Status::Partial);
+    assert!(
+        r.reason
+            .as_deref()
+            .is_some_and(|m| m.contains("more than 20 findings"))
+    );
+    let all = collect(&discovery(Limits::default()), "many.txt", text.as_bytes());
+    assert_eq!(object(&all, "many.txt").findings.len(), 50);
+    assert_eq!(object(&all, "many.txt").status, Status::Complete);
+}

@@ -106,7 +106,7 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
             {
                 rec.header = clean_header(ctx, &mut header_ok, h);
             }
-            report.findings.push(f);
+            report.list(f, discovery.limits.max_findings);
         }
         layout = next_layout;
         let newlines = count_newlines(piece, enc);
