@@ -35,6 +35,8 @@ pub struct App {
     pub(crate) lockouts: Lockouts,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub(crate) proxies: TrustedProxies,
+    /// Tenants whose data keys a rewrap pass found all on the current version.
+    pub(crate) rewrapped: crate::vault::rotation::RewrapState,
 }
 
 /// Where the data lives.
@@ -85,6 +87,7 @@ impl App {
             exports: ExportLimiter::default(),
             lockouts: Lockouts::default(),
             proxies: TrustedProxies::default(),
+            rewrapped: Default::default(),
         })
     }
 

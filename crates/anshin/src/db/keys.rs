@@ -109,18 +109,23 @@ impl Store {
         dispatch!(self.insert_kek_version(tenant, version, wrapped, created_at))
     }
 
-    /// KEK versions with their record counts; all tenants if `tenant` is `None`.
-    pub async fn kek_versions(&self, tenant: Option<&TenantId>) -> Result<Vec<KeyVersionRow>, StoreError> {
-        dispatch!(self.kek_versions(tenant))
+    /// KEK versions, with their record counts if `count_records` (one pass
+    /// over the key state); all tenants if `tenant` is `None`.
+    pub async fn kek_versions(
+        &self,
+        tenant: Option<&TenantId>,
+        count_records: bool,
+    ) -> Result<Vec<KeyVersionRow>, StoreError> {
+        dispatch!(self.kek_versions(tenant, count_records))
     }
 
     /// Up to `limit` record keys of `tenant` wrapped by a version below
-    /// `below`, in (version, record id) order, after `after` if given.
+    /// `below`, in record id order, after `after` if given.
     pub async fn stale_record_keys(
         &self,
         tenant: &TenantId,
         below: u32,
-        after: Option<&(u32, String)>,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
         dispatch!(self.stale_record_keys(tenant, below, after, limit))

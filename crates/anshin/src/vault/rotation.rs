@@ -25,6 +25,23 @@ use crate::clock;
 use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RetireOutcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{KeyRequestId, TenantId, parse_or_404};
+use crate::vault::keys::KEYS_REFRESH;
+
+/// The tenants a rewrap pass found clean, with the version they were clean at.
+#[derive(Default)]
+pub struct RewrapState(std::sync::Mutex<std::collections::HashMap<TenantId, u32>>);
+
+impl RewrapState {
+    fn is_clean(&self, tenant: &TenantId, version: u32) -> bool {
+        self.0.lock().is_ok_and(|map| map.get(tenant) == Some(&version))
+    }
+
+    fn mark_clean(&self, tenant: TenantId, version: u32) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(tenant, version);
+        }
+    }
+}
 
 /// Records re-wrapped per store transaction.
 pub const REWRAP_BATCH: u32 = 2_000;
@@ -256,7 +273,7 @@ impl App {
 
     /// [`App::key_status`] without an actor, for the local command line.
     pub async fn key_status_of(&self, tenant: Option<&TenantId>) -> Result<Vec<TenantKeyStatus>> {
-        Ok(statuses(self.store.kek_versions(tenant).await?))
+        Ok(statuses(self.store.kek_versions(tenant, true).await?))
     }
 
     /// Asks for a manual key operation; another operator must approve it.
@@ -383,8 +400,9 @@ impl App {
     }
 
     /// Re-wraps `tenant`'s data keys to its current KEK version in one pass
-    /// through the key state, in batches: while one batch is written, the
-    /// next is read and re-wrapped. `progress` hears each stored batch.
+    /// through the key state in record order, in batches: while one batch is
+    /// written, the next is read and re-wrapped. `progress` hears each stored
+    /// batch.
     async fn rewrap_pass(
         &self,
         tenant: &TenantId,
@@ -392,17 +410,17 @@ impl App {
         progress: &mut impl FnMut(u64),
     ) -> Result<u64> {
         let mut total = 0;
-        let mut after: Option<(u32, String)> = None;
+        let mut after: Option<String> = None;
         let mut writing: Option<tokio::task::JoinHandle<std::result::Result<u64, crate::db::StoreError>>> =
             None;
         loop {
             let keys = self.keyring.tenant(&self.store, tenant).await?;
             let stale = self
                 .store
-                .stale_record_keys(tenant, keys.current_version(), after.as_ref(), REWRAP_BATCH)
+                .stale_record_keys(tenant, keys.current_version(), after.as_deref(), REWRAP_BATCH)
                 .await?;
             let Some(last) = stale.last() else { break };
-            after = Some((last.kek_version, last.record_id.clone()));
+            after = Some(last.record_id.clone());
             let mut rewrapped = Vec::with_capacity(stale.len());
             for row in stale {
                 let keys = if keys.holds(row.kek_version) {
@@ -436,22 +454,35 @@ impl App {
         Ok(total)
     }
 
-    /// Runs the rewrap for every tenant until no record is left on an old
-    /// version, pausing between batches; `progress` hears each batch. A pass
-    /// that leaves records behind (written meanwhile by a node that had not yet
-    /// seen the rotation) is followed by another.
+    /// Re-wraps every tenant's data keys until none is left on an old version,
+    /// pausing between batches; `progress` hears each batch. A pass that
+    /// re-wraps something is followed by another (a node that had not yet seen
+    /// the rotation may have written behind it). A tenant found clean once its
+    /// current version is older than twice [`KEYS_REFRESH`] (so every node
+    /// writes with it) is not read again until its version changes.
     pub async fn rewrap_all(&self, pause: Duration, mut progress: impl FnMut(u64)) -> Result<u64> {
         let mut total = 0;
-        for status in self.key_status_of(None).await? {
-            if status.pending_rewrap == 0 {
+        let now = clock::now_ms();
+        let settled_ms = i64::try_from(KEYS_REFRESH.as_millis() * 2).unwrap_or(i64::MAX);
+        for status in statuses(self.store.kek_versions(None, false).await?) {
+            let tenant = status.tenant_id;
+            if self.rewrapped.is_clean(&tenant, status.current_version) {
                 continue;
             }
+            let created = status
+                .versions
+                .iter()
+                .find(|v| v.version == status.current_version)
+                .map_or(now, |v| v.created_at_ms);
             loop {
-                let n = self.rewrap_pass(&status.tenant_id, pause, &mut progress).await?;
+                let n = self.rewrap_pass(&tenant, pause, &mut progress).await?;
+                total += n;
                 if n == 0 {
                     break;
                 }
-                total += n;
+            }
+            if now - created >= settled_ms {
+                self.rewrapped.mark_clean(tenant, status.current_version);
             }
         }
         Ok(total)

@@ -55,14 +55,18 @@ impl PgStore {
     pub(in crate::db) async fn kek_versions(
         &self,
         tenant: Option<&TenantId>,
+        count_records: bool,
     ) -> Result<Vec<KeyVersionRow>, StoreError> {
         let rows = self
             .query(
-                "SELECT t.tenant_id, t.version, t.created_at, t.encryptions,
-                        (SELECT count(*) FROM record_keys k WHERE k.tenant_id = t.tenant_id AND k.kek_version = t.version)
-                 FROM tenant_keys t WHERE t.purpose = 'kek' AND ($1::text IS NULL OR t.tenant_id = $1)
+                "SELECT t.tenant_id, t.version, t.created_at, t.encryptions, coalesce(n.records, 0)
+                 FROM tenant_keys t LEFT JOIN (
+                     SELECT tenant_id, kek_version, count(*) AS records FROM record_keys
+                     WHERE $2 AND ($1::text IS NULL OR tenant_id = $1) GROUP BY tenant_id, kek_version
+                 ) n ON n.tenant_id = t.tenant_id AND n.kek_version = t.version
+                 WHERE t.purpose = 'kek' AND ($1::text IS NULL OR t.tenant_id = $1)
                  ORDER BY t.tenant_id, t.version",
-                &[&tenant.map(TenantId::as_str)],
+                &[&tenant.map(TenantId::as_str), &count_records],
             )
             .await?;
         rows.iter()
@@ -82,21 +86,18 @@ impl PgStore {
         &self,
         tenant: &TenantId,
         below: u32,
-        after: Option<&(u32, String)>,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
-        // The cursor starts below every version (0) and every id ('').
-        let (after_version, after_id) = after.map_or((0, ""), |(v, id)| (*v, id.as_str()));
         let rows = self
             .query(
                 "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
-                 WHERE tenant_id = $1 AND kek_version < $2 AND (kek_version, record_id) > ($3, $4)
-                 ORDER BY kek_version, record_id LIMIT $5",
+                 WHERE record_id > $3 AND tenant_id = $1 AND kek_version < $2
+                 ORDER BY record_id LIMIT $4",
                 &[
                     &tenant.as_str(),
                     &version_i32(below)?,
-                    &version_i32(after_version)?,
-                    &after_id,
+                    &after.unwrap_or(""),
                     &i64::from(limit),
                 ],
             )

@@ -72,15 +72,19 @@ impl SqliteStore {
     pub(in crate::db) async fn kek_versions(
         &self,
         tenant: Option<&TenantId>,
+        count_records: bool,
     ) -> Result<Vec<KeyVersionRow>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT t.tenant_id, t.version, t.created_at, t.encryptions,
-                        (SELECT count(*) FROM record_keys k WHERE k.tenant_id = t.tenant_id AND k.kek_version = t.version)
-                 FROM tenant_keys t WHERE t.purpose = 'kek' AND (?1 IS NULL OR t.tenant_id = ?1)
+                "SELECT t.tenant_id, t.version, t.created_at, t.encryptions, coalesce(n.records, 0)
+                 FROM tenant_keys t LEFT JOIN (
+                     SELECT tenant_id, kek_version, count(*) AS records FROM record_keys
+                     WHERE ?2 AND (?1 IS NULL OR tenant_id = ?1) GROUP BY tenant_id, kek_version
+                 ) n ON n.tenant_id = t.tenant_id AND n.kek_version = t.version
+                 WHERE t.purpose = 'kek' AND (?1 IS NULL OR t.tenant_id = ?1)
                  ORDER BY t.tenant_id, t.version",
             )?
-            .query_map([tenant.map(TenantId::as_str)], |r| {
+            .query_map(params![tenant.map(TenantId::as_str), count_records], |r| {
                 Ok(KeyVersionRow {
                     tenant_id: TenantId::from_db(r.get(0)?),
                     version: version(r.get(1)?)?,
@@ -97,28 +101,23 @@ impl SqliteStore {
         &self,
         tenant: &TenantId,
         below: u32,
-        after: Option<&(u32, String)>,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
-        // The cursor starts below every version (0) and every id ('').
-        let (after_version, after_id) = after.map_or((0, ""), |(v, id)| (*v, id.as_str()));
         self.read(|c| {
             c.prepare_cached(
                 "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
-                 WHERE tenant_id = ?1 AND kek_version < ?2 AND (kek_version, record_id) > (?3, ?4)
-                 ORDER BY kek_version, record_id LIMIT ?5",
+                 WHERE record_id > ?3 AND tenant_id = ?1 AND kek_version < ?2
+                 ORDER BY record_id LIMIT ?4",
             )?
-            .query_map(
-                params![tenant.as_str(), below, after_version, after_id, limit],
-                |r| {
-                    Ok(RecordKeyRow {
-                        record_id: r.get(0)?,
-                        kind: r.get(1)?,
-                        kek_version: version(r.get(2)?)?,
-                        wrapped_dek: r.get(3)?,
-                    })
-                },
-            )?
+            .query_map(params![tenant.as_str(), below, after.unwrap_or(""), limit], |r| {
+                Ok(RecordKeyRow {
+                    record_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    kek_version: version(r.get(2)?)?,
+                    wrapped_dek: r.get(3)?,
+                })
+            })?
             .collect()
         })
     }
