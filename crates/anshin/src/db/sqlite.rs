@@ -1378,6 +1378,52 @@ fn order_view(r: &Row<'_>) -> rusqlite::Result<OrderView> {
 mod tests {
     use super::*;
 
+    /// An install from before the key state kept each data key in its row:
+    /// migrating moves every one into `record_keys`, byte for byte, and drops
+    /// the old columns.
+    #[test]
+    fn data_keys_move_from_the_rows_into_the_key_state() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.1 == "key_store")
+            .expect("key_store");
+        migrate(&mut conn, &MIGRATIONS[..before]).expect("old schema");
+        conn.execute_batch(
+            "INSERT INTO tenants VALUES ('ten_a', 'a', 1);
+             INSERT INTO tenant_keys VALUES ('ten_a', 'kek', 1, x'01', 1), ('ten_a', 'kek', 2, x'02', 2);
+             INSERT INTO shops VALUES ('shp_a', 'ten_a', 's', 1);
+             INSERT INTO cards (token, tenant_id, brand, last4, kek_version, wrapped_dek, number_ct, created_at)
+                 VALUES ('card_a', 'ten_a', 'visa', '1111', 1, x'c1', x'aa', 1),
+                        ('card_gone', 'ten_a', 'visa', '2222', NULL, NULL, NULL, 1);
+             INSERT INTO customers (id, tenant_id, kek_version, wrapped_dek, name_ct, created_at)
+                 VALUES ('cus_a', 'ten_a', 2, x'c2', x'bb', 1);
+             INSERT INTO orders (id, tenant_id, shop_id, customer_id, amount, currency, status, created_at)
+                 VALUES ('ord_a', 'ten_a', 'shp_a', 'cus_a', 100, 'JPY', 'created', 1);
+             INSERT INTO order_shipping (order_id, kek_version, wrapped_dek, name_ct) VALUES ('ord_a', 1, x'c3', x'cc');",
+        )
+        .expect("old rows");
+        migrate(&mut conn, MIGRATIONS).expect("migrate");
+        let keys: Vec<(String, String, String, i64, Vec<u8>)> = conn
+            .prepare("SELECT record_id, tenant_id, kind, kek_version, wrapped_dek FROM record_keys ORDER BY record_id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect())
+            .expect("keys");
+        let row =
+            |id: &str, kind: &str, v: i64, key: u8| (id.into(), "ten_a".into(), kind.into(), v, vec![key]);
+        assert_eq!(
+            keys,
+            [
+                row("card_a", "card", 1, 0xc1),
+                row("cus_a", "customer", 2, 0xc2),
+                row("ord_a", "order", 1, 0xc3)
+            ]
+        );
+        for table in ["cards", "customers", "order_shipping"] {
+            let gone = conn.prepare(&format!("SELECT wrapped_dek FROM {table}")).is_err();
+            assert!(gone, "{table} no longer holds data keys");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_share_commits() {
         let dir = tempfile::tempdir().expect("tempdir");
