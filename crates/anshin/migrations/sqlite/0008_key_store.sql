@@ -44,7 +44,7 @@ ALTER TABLE tenant_keys ADD COLUMN encryptions INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE key_requests (
     id           TEXT PRIMARY KEY,
     tenant_id    TEXT REFERENCES tenants (id),
-    operation    TEXT NOT NULL CHECK (operation IN ('rotate', 'retire')),
+    operation    TEXT NOT NULL CHECK (operation IN ('rotate', 'retire', 'shred_tenant')),
     below        INTEGER,
     reason       TEXT NOT NULL,
     requested_by TEXT NOT NULL REFERENCES principals (id),

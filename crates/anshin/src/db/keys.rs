@@ -42,6 +42,8 @@ pub enum KeyOperation {
         /// The lowest version kept.
         below: u32,
     },
+    /// Destroy every key of a tenant: all its data becomes unreadable for good.
+    ShredTenant,
 }
 
 impl KeyOperation {
@@ -50,6 +52,7 @@ impl KeyOperation {
         match self {
             Self::Rotate => "rotate",
             Self::Retire { .. } => "retire",
+            Self::ShredTenant => "shred_tenant",
         }
     }
 
@@ -57,13 +60,14 @@ impl KeyOperation {
         match (name, below.map(u32::try_from)) {
             ("rotate", None) => Ok(Self::Rotate),
             ("retire", Some(Ok(below))) => Ok(Self::Retire { below }),
+            ("shred_tenant", None) => Ok(Self::ShredTenant),
             _ => Err(StoreError::Corrupt("key request operation")),
         }
     }
 
     pub(super) fn below(self) -> Option<i64> {
         match self {
-            Self::Rotate => None,
+            Self::Rotate | Self::ShredTenant => None,
             Self::Retire { below } => Some(i64::from(below)),
         }
     }
@@ -146,6 +150,12 @@ impl Store {
         below: u32,
     ) -> Result<RetireOutcome, StoreError> {
         dispatch!(self.retire_kek_versions(tenant, below))
+    }
+
+    /// Destroys every key of `tenant` (data keys, KEKs, fingerprint keys) and
+    /// disables its principals, in one transaction. Returns the data keys destroyed.
+    pub async fn shred_tenant(&self, tenant: &TenantId, at: i64) -> Result<u64, StoreError> {
+        dispatch!(self.shred_tenant(tenant, at))
     }
 
     /// Adds encryption counts to KEK versions.

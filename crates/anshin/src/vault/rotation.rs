@@ -125,7 +125,9 @@ pub struct TenantKeyStatus {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
-    /// `rotate` (add a KEK version) or `retire` (destroy versions below `below`).
+    /// `rotate` (add a KEK version), `retire` (destroy versions below
+    /// `below`) or `shred_tenant` (destroy every key of the tenant: all its
+    /// cards, customers and orders become unreadable for good, backups included).
     #[schema(example = "rotate")]
     pub operation: String,
     /// For `retire`: the lowest version kept.
@@ -167,7 +169,8 @@ pub struct KeyRequest {
     /// When (RFC 3339).
     pub decided_at: Option<String>,
     /// What the approved operation did: the new version for `rotate`, the
-    /// number of versions destroyed for `retire`.
+    /// number of versions destroyed for `retire`, the number of data keys
+    /// destroyed for `shred_tenant`.
     pub result: Option<u64>,
 }
 
@@ -181,7 +184,7 @@ impl KeyRequest {
         };
         let below = match row.operation {
             KeyOperation::Retire { below } => Some(below),
-            KeyOperation::Rotate => None,
+            KeyOperation::Rotate | KeyOperation::ShredTenant => None,
         };
         Self {
             id: row.id,
@@ -244,6 +247,7 @@ fn statuses(rows: Vec<KeyVersionRow>) -> Vec<TenantKeyStatus> {
 fn operation(input: &NewKeyRequest) -> Result<KeyOperation> {
     match (input.operation.as_str(), input.below) {
         ("rotate", None) => Ok(KeyOperation::Rotate),
+        ("shred_tenant", None) => Ok(KeyOperation::ShredTenant),
         ("retire", Some(below)) if below >= 2 => Ok(KeyOperation::Retire { below }),
         ("retire", _) => Err(Error::invalid(
             "invalid_below",
@@ -251,7 +255,7 @@ fn operation(input: &NewKeyRequest) -> Result<KeyOperation> {
         )),
         _ => Err(Error::invalid(
             "invalid_operation",
-            "operation must be `rotate` or `retire` (`below` only with retire)",
+            "operation must be `rotate`, `retire` or `shred_tenant` (`below` only with retire)",
         )),
     }
 }
@@ -376,6 +380,14 @@ impl App {
 
     async fn carry_out(&self, tenant: &TenantId, operation: KeyOperation, now: i64) -> Result<u64> {
         match operation {
+            KeyOperation::ShredTenant => {
+                let destroyed = self.store.shred_tenant(tenant, now).await?;
+                self.keyring.forget(tenant);
+                // Its principals' keys must stop working at once on this node
+                // (other nodes re-read credentials on their own schedule).
+                self.auth.clear();
+                Ok(destroyed)
+            }
             KeyOperation::Rotate => Ok(u64::from(self.keyring.rotate(&self.store, tenant, now).await?)),
             KeyOperation::Retire { below } => {
                 let outcome = self.store.retire_kek_versions(tenant, below).await?;

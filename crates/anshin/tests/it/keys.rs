@@ -13,6 +13,7 @@ both_backends!(
     a_card_deleted_after_a_backup_cannot_be_read_from_it,
     a_customer_deleted_after_a_backup_cannot_be_read_from_it,
     a_version_is_rotated_before_its_encryption_bound_and_by_age,
+    a_shredded_tenant_cannot_be_read_even_from_a_backup,
 );
 
 /// A valid Visa number that differs for each `n` (Luhn check digit computed here).
@@ -600,4 +601,73 @@ async fn a_version_is_rotated_before_its_encryption_bound_and_by_age(t: TestApp)
     let rotated = t.app.rotate_due(&by_age).await.expect("policy");
     assert_eq!(rotated.len(), 1);
     assert_eq!(key_state(&t, &tenant).await["current_version"], 3);
+}
+
+/// Shredding a whole tenant (two operators) destroys every key it has: its
+/// cards and customers are unreadable, in the database and in any data
+/// backup, its keys stop working, and other tenants are untouched.
+async fn a_shredded_tenant_cannot_be_read_even_from_a_backup(t: TestApp) {
+    let (tenant, _, shop) = t.tenant_with_shop("leaving").await;
+    let (other_tenant, _, other_shop) = t.tenant_with_shop("staying").await;
+    let second = t.global_key("operator").await;
+    let processor = t.key("processor", &tenant, None).await;
+    let (_, card) = t.tokenize(&shop, &visa(300)).await;
+    let (_, other) = t.tokenize(&other_shop, &visa(301)).await;
+    let (card, other) = (
+        card["token"].as_str().expect("token").to_owned(),
+        other["token"].as_str().expect("token").to_owned(),
+    );
+    t.raw_sql("CREATE TABLE cards_backup AS SELECT * FROM cards;")
+        .await;
+    let req = request(
+        &t,
+        &t.operator_key,
+        json!({"operation": "shred_tenant", "reason": "contract ended", "tenant_id": tenant}),
+    )
+    .await;
+    let (status, done) = decide(&t, &second, req["id"].as_str().expect("id"), "approve").await;
+    assert_eq!(
+        (status, done["result"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{done}"
+    );
+    let (status, _) = t
+        .call(Method::GET, &format!("/v1/cards/{card}"), Some(&shop), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the tenant's keys are disabled");
+    t.raw_sql("DELETE FROM cards; INSERT INTO cards SELECT * FROM cards_backup;")
+        .await;
+    let (status, body) = t
+        .call(
+            Method::POST,
+            &format!("/v1/cards/{card}/reveal"),
+            Some(&processor),
+            None,
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK);
+    assert!(!body.to_string().contains(&visa(300)[6..]));
+    let everything = t.global_key("processor").await;
+    let (status, _) = t
+        .call(
+            Method::POST,
+            &format!("/v1/cards/{card}/reveal"),
+            Some(&everything),
+            None,
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK, "not even a global key opens it");
+    let (status, body) = t
+        .call(
+            Method::GET,
+            &format!("/v1/cards/{other}"),
+            Some(&other_shop),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["last4"].as_str()),
+        (StatusCode::OK, Some(&visa(301)[12..]))
+    );
+    assert_eq!(key_state(&t, &other_tenant).await["current_version"], 1);
 }

@@ -181,6 +181,32 @@ impl PgStore {
         Ok(RetireOutcome::Destroyed(destroyed))
     }
 
+    pub(in crate::db) async fn shred_tenant(&self, tenant: &TenantId, at: i64) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let destroyed = tx
+            .execute(
+                "DELETE FROM record_keys WHERE tenant_id = $1",
+                &[&tenant.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(
+            "DELETE FROM tenant_keys WHERE tenant_id = $1",
+            &[&tenant.as_str()],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            "UPDATE principals SET disabled_at = $2 WHERE tenant_id = $1 AND disabled_at IS NULL",
+            &[&tenant.as_str(), &at],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(destroyed)
+    }
+
     pub(in crate::db) async fn add_encryptions(
         &self,
         counts: Vec<(TenantId, u32, u64)>,

@@ -168,6 +168,25 @@ impl SqliteStore {
         .await
     }
 
+    pub(in crate::db) async fn shred_tenant(&self, tenant: &TenantId, at: i64) -> Result<u64, StoreError> {
+        let tenant = tenant.clone();
+        self.write(move |c| {
+            let t = tenant.as_str();
+            // secure_delete is on: the keys' bytes are overwritten.
+            let destroyed = c
+                .prepare_cached("DELETE FROM record_keys WHERE tenant_id = ?1")?
+                .execute([t])?;
+            c.prepare_cached("DELETE FROM tenant_keys WHERE tenant_id = ?1")?
+                .execute([t])?;
+            c.prepare_cached(
+                "UPDATE principals SET disabled_at = ?2 WHERE tenant_id = ?1 AND disabled_at IS NULL",
+            )?
+            .execute(params![t, at])?;
+            Ok(destroyed as u64)
+        })
+        .await
+    }
+
     pub(in crate::db) async fn add_encryptions(
         &self,
         counts: Vec<(TenantId, u32, u64)>,
