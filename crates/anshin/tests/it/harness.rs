@@ -304,6 +304,17 @@ impl TestApp {
             .await
     }
 
+    /// Reveals a card with `key`: status and body.
+    pub async fn reveal(&self, key: &str, token: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/v1/cards/{token}/reveal"),
+            Some(key),
+            None,
+        )
+        .await
+    }
+
     /// A tenant with one shop: (tenant id, shop id, shop key).
     pub async fn tenant_with_shop(&self, name: &str) -> (String, String, String) {
         let (status, tenant) = self

@@ -194,14 +194,7 @@ async fn rotation_during_load_loses_no_write_and_leaves_every_record_readable(t:
     );
     let processor = t.key("processor", &tenant, None).await;
     for (n, token) in tokens.iter().enumerate() {
-        let (status, card) = t
-            .call(
-                Method::POST,
-                &format!("/v1/cards/{token}/reveal"),
-                Some(&processor),
-                None,
-            )
-            .await;
+        let (status, card) = t.reveal(&processor, token).await;
         assert_eq!(status, StatusCode::OK);
         assert!(card["number"] == visa(n as u32).as_str(), "card {n} reads back");
     }
@@ -281,22 +274,10 @@ async fn a_card_deleted_after_a_backup_cannot_be_read_from_it(t: TestApp) {
          INSERT INTO cards SELECT * FROM cards_backup; INSERT INTO card_shops SELECT * FROM card_shops_backup;",
     )
     .await;
-    let reveal = |token: String| {
-        let (t, processor) = (&t, &processor);
-        async move {
-            t.call(
-                Method::POST,
-                &format!("/v1/cards/{token}/reveal"),
-                Some(processor),
-                None,
-            )
-            .await
-        }
-    };
-    let (status, body) = reveal(gone.clone()).await;
+    let (status, body) = t.reveal(&processor, &gone).await;
     assert_ne!(status, StatusCode::OK, "the deleted card stays unreadable");
     assert!(!body.to_string().contains(&visa(12)[6..]));
-    let (status, body) = reveal(kept).await;
+    let (status, body) = t.reveal(&processor, &kept).await;
     assert_eq!(
         (status, body["number"].as_str()),
         (StatusCode::OK, Some(visa(11).as_str()))
@@ -637,25 +618,11 @@ async fn a_shredded_tenant_cannot_be_read_even_from_a_backup(t: TestApp) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the tenant's keys are disabled");
     t.raw_sql("DELETE FROM cards; INSERT INTO cards SELECT * FROM cards_backup;")
         .await;
-    let (status, body) = t
-        .call(
-            Method::POST,
-            &format!("/v1/cards/{card}/reveal"),
-            Some(&processor),
-            None,
-        )
-        .await;
+    let (status, body) = t.reveal(&processor, &card).await;
     assert_ne!(status, StatusCode::OK);
     assert!(!body.to_string().contains(&visa(300)[6..]));
     let everything = t.global_key("processor").await;
-    let (status, _) = t
-        .call(
-            Method::POST,
-            &format!("/v1/cards/{card}/reveal"),
-            Some(&everything),
-            None,
-        )
-        .await;
+    let (status, _) = t.reveal(&everything, &card).await;
     assert_ne!(status, StatusCode::OK, "not even a global key opens it");
     let (status, body) = t
         .call(

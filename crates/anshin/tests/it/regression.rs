@@ -145,18 +145,6 @@ async fn ciphertext_copied_to_another_record_or_field_fails_to_decrypt(t: TestAp
     let (_, a) = t.tokenize(&shop, "4242424242424242").await;
     let (_, b) = t.tokenize(&shop, "5555555555554444").await;
     let (a, b) = (a["token"].as_str().expect("a"), b["token"].as_str().expect("b"));
-    let reveal = |token: String| {
-        let (t, processor) = (&t, &processor);
-        async move {
-            t.call(
-                Method::POST,
-                &format!("/v1/cards/{token}/reveal"),
-                Some(processor),
-                None,
-            )
-            .await
-        }
-    };
 
     // 1. A's whole sealed record (data key and fields) copied into B.
     t.raw_sql(&format!(
@@ -168,7 +156,7 @@ async fn ciphertext_copied_to_another_record_or_field_fails_to_decrypt(t: TestAp
          WHERE token = '{b}'"
     ))
     .await;
-    let (status, body) = reveal(b.to_owned()).await;
+    let (status, body) = t.reveal(&processor, b).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, Some("internal"))
@@ -180,7 +168,7 @@ async fn ciphertext_copied_to_another_record_or_field_fails_to_decrypt(t: TestAp
         "UPDATE cards SET holder_ct = number_ct WHERE token = '{a}'"
     ))
     .await;
-    let (status, _) = reveal(a.to_owned()).await;
+    let (status, _) = t.reveal(&processor, a).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let (status, _) = t
         .call(Method::GET, &format!("/v1/cards/{a}"), Some(&shop), None)
