@@ -171,39 +171,24 @@ async fn inventories_are_kept_per_tenant_with_history_and_audited(t: TestApp) {
 
 async fn inventories_are_checked_and_masked_at_the_edge(t: TestApp) {
     let (_, operator) = operator_of_new_tenant(&t, "edge shop").await;
-    let mut bad = inventory("2026-12-01T09:00:00Z", "x", 1);
-    bad["format"] = json!("something/9");
-    t.expect_error(
-        Method::POST,
-        "/v1/inventory",
-        Some(&operator),
-        Some(bad),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_inventory",
-    )
-    .await;
-    let mut bad = inventory("2026-12-01T09:00:00Z", "x", 1);
-    bad["scanned_at"] = json!("yesterday");
-    t.expect_error(
-        Method::POST,
-        "/v1/inventory",
-        Some(&operator),
-        Some(bad),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_inventory",
-    )
-    .await;
-    let mut bad = inventory("2026-12-01T09:00:00Z", "x", 1);
-    bad["locations"] = json!("many");
-    t.expect_error(
-        Method::POST,
-        "/v1/inventory",
-        Some(&operator),
-        Some(bad),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    )
-    .await;
+    let cases = [
+        ("format", json!("something/9"), "invalid_inventory"),
+        ("scanned_at", json!("yesterday"), "invalid_inventory"),
+        ("locations", json!("many"), "invalid_request"),
+    ];
+    for (field, value, code) in cases {
+        let mut bad = inventory("2026-12-01T09:00:00Z", "x", 1);
+        bad[field] = value;
+        t.expect_error(
+            Method::POST,
+            "/v1/inventory",
+            Some(&operator),
+            Some(bad),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+        )
+        .await;
+    }
 
     // A name holding a card number is stored masked.
     let card = "4532015112830366";
