@@ -182,14 +182,14 @@ fn read_backup(backup: &Path, current: &Path) -> Result<Vec<BackedUp>> {
             RecordKind::Card,
             3,
             "SELECT c.token, c.tenant_id, k.kek_version, k.wrapped_dek, c.number_ct, c.expiry_ct, c.holder_ct
-             FROM main.cards c LEFT JOIN cur.record_keys k ON k.record_id = c.token WHERE c.deleted_at IS NULL",
+             FROM main.cards c LEFT JOIN cur.record_keys k ON k.id = c.key_id WHERE c.deleted_at IS NULL",
         ),
         (
             RecordKind::Customer,
             7,
             "SELECT c.id, c.tenant_id, k.kek_version, k.wrapped_dek, c.name_ct, c.name_kana_ct, c.postal_code_ct,
                     c.address_ct, c.phone_ct, c.email_ct, c.fax_ct
-             FROM main.customers c LEFT JOIN cur.record_keys k ON k.record_id = c.id WHERE c.deleted_at IS NULL",
+             FROM main.customers c LEFT JOIN cur.record_keys k ON k.id = c.key_id WHERE c.deleted_at IS NULL",
         ),
         (
             RecordKind::Order,
@@ -197,7 +197,7 @@ fn read_backup(backup: &Path, current: &Path) -> Result<Vec<BackedUp>> {
             "SELECT s.order_id, o.tenant_id, k.kek_version, k.wrapped_dek, s.name_ct, s.postal_code_ct,
                     s.address_ct, s.phone_ct
              FROM main.order_shipping s JOIN main.orders o ON o.id = s.order_id
-             LEFT JOIN cur.record_keys k ON k.record_id = s.order_id WHERE s.purged_at IS NULL",
+             LEFT JOIN cur.record_keys k ON k.id = s.key_id WHERE s.purged_at IS NULL",
         ),
     ];
     let mut out = Vec::new();

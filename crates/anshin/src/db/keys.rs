@@ -22,7 +22,9 @@ pub struct KeyVersionRow {
 /// One record's wrapped data key, as the rewrap job reads and writes it.
 #[derive(Clone)]
 pub struct RecordKeyRow {
-    /// The record's id (card token, customer id, order id).
+    /// The key's own id, which the record's data row names it by.
+    pub id: i64,
+    /// The record's id (card token, customer id, order id), bound into the wrap.
     pub record_id: String,
     /// `card`, `customer` or `order`.
     pub kind: String,
@@ -124,12 +126,12 @@ impl Store {
     }
 
     /// Up to `limit` record keys of `tenant` wrapped by a version below
-    /// `below`, in record id order, after `after` if given.
+    /// `below`, in key id order, after key id `after` if given.
     pub async fn stale_record_keys(
         &self,
         tenant: &TenantId,
         below: u32,
-        after: Option<&str>,
+        after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
         dispatch!(self.stale_record_keys(tenant, below, after, limit))

@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key_store",
         include_str!("../../migrations/postgres/0007_key_store.sql"),
     ),
+    (
+        10,
+        "record_keys_by_id",
+        include_str!("../../migrations/postgres/0010_record_keys_by_id.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across nodes ("anshin" in ASCII).
@@ -430,15 +435,19 @@ impl PgStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "WITH card AS (
+                // The key's id comes from the sequence first, so the card row can
+            // name it; an id the conflict leaves unused is never handed out again.
+            "WITH key AS (
+                     SELECT nextval('record_key_ids') AS id WHERE $7::bytea IS NOT NULL),
+                 card AS (
                      INSERT INTO cards (token, tenant_id, fingerprint, brand, last4,
-                                        number_ct, expiry_ct, holder_ct, created_at, shop_id)
-                     VALUES ($1, $2, $3, $4, $5, $8, $9, $10, $11, $12)
+                                        number_ct, expiry_ct, holder_ct, created_at, shop_id, key_id)
+                     VALUES ($1, $2, $3, $4, $5, $8, $9, $10, $11, $12, (SELECT id FROM key))
                      ON CONFLICT (tenant_id, fingerprint) DO NOTHING
-                     RETURNING token),
+                     RETURNING token, key_id),
                  record_key AS (
-                     INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
-                     SELECT token, $2, 'card', $6, $7 FROM card WHERE $7::bytea IS NOT NULL),
+                     INSERT INTO record_keys (id, record_id, tenant_id, kind, kek_version, wrapped_dek)
+                     SELECT key_id, token, $2, 'card', $6, $7 FROM card WHERE key_id IS NOT NULL),
                  entry AS (
                      INSERT INTO audit_entries (time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
                      SELECT $13, $14, $15, $16, $17, $18, $19 FROM card
@@ -578,16 +587,15 @@ impl PgStore {
             CardRelease::Released
         } else {
             tx.execute(
-                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
-                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = $2
-                 WHERE token = $1",
+                "WITH shredded AS (
+                     UPDATE cards SET fingerprint = NULL, number_ct = NULL,
+                                      expiry_ct = NULL, holder_ct = NULL, deleted_at = $2
+                     WHERE token = $1 RETURNING key_id)
+                 DELETE FROM record_keys WHERE id IN (SELECT key_id FROM shredded)",
                 &[&t, &at],
             )
             .await
             .map_err(pg)?;
-            tx.execute("DELETE FROM record_keys WHERE record_id = $1", &[&t])
-                .await
-                .map_err(pg)?;
             CardRelease::Shredded
         };
         tx.commit().await.map_err(pg)?;
@@ -602,7 +610,7 @@ impl PgStore {
         self.query_opt(
             "SELECT token, c.tenant_id, fingerprint, brand, last4, k.kek_version, k.wrapped_dek,
                     number_ct, expiry_ct, holder_ct, created_at, deleted_at
-             FROM cards c LEFT JOIN record_keys k ON k.record_id = c.token
+             FROM cards c LEFT JOIN record_keys k ON k.id = c.key_id
              WHERE token = $1 AND ($2::text IS NULL OR c.tenant_id = $2)
                AND ($3::text IS NULL OR c.shop_id = $3
                     OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = $3))",
@@ -673,9 +681,9 @@ impl PgStore {
                      WHERE token = $1 AND ($2::text IS NULL OR tenant_id = $2) AND deleted_at IS NULL
                        AND ($3::text IS NULL OR cards.shop_id = $3
                             OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = $3))
-                     RETURNING token
+                     RETURNING token, key_id
                  ), destroyed AS (
-                     DELETE FROM record_keys WHERE record_id IN (SELECT token FROM shredded)
+                     DELETE FROM record_keys WHERE id IN (SELECT key_id FROM shredded)
                  )
                  SELECT token FROM shredded",
                 &[&token.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
@@ -698,9 +706,9 @@ impl PgStore {
                                           phone_ct = NULL, email_ct = NULL, fax_ct = NULL, deleted_at = $4
                      WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)
                        AND deleted_at IS NULL
-                     RETURNING id
+                     RETURNING id, key_id
                  ), destroyed AS (
-                     DELETE FROM record_keys WHERE record_id IN (SELECT id FROM shredded)
+                     DELETE FROM record_keys WHERE id IN (SELECT key_id FROM shredded)
                  )
                  SELECT id FROM shredded",
                 &[&id.as_str(), &scope.tenant_str(), &scope.shop_str(), &at],
@@ -714,14 +722,14 @@ impl PgStore {
         let sealed = customer.sealed.as_ref();
         let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
         self.execute(
-            "WITH customer AS (
-                 INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
-                                        postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
-                 VALUES ($1, $2, $3, $6, $7, $8, $9, $10, $11, $12, $13)
+            "WITH key AS (
+                 INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
+                 SELECT $1, $2, 'customer', $4, $5 WHERE $5::bytea IS NOT NULL
                  RETURNING id
              )
-             INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
-             SELECT id, $2, 'customer', $4, $5 FROM customer WHERE $5::bytea IS NOT NULL",
+             INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
+                                    postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at, key_id)
+             VALUES ($1, $2, $3, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT id FROM key))",
             &[
                 &customer.id.as_str(),
                 &customer.tenant_id.as_str(),
@@ -748,10 +756,10 @@ impl PgStore {
         id: &CustomerId,
     ) -> Result<Option<CustomerRow>, StoreError> {
         self.query_opt(
-            "SELECT id, c.tenant_id, shop_id, k.kek_version, k.wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
+            "SELECT c.id, c.tenant_id, shop_id, k.kek_version, k.wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
                     address_ct, phone_ct, email_ct, fax_ct, created_at
-             FROM customers c LEFT JOIN record_keys k ON k.record_id = c.id
-             WHERE id = $1 AND ($2::text IS NULL OR c.tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)",
+             FROM customers c LEFT JOIN record_keys k ON k.id = c.key_id
+             WHERE c.id = $1 AND ($2::text IS NULL OR c.tenant_id = $2) AND ($3::text IS NULL OR shop_id = $3)",
             &[&id.as_str(), &scope.tenant_str(), &scope.shop_str()],
         )
         .await?
@@ -800,20 +808,22 @@ impl PgStore {
         if let Some(sh) = shipping {
             let [name, postal, address, phone] = sh.fields;
             tx.execute(
-                "INSERT INTO order_shipping (order_id, name_ct, postal_code_ct, address_ct, phone_ct)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&o.id.as_str(), &name, &postal, &address, &phone],
-            )
-            .await
-            .map_err(pg)?;
-            tx.execute(
-                "INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
-                 VALUES ($1, $2, 'order', $3, $4)",
+                "WITH key AS (
+                     INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
+                     VALUES ($1, $2, 'order', $3, $4)
+                     RETURNING id
+                 )
+                 INSERT INTO order_shipping (order_id, name_ct, postal_code_ct, address_ct, phone_ct, key_id)
+                 VALUES ($1, $5, $6, $7, $8, (SELECT id FROM key))",
                 &[
                     &o.id.as_str(),
                     &o.tenant_id.as_str(),
                     &version_i32(sh.kek_version)?,
                     &sh.wrapped_dek,
+                    &name,
+                    &postal,
+                    &address,
+                    &phone,
                 ],
             )
             .await

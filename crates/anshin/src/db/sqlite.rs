@@ -66,6 +66,11 @@ const MIGRATIONS: &[Migration] = &[
         "key_store",
         include_str!("../../migrations/sqlite/0008_key_store.sql"),
     ),
+    (
+        11,
+        "record_keys_by_id",
+        include_str!("../../migrations/sqlite/0011_record_keys_by_id.sql"),
+    ),
 ];
 
 /// The audit log's own file.
@@ -735,13 +740,14 @@ impl SqliteStore {
             if held {
                 return Ok(CardRelease::Released);
             }
-            c.prepare_cached(
-                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
-                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = ?2
-                 WHERE token = ?1",
-            )?
-            .execute(params![t, at])?;
-            destroy_record_key(c, t)?;
+            let key_id = c
+                .prepare_cached(
+                    "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
+                                      expiry_ct = NULL, holder_ct = NULL, deleted_at = ?2
+                     WHERE token = ?1 RETURNING key_id",
+                )?
+                .query_row(params![t, at], |r| r.get(0))?;
+            destroy_record_key(c, key_id)?;
             Ok(CardRelease::Shredded)
         })
         .await
@@ -756,7 +762,7 @@ impl SqliteStore {
             c.prepare_cached(
                 "SELECT token, c.tenant_id, fingerprint, brand, last4, k.kek_version, k.wrapped_dek,
                         number_ct, expiry_ct, holder_ct, created_at, deleted_at
-                 FROM cards c LEFT JOIN record_keys k ON k.record_id = c.token
+                 FROM cards c LEFT JOIN record_keys k ON k.id = c.key_id
                  WHERE token = ?1 AND (?2 IS NULL OR c.tenant_id = ?2)
                    AND (?3 IS NULL OR c.shop_id = ?3
                         OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = ?3))",
@@ -810,19 +816,29 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (tenant, shop, token) = (scope.tenant.cloned(), scope.shop.cloned(), token.clone());
         self.write(move |c| {
-            let shredded = c.prepare_cached(
-                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
+            let shredded: Option<Option<i64>> = c
+                .prepare_cached(
+                    "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = ?4
                  WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND deleted_at IS NULL
                    AND (?3 IS NULL OR cards.shop_id = ?3
-                        OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = ?3))",
-            )?
-            .execute(params![token.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])?
-                == 1;
-            if shredded {
-                destroy_record_key(c, token.as_str())?;
+                        OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = ?3))
+                 RETURNING key_id",
+                )?
+                .query_row(
+                    params![
+                        token.as_str(),
+                        tenant.as_ref().map(TenantId::as_str),
+                        shop.as_ref().map(ShopId::as_str),
+                        at
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(key_id) = shredded {
+                destroy_record_key(c, key_id)?;
             }
-            Ok(shredded)
+            Ok(shredded.is_some())
         })
         .await
     }
@@ -835,24 +851,23 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (tenant, shop, id) = (scope.tenant.cloned(), scope.shop.cloned(), id.clone());
         self.write(move |c| {
-            let shredded = c
+            let shredded: Option<Option<i64>> = c
                 .prepare_cached(
                     "UPDATE customers SET name_ct = NULL, name_kana_ct = NULL, postal_code_ct = NULL, address_ct = NULL,
                                           phone_ct = NULL, email_ct = NULL, fax_ct = NULL, deleted_at = ?4
                      WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)
-                       AND deleted_at IS NULL",
+                       AND deleted_at IS NULL
+                     RETURNING key_id",
                 )?
-                .execute(params![
-                    id.as_str(),
-                    tenant.as_ref().map(TenantId::as_str),
-                    shop.as_ref().map(ShopId::as_str),
-                    at
-                ])?
-                == 1;
-            if shredded {
-                destroy_record_key(c, id.as_str())?;
+                .query_row(
+                    params![id.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(key_id) = shredded {
+                destroy_record_key(c, key_id)?;
             }
-            Ok(shredded)
+            Ok(shredded.is_some())
         })
         .await
     }
@@ -861,10 +876,11 @@ impl SqliteStore {
         self.write(move |c| {
             let sealed = customer.sealed.as_ref();
             let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
+            let key_id = insert_record_key(c, customer.id.as_str(), &customer.tenant_id, "customer", sealed)?;
             c.prepare_cached(
                 "INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
-                                        postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                        postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 customer.id.as_str(),
@@ -877,11 +893,9 @@ impl SqliteStore {
                 field(4),
                 field(5),
                 field(6),
-                customer.created_at
+                customer.created_at,
+                key_id
             ])?;
-            if let Some(sealed) = sealed {
-                insert_record_key(c, customer.id.as_str(), &customer.tenant_id, "customer", sealed)?;
-            }
             Ok(())
         })
         .await
@@ -894,10 +908,10 @@ impl SqliteStore {
     ) -> Result<Option<CustomerRow>, StoreError> {
         let raw = self.read(|c| {
             c.prepare_cached(
-                "SELECT id, c.tenant_id, shop_id, k.kek_version, k.wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
+                "SELECT c.id, c.tenant_id, shop_id, k.kek_version, k.wrapped_dek, name_ct, name_kana_ct, postal_code_ct,
                         address_ct, phone_ct, email_ct, fax_ct, created_at
-                 FROM customers c LEFT JOIN record_keys k ON k.record_id = c.id
-                 WHERE id = ?1 AND (?2 IS NULL OR c.tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)",
+                 FROM customers c LEFT JOIN record_keys k ON k.id = c.key_id
+                 WHERE c.id = ?1 AND (?2 IS NULL OR c.tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)",
             )?
             .query_row(params![id.as_str(), scope.tenant_str(), scope.shop_str()], raw_customer)
             .optional()
@@ -929,13 +943,13 @@ impl SqliteStore {
                 o.completed_at
             ])?;
             if let Some(sh) = shipping {
-                insert_record_key(c, o.id.as_str(), &o.tenant_id, "order", &sh)?;
+                let key_id = insert_record_key(c, o.id.as_str(), &o.tenant_id, "order", Some(&sh))?;
                 let [name, postal, address, phone] = sh.fields;
                 c.prepare_cached(
-                    "INSERT INTO order_shipping (order_id, name_ct, postal_code_ct, address_ct, phone_ct)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO order_shipping (order_id, name_ct, postal_code_ct, address_ct, phone_ct, key_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![o.id.as_str(), name, postal, address, phone])?;
+                .execute(params![o.id.as_str(), name, postal, address, phone, key_id])?;
             }
             Ok(())
         })
@@ -997,28 +1011,32 @@ impl SqliteStore {
     }
 }
 
-/// Applies pending migrations with foreign keys off, as SQLite's procedure for
-/// schema changes that rebuild a table asks (the pragma is a no-op inside a
-/// transaction); the keys are checked before the commit.
-/// Stores a record's wrapped data key in the key state (`record_keys`).
+/// Stores a record's wrapped data key in the key state (`record_keys`) and
+/// returns the id its data row names it by. Ids ascend, so the row lands at
+/// the table's end rather than on a random page.
 fn insert_record_key<const N: usize>(
     c: &Connection,
     record: &str,
     tenant: &TenantId,
     kind: &str,
-    sealed: &Sealed<N>,
-) -> rusqlite::Result<()> {
+    sealed: Option<&Sealed<N>>,
+) -> rusqlite::Result<Option<i64>> {
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
     c.prepare_cached(
         "INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![record, tenant.as_str(), kind, sealed.kek_version, sealed.wrapped_dek])?;
-    Ok(())
+    Ok(Some(c.last_insert_rowid()))
 }
 
-/// Destroys a record's data key (secure_delete overwrites the freed bytes).
-fn destroy_record_key(c: &Connection, record: &str) -> rusqlite::Result<()> {
-    c.prepare_cached("DELETE FROM record_keys WHERE record_id = ?1")?
-        .execute([record])?;
+/// Destroys the data key a data row names (secure_delete overwrites the freed bytes).
+fn destroy_record_key(c: &Connection, key_id: Option<i64>) -> rusqlite::Result<()> {
+    if let Some(id) = key_id {
+        c.prepare_cached("DELETE FROM record_keys WHERE id = ?1")?
+            .execute([id])?;
+    }
     Ok(())
 }
 
@@ -1026,11 +1044,13 @@ fn destroy_record_key(c: &Connection, record: &str) -> rusqlite::Result<()> {
 /// lets `shop` see it either way; inside the writer's transaction.
 fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusqlite::Result<CardInsert> {
     let sealed = card.sealed.as_ref();
+    // The key first, for its id; dropped again if the tenant holds the card.
+    let key_id = insert_record_key(c, card.token.as_str(), &card.tenant_id, "card", sealed)?;
     let inserted =
         c.prepare_cached(
             "INSERT INTO cards (token, tenant_id, fingerprint, brand, last4,
-                                    number_ct, expiry_ct, holder_ct, created_at, shop_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                    number_ct, expiry_ct, holder_ct, created_at, shop_id, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (tenant_id, fingerprint) DO NOTHING",
         )?
         .execute(params![
@@ -1043,14 +1063,13 @@ fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusq
             sealed.and_then(|s| s.fields[1].as_ref()),
             sealed.and_then(|s| s.fields[2].as_ref()),
             card.created_at,
-            shop.as_ref().map(ShopId::as_str)
+            shop.as_ref().map(ShopId::as_str),
+            key_id
         ])? == 1;
     if inserted {
-        if let Some(sealed) = sealed {
-            insert_record_key(c, card.token.as_str(), &card.tenant_id, "card", sealed)?;
-        }
         return Ok(CardInsert::Inserted);
     }
+    destroy_record_key(c, key_id)?;
     let existing: String = c
         .prepare_cached("SELECT token FROM cards WHERE tenant_id = ?1 AND fingerprint = ?2")?
         .query_row(
@@ -1075,6 +1094,9 @@ fn insert_card_row(c: &Connection, card: &CardRow, shop: Option<ShopId>) -> rusq
     })
 }
 
+/// Applies pending migrations with foreign keys off, as SQLite's procedure for
+/// schema changes that rebuild a table asks (the pragma is a no-op inside a
+/// transaction); the keys are checked before the commit.
 fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {
     conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(backend)?;
     let result = migrate_in_transaction(conn, migrations);
@@ -1379,8 +1401,8 @@ mod tests {
     use super::*;
 
     /// An install from before the key state kept each data key in its row:
-    /// migrating moves every one into `record_keys`, byte for byte, and drops
-    /// the old columns.
+    /// migrating moves every one into `record_keys`, byte for byte, each data
+    /// row naming its key by id, and drops the old columns.
     #[test]
     fn data_keys_move_from_the_rows_into_the_key_state() {
         let mut conn = Connection::open_in_memory().expect("open");
@@ -1405,8 +1427,19 @@ mod tests {
         .expect("old rows");
         migrate(&mut conn, MIGRATIONS).expect("migrate");
         let keys: Vec<(String, String, String, i64, Vec<u8>)> = conn
-            .prepare("SELECT record_id, tenant_id, kind, kek_version, wrapped_dek FROM record_keys ORDER BY record_id")
-            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect())
+            .prepare(
+                "SELECT k.record_id, k.tenant_id, k.kind, k.kek_version, k.wrapped_dek FROM record_keys k
+                 JOIN (SELECT token AS record, key_id FROM cards UNION ALL SELECT id, key_id FROM customers
+                       UNION ALL SELECT order_id, key_id FROM order_shipping) d
+                   ON d.key_id = k.id AND d.record = k.record_id
+                 ORDER BY k.record_id",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
+            })
             .expect("keys");
         let row =
             |id: &str, kind: &str, v: i64, key: u8| (id.into(), "ten_a".into(), kind.into(), v, vec![key]);

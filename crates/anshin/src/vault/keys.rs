@@ -403,6 +403,7 @@ mod tests {
 
     fn row_of(kind: &str, version: u32, wrapped: Vec<u8>) -> RecordKeyRow {
         RecordKeyRow {
+            id: 1,
             record_id: "card_x".into(),
             kind: kind.into(),
             kek_version: version,

@@ -412,7 +412,7 @@ impl App {
     }
 
     /// Re-wraps `tenant`'s data keys to its current KEK version in one pass
-    /// through the key state in record order, in batches: while one batch is
+    /// through the key state in key id order, in batches: while one batch is
     /// written, the next is read and re-wrapped. `progress` hears each stored
     /// batch.
     async fn rewrap_pass(
@@ -422,17 +422,17 @@ impl App {
         progress: &mut impl FnMut(u64),
     ) -> Result<u64> {
         let mut total = 0;
-        let mut after: Option<String> = None;
+        let mut after: Option<i64> = None;
         let mut writing: Option<tokio::task::JoinHandle<std::result::Result<u64, crate::db::StoreError>>> =
             None;
         loop {
             let keys = self.keyring.tenant(&self.store, tenant).await?;
             let stale = self
                 .store
-                .stale_record_keys(tenant, keys.current_version(), after.as_deref(), REWRAP_BATCH)
+                .stale_record_keys(tenant, keys.current_version(), after, REWRAP_BATCH)
                 .await?;
             let Some(last) = stale.last() else { break };
-            after = Some(last.record_id.clone());
+            after = Some(last.id);
             let mut rewrapped = Vec::with_capacity(stale.len());
             for row in stale {
                 let keys = if keys.holds(row.kek_version) {

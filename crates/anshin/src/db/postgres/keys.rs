@@ -86,18 +86,18 @@ impl PgStore {
         &self,
         tenant: &TenantId,
         below: u32,
-        after: Option<&str>,
+        after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
         let rows = self
             .query(
-                "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
-                 WHERE record_id > $3 AND tenant_id = $1 AND kek_version < $2
-                 ORDER BY record_id LIMIT $4",
+                "SELECT id, record_id, kind, kek_version, wrapped_dek FROM record_keys
+                 WHERE id > $3 AND tenant_id = $1 AND kek_version < $2
+                 ORDER BY id LIMIT $4",
                 &[
                     &tenant.as_str(),
                     &version_i32(below)?,
-                    &after.unwrap_or(""),
+                    &after.unwrap_or(0),
                     &i64::from(limit),
                 ],
             )
@@ -105,10 +105,11 @@ impl PgStore {
         rows.iter()
             .map(|r| {
                 Ok(RecordKeyRow {
-                    record_id: r.get(0),
-                    kind: r.get(1),
-                    kek_version: version(r.get(2))?,
-                    wrapped_dek: r.get(3),
+                    id: r.get(0),
+                    record_id: r.get(1),
+                    kind: r.get(2),
+                    kek_version: version(r.get(3))?,
+                    wrapped_dek: r.get(4),
                 })
             })
             .collect()
@@ -124,15 +125,15 @@ impl PgStore {
         let mut new = Vec::with_capacity(rows.len());
         let mut wrapped = Vec::with_capacity(rows.len());
         for (row, version, key) in rows {
-            ids.push(row.record_id);
+            ids.push(row.id);
             old.push(version_i32(row.kek_version)?);
             new.push(version_i32(version)?);
             wrapped.push(key);
         }
         self.execute(
             "UPDATE record_keys k SET kek_version = u.new, wrapped_dek = u.wrapped
-             FROM unnest($1::text[], $2::int[], $3::int[], $4::bytea[]) AS u(id, old, new, wrapped)
-             WHERE k.record_id = u.id AND k.kek_version = u.old",
+             FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bytea[]) AS u(id, old, new, wrapped)
+             WHERE k.id = u.id AND k.kek_version = u.old",
             &[&ids, &old, &new, &wrapped],
         )
         .await

@@ -31,7 +31,7 @@ impl PgStore {
     ) -> Result<Option<ShippingRow>, StoreError> {
         let row = self
             .query_opt(
-                &format!("SELECT {SHIPPING_COLUMNS} FROM order_shipping s LEFT JOIN record_keys k ON k.record_id = s.order_id WHERE s.order_id = $1"),
+                &format!("SELECT {SHIPPING_COLUMNS} FROM order_shipping s LEFT JOIN record_keys k ON k.id = s.key_id WHERE s.order_id = $1"),
                 &[&order.as_str()],
             )
             .await?;
@@ -75,9 +75,9 @@ impl PgStore {
                      UPDATE order_shipping SET name_ct = NULL, postal_code_ct = NULL,
                             address_ct = NULL, phone_ct = NULL, purged_at = $2
                      WHERE order_id = ANY($1) AND purged_at IS NULL
-                     RETURNING order_id
+                     RETURNING order_id, key_id
                  ), destroyed AS (
-                     DELETE FROM record_keys WHERE record_id IN (SELECT order_id FROM shredded)
+                     DELETE FROM record_keys WHERE id IN (SELECT key_id FROM shredded)
                  )
                  SELECT order_id FROM shredded",
                 &[&ids, &at],
@@ -98,7 +98,7 @@ impl PgStore {
                 &format!(
                     "SELECT {ORDER_COLUMNS}, {SHIPPING_COLUMNS}
                      FROM orders o LEFT JOIN cards c ON c.token = o.card_token LEFT JOIN order_shipping s ON s.order_id = o.id
-                 LEFT JOIN record_keys k ON k.record_id = s.order_id
+                 LEFT JOIN record_keys k ON k.id = s.key_id
                      WHERE o.shop_id = $1 AND o.status <> 'cancelled' AND o.created_at >= $2
                        AND (o.completed_at IS NULL OR o.completed_at >= $3)
                      ORDER BY o.created_at, o.id LIMIT $4"

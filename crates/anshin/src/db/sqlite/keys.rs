@@ -101,21 +101,22 @@ impl SqliteStore {
         &self,
         tenant: &TenantId,
         below: u32,
-        after: Option<&str>,
+        after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RecordKeyRow>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT record_id, kind, kek_version, wrapped_dek FROM record_keys
-                 WHERE record_id > ?3 AND tenant_id = ?1 AND kek_version < ?2
-                 ORDER BY record_id LIMIT ?4",
+                "SELECT id, record_id, kind, kek_version, wrapped_dek FROM record_keys
+                 WHERE id > ?3 AND tenant_id = ?1 AND kek_version < ?2
+                 ORDER BY id LIMIT ?4",
             )?
-            .query_map(params![tenant.as_str(), below, after.unwrap_or(""), limit], |r| {
+            .query_map(params![tenant.as_str(), below, after.unwrap_or(0), limit], |r| {
                 Ok(RecordKeyRow {
-                    record_id: r.get(0)?,
-                    kind: r.get(1)?,
-                    kek_version: version(r.get(2)?)?,
-                    wrapped_dek: r.get(3)?,
+                    id: r.get(0)?,
+                    record_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    kek_version: version(r.get(3)?)?,
+                    wrapped_dek: r.get(4)?,
                 })
             })?
             .collect()
@@ -128,11 +129,11 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         self.write(move |c| {
             let mut update = c.prepare_cached(
-                "UPDATE record_keys SET kek_version = ?3, wrapped_dek = ?4 WHERE record_id = ?1 AND kek_version = ?2",
+                "UPDATE record_keys SET kek_version = ?3, wrapped_dek = ?4 WHERE id = ?1 AND kek_version = ?2",
             )?;
             let mut stored = 0;
             for (old, version, wrapped) in rows {
-                stored += update.execute(params![old.record_id, old.kek_version, version, wrapped])? as u64;
+                stored += update.execute(params![old.id, old.kek_version, version, wrapped])? as u64;
             }
             Ok(stored)
         })

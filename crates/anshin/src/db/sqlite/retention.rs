@@ -41,7 +41,7 @@ impl SqliteStore {
     ) -> Result<Option<ShippingRow>, StoreError> {
         let raw = self.read(|c| {
             c.prepare_cached(&format!(
-                "SELECT {SHIPPING_COLUMNS} FROM order_shipping s LEFT JOIN record_keys k ON k.record_id = s.order_id WHERE s.order_id = ?1"
+                "SELECT {SHIPPING_COLUMNS} FROM order_shipping s LEFT JOIN record_keys k ON k.id = s.key_id WHERE s.order_id = ?1"
             ))?
             .query_row([order.as_str()], |r| shipping_at(r, 0))
             .optional()
@@ -81,12 +81,15 @@ impl SqliteStore {
             let mut shred = c.prepare_cached(
                 "UPDATE order_shipping SET name_ct = NULL, postal_code_ct = NULL,
                         address_ct = NULL, phone_ct = NULL, purged_at = ?2
-                 WHERE order_id = ?1 AND purged_at IS NULL",
+                 WHERE order_id = ?1 AND purged_at IS NULL RETURNING key_id",
             )?;
             let mut shredded = Vec::with_capacity(orders.len());
             for id in orders {
-                if shred.execute(params![id.as_str(), at])? == 1 {
-                    super::destroy_record_key(c, id.as_str())?;
+                let key_id: Option<Option<i64>> = shred
+                    .query_row(params![id.as_str(), at], |r| r.get(0))
+                    .optional()?;
+                if let Some(key_id) = key_id {
+                    super::destroy_record_key(c, key_id)?;
                     shredded.push(id);
                 }
             }
@@ -106,7 +109,7 @@ impl SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {ORDER_COLUMNS}, {SHIPPING_COLUMNS}
                  FROM orders o LEFT JOIN cards c ON c.token = o.card_token LEFT JOIN order_shipping s ON s.order_id = o.id
-                 LEFT JOIN record_keys k ON k.record_id = s.order_id
+                 LEFT JOIN record_keys k ON k.id = s.key_id
                  WHERE o.shop_id = ?1 AND o.status <> 'cancelled' AND o.created_at >= ?2
                    AND (o.completed_at IS NULL OR o.completed_at >= ?3)
                  ORDER BY o.created_at, o.id LIMIT ?4"
