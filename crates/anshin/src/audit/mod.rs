@@ -109,6 +109,10 @@ pub enum EventKind {
     KeyReject,
     /// A KEK version was added by the rotation policy.
     KeyRotate,
+    /// Custodians' shares reached the threshold and the vault opened.
+    VaultUnseal,
+    /// An operator sealed the vault (its keys left memory).
+    VaultSeal,
 }
 
 impl EventKind {
@@ -149,6 +153,8 @@ impl EventKind {
             Self::KeyApprove => "key.approve",
             Self::KeyReject => "key.reject",
             Self::KeyRotate => "key.rotate",
+            Self::VaultUnseal => "vault.unseal",
+            Self::VaultSeal => "vault.seal",
         }
     }
 }

@@ -119,7 +119,7 @@ async fn unseal() -> Result<()> {
         if status.sealed {
             return Err(bench_error("the unseal scenario did not unseal"));
         }
-        gate.seal().await;
+        gate.seal(None).await;
         // Untimed: the next round starts in a fresh window of the unseal rate limit.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -105,7 +105,7 @@ async fn serve_sealed(config: &Config, record: Record) -> Result<()> {
     });
     serve_until_signal(listener, gate.service()).await?;
     expiry.abort();
-    gate.seal().await;
+    gate.seal(None).await;
     tracing::info!("stopped");
     Ok(())
 }

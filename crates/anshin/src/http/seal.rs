@@ -30,6 +30,7 @@ use super::sys::Health;
 use super::{AppState, MAX_BODY};
 use crate::access::{Actor, Role};
 use crate::app::{App, Location};
+use crate::audit::{Event, EventKind};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
 use crate::vault::root::{Record, RootKey, sealed};
 use crate::vault::shares::{self, OpenShare, Share, VaultId, share_error};
@@ -256,7 +257,12 @@ impl Gate {
             Ok(root) if self.record.matches(&root)? => root,
             _ => return Err(share_error("share_combination_wrong")),
         };
-        let running = (self.start)(App::open_with_root(&self.location, root).await?)?;
+        let app = App::open_with_root(&self.location, root).await?;
+        // Custodians are anonymous (a share names no one): the entry says when
+        // the vault opened; it is durable before any request is served.
+        app.record(None, None, &Event::new(EventKind::VaultUnseal), None)
+            .await?;
+        let running = (self.start)(app)?;
         let app = running.app.clone();
         let router = super::router(app.clone()).merge(unsealed_router(app, self.me.clone()));
         if let Ok(mut slot) = self.running.write() {
@@ -267,14 +273,21 @@ impl Gate {
     }
 
     /// Seals: drops the App (and with it every key in memory) and stops its
-    /// background tasks.
-    pub async fn seal(&self) -> SealStatus {
+    /// background tasks. `by` is the operator who asked, recorded in the log;
+    /// a stopping server seals without an entry (its stop is in its own log).
+    pub async fn seal(&self, by: Option<&Actor>) -> SealStatus {
         let mut pending = self.pending.lock().await;
         pending.shares.clear();
         let running = self.running.write().ok().and_then(|mut slot| slot.take());
         if let Some((_, running)) = running {
             for task in &running.tasks {
                 task.abort();
+            }
+            if let Some(actor) = by {
+                let event = Event::new(EventKind::VaultSeal);
+                if let Err(err) = running.app.record(Some(actor), actor.origin, &event, None).await {
+                    tracing::warn!(error = ?err, "could not record the seal in the audit log");
+                }
             }
             if let Err(err) = running.app.audit.integrate(&running.app.store).await {
                 tracing::warn!(error = ?err, "could not integrate the audit log before sealing");
@@ -345,7 +358,7 @@ pub async fn seal(actor: Actor, Extension(gate): Extension<Weak<Gate>>) -> Resul
     let gate = gate_of(&gate)?;
     // Sealing waits for nothing in flight: requests holding the App finish
     // with it, and then it is dropped.
-    Ok(Json(gate.seal().await))
+    Ok(Json(gate.seal(Some(&actor)).await))
 }
 
 #[cfg(test)]

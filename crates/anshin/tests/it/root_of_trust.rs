@@ -148,6 +148,21 @@ fn k_minus_one_shares_unseal_nothing_k_do_and_seal_or_restart_seals_again() {
         assert_eq!(unseal(&server, share, None).0, 200);
     }
     read_card(&server, &shop_key, &token);
+
+    // Both openings and the operator's seal are in the audit log.
+    let (status, page) = server.request("GET", "/v1/audit/events?limit=1000", &operator, None);
+    assert_eq!(status, 200, "{page}");
+    let entries: Vec<&Value> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| &e["entry"])
+        .collect();
+    let of = |kind: &str| entries.iter().filter(|e| e["event"] == kind).collect::<Vec<_>>();
+    assert_eq!(of("vault.unseal").len(), 2, "{page}");
+    let seals = of("vault.seal");
+    assert_eq!(seals.len(), 1, "{page}");
+    assert_eq!(seals[0]["actor"]["role"], "operator", "{page}");
 }
 
 #[test]
