@@ -405,6 +405,26 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Ask to destroy every key of a tenant (global operators; another approves):
+    /// all its cards, customers and shipping data become unreadable for good,
+    /// in the database and in every data backup, and its principals are disabled.
+    #[command(
+        name = "shred-tenant",
+        after_help = "Example:
+  ANSHIN_API_KEY=ak_… anshin keys shred-tenant --tenant ten_… --reason \"contract ended; APPI deletion\"
+  ANSHIN_API_KEY=ak_(second operator) anshin keys approve kreq_…"
+    )]
+    ShredTenant {
+        /// The tenant whose keys are destroyed.
+        #[arg(long, value_name = "ID")]
+        tenant: String,
+        /// Why; kept with the request.
+        #[arg(long)]
+        reason: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve a key request made by another operator, and carry it out.
     #[command(after_help = "Example:
   ANSHIN_API_KEY=ak_… anshin keys approve kreq_…     then re-wraps with a progress bar")]

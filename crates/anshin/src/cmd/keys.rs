@@ -1,4 +1,4 @@
-//! `anshin keys status|rotate|retire|approve|reject|requests|rewrap`: the key
+//! `anshin keys status|rotate|retire|shred-tenant|approve|reject|requests|rewrap`: the key
 //! state on the data directory. Requests and decisions act as the operator
 //! whose API key is in `ANSHIN_API_KEY`, so dual control holds here as it does
 //! over HTTP: the command line is not a way around the second operator.
@@ -56,6 +56,16 @@ pub async fn run(config: &Config, command: KeysCommand) -> Result<()> {
                 below: Some(below),
                 reason,
                 tenant_id: tenant,
+            };
+            print_request(&app.request_key_operation(&actor, input).await?, json)
+        }
+        KeysCommand::ShredTenant { tenant, reason, json } => {
+            let actor = operator(&app).await?;
+            let input = NewKeyRequest {
+                operation: "shred_tenant".into(),
+                below: None,
+                reason,
+                tenant_id: Some(tenant),
             };
             print_request(&app.request_key_operation(&actor, input).await?, json)
         }

@@ -45,7 +45,7 @@ struct Report {
 }
 
 /// Verifies the data backup in `dir`; the error `backup_unreadable_records`
-/// (exit code 7) if any record does not decrypt.
+/// (exit code 8) if any record does not decrypt.
 pub async fn run(config: &Config, dir: &Path, json: bool) -> Result<()> {
     let location = config.location();
     if location.database_url.is_some() {

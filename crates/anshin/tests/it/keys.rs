@@ -465,6 +465,43 @@ mod cli {
         ));
         assert_eq!(report["readable"], report["records"], "{report}");
         assert!(report["unreadable"].as_array().expect("list").is_empty());
+
+        // The tenant leaves: one operator asks, the other approves, and the
+        // backup taken before holds nothing readable any more.
+        let request = stdout_json(&anshin_with_key(
+            &data,
+            Some(&operator),
+            &[
+                "keys",
+                "shred-tenant",
+                "--tenant",
+                &tenant,
+                "--reason",
+                "contract ended",
+                "--json",
+            ],
+        ));
+        assert_eq!(request["operation"], "shred_tenant", "{request}");
+        let id = request["id"].as_str().expect("id");
+        stdout_json(&anshin_with_key(
+            &data,
+            Some(&second),
+            &["keys", "approve", id, "--json"],
+        ));
+        let after = anshin(
+            &data,
+            &["restore", "--verify", out.to_str().expect("utf8"), "--json"],
+        );
+        assert_eq!(after.status.code(), Some(8));
+        let after: Value = serde_json::from_slice(&after.stdout).expect("json");
+        let unreadable = after["unreadable"].as_array().expect("list");
+        assert_eq!(
+            (after["readable"].as_u64(), unreadable.len() as u64),
+            (Some(0), total),
+            "{}",
+            after["records"]
+        );
+        assert!(unreadable.iter().all(|u| u["reason"] == "key_destroyed"));
     }
 
     /// Requests a rotation as `first`, is refused approving it as `first`,
