@@ -151,11 +151,12 @@ impl CvcHolds {
     /// This node's public key for `epoch`, made if it has none yet.
     fn node_public(&self, epoch: i64) -> Result<Vec<u8>> {
         let mut keys = self.lock();
-        if !keys.node.contains_key(&epoch) {
-            keys.node
-                .insert(epoch, PrivateKey::generate(&X25519).map_err(|_| crypto_failed())?);
-        }
-        let private = keys.node.get(&epoch).ok_or_else(crypto_failed)?;
+        let private = match keys.node.entry(epoch) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(PrivateKey::generate(&X25519).map_err(|_| crypto_failed())?)
+            }
+        };
         Ok(private
             .compute_public_key()
             .map_err(|_| crypto_failed())?

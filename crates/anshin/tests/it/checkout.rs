@@ -249,7 +249,9 @@ async fn card_submissions_are_checked_before_anything_is_stored(t: TestApp) {
     let (_, _, shop_key) = t.tenant_with_shop("checks").await;
     let id = open_session(&t, &shop_key, 1000).await;
     let path = format!("/checkout/{id}/card");
-    let cases: [(Option<&str>, Value, StatusCode, &str, Option<&str>); 9] = [
+    // (Origin, body, status, code, param)
+    type Case<'a> = (Option<&'a str>, Value, StatusCode, &'a str, Option<&'a str>);
+    let cases: [Case<'_>; 9] = [
         (
             Some(SHOP),
             card("4111111111111111", "123"),
