@@ -551,7 +551,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn rendering_always_gives_valid_json(text in "\\PC{0,40}", holder in "\\PC{0,40}") {
+        // Text without braces (which would make placeholders of its own),
+        // control characters and quotes included.
+        fn rendering_always_gives_valid_json(text in "[^{}]{0,40}", holder in "\\PC{0,40}") {
             let value = json!({"a": format!("{text}{{{{card.holder_name}}}}{text}"), "b": text});
             let template = Template::from_value(&value).expect("template");
             let (number, holder) = (SecretString::new("4111111111111111".into()), SecretString::new(holder.clone()));
