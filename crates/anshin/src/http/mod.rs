@@ -8,6 +8,7 @@
 mod alerts;
 mod api;
 mod audit;
+mod checkout;
 mod extract;
 mod inventory;
 mod keys;
@@ -104,9 +105,24 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/keys/requests", post(keys::request).get(keys::list))
         .route("/keys/requests/{request_id}/approve", post(keys::approve))
         .route("/keys/requests/{request_id}/reject", post(keys::reject))
+        .route("/checkout/sessions", post(checkout::create_session))
+        .route("/checkout/sessions/{session_id}", get(checkout::get_session))
+        .route("/payments", post(checkout::create_payment))
+        .route("/payments/{payment_id}", get(checkout::get_payment))
+        .route("/payments/{payment_id}/capture", post(checkout::capture))
+        .route("/payments/{payment_id}/void", post(checkout::void))
+        .route("/payments/{payment_id}/refunds", post(checkout::refund))
+        .route("/tenants/{tenant_id}/routes", get(checkout::list_routes))
+        .route("/tenants/{tenant_id}/routes/{name}", put(checkout::put_route))
+        .route("/proxy/{route}", post(checkout::forward))
         .route("/openapi.json", get(sys::openapi));
+    let shopper = Router::new()
+        .route("/{session_id}/card", post(checkout::submit_card))
+        .route("/{session_id}/status", get(checkout::status))
+        .route("/{session_id}/3ds-return", get(checkout::three_ds_return));
     Router::new()
         .nest("/v1", v1)
+        .nest("/checkout", shopper)
         .route("/healthz", get(sys::healthz))
         .route("/readyz", get(sys::readyz))
         .route("/metrics", get(sys::metrics))

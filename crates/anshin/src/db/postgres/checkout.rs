@@ -1,0 +1,437 @@
+//! PostgreSQL storage of checkout sessions. Single use holds across nodes: a
+//! card is attached by one conditional UPDATE, which only one node can win.
+
+use tokio_postgres::Row;
+
+use super::PgStore;
+use crate::db::StoreError;
+use crate::db::checkout::{
+    CvcHoldRow, Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency,
+    session_card, session_status,
+};
+use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
+
+const SESSION_COLUMNS: &str = "id, tenant_id, shop_id, created_by, amount, currency, order_ref, allowed_origin, \
+                               locale, status, card_token, card_brand, card_last4, payment_id, created_at, expires_at";
+
+fn session_row(r: &Row) -> Result<SessionRow, StoreError> {
+    Ok(SessionRow {
+        id: CheckoutSessionId::from_db(r.get(0)),
+        tenant_id: TenantId::from_db(r.get(1)),
+        shop_id: r.get::<_, Option<String>>(2).map(ShopId::from_db),
+        created_by: PrincipalId::from_db(r.get(3)),
+        amount: r.get(4),
+        currency: r.get(5),
+        order_ref: r.get(6),
+        allowed_origin: r.get(7),
+        locale: r.get(8),
+        status: r.get(9),
+        card: session_card(r.get(10), r.get(11), r.get(12))?,
+        payment_id: r.get::<_, Option<String>>(13).map(PaymentId::from_db),
+        created_at: r.get(14),
+        expires_at: r.get(15),
+    })
+}
+
+impl PgStore {
+    pub(in crate::db) async fn checkout_insert(&self, s: SessionRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO checkout_sessions (id, tenant_id, shop_id, created_by, amount, currency, order_ref,
+                 allowed_origin, locale, status, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                &s.id.as_str(),
+                &s.tenant_id.as_str(),
+                &s.shop_id.as_ref().map(ShopId::as_str),
+                &s.created_by.as_str(),
+                &s.amount,
+                &s.currency,
+                &s.order_ref,
+                &s.allowed_origin,
+                &s.locale,
+                &s.status,
+                &s.created_at,
+                &s.expires_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn checkout_session(
+        &self,
+        id: &CheckoutSessionId,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        self.query_opt(
+            &format!("SELECT {SESSION_COLUMNS} FROM checkout_sessions WHERE id = $1"),
+            &[&id.as_str()],
+        )
+        .await?
+        .as_ref()
+        .map(session_row)
+        .transpose()
+    }
+
+    pub(in crate::db) async fn checkout_attach_card(
+        &self,
+        id: &CheckoutSessionId,
+        card: SessionCard,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE checkout_sessions SET status = $2, card_token = $3, card_brand = $4, card_last4 = $5
+                 WHERE id = $1 AND status = $6 AND expires_at > $7",
+                &[
+                    &id.as_str(),
+                    &session_status::CARD_SUBMITTED,
+                    &card.token.as_str(),
+                    &card.brand,
+                    &card.last4,
+                    &session_status::OPEN,
+                    &now,
+                ],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    pub(in crate::db) async fn checkout_bind_payment(
+        &self,
+        id: &CheckoutSessionId,
+        payment: &PaymentId,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE checkout_sessions SET payment_id = $2
+                 WHERE id = $1 AND status = $3 AND (payment_id IS NULL OR payment_id = $2)",
+                &[&id.as_str(), &payment.as_str(), &session_status::CARD_SUBMITTED],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    pub(in crate::db) async fn checkout_complete(&self, id: &CheckoutSessionId) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE checkout_sessions SET status = $2 WHERE id = $1",
+            &[&id.as_str(), &session_status::COMPLETED],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+const PAYMENT_COLUMNS: &str = "id, tenant_id, shop_id, created_by, session_id, card_token, route, amount, currency, \
+                               capture, status, decline_code, processor_reference, three_ds_id, challenge_url, \
+                               amount_captured, amount_refunded, created_at, updated_at";
+
+fn payment_row(r: &Row) -> PaymentRow {
+    PaymentRow {
+        id: PaymentId::from_db(r.get(0)),
+        tenant_id: TenantId::from_db(r.get(1)),
+        shop_id: r.get::<_, Option<String>>(2).map(ShopId::from_db),
+        created_by: PrincipalId::from_db(r.get(3)),
+        session_id: r.get::<_, Option<String>>(4).map(CheckoutSessionId::from_db),
+        card_token: CardToken::from_db(r.get(5)),
+        route: r.get(6),
+        amount: r.get(7),
+        currency: r.get(8),
+        capture: r.get(9),
+        state: PaymentState {
+            status: r.get(10),
+            decline_code: r.get(11),
+            processor_reference: r.get(12),
+            three_ds_id: r.get(13),
+            challenge_url: r.get(14),
+            amount_captured: r.get(15),
+            amount_refunded: r.get(16),
+            updated_at: r.get(18),
+        },
+        created_at: r.get(17),
+    }
+}
+
+impl PgStore {
+    pub(in crate::db) async fn route_put(&self, route: RouteRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO outbound_routes (tenant_id, name, kind, config, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, name) DO UPDATE SET kind = $3, config = $4, updated_at = $5",
+            &[
+                &route.tenant_id.as_str(),
+                &route.name,
+                &route.kind,
+                &route.config,
+                &route.updated_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn routes(&self, tenant: &TenantId) -> Result<Vec<RouteRow>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT tenant_id, name, kind, config, updated_at FROM outbound_routes WHERE tenant_id = $1 ORDER BY name",
+                &[&tenant.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| RouteRow {
+                tenant_id: TenantId::from_db(r.get(0)),
+                name: r.get(1),
+                kind: r.get(2),
+                config: r.get(3),
+                updated_at: r.get(4),
+            })
+            .collect())
+    }
+
+    pub(in crate::db) async fn idempotency_begin(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        request_hash: Vec<u8>,
+        payment_id: &PaymentId,
+        now: i64,
+    ) -> Result<Idempotency, StoreError> {
+        let inserted = self
+            .execute(
+                "INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, key) DO NOTHING",
+                &[&tenant.as_str(), &key, &request_hash, &payment_id.as_str(), &now],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(Idempotency::New);
+        }
+        let row = self
+            .query_opt(
+                "SELECT request_hash, payment_id, status_code, response FROM payment_idempotency
+                 WHERE tenant_id = $1 AND key = $2",
+                &[&tenant.as_str(), &key],
+            )
+            .await?
+            .ok_or(StoreError::Corrupt("idempotency key vanished"))?;
+        idempotency(
+            row.get(0),
+            row.get(1),
+            row.get::<_, Option<i32>>(2).map(i64::from),
+            row.get(3),
+        )
+    }
+
+    pub(in crate::db) async fn idempotency_finish(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        status_code: u16,
+        response: String,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE payment_idempotency SET status_code = $3, response = $4 WHERE tenant_id = $1 AND key = $2",
+            &[&tenant.as_str(), &key, &i32::from(status_code), &response],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn payment_insert(&self, p: PaymentRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
+                 currency, capture, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (id) DO NOTHING",
+            &[
+                &p.id.as_str(),
+                &p.tenant_id.as_str(),
+                &p.shop_id.as_ref().map(ShopId::as_str),
+                &p.created_by.as_str(),
+                &p.session_id.as_ref().map(CheckoutSessionId::as_str),
+                &p.card_token.as_str(),
+                &p.route,
+                &p.amount,
+                &p.currency,
+                &p.capture,
+                &p.state.status,
+                &p.created_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn payment(&self, id: &PaymentId) -> Result<Option<PaymentRow>, StoreError> {
+        Ok(self
+            .query_opt(
+                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?
+            .as_ref()
+            .map(payment_row))
+    }
+
+    pub(in crate::db) async fn payment_update(
+        &self,
+        id: &PaymentId,
+        s: PaymentState,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE payments SET status = $2, decline_code = $3, processor_reference = $4, three_ds_id = $5,
+                 challenge_url = $6, amount_captured = $7, amount_refunded = $8, updated_at = $9
+             WHERE id = $1",
+            &[
+                &id.as_str(),
+                &s.status,
+                &s.decline_code,
+                &s.processor_reference,
+                &s.three_ds_id,
+                &s.challenge_url,
+                &s.amount_captured,
+                &s.amount_refunded,
+                &s.updated_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    pub(in crate::db) async fn cvc_hold_put(&self, h: CvcHoldRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO cvc_holds (session_id, epoch, creator, sealed, expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (session_id) DO UPDATE SET epoch = $2, creator = $3, sealed = $4, expires_at = $5",
+            &[&h.session_id.as_str(), &h.epoch, &h.creator, &h.sealed, &h.expires_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_hold(
+        &self,
+        session: &CheckoutSessionId,
+    ) -> Result<Option<CvcHoldRow>, StoreError> {
+        Ok(self
+            .query_opt(
+                "SELECT epoch, creator, sealed, expires_at FROM cvc_holds WHERE session_id = $1",
+                &[&session.as_str()],
+            )
+            .await?
+            .map(|r| CvcHoldRow {
+                session_id: session.clone(),
+                epoch: r.get(0),
+                creator: r.get(1),
+                sealed: r.get(2),
+                expires_at: r.get(3),
+            }))
+    }
+
+    pub(in crate::db) async fn cvc_hold_delete(&self, session: &CheckoutSessionId) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM cvc_holds WHERE session_id = $1",
+            &[&session.as_str()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_node_put(
+        &self,
+        node: &str,
+        epoch: i64,
+        public_key: Vec<u8>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO cvc_nodes (node_id, epoch, public_key, seen_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (node_id, epoch) DO UPDATE SET seen_at = $4",
+            &[&node, &epoch, &public_key, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_nodes(
+        &self,
+        epoch: i64,
+        since: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT node_id, public_key FROM cvc_nodes WHERE epoch = $1 AND seen_at >= $2",
+                &[&epoch, &since],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    pub(in crate::db) async fn cvc_key_holders(
+        &self,
+        epoch: i64,
+        creator: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT node_id FROM cvc_epoch_keys WHERE epoch = $1 AND creator = $2",
+                &[&epoch, &creator],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    pub(in crate::db) async fn cvc_key_put(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO cvc_epoch_keys (epoch, creator, node_id, sealed) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (epoch, creator, node_id) DO NOTHING",
+            &[&epoch, &creator, &node, &sealed],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_key(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .query_opt(
+                "SELECT sealed FROM cvc_epoch_keys WHERE epoch = $1 AND creator = $2 AND node_id = $3",
+                &[&epoch, &creator, &node],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    pub(in crate::db) async fn cvc_expire(
+        &self,
+        now: i64,
+        first_live_epoch: i64,
+        stale_before: i64,
+    ) -> Result<(), StoreError> {
+        self.execute("DELETE FROM cvc_holds WHERE expires_at <= $1", &[&now])
+            .await?;
+        self.execute(
+            "DELETE FROM cvc_epoch_keys WHERE epoch < $1",
+            &[&first_live_epoch],
+        )
+        .await?;
+        self.execute(
+            "DELETE FROM cvc_nodes WHERE epoch < $1 OR seen_at < $2",
+            &[&first_live_epoch, &stale_before],
+        )
+        .await?;
+        Ok(())
+    }
+}
