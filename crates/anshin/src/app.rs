@@ -37,6 +37,11 @@ pub struct App {
     pub(crate) proxies: TrustedProxies,
     /// Tenants whose data keys a rewrap pass found all on the current version.
     pub(crate) rewrapped: crate::vault::rotation::RewrapState,
+    /// Whether alerts raised outside the audit monitor (the page monitor) are
+    /// queued for the webhook: set by the alert service, which knows.
+    pub(crate) alerts_queued: std::sync::atomic::AtomicBool,
+    /// The checkout-page monitor's rate limits and browser settings.
+    pub pages: crate::integrity::PageMonitor,
 }
 
 /// Where the data lives.
@@ -88,6 +93,8 @@ impl App {
             lockouts: Lockouts::default(),
             proxies: TrustedProxies::default(),
             rewrapped: Default::default(),
+            alerts_queued: Default::default(),
+            pages: Default::default(),
         })
     }
 

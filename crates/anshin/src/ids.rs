@@ -99,6 +99,10 @@ id_type!(
     InventoryId, "inv"
 );
 id_type!(
+    /// A payment page the page monitor watches.
+    PageId, "page"
+);
+id_type!(
     /// A request for a manual key operation, awaiting a second operator.
     KeyRequestId, "kreq"
 );
@@ -126,6 +130,7 @@ resource_id!(
     AlertId,
     InventoryId,
     KeyRequestId,
+    PageId,
     EventId
 );
 

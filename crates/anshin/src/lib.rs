@@ -24,6 +24,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod integrity;
 pub mod inventory;
 pub mod orders;
 pub mod tenancy;

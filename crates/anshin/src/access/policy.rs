@@ -93,6 +93,10 @@ pub enum Action {
     ManageKeys,
     /// Read key versions, their record counts and key requests.
     ReadKeys,
+    /// Register payment pages, authorise their scripts, check them.
+    ManagePages,
+    /// Read monitored pages and their script inventories.
+    ReadPages,
 }
 
 impl Action {
@@ -126,6 +130,8 @@ impl Action {
             Self::ReadInventory => "read data inventories",
             Self::ManageKeys => "request or decide key operations (operator keys only)",
             Self::ReadKeys => "read the key state",
+            Self::ManagePages => "manage monitored payment pages (operator keys only)",
+            Self::ReadPages => "read monitored payment pages",
         }
     }
 }
@@ -159,6 +165,8 @@ impl Role {
                     | A::ReadInventory
                     | A::ManageKeys
                     | A::ReadKeys
+                    | A::ManagePages
+                    | A::ReadPages
             ),
             Self::Shop => matches!(
                 action,
@@ -183,6 +191,7 @@ impl Role {
                     | A::ReadAlerts
                     | A::ReadInventory
                     | A::ReadKeys
+                    | A::ReadPages
             ),
         }
     }

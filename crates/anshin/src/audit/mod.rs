@@ -109,6 +109,14 @@ pub enum EventKind {
     KeyReject,
     /// A KEK version was added by the rotation policy.
     KeyRotate,
+    /// A payment page was registered with the page monitor.
+    PageRegister,
+    /// Monitored pages and their inventories were read.
+    PageRead,
+    /// A payment page was checked on request.
+    PageCheck,
+    /// A script was authorised on a payment page.
+    PageScriptAuthorise,
 }
 
 impl EventKind {
@@ -149,6 +157,10 @@ impl EventKind {
             Self::KeyApprove => "key.approve",
             Self::KeyReject => "key.reject",
             Self::KeyRotate => "key.rotate",
+            Self::PageRegister => "page.register",
+            Self::PageRead => "page.read",
+            Self::PageCheck => "page.check",
+            Self::PageScriptAuthorise => "page.script_authorise",
         }
     }
 }

@@ -294,6 +294,7 @@ pub mod audit;
 pub mod credentials;
 pub mod inventory;
 pub mod keys;
+pub mod pages;
 pub mod retention;
 
 impl Store {

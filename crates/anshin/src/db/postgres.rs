@@ -24,6 +24,7 @@ mod audit;
 mod credentials;
 mod inventory;
 mod keys;
+mod pages;
 mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -61,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "key_store",
         include_str!("../../migrations/postgres/0007_key_store.sql"),
+    ),
+    (
+        9,
+        "page_monitor",
+        include_str!("../../migrations/postgres/0009_page_monitor.sql"),
     ),
 ];
 

@@ -31,6 +31,7 @@ mod audit;
 mod credentials;
 mod inventory;
 mod keys;
+mod pages;
 mod retention;
 
 const MIGRATIONS: &[Migration] = &[
@@ -65,6 +66,11 @@ const MIGRATIONS: &[Migration] = &[
         8,
         "key_store",
         include_str!("../../migrations/sqlite/0008_key_store.sql"),
+    ),
+    (
+        10,
+        "page_monitor",
+        include_str!("../../migrations/sqlite/0010_page_monitor.sql"),
     ),
 ];
 

@@ -11,6 +11,7 @@ mod audit;
 mod extract;
 mod inventory;
 mod keys;
+mod pages;
 mod retention;
 pub mod seal;
 pub mod sys;
@@ -100,6 +101,11 @@ pub fn router(app: Arc<App>) -> Router {
                 .get(inventory::list)
                 .layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
         )
+        .route("/pages", post(pages::register).get(pages::list))
+        .route("/pages/{page_id}", get(pages::get))
+        .route("/pages/{page_id}/scripts", post(pages::authorise))
+        .route("/pages/{page_id}/check", post(pages::check))
+        .route("/csp-reports/{report_key}", post(pages::csp_report))
         .route("/keys/status", get(keys::status))
         .route("/keys/requests", post(keys::request).get(keys::list))
         .route("/keys/requests/{request_id}/approve", post(keys::approve))

@@ -13,6 +13,7 @@ mod integrity;
 mod inventory;
 mod keys;
 mod logs;
+mod page_monitor;
 mod regression;
 mod retention;
 mod root_of_trust;
