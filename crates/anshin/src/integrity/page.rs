@@ -581,7 +581,7 @@ pub fn compare(now: &Inventory, reference: &Reference<'_>) -> Vec<Finding> {
             });
         }
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
