@@ -134,6 +134,13 @@ resource_id!(
     EventId
 );
 
+impl TenantId {
+    /// The tenant a request names, if it names one; 404 for a malformed id.
+    pub fn requested(value: Option<&str>) -> Result<Option<Self>> {
+        value.map(|t| parse_or_404(Self::parse, t, "tenant")).transpose()
+    }
+}
+
 /// Parses an id from a request, or answers 404 for `what` (a malformed id names
 /// nothing that exists, and saying so differently would be an oracle).
 pub fn parse_or_404<T>(parse: fn(&str) -> Option<T>, value: &str, what: &'static str) -> Result<T> {

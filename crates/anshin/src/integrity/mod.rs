@@ -312,15 +312,7 @@ impl App {
     pub async fn register_page(&self, actor: &Actor, new: NewPage) -> Result<PageView> {
         self.audited(actor, EventKind::PageRegister, async |event| {
             actor.require(Action::ManagePages)?;
-            let requested = new
-                .tenant_id
-                .as_deref()
-                .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-                .transpose()?;
-            let tenant = actor.tenant_for(requested.as_ref())?;
-            if self.store.tenant(&tenant).await?.is_none() {
-                return Err(Error::not_found("tenant"));
-            }
+            let tenant = self.tenant_in_scope(actor, new.tenant_id.as_deref()).await?;
             event.tenant(&tenant);
             let name = new.name.trim().to_owned();
             if name.is_empty() || name.chars().count() > 200 {
@@ -372,11 +364,7 @@ impl App {
     pub async fn pages(&self, actor: &Actor, query: PageQuery) -> Result<PageList> {
         self.audited(actor, EventKind::PageRead, async |event| {
             actor.require(Action::ReadPages)?;
-            let requested = query
-                .tenant_id
-                .as_deref()
-                .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-                .transpose()?;
+            let requested = TenantId::requested(query.tenant_id.as_deref())?;
             let tenant = match (&actor.tenant_id, requested) {
                 (None, None) => None,
                 (_, requested) => Some(actor.tenant_for(requested.as_ref())?),
