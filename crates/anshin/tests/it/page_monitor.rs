@@ -454,7 +454,40 @@ async fn csp_reports_alert_once_per_new_destination(app: TestApp) {
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// `anshin serve`'s scheduler: a new page is due at once, one round checks
+/// it and moves it an interval ahead, so the next round leaves it alone; with
+/// a webhook configured its alerts are queued for delivery.
+async fn due_pages_are_checked_once_per_interval_and_alerts_queued(app: TestApp) {
+    let (tenant, _, _) = app.tenant_with_shop("Scheduled shop").await;
+    let (_site, base) = serve_site(checkout_page(), "").await;
+    let page = register(&app, &tenant, &format!("{base}/checkout"), "http").await;
+    app.app.queue_alerts_for_webhook(true);
+    assert_eq!(app.app.check_due_pages().await.expect("round"), 1);
+    assert_eq!(
+        app.app.check_due_pages().await.expect("round"),
+        0,
+        "checked again before its interval"
+    );
+    let (_, view) = app
+        .call(
+            Method::GET,
+            &format!("/v1/pages/{}", page["id"].as_str().expect("id")),
+            Some(&app.operator_key),
+            None,
+        )
+        .await;
+    assert_eq!(view["last_status"], "ok");
+    assert_eq!(view["scripts"].as_array().map(Vec::len), Some(3));
+    let raised = alerts(&app).await;
+    assert_eq!(raised.len(), 3, "{raised:?}");
+    assert!(
+        raised.iter().all(|a| a["delivery"]["state"] == "pending"),
+        "{raised:?}"
+    );
+}
+
 both_backends!(
+    due_pages_are_checked_once_per_interval_and_alerts_queued,
     each_tampering_is_detected_and_the_clean_page_raises_nothing,
     bad_registrations_are_refused_and_pages_are_tenant_scoped,
     csp_reports_alert_once_per_new_destination,
