@@ -97,6 +97,8 @@ pub enum Action {
     ManagePages,
     /// Read monitored pages and their script inventories.
     ReadPages,
+    /// Send the host tool's integrity alerts (`anshin integrity --server`).
+    ReportIntegrity,
 }
 
 impl Action {
@@ -132,6 +134,7 @@ impl Action {
             Self::ReadKeys => "read the key state",
             Self::ManagePages => "manage monitored payment pages (operator keys only)",
             Self::ReadPages => "read monitored payment pages",
+            Self::ReportIntegrity => "report integrity alerts (operator keys only)",
         }
     }
 }
@@ -167,6 +170,7 @@ impl Role {
                     | A::ReadKeys
                     | A::ManagePages
                     | A::ReadPages
+                    | A::ReportIntegrity
             ),
             Self::Shop => matches!(
                 action,

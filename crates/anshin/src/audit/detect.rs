@@ -76,11 +76,13 @@ pub enum AlertKind {
     PageFetchFailed,
     /// Browsers report a CSP violation for a destination never reported before.
     CspNewDestination,
+    /// `anshin integrity` on the shop's host found a change or a signature.
+    HostIntegrity,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::VolumeAboveBaseline,
         Self::UnusualHour,
         Self::PastWindowAttempt,
@@ -95,6 +97,7 @@ impl AlertKind {
         Self::PageHeaderWeakened,
         Self::PageFetchFailed,
         Self::CspNewDestination,
+        Self::HostIntegrity,
     ];
 
     /// The stable name.
@@ -114,6 +117,7 @@ impl AlertKind {
             Self::PageHeaderWeakened => "page_header_weakened",
             Self::PageFetchFailed => "page_fetch_failed",
             Self::CspNewDestination => "csp_new_destination",
+            Self::HostIntegrity => "host_integrity",
         }
     }
 

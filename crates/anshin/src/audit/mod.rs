@@ -117,6 +117,8 @@ pub enum EventKind {
     PageCheck,
     /// A script was authorised on a payment page.
     PageScriptAuthorise,
+    /// `anshin integrity --server` reported the host tool's alerts.
+    IntegrityReport,
 }
 
 impl EventKind {
@@ -161,6 +163,7 @@ impl EventKind {
             Self::PageRead => "page.read",
             Self::PageCheck => "page.check",
             Self::PageScriptAuthorise => "page.script_authorise",
+            Self::IntegrityReport => "integrity.report",
         }
     }
 }

@@ -106,6 +106,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/pages/{page_id}/scripts", post(pages::authorise))
         .route("/pages/{page_id}/check", post(pages::check))
         .route("/csp-reports/{report_key}", post(pages::csp_report))
+        .route(
+            "/integrity/alerts",
+            // A watch of a large tree can report many alerts at once.
+            post(pages::host_alerts).layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
+        )
         .route("/keys/status", get(keys::status))
         .route("/keys/requests", post(keys::request).get(keys::list))
         .route("/keys/requests/{request_id}/approve", post(keys::approve))

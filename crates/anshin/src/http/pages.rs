@@ -13,6 +13,7 @@ use super::AppState;
 use super::extract::{JsonBody, QueryParams};
 use crate::access::Actor;
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
+use crate::integrity::host::{HostReport, HostReportAnswer};
 use crate::integrity::{Authorisation, CheckResult, MAX_REPORT_BODY, NewPage, PageList, PageQuery, PageView};
 
 /// Register a payment page to monitor (operators). Its first check is due at once.
@@ -112,4 +113,16 @@ pub async fn csp_report(
         .csp_report(&report_key, client, content_type.as_deref(), &body)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Store `anshin integrity check|watch --server` alerts in the alert list (operators).
+#[utoipa::path(post, path = "/v1/integrity/alerts", tag = "pages", request_body = HostReport,
+    responses((status = 200, body = HostReportAnswer), (status = 403, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn host_alerts(
+    State(s): State<AppState>,
+    actor: Actor,
+    JsonBody(report): JsonBody<HostReport>,
+) -> Result<Json<HostReportAnswer>> {
+    Ok(Json(s.app.report_host_alerts(&actor, report).await?))
 }

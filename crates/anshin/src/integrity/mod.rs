@@ -19,6 +19,7 @@
 
 pub mod csp;
 pub mod fetch;
+pub mod host;
 pub mod page;
 
 use std::collections::{BTreeSet, HashMap};
@@ -279,7 +280,7 @@ impl App {
     }
 
     /// Stores an alert the page monitor raised; true when it is new.
-    async fn raise(
+    pub(crate) async fn raise(
         &self,
         kind: AlertKind,
         severity: Severity,

@@ -486,7 +486,56 @@ async fn due_pages_are_checked_once_per_interval_and_alerts_queued(app: TestApp)
     );
 }
 
+/// `POST /v1/integrity/alerts`: the host tool's alerts, checked and stored once.
+async fn host_integrity_alerts_are_stored_once(app: TestApp) {
+    let (tenant, _, _) = app.tenant_with_shop("Host shop").await;
+    let alert = json!({"schema": "anshin-integrity-alert/1", "id": "ial_0123456789abcdef01234567",
+        "kind": "signature", "severity": "critical", "detected_at": "2026-12-06T00:00:00Z",
+        "host": "shop-web-1", "root": "/var/www/eccube", "path": "html/upload/save_image/x.php",
+        "rule": "php.webshell", "line": 3, "message_en": "web shell", "message_ja": "ウェブシェル"});
+    for expected in [1, 0] {
+        let (status, answer) = app
+            .call(
+                Method::POST,
+                "/v1/integrity/alerts",
+                Some(&app.operator_key),
+                Some(json!({"tenant_id": tenant, "alerts": [alert]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"received": 1, "raised": expected}));
+    }
+    let stored: Vec<Value> = alerts(&app)
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "host_integrity")
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["severity"], "critical");
+    assert!(
+        stored[0]["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("x.php: web shell [php.webshell]")
+    );
+    let mut bad = alert.clone();
+    bad["id"] = json!("not-an-id");
+    let (status, err) = app
+        .call(
+            Method::POST,
+            "/v1/integrity/alerts",
+            Some(&app.operator_key),
+            Some(json!({"tenant_id": tenant, "alerts": [bad]})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_integrity_alert"))
+    );
+}
+
 both_backends!(
+    host_integrity_alerts_are_stored_once,
     due_pages_are_checked_once_per_interval_and_alerts_queued,
     each_tampering_is_detected_and_the_clean_page_raises_nothing,
     bad_registrations_are_refused_and_pages_are_tenant_scoped,
