@@ -262,3 +262,82 @@ pub async fn add_runtime_scripts(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server that answers every connection with `answer` (or never).
+    async fn server(answer: Option<Vec<u8>>) -> Url {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    match answer {
+                        Some(bytes) => {
+                            let _ = stream.write_all(&bytes).await;
+                        }
+                        // Holds the connection open and says nothing.
+                        None => tokio::time::sleep(Duration::from_secs(60)).await,
+                    }
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}/checkout")).expect("url")
+    }
+
+    #[tokio::test]
+    async fn a_page_that_never_answers_times_out() {
+        let url = server(None).await;
+        let fetcher = Fetcher::new(Duration::from_millis(300)).expect("roots");
+        let started = std::time::Instant::now();
+        let err = fetcher.inventory(&url).await.expect_err("timeout");
+        assert_eq!(err.code, "page_timeout");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_huge_page_is_cut_and_noted() {
+        let body = format!("<script src=/a.js></script>{}", "x".repeat(MAX_PAGE_BYTES + 1000));
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-security-policy: script-src 'self'\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(body.as_bytes());
+        let url = server(Some(answer)).await;
+        let inventory = Fetcher::new(Duration::from_secs(20))
+            .expect("roots")
+            .inventory(&url)
+            .await
+            .expect("inventory");
+        assert!(
+            inventory.notes.contains(&"truncated_body".to_owned()),
+            "{:?}",
+            inventory.notes
+        );
+        assert_eq!(inventory.scripts.len(), 1);
+        assert_eq!(inventory.headers.csp, vec!["script-src 'self'"]);
+    }
+
+    #[tokio::test]
+    async fn redirect_loops_end() {
+        let url = server(Some(
+            b"HTTP/1.1 302 Found\r\nlocation: /checkout\r\ncontent-length: 0\r\n\r\n".to_vec(),
+        ))
+        .await;
+        let err = Fetcher::new(Duration::from_secs(20))
+            .expect("roots")
+            .inventory(&url)
+            .await
+            .expect_err("loop");
+        assert_eq!(err.code, "page_redirects");
+    }
+}
