@@ -178,8 +178,12 @@ pub fn compare(old: Option<&PageFacts>, new: Option<&PageFacts>) -> Vec<FactChan
         match after.get(name) {
             None => out.push(FactChange::CspDirectiveRemoved(name.clone())),
             Some(now) => {
-                // 'none' allows nothing, so adding it never widens.
-                for source in now.difference(sources).filter(|s| *s != "'none'") {
+                // 'none' allows nothing, so adding it never widens; nor does
+                // a source the old list already allowed (`*`, a scheme).
+                for source in now
+                    .difference(sources)
+                    .filter(|s| *s != "'none'" && !covered(sources, s))
+                {
                     out.push(FactChange::CspSourceAdded {
                         directive: name.clone(),
                         source: source.clone(),
@@ -189,6 +193,21 @@ pub fn compare(old: Option<&PageFacts>, new: Option<&PageFacts>) -> Vec<FactChan
         }
     }
     out
+}
+
+/// Whether `source` allows nothing that `sources` did not: `*` allows every
+/// host and 'self' (not `data:`, `blob:` or other keywords), `https:` every
+/// https host.
+fn covered(sources: &BTreeSet<String>, source: &str) -> bool {
+    if source.starts_with('\'') {
+        // The page's own origin is one of the hosts `*` allows.
+        return source == "'self'" && sources.contains("*");
+    }
+    if let Some((scheme, rest)) = source.split_once("://") {
+        return sources.contains("*") || (!rest.is_empty() && sources.contains(&format!("{scheme}:")));
+    }
+    let is_scheme = source.ends_with(':');
+    !is_scheme && sources.contains("*")
 }
 
 /// One difference in facts that matters.
@@ -292,6 +311,11 @@ mod tests {
         let tighter = with("default-src 'none'; script-src 'self'; form-action 'self'");
         assert!(compare(Some(&old), Some(&tighter)).is_empty());
         assert_eq!(compare(Some(&old), None), vec![FactChange::CspRemoved]);
+        // Narrowing `*` or `https:` back to named hosts widens nothing.
+        let wide = with("script-src 'self' https:; form-action *");
+        let narrow = with("script-src 'self' https://js.psp.example; form-action 'self' psp.example");
+        assert_eq!(compare(Some(&wide), Some(&narrow)), vec![]);
+        assert_eq!(compare(Some(&narrow), Some(&wide)).len(), 2);
         let report_only = PageFacts {
             scripts: vec![],
             csp: vec![Policy {

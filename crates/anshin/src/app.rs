@@ -39,6 +39,11 @@ pub struct App {
     pub(crate) rewrapped: crate::vault::rotation::RewrapState,
     /// Checkout sessions' settings, rate limits and held security codes.
     pub(crate) checkout: crate::proxy::CheckoutState,
+    /// Whether alerts raised outside the audit monitor (the page monitor) are
+    /// queued for the webhook: set by the alert service, which knows.
+    pub(crate) alerts_queued: std::sync::atomic::AtomicBool,
+    /// The checkout-page monitor's rate limits and browser settings.
+    pub pages: crate::integrity::PageMonitor,
 }
 
 /// Where the data lives.
@@ -91,6 +96,8 @@ impl App {
             proxies: TrustedProxies::default(),
             rewrapped: Default::default(),
             checkout: Default::default(),
+            alerts_queued: Default::default(),
+            pages: Default::default(),
         })
     }
 

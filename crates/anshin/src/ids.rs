@@ -99,6 +99,10 @@ id_type!(
     InventoryId, "inv"
 );
 id_type!(
+    /// A payment page the page monitor watches.
+    PageId, "page"
+);
+id_type!(
     /// A request for a manual key operation, awaiting a second operator.
     KeyRequestId, "kreq"
 );
@@ -136,8 +140,16 @@ resource_id!(
     KeyRequestId,
     EventId,
     CheckoutSessionId,
-    PaymentId
+    PaymentId,
+    PageId
 );
+
+impl TenantId {
+    /// The tenant a request names, if it names one; 404 for a malformed id.
+    pub fn requested(value: Option<&str>) -> Result<Option<Self>> {
+        value.map(|t| parse_or_404(Self::parse, t, "tenant")).transpose()
+    }
+}
 
 /// Parses an id from a request, or answers 404 for `what` (a malformed id names
 /// nothing that exists, and saying so differently would be an oracle).

@@ -23,7 +23,7 @@ use crate::audit::EventKind;
 use crate::clock;
 use crate::db::inventory::InventoryRow;
 use crate::error::{Error, Result};
-use crate::ids::{InventoryId, TenantId, parse_or_404};
+use crate::ids::{InventoryId, TenantId};
 
 /// Most locations one inventory may hold (the body limit bounds it too).
 pub const MAX_LOCATIONS: usize = 20_000;
@@ -139,7 +139,7 @@ impl App {
     ) -> Result<InventorySummary> {
         self.audited(actor, EventKind::InventoryUpload, async |event| {
             actor.require(Action::UploadInventory)?;
-            let tenant = self.inventory_tenant(actor, query.tenant_id.as_deref()).await?;
+            let tenant = self.tenant_in_scope(actor, query.tenant_id.as_deref()).await?;
             event.tenant(&tenant);
             let inventory = sanitize(inventory)?;
             let id = InventoryId::generate()?;
@@ -173,7 +173,7 @@ impl App {
             if !(1..=100).contains(&limit) {
                 return Err(Error::invalid("invalid_limit", "limit must be 1 to 100"));
             }
-            let tenant = self.inventory_tenant(actor, query.tenant_id.as_deref()).await?;
+            let tenant = self.tenant_in_scope(actor, query.tenant_id.as_deref()).await?;
             event.tenant(&tenant);
             let latest = self.store.latest_inventory(&tenant).await?;
             let history = self.store.list_inventories(&tenant, limit).await?;
@@ -191,12 +191,10 @@ impl App {
         .await
     }
 
-    /// The tenant an inventory request acts in: the key's own, or for a
+    /// The tenant a request (an inventory's, a page's) acts in: the key's own, or for a
     /// global key the existing tenant it names (404 otherwise).
-    async fn inventory_tenant(&self, actor: &Actor, requested: Option<&str>) -> Result<TenantId> {
-        let requested = requested
-            .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-            .transpose()?;
+    pub(crate) async fn tenant_in_scope(&self, actor: &Actor, requested: Option<&str>) -> Result<TenantId> {
+        let requested = TenantId::requested(requested)?;
         let tenant = actor.tenant_for(requested.as_ref())?;
         if self.store.tenant(&tenant).await?.is_none() {
             return Err(Error::not_found("tenant"));

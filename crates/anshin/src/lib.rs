@@ -15,6 +15,7 @@
 pub mod access;
 pub mod app;
 pub mod audit;
+pub mod browser;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod integrity;
 pub mod inventory;
 pub mod orders;
 pub mod proxy;

@@ -102,6 +102,12 @@ pub enum Action {
     /// Send a request through a generic outbound route (tokens replaced by
     /// card data on the way to the allow-listed upstream).
     Forward,
+    /// Register payment pages, authorise their scripts, check them.
+    ManagePages,
+    /// Read monitored pages and their script inventories.
+    ReadPages,
+    /// Send the host tool's integrity alerts (`anshin integrity --server`).
+    ReportIntegrity,
 }
 
 impl Action {
@@ -138,6 +144,9 @@ impl Action {
             Self::Pay => "open checkout sessions or make payments",
             Self::ManageRoutes => "configure processor and outbound routes (operator keys only)",
             Self::Forward => "send requests through outbound routes",
+            Self::ManagePages => "manage monitored payment pages (operator keys only)",
+            Self::ReadPages => "read monitored payment pages",
+            Self::ReportIntegrity => "report integrity alerts (operator keys only)",
         }
     }
 }
@@ -174,6 +183,9 @@ impl Role {
                     | A::Pay
                     | A::ManageRoutes
                     | A::Forward
+                    | A::ManagePages
+                    | A::ReadPages
+                    | A::ReportIntegrity
             ),
             Self::Shop => matches!(
                 action,
@@ -200,6 +212,7 @@ impl Role {
                     | A::ReadAlerts
                     | A::ReadInventory
                     | A::ReadKeys
+                    | A::ReadPages
             ),
         }
     }

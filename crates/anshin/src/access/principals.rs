@@ -351,11 +351,7 @@ impl App {
             }
         }
         let name = text::label(&input.name, 200, "invalid_name", "name")?;
-        let requested_tenant = input
-            .tenant_id
-            .as_deref()
-            .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-            .transpose()?;
+        let requested_tenant = TenantId::requested(input.tenant_id.as_deref())?;
         let tenant = match (actor.and_then(|a| a.tenant_id.clone()), requested_tenant) {
             (Some(own), None) => Some(own),
             (Some(own), Some(req)) if own == req => Some(own),
@@ -434,11 +430,7 @@ impl App {
     /// Principals the actor can see, optionally of one tenant.
     pub async fn principals(&self, actor: &Actor, query: PrincipalQuery) -> Result<Vec<Principal>> {
         actor.require(Action::ReadPrincipals)?;
-        let requested = query
-            .tenant_id
-            .as_deref()
-            .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-            .transpose()?;
+        let requested = TenantId::requested(query.tenant_id.as_deref())?;
         let tenant = match (&actor.tenant_id, requested) {
             (Some(own), None) => Some(own.clone()),
             (own, requested) => {

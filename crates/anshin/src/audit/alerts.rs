@@ -66,7 +66,9 @@ pub struct AlertBody {
     pub tenant_id: Option<String>,
     /// The principal concerned, if one.
     pub principal_id: Option<String>,
-    /// What happened, in ids, counts, event names and codes only.
+    /// What happened, in ids, counts, event names and codes only; page
+    /// monitor alerts add the page's address and the difference (script
+    /// addresses, hashes, hosts, policy sources), never page content.
     pub summary: String,
     /// Indexes of the audit log entries that show it (`GET /v1/audit/events`,
     /// inclusion proofs).
@@ -217,10 +219,10 @@ impl App {
                 .as_deref()
                 .map(|k| {
                     AlertKind::parse(k).ok_or_else(|| {
+                        let kinds: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
                         Error::invalid(
                             "invalid_kind",
-                            "kind must be volume_above_baseline, unusual_hour, past_window_attempt, \
-                             repeated_auth_failures, reveal_from_new_origin or checkpoint_stalled",
+                            format!("kind must be one of {}", kinds.join(", ")),
                         )
                     })
                 })
@@ -445,7 +447,7 @@ impl Monitor {
 
 /// Logs and counts a raised alert: kind, severity, ids; the summary is for the
 /// API and the webhook.
-fn report(alert: &NewAlert) {
+pub(crate) fn report(alert: &NewAlert) {
     metrics::counter!("anshin_alerts_raised_total", "kind" => alert.kind.as_str()).increment(1);
     tracing::warn!(
         alert = %alert.id,
@@ -465,9 +467,13 @@ pub struct AlertService {
 }
 
 impl AlertService {
-    /// Starts the monitor over `store`, and the sender if a webhook is configured.
-    pub fn start(store: Store, config: &AlertConfig) -> Result<Self> {
+    /// Starts the monitor over the app's store, and the sender if a webhook
+    /// is configured; alerts the app raises itself (the page monitor) are
+    /// then queued for the webhook too.
+    pub fn start(app: &App, config: &AlertConfig) -> Result<Self> {
+        let store = app.store.clone();
         let webhook = Webhook::from_config(config)?;
+        app.queue_alerts_for_webhook(webhook.is_some());
         let mut monitor = Monitor::new(config.detect_settings(), webhook.is_some())?;
         let wake = Arc::new(Notify::new());
         let send = Arc::new(Notify::new());

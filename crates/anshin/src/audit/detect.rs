@@ -60,17 +60,44 @@ pub enum AlertKind {
     RevealFromNewOrigin,
     /// The audit log's signed checkpoint stopped advancing.
     CheckpointStalled,
+    /// A payment page loads a script that was not there and is not authorised.
+    PageScriptAdded,
+    /// A payment page's script changed (inline text, or SRI attribute).
+    PageScriptChanged,
+    /// A payment page's script has been there but nobody authorised it.
+    PageScriptUnauthorised,
+    /// A form on a payment page posts to a host not known for it.
+    PageFormActionUnknown,
+    /// A payment page frames a host it did not frame before.
+    PageFrameAdded,
+    /// A payment page's CSP or Integrity-Policy is weaker than before.
+    PageHeaderWeakened,
+    /// A payment page could not be fetched or inventoried.
+    PageFetchFailed,
+    /// Browsers report a CSP violation for a destination never reported before.
+    CspNewDestination,
+    /// `anshin integrity` on the shop's host found a change or a signature.
+    HostIntegrity,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 15] = [
         Self::VolumeAboveBaseline,
         Self::UnusualHour,
         Self::PastWindowAttempt,
         Self::RepeatedAuthFailures,
         Self::RevealFromNewOrigin,
         Self::CheckpointStalled,
+        Self::PageScriptAdded,
+        Self::PageScriptChanged,
+        Self::PageScriptUnauthorised,
+        Self::PageFormActionUnknown,
+        Self::PageFrameAdded,
+        Self::PageHeaderWeakened,
+        Self::PageFetchFailed,
+        Self::CspNewDestination,
+        Self::HostIntegrity,
     ];
 
     /// The stable name.
@@ -82,6 +109,15 @@ impl AlertKind {
             Self::RepeatedAuthFailures => "repeated_auth_failures",
             Self::RevealFromNewOrigin => "reveal_from_new_origin",
             Self::CheckpointStalled => "checkpoint_stalled",
+            Self::PageScriptAdded => "page_script_added",
+            Self::PageScriptChanged => "page_script_changed",
+            Self::PageScriptUnauthorised => "page_script_unauthorised",
+            Self::PageFormActionUnknown => "page_form_action_unknown",
+            Self::PageFrameAdded => "page_frame_added",
+            Self::PageHeaderWeakened => "page_header_weakened",
+            Self::PageFetchFailed => "page_fetch_failed",
+            Self::CspNewDestination => "csp_new_destination",
+            Self::HostIntegrity => "host_integrity",
         }
     }
 
@@ -101,7 +137,7 @@ pub enum Severity {
     Medium,
     /// Look now.
     High,
-    /// The audit trail itself is failing.
+    /// The audit trail itself is failing, or a payment page may be skimming.
     Critical,
 }
 

@@ -137,6 +137,16 @@ pub enum EventKind {
     PaymentComplete,
     /// A request was forwarded through a generic outbound route.
     ProxyForward,
+    /// A payment page was registered with the page monitor.
+    PageRegister,
+    /// Monitored pages and their inventories were read.
+    PageRead,
+    /// A payment page was checked on request.
+    PageCheck,
+    /// A script was authorised on a payment page.
+    PageScriptAuthorise,
+    /// `anshin integrity --server` reported the host tool's alerts.
+    IntegrityReport,
 }
 
 impl EventKind {
@@ -191,6 +201,11 @@ impl EventKind {
             Self::PaymentRefund => "payment.refund",
             Self::PaymentComplete => "payment.complete",
             Self::ProxyForward => "proxy.forward",
+            Self::PageRegister => "page.register",
+            Self::PageRead => "page.read",
+            Self::PageCheck => "page.check",
+            Self::PageScriptAuthorise => "page.script_authorise",
+            Self::IntegrityReport => "integrity.report",
         }
     }
 }

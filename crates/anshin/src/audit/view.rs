@@ -176,11 +176,7 @@ impl App {
         self.audited(actor, EventKind::AuditRead, async |event| {
             actor.require(Action::ReadAudit)?;
             event.fields(&[field::AUDIT]);
-            let requested = query
-                .tenant_id
-                .as_deref()
-                .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-                .transpose()?;
+            let requested = TenantId::requested(query.tenant_id.as_deref())?;
             let tenant = match (&actor.tenant_id, requested) {
                 (Some(own), None) => Some(own.clone()),
                 (Some(own), Some(req)) if *own == req => Some(req),

@@ -23,6 +23,7 @@ use anshin_integrity::{Severity, signatures, watch};
 use clap::{Args, Subcommand};
 
 use super::progress::Spinner;
+use super::scan_upload::{API_KEY_ENV, Failure, Upload, error_code};
 use crate::audit::webhook::Webhook;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -60,6 +61,10 @@ pub struct OutputArgs {
     /// ANSHIN_ALERT_WEBHOOK_SECRET, signed as the audit alerts are).
     #[arg(long)]
     pub webhook: bool,
+    /// Also send the alerts to an anshin server's alert list (POST
+    /// /v1/integrity/alerts), with an operator API key from ANSHIN_API_KEY.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     /// Worker threads [default: the number of CPUs]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -116,6 +121,7 @@ Exit codes: 0 written; 1 failure; 2 bad rules file or usage.")]
   anshin integrity check --json --fail-on critical
   anshin integrity check --baseline /mnt/offhost/shop.baseline --public-key 3b6a…
   anshin integrity check --webhook                # also POST each alert, signed
+  ANSHIN_API_KEY=… anshin integrity check --server https://anshin.example   # into its alert list
 
 The baseline's signature is verified first: a baseline that was altered or signed
 by another key is refused (exit 7), never used. A file whose inode, size, mtime and
@@ -287,7 +293,7 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             let loaded = load(config, &baseline)?;
             let fail_on = severity(&output.fail_on);
             let json = output.json;
-            let webhook = webhook(config, output.webhook)?;
+            let sinks = sinks(config, &output)?;
             let (alerts, entries) = tokio::task::spawn_blocking(move || check(&loaded, &output, full))
                 .await
                 .map_err(Error::internal)??;
@@ -295,7 +301,7 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             if alerts.is_empty() && !json {
                 eprintln!("clean: {entries} entries match the baseline / ベースラインと一致しました");
             }
-            deliver(webhook.as_ref(), &alerts).await?;
+            deliver(&sinks, &alerts).await?;
             gate(&alerts, fail_on)
         }
         IntegrityCommand::Watch {
@@ -304,8 +310,8 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             rescan_minutes,
         } => {
             let loaded = load(config, &baseline)?;
-            let webhook = webhook(config, output.webhook)?;
-            watch_loop(loaded, output, rescan_minutes, webhook).await
+            let sinks = sinks(config, &output)?;
+            watch_loop(loaded, output, rescan_minutes, sinks).await
         }
         IntegrityCommand::Approve {
             baseline,
@@ -347,26 +353,26 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
         } => {
             let rules = read_rules(rules.as_deref())?;
             let fail_on = severity(&output.fail_on);
-            let webhook = webhook(config, output.webhook)?;
+            let sinks = sinks(config, &output)?;
             let threads = thread_count(output.threads);
             let alerts =
                 tokio::task::spawn_blocking(move || compare_release(&rules, &dir, &archive, threads))
                     .await
                     .map_err(Error::internal)??;
             print_alerts(output.json, &alerts)?;
-            deliver(webhook.as_ref(), &alerts).await?;
+            deliver(&sinks, &alerts).await?;
             gate(&alerts, fail_on)
         }
         IntegrityCommand::Scan { paths, rules, output } => {
             let rules = read_rules(rules.as_deref())?;
             let fail_on = severity(&output.fail_on);
-            let webhook = webhook(config, output.webhook)?;
+            let sinks = sinks(config, &output)?;
             let threads = thread_count(output.threads);
             let alerts = tokio::task::spawn_blocking(move || scan_signatures(&rules, &paths, threads))
                 .await
                 .map_err(Error::internal)??;
             print_alerts(output.json, &alerts)?;
-            deliver(webhook.as_ref(), &alerts).await?;
+            deliver(&sinks, &alerts).await?;
             gate(&alerts, fail_on)
         }
         IntegrityCommand::PublicKey { key } => {
@@ -623,19 +629,77 @@ fn print_alerts(json: bool, alerts: &[Alert]) -> Result<()> {
     ))
 }
 
-fn webhook(config: &Config, enabled: bool) -> Result<Option<Webhook>> {
-    if !enabled {
-        return Ok(None);
-    }
-    Webhook::from_config(&config.alerts)?.map(Some).ok_or_else(|| {
-        usage("--webhook needs ANSHIN_ALERT_WEBHOOK_URL and ANSHIN_ALERT_WEBHOOK_SECRET (or alert_webhook_url and alert_webhook_secret in the configuration) / Webhook の設定がありません")
-    })
+/// Where alerts go besides standard output.
+struct Sinks {
+    webhook: Option<Webhook>,
+    /// An anshin server's alert list (`--server`).
+    server: Option<Upload>,
 }
 
-/// POSTs every alert, retrying each a few times (1 s, then 2 s); an alert
-/// that still fails makes the command fail after the others were tried.
-async fn deliver(webhook: Option<&Webhook>, alerts: &[Alert]) -> Result<()> {
-    let Some(webhook) = webhook else { return Ok(()) };
+fn sinks(config: &Config, output: &OutputArgs) -> Result<Sinks> {
+    let webhook = if output.webhook {
+        Some(Webhook::from_config(&config.alerts)?.ok_or_else(|| {
+            usage("--webhook needs ANSHIN_ALERT_WEBHOOK_URL and ANSHIN_ALERT_WEBHOOK_SECRET (or alert_webhook_url and alert_webhook_secret in the configuration) / Webhook の設定がありません")
+        })?)
+    } else {
+        None
+    };
+    let server = output
+        .server
+        .as_deref()
+        .map(|server| Upload::to(server, std::env::var(API_KEY_ENV).ok(), "/v1/integrity/alerts"))
+        .transpose()?;
+    Ok(Sinks { webhook, server })
+}
+
+/// Sends the alerts to the server's alert list, in batches of 500.
+async fn send_to_server(server: &Upload, alerts: &[Alert]) -> Result<()> {
+    let failed = |detail: String| Error::new(ErrorKind::Unavailable, "integrity_server", detail);
+    let mut raised = 0;
+    for batch in alerts.chunks(500) {
+        let body = serde_json::to_vec(&serde_json::json!({ "alerts": batch })).map_err(Error::internal)?;
+        let (status, answer) = server.post(body).await.map_err(|failure| {
+            failed(format!(
+                "the alerts (printed) could not be sent to {}: {} / サーバーへの送信に失敗しました",
+                server.target(),
+                match failure {
+                    Failure::NoRoots(_) => "no trusted root certificates for HTTPS",
+                    Failure::Unreachable(_) => "unreachable",
+                    Failure::Timeout => "no answer in time",
+                    Failure::Request => "bad request",
+                }
+            ))
+        })?;
+        if !status.is_success() {
+            return Err(failed(format!(
+                "the anshin server {} refused the alerts: HTTP {} {} / サーバーがアラートを受け付けませんでした",
+                server.target(),
+                status.as_u16(),
+                error_code(&answer)
+            )));
+        }
+        raised += answer["raised"].as_u64().unwrap_or(0);
+    }
+    eprintln!(
+        "{} alerts sent to {} ({raised} new) / アラートをサーバーに送信しました",
+        alerts.len(),
+        server.target()
+    );
+    Ok(())
+}
+
+/// POSTs every alert to the webhook, retrying each a few times (1 s, then
+/// 2 s), and sends them to the server; an alert that still fails makes the
+/// command fail after the others were tried.
+async fn deliver(sinks: &Sinks, alerts: &[Alert]) -> Result<()> {
+    if let Some(server) = &sinks.server
+        && !alerts.is_empty()
+    {
+        send_to_server(server, alerts).await?;
+    }
+    let Some(webhook) = &sinks.webhook else {
+        return Ok(());
+    };
     let mut failed = 0usize;
     for alert in alerts {
         let body = serde_json::to_vec(alert).map_err(Error::internal)?;
@@ -975,12 +1039,7 @@ fn scan_signatures(rules: &Rules, paths: &[PathBuf], threads: usize) -> Result<V
     Ok(alerts)
 }
 
-async fn watch_loop(
-    loaded: Loaded,
-    output: OutputArgs,
-    rescan_minutes: u64,
-    webhook: Option<Webhook>,
-) -> Result<()> {
+async fn watch_loop(loaded: Loaded, output: OutputArgs, rescan_minutes: u64, sinks: Sinks) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<watch::Report>();
     let options = watch::Options {
@@ -1016,7 +1075,7 @@ async fn watch_loop(
                 Some(watch::Report::Changes(changes)) => {
                     let alerts = alerts_of(&changes, &context(ctx_roots.clone()), "file");
                     print_alerts(output.json, &alerts)?;
-                    if let Err(err) = deliver(webhook.as_ref(), &alerts).await {
+                    if let Err(err) = deliver(&sinks, &alerts).await {
                         eprintln!("warning: {} ", err.message());
                     }
                 }

@@ -54,6 +54,11 @@ impl Upload {
     /// The server URL (`https://host[:port]`, a path prefix allowed) and the
     /// key from the environment; errors are usage errors.
     pub fn new(server: &str, key: Option<String>) -> Result<Self> {
+        Self::to(server, key, "/v1/inventory")
+    }
+
+    /// The same checks, for another endpoint `path` (`/v1/…`) of the server.
+    pub fn to(server: &str, key: Option<String>, path: &str) -> Result<Self> {
         let key = key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
             usage("--server needs the API key in ANSHIN_API_KEY (an operator key of the tenant) / ANSHIN_API_KEY に API キーを設定してください")
         })?;
@@ -71,7 +76,7 @@ impl Upload {
             ));
         }
         let prefix = base.path().trim_end_matches('/');
-        let endpoint: Uri = format!("{scheme}://{authority}{prefix}/v1/inventory")
+        let endpoint: Uri = format!("{scheme}://{authority}{prefix}{path}")
             .parse()
             .map_err(|_| usage("--server is not a URL / --server の URL が不正です"))?;
         Ok(Self {
@@ -86,8 +91,8 @@ impl Upload {
         &self.target
     }
 
-    /// POSTs the inventory; returns the id the server gave it.
-    pub async fn send(&self, body: Vec<u8>) -> Result<String> {
+    /// POSTs a JSON body; returns the answer's status and JSON (or Null).
+    pub(crate) async fn post(&self, body: Vec<u8>) -> Result<(StatusCode, serde_json::Value), Failure> {
         let request = Request::builder()
             .method(Method::POST)
             .uri(self.endpoint.clone())
@@ -98,8 +103,15 @@ impl Upload {
                 concat!("anshin-scan/", env!("CARGO_PKG_VERSION")),
             )
             .body(Full::new(Bytes::from(body)))
-            .map_err(|_| upload_error("cannot build the inventory request / 送信要求を作成できません"))?;
-        let (status, bytes) = exchange(request).await.map_err(|failure| match failure {
+            .map_err(|_| Failure::Request)?;
+        let (status, bytes) = exchange(request).await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+    }
+
+    /// POSTs the inventory; returns the id the server gave it.
+    pub async fn send(&self, body: Vec<u8>) -> Result<String> {
+        let (status, answer) = self.post(body).await.map_err(|failure| match failure {
+            Failure::Request => upload_error("cannot build the inventory request / 送信要求を作成できません"),
             Failure::NoRoots(e) => upload_error(
                 "no trusted root certificates for HTTPS; install ca-certificates / HTTPS のルート証明書がありません",
             )
@@ -113,7 +125,6 @@ impl Upload {
                 "the anshin server did not answer within 60 s; the inventory file is written / サーバーが 60 秒以内に応答しませんでした",
             ),
         })?;
-        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         if status == StatusCode::CREATED {
             return answer["id"].as_str().map(str::to_owned).ok_or_else(|| {
                 upload_error(
@@ -144,6 +155,8 @@ pub(crate) fn error_code(answer: &serde_json::Value) -> String {
 
 /// Why an exchange with a server failed.
 pub(crate) enum Failure {
+    /// The request could not be built (a header the URL made invalid).
+    Request,
     /// HTTPS without trusted root certificates.
     NoRoots(std::io::Error),
     /// The server could not be reached, or broke off.

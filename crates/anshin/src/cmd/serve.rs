@@ -144,9 +144,10 @@ async fn serve_until_signal(listener: TcpListener, router: axum::Router) -> Resu
 }
 
 /// The background tasks of an open App: audit integration and alerts,
-/// retention purge, lockout refresh, key rotation and rewrap.
+/// retention purge, lockout refresh, key rotation and rewrap, and the
+/// checkout-page monitor.
 fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
-    let alerts = AlertService::start(app.store.clone(), &config.alerts)?;
+    let alerts = AlertService::start(&app, &config.alerts)?;
     Ok(Running {
         tasks: vec![
             tokio::spawn(integrate_periodically(app.clone(), alerts)),
@@ -154,6 +155,7 @@ fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
             tokio::spawn(refresh_lockouts_periodically(app.clone())),
             tokio::spawn(maintain_keys_periodically(app.clone(), config.keys)),
             tokio::spawn(maintain_cvc_holds_periodically(app.clone())),
+            tokio::spawn(check_pages_periodically(app.clone())),
         ],
         app,
     })
@@ -172,6 +174,24 @@ async fn integrate_periodically(app: Arc<App>, alerts: AlertService) {
             tracing::warn!(error = ?err, "audit integration failed; will retry");
         }
         alerts.integrated();
+    }
+}
+
+/// How often the page monitor looks for pages due (each page has its own
+/// interval, at least a minute).
+const PAGE_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Fetches and compares the monitored payment pages that are due.
+async fn check_pages_periodically(app: Arc<App>) {
+    let mut ticker = tokio::time::interval(PAGE_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match app.check_due_pages().await {
+            Ok(0) => {}
+            Ok(checked) => tracing::debug!(checked, "payment pages checked"),
+            Err(err) => tracing::warn!(error = ?err, "page monitor round failed; will retry"),
+        }
     }
 }
 

@@ -136,6 +136,7 @@ async fn post(endpoint: &Uri, key: Option<&SecretString>, body: SecretString) ->
         ))
         .with_cause(e),
         Failure::Timeout => unavailable("the anshin server did not answer in time".into()),
+        Failure::Request => usage("cannot build the request"),
     })?;
     if status == StatusCode::OK {
         return serde_json::from_slice(&bytes).map_err(|_| {

@@ -295,6 +295,7 @@ pub mod checkout;
 pub mod credentials;
 pub mod inventory;
 pub mod keys;
+pub mod pages;
 pub mod retention;
 
 impl Store {

@@ -25,6 +25,7 @@ mod checkout;
 mod credentials;
 mod inventory;
 mod keys;
+mod pages;
 mod retention;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "checkout",
         include_str!("../../migrations/postgres/0008_checkout.sql"),
+    ),
+    (
+        9,
+        "page_monitor",
+        include_str!("../../migrations/postgres/0009_page_monitor.sql"),
     ),
     (
         10,

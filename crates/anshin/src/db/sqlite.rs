@@ -32,6 +32,7 @@ mod checkout;
 mod credentials;
 mod inventory;
 mod keys;
+mod pages;
 mod retention;
 
 const MIGRATIONS: &[Migration] = &[
@@ -71,6 +72,11 @@ const MIGRATIONS: &[Migration] = &[
         9,
         "checkout",
         include_str!("../../migrations/sqlite/0009_checkout.sql"),
+    ),
+    (
+        10,
+        "page_monitor",
+        include_str!("../../migrations/sqlite/0010_page_monitor.sql"),
     ),
     (
         11,

@@ -45,6 +45,8 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::checkout::void, super::checkout::refund, super::checkout::put_route, super::checkout::list_routes,
         super::checkout::forward,
         super::inventory::upload, super::inventory::list,
+        super::pages::register, super::pages::list, super::pages::get, super::pages::authorise,
+        super::pages::check, super::pages::csp_report, super::pages::host_alerts,
         super::keys::status, super::keys::request, super::keys::list, super::keys::approve, super::keys::reject,
         super::sys::healthz, super::sys::readyz,
         super::seal::seal_status, super::seal::unseal, super::seal::seal

@@ -12,6 +12,7 @@ mod checkout;
 mod extract;
 mod inventory;
 mod keys;
+mod pages;
 mod retention;
 pub mod seal;
 pub mod sys;
@@ -100,6 +101,16 @@ pub fn router(app: Arc<App>) -> Router {
             post(inventory::upload)
                 .get(inventory::list)
                 .layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
+        )
+        .route("/pages", post(pages::register).get(pages::list))
+        .route("/pages/{page_id}", get(pages::get))
+        .route("/pages/{page_id}/scripts", post(pages::authorise))
+        .route("/pages/{page_id}/check", post(pages::check))
+        .route("/csp-reports/{report_key}", post(pages::csp_report))
+        .route(
+            "/integrity/alerts",
+            // A watch of a large tree can report many alerts at once.
+            post(pages::host_alerts).layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
         )
         .route("/keys/status", get(keys::status))
         .route("/keys/requests", post(keys::request).get(keys::list))

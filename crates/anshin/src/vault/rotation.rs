@@ -265,9 +265,7 @@ impl App {
     /// principals) all.
     pub async fn key_status(&self, actor: &Actor, tenant: Option<&str>) -> Result<Vec<TenantKeyStatus>> {
         actor.require(Action::ReadKeys)?;
-        let requested = tenant
-            .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-            .transpose()?;
+        let requested = TenantId::requested(tenant)?;
         let scope = match (&actor.tenant_id, requested) {
             (None, None) => None,
             (_, requested) => Some(actor.tenant_for(requested.as_ref())?),
@@ -284,11 +282,7 @@ impl App {
     pub async fn request_key_operation(&self, actor: &Actor, input: NewKeyRequest) -> Result<KeyRequest> {
         self.audited(actor, EventKind::KeyRequest, async |event| {
             actor.require(Action::ManageKeys)?;
-            let requested = input
-                .tenant_id
-                .as_deref()
-                .map(|t| parse_or_404(TenantId::parse, t, "tenant"))
-                .transpose()?;
+            let requested = TenantId::requested(input.tenant_id.as_deref())?;
             let tenant = actor.tenant_for(requested.as_ref())?;
             self.store
                 .tenant(&tenant)

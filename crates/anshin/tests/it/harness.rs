@@ -170,6 +170,28 @@ impl TestApp {
         (status, bytes)
     }
 
+    /// POSTs a raw body with a content type and no API key from a client at
+    /// `ip` (as browsers send CSP reports); returns status and JSON (or Null).
+    pub async fn post_raw_from(
+        &self,
+        ip: &str,
+        path: &str,
+        body: &str,
+        content_type: &str,
+    ) -> (StatusCode, Value) {
+        let (status, _, bytes) = self
+            .send(
+                Some(ip.parse().expect("ip")),
+                Method::POST,
+                path,
+                None,
+                Some(body.to_owned()),
+                content_type,
+            )
+            .await;
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
     /// Sends a bodiless request from `peer` with extra headers (such as a
     /// reverse proxy's `X-Forwarded-For`); returns status and JSON (or Null).
     pub async fn call_with_headers(

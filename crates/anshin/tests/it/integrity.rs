@@ -449,3 +449,75 @@ fn the_alert_schema_is_committed_and_names_every_field() {
         }
     }
 }
+
+/// `check --server URL` against a real `anshin serve`: every alert lands in
+/// the server's alert list for the key's tenant, once however often the same
+/// check runs, and the key never shows.
+#[test]
+fn check_sends_its_alerts_to_the_servers_alert_list() {
+    use crate::cli::{Server, anshin, stdout_json};
+    let shop = Shop::new();
+    shop.baseline();
+    let server_data = shop.path("server");
+    let bootstrap = stdout_json(&anshin(&server_data, &["init", "--json"]));
+    let root_key = bootstrap["operator_api_key"].as_str().expect("key").to_owned();
+    let server = Server::start(&server_data);
+    let (status, tenant) = server.request(
+        "POST",
+        "/v1/tenants",
+        &root_key,
+        Some(r#"{"name": "integrity shop"}"#),
+    );
+    assert_eq!(status, 201, "{tenant}");
+    let body = format!(
+        r#"{{"name": "integrity", "role": "operator", "tenant_id": "{}"}}"#,
+        tenant["id"].as_str().expect("id")
+    );
+    let (status, principal) = server.request("POST", "/v1/principals", &root_key, Some(&body));
+    assert_eq!(status, 201, "{principal}");
+    let key = principal["api_key"].as_str().expect("key").to_owned();
+
+    fixture::plant_all(&shop.root());
+    let url = format!("http://{}", server.addr);
+    let run = || {
+        shop.command(&["check", "--json", "--server", &url])
+            .env("ANSHIN_API_KEY", &key)
+            .output()
+            .expect("run")
+    };
+    let out = run();
+    let printed = lines(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} alerts sent to {url} ({} new)",
+            printed.len(),
+            printed.len()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&key));
+
+    let (status, list) = server.request("GET", "/v1/alerts?kind=host_integrity&limit=1000", &key, None);
+    assert_eq!(status, 200, "{list}");
+    let stored = list["alerts"].as_array().expect("alerts");
+    assert_eq!(stored.len(), printed.len());
+    assert!(stored.iter().all(|a| a["tenant_id"] == tenant["id"]));
+    let criticals = printed.iter().filter(|a| a["severity"] == "critical").count();
+    assert_eq!(
+        stored.iter().filter(|a| a["severity"] == "critical").count(),
+        criticals
+    );
+
+    // The same situation again: nothing new.
+    let stderr = String::from_utf8_lossy(&run().stderr).into_owned();
+    assert!(stderr.contains("(0 new)"), "{stderr}");
+    // Without a key: a usage error (2) before anything is read.
+    let out = shop
+        .command(&["check", "--server", &url])
+        .env_remove("ANSHIN_API_KEY")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,343 @@
+//! Fetching a payment page: over HTTP (hyper with rustls, the operating
+//! system's roots) with a time limit, a size limit and at most five
+//! redirects; and, in browser mode, in headless Chromium as well, to see the
+//! scripts other scripts insert at run time.
+//!
+//! Nothing the page does can hang the monitor: every step is under the
+//! run's deadline, a body longer than [`MAX_PAGE_BYTES`] is cut and noted,
+//! and a failure is an error with a stable code that the caller reports.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, Request, Uri, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use url::Url;
+
+use super::page::{self, Inventory, MAX_PAGE_BYTES, Script, SecurityHeaders};
+use crate::browser::{Browser, BrowserOptions};
+
+/// Longest a whole fetch (redirects and body) may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// Redirects followed.
+const MAX_REDIRECTS: usize = 5;
+/// How long the running page may keep inserting scripts after `load`.
+const SETTLE: Duration = Duration::from_millis(1_500);
+
+/// Why a page could not be inventoried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    /// `page_timeout`, `page_unreachable`, `page_status`, `page_redirects`,
+    /// `page_not_html`, `browser_unavailable`, `browser_failed`.
+    pub code: &'static str,
+    /// What happened (no page content).
+    pub detail: String,
+}
+
+impl FetchError {
+    fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The HTTP client the monitor fetches pages with.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher").field("timeout", &self.timeout).finish()
+    }
+}
+
+impl Fetcher {
+    /// A client trusting the operating system's roots; `timeout` bounds each fetch.
+    pub fn new(timeout: Duration) -> std::io::Result<Self> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(https),
+            timeout,
+        })
+    }
+
+    /// The page's inventory from its HTML and headers.
+    pub async fn inventory(&self, url: &Url) -> Result<Inventory, FetchError> {
+        let fetched = tokio::time::timeout(self.timeout, self.get(url))
+            .await
+            .map_err(|_| {
+                FetchError::new(
+                    "page_timeout",
+                    format!(
+                        "the page did not finish loading within {} s",
+                        self.timeout.as_secs()
+                    ),
+                )
+            })??;
+        Ok(page::inventory(
+            &fetched.url,
+            &fetched.body,
+            security_headers(&fetched.headers),
+            fetched.truncated,
+        ))
+    }
+
+    async fn get(&self, start: &Url) -> Result<Fetched, FetchError> {
+        let mut url = start.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let uri: Uri = url
+                .as_str()
+                .parse()
+                .map_err(|_| FetchError::new("page_unreachable", "the page URL is not a valid URI"))?;
+            let request = Request::get(uri)
+                .header(header::USER_AGENT, "anshin-page-monitor/1 (+PCI DSS 11.6.1)")
+                .header(header::ACCEPT, "text/html,application/xhtml+xml")
+                .body(Empty::new())
+                .map_err(|e| FetchError::new("page_unreachable", e.to_string()))?;
+            let response =
+                self.client.request(request).await.map_err(|e| {
+                    FetchError::new("page_unreachable", format!("cannot fetch the page: {e}"))
+                })?;
+            let status = response.status();
+            if status.is_redirection() {
+                let next = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| url.join(l).ok())
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        FetchError::new(
+                            "page_status",
+                            format!("redirect {status} without a usable Location"),
+                        )
+                    })?;
+                url = next;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(FetchError::new(
+                    "page_status",
+                    format!("the page answered {status}"),
+                ));
+            }
+            let headers = response.headers().clone();
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            let mut truncated = false;
+            while let Some(frame) = body.frame().await {
+                let frame = frame
+                    .map_err(|e| FetchError::new("page_unreachable", format!("reading the page: {e}")))?;
+                if let Ok(data) = frame.into_data() {
+                    let room = MAX_PAGE_BYTES - bytes.len();
+                    if data.len() > room {
+                        bytes.extend_from_slice(&data[..room]);
+                        truncated = true;
+                        break;
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            return Ok(Fetched {
+                url,
+                headers,
+                body: bytes,
+                truncated,
+            });
+        }
+        Err(FetchError::new(
+            "page_redirects",
+            format!("more than {MAX_REDIRECTS} redirects"),
+        ))
+    }
+}
+
+struct Fetched {
+    url: Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    truncated: bool,
+}
+
+/// The security headers of a response (every value of repeated ones).
+pub fn security_headers(headers: &HeaderMap) -> SecurityHeaders {
+    let all = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .take(page::MAX_ITEMS)
+            .collect()
+    };
+    SecurityHeaders {
+        csp: all("content-security-policy"),
+        csp_report_only: all("content-security-policy-report-only"),
+        integrity_policy: all("integrity-policy").into_iter().next(),
+        integrity_policy_report_only: all("integrity-policy-report-only").into_iter().next(),
+    }
+}
+
+/// What the running page reports: `document.scripts` after load (src,
+/// integrity, inline text) and the scripts its resource timing saw.
+const RUNTIME_SCRIPTS: &str = r#"
+const out = [];
+for (const s of Array.from(document.scripts).slice(0, 2000)) {
+  const type = (s.type || '').toLowerCase();
+  if (type && type !== 'module' && !type.includes('javascript') && !type.includes('ecmascript')) continue;
+  if (s.src) out.push({src: s.src, integrity: s.integrity || null});
+  else if (s.text && s.text.trim()) out.push({text: s.text});
+}
+for (const e of performance.getEntriesByType('resource').slice(0, 2000)) {
+  if (e.initiatorType === 'script' || e.name.endsWith('.js')) out.push({src: e.name, resource: true});
+}
+return out;
+"#;
+
+/// Adds to `inventory` the scripts the running page has that its HTML did
+/// not name, marked `runtime`.
+pub async fn add_runtime_scripts(
+    inventory: &mut Inventory,
+    url: &Url,
+    options: &BrowserOptions,
+) -> Result<(), FetchError> {
+    let browser = Browser::launch(options)
+        .await
+        .map_err(|e| FetchError::new("browser_unavailable", e.message().to_owned()))?;
+    let found = tokio::time::timeout(FETCH_TIMEOUT + SETTLE, async {
+        let client = browser.client();
+        client
+            .goto(url.as_str())
+            .await
+            .map_err(|e| FetchError::new("browser_failed", format!("loading the page: {e}")))?;
+        tokio::time::sleep(SETTLE).await;
+        client
+            .execute(RUNTIME_SCRIPTS, vec![])
+            .await
+            .map_err(|e| FetchError::new("browser_failed", format!("reading the page's scripts: {e}")))
+    })
+    .await;
+    browser.close().await;
+    let found =
+        found.map_err(|_| FetchError::new("page_timeout", "the page did not settle in the browser"))??;
+    let mut keys: std::collections::BTreeSet<String> =
+        inventory.scripts.iter().map(|s| s.key.clone()).collect();
+    for item in found.as_array().into_iter().flatten().take(page::MAX_ITEMS) {
+        let script = if let Some(src) = item.get("src").and_then(|v| v.as_str()) {
+            let Ok(src) = Url::parse(src) else { continue };
+            let integrity = item.get("integrity").and_then(|v| v.as_str()).map(str::to_owned);
+            // A resource entry has no integrity attribute of its own: the
+            // element's, if the HTML named it, is already in the inventory.
+            if item.get("resource").is_some() && keys.contains(&format!("src:{src}")) {
+                continue;
+            }
+            Script::external(&src, integrity)
+        } else if let Some(text) = item.get("text").and_then(|v| v.as_str()) {
+            Script::inline(text)
+        } else {
+            continue;
+        };
+        if keys.insert(script.key.clone()) {
+            inventory.scripts.push(Script {
+                runtime: true,
+                ..script
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server that answers every connection with `answer` (or never).
+    async fn server(answer: Option<Vec<u8>>) -> Url {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    match answer {
+                        Some(bytes) => {
+                            let _ = stream.write_all(&bytes).await;
+                        }
+                        // Holds the connection open and says nothing.
+                        None => tokio::time::sleep(Duration::from_secs(60)).await,
+                    }
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}/checkout")).expect("url")
+    }
+
+    #[tokio::test]
+    async fn a_page_that_never_answers_times_out() {
+        let url = server(None).await;
+        let fetcher = Fetcher::new(Duration::from_millis(300)).expect("roots");
+        let started = std::time::Instant::now();
+        let err = fetcher.inventory(&url).await.expect_err("timeout");
+        assert_eq!(err.code, "page_timeout");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_huge_page_is_cut_and_noted() {
+        let body = format!("<script src=/a.js></script>{}", "x".repeat(MAX_PAGE_BYTES + 1000));
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-security-policy: script-src 'self'\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(body.as_bytes());
+        let url = server(Some(answer)).await;
+        let inventory = Fetcher::new(Duration::from_secs(20))
+            .expect("roots")
+            .inventory(&url)
+            .await
+            .expect("inventory");
+        assert!(
+            inventory.notes.contains(&"truncated_body".to_owned()),
+            "{:?}",
+            inventory.notes
+        );
+        assert_eq!(inventory.scripts.len(), 1);
+        assert_eq!(inventory.headers.csp, vec!["script-src 'self'"]);
+    }
+
+    #[tokio::test]
+    async fn redirect_loops_end() {
+        let url = server(Some(
+            b"HTTP/1.1 302 Found\r\nlocation: /checkout\r\ncontent-length: 0\r\n\r\n".to_vec(),
+        ))
+        .await;
+        let err = Fetcher::new(Duration::from_secs(20))
+            .expect("roots")
+            .inventory(&url)
+            .await
+            .expect_err("loop");
+        assert_eq!(err.code, "page_redirects");
+    }
+}
