@@ -8,6 +8,7 @@
 mod alerts;
 mod api;
 mod audit;
+pub mod checkout_page;
 mod extract;
 mod inventory;
 mod keys;
@@ -110,6 +111,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(sys::healthz))
         .route("/readyz", get(sys::readyz))
         .route("/metrics", get(sys::metrics))
+        .route("/checkout/assets/{file}", get(checkout_page::serve_asset))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         // After routing, so the route template (MatchedPath) is known.
