@@ -14,6 +14,7 @@
 pub mod access;
 pub mod app;
 pub mod audit;
+pub mod browser;
 pub mod cli;
 pub mod clock;
 pub mod cmd;

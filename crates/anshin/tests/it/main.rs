@@ -6,6 +6,7 @@ mod harness;
 mod alerts;
 mod api;
 mod audit;
+mod browser;
 mod cli;
 mod credentials;
 mod integrity;
