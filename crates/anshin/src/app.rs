@@ -37,6 +37,8 @@ pub struct App {
     pub(crate) proxies: TrustedProxies,
     /// Tenants whose data keys a rewrap pass found all on the current version.
     pub(crate) rewrapped: crate::vault::rotation::RewrapState,
+    /// Checkout sessions' settings, rate limits and held security codes.
+    pub(crate) checkout: crate::proxy::CheckoutState,
 }
 
 /// Where the data lives.
@@ -88,6 +90,7 @@ impl App {
             lockouts: Lockouts::default(),
             proxies: TrustedProxies::default(),
             rewrapped: Default::default(),
+            checkout: Default::default(),
         })
     }
 

@@ -4,7 +4,8 @@
 //! The TOML file is `--config FILE` (or `ANSHIN_CONFIG`), else `anshin.toml` in
 //! the data directory if it exists. Keys: `listen`, `database_url`, `log`,
 //! `trusted_proxies` (a list of CIDR blocks; or `ANSHIN_TRUSTED_PROXIES`,
-//! comma-separated), and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
+//! comma-separated), `public_url` (or `ANSHIN_PUBLIC_URL`: the origin shoppers'
+//! browsers reach anshin at), `checkout_session_ttl_secs`, and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
 //! also come from `ANSHIN_ALERT_WEBHOOK_URL` and `ANSHIN_ALERT_WEBHOOK_SECRET`
 //! (environment only, never a flag: command lines are visible to every user).
 //! Showing the configuration redacts the database password, the webhook
@@ -53,6 +54,11 @@ pub struct Config {
     /// Automatic KEK rotation and the rewrap job's pace.
     #[serde(flatten)]
     pub keys: RotationPolicy,
+    /// The origin shoppers' browsers reach anshin at (`public_url`,
+    /// `ANSHIN_PUBLIC_URL`; default `http://<listen>`).
+    pub public_url: String,
+    /// Life of a checkout session in seconds (`checkout_session_ttl_secs`, 60–86400).
+    pub checkout_session_ttl_secs: u64,
 }
 
 /// The root of trust `anshin init` creates (the data directory records the
@@ -247,6 +253,8 @@ struct FileConfig {
     key_rotate_after_days: Option<u32>,
     key_rotate_after_encryptions: Option<u64>,
     key_rewrap_pause_ms: Option<u64>,
+    public_url: Option<String>,
+    checkout_session_ttl_secs: Option<u64>,
 }
 
 impl Config {
@@ -372,6 +380,28 @@ impl Config {
         if keys.rewrap_pause_ms > 60_000 {
             return Err(config_error("key_rewrap_pause_ms must be 0 to 60000".into()));
         }
+        let public_url = match env("ANSHIN_PUBLIC_URL")
+            .or(file.public_url)
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => crate::proxy::sessions::web_origin(url.trim_end_matches('/'), "public_url")
+                .map_err(|_| {
+                    config_error(
+                        "public_url must be the origin shoppers reach anshin at: https://HOST[:PORT] \
+                         (http:// only for a loopback host), without a path"
+                            .into(),
+                    )
+                })?,
+            None => format!("http://{listen}"),
+        };
+        let checkout_session_ttl_secs = file
+            .checkout_session_ttl_secs
+            .unwrap_or(crate::proxy::DEFAULT_SESSION_TTL_SECS);
+        if !(60..=86_400).contains(&checkout_session_ttl_secs) {
+            return Err(config_error(
+                "checkout_session_ttl_secs must be 60 to 86400".into(),
+            ));
+        }
         Ok(Self {
             data_dir,
             database_url: args
@@ -385,7 +415,17 @@ impl Config {
             alerts,
             root_of_trust,
             keys,
+            public_url,
+            checkout_session_ttl_secs,
         })
+    }
+
+    /// The checkout settings in force.
+    pub fn checkout_settings(&self) -> crate::proxy::CheckoutSettings {
+        crate::proxy::CheckoutSettings {
+            public_url: self.public_url.clone(),
+            session_ttl_secs: self.checkout_session_ttl_secs,
+        }
     }
 
     /// Where the data lives.

@@ -39,8 +39,12 @@ pub enum ErrorKind {
     Invalid,
     /// Too many requests, or a limit reached: 429.
     TooManyRequests,
+    /// An upstream (a card processor) answered badly or could not be reached: 502.
+    BadGateway,
     /// A dependency (database) is not available: 503.
     Unavailable,
+    /// An upstream (a card processor) did not answer in time: 504.
+    GatewayTimeout,
     /// A bug or an unexpected failure: 500.
     Internal,
 }
@@ -60,7 +64,9 @@ impl ErrorKind {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +79,7 @@ pub struct Error {
     message: Cow<'static, str>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     retry_after: Option<u64>,
+    param: Option<&'static str>,
 }
 
 /// Result with the application error.
@@ -87,7 +94,19 @@ impl Error {
             message: message.into(),
             cause: None,
             retry_after: None,
+            param: None,
         }
+    }
+
+    /// Names the request field the error is about (its name, never its value).
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    /// The request field the error is about, if any.
+    pub fn param(&self) -> Option<&'static str> {
+        self.param
     }
 
     /// Tells the client when to try again (`Retry-After`, in seconds).
@@ -226,6 +245,9 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// What happened and what to do, in English.
     pub message: String,
+    /// The request field the error is about (its name, never its value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<&'static str>,
 }
 
 impl IntoResponse for Error {
@@ -240,6 +262,7 @@ impl IntoResponse for Error {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message.into_owned(),
+                param: self.param,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

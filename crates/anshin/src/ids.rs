@@ -102,6 +102,14 @@ id_type!(
     /// A request for a manual key operation, awaiting a second operator.
     KeyRequestId, "kreq"
 );
+id_type!(
+    /// A checkout session: the shopper's page capability (128 random bits).
+    CheckoutSessionId, "cs"
+);
+id_type!(
+    /// A payment made through the processor proxy.
+    PaymentId, "pay"
+);
 
 /// Lets these id types name resources in the audit log ([`TypedId`]). Every id
 /// type but [`CustomerId`] is listed.
@@ -126,7 +134,9 @@ resource_id!(
     AlertId,
     InventoryId,
     KeyRequestId,
-    EventId
+    EventId,
+    CheckoutSessionId,
+    PaymentId
 );
 
 /// Parses an id from a request, or answers 404 for `what` (a malformed id names

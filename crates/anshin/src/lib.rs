@@ -8,6 +8,7 @@
 //! - [`access`]: principals, API keys, the access policy.
 //! - [`audit`]: (4) the tamper-evident audit log of every access.
 //! - [`tenancy`], [`orders`]: tenants, shops and orders.
+//! - [`proxy`]: (5) checkout sessions and the payment proxy to card processors.
 //! - [`db`]: one store over SQLite and PostgreSQL.
 //! - [`http`]: the HTTP API; [`cmd`] and [`cli`]: the command line.
 
@@ -26,6 +27,7 @@ pub mod http;
 pub mod ids;
 pub mod inventory;
 pub mod orders;
+pub mod proxy;
 pub mod tenancy;
 pub mod text;
 pub mod vault;

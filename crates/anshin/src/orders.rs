@@ -19,7 +19,7 @@ use crate::vault::pii;
 /// Most orders one page returns.
 pub const MAX_PAGE: u32 = 500;
 /// Largest amount accepted, in minor units.
-const MAX_AMOUNT: i64 = 1_000_000_000_000;
+pub(crate) const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 /// A new order.
 #[derive(Deserialize, ToSchema)]
@@ -161,7 +161,7 @@ impl From<OrderView> for Order {
     }
 }
 
-fn currency(code: &str) -> Result<String> {
+pub(crate) fn currency(code: &str) -> Result<String> {
     let upper = code.to_ascii_uppercase();
     iso_currency::Currency::from_code(&upper)
         .map(|c| c.code().to_owned())

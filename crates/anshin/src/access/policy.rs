@@ -8,8 +8,8 @@
 //!
 //! | role      | may                                                                  |
 //! |-----------|----------------------------------------------------------------------|
-//! | operator  | manage tenants (global only), their settings, shops and principals; tokenize; masked reads; delete cards; customers and orders; read the audit trail and alerts; upload and read data inventories |
-//! | shop      | tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
+//! | operator  | manage tenants (global only), their settings, shops and principals; processor and outbound routes; checkout and payments; tokenize; masked reads; delete cards; customers and orders; read the audit trail and alerts; upload and read data inventories |
+//! | shop      | checkout sessions, payments and outbound routes (never seeing the card); tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
 //! | auditor   | list principals and tenants; read the audit trail, alerts and data inventories (metadata only, no personal data) |
 //!
@@ -93,6 +93,15 @@ pub enum Action {
     ManageKeys,
     /// Read key versions, their record counts and key requests.
     ReadKeys,
+    /// Open checkout sessions and make, capture, void and refund payments
+    /// through the processor proxy (never seeing the card).
+    Pay,
+    /// Configure a tenant's processor and outbound routes (where card data
+    /// may be sent): operator keys only.
+    ManageRoutes,
+    /// Send a request through a generic outbound route (tokens replaced by
+    /// card data on the way to the allow-listed upstream).
+    Forward,
 }
 
 impl Action {
@@ -126,6 +135,9 @@ impl Action {
             Self::ReadInventory => "read data inventories",
             Self::ManageKeys => "request or decide key operations (operator keys only)",
             Self::ReadKeys => "read the key state",
+            Self::Pay => "open checkout sessions or make payments",
+            Self::ManageRoutes => "configure processor and outbound routes (operator keys only)",
+            Self::Forward => "send requests through outbound routes",
         }
     }
 }
@@ -159,6 +171,9 @@ impl Role {
                     | A::ReadInventory
                     | A::ManageKeys
                     | A::ReadKeys
+                    | A::Pay
+                    | A::ManageRoutes
+                    | A::Forward
             ),
             Self::Shop => matches!(
                 action,
@@ -172,6 +187,8 @@ impl Role {
                     | A::DeleteCustomer
                     | A::WriteOrder
                     | A::ReadOrder
+                    | A::Pay
+                    | A::Forward
             ),
             Self::Processor => matches!(action, A::ReadCard | A::RevealCard),
             Self::Auditor => matches!(

@@ -109,6 +109,30 @@ pub enum EventKind {
     KeyReject,
     /// A KEK version was added by the rotation policy.
     KeyRotate,
+    /// A checkout session was opened by a shop's server.
+    CheckoutCreate,
+    /// A checkout session was read by a shop's server.
+    CheckoutRead,
+    /// A shopper's browser submitted a card to a checkout session.
+    CheckoutCard,
+    /// A processor route was configured.
+    RouteWrite,
+    /// Processor routes were listed.
+    RouteRead,
+    /// A payment was authorized (or declined) through the processor proxy.
+    PaymentCreate,
+    /// A payment was read.
+    PaymentRead,
+    /// A payment was captured.
+    PaymentCapture,
+    /// A payment was voided.
+    PaymentVoid,
+    /// A payment was refunded.
+    PaymentRefund,
+    /// A payment was completed after 3-D Secure.
+    PaymentComplete,
+    /// A request was forwarded through a generic outbound route.
+    ProxyForward,
 }
 
 impl EventKind {
@@ -149,6 +173,18 @@ impl EventKind {
             Self::KeyApprove => "key.approve",
             Self::KeyReject => "key.reject",
             Self::KeyRotate => "key.rotate",
+            Self::CheckoutCreate => "checkout.create",
+            Self::CheckoutRead => "checkout.read",
+            Self::CheckoutCard => "checkout.card",
+            Self::RouteWrite => "route.write",
+            Self::RouteRead => "route.read",
+            Self::PaymentCreate => "payment.create",
+            Self::PaymentRead => "payment.read",
+            Self::PaymentCapture => "payment.capture",
+            Self::PaymentVoid => "payment.void",
+            Self::PaymentRefund => "payment.refund",
+            Self::PaymentComplete => "payment.complete",
+            Self::ProxyForward => "proxy.forward",
         }
     }
 }
@@ -163,6 +199,10 @@ pub mod field {
     pub const CARD_EXPIRY: &str = "card.expiry";
     /// Card holder's name.
     pub const CARD_HOLDER: &str = "card.holder";
+    /// The card security code (held briefly for one authorization, never stored in clear).
+    pub const CARD_CVC: &str = "card.cvc";
+    /// Payment metadata (amount, status, processor reference).
+    pub const PAYMENT: &str = "payment";
     /// Personal data sealed in the vault (written, not read).
     pub const PII_SEALED: &str = "pii.sealed";
     /// Masked e-mail address.

@@ -37,6 +37,7 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
     };
     let mut app = app;
     app.trust_proxies(config.trusted_proxies.clone());
+    app.configure_checkout(config.checkout_settings());
     let app = Arc::new(app);
     let (listener, base) = bind(config).await?;
     if let Some(key) = bootstrap_key {
@@ -83,6 +84,7 @@ async fn serve_sealed(config: &Config, record: Record) -> Result<()> {
         record,
         Box::new(move |mut app: App| {
             app.trust_proxies(task_config.trusted_proxies.clone());
+            app.configure_checkout(task_config.checkout_settings());
             start_tasks(&task_config, Arc::new(app))
         }),
     )?;

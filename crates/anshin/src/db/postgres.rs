@@ -21,6 +21,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
 mod audit;
+mod checkout;
 mod credentials;
 mod inventory;
 mod keys;
@@ -61,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "key_store",
         include_str!("../../migrations/postgres/0007_key_store.sql"),
+    ),
+    (
+        8,
+        "checkout",
+        include_str!("../../migrations/postgres/0008_checkout.sql"),
     ),
 ];
 

@@ -28,6 +28,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
 mod audit;
+mod checkout;
 mod credentials;
 mod inventory;
 mod keys;
@@ -65,6 +66,11 @@ const MIGRATIONS: &[Migration] = &[
         8,
         "key_store",
         include_str!("../../migrations/sqlite/0008_key_store.sql"),
+    ),
+    (
+        9,
+        "checkout",
+        include_str!("../../migrations/sqlite/0009_checkout.sql"),
     ),
 ];
 

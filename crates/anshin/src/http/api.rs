@@ -40,6 +40,7 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::audit::checkpoint, super::audit::checkpoint_now, super::audit::tile,
         super::audit::inclusion, super::audit::consistency, super::audit::events, super::audit::access_log,
         super::alerts::list,
+        super::checkout::create_session, super::checkout::get_session,
         super::inventory::upload, super::inventory::list,
         super::keys::status, super::keys::request, super::keys::list, super::keys::approve, super::keys::reject,
         super::sys::healthz, super::sys::readyz,

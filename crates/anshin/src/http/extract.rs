@@ -5,6 +5,7 @@
 //!   the audit log and counted towards a lockout of its source, and a
 //!   locked-out source is answered 429 before its key is looked at (and
 //!   without an audit entry).
+//! - [`ClientIp`]: the client's address, for routes without an API key.
 //! - [`CallerKey`]: the hash of the key a request came with (rotation checks
 //!   that a principal rotates itself with its newest key).
 //! - [`JsonBody`]: JSON bodies with error messages that never repeat a value
@@ -30,14 +31,7 @@ impl FromRequestParts<AppState> for Actor {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let origin = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| {
-            let forwarded = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            state.app.proxies.client(info.0.ip(), forwarded)
-        });
+        let origin = client_ip(parts, state);
         // A locked-out source gets no further: not even its key is checked.
         state.app.check_lockout(origin)?;
         let purpose = purpose(parts)?;
@@ -61,6 +55,31 @@ impl FromRequestParts<AppState> for Actor {
                 Err(refusal.error)
             }
         }
+    }
+}
+
+/// The client's address: the peer, or what a trusted reverse proxy's
+/// `X-Forwarded-For` names; `None` for in-process calls.
+fn client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        state.app.proxies.client(info.0.ip(), forwarded)
+    })
+}
+
+/// The client's address, for requests without an API key (the checkout's
+/// shopper-facing routes).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        Ok(Self(client_ip(parts, state)))
     }
 }
 

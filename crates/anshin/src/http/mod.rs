@@ -8,6 +8,7 @@
 mod alerts;
 mod api;
 mod audit;
+mod checkout;
 pub mod checkout_page;
 mod extract;
 mod inventory;
@@ -105,9 +106,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/keys/requests", post(keys::request).get(keys::list))
         .route("/keys/requests/{request_id}/approve", post(keys::approve))
         .route("/keys/requests/{request_id}/reject", post(keys::reject))
+        .route("/checkout/sessions", post(checkout::create_session))
+        .route("/checkout/sessions/{session_id}", get(checkout::get_session))
         .route("/openapi.json", get(sys::openapi));
+    let shopper = Router::new()
+        .route("/{session_id}/card", post(checkout::submit_card))
+        .route("/{session_id}/status", get(checkout::status));
     Router::new()
         .nest("/v1", v1)
+        .nest("/checkout", shopper)
         .route("/healthz", get(sys::healthz))
         .route("/readyz", get(sys::readyz))
         .route("/metrics", get(sys::metrics))

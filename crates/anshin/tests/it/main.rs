@@ -7,6 +7,7 @@ mod alerts;
 mod api;
 mod audit;
 mod browser;
+mod checkout;
 mod cli;
 mod credentials;
 mod integrity;
