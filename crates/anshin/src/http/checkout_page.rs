@@ -13,10 +13,12 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::AppState;
+use super::extract::ClientIp;
 use crate::error::{Error, ErrorKind};
 use crate::text::{fill, html_escape};
 
@@ -469,6 +471,33 @@ pub fn three_ds_return_response(lang: Lang, allowed_origin: &str) -> Response {
         fill(RETURN_PAGE, &common_values(lang)),
     )
         .into_response()
+}
+
+/// `GET /checkout/{id}`: the hosted page for an open session; 410 once it is
+/// used or expired, 404 for an unknown id. Rate-limited per client address
+/// like the other shopper-facing routes.
+pub async fn page(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    Path(id): Path<String>,
+) -> Response {
+    let checkout = state.app.checkout();
+    if let Err(err) = checkout.allow_request(client) {
+        return err.into_response();
+    }
+    match checkout.page_view(&id).await {
+        Ok(view) if view.status == "open" => page_response(&HostedPage {
+            session_id: &id,
+            allowed_origin: &view.allowed_origin,
+            lang: Lang::from_tag(&view.locale),
+            amount: view.amount,
+            currency: &view.currency,
+            acs_origins: &view.acs_origins,
+        }),
+        Ok(view) => gone_response(Lang::from_tag(&view.locale), &view.allowed_origin),
+        Err(err) if err.kind() == ErrorKind::NotFound => not_found_response(),
+        Err(err) => err.into_response(),
+    }
 }
 
 /// `GET /checkout/assets/{file}`: the embedded script and stylesheet. Only

@@ -111,14 +111,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(sys::openapi));
     let shopper = Router::new()
         .route("/{session_id}/card", post(checkout::submit_card))
-        .route("/{session_id}/status", get(checkout::status));
+        .route("/{session_id}/status", get(checkout::status))
+        .route("/{session_id}", get(checkout_page::page))
+        .route("/assets/{file}", get(checkout_page::serve_asset));
     Router::new()
         .nest("/v1", v1)
         .nest("/checkout", shopper)
         .route("/healthz", get(sys::healthz))
         .route("/readyz", get(sys::readyz))
         .route("/metrics", get(sys::metrics))
-        .route("/checkout/assets/{file}", get(checkout_page::serve_asset))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         // After routing, so the route template (MatchedPath) is known.
