@@ -7,6 +7,7 @@ mod alerts;
 mod api;
 mod audit;
 mod browser;
+mod browser_checkout;
 mod checkout;
 mod cli;
 mod credentials;
