@@ -5,7 +5,7 @@
 //! the data directory if it exists. Keys: `listen`, `database_url`, `log`,
 //! `trusted_proxies` (a list of CIDR blocks; or `ANSHIN_TRUSTED_PROXIES`,
 //! comma-separated), `public_url` (or `ANSHIN_PUBLIC_URL`: the origin shoppers'
-//! browsers reach anshin at), `checkout_session_ttl_secs`, and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
+//! browsers reach anshin at), `checkout_session_ttl_secs`, `outbound_allowed_hosts`, and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
 //! also come from `ANSHIN_ALERT_WEBHOOK_URL` and `ANSHIN_ALERT_WEBHOOK_SECRET`
 //! (environment only, never a flag: command lines are visible to every user).
 //! Showing the configuration redacts the database password, the webhook
@@ -59,6 +59,10 @@ pub struct Config {
     pub public_url: String,
     /// Life of a checkout session in seconds (`checkout_session_ttl_secs`, 60–86400).
     pub checkout_session_ttl_secs: u64,
+    /// Hosts (`host` or `host:port`) processor and outbound routes may send
+    /// card data to (`outbound_allowed_hosts`, or `ANSHIN_OUTBOUND_ALLOWED_HOSTS`
+    /// comma-separated); empty: no route can be configured.
+    pub outbound_allowed_hosts: Vec<String>,
 }
 
 /// The root of trust `anshin init` creates (the data directory records the
@@ -255,6 +259,7 @@ struct FileConfig {
     key_rewrap_pause_ms: Option<u64>,
     public_url: Option<String>,
     checkout_session_ttl_secs: Option<u64>,
+    outbound_allowed_hosts: Option<Vec<String>>,
 }
 
 impl Config {
@@ -397,6 +402,28 @@ impl Config {
         let checkout_session_ttl_secs = file
             .checkout_session_ttl_secs
             .unwrap_or(crate::proxy::DEFAULT_SESSION_TTL_SECS);
+        let outbound_allowed_hosts: Vec<String> = match env("ANSHIN_OUTBOUND_ALLOWED_HOSTS") {
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_ascii_lowercase)
+                .collect(),
+            None => file
+                .outbound_allowed_hosts
+                .unwrap_or_default()
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+        };
+        if outbound_allowed_hosts
+            .iter()
+            .any(|h| h.is_empty() || h.contains(['/', '@', '*', ' ']))
+        {
+            return Err(config_error(
+                "outbound_allowed_hosts entries are host or host:port, such as processor.example:443".into(),
+            ));
+        }
         if !(60..=86_400).contains(&checkout_session_ttl_secs) {
             return Err(config_error(
                 "checkout_session_ttl_secs must be 60 to 86400".into(),
@@ -417,6 +444,7 @@ impl Config {
             keys,
             public_url,
             checkout_session_ttl_secs,
+            outbound_allowed_hosts,
         })
     }
 
@@ -425,6 +453,7 @@ impl Config {
         crate::proxy::CheckoutSettings {
             public_url: self.public_url.clone(),
             session_ttl_secs: self.checkout_session_ttl_secs,
+            allowed_hosts: self.outbound_allowed_hosts.clone(),
         }
     }
 

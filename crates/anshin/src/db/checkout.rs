@@ -96,3 +96,135 @@ impl Store {
         dispatch!(self.checkout_complete(id))
     }
 }
+
+/// A configured route (processor or generic outbound), as stored.
+#[derive(Debug, Clone)]
+pub struct RouteRow {
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// `processor` or `outbound`.
+    pub kind: String,
+    /// The validated configuration, JSON (placeholders, never card data).
+    pub config: String,
+    pub updated_at: i64,
+}
+
+/// A payment through the processor proxy.
+#[derive(Debug, Clone)]
+pub struct PaymentRow {
+    pub id: PaymentId,
+    pub tenant_id: TenantId,
+    pub shop_id: Option<ShopId>,
+    pub created_by: PrincipalId,
+    pub session_id: Option<CheckoutSessionId>,
+    pub card_token: CardToken,
+    pub route: String,
+    pub amount: i64,
+    pub currency: String,
+    pub capture: bool,
+    pub state: PaymentState,
+    pub created_at: i64,
+}
+
+/// What the processor last said about a payment.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentState {
+    /// `pending` (sent, no answer yet), `authorized`, `captured`, `declined`,
+    /// `challenge_required`, `failed`, `voided`, `partially_refunded`, `refunded`.
+    pub status: String,
+    pub decline_code: Option<String>,
+    pub processor_reference: Option<String>,
+    pub three_ds_id: Option<String>,
+    pub challenge_url: Option<String>,
+    pub amount_captured: i64,
+    pub amount_refunded: i64,
+    pub updated_at: i64,
+}
+
+/// Where an idempotency key stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotency {
+    /// The key is new; this request owns it.
+    New,
+    /// A request with this key started and has no final answer (it may have
+    /// timed out at the processor): a retry continues it.
+    Pending {
+        request_hash: Vec<u8>,
+        payment_id: PaymentId,
+    },
+    /// The first request ended with this answer.
+    Done {
+        request_hash: Vec<u8>,
+        status_code: u16,
+        response: String,
+    },
+}
+
+pub(super) fn idempotency(
+    request_hash: Vec<u8>,
+    payment_id: String,
+    status_code: Option<i64>,
+    response: Option<String>,
+) -> Result<Idempotency, StoreError> {
+    Ok(match (status_code, response) {
+        (Some(code), Some(response)) => Idempotency::Done {
+            request_hash,
+            status_code: u16::try_from(code).map_err(|_| StoreError::Corrupt("idempotent status code"))?,
+            response,
+        },
+        _ => Idempotency::Pending {
+            request_hash,
+            payment_id: PaymentId::from_db(payment_id),
+        },
+    })
+}
+
+impl Store {
+    /// Creates or replaces a route.
+    pub async fn route_put(&self, route: RouteRow) -> Result<(), StoreError> {
+        dispatch!(self.route_put(route))
+    }
+
+    /// A tenant's routes, by name.
+    pub async fn routes(&self, tenant: &TenantId) -> Result<Vec<RouteRow>, StoreError> {
+        dispatch!(self.routes(tenant))
+    }
+
+    /// Claims an idempotency key for `payment_id`, or says where it stands.
+    pub async fn idempotency_begin(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        request_hash: Vec<u8>,
+        payment_id: &PaymentId,
+        now: i64,
+    ) -> Result<Idempotency, StoreError> {
+        dispatch!(self.idempotency_begin(tenant, key, request_hash, payment_id, now))
+    }
+
+    /// Stores the final answer of the request that holds an idempotency key.
+    pub async fn idempotency_finish(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        status_code: u16,
+        response: String,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.idempotency_finish(tenant, key, status_code, response))
+    }
+
+    /// Stores a new payment (nothing if its id exists: a retried request).
+    pub async fn payment_insert(&self, payment: PaymentRow) -> Result<(), StoreError> {
+        dispatch!(self.payment_insert(payment))
+    }
+
+    /// A payment by id.
+    pub async fn payment(&self, id: &PaymentId) -> Result<Option<PaymentRow>, StoreError> {
+        dispatch!(self.payment(id))
+    }
+
+    /// Records what the processor said.
+    pub async fn payment_update(&self, id: &PaymentId, state: PaymentState) -> Result<(), StoreError> {
+        dispatch!(self.payment_update(id, state))
+    }
+}

@@ -7,13 +7,22 @@
 //!   page polls.
 //! - [`cvc`]: the security code, held briefly for one authorization.
 //! - [`limit`]: per-client rate limits of the shopper-facing routes.
+//! - [`routes`]: per-tenant processor and outbound routes (allow-listed
+//!   HTTPS upstreams, verified TLS), with [`template`] for processors'
+//!   request bodies and the redaction of their answers.
+//! - [`payments`]: payments through the processor proxy, idempotent.
+//! - [`outbound`]: generic outbound routes (tokens replaced at JSON paths).
 //!
 //! The settings ([`CheckoutSettings`]) come from the configuration
 //! (`public_url`, `checkout_session_ttl_secs`, `outbound_allowed_hosts`).
 
 pub mod cvc;
 pub mod limit;
+pub mod outbound;
+pub mod payments;
+pub mod routes;
 pub mod sessions;
+pub mod template;
 
 use std::sync::{Arc, RwLock};
 
@@ -31,6 +40,8 @@ pub struct CheckoutSettings {
     pub public_url: String,
     /// How long a checkout session stays usable.
     pub session_ttl_secs: u64,
+    /// Hosts (`host` or `host:port`) routes may send card data to.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for CheckoutSettings {
@@ -38,6 +49,7 @@ impl Default for CheckoutSettings {
         Self {
             public_url: format!("http://{}", crate::config::DEFAULT_LISTEN),
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -48,6 +60,7 @@ pub struct CheckoutState {
     settings: RwLock<Arc<CheckoutSettings>>,
     pub(crate) limits: limit::Limits,
     pub(crate) cvc: cvc::CvcHolds,
+    pub(crate) routes: routes::RouteClients,
 }
 
 impl CheckoutState {

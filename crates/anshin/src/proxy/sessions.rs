@@ -472,9 +472,7 @@ impl Checkout<'_> {
     /// so the page can tell the shopper.
     pub async fn page_view(&self, id: &str) -> Result<PageView> {
         let row = self.app.shopper_session(id).await?;
-        // Processor routes (and their 3-D Secure origins) arrive with the
-        // payment proxy; until a tenant has one, the page frames nothing.
-        let acs_origins = Vec::new();
+        let acs_origins = self.app.acs_origins(&row.tenant_id).await?;
         Ok(PageView {
             status: shown_status(&row, clock::now_ms()).to_owned(),
             allowed_origin: row.allowed_origin,
@@ -592,14 +590,14 @@ impl Checkout<'_> {
     pub async fn status(&self, id: &str) -> Result<SessionStatus> {
         let app = self.app;
         let row = app.shopper_session(id).await?;
+        let payment = app.status_payment(&row).await?;
         Ok(SessionStatus {
             status: shown_status(&row, clock::now_ms()).to_owned(),
             card: row.card.map(|c| StatusCard {
                 brand: c.brand,
                 last4: c.last4,
             }),
-            // Payments arrive with the payment proxy.
-            payment: None,
+            payment,
         })
     }
 }

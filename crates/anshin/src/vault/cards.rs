@@ -72,19 +72,20 @@ pub struct MaskedCard {
     pub exp_year: u16,
 }
 
-/// Full card data, for processors. Serialized only into a reveal response.
+/// Full card data, for processors. Serialized only into a reveal response
+/// (or, by the payment proxy, onto the wire to a processor).
 #[derive(ToSchema)]
 pub struct RevealedCard {
     /// Card number, digits only.
     #[schema(value_type = String)]
-    number: SecretString,
+    pub(crate) number: SecretString,
     /// Expiry month.
-    exp_month: u8,
+    pub(crate) exp_month: u8,
     /// Expiry year.
-    exp_year: u16,
+    pub(crate) exp_year: u16,
     /// Name on the card.
     #[schema(value_type = String)]
-    holder_name: SecretString,
+    pub(crate) holder_name: SecretString,
 }
 
 impl Serialize for RevealedCard {
@@ -314,20 +315,30 @@ impl App {
             event
                 .resource(&parse_or_404(CardToken::parse, token, "card")?)
                 .fields(&[field::CARD_NUMBER, field::CARD_EXPIRY, field::CARD_HOLDER]);
-            let (row, keys) = self.live_card(actor.scope(), token).await?;
+            let (card, row) = self.open_card(actor.scope(), token).await?;
             event.tenant(&row.tenant_id);
-            let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
-            let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
-            let number = open_text(&record, sealed, card_field::NUMBER)?;
-            let (expiry, holder_name) = open_details(&keys, &row)?;
-            Ok(RevealedCard {
+            Ok(card)
+        })
+        .await
+    }
+
+    /// A card's full data inside `scope`, with its row: for a reveal, or for
+    /// the payment proxy to send to a processor. Callers record the access.
+    pub(crate) async fn open_card(&self, scope: Scope<'_>, token: &str) -> Result<(RevealedCard, CardRow)> {
+        let (row, keys) = self.live_card(scope, token).await?;
+        let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
+        let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
+        let number = open_text(&record, sealed, card_field::NUMBER)?;
+        let (expiry, holder_name) = open_details(&keys, &row)?;
+        Ok((
+            RevealedCard {
                 number,
                 exp_month: expiry.month,
                 exp_year: expiry.year,
                 holder_name,
-            })
-        })
-        .await
+            },
+            row,
+        ))
     }
 
     /// Finds a card by its number through the keyed fingerprint, decrypting nothing.

@@ -13,7 +13,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::harness::{TestApp, both_backends};
+use anshin_processor_sim::Simulator;
+
+use crate::harness::{Backend, TestApp, both_backends};
 
 both_backends!(
     a_session_takes_one_card_from_anshins_own_origin,
@@ -21,6 +23,12 @@ both_backends!(
     expired_sessions_are_gone,
     sessions_are_seen_only_by_their_shop_and_audited,
     card_submissions_are_rate_limited_per_client,
+    payments_go_through_the_proxy_to_the_processor_and_never_expose_the_card,
+    a_processor_timeout_is_504_and_the_retry_never_charges_twice,
+    tls_failures_and_hosts_off_the_allow_list_are_refused,
+    a_three_d_secure_challenge_completes_through_the_return_page,
+    outbound_routes_replace_tokens_at_configured_paths_only,
+    no_security_code_is_left_in_any_file_after_checkouts,
 );
 
 /// anshin's public origin in these tests.
@@ -542,4 +550,742 @@ async fn card_submissions_are_rate_limited_per_client(t: TestApp) {
     assert_eq!(refused, Some(10), "ten tries, then 429");
     // Another shopper is not held up.
     submit(&t, "192.0.2.67", &id, "4111111111111111", "123").await;
+}
+
+/// A simulator, and anshin configured to reach it: allow-listed host, the
+/// tenant's `default` processor route trusting the simulator's test CA.
+pub(crate) async fn with_processor(
+    t: &TestApp,
+    tenant: &str,
+    sim_config: anshin_processor_sim::Config,
+) -> Simulator {
+    let sim = Simulator::start(sim_config).await.expect("simulator");
+    t.app.configure_checkout(CheckoutSettings {
+        public_url: PUBLIC.into(),
+        allowed_hosts: vec!["127.0.0.1".into()],
+        ..CheckoutSettings::default()
+    });
+    route(
+        t,
+        tenant,
+        "default",
+        json!({"kind": "processor", "url": sim.url(), "ca_pem": sim.ca_pem(), "timeout_ms": 5000}),
+    )
+    .await;
+    sim
+}
+
+pub(crate) async fn route(t: &TestApp, tenant: &str, name: &str, body: Value) -> Value {
+    let (status, answer) = t
+        .call(
+            Method::PUT,
+            &format!("/v1/tenants/{tenant}/routes/{name}"),
+            Some(&t.operator_key),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+/// POST with an Idempotency-Key as a shop's server sends it.
+pub(crate) async fn pay(
+    t: &TestApp,
+    key: &str,
+    idem: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, HeaderMap, Value) {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("idempotency-key", idem)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let response = anshin::http::router(t.app.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn payments_go_through_the_proxy_to_the_processor_and_never_expose_the_card(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("payments").await;
+    let sim = with_processor(&t, &tenant, Default::default()).await;
+    let session = open_session(&t, &shop_key, 3980).await;
+    let view = t.app.checkout().page_view(&session).await.expect("view");
+    assert_eq!(view.acs_origins, vec![sim.url().to_owned()]);
+    submit(&t, "198.51.100.20", &session, "4111111111111111", "737").await;
+
+    let body = json!({"checkout_session_id": session, "amount": 3980, "currency": "JPY", "capture": false});
+    let (status, _, paid) = pay(&t, &shop_key, "order-1-attempt-1", "/v1/payments", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["status"], "authorized");
+    assert_eq!(paid["next_action"], Value::Null);
+    let payment = paid["id"].as_str().expect("id").to_owned();
+    assert!(payment.starts_with("pay_"));
+    assert!(!paid.to_string().contains("4111111111111111"));
+    // The real number and security code arrived at the processor.
+    let reference = paid["processor_reference"].as_str().expect("reference");
+    let seen = sim.received(reference).expect("received");
+    assert_eq!(seen.pan_fingerprint, sim.pan_fingerprint("4111111111111111"));
+    assert_eq!(seen.cvc_fingerprint, Some(sim.cvc_fingerprint("737")));
+
+    // The same key and request: the stored answer, not a second charge.
+    let (status, headers, again) =
+        pay(&t, &shop_key, "order-1-attempt-1", "/v1/payments", body.clone()).await;
+    assert_eq!((status, &again), (StatusCode::OK, &paid));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    let (status, _, reused) = pay(
+        &t,
+        &shop_key,
+        "order-1-attempt-1",
+        "/v1/payments",
+        json!({"checkout_session_id": session, "amount": 3981, "currency": "JPY"}),
+    )
+    .await;
+    assert_eq!(
+        (status, reused["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
+    );
+    // A new key on the paid session: it is used.
+    let (status, _, used) = pay(&t, &shop_key, "order-1-attempt-2", "/v1/payments", body).await;
+    assert_eq!(
+        (status, used["error"]["code"].as_str()),
+        (StatusCode::GONE, Some("session_used"))
+    );
+
+    let (_, _, polled) = browser(
+        &t,
+        "198.51.100.20",
+        Method::GET,
+        &format!("/checkout/{session}/status"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(polled["status"], "completed");
+    assert_eq!(
+        polled["payment"],
+        json!({"id": payment, "status": "authorized", "decline_code": null, "challenge_url": null})
+    );
+
+    let (status, _, captured) = pay(
+        &t,
+        &shop_key,
+        "cap-1",
+        &format!("/v1/payments/{payment}/capture"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            captured["status"].as_str(),
+            captured["amount_captured"].as_i64()
+        ),
+        (StatusCode::OK, Some("captured"), Some(3980)),
+        "{captured}"
+    );
+    let (status, _, refunded) = pay(
+        &t,
+        &shop_key,
+        "ref-1",
+        &format!("/v1/payments/{payment}/refunds"),
+        json!({"amount": 980}),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            refunded["status"].as_str(),
+            refunded["amount_refunded"].as_i64()
+        ),
+        (StatusCode::OK, Some("partially_refunded"), Some(980)),
+        "{refunded}"
+    );
+    let (status, _, too_much) = pay(
+        &t,
+        &shop_key,
+        "ref-2",
+        &format!("/v1/payments/{payment}/refunds"),
+        json!({"amount": 5000}),
+    )
+    .await;
+    assert_eq!(
+        (status, too_much["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("amount_too_large")),
+        "{too_much}"
+    );
+    let (status, _, voided) = pay(
+        &t,
+        &shop_key,
+        "void-1",
+        &format!("/v1/payments/{payment}/void"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, voided["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invalid_state")),
+        "{voided}"
+    );
+    let (status, read) = t
+        .call(
+            Method::GET,
+            &format!("/v1/payments/{payment}"),
+            Some(&shop_key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, read["status"].as_str(), read["amount_refunded"].as_i64()),
+        (StatusCode::OK, Some("partially_refunded"), Some(980))
+    );
+    let (_, _, other_key) = t.tenant_with_shop("other").await;
+    t.expect_error(
+        Method::GET,
+        &format!("/v1/payments/{payment}"),
+        Some(&other_key),
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // Amount and currency must match the session.
+    let second = open_session(&t, &shop_key, 1200).await;
+    submit(&t, "198.51.100.21", &second, "5555555555554444", "123").await;
+    for (body, code, param) in [
+        (
+            json!({"checkout_session_id": second, "amount": 1, "currency": "JPY"}),
+            "amount_mismatch",
+            "amount",
+        ),
+        (
+            json!({"checkout_session_id": second, "amount": 1200, "currency": "USD"}),
+            "currency_mismatch",
+            "currency",
+        ),
+    ] {
+        let (status, _, answer) = pay(&t, &shop_key, &format!("mismatch-{code}"), "/v1/payments", body).await;
+        assert_eq!(
+            (
+                status,
+                answer["error"]["code"].as_str(),
+                answer["error"]["param"].as_str()
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code), Some(param))
+        );
+    }
+    let (status, _, missing) = t_pay_without_key(&t, &shop_key).await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("idempotency_key_missing"))
+    );
+
+    // A stored card (no security code) and a decline.
+    let (_, stored) = t.tokenize(&shop_key, "4000000000000002").await;
+    let token = stored["token"].as_str().expect("token");
+    let (status, _, declined) = pay(
+        &t,
+        &shop_key,
+        "token-1",
+        "/v1/payments",
+        json!({"card_token": token, "amount": 500, "currency": "JPY"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            declined["status"].as_str(),
+            declined["decline_code"].as_str()
+        ),
+        (StatusCode::OK, Some("declined"), Some("do_not_honor")),
+        "{declined}"
+    );
+    let seen = sim
+        .received(declined["processor_reference"].as_str().expect("reference"))
+        .expect("received");
+    assert_eq!(seen.cvc_fingerprint, None);
+
+    let log = t.audit_log().await;
+    let text = serde_json::to_string(&log).expect("json");
+    for secret in ["4111111111111111", "5555555555554444", "\"737\""] {
+        assert!(!text.contains(secret));
+    }
+    let created: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["event"] == "payment.create" && e["outcome"] == "success")
+        .collect();
+    assert!(created.iter().any(|e| {
+        e["resources"][0] == payment.as_str()
+            && e["fields"]
+                .as_array()
+                .expect("fields")
+                .contains(&json!("card.cvc"))
+    }));
+    for event in ["payment.capture", "payment.refund", "payment.read", "route.write"] {
+        assert!(log.iter().any(|e| e["event"] == event), "{event}");
+    }
+}
+
+async fn t_pay_without_key(t: &TestApp, key: &str) -> (StatusCode, HeaderMap, Value) {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/payments")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"card_token": "card_x", "amount": 1, "currency": "JPY"}).to_string(),
+        ))
+        .expect("request");
+    let response = anshin::http::router(t.app.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn a_processor_timeout_is_504_and_the_retry_never_charges_twice(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("timeouts").await;
+    let sim = with_processor(
+        &t,
+        &tenant,
+        anshin_processor_sim::Config {
+            slow_delay: std::time::Duration::from_millis(2500),
+            ..Default::default()
+        },
+    )
+    .await;
+    route(
+        &t,
+        &tenant,
+        "default",
+        json!({"kind": "processor", "url": sim.url(), "ca_pem": sim.ca_pem(), "timeout_ms": 400}),
+    )
+    .await;
+    let (_, stored) = t.tokenize(&shop_key, "4000000000000077").await;
+    let body = json!({"card_token": stored["token"], "amount": 700, "currency": "JPY", "capture": true});
+    let (status, _, first) = pay(&t, &shop_key, "slow-1", "/v1/payments", body.clone()).await;
+    assert_eq!(
+        (status, first["error"]["code"].as_str()),
+        (StatusCode::GATEWAY_TIMEOUT, Some("processor_timeout")),
+        "{first}"
+    );
+    // While the first attempt still runs at the processor, the retry reaches
+    // it with the same processor key and byte-identical body: the processor
+    // says so (a different key or body would have been a second charge).
+    let (status, _, during) = pay(&t, &shop_key, "slow-1", "/v1/payments", body.clone()).await;
+    assert_eq!(
+        (status, during["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("payment_in_progress")),
+        "{during}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let (status, _, after) = pay(&t, &shop_key, "slow-1", "/v1/payments", body.clone()).await;
+    assert_eq!(
+        (status, after["status"].as_str()),
+        (StatusCode::OK, Some("captured")),
+        "{after}"
+    );
+    let (status, headers, replay) = pay(&t, &shop_key, "slow-1", "/v1/payments", body).await;
+    assert_eq!((status, &replay), (StatusCode::OK, &after));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert!(
+        sim.received(after["processor_reference"].as_str().expect("reference"))
+            .is_some()
+    );
+}
+
+async fn tls_failures_and_hosts_off_the_allow_list_are_refused(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("tls").await;
+    let sim = with_processor(&t, &tenant, Default::default()).await;
+    let stranger = Simulator::start(Default::default())
+        .await
+        .expect("second simulator");
+    // Trusting another CA than the processor's: the handshake fails.
+    route(
+        &t,
+        &tenant,
+        "default",
+        json!({"kind": "processor", "url": sim.url(), "ca_pem": stranger.ca_pem()}),
+    )
+    .await;
+    let (_, stored) = t.tokenize(&shop_key, "4111111111111111").await;
+    let body = json!({"card_token": stored["token"], "amount": 100, "currency": "JPY"});
+    let (status, _, answer) = pay(&t, &shop_key, "tls-1", "/v1/payments", body).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("processor_unreachable")),
+        "{answer}"
+    );
+
+    for (body, status, code) in [
+        (
+            json!({"kind": "processor", "url": "https://processor.evil.example"}),
+            StatusCode::FORBIDDEN,
+            "route_host_not_allowed",
+        ),
+        (
+            json!({"kind": "processor", "url": sim.url().replace("https", "http")}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "route_url_invalid",
+        ),
+        (
+            json!({"kind": "processor", "url": sim.url(), "ca_pem": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "route_ca_invalid",
+        ),
+        (
+            json!({"kind": "processor", "url": sim.url(), "template": {"n": "{{card.track2}}"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_invalid",
+        ),
+        (
+            json!({"kind": "outbound", "url": sim.url(), "token_paths": ["card"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "token_path_invalid",
+        ),
+    ] {
+        let (got, answer) = t
+            .call(
+                Method::PUT,
+                &format!("/v1/tenants/{tenant}/routes/other"),
+                Some(&t.operator_key),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{answer}"
+        );
+    }
+    t.expect_error(
+        Method::PUT,
+        &format!("/v1/tenants/{tenant}/routes/default"),
+        Some(&shop_key),
+        Some(json!({"kind": "processor", "url": sim.url()})),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    // Taking the host off the allow-list stops traffic on existing routes.
+    route(
+        &t,
+        &tenant,
+        "default",
+        json!({"kind": "processor", "url": sim.url(), "ca_pem": sim.ca_pem()}),
+    )
+    .await;
+    configure(&t);
+    let (_, stored) = t.tokenize(&shop_key, "5555555555554444").await;
+    let (status, _, answer) = pay(
+        &t,
+        &shop_key,
+        "tls-2",
+        "/v1/payments",
+        json!({"card_token": stored["token"], "amount": 100, "currency": "JPY"}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("route_host_not_allowed")),
+        "{answer}"
+    );
+}
+
+async fn a_three_d_secure_challenge_completes_through_the_return_page(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("3ds").await;
+    let sim = with_processor(&t, &tenant, Default::default()).await;
+    let session = open_session(&t, &shop_key, 5000).await;
+    submit(&t, "198.51.100.30", &session, "4000000000003220", "123").await;
+    let (status, _, paid) = pay(
+        &t,
+        &shop_key,
+        "3ds-1",
+        "/v1/payments",
+        json!({"checkout_session_id": session, "amount": 5000, "currency": "JPY"}),
+    )
+    .await;
+    assert_eq!(
+        (status, paid["status"].as_str()),
+        (StatusCode::OK, Some("challenge_required")),
+        "{paid}"
+    );
+    assert_eq!(
+        paid["next_action"],
+        json!({"type": "three_ds_challenge", "url": format!("{PUBLIC}/checkout/{session}/challenge")})
+    );
+    let payment = paid["id"].as_str().expect("id");
+    let (_, _, polled) = browser(
+        &t,
+        "198.51.100.30",
+        Method::GET,
+        &format!("/checkout/{session}/status"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(polled["status"], "card_submitted");
+    let challenge = polled["payment"]["challenge_url"]
+        .as_str()
+        .expect("challenge url")
+        .to_owned();
+    assert!(challenge.starts_with(sim.url()), "{challenge}");
+
+    // The shopper answers the issuer's page (as the ACS iframe would).
+    let config = sim.client_tls_config().expect("tls");
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(&challenge)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"code=123456&action=submit",
+        )))
+        .expect("request");
+    let response = client.request(request).await.expect("acs");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let path = location.strip_prefix(PUBLIC).expect("returns to anshin");
+    assert!(
+        path.starts_with(&format!("/checkout/{session}/3ds-return?")),
+        "{path}"
+    );
+
+    let (status, headers, _) = browser(&t, "198.51.100.30", Method::GET, path, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains(sim.url()),
+        "{csp}"
+    );
+    let (_, _, polled) = browser(
+        &t,
+        "198.51.100.30",
+        Method::GET,
+        &format!("/checkout/{session}/status"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(polled["status"], "completed");
+    assert_eq!(polled["payment"]["status"], "authorized");
+    assert_eq!(polled["payment"]["challenge_url"], Value::Null);
+    let (_, read) = t
+        .call(
+            Method::GET,
+            &format!("/v1/payments/{payment}"),
+            Some(&shop_key),
+            None,
+        )
+        .await;
+    assert_eq!(read["status"], "authorized");
+    // Coming back again changes nothing.
+    let (status, _, _) = browser(&t, "198.51.100.30", Method::GET, path, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        t.audit_log()
+            .await
+            .iter()
+            .any(|e| e["event"] == "payment.complete" && e["outcome"] == "success")
+    );
+}
+
+async fn outbound_routes_replace_tokens_at_configured_paths_only(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("outbound").await;
+    let sim = with_processor(&t, &tenant, Default::default()).await;
+    route(
+        &t,
+        &tenant,
+        "legacy",
+        json!({"kind": "outbound", "url": format!("{}/v1/payments", sim.url()),
+        "ca_pem": sim.ca_pem(), "token_paths": ["$.card.number"]}),
+    )
+    .await;
+    let (_, stored) = t.tokenize(&shop_key, "3530111333300000").await;
+    let token = stored["token"].as_str().expect("token");
+    // The shop's own request format; the processor gets the number, the shop
+    // gets the answer with card data redacted. (No Idempotency-Key: the
+    // simulator refuses, which shows the upstream's error comes back as is.)
+    let (status, answer) = t
+        .call(
+            Method::POST,
+            "/v1/proxy/legacy",
+            Some(&shop_key),
+            Some(json!({
+            "amount": 1500, "currency": "JPY", "capture": false,
+            "card": {"number": token, "exp_month": 12, "exp_year": 2031}})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("idempotency_key_missing")),
+        "{answer}"
+    );
+    let (status, answer) = t
+        .call(
+            Method::POST,
+            "/v1/proxy/legacy",
+            Some(&shop_key),
+            Some(json!({"card": {"number": "not-a-token"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("card_token_invalid"))
+    );
+    let (_, _, other_key) = t.tenant_with_shop("someone else").await;
+    let (status, answer) = t
+        .call(
+            Method::POST,
+            "/v1/proxy/legacy",
+            Some(&other_key),
+            Some(json!({"card": {"number": token}})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("route_not_found")),
+        "{answer}"
+    );
+    let log = t.audit_log().await;
+    assert!(
+        log.iter()
+            .any(|e| e["event"] == "proxy.forward" && e["resources"][0] == token)
+    );
+}
+
+/// Every file under `dir` (recursively) that holds `needle` bounded by
+/// non-digits; files that cannot be read are listed apart.
+fn files_holding(dir: &std::path::Path, needles: &[&str], found: &mut Vec<String>, unreadable: &mut u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        *unreadable += 1;
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_holding(&path, needles, found, unreadable);
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            *unreadable += 1;
+            continue;
+        };
+        for needle in needles {
+            let n = needle.as_bytes();
+            let hit = bytes
+                .windows(n.len() + 2)
+                .any(|w| &w[1..=n.len()] == n && !w[0].is_ascii_digit() && !w[n.len() + 1].is_ascii_digit());
+            if hit {
+                found.push(format!("{} holds {needle}", path.display()));
+            }
+        }
+    }
+}
+
+async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("cvc search").await;
+    let _sim = with_processor(&t, &tenant, Default::default()).await;
+    // Distinctive codes (digits 8, 9, 0 and 1 never appear in ids, which are
+    // base32), searched for bounded by non-digits.
+    let codes = ["9180", "8019", "9081"];
+    for (i, code) in codes.iter().enumerate() {
+        let session = open_session(&t, &shop_key, 2000).await;
+        submit(
+            &t,
+            &format!("198.51.100.{}", 40 + i),
+            &session,
+            "378282246310005",
+            code,
+        )
+        .await;
+        if i < 2 {
+            let (status, _, paid) = pay(
+                &t,
+                &shop_key,
+                &format!("cvc-{i}"),
+                "/v1/payments",
+                json!({"checkout_session_id": session, "amount": 2000, "currency": "JPY"}),
+            )
+            .await;
+            assert_eq!(paid["status"], "authorized", "{status} {paid}");
+        }
+    }
+    // Backups: SQLite's online backup (data and key state), pg_dump of the schema.
+    let backup = t.data_dir().join("backup");
+    std::fs::create_dir(&backup).expect("backup dir");
+    match t.backend {
+        Backend::Sqlite => {
+            for part in [anshin::db::BackupPart::Data, anshin::db::BackupPart::Keys] {
+                let dir = backup.join(format!("{part:?}"));
+                std::fs::create_dir(&dir).expect("dir");
+                t.app.store.backup(&dir, part).await.expect("backup");
+            }
+        }
+        Backend::Postgres => {
+            let url = t.location.database_url.clone().expect("url");
+            let dump = std::process::Command::new("pg_dump")
+                .arg("--dbname")
+                .arg(url.split('?').next().expect("url"))
+                .arg("--file")
+                .arg(backup.join("dump.sql"))
+                .status();
+            match dump {
+                Ok(status) => assert!(status.success(), "pg_dump failed"),
+                Err(_) => eprintln!("note: pg_dump is not installed; the PostgreSQL dump was not searched"),
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut unreadable = 0;
+    files_holding(&t.data_dir(), &codes, &mut found, &mut unreadable);
+    assert!(found.is_empty(), "{found:?}");
+    if t.backend == Backend::Postgres {
+        let url = crate::harness::postgres_url();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client.batch_execute("CHECKPOINT").await.expect("checkpoint");
+        let dir: String = client
+            .query_one("SHOW data_directory", &[])
+            .await
+            .expect("show")
+            .get(0);
+        let mut found = Vec::new();
+        files_holding(std::path::Path::new(&dir), &codes, &mut found, &mut unreadable);
+        assert!(found.is_empty(), "{found:?}");
+    }
+    if unreadable > 0 {
+        eprintln!("note: {unreadable} files or directories could not be read and were not searched");
+    }
 }

@@ -5,8 +5,11 @@ use tokio_postgres::Row;
 
 use super::PgStore;
 use crate::db::StoreError;
-use crate::db::checkout::{SessionCard, SessionRow, session_card, session_status};
-use crate::ids::{CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
+use crate::db::checkout::{
+    Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency, session_card,
+    session_status,
+};
+use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
 const SESSION_COLUMNS: &str = "id, tenant_id, shop_id, created_by, amount, currency, order_ref, allowed_origin, \
                                locale, status, card_token, card_brand, card_last4, payment_id, created_at, expires_at";
@@ -112,6 +115,181 @@ impl PgStore {
         self.execute(
             "UPDATE checkout_sessions SET status = $2 WHERE id = $1",
             &[&id.as_str(), &session_status::COMPLETED],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+const PAYMENT_COLUMNS: &str = "id, tenant_id, shop_id, created_by, session_id, card_token, route, amount, currency, \
+                               capture, status, decline_code, processor_reference, three_ds_id, challenge_url, \
+                               amount_captured, amount_refunded, created_at, updated_at";
+
+fn payment_row(r: &Row) -> PaymentRow {
+    PaymentRow {
+        id: PaymentId::from_db(r.get(0)),
+        tenant_id: TenantId::from_db(r.get(1)),
+        shop_id: r.get::<_, Option<String>>(2).map(ShopId::from_db),
+        created_by: PrincipalId::from_db(r.get(3)),
+        session_id: r.get::<_, Option<String>>(4).map(CheckoutSessionId::from_db),
+        card_token: CardToken::from_db(r.get(5)),
+        route: r.get(6),
+        amount: r.get(7),
+        currency: r.get(8),
+        capture: r.get(9),
+        state: PaymentState {
+            status: r.get(10),
+            decline_code: r.get(11),
+            processor_reference: r.get(12),
+            three_ds_id: r.get(13),
+            challenge_url: r.get(14),
+            amount_captured: r.get(15),
+            amount_refunded: r.get(16),
+            updated_at: r.get(18),
+        },
+        created_at: r.get(17),
+    }
+}
+
+impl PgStore {
+    pub(in crate::db) async fn route_put(&self, route: RouteRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO outbound_routes (tenant_id, name, kind, config, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, name) DO UPDATE SET kind = $3, config = $4, updated_at = $5",
+            &[
+                &route.tenant_id.as_str(),
+                &route.name,
+                &route.kind,
+                &route.config,
+                &route.updated_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn routes(&self, tenant: &TenantId) -> Result<Vec<RouteRow>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT tenant_id, name, kind, config, updated_at FROM outbound_routes WHERE tenant_id = $1 ORDER BY name",
+                &[&tenant.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| RouteRow {
+                tenant_id: TenantId::from_db(r.get(0)),
+                name: r.get(1),
+                kind: r.get(2),
+                config: r.get(3),
+                updated_at: r.get(4),
+            })
+            .collect())
+    }
+
+    pub(in crate::db) async fn idempotency_begin(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        request_hash: Vec<u8>,
+        payment_id: &PaymentId,
+        now: i64,
+    ) -> Result<Idempotency, StoreError> {
+        let inserted = self
+            .execute(
+                "INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, key) DO NOTHING",
+                &[&tenant.as_str(), &key, &request_hash, &payment_id.as_str(), &now],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(Idempotency::New);
+        }
+        let row = self
+            .query_opt(
+                "SELECT request_hash, payment_id, status_code, response FROM payment_idempotency
+                 WHERE tenant_id = $1 AND key = $2",
+                &[&tenant.as_str(), &key],
+            )
+            .await?
+            .ok_or(StoreError::Corrupt("idempotency key vanished"))?;
+        idempotency(
+            row.get(0),
+            row.get(1),
+            row.get::<_, Option<i32>>(2).map(i64::from),
+            row.get(3),
+        )
+    }
+
+    pub(in crate::db) async fn idempotency_finish(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        status_code: u16,
+        response: String,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE payment_idempotency SET status_code = $3, response = $4 WHERE tenant_id = $1 AND key = $2",
+            &[&tenant.as_str(), &key, &i32::from(status_code), &response],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn payment_insert(&self, p: PaymentRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
+                 currency, capture, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (id) DO NOTHING",
+            &[
+                &p.id.as_str(),
+                &p.tenant_id.as_str(),
+                &p.shop_id.as_ref().map(ShopId::as_str),
+                &p.created_by.as_str(),
+                &p.session_id.as_ref().map(CheckoutSessionId::as_str),
+                &p.card_token.as_str(),
+                &p.route,
+                &p.amount,
+                &p.currency,
+                &p.capture,
+                &p.state.status,
+                &p.created_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn payment(&self, id: &PaymentId) -> Result<Option<PaymentRow>, StoreError> {
+        Ok(self
+            .query_opt(
+                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?
+            .as_ref()
+            .map(payment_row))
+    }
+
+    pub(in crate::db) async fn payment_update(
+        &self,
+        id: &PaymentId,
+        s: PaymentState,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE payments SET status = $2, decline_code = $3, processor_reference = $4, three_ds_id = $5,
+                 challenge_url = $6, amount_captured = $7, amount_refunded = $8, updated_at = $9
+             WHERE id = $1",
+            &[
+                &id.as_str(),
+                &s.status,
+                &s.decline_code,
+                &s.processor_reference,
+                &s.three_ds_id,
+                &s.challenge_url,
+                &s.amount_captured,
+                &s.amount_refunded,
+                &s.updated_at,
+            ],
         )
         .await?;
         Ok(())
