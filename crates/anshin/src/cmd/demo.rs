@@ -22,7 +22,6 @@ pub async fn run(config: &Config, json: bool, shop_listen: SocketAddr) -> Result
         App::init(&location).await?.0
     };
     app.trust_proxies(config.trusted_proxies.clone());
-    app.configure_checkout(config.checkout_settings());
     let app = Arc::new(app);
     let access = demo::load(app.clone()).await?;
     if json {
@@ -37,6 +36,13 @@ pub async fn run(config: &Config, json: bool, shop_listen: SocketAddr) -> Result
                 format!("cannot start the processor simulator: {e}"),
             )
         })?;
+    // The simulator is the one outbound host the demo may send card data to.
+    let mut checkout = config.checkout_settings();
+    checkout
+        .allowed_hosts
+        .push(format!("127.0.0.1:{}", sim.addr().port()));
+    app.configure_checkout(checkout);
+    demo::use_processor(&app, &access.tenant_id, sim.url(), sim.ca_pem()).await?;
     let (listener, base) = serve::bind(config).await?;
     let (shop, shop_key) = access.shops.first().ok_or_else(|| Error::not_found("shop"))?;
     let shop = DemoShop::start(ShopConfig {

@@ -62,9 +62,9 @@ pub static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
 /// The script of the 3-D Secure return page.
 pub static RETURN_SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
-        "return.js",
+        "3ds-return.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/checkout/return.js"),
+        include_bytes!("../../assets/checkout/3ds-return.js"),
     )
 });
 
@@ -330,34 +330,27 @@ pub fn render_page(page: &HostedPage<'_>) -> String {
     fill(PAGE, &values)
 }
 
-/// The Content-Security-Policy of the hosted pages. `frame_src` are the
-/// processors' challenge origins (`'none'` when there are none);
-/// `frame_ancestors` who may frame the page.
-pub fn content_security_policy(frame_src: &[String], frame_ancestors: &[&str]) -> String {
-    let list = |items: Vec<&str>| {
-        if items.is_empty() {
+/// The Content-Security-Policy of the hosted pages: what the page may frame
+/// (`frame_src`) and who may frame it (`frame_ancestors`), each a list of
+/// origins or `'self'` (`'none'` when empty; anything else is left out).
+pub fn content_security_policy(frame_src: &[&str], frame_ancestors: &[&str]) -> String {
+    let list = |items: &[&str]| {
+        let kept: Vec<&str> = items
+            .iter()
+            .copied()
+            .filter(|o| *o == "'self'" || is_origin(o))
+            .collect();
+        if kept.is_empty() {
             "'none'".to_owned()
         } else {
-            items.join(" ")
+            kept.join(" ")
         }
     };
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
          frame-src {}; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors {}",
-        list(
-            frame_src
-                .iter()
-                .map(String::as_str)
-                .filter(|o| is_origin(o))
-                .collect()
-        ),
-        list(
-            frame_ancestors
-                .iter()
-                .copied()
-                .filter(|o| *o == "'self'" || is_origin(o))
-                .collect()
-        ),
+        list(frame_src),
+        list(frame_ancestors),
     )
 }
 
@@ -397,9 +390,14 @@ fn page_headers(csp: &str) -> HeaderMap {
     headers
 }
 
-/// The hosted page for an open session, with its headers.
+/// The hosted page for an open session, with its headers. Its challenge
+/// iframe shows the issuer's page, then anshin's own 3-D Secure return page
+/// (`frame-src` applies to the redirect too), hence `'self'` beside the ACS
+/// origins.
 pub fn page_response(page: &HostedPage<'_>) -> Response {
-    let csp = content_security_policy(page.acs_origins, &[page.allowed_origin]);
+    let mut frame_src = vec!["'self'"];
+    frame_src.extend(page.acs_origins.iter().map(String::as_str));
+    let csp = content_security_policy(&frame_src, &[page.allowed_origin]);
     (StatusCode::OK, page_headers(&csp), render_page(page)).into_response()
 }
 
@@ -666,11 +664,10 @@ mod tests {
 
     #[test]
     fn the_policy_allows_only_anshin_the_acs_and_the_shop() {
-        let acs = vec![
-            "https://127.0.0.1:8443".to_owned(),
-            "https://evil; script-src *".to_owned(),
-        ];
-        let csp = content_security_policy(&acs, &["https://shop.example"]);
+        let csp = content_security_policy(
+            &["https://127.0.0.1:8443", "https://evil; script-src *"],
+            &["https://shop.example"],
+        );
         assert_eq!(
             csp,
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
@@ -694,7 +691,7 @@ mod tests {
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii");
         assert!(
             csp.contains("frame-ancestors https://shop.example:8443")
-                && csp.contains("frame-src https://acs.example")
+                && csp.contains("frame-src 'self' https://acs.example")
         );
         assert_eq!(h[header::CACHE_CONTROL], "no-store");
         assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
@@ -749,7 +746,7 @@ mod tests {
             asset("checkout.js").map(|a| a.content_type),
             Some("text/javascript; charset=utf-8")
         );
-        assert!(asset("return.js").is_some() && asset("checkout.css").is_some());
+        assert!(asset("3ds-return.js").is_some() && asset("checkout.css").is_some());
         assert!(asset("../Cargo.toml").is_none() && asset("page.html").is_none());
     }
 }

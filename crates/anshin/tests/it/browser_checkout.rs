@@ -18,6 +18,7 @@ use anshin::demo_shop::{DemoShop, ShopConfig};
 use anshin::http::checkout_page;
 use anshin::proxy::CheckoutSettings;
 use anshin_crypto::secret::SecretString;
+use anshin_processor_sim::Simulator;
 use axum::http::{Method, StatusCode};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
@@ -37,6 +38,8 @@ async fn serve(t: &TestApp) -> String {
     let base = format!("http://{addr}");
     t.app.configure_checkout(CheckoutSettings {
         public_url: base.clone(),
+        // The simulator's host, the one place card data may go.
+        allowed_hosts: vec!["127.0.0.1".into()],
         ..CheckoutSettings::default()
     });
     let router = anshin::http::router(t.app.clone());
@@ -115,6 +118,7 @@ fn card_forms() -> Vec<String> {
 
 struct Checkout {
     t: TestApp,
+    sim: Simulator,
     shop: DemoShop,
     base: String,
     shop_key: String,
@@ -123,7 +127,8 @@ struct Checkout {
 /// anshin, the simulator as the tenant's processor route, and the demo shop.
 async fn checkout() -> Checkout {
     let t = TestApp::new(Backend::Sqlite).await.expect("sqlite");
-    let (_tenant, _shop, shop_key) = t.tenant_with_shop("browser").await;
+    let (tenant, _shop, shop_key) = t.tenant_with_shop("browser").await;
+    let sim = crate::checkout::with_processor(&t, &tenant, Default::default()).await;
     let base = serve(&t).await;
     let shop = DemoShop::start(ShopConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -135,6 +140,7 @@ async fn checkout() -> Checkout {
     .expect("demo shop");
     Checkout {
         t,
+        sim,
         shop,
         base,
         shop_key,
@@ -142,7 +148,7 @@ async fn checkout() -> Checkout {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shopper_types_the_card_in_the_embedded_page_and_the_shop_hears_only_a_token() {
+async fn a_shopper_pays_through_3ds_in_the_embedded_page_and_the_shop_never_holds_the_card() {
     let Some(browser) = browser().await else {
         return;
     };
@@ -215,6 +221,41 @@ async fn a_shopper_types_the_card_in_the_embedded_page_and_the_shop_hears_only_a
     )
     .await;
     assert_eq!(
+        number.prop("value").await.expect("value").as_deref(),
+        Some("Visa \u{2022}\u{2022}\u{2022}\u{2022} 3220")
+    );
+
+    // The shop's server charges the session; the issuer's challenge appears
+    // inside the card page, and the shopper answers it.
+    wait_for(
+        client,
+        "!document.getElementById('challenge-box').hidden",
+        "the 3-D Secure challenge",
+    )
+    .await;
+    let acs = client
+        .find(Locator::Css("#challenge-frame"))
+        .await
+        .expect("challenge frame");
+    let acs_src = acs.attr("src").await.expect("src").expect("challenge url");
+    assert!(acs_src.starts_with(c.sim.url()), "{acs_src}");
+    acs.enter_frame().await.expect("enter the challenge");
+    let code = client
+        .wait()
+        .for_element(Locator::Css("#code"))
+        .await
+        .expect("the issuer's code field");
+    code.send_keys(&format!("{}{ENTER}", anshin_processor_sim::CHALLENGE_CODE))
+        .await
+        .expect("code");
+    client.enter_parent_frame().await.expect("card page");
+    wait_for(
+        client,
+        "document.getElementById('status').classList.contains('done')",
+        "the payment complete in the card page",
+    )
+    .await;
+    assert_eq!(
         client
             .execute(
                 "return [localStorage.length, sessionStorage.length, document.cookie, location.href]",
@@ -229,15 +270,11 @@ async fn a_shopper_types_the_card_in_the_embedded_page_and_the_shop_hears_only_a
             format!("{}/checkout/{}", c.base, session_id_of(&c.shop))
         ])
     );
-    assert_eq!(
-        number.prop("value").await.expect("value").as_deref(),
-        Some("Visa \u{2022}\u{2022}\u{2022}\u{2022} 3220")
-    );
     client.enter_parent_frame().await.expect("shop page");
     wait_for(
         client,
-        "document.getElementById('events').textContent.includes('anshin:card_tokenized')",
-        "anshin:card_tokenized at the shop",
+        "document.body.dataset.paymentStatus === 'captured'",
+        "anshin:payment captured at the shop",
     )
     .await;
     // The page as the shop's script left it, less the hint that lists the test cards.
@@ -290,6 +327,32 @@ async fn a_shopper_types_the_card_in_the_embedded_page_and_the_shop_hears_only_a
             .is_some_and(|t| t.starts_with("card_")),
         "{order:?}"
     );
+    assert_eq!(order.payment_status.as_deref(), Some("challenge_required"));
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("anshin answered POST /v1/payments: 200")),
+        "{log:#?}"
+    );
+
+    // The simulator: the real number and security code arrived there.
+    let payment_id = order.payment_id.expect("payment id");
+    let (status, payment) =
+        c.t.call(
+            Method::GET,
+            &format!("/v1/payments/{payment_id}"),
+            Some(&c.shop_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{payment}");
+    assert_eq!(payment["status"], "captured", "{payment}");
+    let reference = payment["processor_reference"].as_str().expect("reference");
+    let received = c
+        .sim
+        .received(reference)
+        .expect("the simulator received the payment");
+    assert_eq!(received.pan_fingerprint, c.sim.pan_fingerprint(CHALLENGE_CARD));
+    assert_eq!(received.cvc_fingerprint, Some(c.sim.cvc_fingerprint("123")));
     browser.close().await;
 }
 
