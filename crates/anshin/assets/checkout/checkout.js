@@ -60,10 +60,11 @@
   // hyphens of every width are dropped. `bad` says whether anything else was
   // there.
   const SEPARATORS = /[\s\u3000\-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uFF0D\u30FC]/g;
+  function foldDigits(text) {
+    return text.replace(/[\uFF10-\uFF19]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xff10 + 48));
+  }
   function digitsOf(text) {
-    const folded = text
-      .replace(/[\uFF10-\uFF19]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xff10 + 48))
-      .replace(SEPARATORS, '');
+    const folded = foldDigits(text).replace(SEPARATORS, '');
     return { digits: folded.replace(/\D/g, ''), bad: /\D/.test(folded) };
   }
 
@@ -147,9 +148,7 @@
   }
 
   function expState() {
-    const text = exp.value
-      .replace(/[\uFF10-\uFF19]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xff10 + 48))
-      .replace(/[\s\u3000]/g, '');
+    const text = foldDigits(exp.value).replace(/[\s\u3000]/g, '');
     const m = /^(\d{1,2})[/\uFF0F\-]?(\d{2}|\d{4})$/.exec(text) || /^(\d{2})(\d{2})$/.exec(text);
     if (!m) {
       return { error: 'exp_invalid' };

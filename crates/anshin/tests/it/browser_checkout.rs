@@ -182,34 +182,16 @@ async fn a_shopper_pays_through_3ds_in_the_embedded_page_and_the_shop_never_hold
         number.attr("aria-invalid").await.expect("attr").as_deref(),
         Some("false")
     );
-    client
-        .active_element()
-        .await
-        .expect("active")
-        .send_keys(TAB)
-        .await
-        .expect("tab");
-    client
-        .active_element()
-        .await
-        .expect("active")
-        .send_keys(&format!("1230{TAB}"))
-        .await
-        .expect("exp");
-    client
-        .active_element()
-        .await
-        .expect("active")
-        .send_keys(&format!("123{TAB}"))
-        .await
-        .expect("cvc");
-    client
-        .active_element()
-        .await
-        .expect("active")
-        .send_keys(&format!("TARO YAMADA{TAB}"))
-        .await
-        .expect("name");
+    // From the number field: Tab, then each field in turn, Tab after each.
+    for keys in [
+        TAB.to_owned(),
+        format!("1230{TAB}"),
+        format!("123{TAB}"),
+        format!("TARO YAMADA{TAB}"),
+    ] {
+        let focused = client.active_element().await.expect("the focused field");
+        focused.send_keys(&keys).await.expect("typed");
+    }
     let focused = client.active_element().await.expect("active");
     assert_eq!(focused.attr("id").await.expect("id").as_deref(), Some("pay"));
     focused.send_keys(ENTER).await.expect("pay");
