@@ -233,6 +233,7 @@ Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure; 4 database unreachable.")
     #[command(after_help = "Examples:
   anshin bench
   anshin bench --clients 64 --seconds 10 --backend sqlite
+  anshin bench --payments-only --backend sqlite --clients 32
   anshin bench --backend postgres --postgres-url postgres://postgres@127.0.0.1:5432/test")]
     Bench(BenchArgs),
     /// Find card numbers and Japanese personal data in files, directories, archives, standard input and databases.
@@ -535,6 +536,10 @@ pub struct BenchArgs {
     /// Entries in the offline-verification scenario (SQLite); 0 skips it.
     #[arg(long, default_value_t = 1_000_000)]
     pub audit_entries: u64,
+    /// Run only the payment scenarios (authorizations through the proxy to an
+    /// in-process processor simulator, and the simulator called directly).
+    #[arg(long)]
+    pub payments_only: bool,
 }
 
 /// `anshin scan`

@@ -73,25 +73,31 @@ CREATE TABLE payment_idempotency (
 ) STRICT;
 
 -- Security codes held for one authorization: AES-256-GCM ciphertext under the
--- epoch key named by `epoch`, which exists only in nodes' memory.
+-- epoch key (epoch, creator), which exists only in nodes' memory. Deleted after
+-- the authorization or at expires_at (under an hour), whichever comes first.
 CREATE TABLE cvc_holds (
     session_id TEXT PRIMARY KEY,
     epoch      INTEGER NOT NULL,
+    creator    TEXT NOT NULL,
     sealed     BLOB NOT NULL,
     expires_at INTEGER NOT NULL
 ) STRICT;
 
--- Live nodes' ephemeral X25519 public keys (private keys never leave memory).
+-- Live nodes' X25519 public keys, one per node and epoch (the private keys
+-- never leave the node's memory and are dropped with their epoch).
 CREATE TABLE cvc_nodes (
-    node_id    TEXT PRIMARY KEY,
+    node_id    TEXT NOT NULL,
+    epoch      INTEGER NOT NULL,
     public_key BLOB NOT NULL,
-    seen_at    INTEGER NOT NULL
+    seen_at    INTEGER NOT NULL,
+    PRIMARY KEY (node_id, epoch)
 ) STRICT;
 
--- Epoch keys, each copy sealed to one node's public key; deleted with the epoch.
+-- Epoch keys, each copy sealed to one node's key of that epoch; deleted with the epoch.
 CREATE TABLE cvc_epoch_keys (
-    epoch      INTEGER NOT NULL,
-    node_id    TEXT NOT NULL,
-    sealed     BLOB NOT NULL,
-    PRIMARY KEY (epoch, node_id)
+    epoch   INTEGER NOT NULL,
+    creator TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    sealed  BLOB NOT NULL,
+    PRIMARY KEY (epoch, creator, node_id)
 ) STRICT;

@@ -16,6 +16,8 @@
 //! `--audit-entries` entries exported as tiles and verified offline). Last,
 //! `unseal` (SQLite, in process): a vault split into 5 shares, threshold 3,
 //! each share under a passphrase, unsealed from K shares to a serving App.
+//! The payment scenarios (`processor_direct`, `payment_authorize`,
+//! `payment_proxy_added`) are in [`super::bench_payments`].
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -47,12 +49,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         BenchBackend::Postgres => &["postgres"],
         BenchBackend::All => &["sqlite", "postgres"],
     };
+    if args.payments_only {
+        for backend in backends {
+            super::bench_payments::run(backend, &args).await?;
+        }
+        return Ok(());
+    }
     for backend in backends {
         let server = Server::start(backend, &args.postgres_url).await?;
         let result = scenarios(&server, backend, &args).await;
         server.stop().await;
         result?;
         audit_append(backend, &args).await?;
+        super::bench_payments::run(backend, &args).await?;
     }
     if args.audit_entries > 0 && backends.contains(&"sqlite") {
         audit_verify(args.audit_entries).await?;
@@ -148,6 +157,15 @@ async fn unseal() -> Result<()> {
 /// A fresh application in this process, on a temporary SQLite data directory
 /// or a fresh PostgreSQL schema (dropped by the caller).
 async fn fresh_app(backend: &str, postgres_url: &str) -> Result<(App, tempfile::TempDir, Option<String>)> {
+    let (app, dir, schema, _) = fresh_app_with_key(backend, postgres_url).await?;
+    Ok((app, dir, schema))
+}
+
+/// [`fresh_app`], with its bootstrap operator key.
+pub(super) async fn fresh_app_with_key(
+    backend: &str,
+    postgres_url: &str,
+) -> Result<(App, tempfile::TempDir, Option<String>, String)> {
     let dir = tempfile::tempdir().map_err(Error::internal)?;
     let (database_url, schema) = if backend == "postgres" {
         let schema = format!("anshin_bench_audit_{}", std::process::id());
@@ -162,8 +180,8 @@ async fn fresh_app(backend: &str, postgres_url: &str) -> Result<(App, tempfile::
         data_dir: dir.path().join("data"),
         database_url,
     };
-    let (app, _) = App::init(&location).await?;
-    Ok((app, dir, schema))
+    let (app, key) = App::init(&location).await?;
+    Ok((app, dir, schema, key.expose().to_owned()))
 }
 
 /// A realistic entry: a shop's masked read of one card, one customer.
@@ -495,17 +513,17 @@ fn card_body(seq: &mut Sequence) -> Value {
     json!({"number": number, "exp_month": 12, "exp_year": 2030, "holder_name": "BENCH HOLDER"})
 }
 
-struct Outcome {
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-    errors: u64,
+pub(super) struct Outcome {
+    pub(super) elapsed: Duration,
+    pub(super) latencies_us: Vec<u32>,
+    pub(super) errors: u64,
     /// CPU seconds (user + system) the server and this load generator spent.
-    server_cpu: f64,
-    client_cpu: f64,
+    pub(super) server_cpu: f64,
+    pub(super) client_cpu: f64,
 }
 
 /// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
-fn cpu_seconds(pid: &str) -> f64 {
+pub(super) fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let fields: Vec<&str> = stat
@@ -600,7 +618,7 @@ fn report(scenario: &str, backend: &str, args: &BenchArgs, outcome: &Outcome, se
 
 /// One scenario's JSON line. For in-process scenarios the "server" CPU is this
 /// process's, and its peak memory is not measured (0).
-fn scenario_line(
+pub(super) fn scenario_line(
     scenario: &str,
     backend: &str,
     args: &BenchArgs,

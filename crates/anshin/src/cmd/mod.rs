@@ -3,6 +3,7 @@
 mod audit;
 mod backup;
 mod bench;
+mod bench_payments;
 mod demo;
 mod init;
 pub(crate) mod integrity;

@@ -159,6 +159,7 @@ fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
             tokio::spawn(purge_periodically(app.clone())),
             tokio::spawn(refresh_lockouts_periodically(app.clone())),
             tokio::spawn(maintain_keys_periodically(app.clone(), config.keys)),
+            tokio::spawn(maintain_cvc_holds_periodically(app.clone())),
         ],
         app,
     })
@@ -223,6 +224,20 @@ async fn maintain_keys_periodically(app: Arc<App>, policy: crate::vault::rotatio
 /// Reloads the lockouts other nodes started every [`lockout::REFRESH`], so a
 /// locked-out source is refused by every node; now and then forgets failures
 /// that left the counting window.
+/// Held security codes: this node's epoch keys published and shared, expired
+/// holds and keys deleted (see `proxy::cvc`). Every second, so another node
+/// that must open a code held here finds its key copy at once.
+async fn maintain_cvc_holds_periodically(app: Arc<App>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = app.cvc_maintain().await {
+            tracing::warn!(error = ?err, "security-code hold maintenance failed; will retry");
+        }
+    }
+}
+
 async fn refresh_lockouts_periodically(app: Arc<App>) {
     const PRUNE_EVERY: u32 = 30;
     let mut ticker = tokio::time::interval(lockout::REFRESH);

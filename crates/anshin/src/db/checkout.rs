@@ -228,3 +228,83 @@ impl Store {
         dispatch!(self.payment_update(id, state))
     }
 }
+
+/// A held security code: ciphertext under the epoch key `(epoch, creator)`.
+#[derive(Clone)]
+pub struct CvcHoldRow {
+    pub session_id: CheckoutSessionId,
+    pub epoch: i64,
+    pub creator: String,
+    pub sealed: Vec<u8>,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Stores (or replaces) a session's held security code.
+    pub async fn cvc_hold_put(&self, hold: CvcHoldRow) -> Result<(), StoreError> {
+        dispatch!(self.cvc_hold_put(hold))
+    }
+
+    /// A session's held security code, if any.
+    pub async fn cvc_hold(&self, session: &CheckoutSessionId) -> Result<Option<CvcHoldRow>, StoreError> {
+        dispatch!(self.cvc_hold(session))
+    }
+
+    /// Deletes a session's held security code.
+    pub async fn cvc_hold_delete(&self, session: &CheckoutSessionId) -> Result<(), StoreError> {
+        dispatch!(self.cvc_hold_delete(session))
+    }
+
+    /// Publishes (or refreshes) a node's public key for an epoch.
+    pub async fn cvc_node_put(
+        &self,
+        node: &str,
+        epoch: i64,
+        public_key: Vec<u8>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.cvc_node_put(node, epoch, public_key, now))
+    }
+
+    /// Nodes seen since `since` with a key for `epoch`: (node, public key).
+    pub async fn cvc_nodes(&self, epoch: i64, since: i64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        dispatch!(self.cvc_nodes(epoch, since))
+    }
+
+    /// Nodes that hold a copy of the epoch key `(epoch, creator)`.
+    pub async fn cvc_key_holders(&self, epoch: i64, creator: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.cvc_key_holders(epoch, creator))
+    }
+
+    /// Stores a copy of an epoch key sealed to `node` (kept if one exists).
+    pub async fn cvc_key_put(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.cvc_key_put(epoch, creator, node, sealed))
+    }
+
+    /// The copy of an epoch key sealed to `node`.
+    pub async fn cvc_key(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self.cvc_key(epoch, creator, node))
+    }
+
+    /// Deletes holds expired at `now`, and epoch keys and node keys of
+    /// epochs before `first_live_epoch` (and nodes unseen since `stale_before`).
+    pub async fn cvc_expire(
+        &self,
+        now: i64,
+        first_live_epoch: i64,
+        stale_before: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.cvc_expire(now, first_live_epoch, stale_before))
+    }
+}

@@ -378,9 +378,10 @@ impl App {
         if let Some(row) = &session {
             event.resource(&row.id);
         }
-        let cvc = session
-            .as_ref()
-            .and_then(|s| self.checkout.cvc.peek(&s.id, clock::now_ms()));
+        let cvc = match &session {
+            Some(s) => self.cvc_peek(&s.id).await?,
+            None => None,
+        };
         let now = clock::now_ms();
         let payment = PaymentRow {
             id: id.clone(),
@@ -476,7 +477,7 @@ impl App {
         self.store.payment_update(&id, state.clone()).await?;
         if let Some(row) = &session {
             // The security code served its one authorization.
-            self.checkout.cvc.forget(&row.id);
+            self.cvc_forget(&row.id).await?;
             if state.status != "challenge_required" {
                 self.store.checkout_complete(&row.id).await?;
             }

@@ -341,7 +341,10 @@ impl RouteClient {
 
 /// Routes' clients, by tenant and name, rebuilt when the route changes.
 #[derive(Default)]
-pub struct RouteClients(Mutex<HashMap<(TenantId, String), (i64, Arc<RouteClient>)>>);
+pub struct RouteClients(Mutex<HashMap<RouteKey, (i64, Arc<RouteClient>)>>);
+
+/// A route's tenant and name.
+type RouteKey = (TenantId, String);
 
 fn parse_config(row: &RouteRow) -> Result<RouteConfig> {
     serde_json::from_str(&row.config)

@@ -555,7 +555,7 @@ impl Checkout<'_> {
             .fields(&[field::CARD_MASKED, field::CARD_CVC]);
         // Held before the session is marked used: a payment that finds the
         // session used finds the code too.
-        app.checkout.cvc.hold(&row.id, cvc, now);
+        app.cvc_hold(&row.id, &cvc, now).await?;
         let attached = app
             .store
             .checkout_attach_card(
@@ -569,7 +569,7 @@ impl Checkout<'_> {
             )
             .await;
         if !matches!(attached, Ok(true)) {
-            app.checkout.cvc.forget(&row.id);
+            app.cvc_forget(&row.id).await?;
             attached?;
             // Another submission won the race, or the session expired meanwhile.
             let now = clock::now_ms();

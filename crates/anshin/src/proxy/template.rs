@@ -249,7 +249,7 @@ impl Template {
             match node {
                 Node::Literal(_) => false,
                 Node::Typed(p) => *p == wanted,
-                Node::Text(parts) => parts.iter().any(|s| *s == Segment::Hole(wanted)),
+                Node::Text(parts) => parts.contains(&Segment::Hole(wanted)),
                 Node::Array(items) => items.iter().any(|n| walk(n, wanted)),
                 Node::Object(fields) => fields.iter().any(|(_, n)| walk(n, wanted)),
             }

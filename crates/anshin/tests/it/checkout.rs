@@ -29,6 +29,7 @@ both_backends!(
     a_three_d_secure_challenge_completes_through_the_return_page,
     outbound_routes_replace_tokens_at_configured_paths_only,
     no_security_code_is_left_in_any_file_after_checkouts,
+    a_security_code_held_on_one_node_reaches_the_processor_from_another,
 );
 
 /// anshin's public origin in these tests.
@@ -248,7 +249,9 @@ async fn card_submissions_are_checked_before_anything_is_stored(t: TestApp) {
     let (_, _, shop_key) = t.tenant_with_shop("checks").await;
     let id = open_session(&t, &shop_key, 1000).await;
     let path = format!("/checkout/{id}/card");
-    let cases: [(Option<&str>, Value, StatusCode, &str, Option<&str>); 9] = [
+    // (Origin, body, status, code, param)
+    type Case<'a> = (Option<&'a str>, Value, StatusCode, &'a str, Option<&'a str>);
+    let cases: [Case<'_>; 9] = [
         (
             Some(SHOP),
             card("4111111111111111", "123"),
@@ -1253,9 +1256,12 @@ async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
         }
         Backend::Postgres => {
             let url = t.location.database_url.clone().expect("url");
+            let schema = url.rsplit("search_path%3D").next().expect("schema");
             let dump = std::process::Command::new("pg_dump")
                 .arg("--dbname")
                 .arg(url.split('?').next().expect("url"))
+                .arg("--schema")
+                .arg(schema)
                 .arg("--file")
                 .arg(backup.join("dump.sql"))
                 .status();
@@ -1265,8 +1271,13 @@ async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
             }
         }
     }
+    // The search finds a code where one is.
+    let control = tempfile::tempdir().expect("tempdir");
+    std::fs::write(control.path().join("leak"), b"\x00cvc=9180;").expect("write");
+    let (mut found, mut unreadable) = (Vec::new(), 0);
+    files_holding(control.path(), &codes, &mut found, &mut unreadable);
+    assert_eq!(found.len(), 1, "{found:?}");
     let mut found = Vec::new();
-    let mut unreadable = 0;
     files_holding(&t.data_dir(), &codes, &mut found, &mut unreadable);
     assert!(found.is_empty(), "{found:?}");
     if t.backend == Backend::Postgres {
@@ -1288,4 +1299,58 @@ async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
     if unreadable > 0 {
         eprintln!("note: {unreadable} files or directories could not be read and were not searched");
     }
+}
+
+async fn a_security_code_held_on_one_node_reaches_the_processor_from_another(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("nodes").await;
+    let sim = with_processor(&t, &tenant, Default::default()).await;
+    // Node A serves the card page; its maintenance runs as `anshin serve` runs it.
+    let node_a = t.app.clone();
+    node_a.cvc_maintain().await.expect("maintain");
+    let ticker = tokio::spawn({
+        let node_a = node_a.clone();
+        async move {
+            loop {
+                node_a.cvc_maintain().await.expect("maintain");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let session = open_session(&t, &shop_key, 2500).await;
+    submit(&t, "198.51.100.50", &session, "378282246310005", "8091").await;
+
+    // Node B starts after the code was held: it has never seen the epoch key.
+    let node_b = std::sync::Arc::new(anshin::app::App::open(&t.location).await.expect("second node"));
+    node_b.configure_checkout(CheckoutSettings {
+        public_url: PUBLIC.into(),
+        allowed_hosts: vec!["127.0.0.1".into()],
+        ..CheckoutSettings::default()
+    });
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/payments")
+        .header("authorization", format!("Bearer {shop_key}"))
+        .header("idempotency-key", "node-b-1")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"checkout_session_id": session, "amount": 2500, "currency": "JPY"}).to_string(),
+        ))
+        .expect("request");
+    let response = anshin::http::router(node_b.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let paid: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(paid["status"], "authorized", "{paid}");
+    let seen = sim
+        .received(paid["processor_reference"].as_str().expect("reference"))
+        .expect("received");
+    assert_eq!(
+        seen.cvc_fingerprint,
+        Some(sim.cvc_fingerprint("8091")),
+        "the code crossed nodes sealed"
+    );
+    ticker.abort();
 }

@@ -6,8 +6,8 @@ use tokio_postgres::Row;
 use super::PgStore;
 use crate::db::StoreError;
 use crate::db::checkout::{
-    Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency, session_card,
-    session_status,
+    CvcHoldRow, Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency,
+    session_card, session_status,
 };
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
@@ -290,6 +290,146 @@ impl PgStore {
                 &s.amount_refunded,
                 &s.updated_at,
             ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    pub(in crate::db) async fn cvc_hold_put(&self, h: CvcHoldRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO cvc_holds (session_id, epoch, creator, sealed, expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (session_id) DO UPDATE SET epoch = $2, creator = $3, sealed = $4, expires_at = $5",
+            &[&h.session_id.as_str(), &h.epoch, &h.creator, &h.sealed, &h.expires_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_hold(
+        &self,
+        session: &CheckoutSessionId,
+    ) -> Result<Option<CvcHoldRow>, StoreError> {
+        Ok(self
+            .query_opt(
+                "SELECT epoch, creator, sealed, expires_at FROM cvc_holds WHERE session_id = $1",
+                &[&session.as_str()],
+            )
+            .await?
+            .map(|r| CvcHoldRow {
+                session_id: session.clone(),
+                epoch: r.get(0),
+                creator: r.get(1),
+                sealed: r.get(2),
+                expires_at: r.get(3),
+            }))
+    }
+
+    pub(in crate::db) async fn cvc_hold_delete(&self, session: &CheckoutSessionId) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM cvc_holds WHERE session_id = $1",
+            &[&session.as_str()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_node_put(
+        &self,
+        node: &str,
+        epoch: i64,
+        public_key: Vec<u8>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO cvc_nodes (node_id, epoch, public_key, seen_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (node_id, epoch) DO UPDATE SET seen_at = $4",
+            &[&node, &epoch, &public_key, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_nodes(
+        &self,
+        epoch: i64,
+        since: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT node_id, public_key FROM cvc_nodes WHERE epoch = $1 AND seen_at >= $2",
+                &[&epoch, &since],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    pub(in crate::db) async fn cvc_key_holders(
+        &self,
+        epoch: i64,
+        creator: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT node_id FROM cvc_epoch_keys WHERE epoch = $1 AND creator = $2",
+                &[&epoch, &creator],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    pub(in crate::db) async fn cvc_key_put(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO cvc_epoch_keys (epoch, creator, node_id, sealed) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (epoch, creator, node_id) DO NOTHING",
+            &[&epoch, &creator, &node, &sealed],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::db) async fn cvc_key(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .query_opt(
+                "SELECT sealed FROM cvc_epoch_keys WHERE epoch = $1 AND creator = $2 AND node_id = $3",
+                &[&epoch, &creator, &node],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    pub(in crate::db) async fn cvc_expire(
+        &self,
+        now: i64,
+        first_live_epoch: i64,
+        stale_before: i64,
+    ) -> Result<(), StoreError> {
+        self.execute("DELETE FROM cvc_holds WHERE expires_at <= $1", &[&now])
+            .await?;
+        self.execute(
+            "DELETE FROM cvc_epoch_keys WHERE epoch < $1",
+            &[&first_live_epoch],
+        )
+        .await?;
+        self.execute(
+            "DELETE FROM cvc_nodes WHERE epoch < $1 OR seen_at < $2",
+            &[&first_live_epoch, &stale_before],
         )
         .await?;
         Ok(())

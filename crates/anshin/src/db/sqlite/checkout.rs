@@ -5,8 +5,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::SqliteStore;
 use crate::db::StoreError;
 use crate::db::checkout::{
-    Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency, session_card,
-    session_status,
+    CvcHoldRow, Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency,
+    session_card, session_status,
 };
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
@@ -362,6 +362,146 @@ impl SqliteStore {
                 s.amount_refunded,
                 s.updated_at
             ])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    pub(in crate::db) async fn cvc_hold_put(&self, h: CvcHoldRow) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO cvc_holds (session_id, epoch, creator, sealed, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (session_id) DO UPDATE SET epoch = ?2, creator = ?3, sealed = ?4, expires_at = ?5",
+            )?
+            .execute(params![h.session_id.as_str(), h.epoch, h.creator, h.sealed, h.expires_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn cvc_hold(
+        &self,
+        session: &CheckoutSessionId,
+    ) -> Result<Option<CvcHoldRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT epoch, creator, sealed, expires_at FROM cvc_holds WHERE session_id = ?1",
+            )?
+            .query_row(params![session.as_str()], |r| {
+                Ok(CvcHoldRow {
+                    session_id: session.clone(),
+                    epoch: r.get(0)?,
+                    creator: r.get(1)?,
+                    sealed: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    pub(in crate::db) async fn cvc_hold_delete(&self, session: &CheckoutSessionId) -> Result<(), StoreError> {
+        let session = session.as_str().to_owned();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM cvc_holds WHERE session_id = ?1")?
+                .execute(params![session])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn cvc_node_put(
+        &self,
+        node: &str,
+        epoch: i64,
+        public_key: Vec<u8>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let node = node.to_owned();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO cvc_nodes (node_id, epoch, public_key, seen_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (node_id, epoch) DO UPDATE SET seen_at = ?4",
+            )?
+            .execute(params![node, epoch, public_key, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn cvc_nodes(
+        &self,
+        epoch: i64,
+        since: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT node_id, public_key FROM cvc_nodes WHERE epoch = ?1 AND seen_at >= ?2")?
+                .query_map(params![epoch, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
+    pub(in crate::db) async fn cvc_key_holders(
+        &self,
+        epoch: i64,
+        creator: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT node_id FROM cvc_epoch_keys WHERE epoch = ?1 AND creator = ?2")?
+                .query_map(params![epoch, creator], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    pub(in crate::db) async fn cvc_key_put(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let (creator, node) = (creator.to_owned(), node.to_owned());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO cvc_epoch_keys (epoch, creator, node_id, sealed) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (epoch, creator, node_id) DO NOTHING",
+            )?
+            .execute(params![epoch, creator, node, sealed])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn cvc_key(
+        &self,
+        epoch: i64,
+        creator: &str,
+        node: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT sealed FROM cvc_epoch_keys WHERE epoch = ?1 AND creator = ?2 AND node_id = ?3",
+            )?
+            .query_row(params![epoch, creator, node], |r| r.get(0))
+            .optional()
+        })
+    }
+
+    pub(in crate::db) async fn cvc_expire(
+        &self,
+        now: i64,
+        first_live_epoch: i64,
+        stale_before: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM cvc_holds WHERE expires_at <= ?1")?
+                .execute(params![now])?;
+            c.prepare_cached("DELETE FROM cvc_epoch_keys WHERE epoch < ?1")?
+                .execute(params![first_live_epoch])?;
+            c.prepare_cached("DELETE FROM cvc_nodes WHERE epoch < ?1 OR seen_at < ?2")?
+                .execute(params![first_live_epoch, stale_before])?;
             Ok(())
         })
         .await
