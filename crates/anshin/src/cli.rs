@@ -203,13 +203,31 @@ Exit codes: 0 every record decrypts; 8 some do not (listed); 1 failure; 3 no dat
         #[arg(long)]
         json: bool,
     },
-    /// Load the demo marketplace (3 shops, 1,000 customers, 5,000 orders) and print keys and curl commands.
-    #[command(after_help = "Example:
-  anshin demo --data-dir ./anshin-data && anshin serve --data-dir ./anshin-data")]
+    /// Try anshin: the demo marketplace, a card processor simulator and a demo shop whose checkout embeds anshin's card page.
+    #[command(after_help = "Examples:
+  anshin demo                              then open http://127.0.0.1:8081/ and pay with a test card
+  anshin demo --listen 127.0.0.1:9080 --shop-listen 127.0.0.1:9081
+  anshin demo --json                       load the demo, print its keys as JSON, exit (scripts)
+
+It loads the demo marketplace (3 shops, 1,000 customers, 5,000 orders) once, mints
+fresh keys (shown once; the previous run's are disabled), starts the processor
+simulator (HTTPS with a test CA, in this process) as the demo tenant's processor,
+serves anshin on --listen and the demo shop on --shop-listen (another origin), and
+prints the shop's URL and curl commands. Ctrl-C stops all three.
+Test cards: 4111 1111 1111 1111 (approved), 4000 0000 0000 3220 (3-D Secure
+challenge, code 123456), 4000 0000 0000 0002 (declined); any future expiry.
+
+Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure; 4 database unreachable.")]
     Demo {
-        /// Print the keys as JSON.
+        /// Load the demo, print its keys as JSON and exit (no servers).
         #[arg(long)]
         json: bool,
+        /// Address anshin listens on [default: 127.0.0.1:8080]
+        #[arg(long, env = "ANSHIN_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+        /// Address the demo shop listens on (another origin than anshin's).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+        shop_listen: std::net::SocketAddr,
     },
     /// Benchmark a fresh server over HTTP; prints one JSON line per scenario.
     #[command(after_help = "Examples:

@@ -18,6 +18,8 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ids::{PrincipalId, TenantId};
 use crate::orders::{NewOrder, OrderQuery, ShippingInput};
+use crate::proxy::payments::DEFAULT_ROUTE;
+use crate::proxy::routes::RouteInput;
 use crate::tenancy::{NewNamed, Shop};
 use crate::vault::cards::CardInput;
 use crate::vault::customers::NewCustomer;
@@ -203,6 +205,23 @@ pub async fn load(app: Arc<App>) -> Result<DemoAccess> {
         sample_order: sample.id,
         sample_customer: sample.customer_id,
     })
+}
+
+/// Makes the processor at `url` (the simulator `anshin demo` starts) the demo
+/// tenant's default processor route, trusting only the CA in `ca_pem`.
+pub async fn use_processor(app: &App, tenant: &TenantId, url: &str, ca_pem: &str) -> Result<()> {
+    let input = RouteInput {
+        kind: "processor".into(),
+        url: url.to_owned(),
+        ca_pem: Some(ca_pem.to_owned()),
+        template: None,
+        timeout_ms: None,
+        acs_origins: None,
+        token_paths: None,
+    };
+    app.put_route(&local_operator()?, tenant.as_str(), DEFAULT_ROUTE, input)
+        .await?;
+    Ok(())
 }
 
 async fn create_data(app: &Arc<App>, admin: &Actor) -> Result<TenantId> {

@@ -22,6 +22,7 @@ pub mod cmd;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod demo_shop;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -1,30 +1,80 @@
-//! `anshin demo`, and the guide `anshin serve --demo` prints.
+//! `anshin demo`: the demo marketplace, the processor simulator as the demo
+//! tenant's processor, anshin and the demo shop on another origin, so that a
+//! new user can pay in a browser; and the guide `anshin serve --demo` prints.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anshin_processor_sim::Simulator;
+
+use super::serve;
 use crate::app::App;
 use crate::config::Config;
 use crate::demo::{self, DemoAccess};
-use crate::error::{Error, Result};
+use crate::demo_shop::{DemoShop, ShopConfig};
+use crate::error::{Error, ErrorKind, Result};
 
-pub async fn run(config: &Config, json: bool) -> Result<()> {
+pub async fn run(config: &Config, json: bool, shop_listen: SocketAddr) -> Result<()> {
     let location = config.location();
-    let app = if location.is_initialised() {
+    let mut app = if location.is_initialised() {
         App::open(&location).await?
     } else {
         App::init(&location).await?.0
     };
-    let access = demo::load(Arc::new(app)).await?;
+    app.trust_proxies(config.trusted_proxies.clone());
+    let app = Arc::new(app);
+    let access = demo::load(app.clone()).await?;
     if json {
-        print_json(&access)
-    } else {
-        print_guide(&access, &format!("http://{}", config.listen));
-        println!(
-            "Start the server: anshin serve --data-dir {}",
-            config.data_dir.display()
-        );
-        Ok(())
+        return print_json(&access);
     }
+    let sim = Simulator::start(anshin_processor_sim::Config::default())
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                "simulator_failed",
+                format!("cannot start the processor simulator: {e}"),
+            )
+        })?;
+    // The simulator is the one outbound host the demo may send card data to.
+    let mut checkout = config.checkout_settings();
+    checkout
+        .allowed_hosts
+        .push(format!("127.0.0.1:{}", sim.addr().port()));
+    app.configure_checkout(checkout);
+    demo::use_processor(&app, &access.tenant_id, sim.url(), sim.ca_pem()).await?;
+    let (listener, base) = serve::bind(config).await?;
+    let (shop, shop_key) = access.shops.first().ok_or_else(|| Error::not_found("shop"))?;
+    let shop = DemoShop::start(ShopConfig {
+        listen: shop_listen,
+        anshin_url: base.clone(),
+        api_key: shop_key.clone(),
+        shop_name: shop.name.clone(),
+    })
+    .await?;
+    print_guide(&access, &base);
+    println!();
+    println!("Checkout in a browser / ブラウザで決済を試す:");
+    println!(
+        "  open {}/   (the demo shop, another origin; English: {}/?lang=en)",
+        shop.url(),
+        shop.url()
+    );
+    println!(
+        "  test cards / テスト用カード: 4111 1111 1111 1111 approved; 4000 0000 0000 3220 3-D Secure (code {}); \
+         4000 0000 0000 0002 declined; any future expiry, any 3 digits",
+        anshin_processor_sim::CHALLENGE_CODE
+    );
+    println!("  processor simulator / 決済代行シミュレーター: {}", sim.url());
+    println!("  the shop's own log shows what it received: never a card number");
+    println!(
+        "anshin listening on {base} (store: {})",
+        app.store.backend().as_str()
+    );
+    let served = serve::serve_app(config, app, listener).await;
+    shop.shutdown().await;
+    sim.shutdown().await;
+    served
 }
 
 fn print_json(access: &DemoAccess) -> Result<()> {

@@ -13,7 +13,7 @@ mod progress;
 mod restore;
 mod scan;
 mod scan_db;
-mod scan_upload;
+pub(crate) mod scan_upload;
 mod serve;
 mod unseal;
 
@@ -31,7 +31,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub fn run(cli: Cli) -> ExitCode {
     forbid_core_dumps();
     let listen = match &cli.command {
-        Command::Serve { listen, .. } => listen.as_deref(),
+        Command::Serve { listen, .. } | Command::Demo { listen, .. } => listen.as_deref(),
         _ => None,
     };
     let result = Config::load(&cli.global, listen).and_then(|config| {
@@ -83,7 +83,9 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Keys(command) => keys::run(&config, command).await,
         Command::Backup { out, keys, json } => backup::run(&config, &out, keys, json).await,
         Command::Restore { verify: _, dir, json } => restore::run(&config, &dir, json).await,
-        Command::Demo { json } => demo::run(&config, json).await,
+        Command::Demo {
+            json, shop_listen, ..
+        } => demo::run(&config, json, shop_listen).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Scan(args) => scan::run(&config, args).await,
         Command::Integrity(command) => integrity::run(&config, command).await,

@@ -58,6 +58,12 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
         "anshin listening on {base} (store: {})",
         app.store.backend().as_str()
     );
+    serve_app(config, app, listener).await
+}
+
+/// Serves an open application on a bound listener until SIGINT or SIGTERM,
+/// with its background tasks; at the stop, signs a last audit checkpoint.
+pub(super) async fn serve_app(config: &Config, app: Arc<App>, listener: TcpListener) -> Result<()> {
     tracing::info!(backend = app.store.backend().as_str(), "serving");
     let running = start_tasks(config, app.clone())?;
     serve_until_signal(listener, http::router(app.clone())).await?;
@@ -113,7 +119,7 @@ async fn serve_sealed(config: &Config, record: Record) -> Result<()> {
 }
 
 /// Binds the listen address; returns the listener and its base URL.
-async fn bind(config: &Config) -> Result<(TcpListener, String)> {
+pub(super) async fn bind(config: &Config) -> Result<(TcpListener, String)> {
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         Error::new(
             ErrorKind::Invalid,

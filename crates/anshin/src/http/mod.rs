@@ -9,6 +9,7 @@ mod alerts;
 mod api;
 mod audit;
 mod checkout;
+pub mod checkout_page;
 mod extract;
 mod inventory;
 mod keys;
@@ -130,7 +131,9 @@ pub fn router(app: Arc<App>) -> Router {
     let shopper = Router::new()
         .route("/{session_id}/card", post(checkout::submit_card))
         .route("/{session_id}/status", get(checkout::status))
-        .route("/{session_id}/3ds-return", get(checkout::three_ds_return));
+        .route("/{session_id}/3ds-return", get(checkout::three_ds_return))
+        .route("/{session_id}", get(checkout_page::page))
+        .route("/assets/{file}", get(checkout_page::serve_asset));
     Router::new()
         .nest("/v1", v1)
         .nest("/checkout", shopper)

@@ -192,6 +192,12 @@ impl TestApp {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// A GET without a key: status, headers and the raw body (pages, assets).
+    pub async fn get_raw(&self, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        self.send(None, Method::GET, path, None, None, "application/json")
+            .await
+    }
+
     /// Sends a bodiless request from `peer` with extra headers (such as a
     /// reverse proxy's `X-Forwarded-For`); returns status and JSON (or Null).
     pub async fn call_with_headers(
