@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::checkout_page::{Lang, three_ds_return_response};
 use super::extract::{ClientIp, JsonBody, OptionalJsonBody, QueryParams};
 use crate::access::Actor;
 use crate::error::{ErrorBody, Result};
@@ -225,9 +226,15 @@ pub async fn forward(
 #[derive(serde::Deserialize)]
 pub struct ThreeDsReturn {
     payment_id: String,
-    #[allow(dead_code)]
+    #[allow(
+        dead_code,
+        reason = "sent by the processor; the outcome is asked of the processor, never taken from the URL"
+    )]
     three_ds_id: Option<String>,
-    #[allow(dead_code)]
+    #[allow(
+        dead_code,
+        reason = "sent by the processor; the outcome is asked of the processor, never taken from the URL"
+    )]
     three_ds_status: Option<String>,
 }
 
@@ -246,29 +253,18 @@ pub async fn three_ds_return(
         s.app.complete_challenge(&id, &query.payment_id, client).await
     }
     .await;
-    let (status, state) = match &result {
-        Ok(state) => (StatusCode::OK, state.as_str()),
-        Err(err) => (err.kind().status(), "error"),
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(err) => err.kind().status(),
     };
-    let acs = match checkout.page_view(&id).await {
-        Ok(view) => view.acs_origins.join(" "),
-        Err(_) => String::new(),
+    // The hosted page's own return page: framed by the card page, whose
+    // ancestor is the shop's page, so both are allowed ancestors.
+    let mut response = match checkout.page_view(&id).await {
+        Ok(view) => three_ds_return_response(Lang::from_tag(&view.locale), &view.allowed_origin),
+        Err(err) => return err.into_response(),
     };
-    let html = format!(
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>3-D Secure</title>\
-         <script src=\"/checkout/assets/3ds-return.js\" defer></script></head>\
-         <body data-status=\"{state}\"><p>認証が終わりました。/ Authentication finished.</p></body></html>"
-    );
-    let csp = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-         frame-src {}; form-action 'self'; base-uri 'none'; frame-ancestors 'self'",
-        if acs.is_empty() { "'none'" } else { &acs }
-    );
-    let mut response = (status, axum::response::Html(html)).into_response();
+    *response.status_mut() = status;
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        headers.insert("content-security-policy", value);
-    }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -538,15 +538,12 @@ impl App {
     }
 
     fn payment_view(&self, row: &PaymentRow) -> PaymentView {
+        // The issuer's challenge page. With a checkout session the hosted
+        // card page shows it by itself (it polls the session's status); a
+        // shop paying with a card token shows it to the shopper.
         let next_action = (row.state.status == "challenge_required").then(|| NextAction {
             kind: "three_ds_challenge".into(),
-            url: match &row.session_id {
-                Some(session) => format!(
-                    "{}/checkout/{session}/challenge",
-                    self.checkout.settings().public_url
-                ),
-                None => row.state.challenge_url.clone().unwrap_or_default(),
-            },
+            url: row.state.challenge_url.clone().unwrap_or_default(),
         });
         PaymentView {
             id: row.id.to_string(),
