@@ -1046,8 +1046,10 @@ async fn a_three_d_secure_challenge_completes_through_the_return_page(t: TestApp
     let (status, headers, _) = browser(&t, "198.51.100.30", Method::GET, path, None, None).await;
     assert_eq!(status, StatusCode::OK);
     let csp = headers["content-security-policy"].to_str().expect("csp");
+    // Framed by the card page, itself framed by the shop's page: both are
+    // allowed ancestors, and nothing else.
     assert!(
-        csp.contains("default-src 'self'") && csp.contains(sim.url()),
+        csp.contains("default-src 'self'") && csp.ends_with("frame-ancestors 'self' https://shop.example"),
         "{csp}"
     );
     let (_, _, polled) = browser(
