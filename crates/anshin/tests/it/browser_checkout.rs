@@ -148,7 +148,7 @@ async fn checkout() -> Checkout {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shopper_pays_through_3ds_in_the_embedded_page_and_the_shop_never_holds_the_card() {
+async fn iketei_online_2025_the_card_goes_from_the_browser_to_the_processor_never_through_the_shop() {
     let Some(browser) = browser().await else {
         return;
     };

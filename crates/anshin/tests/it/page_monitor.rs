@@ -156,7 +156,9 @@ async fn alerts(app: &TestApp) -> Vec<Value> {
     list["alerts"].as_array().cloned().unwrap_or_default()
 }
 
-async fn each_tampering_is_detected_and_the_clean_page_raises_nothing(app: TestApp) {
+async fn total_web_shop_2025_each_checkout_page_tampering_is_detected_and_a_clean_page_raises_nothing(
+    app: TestApp,
+) {
     let (tenant, _, _) = app.tenant_with_shop("Page monitor shop").await;
     let (site, base) = serve_site(checkout_page(), "").await;
     let page = register(&app, &tenant, &format!("{base}/checkout"), "http").await;
@@ -530,7 +532,7 @@ async fn host_integrity_alerts_are_stored_once(app: TestApp) {
 both_backends!(
     host_integrity_alerts_are_stored_once,
     due_pages_are_checked_once_per_interval_and_alerts_queued,
-    each_tampering_is_detected_and_the_clean_page_raises_nothing,
+    total_web_shop_2025_each_checkout_page_tampering_is_detected_and_a_clean_page_raises_nothing,
     bad_registrations_are_refused_and_pages_are_tenant_scoped,
     csp_reports_alert_once_per_new_destination,
 );
