@@ -752,14 +752,13 @@ impl SqliteStore {
             if held {
                 return Ok(CardRelease::Released);
             }
-            let key_id = c
-                .prepare_cached(
-                    "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
-                                      expiry_ct = NULL, holder_ct = NULL, deleted_at = ?2
-                     WHERE token = ?1 RETURNING key_id",
-                )?
-                .query_row(params![t, at], |r| r.get(0))?;
-            destroy_record_key(c, key_id)?;
+            shred_row(
+                c,
+                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
+                                  expiry_ct = NULL, holder_ct = NULL, deleted_at = ?2
+                 WHERE token = ?1 RETURNING key_id",
+                params![t, at],
+            )?;
             Ok(CardRelease::Shredded)
         })
         .await
@@ -828,29 +827,21 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (tenant, shop, token) = (scope.tenant.cloned(), scope.shop.cloned(), token.clone());
         self.write(move |c| {
-            let shredded: Option<Option<i64>> = c
-                .prepare_cached(
-                    "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
+            shred_row(
+                c,
+                "UPDATE cards SET fingerprint = NULL, number_ct = NULL,
                                   expiry_ct = NULL, holder_ct = NULL, deleted_at = ?4
                  WHERE token = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND deleted_at IS NULL
                    AND (?3 IS NULL OR cards.shop_id = ?3
                         OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = cards.token AND s.shop_id = ?3))
                  RETURNING key_id",
-                )?
-                .query_row(
-                    params![
-                        token.as_str(),
-                        tenant.as_ref().map(TenantId::as_str),
-                        shop.as_ref().map(ShopId::as_str),
-                        at
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(key_id) = shredded {
-                destroy_record_key(c, key_id)?;
-            }
-            Ok(shredded.is_some())
+                params![
+                    token.as_str(),
+                    tenant.as_ref().map(TenantId::as_str),
+                    shop.as_ref().map(ShopId::as_str),
+                    at
+                ],
+            )
         })
         .await
     }
@@ -863,23 +854,11 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (tenant, shop, id) = (scope.tenant.cloned(), scope.shop.cloned(), id.clone());
         self.write(move |c| {
-            let shredded: Option<Option<i64>> = c
-                .prepare_cached(
-                    "UPDATE customers SET name_ct = NULL, name_kana_ct = NULL, postal_code_ct = NULL, address_ct = NULL,
+            shred_row(c, "UPDATE customers SET name_ct = NULL, name_kana_ct = NULL, postal_code_ct = NULL, address_ct = NULL,
                                           phone_ct = NULL, email_ct = NULL, fax_ct = NULL, deleted_at = ?4
                      WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR shop_id = ?3)
                        AND deleted_at IS NULL
-                     RETURNING key_id",
-                )?
-                .query_row(
-                    params![id.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(key_id) = shredded {
-                destroy_record_key(c, key_id)?;
-            }
-            Ok(shredded.is_some())
+                     RETURNING key_id", params![id.as_str(), tenant.as_ref().map(TenantId::as_str), shop.as_ref().map(ShopId::as_str), at])
         })
         .await
     }
@@ -1050,6 +1029,19 @@ fn destroy_record_key(c: &Connection, key_id: Option<i64>) -> rusqlite::Result<(
             .execute([id])?;
     }
     Ok(())
+}
+
+/// Runs `shred`, an `UPDATE … RETURNING key_id` that overwrites at most one
+/// data row, and destroys the data key that row named; whether it shredded.
+fn shred_row(c: &Connection, shred: &str, params: impl rusqlite::Params) -> rusqlite::Result<bool> {
+    let key_id: Option<Option<i64>> = c
+        .prepare_cached(shred)?
+        .query_row(params, |r| r.get(0))
+        .optional()?;
+    if let Some(key_id) = key_id {
+        destroy_record_key(c, key_id)?;
+    }
+    Ok(key_id.is_some())
 }
 
 /// Stores a card unless the tenant holds one with the same fingerprint, and

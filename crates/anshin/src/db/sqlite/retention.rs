@@ -78,18 +78,12 @@ impl SqliteStore {
     ) -> Result<Vec<OrderId>, StoreError> {
         self.write(move |c| {
             // secure_delete is on: the old pages are overwritten, not just unlinked.
-            let mut shred = c.prepare_cached(
-                "UPDATE order_shipping SET name_ct = NULL, postal_code_ct = NULL,
-                        address_ct = NULL, phone_ct = NULL, purged_at = ?2
-                 WHERE order_id = ?1 AND purged_at IS NULL RETURNING key_id",
-            )?;
+            let shred = "UPDATE order_shipping SET name_ct = NULL, postal_code_ct = NULL,
+                                address_ct = NULL, phone_ct = NULL, purged_at = ?2
+                         WHERE order_id = ?1 AND purged_at IS NULL RETURNING key_id";
             let mut shredded = Vec::with_capacity(orders.len());
             for id in orders {
-                let key_id: Option<Option<i64>> = shred
-                    .query_row(params![id.as_str(), at], |r| r.get(0))
-                    .optional()?;
-                if let Some(key_id) = key_id {
-                    super::destroy_record_key(c, key_id)?;
+                if super::shred_row(c, shred, params![id.as_str(), at])? {
                     shredded.push(id);
                 }
             }
