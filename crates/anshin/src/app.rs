@@ -15,9 +15,10 @@ use crate::access::principals::{AuthCache, NewPrincipal};
 use crate::access::proxies::TrustedProxies;
 use crate::access::retention::ExportLimiter;
 use crate::audit::log::AuditLog;
+use crate::audit::{Event, EventKind};
 use crate::db::Store;
 use crate::error::{Error, ErrorKind, Result};
-use crate::vault::keys::Keyring;
+use crate::vault::keys::{Keyring, StagedChange};
 use crate::vault::root::{self, NewRoot, RootKey};
 
 pub use crate::vault::root::ROOT_KEY_FILE;
@@ -79,14 +80,45 @@ impl App {
 
     /// Opens an initialised data directory with its root key at hand.
     pub async fn open_with_root(location: &Location, root: RootKey) -> Result<Self> {
-        let store = Store::open(&location.database_url()).await.map_err(Error::from)?;
+        Self::open_checked(location, root, StagedChange::Refuse)
+            .await
+            .map_err(|(err, _)| err)
+    }
+
+    /// Opens a data directory for `anshin keys change-root`, which may find a
+    /// change of the root of trust staged by an earlier run.
+    pub async fn open_for_root_change(location: &Location, root: RootKey) -> Result<Self> {
+        Self::open_checked(location, root, StagedChange::Allow)
+            .await
+            .map_err(|(err, _)| err)
+    }
+
+    /// Opens with `root`, giving it back on failure (so a key just made in
+    /// a token can be destroyed).
+    async fn open_checked(
+        location: &Location,
+        root: RootKey,
+        staged: StagedChange,
+    ) -> std::result::Result<Self, (Error, RootKey)> {
+        let store = match Store::open(&location.database_url()).await {
+            Ok(store) => store,
+            Err(err) => return Err((err.into(), root)),
+        };
         let keyring = Keyring::new(root);
-        keyring.verify(&store).await?;
-        let signing_seed = keyring
-            .installation_key(&store, AuditLog::signing_key_name())
-            .await?;
-        let audit = AuditLog::open(&store, &signing_seed).await?;
-        Ok(Self {
+        let opened = async {
+            let finished = keyring.verify(&store, staged).await?;
+            let signing_seed = keyring
+                .installation_key(&store, AuditLog::signing_key_name())
+                .await?;
+            let audit = AuditLog::open(&store, &signing_seed).await?;
+            Ok::<_, Error>((finished, audit))
+        }
+        .await;
+        let (finished, audit) = match opened {
+            Ok(opened) => opened,
+            Err(err) => return Err((err, keyring.into_root())),
+        };
+        let app = Self {
             store,
             keyring,
             audit,
@@ -98,7 +130,17 @@ impl App {
             checkout: Default::default(),
             alerts_queued: Default::default(),
             pages: Default::default(),
-        })
+        };
+        if let Some(request) = finished {
+            // A change of the root of trust stopped after its new root was in
+            // force; opening with that root has just finished it.
+            let mut event = Event::new(EventKind::RootChange);
+            event.resource(&request);
+            if let Err(err) = app.record(None, None, &event, None).await {
+                return Err((err, app.keyring.into_root()));
+            }
+        }
+        Ok(app)
     }
 
     /// Believes `X-Forwarded-For` from these reverse proxies (see
@@ -133,11 +175,11 @@ impl App {
         }
         create_private_dir(&location.data_dir)?;
         let provisioned = new_root.provision(&location.data_dir)?;
-        let app = match Self::open_with_root(location, provisioned.root).await {
+        let app = match Self::open_checked(location, provisioned.root, StagedChange::Refuse).await {
             Ok(app) => app,
-            Err(err) => {
+            Err((err, root)) => {
                 // Leave no root key behind that does not belong to the database.
-                root::remove(&location.data_dir);
+                root::remove(&location.data_dir, root);
                 return Err(if err.code() == "root_key_mismatch" {
                     Error::new(
                         ErrorKind::Conflict,

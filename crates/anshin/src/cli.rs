@@ -85,26 +85,8 @@ configuration; the PIN in ANSHIN_PKCS11_PIN or a file named by ANSHIN_PKCS11_PIN
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
-        /// Split the root key into N custodian shares (2–16).
-        #[arg(long, value_name = "N", requires = "threshold", value_parser = clap::value_parser!(u8).range(2..=16))]
-        shares: Option<u8>,
-        /// Shares needed to unseal (2–N).
-        #[arg(long, value_name = "K", requires = "shares", value_parser = clap::value_parser!(u8).range(2..=16))]
-        threshold: Option<u8>,
-        /// File with one passphrase per share, line i for share i (empty: none).
-        #[arg(
-            long,
-            value_name = "FILE",
-            requires = "shares",
-            conflicts_with = "prompt_passphrases"
-        )]
-        passphrases: Option<PathBuf>,
-        /// Ask each custodian for a passphrase at the terminal (empty: none).
-        #[arg(long, requires = "shares")]
-        prompt_passphrases: bool,
-        /// Create the root key inside the configured PKCS#11 token.
-        #[arg(long, conflicts_with = "shares")]
-        pkcs11: bool,
+        #[command(flatten)]
+        root: RootArgs,
     },
     /// Enter one custodian's share into a sealed server (read without echo, or from standard input).
     #[command(after_help = "Examples:
@@ -369,6 +351,32 @@ pub enum PrincipalCommand {
     },
 }
 
+/// What a new root of trust is (`anshin init`, `anshin keys change-root`):
+/// a key file unless one of these says otherwise.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RootArgs {
+    /// Split the root key into N custodian shares (2–16).
+    #[arg(long, value_name = "N", requires = "threshold", value_parser = clap::value_parser!(u8).range(2..=16))]
+    pub shares: Option<u8>,
+    /// Shares needed to unseal (2–N).
+    #[arg(long, value_name = "K", requires = "shares", value_parser = clap::value_parser!(u8).range(2..=16))]
+    pub threshold: Option<u8>,
+    /// File with one passphrase per share, line i for share i (empty: none).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "shares",
+        conflicts_with = "prompt_passphrases"
+    )]
+    pub passphrases: Option<PathBuf>,
+    /// Ask each custodian for a passphrase at the terminal (empty: none).
+    #[arg(long, requires = "shares")]
+    pub prompt_passphrases: bool,
+    /// Create the root key inside the configured PKCS#11 token.
+    #[arg(long, conflicts_with = "shares")]
+    pub pkcs11: bool,
+}
+
 /// `anshin keys …`
 #[derive(Debug, Subcommand)]
 #[command(
@@ -474,6 +482,43 @@ pub enum KeysCommand {
     /// Re-wrap every data key still on an older KEK version now, with a progress bar.
     #[command(after_help = "Example:\n  anshin keys rewrap --json     # {\"rewrapped\": N, \"seconds\": S}")]
     Rewrap {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the root of trust: one global operator asks (with --reason and the new
+    /// root's options), another approves, then `--request ID` carries it out offline.
+    #[command(
+        name = "change-root",
+        after_help = "Examples:
+  ANSHIN_API_KEY=ak_… anshin keys change-root --shares 5 --threshold 3 --reason \"custodian left\"
+  ANSHIN_API_KEY=ak_(second operator) anshin keys approve kreq_…
+  # stop every node, then, within a day of the approval:
+  ANSHIN_API_KEY=ak_… anshin keys change-root --request kreq_… --shares 5 --threshold 3 --json
+  ANSHIN_API_KEY=ak_… anshin keys change-root --cancel     # drop a change a crashed run left staged
+
+The new root is given as to `anshin init`: a key file by default, --shares N --threshold K
+(with --passphrases FILE or --prompt-passphrases), or --pkcs11 (a new key label in the token:
+set pkcs11_key_label / ANSHIN_PKCS11_KEY_LABEL to a label not yet used). Carrying it out
+re-wraps every tenant key and installation key under the new root (no record is decrypted),
+prints the new shares (valid only once the command reports success), puts the new root in
+force in one atomic step and destroys the old one (a PKCS#11 key is deleted from its token).
+A vault whose current root is shares reads K current shares from standard input first
+(share, then its passphrase or an empty line, per custodian).
+ルート鍵（信頼の起点）の変更：一人が依頼し、別の運用者が承認し、全ノード停止中に実行します。"
+    )]
+    ChangeRoot {
+        /// Carry out this approved request (without it, the command asks for the change).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["reason", "cancel"])]
+        request: Option<String>,
+        /// Why; kept with the request.
+        #[arg(long, required_unless_present_any = ["request", "cancel"])]
+        reason: Option<String>,
+        /// Cancel a change staged by a run that stopped before the new root was in force.
+        #[arg(long, conflicts_with_all = ["reason", "request"])]
+        cancel: bool,
+        #[command(flatten)]
+        root: RootArgs,
         /// Print as JSON.
         #[arg(long)]
         json: bool,

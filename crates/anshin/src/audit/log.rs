@@ -38,7 +38,7 @@ const MAX_ROUND: u64 = 1 << 20;
 /// Most entries one sequencing transaction numbers.
 const SEQUENCE_BATCH: u32 = 10_000;
 /// Name of the log's signing key in the database (wrapped by the root key).
-const SIGNING_KEY: &str = "audit_signing_key";
+pub(crate) const SIGNING_KEY: &str = "audit_signing_key";
 /// Name of the log's identity in the database.
 const ORIGIN_KEY: &str = "audit_origin";
 

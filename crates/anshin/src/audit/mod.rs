@@ -109,6 +109,10 @@ pub enum EventKind {
     KeyReject,
     /// A KEK version was added by the rotation policy.
     KeyRotate,
+    /// An approved change of the root of trust was carried out.
+    RootChange,
+    /// A staged change of the root of trust was cancelled.
+    RootChangeCancel,
     /// Custodians' shares reached the threshold and the vault opened.
     VaultUnseal,
     /// An operator sealed the vault (its keys left memory).
@@ -187,6 +191,8 @@ impl EventKind {
             Self::KeyApprove => "key.approve",
             Self::KeyReject => "key.reject",
             Self::KeyRotate => "key.rotate",
+            Self::RootChange => "key.change_root",
+            Self::RootChangeCancel => "key.change_root_cancel",
             Self::VaultUnseal => "vault.unseal",
             Self::VaultSeal => "vault.seal",
             Self::CheckoutCreate => "checkout.create",

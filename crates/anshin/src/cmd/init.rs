@@ -8,29 +8,40 @@ use anshin_crypto::secret::SecretString;
 
 use crate::access::credentials::DEFAULT_KEY_LIFETIME_DAYS;
 use crate::app::App;
+use crate::cli::RootArgs;
 use crate::config::Config;
+use crate::db::keys::RootTarget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::pkcs11::Pkcs11Settings;
 use crate::vault::root::NewRoot;
-
-/// The root-of-trust flags of `anshin init`.
-#[derive(Debug)]
-pub struct RootChoice {
-    pub shares: Option<u8>,
-    pub threshold: Option<u8>,
-    pub passphrases: Option<PathBuf>,
-    pub prompt_passphrases: bool,
-    pub pkcs11: bool,
-}
 
 fn usage(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     Error::new(ErrorKind::Invalid, "init_usage", message)
 }
 
-impl RootChoice {
-    fn resolve(self, config: &Config) -> Result<NewRoot> {
-        let kind = config.root_of_trust.root_of_trust.as_str();
-        if self.pkcs11 || (kind == "pkcs11" && self.shares.is_none()) {
+/// The kind of root `args` ask for (with the configuration's
+/// `root_of_trust` as the default), without reading any secret.
+pub fn target(args: &RootArgs, config: &Config) -> Result<RootTarget> {
+    let kind = config.root_of_trust.root_of_trust.as_str();
+    if args.pkcs11 || (kind == "pkcs11" && args.shares.is_none()) {
+        return Ok(RootTarget::Pkcs11);
+    }
+    let (Some(shares), Some(threshold)) = (args.shares, args.threshold) else {
+        if kind == "shares" {
+            return Err(usage("root_of_trust = \"shares\": give --shares N --threshold K"));
+        }
+        return Ok(RootTarget::File);
+    };
+    if threshold > shares {
+        return Err(usage("--threshold must not exceed --shares"));
+    }
+    Ok(RootTarget::Shares { threshold, shares })
+}
+
+/// The new root `args` ask for, with its secrets (passphrases, PIN) read.
+pub fn resolve(args: &RootArgs, config: &Config) -> Result<NewRoot> {
+    match target(args, config)? {
+        RootTarget::Pkcs11 => {
             let rot = &config.root_of_trust;
             let (Some(module), Some(token)) = (&rot.pkcs11_module, &rot.pkcs11_token_label) else {
                 return Err(usage(
@@ -38,30 +49,24 @@ impl RootChoice {
                      (or ANSHIN_PKCS11_MODULE and ANSHIN_PKCS11_TOKEN_LABEL)",
                 ));
             };
-            return Ok(NewRoot::Pkcs11(Pkcs11Settings::from_env(
+            Ok(NewRoot::Pkcs11(Pkcs11Settings::from_env(
                 module.clone(),
                 token.clone(),
                 rot.pkcs11_key_label.clone(),
-            )?));
+            )?))
         }
-        let (Some(count), Some(threshold)) = (self.shares, self.threshold) else {
-            if kind == "shares" {
-                return Err(usage("root_of_trust = \"shares\": give --shares N --threshold K"));
-            }
-            return Ok(NewRoot::KeyFile);
-        };
-        if threshold > count {
-            return Err(usage("--threshold must not exceed --shares"));
+        RootTarget::File => Ok(NewRoot::KeyFile),
+        RootTarget::Shares { threshold, shares } => {
+            let passphrases = match (&args.passphrases, args.prompt_passphrases) {
+                (Some(file), _) => read_passphrases(file, shares)?,
+                (None, true) => prompt_passphrases(shares)?,
+                (None, false) => vec![None; usize::from(shares)],
+            };
+            Ok(NewRoot::Shares {
+                threshold,
+                passphrases,
+            })
         }
-        let passphrases = match (&self.passphrases, self.prompt_passphrases) {
-            (Some(file), _) => read_passphrases(file, count)?,
-            (None, true) => prompt_passphrases(count)?,
-            (None, false) => vec![None; usize::from(count)],
-        };
-        Ok(NewRoot::Shares {
-            threshold,
-            passphrases,
-        })
     }
 }
 
@@ -114,8 +119,8 @@ fn prompt_passphrases(count: u8) -> Result<Vec<Option<SecretString>>> {
         .collect()
 }
 
-pub async fn run(config: &Config, json: bool, root: RootChoice) -> Result<()> {
-    let new_root = root.resolve(config)?;
+pub async fn run(config: &Config, json: bool, root: &RootArgs) -> Result<()> {
+    let new_root = resolve(root, config)?;
     let (_app, key, shares) = App::init_with(&config.location(), new_root).await?;
     if json {
         let mut out = serde_json::json!({ "operator_api_key": key.expose() });
@@ -139,13 +144,18 @@ pub async fn run(config: &Config, json: bool, root: RootChoice) -> Result<()> {
             "Custodian shares (shown once; give one to each custodian, never two to one person) / \
              分割鍵（一度だけ表示。各保管者に一つずつ渡してください）:"
         );
-        for (i, share) in shares.iter().enumerate() {
-            println!("  {}: {}", i + 1, share.expose());
-        }
+        print_shares(&shares);
         println!(
             "The server starts sealed: enter shares with `anshin unseal` until the threshold is reached."
         );
     }
     println!("Next: anshin serve --data-dir {}", config.data_dir.display());
     Ok(())
+}
+
+/// Custodians' shares, one numbered line each.
+pub(super) fn print_shares(shares: &[SecretString]) {
+    for (i, share) in shares.iter().enumerate() {
+        println!("  {}: {}", i + 1, share.expose());
+    }
 }

@@ -58,23 +58,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(command: Command, config: Config) -> Result<()> {
     match command {
-        Command::Init {
-            json,
-            shares,
-            threshold,
-            passphrases,
-            prompt_passphrases,
-            pkcs11,
-        } => {
-            let root = init::RootChoice {
-                shares,
-                threshold,
-                passphrases,
-                prompt_passphrases,
-                pkcs11,
-            };
-            init::run(&config, json, root).await
-        }
+        Command::Init { json, root } => init::run(&config, json, &root).await,
         Command::Unseal { server, json } => unseal::unseal(&config, server.as_deref(), json).await,
         Command::Seal { server, json } => unseal::seal(&config, server.as_deref(), json).await,
         Command::Serve { demo, .. } => serve::run(&config, demo).await,

@@ -26,7 +26,9 @@ fn usage(message: &'static str) -> Error {
 /// `anshin unseal`.
 pub async fn unseal(config: &Config, server: Option<&str>, json: bool) -> Result<()> {
     let endpoint = endpoint(config, server, "unseal")?;
-    let (share, passphrase) = read_share()?;
+    let (share, passphrase) = read_shares(1)?
+        .pop()
+        .ok_or_else(|| usage("no share on standard input / 標準入力に分割鍵がありません"))?;
     let mut body = serde_json::json!({ "share": share.expose() });
     if let Some(passphrase) = &passphrase {
         body["passphrase"] = passphrase.expose().into();
@@ -83,22 +85,28 @@ fn endpoint(config: &Config, server: Option<&str>, action: &str) -> Result<Uri> 
 }
 
 /// The share, and its passphrase when the share is sealed under one.
-fn read_share() -> Result<(SecretString, Option<SecretString>)> {
+/// `count` custodians' shares, each with its passphrase if it needs one.
+pub(super) fn read_shares(count: u8) -> Result<Vec<(SecretString, Option<SecretString>)>> {
     let unreadable = |e: std::io::Error| {
         Error::new(ErrorKind::Invalid, "unseal_usage", "cannot read the share").with_cause(e)
     };
     if std::io::stdin().is_terminal() {
-        let share = SecretString::new(
-            rpassword::prompt_password("Share (not shown) / 分割鍵（非表示）: ").map_err(unreadable)?,
-        );
-        let passphrase = if Share::parse(share.expose()).is_ok_and(|s| s.needs_passphrase()) {
-            Some(SecretString::new(
-                rpassword::prompt_password("Passphrase / パスフレーズ: ").map_err(unreadable)?,
-            ))
-        } else {
-            None
-        };
-        return Ok((share, passphrase));
+        return (0..count)
+            .map(|_| {
+                let share = SecretString::new(
+                    rpassword::prompt_password("Share (not shown) / 分割鍵（非表示）: ")
+                        .map_err(unreadable)?,
+                );
+                let passphrase = if Share::parse(share.expose()).is_ok_and(|s| s.needs_passphrase()) {
+                    Some(SecretString::new(
+                        rpassword::prompt_password("Passphrase / パスフレーズ: ").map_err(unreadable)?,
+                    ))
+                } else {
+                    None
+                };
+                Ok((share, passphrase))
+            })
+            .collect();
     }
     let mut lines = std::io::stdin().lock().lines();
     let mut next = || -> Result<Option<SecretString>> {
@@ -108,9 +116,14 @@ fn read_share() -> Result<(SecretString, Option<SecretString>)> {
             .map_err(unreadable)?
             .map(SecretString::new))
     };
-    let share = next()?.ok_or_else(|| usage("no share on standard input / 標準入力に分割鍵がありません"))?;
-    let passphrase = next()?.filter(|p| !p.is_empty());
-    Ok((share, passphrase))
+    (0..count)
+        .map(|_| {
+            let share =
+                next()?.ok_or_else(|| usage("no share on standard input / 標準入力に分割鍵がありません"))?;
+            let passphrase = next()?.filter(|p| !p.is_empty());
+            Ok((share, passphrase))
+        })
+        .collect()
 }
 
 async fn post(endpoint: &Uri, key: Option<&SecretString>, body: SecretString) -> Result<SealStatus> {

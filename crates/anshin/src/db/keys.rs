@@ -1,6 +1,7 @@
 //! Storage of the key state: KEK versions, record data keys, and the requests
 //! and approvals of manual key operations (dual control).
 
+use super::KeyPurpose;
 use super::{Store, StoreError};
 use crate::ids::{KeyRequestId, PrincipalId, TenantId};
 
@@ -34,6 +35,50 @@ pub struct RecordKeyRow {
     pub wrapped_dek: Vec<u8>,
 }
 
+/// What a new root of trust is to be, as a `change_root` request names it
+/// (and its approver approves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootTarget {
+    /// A key file in the data directory.
+    File,
+    /// Custodian shares: `threshold` of `shares` rebuild the key.
+    Shares {
+        /// Shares needed.
+        threshold: u8,
+        /// Shares issued.
+        shares: u8,
+    },
+    /// A new non-extractable key in the configured PKCS#11 token.
+    Pkcs11,
+}
+
+impl RootTarget {
+    /// `file`, `shares:K/N` or `pkcs11`.
+    pub fn to_text(self) -> String {
+        match self {
+            Self::File => "file".into(),
+            Self::Shares { threshold, shares } => format!("shares:{threshold}/{shares}"),
+            Self::Pkcs11 => "pkcs11".into(),
+        }
+    }
+
+    /// Parses [`RootTarget::to_text`]; `None` if it is not one (or K is not
+    /// between 1 and N).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "file" => Some(Self::File),
+            "pkcs11" => Some(Self::Pkcs11),
+            _ => {
+                let (threshold, shares) = text.strip_prefix("shares:")?.split_once('/')?;
+                let (threshold, shares) = (threshold.parse().ok()?, shares.parse().ok()?);
+                (1..=shares)
+                    .contains(&threshold)
+                    .then_some(Self::Shares { threshold, shares })
+            }
+        }
+    }
+}
+
 /// A manual key operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyOperation {
@@ -46,6 +91,8 @@ pub enum KeyOperation {
     },
     /// Destroy every key of a tenant: all its data becomes unreadable for good.
     ShredTenant,
+    /// Replace the installation's root of trust (no tenant).
+    ChangeRoot(RootTarget),
 }
 
 impl KeyOperation {
@@ -55,22 +102,37 @@ impl KeyOperation {
             Self::Rotate => "rotate",
             Self::Retire { .. } => "retire",
             Self::ShredTenant => "shred_tenant",
+            Self::ChangeRoot(_) => "change_root",
         }
     }
 
-    pub(super) fn from_columns(name: &str, below: Option<i64>) -> Result<Self, StoreError> {
-        match (name, below.map(u32::try_from)) {
-            ("rotate", None) => Ok(Self::Rotate),
-            ("retire", Some(Ok(below))) => Ok(Self::Retire { below }),
-            ("shred_tenant", None) => Ok(Self::ShredTenant),
+    pub(super) fn from_columns(
+        name: &str,
+        below: Option<i64>,
+        target: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        match (name, below.map(u32::try_from), target) {
+            ("rotate", None, None) => Ok(Self::Rotate),
+            ("retire", Some(Ok(below)), None) => Ok(Self::Retire { below }),
+            ("shred_tenant", None, None) => Ok(Self::ShredTenant),
+            ("change_root", None, Some(target)) => RootTarget::parse(target)
+                .map(Self::ChangeRoot)
+                .ok_or(StoreError::Corrupt("key request target")),
             _ => Err(StoreError::Corrupt("key request operation")),
         }
     }
 
     pub(super) fn below(self) -> Option<i64> {
         match self {
-            Self::Rotate | Self::ShredTenant => None,
             Self::Retire { below } => Some(i64::from(below)),
+            Self::Rotate | Self::ShredTenant | Self::ChangeRoot(_) => None,
+        }
+    }
+
+    pub(super) fn target(self) -> Option<String> {
+        match self {
+            Self::ChangeRoot(target) => Some(target.to_text()),
+            Self::Rotate | Self::Retire { .. } | Self::ShredTenant => None,
         }
     }
 }
@@ -79,7 +141,8 @@ impl KeyOperation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRequestRow {
     pub id: KeyRequestId,
-    pub tenant_id: TenantId,
+    /// `None` for an operation on the whole installation (`change_root`).
+    pub tenant_id: Option<TenantId>,
     pub operation: KeyOperation,
     pub reason: String,
     pub requested_by: PrincipalId,
@@ -89,6 +152,41 @@ pub struct KeyRequestRow {
     pub decided_at: Option<i64>,
     /// `approved` or `rejected`.
     pub outcome: Option<String>,
+    /// When an approved `change_root` was carried out (it is single-use).
+    pub executed_at: Option<i64>,
+}
+
+/// One root-wrapped value re-wrapped under a new root key: stored only if the
+/// row still holds `old`.
+#[derive(Clone)]
+pub struct Rewrapped<K> {
+    /// Which value.
+    pub key: K,
+    /// The value wrapped under the old root.
+    pub old: Vec<u8>,
+    /// The value wrapped under the new root.
+    pub new: Vec<u8>,
+}
+
+/// Everything a root key wraps, re-wrapped under the next one, with the
+/// request that carries it out.
+#[derive(Clone)]
+pub struct RootChange {
+    /// The approved `change_root` request.
+    pub request: KeyRequestId,
+    /// Every tenant key (tenant, purpose, version).
+    pub tenant_keys: Vec<Rewrapped<(TenantId, KeyPurpose, u32)>>,
+    /// `meta` values wrapped by the root (the root check, installation keys).
+    pub meta: Vec<Rewrapped<String>>,
+}
+
+/// Why a [`RootChange`] was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootChangeRefused {
+    /// A value no longer holds what was re-wrapped, or a tenant key was added.
+    StateChanged,
+    /// The request was carried out already.
+    AlreadyExecuted,
 }
 
 /// Why KEK versions could not be destroyed.
@@ -194,5 +292,28 @@ impl Store {
         outcome: &'static str,
     ) -> Result<bool, StoreError> {
         dispatch!(self.decide_key_request(id, by, at, outcome))
+    }
+
+    /// Every tenant key of every tenant, with its tenant.
+    pub async fn all_tenant_keys(&self) -> Result<Vec<(TenantId, super::TenantKeyRow)>, StoreError> {
+        dispatch!(self.all_tenant_keys())
+    }
+
+    /// Sets (`Some`) or removes (`None`) a `meta` value.
+    pub async fn meta_put(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        dispatch!(self.meta_put(key, value))
+    }
+
+    /// In one transaction: stores every re-wrapped value of `change`, each only
+    /// if it still holds its old value; checks that no tenant key is left
+    /// unchanged; marks the request executed at `at`; removes the `meta`
+    /// value `staged`. Nothing is written if any check fails.
+    pub async fn apply_root_change(
+        &self,
+        change: RootChange,
+        staged: &'static str,
+        at: i64,
+    ) -> Result<Result<(), RootChangeRefused>, StoreError> {
+        dispatch!(self.apply_root_change(change, staged, at))
     }
 }

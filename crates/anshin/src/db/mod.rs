@@ -87,14 +87,14 @@ pub enum KeyPurpose {
 }
 
 impl KeyPurpose {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Kek => "kek",
             Self::Fingerprint => "fingerprint",
         }
     }
 
-    fn parse(value: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(value: &str) -> Result<Self, StoreError> {
         match value {
             "kek" => Ok(Self::Kek),
             "fingerprint" => Ok(Self::Fingerprint),

@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "record_keys_by_id",
         include_str!("../../migrations/postgres/0010_record_keys_by_id.sql"),
     ),
+    (
+        11,
+        "root_change",
+        include_str!("../../migrations/postgres/0011_root_change.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across nodes ("anshin" in ASCII).

@@ -83,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
         "record_keys_by_id",
         include_str!("../../migrations/sqlite/0011_record_keys_by_id.sql"),
     ),
+    (
+        12,
+        "root_change",
+        include_str!("../../migrations/sqlite/0012_root_change.sql"),
+    ),
 ];
 
 /// The audit log's own file.

@@ -33,7 +33,7 @@ use crate::app::{App, Location};
 use crate::audit::{Event, EventKind};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
 use crate::vault::root::{Record, RootKey, sealed};
-use crate::vault::shares::{self, OpenShare, Share, VaultId, share_error};
+use crate::vault::shares::{OpenShare, Share, VaultId, share_error};
 
 /// Shares entered are wiped after this long without another.
 pub const PROGRESS_TIMEOUT: Duration = Duration::from_secs(600);
@@ -251,12 +251,9 @@ impl Gate {
             return Ok(self.status_of(&pending));
         }
         let shares = std::mem::take(&mut pending.shares);
-        let root = shares::combine(&shares).and_then(|key| RootKey::from_material(&key));
+        let root = RootKey::from_shares(&self.record, &shares);
         drop(shares);
-        let root = match root {
-            Ok(root) if self.record.matches(&root)? => root,
-            _ => return Err(share_error("share_combination_wrong")),
-        };
+        let root = root?;
         let app = App::open_with_root(&self.location, root).await?;
         // Custodians are anonymous (a share names no one): the entry says when
         // the vault opened; it is durable before any request is served.
@@ -371,7 +368,7 @@ mod tests {
     fn shares_left_waiting_are_wiped() {
         let vault = VaultId::generate().expect("rng");
         let key = KeyBytes::generate().expect("rng");
-        let split = shares::split(&key, vault, 2, &[None, None]).expect("split");
+        let split = crate::vault::shares::split(&key, vault, 2, &[None, None]).expect("split");
         let mut pending = Pending::empty();
         pending.shares = split
             .into_iter()

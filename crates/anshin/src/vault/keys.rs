@@ -15,14 +15,35 @@ use anshin_crypto::envelope::{AeadKey, Context};
 use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::{KeyBytes, SecretVec};
 
-use crate::db::keys::RecordKeyRow;
+use crate::db::keys::{RecordKeyRow, Rewrapped, RootChange};
 use crate::db::{KeyPurpose, Sealed, Store, StoreError, TenantKeyRow};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::TenantId;
+use crate::ids::{KeyRequestId, TenantId};
 use crate::vault::root::RootKey;
 
 const ROOT_CHECK_KEY: &str = "root_key_check";
 const ROOT_CHECK_PLAINTEXT: &[u8] = b"anshin root key check v1";
+/// The names of every installation key ([`Keyring::installation_key`]): a
+/// change of the root of trust re-wraps each.
+const INSTALLATION_KEYS: &[&str] = &[crate::audit::log::SIGNING_KEY];
+
+fn root_check_context() -> Context {
+    Context::new("anshin.root-check.v1")
+}
+
+fn installation_key_context(name: &str) -> Context {
+    Context::new("anshin.installation-key.v1").part(name.as_bytes())
+}
+
+/// Whether a database may be opened while a change of its root of trust is
+/// staged but not yet in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StagedChange {
+    /// No: a server must not run beside a change under way.
+    Refuse,
+    /// Yes: `anshin keys change-root` itself (to redo or cancel it).
+    Allow,
+}
 
 /// How long a node serves tenant keys from memory before reading them again,
 /// so that a rotation or retirement made on another node reaches it.
@@ -229,7 +250,7 @@ fn tenant_key_context(tenant: &TenantId, purpose: KeyPurpose, version: u32) -> C
 
 /// The root key and a cache of unwrapped tenant keys.
 pub struct Keyring {
-    root: RootKey,
+    pub(super) root: RootKey,
     tenants: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
     counts: Arc<EncryptionCounts>,
 }
@@ -244,27 +265,113 @@ impl Keyring {
         }
     }
 
-    /// Checks that the root key is the one this database was created with (and
-    /// records the check value on a fresh database).
-    pub async fn verify(&self, store: &Store) -> Result<()> {
-        let context = Context::new("anshin.root-check.v1");
-        let candidate = self.root.seal(&context, ROOT_CHECK_PLAINTEXT)?;
-        let stored = store.meta_init(ROOT_CHECK_KEY, candidate).await?;
-        match self.root.open(&context, &stored) {
-            Ok(plain) if plain.expose() == ROOT_CHECK_PLAINTEXT => Ok(()),
-            _ => Err(Error::new(
-                ErrorKind::Internal,
-                "root_key_mismatch",
-                "the root key file does not belong to this database; use the data directory's own root.key",
-            )),
-        }
+    /// The root key, to be destroyed once a change of the root of trust is
+    /// in force.
+    pub fn into_root(self) -> RootKey {
+        self.root
     }
 
-    /// A key of the whole installation, named `name`, kept in the database
-    /// wrapped by the root key. The first node to ask creates it; every node then
-    /// reads the same one.
+    fn is_root_check(&self, sealed: &[u8]) -> bool {
+        self.root
+            .open(&root_check_context(), sealed)
+            .is_ok_and(|plain| plain.expose() == ROOT_CHECK_PLAINTEXT)
+    }
+
+    /// Checks that the root key is the one this database was created with (and
+    /// records the check value on a fresh database). When it is instead the
+    /// next root of a change that was put in force but not yet applied to the
+    /// database (a crash in between), the change is applied now and its
+    /// request returned.
+    pub async fn verify(&self, store: &Store, staged: StagedChange) -> Result<Option<KeyRequestId>> {
+        let candidate = self.root.seal(&root_check_context(), ROOT_CHECK_PLAINTEXT)?;
+        let stored = store.meta_init(ROOT_CHECK_KEY, candidate).await?;
+        let pending = store
+            .meta(super::root_change::STAGED_META)
+            .await?
+            .map(|bytes| super::root_change::decode(&bytes))
+            .transpose()?;
+        if self.is_root_check(&stored) {
+            return match (pending, staged) {
+                (Some(change), StagedChange::Refuse) => Err(super::root_change::pending(&change.request)),
+                _ => Ok(None),
+            };
+        }
+        if let Some(change) = pending
+            && change
+                .meta
+                .iter()
+                .any(|m| m.key == ROOT_CHECK_KEY && self.is_root_check(&m.new))
+        {
+            let request = change.request.clone();
+            super::root_change::apply(store, change).await?;
+            return Ok(Some(request));
+        }
+        Err(Error::new(
+            ErrorKind::Internal,
+            "root_key_mismatch",
+            "the root key does not belong to this database; use the data directory's own root of trust",
+        ))
+    }
+
+    /// Everything the root key wraps (every tenant key, the root check, the
+    /// installation keys), re-wrapped under `next`, for `request`. Only keys
+    /// are unwrapped, never a record.
+    pub async fn rewrap_under(
+        &self,
+        store: &Store,
+        next: &RootKey,
+        request: KeyRequestId,
+    ) -> Result<RootChange> {
+        let rewrap = |context: &Context, old: Vec<u8>| -> Result<(Vec<u8>, Vec<u8>)> {
+            let plain = self.root.open(context, &old)?;
+            let new = next.seal(context, plain.expose())?;
+            Ok((old, new))
+        };
+        let mut tenant_keys = Vec::new();
+        for (tenant, row) in store.all_tenant_keys().await? {
+            let (old, new) = rewrap(
+                &tenant_key_context(&tenant, row.purpose, row.version),
+                row.wrapped,
+            )?;
+            tenant_keys.push(Rewrapped {
+                key: (tenant, row.purpose, row.version),
+                old,
+                new,
+            });
+        }
+        let mut meta = Vec::new();
+        let named = std::iter::once((ROOT_CHECK_KEY, root_check_context())).chain(
+            INSTALLATION_KEYS
+                .iter()
+                .map(|name| (*name, installation_key_context(name))),
+        );
+        for (name, context) in named {
+            if let Some(old) = store.meta(name).await? {
+                let (old, new) = rewrap(&context, old)?;
+                meta.push(Rewrapped {
+                    key: name.to_owned(),
+                    old,
+                    new,
+                });
+            }
+        }
+        Ok(RootChange {
+            request,
+            tenant_keys,
+            meta,
+        })
+    }
+
+    /// A key of the whole installation, named `name` (one of
+    /// [`INSTALLATION_KEYS`]), kept in the database wrapped by the root key.
+    /// The first node to ask creates it; every node then reads the same one.
     pub async fn installation_key(&self, store: &Store, name: &str) -> Result<KeyBytes> {
-        let context = Context::new("anshin.installation-key.v1").part(name.as_bytes());
+        if !INSTALLATION_KEYS.contains(&name) {
+            return Err(Error::internal(StoreError::Corrupt(
+                "an installation key a root change would not re-wrap",
+            )));
+        }
+        let context = installation_key_context(name);
         let candidate = self.root.wrap(&context, &KeyBytes::generate()?)?;
         let stored = store.meta_init(name, candidate).await?;
         self.root.unwrap_key(&context, &stored)

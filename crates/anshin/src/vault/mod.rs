@@ -4,6 +4,7 @@
 //! - [`root`]: the root of trust, which wraps every tenant key.
 //! - [`keys`]: the key hierarchy below it (tenant keys, record data keys).
 //! - [`rotation`]: KEK rotation, rewrap, retirement, under dual control.
+//! - [`root_change`]: replacing the root of trust, under dual control.
 //! - [`cards`]: tokenize, masked read, reveal, look up by number, crypto-shred.
 //! - [`customers`]: shoppers' personal data, sealed field by field.
 //! - [`pii`]: personal data parsed and normalised at the edge; masking.
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod pii;
 pub mod pkcs11;
 pub mod root;
+pub mod root_change;
 pub mod rotation;
 pub mod shares;
 

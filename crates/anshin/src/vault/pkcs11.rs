@@ -183,6 +183,18 @@ impl TokenKey {
         })
     }
 
+    /// Destroys the key object in the token: whatever it wrapped can never
+    /// be unwrapped again.
+    pub fn destroy(self) -> Result<()> {
+        let key = self.key;
+        self.with_session(|session| {
+            session.destroy_object(key).map_err(token_error(
+                "pkcs11_failed",
+                "the token could not destroy the old root key; delete it with the token's own tools".into(),
+            ))
+        })
+    }
+
     /// Runs `f` on a pooled session (opened when none is idle).
     fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
         let idle = self.sessions.lock().ok().and_then(|mut pool| pool.pop());

@@ -21,14 +21,22 @@ use zeroize::Zeroize;
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::keys::RootTarget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::pkcs11::{Pkcs11Settings, TokenKey};
-use crate::vault::shares::{self, VaultId};
+use crate::vault::shares::{self, OpenShare, VaultId};
 
 /// File name of the root key inside the data directory (key-file kind).
 pub const ROOT_KEY_FILE: &str = "root.key";
 /// File name of the root-of-trust record (shares and PKCS#11 kinds).
 pub const RECORD_FILE: &str = "root-of-trust.json";
+/// Suffix of a next root of trust staged by `anshin keys change-root`, until
+/// it replaces the current one.
+const STAGED_SUFFIX: &str = ".next";
+
+fn staged(name: &str) -> String {
+    format!("{name}{STAGED_SUFFIX}")
+}
 
 /// The root key: wraps every tenant key. Reached only through its four
 /// operations, whatever holds the key.
@@ -136,6 +144,25 @@ impl RootKey {
         let plain = self.open(context, blob)?;
         Ok(KeyBytes::from_slice(plain.expose())?)
     }
+
+    /// Destroys a root key that has been replaced: a token key is deleted
+    /// from its token; a key in memory is zeroized as it is dropped.
+    pub fn destroy(self) -> Result<()> {
+        match self.0 {
+            Holder::Memory(_) => Ok(()),
+            Holder::Token(key) => key.destroy(),
+        }
+    }
+
+    /// The root key rebuilt from custodians' opened shares, if they are
+    /// shares of `record`'s key.
+    pub fn from_shares(record: &Record, shares: &[OpenShare]) -> Result<Self> {
+        let root = shares::combine(shares).and_then(|key| Self::from_material(&key));
+        match root {
+            Ok(root) if record.matches(&root)? => Ok(root),
+            _ => Err(shares::share_error("share_combination_wrong")),
+        }
+    }
 }
 
 /// The root-of-trust record of a vault whose root key is not a key file.
@@ -177,8 +204,11 @@ fn check_context(vault: VaultId) -> Context {
 impl Record {
     /// The record in `data_dir`, if there is one.
     pub fn read(data_dir: &Path) -> Result<Option<Self>> {
-        let path = data_dir.join(RECORD_FILE);
-        let text = match fs::read_to_string(&path) {
+        Self::read_at(&data_dir.join(RECORD_FILE))
+    }
+
+    fn read_at(path: &Path) -> Result<Option<Self>> {
+        let text = match fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
@@ -203,9 +233,9 @@ impl Record {
         })
     }
 
-    fn write(&self, data_dir: &Path) -> Result<()> {
+    fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(Error::internal)?;
-        write_private(&data_dir.join(RECORD_FILE), text.as_bytes())
+        write_private(path, text.as_bytes())
     }
 
     fn vault_text(&self) -> &str {
@@ -266,11 +296,38 @@ pub struct Provisioned {
 }
 
 impl NewRoot {
+    /// What this root is, as a `change_root` request names it.
+    pub fn target(&self) -> Result<RootTarget> {
+        Ok(match self {
+            Self::KeyFile => RootTarget::File,
+            Self::Shares {
+                threshold,
+                passphrases,
+            } => RootTarget::Shares {
+                threshold: *threshold,
+                shares: u8::try_from(passphrases.len()).map_err(Error::internal)?,
+            },
+            Self::Pkcs11(_) => RootTarget::Pkcs11,
+        })
+    }
+
     /// Makes the root key and records it in `data_dir`.
     pub fn provision(self, data_dir: &Path) -> Result<Provisioned> {
+        self.provision_as(data_dir, ROOT_KEY_FILE, RECORD_FILE)
+    }
+
+    /// Makes the root key and records it in `data_dir` beside the current
+    /// one, which stays in force until [`commit_staged`]. A root staged
+    /// earlier and never committed is removed first.
+    pub fn stage(self, data_dir: &Path) -> Result<Provisioned> {
+        discard_staged(data_dir)?;
+        self.provision_as(data_dir, &staged(ROOT_KEY_FILE), &staged(RECORD_FILE))
+    }
+
+    fn provision_as(self, data_dir: &Path, key_file: &str, record_file: &str) -> Result<Provisioned> {
         match self {
             Self::KeyFile => {
-                let path = data_dir.join(ROOT_KEY_FILE);
+                let path = data_dir.join(key_file);
                 RootKey::create_file(&path)?;
                 Ok(Provisioned {
                     root: RootKey::load(&path)?,
@@ -291,7 +348,7 @@ impl NewRoot {
                     shares: u8::try_from(split.len()).map_err(Error::internal)?,
                     check: check_value(&root, vault)?,
                 }
-                .write(data_dir)?;
+                .write(&data_dir.join(record_file))?;
                 Ok(Provisioned {
                     root,
                     shares: split.iter().map(shares::Share::to_text).collect(),
@@ -300,14 +357,21 @@ impl NewRoot {
             Self::Pkcs11(settings) => {
                 let root = RootKey(Holder::Token(TokenKey::create(&settings)?));
                 let vault = VaultId::generate()?;
-                Record::Pkcs11 {
-                    vault_id: vault.to_hex(),
-                    check: check_value(&root, vault)?,
-                    module: settings.module,
-                    token_label: settings.token_label,
-                    key_label: settings.key_label,
+                let recorded = check_value(&root, vault).and_then(|check| {
+                    Record::Pkcs11 {
+                        vault_id: vault.to_hex(),
+                        check,
+                        module: settings.module,
+                        token_label: settings.token_label,
+                        key_label: settings.key_label,
+                    }
+                    .write(&data_dir.join(record_file))
+                });
+                if let Err(err) = recorded {
+                    // A key no record names would only clutter the token.
+                    let _ = root.destroy();
+                    return Err(err);
                 }
-                .write(data_dir)?;
                 Ok(Provisioned {
                     root,
                     shares: Vec::new(),
@@ -327,10 +391,85 @@ pub fn exists(data_dir: &Path) -> bool {
 }
 
 /// Removes a root of trust just made, when the vault around it could not be
-/// created (a PKCS#11 key stays in its token: the message of the failure says so).
-pub fn remove(data_dir: &Path) {
+/// created; a PKCS#11 key is destroyed in its token.
+pub fn remove(data_dir: &Path, root: RootKey) {
+    let _ = root.destroy();
     let _ = fs::remove_file(data_dir.join(ROOT_KEY_FILE));
     let _ = fs::remove_file(data_dir.join(RECORD_FILE));
+}
+
+/// Removes a staged next root of trust: a key file, or a record and the
+/// PKCS#11 key it names (the token's PIN from the environment).
+pub fn discard_staged(data_dir: &Path) -> Result<()> {
+    if let Some(Record::Pkcs11 {
+        module,
+        token_label,
+        key_label,
+        ..
+    }) = Record::read_at(&data_dir.join(staged(RECORD_FILE)))?
+    {
+        let settings = Pkcs11Settings::from_env(module, token_label, key_label)?;
+        match TokenKey::find(&settings) {
+            Ok(key) => key.destroy()?,
+            Err(err) if err.code() == "pkcs11_key_missing" => {}
+            Err(err) => return Err(err),
+        }
+    }
+    for name in [ROOT_KEY_FILE, RECORD_FILE] {
+        match fs::remove_file(data_dir.join(staged(name))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_failed(&data_dir.join(staged(name)), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Puts the staged root of trust in force. The switch is one atomic rename
+/// or unlink, so a crash leaves either root in force, never neither: a record
+/// wins over a key file, so a staged key file is renamed into place before
+/// the record is removed, and a staged record replaces the record in one
+/// rename before the key file is removed. The replaced key file is
+/// overwritten before it is unlinked (on storage that writes in place).
+pub fn commit_staged(data_dir: &Path) -> Result<()> {
+    let key = data_dir.join(ROOT_KEY_FILE);
+    let record = data_dir.join(RECORD_FILE);
+    let (staged_key, staged_record) = (
+        data_dir.join(staged(ROOT_KEY_FILE)),
+        data_dir.join(staged(RECORD_FILE)),
+    );
+    let old_key = fs::OpenOptions::new().write(true).open(&key).ok();
+    let (rename_from, rename_to, superseded) = if staged_key.exists() {
+        (staged_key, key.clone(), Some(record))
+    } else {
+        (staged_record, record, Some(key.clone()))
+    };
+    fs::rename(&rename_from, &rename_to).map_err(|e| write_failed(&rename_to, e))?;
+    if let Some(old) = superseded {
+        match fs::remove_file(&old) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_failed(&old, e)),
+        }
+    }
+    if let Some(mut file) = old_key {
+        // The old key file's inode, renamed over or unlinked just now.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let _ = file.write_all(&zeros).and_then(|()| file.sync_all());
+    }
+    fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| write_failed(data_dir, e))
+}
+
+fn write_failed(path: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        "root_key_write_failed",
+        format!("cannot write {}", path.display()),
+    )
+    .with_cause(e)
 }
 
 /// The root key of an initialised data directory, for the kinds that need no
@@ -382,14 +521,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
             Some(dir) => fs::File::open(dir).and_then(|d| d.sync_all()),
             None => Ok(()),
         });
-    written.map_err(|e| {
-        Error::new(
-            ErrorKind::Internal,
-            "root_key_write_failed",
-            format!("cannot write {}", path.display()),
-        )
-        .with_cause(e)
-    })
+    written.map_err(|e| write_failed(path, e))
 }
 
 #[cfg(test)]

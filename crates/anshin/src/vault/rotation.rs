@@ -8,8 +8,9 @@
 //! restart it carries on where it stopped. A version is destroyed only by a
 //! retirement, which the store refuses while any record still uses it.
 //!
-//! Rotations and retirements asked for by people need two operators: one
-//! requests (with a reason), another approves before the request expires.
+//! Rotations, retirements, shredding and changes of the root of trust asked
+//! for by people need two operators: one requests (with a reason), another
+//! approves before the request expires.
 //! Automatic rotation (by age, or before a version nears the AES-GCM
 //! random-nonce bound) needs no approval: it only ever adds a key.
 
@@ -22,7 +23,7 @@ use crate::access::{Action, Actor};
 use crate::app::App;
 use crate::audit::{Event, EventKind};
 use crate::clock;
-use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RetireOutcome};
+use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RetireOutcome, RootTarget};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{KeyRequestId, TenantId, parse_or_404};
 use crate::vault::keys::KEYS_REFRESH;
@@ -126,13 +127,21 @@ pub struct TenantKeyStatus {
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
     /// `rotate` (add a KEK version), `retire` (destroy versions below
-    /// `below`) or `shred_tenant` (destroy every key of the tenant: all its
-    /// cards, customers and orders become unreadable for good, backups included).
+    /// `below`), `shred_tenant` (destroy every key of the tenant: all its
+    /// cards, customers and orders become unreadable for good, backups
+    /// included) or `change_root` (replace the installation's root of trust
+    /// with `target`; global operators only, carried out offline by
+    /// `anshin keys change-root --request ID`).
     #[schema(example = "rotate")]
     pub operation: String,
     /// For `retire`: the lowest version kept.
     #[serde(default)]
     pub below: Option<u32>,
+    /// For `change_root`: the new root of trust, `file`, `shares:K/N` (K of N
+    /// custodian shares) or `pkcs11` (a new key in the configured token).
+    #[serde(default)]
+    #[schema(example = "shares:3/5")]
+    pub target: Option<String>,
     /// Why; kept with the request.
     #[schema(example = "annual cryptoperiod")]
     pub reason: String,
@@ -147,13 +156,15 @@ pub struct KeyRequest {
     /// Its id.
     #[schema(value_type = String)]
     pub id: KeyRequestId,
-    /// The tenant whose keys it concerns.
-    #[schema(value_type = String)]
-    pub tenant_id: TenantId,
-    /// `rotate` or `retire`.
+    /// The tenant whose keys it concerns; none for `change_root`.
+    #[schema(value_type = Option<String>)]
+    pub tenant_id: Option<TenantId>,
+    /// `rotate`, `retire`, `shred_tenant` or `change_root`.
     pub operation: &'static str,
     /// For `retire`: the lowest version kept.
     pub below: Option<u32>,
+    /// For `change_root`: the new root of trust.
+    pub target: Option<String>,
     /// Why.
     pub reason: String,
     /// Who asked.
@@ -162,7 +173,8 @@ pub struct KeyRequest {
     pub requested_at: String,
     /// Until when it may be approved (RFC 3339).
     pub expires_at: String,
-    /// `pending`, `approved`, `rejected` or `expired`.
+    /// `pending`, `approved`, `rejected`, `expired` or (an approved
+    /// `change_root`) `executed`.
     pub status: &'static str,
     /// Who decided.
     pub decided_by: Option<String>,
@@ -172,25 +184,30 @@ pub struct KeyRequest {
     /// number of versions destroyed for `retire`, the number of data keys
     /// destroyed for `shred_tenant`.
     pub result: Option<u64>,
+    /// When an approved `change_root` was carried out (RFC 3339).
+    pub executed_at: Option<String>,
 }
 
 impl KeyRequest {
     fn from_row(row: KeyRequestRow, now: i64, result: Option<u64>) -> Self {
         let status = match row.outcome.as_deref() {
+            Some("approved") if row.executed_at.is_some() => "executed",
             Some("approved") => "approved",
             Some(_) => "rejected",
             None if row.expires_at <= now => "expired",
             None => "pending",
         };
-        let below = match row.operation {
-            KeyOperation::Retire { below } => Some(below),
-            KeyOperation::Rotate | KeyOperation::ShredTenant => None,
+        let (below, target) = match row.operation {
+            KeyOperation::Retire { below } => (Some(below), None),
+            KeyOperation::ChangeRoot(target) => (None, Some(target.to_text())),
+            KeyOperation::Rotate | KeyOperation::ShredTenant => (None, None),
         };
         Self {
             id: row.id,
             tenant_id: row.tenant_id,
             operation: row.operation.as_str(),
             below,
+            target,
             reason: row.reason,
             requested_by: row.requested_by.to_string(),
             requested_at: clock::rfc3339(row.requested_at),
@@ -199,6 +216,7 @@ impl KeyRequest {
             decided_by: row.decided_by.map(|p| p.to_string()),
             decided_at: row.decided_at.map(clock::rfc3339),
             result,
+            executed_at: row.executed_at.map(clock::rfc3339),
         }
     }
 }
@@ -245,17 +263,27 @@ fn statuses(rows: Vec<KeyVersionRow>) -> Vec<TenantKeyStatus> {
 }
 
 fn operation(input: &NewKeyRequest) -> Result<KeyOperation> {
-    match (input.operation.as_str(), input.below) {
-        ("rotate", None) => Ok(KeyOperation::Rotate),
-        ("shred_tenant", None) => Ok(KeyOperation::ShredTenant),
-        ("retire", Some(below)) if below >= 2 => Ok(KeyOperation::Retire { below }),
-        ("retire", _) => Err(Error::invalid(
+    match (input.operation.as_str(), input.below, input.target.as_deref()) {
+        ("rotate", None, None) => Ok(KeyOperation::Rotate),
+        ("shred_tenant", None, None) => Ok(KeyOperation::ShredTenant),
+        ("retire", Some(below), None) if below >= 2 => Ok(KeyOperation::Retire { below }),
+        ("retire", _, None) => Err(Error::invalid(
             "invalid_below",
             "retire needs `below`: the lowest KEK version to keep (2 or more)",
         )),
+        ("change_root", None, Some(target)) => RootTarget::parse(target)
+            .map(KeyOperation::ChangeRoot)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "invalid_target",
+                    "target must be `file`, `shares:K/N` (1 ≤ K ≤ N ≤ 255) or `pkcs11`",
+                )
+                .with_param("target")
+            }),
         _ => Err(Error::invalid(
             "invalid_operation",
-            "operation must be `rotate`, `retire` or `shred_tenant` (`below` only with retire)",
+            "operation must be `rotate`, `retire`, `shred_tenant` or `change_root` \
+             (`below` only with retire, `target` only with change_root)",
         )),
     }
 }
@@ -282,14 +310,26 @@ impl App {
     pub async fn request_key_operation(&self, actor: &Actor, input: NewKeyRequest) -> Result<KeyRequest> {
         self.audited(actor, EventKind::KeyRequest, async |event| {
             actor.require(Action::ManageKeys)?;
-            let requested = TenantId::requested(input.tenant_id.as_deref())?;
-            let tenant = actor.tenant_for(requested.as_ref())?;
-            self.store
-                .tenant(&tenant)
-                .await?
-                .ok_or_else(|| Error::not_found("tenant"))?;
-            event.tenant(&tenant);
             let operation = operation(&input)?;
+            let tenant = if let KeyOperation::ChangeRoot(_) = operation {
+                if actor.tenant_id.is_some() || input.tenant_id.is_some() {
+                    return Err(Error::new(
+                        ErrorKind::Forbidden,
+                        "global_operation",
+                        "the root of trust belongs to the whole installation: only global operators ask to change it, without a tenant",
+                    ));
+                }
+                None
+            } else {
+                let requested = TenantId::requested(input.tenant_id.as_deref())?;
+                let tenant = actor.tenant_for(requested.as_ref())?;
+                self.store
+                    .tenant(&tenant)
+                    .await?
+                    .ok_or_else(|| Error::not_found("tenant"))?;
+                event.tenant(&tenant);
+                Some(tenant)
+            };
             let reason = crate::text::label(&input.reason, 500, "invalid_reason", "reason")?;
             let now = clock::now_ms();
             let row = KeyRequestRow {
@@ -303,6 +343,7 @@ impl App {
                 decided_by: None,
                 decided_at: None,
                 outcome: None,
+                executed_at: None,
             };
             event.resource(&row.id);
             self.record_now(actor, event).await?;
@@ -341,9 +382,15 @@ impl App {
                 .store
                 .key_request(&id)
                 .await?
-                .filter(|r| actor.sees_tenant(&r.tenant_id))
+                .filter(|r| {
+                    r.tenant_id
+                        .as_ref()
+                        .map_or(actor.tenant_id.is_none(), |t| actor.sees_tenant(t))
+                })
                 .ok_or_else(|| Error::not_found("key request"))?;
-            event.tenant(&row.tenant_id);
+            if let Some(tenant) = &row.tenant_id {
+                event.tenant(tenant);
+            }
             if row.requested_by == actor.principal_id {
                 return Err(Error::new(
                     ErrorKind::Forbidden,
@@ -361,10 +408,10 @@ impl App {
                     "this key request was decided already or has expired; make a new one",
                 ));
             }
-            let result = if approve {
-                Some(self.carry_out(&row.tenant_id, row.operation, now).await?)
-            } else {
-                None
+            let result = match (approve, &row.tenant_id) {
+                (true, Some(tenant)) => Some(self.carry_out(tenant, row.operation, now).await?),
+                // A root change is carried out offline, by `anshin keys change-root`.
+                _ => None,
             };
             let decided = self.store.key_request(&id).await?.ok_or_else(|| Error::not_found("key request"))?;
             Ok(KeyRequest::from_row(decided, now, result))
@@ -374,6 +421,9 @@ impl App {
 
     async fn carry_out(&self, tenant: &TenantId, operation: KeyOperation, now: i64) -> Result<u64> {
         match operation {
+            KeyOperation::ChangeRoot(_) => Err(Error::internal(crate::db::StoreError::Corrupt(
+                "a root change names a tenant",
+            ))),
             KeyOperation::ShredTenant => {
                 let destroyed = self.store.shred_tenant(tenant, now).await?;
                 self.keyring.forget(tenant);
@@ -557,12 +607,14 @@ mod tests {
 
     #[test]
     fn requests_are_parsed_strictly() {
-        let input = |op: &str, below| NewKeyRequest {
+        let with_target = |op: &str, below, target: Option<&str>| NewKeyRequest {
             operation: op.into(),
             below,
+            target: target.map(str::to_owned),
             reason: "r".into(),
             tenant_id: None,
         };
+        let input = |op: &str, below| with_target(op, below, None);
         assert_eq!(operation(&input("rotate", None)).ok(), Some(KeyOperation::Rotate));
         assert_eq!(
             operation(&input("retire", Some(3))).ok(),
@@ -582,6 +634,36 @@ mod tests {
         );
         assert_eq!(
             operation(&input("destroy", None)).err().map(|e| e.code()),
+            Some("invalid_operation")
+        );
+        assert_eq!(
+            operation(&with_target("change_root", None, Some("shares:3/5"))).ok(),
+            Some(KeyOperation::ChangeRoot(RootTarget::Shares {
+                threshold: 3,
+                shares: 5
+            }))
+        );
+        assert_eq!(
+            operation(&with_target("change_root", None, Some("pkcs11"))).ok(),
+            Some(KeyOperation::ChangeRoot(RootTarget::Pkcs11))
+        );
+        for bad in ["shares:6/5", "shares:0/5", "shares:3", "hsm", "", "file "] {
+            assert_eq!(
+                operation(&with_target("change_root", None, Some(bad)))
+                    .err()
+                    .map(|e| e.code()),
+                Some("invalid_target"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            operation(&input("change_root", None)).err().map(|e| e.code()),
+            Some("invalid_operation")
+        );
+        assert_eq!(
+            operation(&with_target("rotate", None, Some("file")))
+                .err()
+                .map(|e| e.code()),
             Some("invalid_operation")
         );
     }

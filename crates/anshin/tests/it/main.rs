@@ -18,6 +18,7 @@ mod logs;
 mod page_monitor;
 mod regression;
 mod retention;
+mod root_change;
 mod root_of_trust;
 mod scan;
 mod store;

@@ -42,7 +42,7 @@ fn assert_sealed(server: &Server, key: &str) {
 }
 
 /// A tenant, a shop key and a tokenized card: (shop key, token).
-fn tokenize(server: &Server, operator: &str) -> (String, String) {
+pub(crate) fn tokenize(server: &Server, operator: &str) -> (String, String) {
     let (status, tenant) = server.request("POST", "/v1/tenants", operator, Some(r#"{"name": "T"}"#));
     assert_eq!(status, 201, "{tenant}");
     let tenant = tenant["id"].as_str().expect("id");
@@ -62,7 +62,7 @@ fn tokenize(server: &Server, operator: &str) -> (String, String) {
     (shop_key, card["token"].as_str().expect("token").to_owned())
 }
 
-fn read_card(server: &Server, shop_key: &str, token: &str) -> Value {
+pub(crate) fn read_card(server: &Server, shop_key: &str, token: &str) -> Value {
     let (status, card) = server.request("GET", &format!("/v1/cards/{token}"), shop_key, None);
     assert_eq!(status, 200, "{card}");
     assert_eq!(card["last4"], "1111", "{card}");
@@ -248,7 +248,7 @@ fn unseal_attempts_are_rate_limited() {
 }
 
 /// SoftHSM2 with a fresh token in a temporary directory: (env, softhsm module).
-fn softhsm(dir: &Path) -> Option<(Vec<(String, String)>, String)> {
+pub(crate) fn softhsm(dir: &Path) -> Option<(Vec<(String, String)>, String)> {
     let module = [
         "/usr/lib/softhsm/libsofthsm2.so",
         "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",

@@ -4,12 +4,15 @@ use tokio_postgres::Row;
 
 use super::{PgStore, pg, version_i32};
 use crate::db::StoreError;
-use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RecordKeyRow, RetireOutcome};
+use crate::db::keys::{
+    KeyOperation, KeyRequestRow, KeyVersionRow, RecordKeyRow, RetireOutcome, RootChange, RootChangeRefused,
+};
+use crate::db::{KeyPurpose, TenantKeyRow};
 use crate::ids::{KeyRequestId, PrincipalId, TenantId};
 
 const REQUEST_COLUMNS: &str =
     "id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at,
-                               decided_by, decided_at, outcome";
+                               decided_by, decided_at, outcome, target, executed_at";
 
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
@@ -22,8 +25,12 @@ fn version(value: i32) -> Result<u32, StoreError> {
 fn request_row(r: &Row) -> Result<KeyRequestRow, StoreError> {
     Ok(KeyRequestRow {
         id: KeyRequestId::from_db(r.get(0)),
-        tenant_id: TenantId::from_db(r.get(1)),
-        operation: KeyOperation::from_columns(r.get(2), r.get::<_, Option<i32>>(3).map(i64::from))?,
+        tenant_id: r.get::<_, Option<String>>(1).map(TenantId::from_db),
+        operation: KeyOperation::from_columns(
+            r.get(2),
+            r.get::<_, Option<i32>>(3).map(i64::from),
+            r.get::<_, Option<&str>>(11),
+        )?,
         reason: r.get(4),
         requested_by: PrincipalId::from_db(r.get(5)),
         requested_at: r.get(6),
@@ -31,6 +38,7 @@ fn request_row(r: &Row) -> Result<KeyRequestRow, StoreError> {
         decided_by: r.get::<_, Option<String>>(8).map(PrincipalId::from_db),
         decided_at: r.get(9),
         outcome: r.get(10),
+        executed_at: r.get(12),
     })
 }
 
@@ -235,13 +243,15 @@ impl PgStore {
             .transpose()
             .map_err(|_| StoreError::Corrupt("key version out of range"))?;
         self.execute(
-            "INSERT INTO key_requests (id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO key_requests (id, tenant_id, operation, below, target, reason, requested_by,
+                                       requested_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &row.id.as_str(),
-                &row.tenant_id.as_str(),
+                &row.tenant_id.as_ref().map(TenantId::as_str),
                 &row.operation.as_str(),
                 &below,
+                &row.operation.target(),
                 &row.reason,
                 &row.requested_by.as_str(),
                 &row.requested_at,
@@ -298,5 +308,110 @@ impl PgStore {
             )
             .await?
             == 1)
+    }
+
+    pub(in crate::db) async fn all_tenant_keys(&self) -> Result<Vec<(TenantId, TenantKeyRow)>, StoreError> {
+        self.query(
+            "SELECT tenant_id, purpose, version, wrapped, created_at FROM tenant_keys
+             ORDER BY tenant_id, purpose, version",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                TenantId::from_db(r.get(0)),
+                TenantKeyRow {
+                    purpose: KeyPurpose::parse(r.get(1))?,
+                    version: version(r.get(2))?,
+                    wrapped: r.get(3),
+                    created_at: r.get(4),
+                },
+            ))
+        })
+        .collect()
+    }
+
+    pub(in crate::db) async fn meta_put(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        match value {
+            Some(value) => {
+                self.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&key, &value],
+                )
+                .await
+            }
+            None => self.execute("DELETE FROM meta WHERE key = $1", &[&key]).await,
+        }
+        .map(|_| ())
+    }
+
+    pub(in crate::db) async fn apply_root_change(
+        &self,
+        change: RootChange,
+        staged: &'static str,
+        at: i64,
+    ) -> Result<Result<(), RootChangeRefused>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // The request row is locked first, so two runs of the same request
+        // cannot both apply it; a run that returns early rolls back on drop.
+        let executed = tx
+            .execute(
+                "UPDATE key_requests SET executed_at = $2 WHERE id = $1 AND executed_at IS NULL",
+                &[&change.request.as_str(), &at],
+            )
+            .await
+            .map_err(pg)?;
+        if executed != 1 {
+            return Ok(Err(RootChangeRefused::AlreadyExecuted));
+        }
+        // No tenant key can be added behind the change while it is counted.
+        tx.execute("LOCK TABLE tenant_keys IN SHARE ROW EXCLUSIVE MODE", &[])
+            .await
+            .map_err(pg)?;
+        let mut stored = 0;
+        for k in &change.tenant_keys {
+            let (tenant, purpose, v) = &k.key;
+            stored += tx
+                .execute(
+                    "UPDATE tenant_keys SET wrapped = $5
+                     WHERE tenant_id = $1 AND purpose = $2 AND version = $3 AND wrapped = $4",
+                    &[
+                        &tenant.as_str(),
+                        &purpose.as_str(),
+                        &version_i32(*v)?,
+                        &k.old,
+                        &k.new,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+        }
+        for m in &change.meta {
+            stored += tx
+                .execute(
+                    "UPDATE meta SET value = $3 WHERE key = $1 AND value = $2",
+                    &[&m.key, &m.old, &m.new],
+                )
+                .await
+                .map_err(pg)?;
+        }
+        let keys: i64 = tx
+            .query_one("SELECT count(*) FROM tenant_keys", &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        let expected = change.tenant_keys.len() + change.meta.len();
+        if usize::try_from(stored).ok() != Some(expected)
+            || usize::try_from(keys).ok() != Some(change.tenant_keys.len())
+        {
+            return Ok(Err(RootChangeRefused::StateChanged));
+        }
+        tx.execute("DELETE FROM meta WHERE key = $1", &[&staged])
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(Ok(()))
     }
 }

@@ -4,12 +4,15 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use crate::db::StoreError;
-use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RecordKeyRow, RetireOutcome};
+use crate::db::keys::{
+    KeyOperation, KeyRequestRow, KeyVersionRow, RecordKeyRow, RetireOutcome, RootChange, RootChangeRefused,
+};
+use crate::db::{KeyPurpose, TenantKeyRow};
 use crate::ids::{KeyRequestId, PrincipalId, TenantId};
 
 const REQUEST_COLUMNS: &str =
     "id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at,
-                               decided_by, decided_at, outcome";
+                               decided_by, decided_at, outcome, target, executed_at";
 
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
@@ -20,13 +23,15 @@ fn version(value: i64) -> rusqlite::Result<u32> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, e.into()))
 }
 
-fn request_row(r: &Row<'_>) -> rusqlite::Result<(KeyRequestRow, String, Option<i64>)> {
+type RawRequest = (KeyRequestRow, String, Option<i64>, Option<String>);
+
+fn request_row(r: &Row<'_>) -> rusqlite::Result<RawRequest> {
     let operation: String = r.get(2)?;
     let below: Option<i64> = r.get(3)?;
     Ok((
         KeyRequestRow {
             id: KeyRequestId::from_db(r.get(0)?),
-            tenant_id: TenantId::from_db(r.get(1)?),
+            tenant_id: r.get::<_, Option<String>>(1)?.map(TenantId::from_db),
             // Replaced by the caller once the columns are checked.
             operation: KeyOperation::Rotate,
             reason: r.get(4)?,
@@ -36,16 +41,16 @@ fn request_row(r: &Row<'_>) -> rusqlite::Result<(KeyRequestRow, String, Option<i
             decided_by: r.get::<_, Option<String>>(8)?.map(PrincipalId::from_db),
             decided_at: r.get(9)?,
             outcome: r.get(10)?,
+            executed_at: r.get(12)?,
         },
         operation,
         below,
+        r.get(11)?,
     ))
 }
 
-fn checked(
-    (mut row, operation, below): (KeyRequestRow, String, Option<i64>),
-) -> Result<KeyRequestRow, StoreError> {
-    row.operation = KeyOperation::from_columns(&operation, below)?;
+fn checked((mut row, operation, below, target): RawRequest) -> Result<KeyRequestRow, StoreError> {
+    row.operation = KeyOperation::from_columns(&operation, below, target.as_deref())?;
     Ok(row)
 }
 
@@ -212,14 +217,16 @@ impl SqliteStore {
     pub(in crate::db) async fn insert_key_request(&self, row: KeyRequestRow) -> Result<(), StoreError> {
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO key_requests (id, tenant_id, operation, below, reason, requested_by, requested_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO key_requests (id, tenant_id, operation, below, target, reason, requested_by,
+                                           requested_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 row.id.as_str(),
-                row.tenant_id.as_str(),
+                row.tenant_id.as_ref().map(TenantId::as_str),
                 row.operation.as_str(),
                 row.operation.below(),
+                row.operation.target(),
                 row.reason,
                 row.requested_by.as_str(),
                 row.requested_at,
@@ -275,6 +282,108 @@ impl SqliteStore {
             )?
             .execute(params![id.as_str(), by.as_str(), at, outcome])
             .map(|n| n == 1)
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn all_tenant_keys(&self) -> Result<Vec<(TenantId, TenantKeyRow)>, StoreError> {
+        let rows: Vec<(String, String, u32, Vec<u8>, i64)> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT tenant_id, purpose, version, wrapped, created_at FROM tenant_keys
+                 ORDER BY tenant_id, purpose, version",
+            )?
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })?;
+        rows.into_iter()
+            .map(|(tenant, purpose, version, wrapped, created_at)| {
+                Ok((
+                    TenantId::from_db(tenant),
+                    TenantKeyRow {
+                        purpose: KeyPurpose::parse(&purpose)?,
+                        version,
+                        wrapped,
+                        created_at,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub(in crate::db) async fn meta_put(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |c| match value {
+            Some(value) => c
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )
+                .map(|_| ()),
+            None => c.execute("DELETE FROM meta WHERE key = ?1", [key]).map(|_| ()),
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn apply_root_change(
+        &self,
+        change: RootChange,
+        staged: &'static str,
+        at: i64,
+    ) -> Result<Result<(), RootChangeRefused>, StoreError> {
+        // A failing job is rolled back to its savepoint, so every check is
+        // made before the first write: the writer runs one job at a time.
+        self.write(move |c| {
+            let open: Option<Option<i64>> = c
+                .query_row(
+                    "SELECT executed_at FROM key_requests WHERE id = ?1",
+                    [change.request.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if !matches!(open, Some(None)) {
+                return Ok(Err(RootChangeRefused::AlreadyExecuted));
+            }
+            let keys: i64 = c.query_row("SELECT count(*) FROM tenant_keys", [], |r| r.get(0))?;
+            let mut unchanged = usize::try_from(keys).ok() == Some(change.tenant_keys.len());
+            {
+                let mut key = c.prepare_cached(
+                    "SELECT wrapped FROM tenant_keys WHERE tenant_id = ?1 AND purpose = ?2 AND version = ?3",
+                )?;
+                for k in &change.tenant_keys {
+                    let (tenant, purpose, version) = &k.key;
+                    let held: Option<Vec<u8>> = key
+                        .query_row(params![tenant.as_str(), purpose.as_str(), version], |r| r.get(0))
+                        .optional()?;
+                    unchanged &= held.as_ref() == Some(&k.old);
+                }
+                let mut meta = c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+                for m in &change.meta {
+                    let held: Option<Vec<u8>> = meta.query_row([&m.key], |r| r.get(0)).optional()?;
+                    unchanged &= held.as_ref() == Some(&m.old);
+                }
+            }
+            if !unchanged {
+                return Ok(Err(RootChangeRefused::StateChanged));
+            }
+            c.execute(
+                "UPDATE key_requests SET executed_at = ?2 WHERE id = ?1",
+                params![change.request.as_str(), at],
+            )?;
+            let mut key = c.prepare_cached(
+                "UPDATE tenant_keys SET wrapped = ?4 WHERE tenant_id = ?1 AND purpose = ?2 AND version = ?3",
+            )?;
+            for k in &change.tenant_keys {
+                let (tenant, purpose, version) = &k.key;
+                key.execute(params![tenant.as_str(), purpose.as_str(), version, k.new])?;
+            }
+            let mut meta = c.prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")?;
+            for m in &change.meta {
+                meta.execute(params![m.key, m.new])?;
+            }
+            c.execute("DELETE FROM meta WHERE key = ?1", [staged])?;
+            Ok(Ok(()))
         })
         .await
     }
