@@ -166,8 +166,14 @@ Exit codes: 0 done; 1 failure (the message says what to do); 3 no data directory
         json: bool,
     },
     /// Check that every record of a data backup decrypts with the current key state.
-    #[command(after_help = "Example:
+    #[command(after_help = "Examples:
   anshin restore --verify /backup/anshin-2026-12-05 --json
+  createdb anshin_restored && psql -d anshin_restored -f data-2026-12-05.sql
+  ANSHIN_DATABASE_URL=postgres://…/anshin anshin restore --verify postgres://…/anshin_restored
+
+SOURCE is a directory written by `anshin backup`, or (PostgreSQL) the URL of a scratch database
+into which a data dump (`pg_dump --exclude-table-data=record_keys --exclude-table-data=tenant_keys`)
+was restored; it is only read.
 
 Every live card, customer and shipping record in the backup is opened with the data key the
 current key state holds for it. Records deleted after the backup have no key any more
@@ -179,8 +185,9 @@ Exit codes: 0 every record decrypts; 8 some do not (listed); 1 failure; 3 no dat
         /// Only verify (the one mode: restoring is copying the files back, see README).
         #[arg(long, required = true)]
         verify: bool,
-        /// The backup directory (`anshin backup --out`).
-        dir: PathBuf,
+        /// The backup: a directory (`anshin backup --out`) or a postgres:// URL.
+        #[arg(value_name = "SOURCE")]
+        source: String,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

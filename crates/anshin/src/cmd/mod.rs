@@ -66,7 +66,11 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
         Command::Audit(command) => audit::run(&config, command).await,
         Command::Keys(command) => keys::run(&config, command).await,
         Command::Backup { out, keys, json } => backup::run(&config, &out, keys, json).await,
-        Command::Restore { verify: _, dir, json } => restore::run(&config, &dir, json).await,
+        Command::Restore {
+            verify: _,
+            source,
+            json,
+        } => restore::run(&config, &source, json).await,
         Command::Demo {
             json, shop_listen, ..
         } => demo::run(&config, json, shop_listen).await,
