@@ -103,6 +103,7 @@ async fn unseal() -> Result<()> {
     let gate = Gate::new(
         location,
         record,
+        Default::default(),
         Box::new(|app| {
             Ok(Running {
                 app: Arc::new(app),
@@ -118,10 +119,13 @@ async fn unseal() -> Result<()> {
             // A different K of the N each round.
             let pick = (round + i) % shares.len();
             status = gate
-                .unseal(UnsealRequest {
-                    share: shares[pick].clone(),
-                    passphrase: passphrases[pick].clone(),
-                })
+                .unseal(
+                    None,
+                    UnsealRequest {
+                        share: shares[pick].clone(),
+                        passphrase: passphrases[pick].clone(),
+                    },
+                )
                 .await?;
         }
         times.push(started.elapsed().as_secs_f64());

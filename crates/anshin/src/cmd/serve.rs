@@ -88,6 +88,7 @@ async fn serve_sealed(config: &Config, record: Record) -> Result<()> {
     let gate = Gate::new(
         config.location(),
         record,
+        config.trusted_proxies.clone(),
         Box::new(move |mut app: App| {
             app.trust_proxies(task_config.trusted_proxies.clone());
             app.configure_checkout(task_config.checkout_settings());

@@ -11,14 +11,18 @@
 //! Entered shares are kept opened (passphrase removed) in zeroizing memory
 //! and wiped after combining, on a wrong combination, and after
 //! [`PROGRESS_TIMEOUT`] without a new share. Unseal attempts are limited to
-//! [`ATTEMPTS_PER_SECOND`], so shares and passphrases cannot be guessed online.
+//! [`ATTEMPTS_PER_SECOND`] per client address (and [`ATTEMPTS_PER_SECOND_IN_ALL`]
+//! together), so shares and passphrases cannot be guessed online and one
+//! flooding client does not lock the custodians out.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use anshin_crypto::secret::SecretString;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -28,17 +32,22 @@ use tower::ServiceExt;
 use super::extract::JsonBody;
 use super::sys::Health;
 use super::{AppState, MAX_BODY};
+use crate::access::proxies::TrustedProxies;
 use crate::access::{Actor, Role};
 use crate::app::{App, Location};
 use crate::audit::{Event, EventKind};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
+use crate::proxy::limit::Bucket;
 use crate::vault::root::{Record, RootKey, sealed};
 use crate::vault::shares::{OpenShare, Share, VaultId, share_error};
 
 /// Shares entered are wiped after this long without another.
 pub const PROGRESS_TIMEOUT: Duration = Duration::from_secs(600);
-/// Unseal attempts accepted per second, all clients together.
+/// Unseal attempts accepted per second from one client address.
 pub const ATTEMPTS_PER_SECOND: u32 = 10;
+/// Unseal attempts accepted per second from all clients together (each may
+/// cost an Argon2id derivation): a bound on the work, not on one client.
+pub const ATTEMPTS_PER_SECOND_IN_ALL: u32 = 100;
 
 /// `POST /v1/sys/unseal` body.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -98,12 +107,6 @@ impl Pending {
     }
 }
 
-/// Attempts in the current one-second window.
-struct Limiter {
-    window: Instant,
-    attempts: u32,
-}
-
 /// The sealed-or-unsealed HTTP service of a vault with custodian shares.
 pub struct Gate {
     location: Location,
@@ -114,7 +117,11 @@ pub struct Gate {
     /// Serialises unseal and seal (opening the App takes a while).
     pending: tokio::sync::Mutex<Pending>,
     running: RwLock<Option<(Router, Running)>>,
-    limiter: Mutex<Limiter>,
+    /// Per client address, so one flooding client does not lock the
+    /// custodians out; and for all together.
+    per_client: Bucket,
+    in_all: Bucket,
+    proxies: TrustedProxies,
     sealed_routes: Router,
     me: Weak<Gate>,
 }
@@ -122,7 +129,13 @@ pub struct Gate {
 impl Gate {
     /// A sealed gate over the vault at `location`, whose record is `record`
     /// (shares kind); `start` runs once per unseal.
-    pub fn new(location: Location, record: Record, start: Box<Starter>) -> Result<Arc<Self>> {
+    /// Client addresses behind `proxies` are read from `X-Forwarded-For`.
+    pub fn new(
+        location: Location,
+        record: Record,
+        proxies: TrustedProxies,
+        start: Box<Starter>,
+    ) -> Result<Arc<Self>> {
         let Record::Shares { threshold, .. } = record else {
             return Err(Error::new(
                 ErrorKind::Internal,
@@ -139,10 +152,9 @@ impl Gate {
             start,
             pending: tokio::sync::Mutex::new(Pending::empty()),
             running: RwLock::new(None),
-            limiter: Mutex::new(Limiter {
-                window: Instant::now(),
-                attempts: 0,
-            }),
+            per_client: Bucket::new(ATTEMPTS_PER_SECOND, f64::from(ATTEMPTS_PER_SECOND)),
+            in_all: Bucket::new(ATTEMPTS_PER_SECOND_IN_ALL, f64::from(ATTEMPTS_PER_SECOND_IN_ALL)),
+            proxies,
             sealed_routes: sealed_router(gate.clone()),
             me: gate.clone(),
         }))
@@ -205,28 +217,30 @@ impl Gate {
         self.pending.lock().await.expire(Instant::now());
     }
 
-    fn admit(&self) -> Result<()> {
-        let mut limiter = self.limiter.lock().map_err(|_| sealed())?;
+    fn admit(&self, client: Option<IpAddr>) -> Result<()> {
         let now = Instant::now();
-        if now.duration_since(limiter.window) >= Duration::from_secs(1) {
-            limiter.window = now;
-            limiter.attempts = 0;
-        }
-        limiter.attempts += 1;
-        if limiter.attempts > ATTEMPTS_PER_SECOND {
-            return Err(Error::new(
-                ErrorKind::TooManyRequests,
-                "unseal_rate_limited",
-                "too many unseal attempts; wait a second and send the share again",
-            )
-            .with_retry_after(1));
-        }
-        Ok(())
+        self.per_client
+            .take(client, now)
+            .and_then(|()| self.in_all.take(None, now))
+            .map_err(|refused| {
+                Error::new(
+                    ErrorKind::TooManyRequests,
+                    "unseal_rate_limited",
+                    "too many unseal attempts; wait a second and send the share again",
+                )
+                .with_retry_after(refused.retry_after().unwrap_or(1))
+            })
     }
 
-    /// Takes one custodian's share; at the threshold, unseals.
-    pub async fn unseal(&self, request: UnsealRequest) -> Result<SealStatus> {
-        self.admit()?;
+    /// The client address of a connection from `peer` with these
+    /// `X-Forwarded-For` values.
+    pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a str>) -> IpAddr {
+        self.proxies.client(peer, forwarded_for)
+    }
+
+    /// Takes one custodian's share from `client`; at the threshold, unseals.
+    pub async fn unseal(&self, client: Option<IpAddr>, request: UnsealRequest) -> Result<SealStatus> {
+        self.admit(client)?;
         let mut pending = self.pending.lock().await;
         if self.app().is_some() {
             return Ok(self.status_of(&pending));
@@ -328,8 +342,9 @@ pub async fn seal_status(Extension(gate): Extension<Weak<Gate>>) -> Result<Json<
     Ok(Json(gate_of(&gate)?.status().await))
 }
 
-/// Enter one custodian's share into a sealed vault (10 attempts a second in
-/// all). At the threshold the vault unseals; an unsealed vault answers its status.
+/// Enter one custodian's share into a sealed vault (10 attempts a second per
+/// client address, 100 in all). At the threshold the vault unseals; an
+/// unsealed vault answers its status.
 #[utoipa::path(post, path = "/v1/sys/unseal", tag = "operations", security(()), request_body = UnsealRequest,
     responses((status = 200, body = SealStatus),
         (status = 409, description = "`share_duplicate`", body = ErrorBody),
@@ -338,9 +353,19 @@ pub async fn seal_status(Extension(gate): Extension<Weak<Gate>>) -> Result<Json<
         (status = 429, description = "`unseal_rate_limited`", body = ErrorBody)))]
 pub async fn unseal(
     Extension(gate): Extension<Weak<Gate>>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<UnsealRequest>,
 ) -> Result<Json<SealStatus>> {
-    Ok(Json(gate_of(&gate)?.unseal(request).await?))
+    let gate = gate_of(&gate)?;
+    let client = connection.map(|Extension(ConnectInfo(peer))| {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        gate.client(peer.ip(), forwarded)
+    });
+    Ok(Json(gate.unseal(client, request).await?))
 }
 
 /// Seal the vault: drop the application and every key in memory (global operators).

@@ -110,11 +110,24 @@ impl Server {
     }
 
     pub(crate) fn request(&self, method: &str, path: &str, key: &str, body: Option<&str>) -> (u16, Value) {
+        self.request_with(method, path, key, &[], body)
+    }
+
+    /// [`Server::request`] with extra headers.
+    pub(crate) fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.addr).expect("connect");
         let body = body.unwrap_or("");
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
             body.len()
         )

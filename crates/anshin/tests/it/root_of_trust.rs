@@ -235,16 +235,26 @@ fn passphrase_sealed_shares_need_the_right_passphrase() {
     assert_eq!(stdout_json(&out)["sealed"], false);
 }
 
+/// Attempts are limited per client address: a client guessing is stopped,
+/// and its flood does not lock out a custodian at another address.
 #[test]
-fn unseal_attempts_are_rate_limited() {
+fn unseal_attempts_are_rate_limited_per_client() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    init_shares(&data, 2, 2, &[]);
+    let (_, shares) = init_shares(&data, 2, 2, &[]);
+    std::fs::write(data.join("anshin.toml"), "trusted_proxies = [\"127.0.0.1/32\"]\n").expect("config");
     let server = Server::start(&data);
+    let from = |client: &str, share: &str| {
+        let body = serde_json::json!({ "share": share }).to_string();
+        let headers = [("X-Forwarded-For", client)];
+        server.request_with("POST", "/v1/sys/unseal", "", &headers, Some(&body))
+    };
     let codes: Vec<String> = (0..15)
-        .map(|_| code(&unseal(&server, "anshin-share:AAAA", None).1).to_owned())
+        .map(|_| code(&from("192.0.2.1", "anshin-share:AAAA").1).to_owned())
         .collect();
     assert!(codes.iter().any(|c| c == "unseal_rate_limited"), "{codes:?}");
+    let (status, answer) = from("192.0.2.2", &shares[0]);
+    assert_eq!((status, answer["progress"].as_u64()), (200, Some(1)), "{answer}");
 }
 
 /// SoftHSM2 with a fresh token in a temporary directory: (env, softhsm module).
