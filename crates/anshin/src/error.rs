@@ -253,7 +253,8 @@ pub struct ErrorDetail {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.kind.status();
-        if status.is_server_error() {
+        // A sealed vault refusing requests is its normal state, not a failure.
+        if status.is_server_error() && self.code != "sealed" {
             tracing::error!(code = self.code, error = ?self, "request failed");
         } else {
             tracing::debug!(code = self.code, status = status.as_u16(), "request refused");
