@@ -27,6 +27,7 @@ mod inventory;
 mod keys;
 mod pages;
 mod retention;
+mod webhooks;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -78,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "record_keys_by_id",
         include_str!("../../migrations/postgres/0010_record_keys_by_id.sql"),
+    ),
+    (
+        11,
+        "payment_webhooks",
+        include_str!("../../migrations/postgres/0011_payment_webhooks.sql"),
     ),
 ];
 

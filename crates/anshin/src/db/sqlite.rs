@@ -34,6 +34,7 @@ mod inventory;
 mod keys;
 mod pages;
 mod retention;
+mod webhooks;
 
 const MIGRATIONS: &[Migration] = &[
     (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
@@ -82,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
         11,
         "record_keys_by_id",
         include_str!("../../migrations/sqlite/0011_record_keys_by_id.sql"),
+    ),
+    (
+        12,
+        "payment_webhooks",
+        include_str!("../../migrations/sqlite/0012_payment_webhooks.sql"),
     ),
 ];
 
