@@ -22,6 +22,7 @@ CREATE TABLE webhook_endpoints (
 -- below write it in the very statement (so the transaction) that changes the
 -- payment, whatever code path that is: an event is never lost between the
 -- change and its delivery, and the payment path makes no write of its own.
+-- (The single writer orders a payment's changes, so their seq follow them.)
 CREATE TABLE payment_events (
     seq                 INTEGER PRIMARY KEY,
     payment_id          TEXT NOT NULL,
@@ -43,14 +44,19 @@ CREATE TABLE payment_events (
 CREATE INDEX payment_events_due ON payment_events (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX payment_events_payment ON payment_events (payment_id, seq);
 
+-- What a trigger records: the payment's row as it now is, for shops with an
+-- endpoint. (SQLite triggers fire on one operation each; both read this.)
+CREATE VIEW payment_event_source AS
+SELECT p.id, p.shop_id, p.status, p.decline_code, p.processor_reference, p.challenge_url,
+       p.amount_captured, p.amount_refunded, p.updated_at
+FROM payments p JOIN webhook_endpoints w ON w.shop_id = p.shop_id;
+
 CREATE TRIGGER payment_events_insert AFTER INSERT ON payments
 WHEN NEW.status <> 'pending' AND NEW.shop_id IS NOT NULL
 BEGIN
     INSERT INTO payment_events (payment_id, shop_id, status, decline_code, processor_reference, challenge_url,
                                 amount_captured, amount_refunded, created_at, next_attempt_at)
-    SELECT NEW.id, NEW.shop_id, NEW.status, NEW.decline_code, NEW.processor_reference, NEW.challenge_url,
-           NEW.amount_captured, NEW.amount_refunded, NEW.updated_at, NEW.updated_at
-    FROM webhook_endpoints WHERE shop_id = NEW.shop_id;
+    SELECT *, updated_at FROM payment_event_source WHERE id = NEW.id;
 END;
 
 CREATE TRIGGER payment_events_update AFTER UPDATE ON payments
@@ -60,7 +66,5 @@ WHEN NEW.status <> 'pending' AND NEW.shop_id IS NOT NULL
 BEGIN
     INSERT INTO payment_events (payment_id, shop_id, status, decline_code, processor_reference, challenge_url,
                                 amount_captured, amount_refunded, created_at, next_attempt_at)
-    SELECT NEW.id, NEW.shop_id, NEW.status, NEW.decline_code, NEW.processor_reference, NEW.challenge_url,
-           NEW.amount_captured, NEW.amount_refunded, NEW.updated_at, NEW.updated_at
-    FROM webhook_endpoints WHERE shop_id = NEW.shop_id;
+    SELECT *, updated_at FROM payment_event_source WHERE id = NEW.id;
 END;

@@ -302,6 +302,13 @@ impl App {
         Ok(shop)
     }
 
+    async fn endpoint_of(&self, shop: &ShopId) -> Result<EndpointRow> {
+        self.store
+            .webhook(shop)
+            .await?
+            .ok_or_else(|| Error::not_found("webhook"))
+    }
+
     fn webhook_view(&self, row: &EndpointRow, secret: Option<SecretString>) -> WebhookView {
         WebhookView {
             shop_id: row.shop_id.to_string(),
@@ -361,11 +368,7 @@ impl App {
                     .webhook_update(&shop.id, row.url, row.events, now)
                     .await?;
             }
-            let row = self
-                .store
-                .webhook(&shop.id)
-                .await?
-                .ok_or_else(|| Error::not_found("webhook"))?;
+            let row = self.endpoint_of(&shop.id).await?;
             Ok((self.webhook_view(&row, None), false))
         })
         .await
@@ -375,11 +378,7 @@ impl App {
     pub async fn webhook(&self, actor: &Actor, shop: &str) -> Result<WebhookView> {
         self.audited(actor, EventKind::WebhookRead, async |event| {
             let shop = self.webhook_shop(actor, shop, event).await?;
-            let row = self
-                .store
-                .webhook(&shop.id)
-                .await?
-                .ok_or_else(|| Error::not_found("webhook"))?;
+            let row = self.endpoint_of(&shop.id).await?;
             Ok(self.webhook_view(&row, None))
         })
         .await
@@ -404,11 +403,7 @@ impl App {
     pub async fn rotate_webhook_secret(&self, actor: &Actor, shop: &str) -> Result<WebhookView> {
         self.audited(actor, EventKind::WebhookRotate, async |event| {
             let shop = self.webhook_shop(actor, shop, event).await?;
-            let row = self
-                .store
-                .webhook(&shop.id)
-                .await?
-                .ok_or_else(|| Error::not_found("webhook"))?;
+            let row = self.endpoint_of(&shop.id).await?;
             let sealing = self.webhook_sealing().await?;
             let secret = new_secret()?;
             let sealed = sealing.seal(&secret_context(&shop.id), secret.expose().as_bytes())?;

@@ -168,25 +168,7 @@ impl PgStore {
         id: &AlertId,
         attempt: Attempt,
     ) -> Result<(), StoreError> {
-        match attempt {
-            Attempt::Delivered { at } => {
-                self.execute(
-                    "UPDATE alerts SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
-                                       last_error = NULL
-                     WHERE id = $1",
-                    &[&id.as_str(), &at],
-                )
-                .await?
-            }
-            Attempt::Failed { retry_at, error } => {
-                self.execute(
-                    "UPDATE alerts SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
-                    &[&id.as_str(), &retry_at, &error],
-                )
-                .await?
-            }
-        };
-        Ok(())
+        self.record_attempt("alerts", "id", &id.as_str(), attempt).await
     }
 
     pub(in crate::db) async fn audit_unsequenced(&self) -> Result<bool, StoreError> {

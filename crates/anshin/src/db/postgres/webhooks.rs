@@ -159,21 +159,37 @@ impl PgStore {
         seq: i64,
         attempt: Attempt,
     ) -> Result<(), StoreError> {
+        self.record_attempt("payment_events", "seq", &seq, attempt).await
+    }
+
+    /// Records a delivery attempt on the row of `table` whose `key_column`
+    /// is `key` (alerts and payment events keep their delivery state alike).
+    pub(super) async fn record_attempt(
+        &self,
+        table: &str,
+        key_column: &str,
+        key: &(dyn tokio_postgres::types::ToSql + Sync),
+        attempt: Attempt,
+    ) -> Result<(), StoreError> {
         match attempt {
             Attempt::Delivered { at } => {
                 self.execute(
-                    "UPDATE payment_events SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
-                                               last_error = NULL
-                     WHERE seq = $1",
-                    &[&seq, &at],
+                    &format!(
+                        "UPDATE {table} SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
+                                            last_error = NULL
+                         WHERE {key_column} = $1"
+                    ),
+                    &[key, &at],
                 )
                 .await?
             }
             Attempt::Failed { retry_at, error } => {
                 self.execute(
-                    "UPDATE payment_events SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
-                     WHERE seq = $1",
-                    &[&seq, &retry_at, &error],
+                    &format!(
+                        "UPDATE {table} SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
+                         WHERE {key_column} = $1"
+                    ),
+                    &[key, &retry_at, &error],
                 )
                 .await?
             }

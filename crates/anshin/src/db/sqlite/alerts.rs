@@ -220,23 +220,7 @@ impl SqliteStore {
         attempt: Attempt,
     ) -> Result<(), StoreError> {
         let id = id.as_str().to_owned();
-        self.write(move |c| {
-            match attempt {
-                Attempt::Delivered { at } => c
-                    .prepare_cached(
-                        "UPDATE alerts SET attempts = attempts + 1, delivered_at = ?2, next_attempt_at = NULL,
-                                           last_error = NULL
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![id, at])?,
-                Attempt::Failed { retry_at, error } => c
-                    .prepare_cached(
-                        "UPDATE alerts SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-                    )?
-                    .execute(params![id, retry_at, error])?,
-            };
-            Ok(())
-        })
-        .await
+        self.write(move |c| super::webhooks::record_attempt(c, "alerts", "id", &id, attempt))
+            .await
     }
 }

@@ -58,6 +58,33 @@ fn endpoint(c: &Connection, shop: &str) -> rusqlite::Result<Option<(EndpointRow,
     .optional()
 }
 
+/// Records a delivery attempt on the row of `table` whose `key_column` is
+/// `key` (alerts and payment events keep their delivery state alike).
+pub(super) fn record_attempt(
+    c: &Connection,
+    table: &str,
+    key_column: &str,
+    key: &dyn rusqlite::ToSql,
+    attempt: Attempt,
+) -> rusqlite::Result<()> {
+    match attempt {
+        Attempt::Delivered { at } => c
+            .prepare_cached(&format!(
+                "UPDATE {table} SET attempts = attempts + 1, delivered_at = ?2, next_attempt_at = NULL,
+                                    last_error = NULL
+                 WHERE {key_column} = ?1"
+            ))?
+            .execute(params![key, at])?,
+        Attempt::Failed { retry_at, error } => c
+            .prepare_cached(&format!(
+                "UPDATE {table} SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE {key_column} = ?1"
+            ))?
+            .execute(params![key, retry_at, error])?,
+    };
+    Ok(())
+}
+
 impl SqliteStore {
     pub(in crate::db) async fn webhook_insert(&self, e: EndpointRow) -> Result<bool, StoreError> {
         self.write(move |c| {
@@ -186,25 +213,8 @@ impl SqliteStore {
         seq: i64,
         attempt: Attempt,
     ) -> Result<(), StoreError> {
-        self.write(move |c| {
-            match attempt {
-                Attempt::Delivered { at } => c
-                    .prepare_cached(
-                        "UPDATE payment_events SET attempts = attempts + 1, delivered_at = ?2, next_attempt_at = NULL,
-                                                   last_error = NULL
-                         WHERE seq = ?1",
-                    )?
-                    .execute(params![seq, at])?,
-                Attempt::Failed { retry_at, error } => c
-                    .prepare_cached(
-                        "UPDATE payment_events SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
-                         WHERE seq = ?1",
-                    )?
-                    .execute(params![seq, retry_at, error])?,
-            };
-            Ok(())
-        })
-        .await
+        self.write(move |c| record_attempt(c, "payment_events", "seq", &seq, attempt))
+            .await
     }
 
     pub(in crate::db) async fn payment_events_prune(&self, before: i64) -> Result<u64, StoreError> {
