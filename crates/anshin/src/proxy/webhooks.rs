@@ -335,7 +335,11 @@ impl App {
         self.audited(actor, EventKind::WebhookWrite, async |event| {
             let shop = self.webhook_shop(actor, shop, event).await?;
             if input.url.len() > MAX_URL_LEN {
-                return Err(url_error(UrlProblem::Malformed));
+                return Err(Error::invalid(
+                    "webhook_url_invalid",
+                    format!("url must be at most {MAX_URL_LEN} bytes"),
+                )
+                .with_param("url"));
             }
             let loopback = self.checkout.settings().webhook_loopback;
             check_url(&input.url, Receiver::Shop { loopback }).map_err(url_error)?;
