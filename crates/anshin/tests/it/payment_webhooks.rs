@@ -27,6 +27,7 @@ both_backends!(
     bad_webhook_input_is_refused_with_stable_codes_and_changes_nothing,
     the_secret_is_shown_once_sealed_at_rest_and_rotated_with_overlap,
     only_subscribed_events_are_sent_and_removal_stops_delivery,
+    a_payment_stored_in_its_final_state_at_once_is_an_event_too,
 );
 
 /// What the receiver got: the signature header and the body, per request.
@@ -571,4 +572,30 @@ async fn only_subscribed_events_are_sent_and_removal_stops_delivery(t: TestApp) 
     let (status, _) = t.call(Method::GET, &path, Some(&key), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(t.audit_log_of("webhook.delete").await.len(), 1);
+}
+
+/// The outbox does not depend on how the payment path writes: a payment row
+/// inserted already authorized or captured (one write instead of an insert
+/// and an update) is an event as well.
+async fn a_payment_stored_in_its_final_state_at_once_is_an_event_too(t: TestApp) {
+    let (_, shop, key, _sim) = shop_with_processor(&t, "one-write").await;
+    let receiver = Receiver::start().await;
+    let secret = endpoint(&t, &key, &shop, &receiver.url).await;
+    let paid = pay_with(&t, &key, "4111111111111111", 800, "one-write-1").await;
+    assert_eq!(deliver_all(&t.app, clock::now_ms()).await.delivered, 1);
+    let copy = anshin::ids::PaymentId::generate().expect("id");
+    t.raw_sql(&format!(
+        "INSERT INTO payments (id, tenant_id, shop_id, created_by, card_token, route, amount, currency, capture,
+                               status, amount_captured, created_at, updated_at)
+         SELECT '{copy}', tenant_id, shop_id, created_by, card_token, route, amount, currency, capture,
+                'captured', amount, created_at, updated_at
+         FROM payments WHERE id = '{}'",
+        paid["id"].as_str().expect("id")
+    ))
+    .await;
+    assert_eq!(deliver_all(&t.app, clock::now_ms()).await.delivered, 1);
+    let events = receiver.verified(&secret);
+    assert_eq!(events[1]["type"], "payment.captured");
+    assert_eq!(events[1]["data"]["payment"]["id"], copy.as_str());
+    assert_eq!(events[1]["data"]["payment"]["amount_captured"], 800);
 }
