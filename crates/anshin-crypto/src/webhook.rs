@@ -82,13 +82,7 @@ impl WebhookKey {
 
     /// The header value signing `body` at `timestamp` (Unix seconds).
     pub fn sign(&self, timestamp: i64, body: &[u8]) -> String {
-        let tag = self.tag(timestamp, body);
-        let mut out = String::with_capacity(16 + 2 * TAG_LEN);
-        out.push_str("t=");
-        out.push_str(&timestamp.to_string());
-        out.push_str(",v1=");
-        out.push_str(&data_encoding::HEXLOWER.encode(&tag));
-        out
+        sign_all(&[self], timestamp, body)
     }
 
     /// Checks a received header against `body`: well-formed, timestamp within
@@ -142,6 +136,20 @@ impl WebhookKey {
             Err(WebhookError::Mismatch)
         }
     }
+}
+
+/// The header value signing `body` at `timestamp` (Unix seconds) with each of
+/// `keys`, one `v1=` per key: a sender rotating its secret signs with the new
+/// and the old one, so a receiver verifies with whichever it has.
+pub fn sign_all(keys: &[&WebhookKey], timestamp: i64, body: &[u8]) -> String {
+    let mut out = String::with_capacity(16 + keys.len() * (4 + 2 * TAG_LEN));
+    out.push_str("t=");
+    out.push_str(&timestamp.to_string());
+    for key in keys {
+        out.push_str(",v1=");
+        out.push_str(&data_encoding::HEXLOWER.encode(&key.tag(timestamp, body)));
+    }
+    out
 }
 
 impl fmt::Debug for WebhookKey {
@@ -220,10 +228,15 @@ mod tests {
     #[test]
     fn rotation_signatures_any_of_which_verifies() {
         let old = WebhookKey::new(b"the-old-secret-of-at-least-32-bytes!").expect("key");
-        let header = format!(
-            "{},v1={}",
-            old.sign(1_700_000_000, BODY),
-            &key().sign(1_700_000_000, BODY)[16..]
+        let new = key();
+        let header = sign_all(&[&new, &old], 1_700_000_000, BODY);
+        assert_eq!(
+            header,
+            format!(
+                "{},v1={}",
+                new.sign(1_700_000_000, BODY),
+                &old.sign(1_700_000_000, BODY)[16..]
+            )
         );
         assert!(key().verify(&header, BODY, 1_700_000_000, 300).is_ok());
         assert!(old.verify(&header, BODY, 1_700_000_000, 300).is_ok());

@@ -5,7 +5,7 @@
 //! the data directory if it exists. Keys: `listen`, `database_url`, `log`,
 //! `trusted_proxies` (a list of CIDR blocks; or `ANSHIN_TRUSTED_PROXIES`,
 //! comma-separated), `public_url` (or `ANSHIN_PUBLIC_URL`: the origin shoppers'
-//! browsers reach anshin at), `checkout_session_ttl_secs`, `outbound_allowed_hosts`, and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
+//! browsers reach anshin at), `checkout_session_ttl_secs`, `outbound_allowed_hosts`, `payment_webhook_allow_loopback`, and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
 //! also come from `ANSHIN_ALERT_WEBHOOK_URL` and `ANSHIN_ALERT_WEBHOOK_SECRET`
 //! (environment only, never a flag: command lines are visible to every user).
 //! Showing the configuration redacts the database password, the webhook
@@ -63,6 +63,10 @@ pub struct Config {
     /// card data to (`outbound_allowed_hosts`, or `ANSHIN_OUTBOUND_ALLOWED_HOSTS`
     /// comma-separated); empty: no route can be configured.
     pub outbound_allowed_hosts: Vec<String>,
+    /// Whether shops may set payment webhook endpoints on loopback
+    /// (`payment_webhook_allow_loopback`, default false: a shop could
+    /// otherwise make anshin POST to services on its own host).
+    pub payment_webhook_allow_loopback: bool,
 }
 
 /// The root of trust `anshin init` creates (the data directory records the
@@ -211,27 +215,15 @@ impl AlertConfig {
 /// Accepts `https://host…`, and `http://` only to a loopback host: alerts name
 /// principals and tenants, which should not cross a network in clear.
 fn check_webhook_url(url: &str) -> Result<()> {
-    let bad = || {
-        config_error(
-            "alert_webhook_url must be https://HOST/PATH, or http:// to 127.0.0.1, [::1] or localhost".into(),
-        )
-    };
-    let uri: axum::http::Uri = url.parse().map_err(|_| bad())?;
-    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(config_error(
+    use crate::webhook::{Receiver, UrlProblem, check_url};
+    match check_url(url, Receiver::Operator) {
+        Ok(_) => Ok(()),
+        Err(UrlProblem::Credentials) => Err(config_error(
             "alert_webhook_url must not carry a user name or password; receivers check the signature".into(),
-        ));
-    }
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") => {
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            let loopback = bare.eq_ignore_ascii_case("localhost")
-                || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-            if loopback { Ok(()) } else { Err(bad()) }
-        }
-        _ => Err(bad()),
+        )),
+        Err(_) => Err(config_error(
+            "alert_webhook_url must be https://HOST/PATH, or http:// to 127.0.0.1, [::1] or localhost".into(),
+        )),
     }
 }
 
@@ -260,6 +252,7 @@ struct FileConfig {
     public_url: Option<String>,
     checkout_session_ttl_secs: Option<u64>,
     outbound_allowed_hosts: Option<Vec<String>>,
+    payment_webhook_allow_loopback: Option<bool>,
 }
 
 impl Config {
@@ -445,6 +438,7 @@ impl Config {
             public_url,
             checkout_session_ttl_secs,
             outbound_allowed_hosts,
+            payment_webhook_allow_loopback: file.payment_webhook_allow_loopback.unwrap_or(false),
         })
     }
 
@@ -454,6 +448,7 @@ impl Config {
             public_url: self.public_url.clone(),
             session_ttl_secs: self.checkout_session_ttl_secs,
             allowed_hosts: self.outbound_allowed_hosts.clone(),
+            webhook_loopback: self.payment_webhook_allow_loopback,
         }
     }
 

@@ -8,12 +8,19 @@
 //! it received and every answer anshin gave it, bodies included, and its
 //! orders in memory: the browser test reads both to prove the shop never held
 //! a card number.
+//!
+//! It also registers its payment webhook with anshin (as a real shop does once)
+//! and checks the signature of every event it receives, keeping the payment
+//! status each verified event tells in its orders (`GET /orders`). It never
+//! logs the secret it is shown.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use anshin_crypto::secret::SecretString;
+use anshin_crypto::webhook::WebhookKey;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
@@ -31,11 +38,17 @@ use tokio::task::JoinHandle;
 use crate::cmd::scan_upload::exchange;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::checkout_page::amount_display;
+use crate::proxy::webhooks::PaymentEventBody;
 use crate::text::{fill, html_escape};
 
 const PAGE: &str = include_str!("../assets/demo_shop/shop.html");
 const SCRIPT: &str = include_str!("../assets/demo_shop/shop.js");
 const STYLE: &str = include_str!("../assets/demo_shop/shop.css");
+
+/// Where the shop takes anshin's payment webhooks.
+const WEBHOOK_PATH: &str = "/webhooks/anshin";
+/// Signatures further than this from now are refused (replays).
+const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 
 /// The one item of the demo shop, and its price in yen.
 pub const ITEM_AMOUNT: i64 = 3_000;
@@ -51,6 +64,8 @@ pub struct ShopConfig {
     pub api_key: SecretString,
     /// The shop's name, shown on its page.
     pub shop_name: String,
+    /// The shop's id at anshin, for its webhook endpoint.
+    pub shop_id: String,
 }
 
 /// One order of the shop: what the shop stores. Never a card number: a token,
@@ -64,6 +79,8 @@ pub struct ShopOrder {
     pub card_token: Option<String>,
     pub payment_id: Option<String>,
     pub payment_status: Option<String>,
+    /// The status the last verified webhook told.
+    pub webhook_status: Option<String>,
 }
 
 struct Shop {
@@ -71,7 +88,10 @@ struct Shop {
     anshin_origin: String,
     api_key: SecretString,
     shop_name: String,
+    shop_id: String,
     origin: String,
+    /// The webhook secret anshin showed, in memory only.
+    webhook_key: OnceLock<WebhookKey>,
     log: Mutex<Vec<String>>,
     orders: Mutex<HashMap<String, ShopOrder>>,
     next_order: Mutex<u64>,
@@ -107,7 +127,9 @@ impl DemoShop {
             anshin_url,
             api_key: config.api_key,
             shop_name: config.shop_name,
+            shop_id: config.shop_id,
             origin: origin.clone(),
+            webhook_key: OnceLock::new(),
             log: Mutex::default(),
             orders: Mutex::default(),
             next_order: Mutex::new(1),
@@ -116,6 +138,7 @@ impl DemoShop {
             .route("/", get(shop_page))
             .route("/pay", post(pay))
             .route("/orders", get(list_orders))
+            .route(WEBHOOK_PATH, post(webhook))
             .route(
                 "/shop.js",
                 get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
@@ -137,6 +160,7 @@ impl DemoShop {
                 tracing::warn!(error = %err, "demo shop stopped");
             }
         });
+        tokio::spawn(register_webhook(shop.clone()));
         Ok(Self {
             origin,
             shop,
@@ -228,13 +252,92 @@ impl Shop {
                 "the demo shop cannot reach anshin",
             )
         })?;
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let logged = if answer.get("secret").is_some() {
+            // A webhook secret is kept in memory, never logged.
+            let mut shown = answer.clone();
+            shown["secret"] = json!("***");
+            shown.to_string()
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
         self.record(format!(
-            "anshin answered {method} {path}: {} {}",
-            status.as_u16(),
-            String::from_utf8_lossy(&bytes)
+            "anshin answered {method} {path}: {} {logged}",
+            status.as_u16()
         ));
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((status, answer))
     }
+
+    fn keep_webhook_secret(&self, answer: &Value) {
+        if let Some(key) = answer["secret"]
+            .as_str()
+            .and_then(|s| WebhookKey::new(s.as_bytes()).ok())
+        {
+            let _ = self.webhook_key.set(key);
+            self.record("payment webhooks registered".to_owned());
+        }
+    }
+}
+
+/// Registers the shop's webhook endpoint with anshin. anshin may not be
+/// listening yet (`anshin demo` starts it after the shop): tried again for a
+/// minute. An endpoint left by an earlier run gets a new secret, since a
+/// secret is shown only once.
+async fn register_webhook(shop: Arc<Shop>) {
+    let path = format!("/v1/shops/{}/webhook", shop.shop_id);
+    let body = json!({"url": format!("{}{WEBHOOK_PATH}", shop.origin)});
+    for _ in 0..120 {
+        match shop.call(Method::PUT, &path, None, &body).await {
+            Ok((StatusCode::CREATED, answer)) => return shop.keep_webhook_secret(&answer),
+            Ok((StatusCode::OK, _)) => {
+                if let Ok((StatusCode::OK, answer)) = shop
+                    .call(Method::POST, &format!("{path}/rotate-secret"), None, &json!({}))
+                    .await
+                {
+                    shop.keep_webhook_secret(&answer);
+                }
+                return;
+            }
+            Ok((status, _)) => {
+                return shop.record(format!(
+                    "payment webhooks are off: anshin answered {}",
+                    status.as_u16()
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// A payment event from anshin: taken only with a valid, fresh signature.
+async fn webhook(State(shop): State<Arc<Shop>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let Some(key) = shop.webhook_key.get() else {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    };
+    let signature = headers
+        .get("anshin-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let now = crate::clock::now_ms().div_euclid(1000);
+    if key.verify(signature, &body, now, WEBHOOK_TOLERANCE_SECS).is_err() {
+        shop.record("refused a webhook whose signature does not verify".to_owned());
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(event) = serde_json::from_slice::<PaymentEventBody>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let payment = event.data.payment;
+    if let (Ok(mut orders), Some(session)) = (shop.orders.lock(), payment.checkout_session_id.as_ref())
+        && let Some(order) = orders.get_mut(session)
+    {
+        order.payment_id.get_or_insert_with(|| payment.id.clone());
+        order.webhook_status = Some(payment.status.clone());
+    }
+    shop.record(format!(
+        "verified webhook {} {}: payment {} is {}",
+        event.kind, event.id, payment.id, payment.status
+    ));
+    StatusCode::OK
 }
 
 /// Logs every request the shop's server receives, body included.
@@ -310,6 +413,7 @@ async fn shop_page(State(shop): State<Arc<Shop>>, Query(query): Query<PageQuery>
                 card_token: None,
                 payment_id: None,
                 payment_status: None,
+                webhook_status: None,
             },
         );
     }

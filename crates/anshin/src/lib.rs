@@ -33,3 +33,4 @@ pub mod proxy;
 pub mod tenancy;
 pub mod text;
 pub mod vault;
+pub mod webhook;

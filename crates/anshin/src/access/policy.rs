@@ -8,8 +8,8 @@
 //!
 //! | role      | may                                                                  |
 //! |-----------|----------------------------------------------------------------------|
-//! | operator  | manage tenants (global only), their settings, shops and principals; processor and outbound routes; checkout and payments; tokenize; masked reads; delete cards; customers and orders; read the audit trail and alerts; upload and read data inventories |
-//! | shop      | checkout sessions, payments and outbound routes (never seeing the card); tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
+//! | operator  | manage tenants (global only), their settings, shops and principals; processor and outbound routes; checkout and payments; payment webhooks; tokenize; masked reads; delete cards; customers and orders; read the audit trail and alerts; upload and read data inventories |
+//! | shop      | checkout sessions, payments, its own payment webhook and outbound routes (never seeing the card); tokenize; masked reads of its own cards, customers and orders; create customers and orders; complete orders; delete its own cards; shipping data of its own orders and CSV export, inside the retention window ([`super::retention`]) |
 //! | processor | masked reads and full reveal of cards (for authorizations)           |
 //! | auditor   | list principals and tenants; read the audit trail, alerts and data inventories (metadata only, no personal data) |
 //!
@@ -108,6 +108,9 @@ pub enum Action {
     ReadPages,
     /// Send the host tool's integrity alerts (`anshin integrity --server`).
     ReportIntegrity,
+    /// Set, read, rotate the secret of and remove a shop's payment webhook
+    /// endpoint (operators of its tenant, or the shop itself).
+    ManageWebhooks,
 }
 
 impl Action {
@@ -147,6 +150,7 @@ impl Action {
             Self::ManagePages => "manage monitored payment pages (operator keys only)",
             Self::ReadPages => "read monitored payment pages",
             Self::ReportIntegrity => "report integrity alerts (operator keys only)",
+            Self::ManageWebhooks => "manage payment webhooks",
         }
     }
 }
@@ -186,6 +190,7 @@ impl Role {
                     | A::ManagePages
                     | A::ReadPages
                     | A::ReportIntegrity
+                    | A::ManageWebhooks
             ),
             Self::Shop => matches!(
                 action,
@@ -201,6 +206,7 @@ impl Role {
                     | A::ReadOrder
                     | A::Pay
                     | A::Forward
+                    | A::ManageWebhooks
             ),
             Self::Processor => matches!(action, A::ReadCard | A::RevealCard),
             Self::Auditor => matches!(

@@ -151,6 +151,14 @@ pub enum EventKind {
     PageScriptAuthorise,
     /// `anshin integrity --server` reported the host tool's alerts.
     IntegrityReport,
+    /// A shop's payment webhook endpoint was created or changed.
+    WebhookWrite,
+    /// A shop's payment webhook endpoint was read.
+    WebhookRead,
+    /// A shop's payment webhook secret was rotated.
+    WebhookRotate,
+    /// A shop's payment webhook endpoint was removed.
+    WebhookDelete,
 }
 
 impl EventKind {
@@ -212,6 +220,10 @@ impl EventKind {
             Self::PageCheck => "page.check",
             Self::PageScriptAuthorise => "page.script_authorise",
             Self::IntegrityReport => "integrity.report",
+            Self::WebhookWrite => "webhook.write",
+            Self::WebhookRead => "webhook.read",
+            Self::WebhookRotate => "webhook.rotate",
+            Self::WebhookDelete => "webhook.delete",
         }
     }
 }

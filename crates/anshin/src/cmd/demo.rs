@@ -41,6 +41,8 @@ pub async fn run(config: &Config, json: bool, shop_listen: SocketAddr) -> Result
     checkout
         .allowed_hosts
         .push(format!("127.0.0.1:{}", sim.addr().port()));
+    // The demo shop's webhook receiver is on loopback.
+    checkout.webhook_loopback = true;
     app.configure_checkout(checkout);
     demo::use_processor(&app, &access.tenant_id, sim.url(), sim.ca_pem()).await?;
     let (listener, base) = serve::bind(config).await?;
@@ -50,6 +52,7 @@ pub async fn run(config: &Config, json: bool, shop_listen: SocketAddr) -> Result
         anshin_url: base.clone(),
         api_key: shop_key.clone(),
         shop_name: shop.name.clone(),
+        shop_id: shop.id.to_string(),
     })
     .await?;
     print_guide(&access, &base);
@@ -67,6 +70,10 @@ pub async fn run(config: &Config, json: bool, shop_listen: SocketAddr) -> Result
     );
     println!("  processor simulator / 決済代行シミュレーター: {}", sim.url());
     println!("  the shop's own log shows what it received: never a card number");
+    println!(
+        "  its orders, with the status its signed webhooks told / Webhook で届いた決済状態: {}/orders",
+        shop.url()
+    );
     println!(
         "anshin listening on {base} (store: {})",
         app.store.backend().as_str()

@@ -151,8 +151,8 @@ async fn serve_until_signal(listener: TcpListener, router: axum::Router) -> Resu
 }
 
 /// The background tasks of an open App: audit integration and alerts,
-/// retention purge, lockout refresh, key rotation and rewrap, and the
-/// checkout-page monitor.
+/// retention purge, lockout refresh, key rotation and rewrap, the
+/// checkout-page monitor and the payment webhooks.
 fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
     let alerts = AlertService::start(&app, &config.alerts)?;
     Ok(Running {
@@ -163,6 +163,7 @@ fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
             tokio::spawn(maintain_keys_periodically(app.clone(), config.keys)),
             tokio::spawn(maintain_cvc_holds_periodically(app.clone())),
             tokio::spawn(check_pages_periodically(app.clone())),
+            tokio::spawn(crate::proxy::webhooks::PaymentWebhooks::new().run(app.clone())),
         ],
         app,
     })

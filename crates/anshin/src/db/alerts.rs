@@ -12,6 +12,7 @@
 use super::{Store, StoreError};
 use crate::audit::detect::{AlertKind, Severity};
 use crate::ids::AlertId;
+use crate::webhook::Attempt;
 
 /// An alert to store.
 #[derive(Debug, Clone)]
@@ -100,15 +101,6 @@ pub struct AlertPage {
     pub next: Option<i64>,
 }
 
-/// The outcome of one webhook delivery attempt.
-#[derive(Debug, Clone)]
-pub enum AlertAttempt {
-    /// The receiver answered 2xx at this time (ms).
-    Delivered { at: i64 },
-    /// It failed; try again at `retry_at` (ms), or never when `None`.
-    Failed { retry_at: Option<i64>, error: String },
-}
-
 /// Evidence as stored: a JSON array of indexes.
 pub(super) fn evidence_text(evidence: &[u64]) -> String {
     serde_json::to_string(evidence).unwrap_or_else(|_| "[]".to_owned())
@@ -178,7 +170,7 @@ impl Store {
     }
 
     /// Records a delivery attempt.
-    pub async fn alert_attempt(&self, id: &AlertId, attempt: AlertAttempt) -> Result<(), StoreError> {
+    pub async fn alert_attempt(&self, id: &AlertId, attempt: Attempt) -> Result<(), StoreError> {
         dispatch!(self.alert_attempt(id, attempt))
     }
 

@@ -297,6 +297,7 @@ pub mod inventory;
 pub mod keys;
 pub mod pages;
 pub mod retention;
+pub mod webhooks;
 
 impl Store {
     /// Opens the store named by `url` and applies pending migrations.

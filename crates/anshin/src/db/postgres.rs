@@ -27,6 +27,7 @@ mod inventory;
 mod keys;
 mod pages;
 mod retention;
+mod webhooks;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -83,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "root_change",
         include_str!("../../migrations/postgres/0011_root_change.sql"),
+    ),
+    (
+        12,
+        "payment_webhooks",
+        include_str!("../../migrations/postgres/0012_payment_webhooks.sql"),
     ),
 ];
 

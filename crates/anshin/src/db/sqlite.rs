@@ -34,6 +34,7 @@ mod inventory;
 mod keys;
 mod pages;
 mod retention;
+mod webhooks;
 
 const MIGRATIONS: &[Migration] = &[
     (1, "vault", include_str!("../../migrations/sqlite/0001_vault.sql")),
@@ -87,6 +88,11 @@ const MIGRATIONS: &[Migration] = &[
         12,
         "root_change",
         include_str!("../../migrations/sqlite/0012_root_change.sql"),
+    ),
+    (
+        13,
+        "payment_webhooks",
+        include_str!("../../migrations/sqlite/0013_payment_webhooks.sql"),
     ),
 ];
 

@@ -44,6 +44,7 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::checkout::create_payment, super::checkout::get_payment, super::checkout::capture,
         super::checkout::void, super::checkout::refund, super::checkout::put_route, super::checkout::list_routes,
         super::checkout::forward,
+        super::webhooks::put, super::webhooks::get, super::webhooks::delete, super::webhooks::rotate_secret,
         super::inventory::upload, super::inventory::list,
         super::pages::register, super::pages::list, super::pages::get, super::pages::authorise,
         super::pages::check, super::pages::csp_report, super::pages::host_alerts,
@@ -51,7 +52,8 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::sys::healthz, super::sys::readyz,
         super::seal::seal_status, super::seal::unseal, super::seal::seal
     ),
-    components(schemas(ErrorBody, Role, crate::audit::alerts::AlertNotification)),
+    components(schemas(ErrorBody, Role, crate::audit::alerts::AlertNotification,
+        crate::proxy::webhooks::PaymentEventBody)),
     modifiers(&BearerAuth),
     security(("api_key" = []))
 )]

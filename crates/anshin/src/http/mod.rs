@@ -17,6 +17,7 @@ mod pages;
 mod retention;
 pub mod seal;
 pub mod sys;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,6 +128,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tenants/{tenant_id}/routes", get(checkout::list_routes))
         .route("/tenants/{tenant_id}/routes/{name}", put(checkout::put_route))
         .route("/proxy/{route}", post(checkout::forward))
+        .route(
+            "/shops/{shop_id}/webhook",
+            put(webhooks::put).get(webhooks::get).delete(webhooks::delete),
+        )
+        .route(
+            "/shops/{shop_id}/webhook/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
         .route("/openapi.json", get(sys::openapi));
     let shopper = Router::new()
         .route("/{session_id}/card", post(checkout::submit_card))

@@ -12,9 +12,11 @@
 //!   request bodies and the redaction of their answers.
 //! - [`payments`]: payments through the processor proxy, idempotent.
 //! - [`outbound`]: generic outbound routes (tokens replaced at JSON paths).
+//! - [`webhooks`]: shops' payment webhooks (signed, retried, from an outbox).
 //!
 //! The settings ([`CheckoutSettings`]) come from the configuration
-//! (`public_url`, `checkout_session_ttl_secs`, `outbound_allowed_hosts`).
+//! (`public_url`, `checkout_session_ttl_secs`, `outbound_allowed_hosts`,
+//! `payment_webhook_allow_loopback`).
 
 pub mod cvc;
 pub mod limit;
@@ -23,6 +25,7 @@ pub mod payments;
 pub mod routes;
 pub mod sessions;
 pub mod template;
+pub mod webhooks;
 
 use std::sync::{Arc, RwLock};
 
@@ -42,6 +45,8 @@ pub struct CheckoutSettings {
     pub session_ttl_secs: u64,
     /// Hosts (`host` or `host:port`) routes may send card data to.
     pub allowed_hosts: Vec<String>,
+    /// Whether shops' webhook endpoints may be on loopback (tests, the demo).
+    pub webhook_loopback: bool,
 }
 
 impl Default for CheckoutSettings {
@@ -50,6 +55,7 @@ impl Default for CheckoutSettings {
             public_url: format!("http://{}", crate::config::DEFAULT_LISTEN),
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
             allowed_hosts: Vec::new(),
+            webhook_loopback: false,
         }
     }
 }
@@ -61,6 +67,7 @@ pub struct CheckoutState {
     pub(crate) limits: limit::Limits,
     pub(crate) cvc: cvc::CvcHolds,
     pub(crate) routes: routes::RouteClients,
+    pub(crate) webhooks: webhooks::WebhookState,
 }
 
 impl CheckoutState {

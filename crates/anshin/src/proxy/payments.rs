@@ -537,7 +537,7 @@ impl App {
         Ok(row)
     }
 
-    fn payment_view(&self, row: &PaymentRow) -> PaymentView {
+    pub(crate) fn payment_view(&self, row: &PaymentRow) -> PaymentView {
         // The issuer's challenge page. With a checkout session the hosted
         // card page shows it by itself (it polls the session's status); a
         // shop paying with a card token shows it to the shopper.

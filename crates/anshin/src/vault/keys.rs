@@ -25,7 +25,10 @@ const ROOT_CHECK_KEY: &str = "root_key_check";
 const ROOT_CHECK_PLAINTEXT: &[u8] = b"anshin root key check v1";
 /// The names of every installation key ([`Keyring::installation_key`]): a
 /// change of the root of trust re-wraps each.
-const INSTALLATION_KEYS: &[&str] = &[crate::audit::log::SIGNING_KEY];
+const INSTALLATION_KEYS: &[&str] = &[
+    crate::audit::log::SIGNING_KEY,
+    crate::proxy::webhooks::SEALING_KEY,
+];
 
 fn root_check_context() -> Context {
     Context::new("anshin.root-check.v1")

@@ -40,8 +40,12 @@ async fn serve(t: &TestApp) -> String {
         public_url: base.clone(),
         // The simulator's host, the one place card data may go.
         allowed_hosts: vec!["127.0.0.1".into()],
+        // The demo shop's webhook receiver.
+        webhook_loopback: true,
         ..CheckoutSettings::default()
     });
+    // Payment webhooks go out as `anshin serve` sends them.
+    tokio::spawn(anshin::proxy::webhooks::PaymentWebhooks::new().run(t.app.clone()));
     let router = anshin::http::router(t.app.clone());
     tokio::spawn(async move {
         let _ = axum::serve(
@@ -127,7 +131,7 @@ struct Checkout {
 /// anshin, the simulator as the tenant's processor route, and the demo shop.
 async fn checkout() -> Checkout {
     let t = TestApp::new(Backend::Sqlite).await.expect("sqlite");
-    let (tenant, _shop, shop_key) = t.tenant_with_shop("browser").await;
+    let (tenant, shop_id, shop_key) = t.tenant_with_shop("browser").await;
     let sim = crate::checkout::with_processor(&t, &tenant, Default::default()).await;
     let base = serve(&t).await;
     let shop = DemoShop::start(ShopConfig {
@@ -135,6 +139,7 @@ async fn checkout() -> Checkout {
         anshin_url: base.clone(),
         api_key: SecretString::new(shop_key.clone()),
         shop_name: "ブラウザ商店 (browser shop)".into(),
+        shop_id,
     })
     .await
     .expect("demo shop");
@@ -328,6 +333,24 @@ async fn iketei_online_2025_the_card_goes_from_the_browser_to_the_processor_neve
         .await;
     assert_eq!(status, StatusCode::OK, "{payment}");
     assert_eq!(payment["status"], "captured", "{payment}");
+    // The shop's server heard of it on its webhook, signature checked.
+    for _ in 0..100 {
+        if c.shop.orders()[0].webhook_status.as_deref() == Some("captured") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.shop.orders()[0].webhook_status.as_deref(), Some("captured"));
+    let log = c.shop.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("verified webhook payment.captured")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().all(|l| !l.contains("whsec_")),
+        "the shop never logs its secret"
+    );
     let reference = payment["processor_reference"].as_str().expect("reference");
     let received = c
         .sim

@@ -66,7 +66,7 @@ const SECRETS: [&str; 9] = [
 ];
 
 async fn exercise(t: &TestApp) -> Vec<String> {
-    let (tenant, _, shop) = t.tenant_with_shop("logs").await;
+    let (tenant, shop_id, shop) = t.tenant_with_shop("logs").await;
     let processor = t.key("processor", &tenant, None).await;
     let card =
         json!({"number": PAN_GROUPED, "exp_month": 12, "exp_year": 2031, "holder_name": "LOGTEST HOLDER"});
@@ -170,7 +170,38 @@ async fn exercise(t: &TestApp) -> Vec<String> {
     let _ = t
         .call(Method::DELETE, &format!("/v1/cards/{token}"), Some(&shop), None)
         .await;
-    vec![shop, processor, t.operator_key.clone()]
+    let webhook_secrets = webhook(t, &shop, &shop_id).await;
+    let mut keys = vec![shop, processor, t.operator_key.clone()];
+    keys.extend(webhook_secrets);
+    keys
+}
+
+/// A payment webhook endpoint created and rotated, and a delivery round that
+/// fails (nothing listens): the secrets it showed.
+async fn webhook(t: &TestApp, shop: &str, shop_id: &str) -> Vec<String> {
+    t.app.configure_checkout(anshin::proxy::CheckoutSettings {
+        webhook_loopback: true,
+        ..Default::default()
+    });
+    let path = format!("/v1/shops/{shop_id}/webhook");
+    let (_, created) = t
+        .call(
+            Method::PUT,
+            &path,
+            Some(shop),
+            Some(json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    let (_, rotated) = t
+        .call(Method::POST, &format!("{path}/rotate-secret"), Some(shop), None)
+        .await;
+    let _ = anshin::proxy::webhooks::PaymentWebhooks::new()
+        .deliver_due(&t.app, anshin::clock::now_ms())
+        .await;
+    [created, rotated]
+        .iter()
+        .map(|answer| answer["secret"].as_str().expect("secret").to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ mod inventory;
 mod keys;
 mod logs;
 mod page_monitor;
+mod payment_webhooks;
 mod regression;
 mod retention;
 mod root_change;

@@ -127,6 +127,14 @@ async fn a_crash_after_the_switch_is_finished_by_the_next_start_and_the_old_root
     let second = t.global_key("operator").await;
     let id = approved(&t, &t.operator_key, &second, "file").await;
 
+    // Installation keys (here the one sealing shops' webhook secrets) move too.
+    let sealing = "payment_webhook_secrets";
+    let installation = t
+        .app
+        .keyring
+        .installation_key(&t.app.store, sealing)
+        .await
+        .expect("key");
     let data = t.data_dir();
     let old_root = keep_copy(&data.join(root::ROOT_KEY_FILE));
     let actor = t.app.authenticate(&t.operator_key).await.expect("actor");
@@ -154,6 +162,15 @@ async fn a_crash_after_the_switch_is_finished_by_the_next_start_and_the_old_root
         .tenant(&reopened.store, &tenant_id)
         .await
         .expect("tenant keys open under the new root");
+    let moved = reopened
+        .keyring
+        .installation_key(&reopened.store, sealing)
+        .await
+        .expect("key");
+    assert!(
+        moved.expose() == installation.expose(),
+        "the same installation key, re-wrapped"
+    );
     let requests = reopened.key_requests(&actor).await.expect("requests");
     let done = requests.iter().find(|r| r.id.to_string() == id).expect("request");
     assert_eq!(done.status, "executed");

@@ -7,11 +7,12 @@ use tokio_postgres::Row;
 use super::{PgStore, pg};
 use crate::db::StoreError;
 use crate::db::alerts::{
-    AlertAttempt, AlertFilter, AlertPage, AlertRow, NewAlert, attempts_from, evidence_from, evidence_text,
-    kind_from, severity_from,
+    AlertFilter, AlertPage, AlertRow, NewAlert, attempts_from, evidence_from, evidence_text, kind_from,
+    severity_from,
 };
 use crate::db::audit::{i64_from, u64_from};
 use crate::ids::AlertId;
+use crate::webhook::Attempt;
 
 const COLUMNS: &str = "seq, id, kind, severity, tenant_id, principal_id, summary, evidence, dedup_key, \
                        observed_at, created_at, attempts, delivered_at, next_attempt_at, last_error";
@@ -165,27 +166,9 @@ impl PgStore {
     pub(in crate::db) async fn alert_attempt(
         &self,
         id: &AlertId,
-        attempt: AlertAttempt,
+        attempt: Attempt,
     ) -> Result<(), StoreError> {
-        match attempt {
-            AlertAttempt::Delivered { at } => {
-                self.execute(
-                    "UPDATE alerts SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
-                                       last_error = NULL
-                     WHERE id = $1",
-                    &[&id.as_str(), &at],
-                )
-                .await?
-            }
-            AlertAttempt::Failed { retry_at, error } => {
-                self.execute(
-                    "UPDATE alerts SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
-                    &[&id.as_str(), &retry_at, &error],
-                )
-                .await?
-            }
-        };
-        Ok(())
+        self.record_attempt("alerts", "id", &id.as_str(), attempt).await
     }
 
     pub(in crate::db) async fn audit_unsequenced(&self) -> Result<bool, StoreError> {

@@ -7,11 +7,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use crate::db::StoreError;
 use crate::db::alerts::{
-    AlertAttempt, AlertFilter, AlertPage, AlertRow, NewAlert, attempts_from, evidence_from, evidence_text,
-    kind_from, severity_from,
+    AlertFilter, AlertPage, AlertRow, NewAlert, attempts_from, evidence_from, evidence_text, kind_from,
+    severity_from,
 };
 use crate::db::audit::i64_from;
 use crate::ids::AlertId;
+use crate::webhook::Attempt;
 
 const COLUMNS: &str = "seq, id, kind, severity, tenant_id, principal_id, summary, evidence, dedup_key, \
                        observed_at, created_at, attempts, delivered_at, next_attempt_at, last_error";
@@ -216,26 +217,10 @@ impl SqliteStore {
     pub(in crate::db) async fn alert_attempt(
         &self,
         id: &AlertId,
-        attempt: AlertAttempt,
+        attempt: Attempt,
     ) -> Result<(), StoreError> {
         let id = id.as_str().to_owned();
-        self.write(move |c| {
-            match attempt {
-                AlertAttempt::Delivered { at } => c
-                    .prepare_cached(
-                        "UPDATE alerts SET attempts = attempts + 1, delivered_at = ?2, next_attempt_at = NULL,
-                                           last_error = NULL
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![id, at])?,
-                AlertAttempt::Failed { retry_at, error } => c
-                    .prepare_cached(
-                        "UPDATE alerts SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-                    )?
-                    .execute(params![id, retry_at, error])?,
-            };
-            Ok(())
-        })
-        .await
+        self.write(move |c| super::webhooks::record_attempt(c, "alerts", "id", &id, attempt))
+            .await
     }
 }

@@ -1,0 +1,231 @@
+//! SQLite storage of the payment webhook endpoints and events. Every change
+//! runs on the one writer thread, so a claim is a read and a write in the
+//! same job.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::SqliteStore;
+use crate::db::StoreError;
+use crate::db::webhooks::{
+    ENDPOINT_REMOVED, EndpointRow, PaymentEventRow, attempts_from, events_from, events_text,
+};
+use crate::ids::{PaymentId, ShopId, TenantId};
+use crate::webhook::Attempt;
+
+const EVENT_COLUMNS: &str = "seq, payment_id, shop_id, status, decline_code, processor_reference, challenge_url, \
+                             amount_captured, amount_refunded, created_at, attempts";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<(PaymentEventRow, i64)> {
+    Ok((
+        PaymentEventRow {
+            seq: r.get(0)?,
+            payment_id: PaymentId::from_db(r.get(1)?),
+            shop_id: ShopId::from_db(r.get(2)?),
+            status: r.get(3)?,
+            decline_code: r.get(4)?,
+            processor_reference: r.get(5)?,
+            challenge_url: r.get(6)?,
+            amount_captured: r.get(7)?,
+            amount_refunded: r.get(8)?,
+            created_at: r.get(9)?,
+            attempts: 0,
+        },
+        r.get(10)?,
+    ))
+}
+
+fn endpoint(c: &Connection, shop: &str) -> rusqlite::Result<Option<(EndpointRow, String)>> {
+    c.prepare_cached(
+        "SELECT shop_id, tenant_id, url, events, secret, previous_secret, previous_until, created_at, updated_at
+         FROM webhook_endpoints WHERE shop_id = ?1",
+    )?
+    .query_row(params![shop], |r| {
+        Ok((
+            EndpointRow {
+                shop_id: ShopId::from_db(r.get(0)?),
+                tenant_id: TenantId::from_db(r.get(1)?),
+                url: r.get(2)?,
+                events: Vec::new(),
+                secret: r.get(4)?,
+                previous_secret: r.get(5)?,
+                previous_until: r.get(6)?,
+                created_at: r.get(7)?,
+                updated_at: r.get(8)?,
+            },
+            r.get::<_, String>(3)?,
+        ))
+    })
+    .optional()
+}
+
+/// Records a delivery attempt on the row of `table` whose `key_column` is
+/// `key` (alerts and payment events keep their delivery state alike).
+pub(super) fn record_attempt(
+    c: &Connection,
+    table: &str,
+    key_column: &str,
+    key: &dyn rusqlite::ToSql,
+    attempt: Attempt,
+) -> rusqlite::Result<()> {
+    match attempt {
+        Attempt::Delivered { at } => c
+            .prepare_cached(&format!(
+                "UPDATE {table} SET attempts = attempts + 1, delivered_at = ?2, next_attempt_at = NULL,
+                                    last_error = NULL
+                 WHERE {key_column} = ?1"
+            ))?
+            .execute(params![key, at])?,
+        Attempt::Failed { retry_at, error } => c
+            .prepare_cached(&format!(
+                "UPDATE {table} SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE {key_column} = ?1"
+            ))?
+            .execute(params![key, retry_at, error])?,
+    };
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(in crate::db) async fn webhook_insert(&self, e: EndpointRow) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            let inserted = c
+                .prepare_cached(
+                    "INSERT INTO webhook_endpoints (shop_id, tenant_id, url, events, secret, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (shop_id) DO NOTHING",
+                )?
+                .execute(params![
+                    e.shop_id.as_str(),
+                    e.tenant_id.as_str(),
+                    e.url,
+                    events_text(&e.events),
+                    e.secret,
+                    e.created_at
+                ])?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn webhook_update(
+        &self,
+        shop: &ShopId,
+        url: String,
+        events: Vec<String>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let shop = shop.as_str().to_owned();
+        self.write(move |c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE webhook_endpoints SET url = ?2, events = ?3, updated_at = ?4 WHERE shop_id = ?1",
+                )?
+                .execute(params![shop, url, events_text(&events), now])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn webhook_rotate(
+        &self,
+        shop: &ShopId,
+        secret: Vec<u8>,
+        previous: Vec<u8>,
+        previous_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let shop = shop.as_str().to_owned();
+        self.write(move |c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE webhook_endpoints SET secret = ?2, previous_secret = ?3, previous_until = ?4,
+                                                  updated_at = ?5
+                     WHERE shop_id = ?1",
+                )?
+                .execute(params![shop, secret, previous, previous_until, now])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn webhook(&self, shop: &ShopId) -> Result<Option<EndpointRow>, StoreError> {
+        let Some((mut row, events)) = self.read(|c| endpoint(c, shop.as_str()))? else {
+            return Ok(None);
+        };
+        row.events = events_from(&events)?;
+        Ok(Some(row))
+    }
+
+    pub(in crate::db) async fn webhook_delete(&self, shop: &ShopId) -> Result<bool, StoreError> {
+        let shop = shop.as_str().to_owned();
+        self.write(move |c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM webhook_endpoints WHERE shop_id = ?1")?
+                .execute(params![shop])?;
+            c.prepare_cached(
+                "UPDATE payment_events SET next_attempt_at = NULL, last_error = ?2
+                 WHERE shop_id = ?1 AND next_attempt_at IS NOT NULL",
+            )?
+            .execute(params![shop, ENDPOINT_REMOVED])?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    pub(in crate::db) async fn payment_events_claim_due(
+        &self,
+        now: i64,
+        claim_until: i64,
+        limit: u32,
+    ) -> Result<Vec<PaymentEventRow>, StoreError> {
+        let rows = self
+            .write(move |c| {
+                let rows: Vec<(PaymentEventRow, i64)> = c
+                    .prepare_cached(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM payment_events e
+                         WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
+                           AND NOT EXISTS (SELECT 1 FROM payment_events p
+                                           WHERE p.payment_id = e.payment_id AND p.seq < e.seq
+                                             AND p.next_attempt_at IS NOT NULL)
+                         ORDER BY next_attempt_at, seq LIMIT ?2"
+                    ))?
+                    .query_map(params![now, limit], event_row)?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut claim =
+                    c.prepare_cached("UPDATE payment_events SET next_attempt_at = ?2 WHERE seq = ?1")?;
+                for (row, _) in &rows {
+                    claim.execute(params![row.seq, claim_until])?;
+                }
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(row, attempts)| {
+                Ok(PaymentEventRow {
+                    attempts: attempts_from(attempts)?,
+                    ..row
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::db) async fn payment_event_attempt(
+        &self,
+        seq: i64,
+        attempt: Attempt,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| record_attempt(c, "payment_events", "seq", &seq, attempt))
+            .await
+    }
+
+    pub(in crate::db) async fn payment_events_prune(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |c| {
+            let deleted = c
+                .prepare_cached(
+                    "DELETE FROM payment_events WHERE created_at < ?1 AND next_attempt_at IS NULL",
+                )?
+                .execute(params![before])?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}
