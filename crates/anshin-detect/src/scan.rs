@@ -150,18 +150,18 @@ impl Candidates {
     fn load(&mut self, bytes: &[u8], at: usize, end: usize) {
         self.base = at;
         self.limit = at + BLOCK;
-        let mut padded = [0u8; BLOCK];
-        let block = match bytes.get(at..).and_then(<[u8]>::first_chunk) {
-            Some(block) => block,
+        let mask = match bytes.get(at..).and_then(<[u8]>::first_chunk) {
+            Some(block) => block_mask(block),
             None => {
                 // The end of the text: zero bytes are not interesting.
                 let rest = bytes.get(at..).unwrap_or_default();
+                let mut padded = [0u8; BLOCK];
                 padded[..rest.len()].copy_from_slice(rest);
-                &padded
+                block_mask(&padded)
             }
         };
         let live = end - at;
-        self.mask = block_mask(block) & if live < BLOCK { (1 << live) - 1 } else { u64::MAX };
+        self.mask = mask & if live < BLOCK { (1 << live) - 1 } else { u64::MAX };
     }
 }
 
@@ -289,8 +289,15 @@ impl<'s, 't> Engine<'s, 't> {
         }
         let alone = match j - i {
             1 | 2 | 5 | 6 | 20.. => true,
-            // Security codes and expiry dates need a label or column.
-            3 | 4 => region.column & (CVC | EXPIRY) == 0 && !may_follow_cvc_or_expiry_label(bytes, i),
+            // Security codes and expiry dates need no letter glued to them
+            // ("120pt", see `clean_boundaries`) and a label or column.
+            3 | 4 => {
+                bytes
+                    .get(j)
+                    .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'@')
+                    || (i > 0 && bytes[i - 1].is_ascii_alphabetic())
+                    || (region.column & (CVC | EXPIRY) == 0 && !may_follow_cvc_or_expiry_label(bytes, i))
+            }
             // Phone numbers start with 0 or 81.
             9..=11 => bytes[i] != b'0' && !bytes[i..].starts_with(b"81"),
             _ => false,
@@ -906,6 +913,10 @@ impl<'s, 't> Engine<'s, 't> {
             Some(b) if b.is_ascii_alphabetic() || b == b' ' || !b.is_ascii() => {}
             _ => return,
         }
+        // Four table look-ups: most colons after words ("数量:") end here.
+        if !self.scanner.keywords.may_end_label(self.bytes, colon) {
+            return;
+        }
         let before = self
             .text
             .get(..colon)
@@ -916,9 +927,6 @@ impl<'s, 't> Engine<'s, 't> {
             _ => return,
         }
         if before.ends_with("http") || before.ends_with("https") {
-            return;
-        }
-        if !self.scanner.keywords.may_end_label(self.bytes, colon) {
             return;
         }
         let label = self
