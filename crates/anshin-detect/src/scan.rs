@@ -279,12 +279,13 @@ impl<'s, 't> Engine<'s, 't> {
         while j < end && bytes[j].is_ascii_digit() {
             j += 1;
         }
-        // '/' or 0xEF (full-width digit, separator or slash) after the group:
-        // the run or a date may go on.
-        if j == i || matches!(bytes.get(j), Some(b'/' | 0xEF)) {
-            return None;
-        }
-        if separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some()) {
+        // The run goes on (a full-width digit, or a separator and a digit),
+        // or an expiry date may start ('/' or '／' after the group).
+        let goes_on = digit_at(bytes, j, end).is_some()
+            || separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some())
+            || bytes.get(j) == Some(&b'/')
+            || bytes.get(j..j + 3) == Some("／".as_bytes());
+        if j == i || goes_on {
             return None;
         }
         let alone = match j - i {
@@ -1284,7 +1285,7 @@ mod tests {
             parts in proptest::collection::vec(
                 proptest::sample::select(vec![
                     "1", "23", "456", "7890", "0", "81", "12345", "4111111111111111", "090", " ", "-", "/", "／",
-                    "０", "－", "　", ":", "+", "〒", "T", "AB", "cvv ", "有効期限 ", "セ", "電話 ", ".", "@", "あ", "\n",
+                    "０", "－", "ｰ", "（", "：", "　", ":", "+", "〒", "T", "AB", "cvv ", "有効期限 ", "セ", "電話 ", ".", "@", "あ", "\n",
                 ]),
                 0..40,
             ),
