@@ -1,5 +1,5 @@
-//! The scanning engine: a cheap byte-class skip loop, then validators on the
-//! few candidate positions it stops at.
+//! The scanning engine: a block-at-a-time byte-class candidate stage, then
+//! validators on the few candidate positions it stops at.
 
 use zeroize::Zeroizing;
 
@@ -1025,7 +1025,7 @@ fn may_follow_cvc_or_expiry_label(bytes: &[u8], start: usize) -> bool {
     let window = &bytes[start.saturating_sub(56)..start];
     // Only the bytes that can start an ASCII bigram (c, e in either case) or
     // end セ (E3 82 BB) or 有 (E6 9C 89) are checked; they are found eight
-    // bytes at a time like the skip loop's.
+    // bytes at a time.
     let mut k = 0;
     while let Some(p) = next_label_byte(window, k) {
         k = p + 1;
@@ -1201,7 +1201,7 @@ mod tests {
         b'0' + ((10 - sum % 10) % 10) as u8
     }
 
-    /// (category, start, end) of every finding, with the given skip loop.
+    /// (category, start, end) of every finding, with the given candidate stage.
     fn findings_with(
         text: &str,
         skip: impl FnMut(&[u8], usize, usize) -> usize,
@@ -1226,8 +1226,8 @@ mod tests {
     proptest::proptest! {
         /// Random text of the fragments the detectors care about (digits,
         /// full-width digits, separators, colons, labels, '@', '/', kana),
-        /// with labelled card numbers planted: the engine with its skip loop
-        /// finds exactly what it finds walking byte by byte, and every
+        /// with labelled card numbers planted: the engine with its block
+        /// candidate stage finds exactly what it finds walking byte by byte, and every
         /// planted card is among them.
         #[test]
         fn engine_matches_the_byte_walk_on_planted_text(
