@@ -299,11 +299,13 @@ impl Keywords {
     /// `pos` (the window [`Keywords::label_before`] accepts). False means
     /// `label_before` cannot return a name or address class.
     pub fn may_end_label(&self, text: &[u8], pos: usize) -> bool {
-        (pos.saturating_sub(3)..=pos.min(text.len())).any(|e| {
-            e >= 2 && {
-                let bit = usize::from(text[e - 2]) << 8 | usize::from(text[e - 1]);
-                self.label_ends[bit / 64] & (1 << (bit % 64)) != 0
-            }
+        // The label's last two bytes end at pos, pos-1, pos-2 or pos-3.
+        let before = text
+            .get(pos.saturating_sub(5)..pos.min(text.len()))
+            .unwrap_or_default();
+        before.windows(2).any(|w| {
+            let bit = usize::from(w[0]) << 8 | usize::from(w[1]);
+            self.label_ends[bit / 64] & (1 << (bit % 64)) != 0
         })
     }
 

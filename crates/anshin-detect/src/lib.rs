@@ -14,10 +14,13 @@
 //!    UTF-8 is borrowed, not copied. Other encodings are decoded with
 //!    `encoding_rs` in segments cut at bytes no multi-byte sequence contains,
 //!    which makes the segment table an exact map back to original offsets.
-//! 2. **Skip** ([`scan`](Scanner::scan)): an eight-bytes-at-a-time (SWAR) loop
-//!    stops only at ASCII digits, `:`, `@` and 0xEF (the lead byte of
-//!    full-width digits and the full-width colon). On ordinary text most
-//!    bytes never get further than this loop.
+//! 2. **Skip** ([`scan`](Scanner::scan)): the interesting bytes of each
+//!    64-byte block (ASCII digits, `:`, `@` and 0xEF, the lead byte of
+//!    full-width digits and the full-width colon) are found as a bit set by
+//!    vectorised code without `unsafe`, and the scan stops only at them. On
+//!    ordinary text most bytes never get further than this. A digit run that
+//!    is one short ASCII group no detector accepts alone (a count, a price,
+//!    a time of day) is passed over without being read.
 //! 3. **Tokenize** ([`digits`]): at a digit, a run of digit groups is read
 //!    with full-width digits folded to ASCII and single spaces/hyphens (and
 //!    their look-alikes) as group separators. Every window of up to five
