@@ -108,6 +108,11 @@ pub enum Action {
     ReadPages,
     /// Send the host tool's integrity alerts (`anshin integrity --server`).
     ReportIntegrity,
+    /// Store a host's signed integrity baseline and pin its key
+    /// (`anshin integrity baseline|approve --server`).
+    StoreBaseline,
+    /// Read stored integrity baselines and their approval history.
+    ReadBaselines,
 }
 
 impl Action {
@@ -147,6 +152,8 @@ impl Action {
             Self::ManagePages => "manage monitored payment pages (operator keys only)",
             Self::ReadPages => "read monitored payment pages",
             Self::ReportIntegrity => "report integrity alerts (operator keys only)",
+            Self::StoreBaseline => "store integrity baselines or pin their keys (operator keys only)",
+            Self::ReadBaselines => "read integrity baselines",
         }
     }
 }
@@ -186,6 +193,8 @@ impl Role {
                     | A::ManagePages
                     | A::ReadPages
                     | A::ReportIntegrity
+                    | A::StoreBaseline
+                    | A::ReadBaselines
             ),
             Self::Shop => matches!(
                 action,
@@ -213,6 +222,7 @@ impl Role {
                     | A::ReadInventory
                     | A::ReadKeys
                     | A::ReadPages
+                    | A::ReadBaselines
             ),
         }
     }

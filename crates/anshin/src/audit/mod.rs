@@ -147,6 +147,12 @@ pub enum EventKind {
     PageScriptAuthorise,
     /// `anshin integrity --server` reported the host tool's alerts.
     IntegrityReport,
+    /// A host's signed integrity baseline was stored (`--server`).
+    IntegrityBaselineStore,
+    /// A stored integrity baseline or its history was read.
+    IntegrityBaselineRead,
+    /// A host's baseline key was pinned in place of another.
+    IntegrityKeyPin,
 }
 
 impl EventKind {
@@ -206,6 +212,9 @@ impl EventKind {
             Self::PageCheck => "page.check",
             Self::PageScriptAuthorise => "page.script_authorise",
             Self::IntegrityReport => "integrity.report",
+            Self::IntegrityBaselineStore => "integrity.baseline_store",
+            Self::IntegrityBaselineRead => "integrity.baseline_read",
+            Self::IntegrityKeyPin => "integrity.key_pin",
         }
     }
 }

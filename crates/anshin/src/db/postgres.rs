@@ -21,6 +21,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
 mod audit;
+mod baselines;
 mod checkout;
 mod credentials;
 mod inventory;
@@ -78,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "record_keys_by_id",
         include_str!("../../migrations/postgres/0010_record_keys_by_id.sql"),
+    ),
+    (
+        11,
+        "integrity_baselines",
+        include_str!("../../migrations/postgres/0011_integrity_baselines.sql"),
     ),
 ];
 

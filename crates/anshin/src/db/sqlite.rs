@@ -28,6 +28,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
 mod audit;
+mod baselines;
 mod checkout;
 mod credentials;
 mod inventory;
@@ -82,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
         11,
         "record_keys_by_id",
         include_str!("../../migrations/sqlite/0011_record_keys_by_id.sql"),
+    ),
+    (
+        12,
+        "integrity_baselines",
+        include_str!("../../migrations/sqlite/0012_integrity_baselines.sql"),
     ),
 ];
 

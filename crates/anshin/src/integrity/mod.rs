@@ -17,6 +17,7 @@
 //! never reported before for the page raises an alert once, later reports of
 //! it are counted (as Report URI does).
 
+pub mod baselines;
 pub mod csp;
 pub mod fetch;
 pub mod host;
