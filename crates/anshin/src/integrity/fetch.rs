@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
-use super::net::{GuardedResolver, NetworkPolicy, denial};
+use super::net::{GuardProxy, GuardedResolver, NetworkPolicy, denial};
 use super::page::{self, Inventory, MAX_PAGE_BYTES, Script, SecurityHeaders};
 use crate::browser::{Browser, BrowserOptions};
 
@@ -260,13 +260,25 @@ return out;
 "#;
 
 /// Adds to `inventory` the scripts the running page has that its HTML did
-/// not name, marked `runtime`.
+/// not name, marked `runtime`. Every connection the browser makes goes
+/// through a [`GuardProxy`] under `policy`.
 pub async fn add_runtime_scripts(
     inventory: &mut Inventory,
     url: &Url,
     options: &BrowserOptions,
+    policy: Arc<NetworkPolicy>,
 ) -> Result<(), FetchError> {
-    let browser = Browser::launch(options)
+    let guard = GuardProxy::start(policy).await.map_err(|e| {
+        FetchError::new(
+            "browser_unavailable",
+            format!("cannot start the browser's proxy: {e}"),
+        )
+    })?;
+    let options = BrowserOptions {
+        proxy: Some(guard.addr()),
+        ..options.clone()
+    };
+    let browser = Browser::launch(&options)
         .await
         .map_err(|e| FetchError::new("browser_unavailable", e.message().to_owned()))?;
     let found = tokio::time::timeout(FETCH_TIMEOUT + SETTLE, async {

@@ -607,15 +607,15 @@ impl App {
     }
 
     async fn inventory_page(&self, url: &Url, browser: bool) -> Result<Inventory, fetch::FetchError> {
-        let fetcher = fetch::Fetcher::new(fetch::FETCH_TIMEOUT, self.pages.network()).map_err(|e| {
-            fetch::FetchError {
+        let policy = self.pages.network();
+        let fetcher =
+            fetch::Fetcher::new(fetch::FETCH_TIMEOUT, policy.clone()).map_err(|e| fetch::FetchError {
                 code: "page_unreachable",
                 detail: format!("no trusted root certificates: {e}"),
-            }
-        })?;
+            })?;
         let mut inventory = fetcher.inventory(url).await?;
         if browser {
-            fetch::add_runtime_scripts(&mut inventory, url, &self.pages.browser).await?;
+            fetch::add_runtime_scripts(&mut inventory, url, &self.pages.browser, policy).await?;
         }
         Ok(inventory)
     }

@@ -282,3 +282,220 @@ mod tests {
         assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
     }
 }
+
+/// A forward proxy on loopback that headless Chromium (browser mode) is made
+/// to use for everything (`--proxy-server`, with loopback not exempt): it
+/// resolves names itself and connects only where the policy permits, the
+/// same check as the HTTP fetch's, DNS rebinding included. HTTPS and
+/// WebSockets are tunnelled (`CONNECT`), plain HTTP forwarded; a refused
+/// destination gets `403`. It stops when dropped.
+#[derive(Debug)]
+pub struct GuardProxy {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GuardProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
+
+impl GuardProxy {
+    /// Starts the proxy on a free loopback port.
+    pub async fn start(policy: Arc<NetworkPolicy>) -> std::io::Result<Self> {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::client::legacy::connect::HttpConnector;
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let client: Client<HttpConnector<GuardedResolver>, hyper::body::Incoming> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new_with_resolver(
+                GuardedResolver::new(policy.clone()),
+            ));
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (policy, client) = (policy.clone(), client.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        proxy(request, policy.clone(), client.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+fn status(code: hyper::StatusCode) -> hyper::Response<ProxyBody> {
+    use http_body_util::BodyExt as _;
+    let mut response = hyper::Response::new(
+        http_body_util::Empty::<bytes::Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = code;
+    response
+}
+
+/// Connects to `host:port` at an address the policy permits.
+async fn connect(policy: &NetworkPolicy, host: &str, port: u16) -> Result<tokio::net::TcpStream, ()> {
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>();
+    let candidates: Vec<SocketAddr> = match literal {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| ())?
+            .collect(),
+    };
+    for addr in candidates.into_iter().filter(|a| policy.permits(a.ip())) {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            return Ok(stream);
+        }
+    }
+    Err(())
+}
+
+async fn proxy(
+    mut request: hyper::Request<hyper::body::Incoming>,
+    policy: Arc<NetworkPolicy>,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector<GuardedResolver>,
+        hyper::body::Incoming,
+    >,
+) -> Result<hyper::Response<ProxyBody>, std::convert::Infallible> {
+    use http_body_util::BodyExt as _;
+    if request.method() == hyper::Method::CONNECT {
+        let Some((host, port)) = request
+            .uri()
+            .authority()
+            .map(|a| (a.host().to_owned(), a.port_u16().unwrap_or(443)))
+        else {
+            return Ok(status(hyper::StatusCode::BAD_REQUEST));
+        };
+        let Ok(mut upstream) = connect(&policy, &host, port).await else {
+            return Ok(status(hyper::StatusCode::FORBIDDEN));
+        };
+        tokio::spawn(async move {
+            if let Ok(upgraded) = hyper::upgrade::on(&mut request).await {
+                let mut upgraded = hyper_util::rt::TokioIo::new(upgraded);
+                let _ = tokio::io::copy_bidirectional(&mut upgraded, &mut upstream).await;
+            }
+        });
+        return Ok(status(hyper::StatusCode::OK));
+    }
+    let url = Url::parse(&request.uri().to_string()).ok();
+    let Some(url) = url.filter(|u| u.scheme() == "http") else {
+        return Ok(status(hyper::StatusCode::BAD_REQUEST));
+    };
+    if policy.check_url(&url).is_err() {
+        return Ok(status(hyper::StatusCode::FORBIDDEN));
+    }
+    for hop in [
+        "proxy-connection",
+        "proxy-authorization",
+        "connection",
+        "keep-alive",
+    ] {
+        request.headers_mut().remove(hop);
+    }
+    Ok(match client.request(request).await {
+        Ok(response) => response.map(|body| body.boxed()),
+        Err(err) if denial(&err).is_some() => status(hyper::StatusCode::FORBIDDEN),
+        Err(_) => status(hyper::StatusCode::BAD_GATEWAY),
+    })
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A loopback server answering every request with `hello`.
+    async fn upstream() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Sends `head` to the proxy and returns what comes back, up to the end.
+    async fn through(proxy: &GuardProxy, head: String) -> String {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr()).await.expect("proxy");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        // A tunnel stays open: read what arrives within a moment.
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), stream.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn the_browsers_proxy_refuses_what_the_policy_refuses() {
+        let site = upstream().await;
+        let strict = GuardProxy::start(Arc::default()).await.expect("proxy");
+        let get = format!("GET http://{site}/x.js HTTP/1.1\r\nhost: {site}\r\n\r\n");
+        assert!(through(&strict, get.clone()).await.starts_with("HTTP/1.1 403"));
+        let connect = format!("CONNECT {site} HTTP/1.1\r\nhost: {site}\r\n\r\n");
+        assert!(
+            through(&strict, connect.clone())
+                .await
+                .starts_with("HTTP/1.1 403")
+        );
+        let by_name = format!(
+            "GET http://localhost:{}/x.js HTTP/1.1\r\nhost: localhost\r\n\r\n",
+            site.port()
+        );
+        assert!(through(&strict, by_name).await.starts_with("HTTP/1.1 403"));
+
+        let loopback = Cidr::parse("127.0.0.0/8").expect("cidr");
+        let open = GuardProxy::start(Arc::new(NetworkPolicy::new(vec![loopback])))
+            .await
+            .expect("proxy");
+        let answer = through(&open, get).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"),
+            "{answer}"
+        );
+        let tunnel = format!("{connect}GET /x.js HTTP/1.1\r\nhost: {site}\r\n\r\n");
+        let answer = through(&open, tunnel).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"),
+            "{answer}"
+        );
+    }
+}
