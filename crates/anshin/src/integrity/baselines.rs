@@ -23,8 +23,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Action, Actor};
 use crate::app::App;
-use crate::audit::EventKind;
 use crate::audit::detect::{AlertKind, Severity};
+use crate::audit::{Event, EventKind};
 use crate::clock;
 use crate::db::baselines::{BaselineRow, PinRow};
 use crate::error::{Error, ErrorKind, Result};
@@ -278,11 +278,15 @@ impl App {
         query: TenantQuery,
     ) -> Result<(BaselineRow, PinRow)> {
         self.audited(actor, EventKind::IntegrityBaselineRead, async |event| {
-            actor.require(Action::ReadBaselines)?;
             let (tenant, host) = self
-                .baseline_scope(actor, host, query.tenant_id.as_deref())
+                .baseline_scope(
+                    actor,
+                    Action::ReadBaselines,
+                    event,
+                    host,
+                    query.tenant_id.as_deref(),
+                )
                 .await?;
-            event.tenant(&tenant);
             let (Some(row), Some(pin)) = (
                 self.store.baseline_latest(&tenant, &host).await?,
                 self.store.baseline_pin(&tenant, &host).await?,
@@ -302,11 +306,15 @@ impl App {
         query: TenantQuery,
     ) -> Result<BaselineHistory> {
         self.audited(actor, EventKind::IntegrityBaselineRead, async |event| {
-            actor.require(Action::ReadBaselines)?;
             let (tenant, host) = self
-                .baseline_scope(actor, host, query.tenant_id.as_deref())
+                .baseline_scope(
+                    actor,
+                    Action::ReadBaselines,
+                    event,
+                    host,
+                    query.tenant_id.as_deref(),
+                )
                 .await?;
-            event.tenant(&tenant);
             let history = self.history_view(&tenant, host).await?;
             event.rows(history.versions.len() as u64);
             Ok(history)
@@ -351,9 +359,15 @@ impl App {
     /// raises a high alert, since an intruder would want exactly this.
     pub async fn pin_baseline_key(&self, actor: &Actor, host: &str, new: NewPin) -> Result<BaselineHistory> {
         self.audited(actor, EventKind::IntegrityKeyPin, async |event| {
-            actor.require(Action::StoreBaseline)?;
-            let (tenant, host) = self.baseline_scope(actor, host, new.tenant_id.as_deref()).await?;
-            event.tenant(&tenant);
+            let (tenant, host) = self
+                .baseline_scope(
+                    actor,
+                    Action::StoreBaseline,
+                    event,
+                    host,
+                    new.tenant_id.as_deref(),
+                )
+                .await?;
             let key = parse_public(&new.public_key).map_err(|_| {
                 Error::invalid(
                     "invalid_public_key",
@@ -399,14 +413,21 @@ impl App {
         .await
     }
 
+    /// Checks the actor may do `action`, and resolves the tenant and host a
+    /// request names (a malformed host is as unknown as a missing one).
     async fn baseline_scope(
         &self,
         actor: &Actor,
+        action: Action,
+        event: &mut Event,
         host: &str,
         tenant: Option<&str>,
     ) -> Result<(TenantId, String)> {
+        actor.require(action)?;
         let host = parse_host(host).map_err(|_| Error::not_found("baseline"))?;
-        Ok((self.tenant_in_scope(actor, tenant).await?, host))
+        let tenant = self.tenant_in_scope(actor, tenant).await?;
+        event.tenant(&tenant);
+        Ok((tenant, host))
     }
 }
 

@@ -11,7 +11,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, both_backends, of_kind};
-use crate::integrity::{Shop, has, lines};
+use crate::integrity::{Shop, assert_each_planted_found, has, lines, server_and_key};
 
 const MEDIA: &str = "application/vnd.anshin.integrity-baseline";
 
@@ -50,6 +50,19 @@ async fn store(t: &TestApp, key: &str, file: &[u8]) -> (StatusCode, Value) {
         )
         .await;
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn baseline_alerts(t: &TestApp, key: &str) -> Vec<Value> {
+    let (status, list) = t
+        .call(
+            Method::GET,
+            "/v1/alerts?kind=host_baseline_changed",
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["alerts"].as_array().cloned().unwrap_or_default()
 }
 
 async fn stored_baselines_are_pinned_versioned_and_kept_with_who_and_why(t: TestApp) {
@@ -158,22 +171,21 @@ async fn stored_baselines_are_pinned_versioned_and_kept_with_who_and_why(t: Test
         (status, &answer["continues"]),
         (StatusCode::CREATED, &json!(false))
     );
-    let (_, alerts) = t
-        .call(
-            Method::GET,
-            "/v1/alerts?kind=host_baseline_changed",
-            Some(&operator),
-            None,
-        )
-        .await;
-    let severities: Vec<&str> = alerts["alerts"]
-        .as_array()
-        .expect("alerts")
+    let alerts = baseline_alerts(&t, &operator).await;
+    let severities: Vec<&str> = alerts
         .iter()
         .map(|a| a["severity"].as_str().expect("severity"))
         .collect();
-    assert_eq!(severities.iter().filter(|s| **s == "low").count(), 2, "{alerts}");
-    assert_eq!(severities.iter().filter(|s| **s == "high").count(), 1, "{alerts}");
+    assert_eq!(
+        severities.iter().filter(|s| **s == "low").count(),
+        2,
+        "{alerts:?}"
+    );
+    assert_eq!(
+        severities.iter().filter(|s| **s == "high").count(),
+        1,
+        "{alerts:?}"
+    );
 
     // A new key is pinned only on an explicit, audited request, which raises a high alert.
     let body =
@@ -190,19 +202,12 @@ async fn stored_baselines_are_pinned_versioned_and_kept_with_who_and_why(t: Test
     assert_eq!(pinned["public_key"], public_hex(&intruder.verifying_key()));
     let (status, _) = store(&t, &operator, &forged.encode(&intruder)).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, alerts) = t
-        .call(
-            Method::GET,
-            "/v1/alerts?kind=host_baseline_changed",
-            Some(&operator),
-            None,
-        )
-        .await;
+    let alerts = baseline_alerts(&t, &operator).await;
     assert!(
-        alerts["alerts"].as_array().expect("alerts").iter().any(
+        alerts.iter().any(
             |a| a["severity"] == "high" && a["summary"].as_str().is_some_and(|s| s.contains("re-pinned"))
         ),
-        "{alerts}"
+        "{alerts:?}"
     );
 
     let log = t.audit_log().await;
@@ -212,26 +217,6 @@ async fn stored_baselines_are_pinned_versioned_and_kept_with_who_and_why(t: Test
 }
 
 both_backends!(stored_baselines_are_pinned_versioned_and_kept_with_who_and_why);
-
-/// An `anshin serve` with a tenant, and an operator key of it (as the shop's host holds).
-fn server_and_key(shop: &Shop) -> (crate::cli::Server, String, String) {
-    use crate::cli::{Server, anshin, stdout_json};
-    let server_data = shop.path("server");
-    let bootstrap = stdout_json(&anshin(&server_data, &["init", "--json"]));
-    let root_key = bootstrap["operator_api_key"].as_str().expect("key").to_owned();
-    let server = Server::start(&server_data);
-    let (status, tenant) = server.request("POST", "/v1/tenants", &root_key, Some(r#"{"name": "shop"}"#));
-    assert_eq!(status, 201, "{tenant}");
-    let body = format!(
-        r#"{{"name": "host", "role": "operator", "tenant_id": "{}"}}"#,
-        tenant["id"].as_str().expect("id")
-    );
-    let (status, principal) = server.request("POST", "/v1/principals", &root_key, Some(&body));
-    assert_eq!(status, 201, "{principal}");
-    let key = principal["api_key"].as_str().expect("key").to_owned();
-    let url = format!("http://{}", server.addr);
-    (server, key, url)
-}
 
 /// Runs `anshin integrity ARGS --server URL` with the API key.
 fn run(shop: &Shop, url: &str, key: &str, args: &[&str]) -> std::process::Output {
@@ -261,7 +246,7 @@ fn history(server: &crate::cli::Server, key: &str) -> Value {
 #[test]
 fn a_baseline_swapped_on_the_host_is_caught_against_the_servers_copy() {
     let shop = Shop::new();
-    let (server, key, url) = server_and_key(&shop);
+    let (server, key, url, _) = server_and_key(&shop);
     let root = shop.root();
     let rules = shop.path("rules.toml");
     let record = [
@@ -298,15 +283,8 @@ fn a_baseline_swapped_on_the_host_is_caught_against_the_servers_copy() {
         has(&alerts, &file, "baseline_mismatch", "critical"),
         "{alerts:#?}"
     );
-    for plant in &planted {
-        for kind in plant.kinds {
-            assert!(
-                has(&alerts, plant.path, kind, "critical"),
-                "{}: no critical {kind} against the server's copy",
-                plant.name
-            );
-        }
-    }
+    // Every planted tampering, found against the server's copy.
+    assert_each_planted_found(&alerts, &planted);
     // Its alerts reached the server's list.
     let (_, list) = server.request("GET", "/v1/alerts?kind=host_integrity&limit=1000", &key, None);
     assert!(
@@ -351,7 +329,7 @@ fn a_baseline_swapped_on_the_host_is_caught_against_the_servers_copy() {
 #[test]
 fn an_approval_with_server_is_stored_with_who_and_why() {
     let shop = Shop::new();
-    let (server, key, url) = server_and_key(&shop);
+    let (server, key, url, _) = server_and_key(&shop);
     shop.baseline();
     // No copy on the server yet: the local file is used, with an alert saying so.
     let out = run(&shop, &url, &key, &["check", "--json"]);
