@@ -675,3 +675,63 @@ async fn browser_mode_sees_scripts_inserted_at_run_time() {
         "{line}"
     );
 }
+
+/// Browser mode's SSRF guard: Chromium reaches the network only through the
+/// monitor's proxy, so a script the page pulls from a network that is not
+/// allowed never runs. The page (on 127.0.0.1) inserts a loader from
+/// 127.0.0.2, and the loader inserts `/js/analytics.js`: with all of loopback
+/// allowed the analytics script is seen; with only 127.0.0.1 it is not, as
+/// the loader was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_mode_reaches_only_allowed_networks() {
+    let app = TestApp::new(crate::harness::Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let (tenant, _, _) = app.tenant_with_shop("Browser SSRF shop").await;
+    let other = tokio::net::TcpListener::bind(("127.0.0.2", 0))
+        .await
+        .expect("bind 127.0.0.2");
+    let other_addr = other.local_addr().expect("addr");
+    let loader = axum::Router::new().route(
+        "/js/loader.js",
+        axum::routing::get(|| async {
+            (
+                [("content-type", "text/javascript")],
+                "var s = document.createElement('script'); s.src = '/js/analytics.js'; document.head.appendChild(s);",
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(other, loader).await });
+    let html = format!(
+        "<!doctype html><html><head><script>var s = document.createElement('script'); \
+         s.src = 'http://{other_addr}/js/loader.js'; document.head.appendChild(s);</script></head></html>"
+    );
+    let (site, base) = serve_site(html.clone(), "").await;
+    // A policy that lets the page load scripts from anywhere: only the monitor's guard stops them.
+    site.set(html, "script-src * 'unsafe-inline'");
+    let page = register(&app, &tenant, &format!("{base}/checkout"), "browser").await;
+    let id = page["id"].as_str().expect("id").to_owned();
+    let runtime = |result: &Value| -> Vec<String> {
+        result["inventory"]["scripts"]
+            .as_array()
+            .expect("scripts")
+            .iter()
+            .filter(|s| s["runtime"] == true)
+            .filter_map(|s| s["src"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let analytics = format!("{base}/js/analytics.js");
+    let open = runtime(&check(&app, &id).await);
+    assert!(
+        open.contains(&analytics),
+        "the loader ran with loopback allowed: {open:?}"
+    );
+
+    let own = anshin::access::cidr::Cidr::parse("127.0.0.1/32").expect("cidr");
+    app.app.allow_page_networks(vec![own]);
+    let guarded = runtime(&check(&app, &id).await);
+    assert!(
+        !guarded.contains(&analytics),
+        "a script from 127.0.0.2 ran: {guarded:?}"
+    );
+}
