@@ -22,7 +22,9 @@ pub struct Alert {
     pub id: String,
     /// `file_added`, `file_removed`, `file_changed`, `file_changed_during_scan`,
     /// `file_unreadable`, `script_added`, `csp_weakened`, `signature`,
-    /// `release_differs`, `release_added`, `release_missing`.
+    /// `release_differs`, `release_added`, `release_missing`, and about the
+    /// baseline itself when it is checked against the server's copy:
+    /// `baseline_mismatch`, `baseline_not_stored`.
     pub kind: String,
     /// `low`, `high` or `critical`.
     pub severity: Severity,
@@ -225,6 +227,37 @@ impl Alert {
             previous_sha256: None,
             message_en: format!("{path}:{}: {} — {}", finding.line, finding.rule, finding.why_en),
             message_ja: format!("{path}:{}: {} — {}", finding.line, finding.rule, finding.why_ja),
+        }
+    }
+
+    /// An alert about the baseline itself (`baseline_mismatch`,
+    /// `baseline_not_stored`): `path` is the local baseline file.
+    pub fn baseline(
+        ctx: &Context,
+        kind: &str,
+        severity: Severity,
+        path: &str,
+        details: Vec<String>,
+        messages: (String, String),
+    ) -> Alert {
+        Alert {
+            schema: SCHEMA.to_owned(),
+            id: id_of(&[kind, &ctx.host, path, &details.join("\n")]),
+            kind: kind.to_owned(),
+            severity,
+            detected_at: ctx.detected_at.clone(),
+            host: ctx.host.clone(),
+            root: String::new(),
+            path: path.to_owned(),
+            attributes: Vec::new(),
+            details,
+            rule: None,
+            line: None,
+            destination: None,
+            sha256: None,
+            previous_sha256: None,
+            message_en: messages.0,
+            message_ja: messages.1,
         }
     }
 

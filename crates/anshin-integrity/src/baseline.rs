@@ -125,6 +125,17 @@ impl Payload {
     }
 }
 
+/// The key a baseline's signature line names, once the signature verifies
+/// under it. Only for a verifier that pins keys itself (the anshin server
+/// pins one per host): it says who signed, not whom to trust.
+pub fn signer(bytes: &[u8]) -> Result<VerifyingKey, BaselineError> {
+    let (signed, signer, signature) = split(bytes)?;
+    let key = VerifyingKey::from_bytes(&signer).map_err(|_| BaselineError::Tampered)?;
+    key.verify_strict(signed, &signature)
+        .map_err(|_| BaselineError::Tampered)?;
+    Ok(key)
+}
+
 /// Splits a file into the signed part, the signer's key and the signature.
 fn split(bytes: &[u8]) -> Result<(&[u8], [u8; 32], Signature), BaselineError> {
     let first = memchr::memchr(b'\n', bytes).ok_or(BaselineError::NotABaseline)?;
@@ -235,6 +246,10 @@ mod tests {
             Payload::decode(&bytes, &key.verifying_key()),
             Err(BaselineError::OtherKey(public_hex(&attacker.verifying_key())))
         );
+        assert_eq!(signer(&bytes), Ok(attacker.verifying_key()));
+        let mut altered = bytes.clone();
+        altered[40] ^= 1;
+        assert_eq!(signer(&altered), Err(BaselineError::Tampered));
         assert_eq!(
             Payload::decode(b"{\"records\":[]}", &key.verifying_key()),
             Err(BaselineError::NotABaseline)

@@ -7,8 +7,11 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use zeroize::Zeroizing;
+
+/// The public half, for verifiers (re-exported so they need not name ed25519-dalek).
+pub use ed25519_dalek::VerifyingKey;
 
 /// Why a key could not be read or made.
 #[derive(Debug)]

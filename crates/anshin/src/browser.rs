@@ -68,6 +68,9 @@ pub struct BrowserOptions {
     pub page_load_timeout: Duration,
     /// Longest run of a script executed in the page (WebDriver `script` timeout).
     pub script_timeout: Duration,
+    /// A proxy on loopback every connection of the browser goes through (the
+    /// page monitor's, which refuses what its network policy refuses).
+    pub proxy: Option<std::net::SocketAddr>,
 }
 
 impl Default for BrowserOptions {
@@ -84,6 +87,7 @@ impl Default for BrowserOptions {
             startup_timeout: Duration::from_secs(30),
             page_load_timeout: Duration::from_secs(30),
             script_timeout: Duration::from_secs(10),
+            proxy: None,
         }
     }
 }
@@ -103,6 +107,13 @@ impl BrowserOptions {
     fn capabilities(&self, profile: &Path) -> serde_json::Map<String, Value> {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
+        if let Some(proxy) = self.proxy {
+            args.push(format!("--proxy-server=http://{proxy}"));
+            // Chromium sends loopback past any proxy unless told not to.
+            args.push("--proxy-bypass-list=<-loopback>".to_owned());
+            // WebRTC's UDP would go around an HTTP proxy.
+            args.push("--force-webrtc-ip-handling-policy=disable_non_proxied_udp".to_owned());
+        }
         if !self.trusted_spki_sha256.is_empty() {
             let list: Vec<String> = self
                 .trusted_spki_sha256

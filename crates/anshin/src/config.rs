@@ -5,7 +5,11 @@
 //! the data directory if it exists. Keys: `listen`, `database_url`, `log`,
 //! `trusted_proxies` (a list of CIDR blocks; or `ANSHIN_TRUSTED_PROXIES`,
 //! comma-separated), `public_url` (or `ANSHIN_PUBLIC_URL`: the origin shoppers'
-//! browsers reach anshin at), `checkout_session_ttl_secs`, `outbound_allowed_hosts`, `payment_webhook_allow_loopback`, and the `alert_*` keys of [`AlertConfig`]. The alert webhook's URL and secret
+//! browsers reach anshin at), `checkout_session_ttl_secs`, `outbound_allowed_hosts`,
+//! `payment_webhook_allow_loopback`, `page_monitor_allow_networks` (CIDR blocks
+//! the page monitor may reach besides public addresses; or
+//! `ANSHIN_PAGE_MONITOR_ALLOW_NETWORKS`, comma-separated), and the `alert_*`
+//! keys of [`AlertConfig`]. The alert webhook's URL and secret
 //! also come from `ANSHIN_ALERT_WEBHOOK_URL` and `ANSHIN_ALERT_WEBHOOK_SECRET`
 //! (environment only, never a flag: command lines are visible to every user).
 //! Showing the configuration redacts the database password, the webhook
@@ -18,6 +22,7 @@ use std::path::PathBuf;
 use anshin_crypto::secret::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::access::cidr::Cidr;
 use crate::access::proxies::TrustedProxies;
 use crate::app::Location;
 use crate::audit::detect::DetectSettings;
@@ -67,6 +72,12 @@ pub struct Config {
     /// (`payment_webhook_allow_loopback`, default false: a shop could
     /// otherwise make anshin POST to services on its own host).
     pub payment_webhook_allow_loopback: bool,
+    /// Networks the checkout-page monitor may connect to besides public
+    /// addresses (`page_monitor_allow_networks`, or
+    /// `ANSHIN_PAGE_MONITOR_ALLOW_NETWORKS` comma-separated): an intranet shop.
+    /// Private, loopback, link-local and metadata addresses are refused otherwise.
+    #[serde(serialize_with = "cidrs_text")]
+    pub page_monitor_allow_networks: Vec<Cidr>,
 }
 
 /// The root of trust `anshin init` creates (the data directory records the
@@ -253,6 +264,7 @@ struct FileConfig {
     checkout_session_ttl_secs: Option<u64>,
     outbound_allowed_hosts: Option<Vec<String>>,
     payment_webhook_allow_loopback: Option<bool>,
+    page_monitor_allow_networks: Option<Vec<String>>,
 }
 
 impl Config {
@@ -329,15 +341,21 @@ impl Config {
                 .unwrap_or(defaults.checkpoint_stall_seconds),
         };
         alerts.validate()?;
-        let proxy_list: Vec<String> = match env("ANSHIN_TRUSTED_PROXIES") {
-            Some(text) => text
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            None => file.trusted_proxies.unwrap_or_default(),
-        };
+        let proxy_list = list(env("ANSHIN_TRUSTED_PROXIES"), file.trusted_proxies);
+        let page_monitor_allow_networks = list(
+            env("ANSHIN_PAGE_MONITOR_ALLOW_NETWORKS"),
+            file.page_monitor_allow_networks,
+        )
+        .iter()
+        .map(|block| {
+            Cidr::parse(block).ok_or_else(|| {
+                config_error(
+                    "page_monitor_allow_networks entries are CIDR blocks such as 10.0.0.0/8 or 127.0.0.1/32"
+                        .into(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
         let trusted_proxies = TrustedProxies::parse(&proxy_list).map_err(config_error)?;
         let root_of_trust = RootOfTrustConfig {
             root_of_trust: env("ANSHIN_ROOT_OF_TRUST")
@@ -439,6 +457,7 @@ impl Config {
             checkout_session_ttl_secs,
             outbound_allowed_hosts,
             payment_webhook_allow_loopback: file.payment_webhook_allow_loopback.unwrap_or(false),
+            page_monitor_allow_networks,
         })
     }
 
@@ -475,6 +494,23 @@ fn parse_offset(text: &str) -> Option<i32> {
     let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
     let total = hours * 60 + minutes;
     (minutes < 60 && total <= 14 * 60).then_some(sign * total)
+}
+
+/// A list from the environment (comma-separated) or else the file.
+fn list(env: Option<String>, file: Option<Vec<String>>) -> Vec<String> {
+    match env {
+        Some(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => file.unwrap_or_default(),
+    }
+}
+
+fn cidrs_text<S: serde::Serializer>(blocks: &[Cidr], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(blocks.iter().map(ToString::to_string))
 }
 
 fn proxies_text<S: serde::Serializer>(proxies: &TrustedProxies, serializer: S) -> Result<S::Ok, S::Error> {

@@ -111,6 +111,11 @@ pub enum Action {
     /// Set, read, rotate the secret of and remove a shop's payment webhook
     /// endpoint (operators of its tenant, or the shop itself).
     ManageWebhooks,
+    /// Store a host's signed integrity baseline and pin its key
+    /// (`anshin integrity baseline|approve --server`).
+    StoreBaseline,
+    /// Read stored integrity baselines and their approval history.
+    ReadBaselines,
 }
 
 impl Action {
@@ -151,6 +156,8 @@ impl Action {
             Self::ReadPages => "read monitored payment pages",
             Self::ReportIntegrity => "report integrity alerts (operator keys only)",
             Self::ManageWebhooks => "manage payment webhooks",
+            Self::StoreBaseline => "store integrity baselines or pin their keys (operator keys only)",
+            Self::ReadBaselines => "read integrity baselines",
         }
     }
 }
@@ -191,6 +198,8 @@ impl Role {
                     | A::ReadPages
                     | A::ReportIntegrity
                     | A::ManageWebhooks
+                    | A::StoreBaseline
+                    | A::ReadBaselines
             ),
             Self::Shop => matches!(
                 action,
@@ -219,6 +228,7 @@ impl Role {
                     | A::ReadInventory
                     | A::ReadKeys
                     | A::ReadPages
+                    | A::ReadBaselines
             ),
         }
     }

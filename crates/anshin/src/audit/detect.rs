@@ -78,11 +78,16 @@ pub enum AlertKind {
     CspNewDestination,
     /// `anshin integrity` on the shop's host found a change or a signature.
     HostIntegrity,
+    /// A host's stored integrity baseline was replaced (an approval, a new
+    /// baseline) or its key re-pinned.
+    HostBaselineChanged,
+    /// An external script of a payment page matches a skimmer signature.
+    PageScriptSignature,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::VolumeAboveBaseline,
         Self::UnusualHour,
         Self::PastWindowAttempt,
@@ -98,6 +103,8 @@ impl AlertKind {
         Self::PageFetchFailed,
         Self::CspNewDestination,
         Self::HostIntegrity,
+        Self::HostBaselineChanged,
+        Self::PageScriptSignature,
     ];
 
     /// The stable name.
@@ -118,6 +125,8 @@ impl AlertKind {
             Self::PageFetchFailed => "page_fetch_failed",
             Self::CspNewDestination => "csp_new_destination",
             Self::HostIntegrity => "host_integrity",
+            Self::HostBaselineChanged => "host_baseline_changed",
+            Self::PageScriptSignature => "page_script_signature",
         }
     }
 

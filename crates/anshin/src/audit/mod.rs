@@ -159,6 +159,12 @@ pub enum EventKind {
     WebhookRotate,
     /// A shop's payment webhook endpoint was removed.
     WebhookDelete,
+    /// A host's signed integrity baseline was stored (`--server`).
+    IntegrityBaselineStore,
+    /// A stored integrity baseline or its history was read.
+    IntegrityBaselineRead,
+    /// A host's baseline key was pinned in place of another.
+    IntegrityKeyPin,
 }
 
 impl EventKind {
@@ -224,6 +230,9 @@ impl EventKind {
             Self::WebhookRead => "webhook.read",
             Self::WebhookRotate => "webhook.rotate",
             Self::WebhookDelete => "webhook.delete",
+            Self::IntegrityBaselineStore => "integrity.baseline_store",
+            Self::IntegrityBaselineRead => "integrity.baseline_read",
+            Self::IntegrityKeyPin => "integrity.key_pin",
         }
     }
 }

@@ -16,10 +16,11 @@ use std::time::Duration;
 use anshin_integrity::alert::{Alert, Context};
 use anshin_integrity::baseline::{BaselineError, HistoryEntry, Payload, host_name};
 use anshin_integrity::diff::{self, Change, ChangeKind};
-use anshin_integrity::key::{BaselineKey, parse_public, public_hex};
+use anshin_integrity::key::{BaselineKey, VerifyingKey, parse_public, public_hex};
 use anshin_integrity::rules::Rules;
 use anshin_integrity::scan::{self, Previous, Progress};
 use anshin_integrity::{Severity, signatures, watch};
+use axum::http::{Method, StatusCode};
 use clap::{Args, Subcommand};
 
 use super::progress::Spinner;
@@ -27,6 +28,8 @@ use super::scan_upload::{API_KEY_ENV, Failure, Upload, error_code};
 use crate::audit::webhook::Webhook;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::baselines::{BASELINE_MEDIA_TYPE, KEY_HEADER, VERSION_HEADER};
+use crate::integrity::baselines::{MAX_BASELINE_BYTES, parse_host};
 
 /// Default baseline file, in the data directory.
 const BASELINE_FILE: &str = "integrity/baseline";
@@ -61,7 +64,8 @@ pub struct OutputArgs {
     /// ANSHIN_ALERT_WEBHOOK_SECRET, signed as the audit alerts are).
     #[arg(long)]
     pub webhook: bool,
-    /// Also send the alerts to an anshin server's alert list (POST
+    /// Check against the anshin server's stored copy of this host's baseline
+    /// (check, watch) and send the alerts to its alert list (POST
     /// /v1/integrity/alerts), with an operator API key from ANSHIN_API_KEY.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
@@ -80,13 +84,16 @@ pub enum IntegrityCommand {
     #[command(after_help = "Examples:
   anshin integrity baseline /var/www/eccube --rules eccube.toml
   anshin integrity baseline /var/www/shop /etc/nginx --out /mnt/offhost/shop.baseline --key /root/integrity.key
+  ANSHIN_API_KEY=… anshin integrity baseline /var/www/eccube --server https://anshin.example   # kept off the host too
 
 Records path, type, size, mode, owner, mtime, ctime, inode, BLAKE3 and SHA-256 of
 every entry the rules watch (symbolic links as links, never followed; fifos, sockets
 and devices by type, never opened), and the external scripts and CSP of pages and
 server configuration. The rules file's text is kept in the signed baseline. The key
 file is created (mode 0600) if it does not exist. An existing baseline is never
-replaced: use `approve` to accept changes, with who and why.
+replaced: use `approve` to accept changes, with who and why. With --server the
+file is also stored on the anshin server, which pins the signing key for this host
+on its first baseline and keeps every version.
 
 Exit codes: 0 written; 1 failure; 2 bad rules file or usage.")]
     Baseline {
@@ -114,6 +121,11 @@ Exit codes: 0 written; 1 failure; 2 bad rules file or usage.")]
         /// No progress spinner.
         #[arg(long)]
         no_progress: bool,
+        /// Also store the signed baseline on an anshin server (POST
+        /// /v1/integrity/baselines) with an operator API key from
+        /// ANSHIN_API_KEY; the host's first baseline pins its key there.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
     /// Compare the files with the baseline: added, removed and changed, with severity.
     #[command(after_help = "Examples:
@@ -121,8 +133,12 @@ Exit codes: 0 written; 1 failure; 2 bad rules file or usage.")]
   anshin integrity check --json --fail-on critical
   anshin integrity check --baseline /mnt/offhost/shop.baseline --public-key 3b6a…
   anshin integrity check --webhook                # also POST each alert, signed
-  ANSHIN_API_KEY=… anshin integrity check --server https://anshin.example   # into its alert list
+  ANSHIN_API_KEY=… anshin integrity check --server https://anshin.example   # stored baseline, alerts to the server
 
+With --server, the files are checked against the server's newest copy of this host's
+baseline, verified with the key the server pins for the host; a local baseline file
+that differs from it, is missing, or a local key other than the pinned one is itself
+an alert (baseline_mismatch), and the alerts go to the server's alert list.
 The baseline's signature is verified first: a baseline that was altered or signed
 by another key is refused (exit 7), never used. A file whose inode, size, mtime and
 ctime are as recorded is trusted without being read (writing a file always moves
@@ -166,7 +182,9 @@ Exit codes: 0 stopped by a signal; 1 failure; 2 usage; 7 the baseline does not v
 
 Lists what it accepts. Refuses (exit 6) when the skimmer signatures find something in
 an added or changed file, unless --accept-findings is given. Who, why, when and how
-many files were accepted are kept in the signed baseline's history.
+many files were accepted are kept in the signed baseline's history. With --server the
+approval starts from the server's copy of the baseline and the new one is stored there
+(the server keeps every version, with who and why, and raises a low alert for it).
 
 Exit codes: 0 approved; 1 failure; 2 usage; 6 signature findings in the changes;
 7 the current baseline does not verify.")]
@@ -188,6 +206,10 @@ Exit codes: 0 approved; 1 failure; 2 usage; 6 signature findings in the changes;
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
+        /// Approve against the anshin server's copy of the baseline and store
+        /// the new one there (API key from ANSHIN_API_KEY).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
     /// Compare an installed application with its vendor's release archive (zip, tar.gz).
     #[command(
@@ -267,9 +289,12 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             threads,
             json,
             no_progress,
+            server,
         } => {
             let out = out.unwrap_or_else(|| config.data_dir.join(BASELINE_FILE));
             let key = key.unwrap_or_else(|| config.data_dir.join(KEY_FILE));
+            let store = server.as_deref().map(baseline_store).transpose()?;
+            let written = out.clone();
             tokio::task::spawn_blocking(move || {
                 baseline(
                     &dirs,
@@ -283,20 +308,25 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
                 )
             })
             .await
-            .map_err(Error::internal)?
+            .map_err(Error::internal)??;
+            match store {
+                Some(store) => store_on_server(&store, &written).await,
+                None => Ok(()),
+            }
         }
         IntegrityCommand::Check {
             baseline,
             output,
             full,
         } => {
-            let loaded = load(config, &baseline)?;
+            let sinks = sinks(config, &output)?;
+            let (loaded, mut alerts) = load_checked(config, &baseline, output.server.as_deref()).await?;
             let fail_on = severity(&output.fail_on);
             let json = output.json;
-            let sinks = sinks(config, &output)?;
-            let (alerts, entries) = tokio::task::spawn_blocking(move || check(&loaded, &output, full))
+            let (found, entries) = tokio::task::spawn_blocking(move || check(&loaded, &output, full))
                 .await
                 .map_err(Error::internal)??;
+            alerts.extend(found);
             print_alerts(json, &alerts)?;
             if alerts.is_empty() && !json {
                 eprintln!("clean: {entries} entries match the baseline / ベースラインと一致しました");
@@ -309,8 +339,10 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             output,
             rescan_minutes,
         } => {
-            let loaded = load(config, &baseline)?;
             let sinks = sinks(config, &output)?;
+            let (loaded, alerts) = load_checked(config, &baseline, output.server.as_deref()).await?;
+            print_alerts(output.json, &alerts)?;
+            deliver(&sinks, &alerts).await?;
             watch_loop(loaded, output, rescan_minutes, sinks).await
         }
         IntegrityCommand::Approve {
@@ -320,6 +352,7 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             rules,
             accept_findings,
             json,
+            server,
         } => {
             let key_path = baseline
                 .key
@@ -330,7 +363,12 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
                     "approve signs a new baseline: it needs the key file (--key), not --public-key / approve には署名鍵ファイル（--key）が必要です",
                 ));
             }
-            let loaded = load(config, &baseline)?;
+            let store = server.as_deref().map(baseline_store).transpose()?;
+            let (loaded, alerts) = load_checked(config, &baseline, server.as_deref()).await?;
+            for alert in &alerts {
+                eprintln!("{}", alert.human());
+            }
+            let written = loaded.path.clone();
             tokio::task::spawn_blocking(move || {
                 approve(
                     loaded,
@@ -343,7 +381,11 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
                 )
             })
             .await
-            .map_err(Error::internal)?
+            .map_err(Error::internal)??;
+            match store {
+                Some(store) => store_on_server(&store, &written).await,
+                None => Ok(()),
+            }
         }
         IntegrityCommand::CompareRelease {
             dir,
@@ -442,19 +484,27 @@ struct Loaded {
     progress: bool,
 }
 
-fn load(config: &Config, args: &BaselineArgs) -> Result<Loaded> {
-    let path = args
-        .baseline
+fn baseline_path(config: &Config, args: &BaselineArgs) -> PathBuf {
+    args.baseline
         .clone()
-        .unwrap_or_else(|| config.data_dir.join(BASELINE_FILE));
-    let trusted = match &args.public_key {
+        .unwrap_or_else(|| config.data_dir.join(BASELINE_FILE))
+}
+
+/// The public key the local baseline is checked with: `--public-key`, or the key file's.
+fn trusted_key(config: &Config, args: &BaselineArgs) -> Result<VerifyingKey> {
+    match &args.public_key {
         Some(hex) => parse_public(hex)
-            .map_err(|_| usage("--public-key must be 64 hexadecimal characters / 公開鍵の形式が不正です"))?,
+            .map_err(|_| usage("--public-key must be 64 hexadecimal characters / 公開鍵の形式が不正です")),
         None => {
             let key = args.key.clone().unwrap_or_else(|| config.data_dir.join(KEY_FILE));
-            BaselineKey::load(&key).map_err(key_error)?.verifying_key()
+            Ok(BaselineKey::load(&key).map_err(key_error)?.verifying_key())
         }
-    };
+    }
+}
+
+fn load(config: &Config, args: &BaselineArgs) -> Result<Loaded> {
+    let path = baseline_path(config, args);
+    let trusted = trusted_key(config, args)?;
     let bytes = std::fs::read(&path).map_err(|e| {
         let message = if e.kind() == std::io::ErrorKind::NotFound {
             "no baseline: run `anshin integrity baseline DIR…` first, or give --baseline FILE / ベースラインがありません"
@@ -463,7 +513,12 @@ fn load(config: &Config, args: &BaselineArgs) -> Result<Loaded> {
         };
         Error::new(ErrorKind::Internal, "integrity_baseline_unreadable", message).with_cause(e)
     })?;
-    let payload = Payload::decode(&bytes, &trusted).map_err(|e| match e {
+    loaded(path, decode(&bytes, &trusted)?)
+}
+
+/// Verifies a baseline file against `trusted` and decodes it.
+fn decode(bytes: &[u8], trusted: &VerifyingKey) -> Result<Payload> {
+    Payload::decode(bytes, trusted).map_err(|e| match e {
         BaselineError::NotABaseline => Error::new(
             ErrorKind::Conflict,
             "integrity_baseline_tampered",
@@ -484,7 +539,11 @@ fn load(config: &Config, args: &BaselineArgs) -> Result<Loaded> {
             "integrity_baseline_invalid",
             "the baseline verifies but cannot be read; it may come from a newer anshin / ベースラインを読み取れません",
         ),
-    })?;
+    })
+}
+
+/// A verified baseline, with its rules parsed and its roots checked.
+fn loaded(path: PathBuf, payload: Payload) -> Result<Loaded> {
     let rules = Rules::parse(&payload.rules).map_err(|_| {
         Error::new(
             ErrorKind::Internal,
@@ -517,6 +576,221 @@ fn load(config: &Config, args: &BaselineArgs) -> Result<Loaded> {
         threads: scan::Options::default().threads,
         progress: std::io::stderr().is_terminal(),
     })
+}
+
+/// The baseline to check against. With `--server`, the server's newest copy
+/// of this host's baseline, verified with the key the server pins for the
+/// host: the local file is then only compared with it, and a local file that
+/// differs or is missing, or a local key other than the pinned one, is an
+/// alert. Without a stored copy the local file is used, with an alert.
+async fn load_checked(
+    config: &Config,
+    args: &BaselineArgs,
+    server: Option<&str>,
+) -> Result<(Loaded, Vec<Alert>)> {
+    let Some(server) = server else {
+        return Ok((load(config, args)?, Vec::new()));
+    };
+    let path = baseline_path(config, args);
+    let host = host_name();
+    let ctx = context(Vec::new());
+    let file = anshin_integrity::path_key(&path);
+    let Some(stored) = fetch_stored(server, &host).await? else {
+        let alert = Alert::baseline(
+            &ctx,
+            "baseline_not_stored",
+            Severity::High,
+            &file,
+            vec![format!("server {server}")],
+            (
+                format!(
+                    "the server keeps no baseline for host {host}: checked against the local file only; store it with `anshin integrity approve --server`"
+                ),
+                format!(
+                    "サーバーにホスト {host} のベースラインがありません（ローカルのファイルだけで検査しました）"
+                ),
+            ),
+        );
+        return Ok((load(config, args)?, vec![alert]));
+    };
+    let payload = decode(&stored.file, &stored.key)?;
+    let mut alerts = Vec::new();
+    let stored_line = format!(
+        "server's version {}: sha256 {}",
+        stored.version,
+        sha256_hex(&stored.file)
+    );
+    match std::fs::read(&path) {
+        Ok(local) if local == stored.file => {}
+        Ok(local) => alerts.push(Alert::baseline(
+            &ctx,
+            "baseline_mismatch",
+            Severity::Critical,
+            &file,
+            vec![stored_line, format!("local file: sha256 {}", sha256_hex(&local))],
+            (
+                "the local baseline differs from the server's copy: it was replaced or altered on this host; the server's copy was used".to_owned(),
+                "ローカルのベースラインがサーバーの控えと異なります（このホストで置き換えられたか改ざんされました）。サーバーの控えで検査しました".to_owned(),
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => alerts.push(Alert::baseline(
+            &ctx,
+            "baseline_mismatch",
+            Severity::High,
+            &file,
+            vec![stored_line],
+            (
+                "the local baseline is missing; the server's copy was used".to_owned(),
+                "ローカルのベースラインがありません。サーバーの控えで検査しました".to_owned(),
+            ),
+        )),
+        Err(e) => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "integrity_baseline_unreadable",
+                "cannot read the baseline file / ベースラインを読めません",
+            )
+            .with_cause(e));
+        }
+    }
+    // Without a local key the server's pin alone is trusted (checked off the host).
+    if let Ok(local) = trusted_key(config, args)
+        && local != stored.key
+    {
+        alerts.push(Alert::baseline(
+            &ctx,
+            "baseline_mismatch",
+            Severity::Critical,
+            &file,
+            vec![
+                format!("pinned on the server: {}", public_hex(&stored.key)),
+                format!("local key: {}", public_hex(&local)),
+            ],
+            (
+                "the local signing key is not the one the server pins for this host: baselines signed here are not accepted there".to_owned(),
+                "ローカルの署名鍵がサーバーに登録された鍵と異なります".to_owned(),
+            ),
+        ));
+    }
+    Ok((loaded(path, payload)?, alerts))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
+/// A host's newest baseline on the server, with the key pinned for the host.
+struct Stored {
+    file: Vec<u8>,
+    key: VerifyingKey,
+    version: String,
+}
+
+fn server_error(server: &Upload, failure: Failure, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "integrity_server",
+        format!(
+            "{what}: {}: {} / サーバーとの通信に失敗しました",
+            server.target(),
+            match failure {
+                Failure::NoRoots(_) => "no trusted root certificates for HTTPS",
+                Failure::Unreachable(_) => "unreachable",
+                Failure::Timeout => "no answer in time",
+                Failure::Request => "bad request",
+            }
+        ),
+    )
+}
+
+fn refused(server: &Upload, what: &str, status: StatusCode, answer: &[u8]) -> Error {
+    let answer: serde_json::Value = serde_json::from_slice(answer).unwrap_or_default();
+    Error::new(
+        ErrorKind::Unavailable,
+        "integrity_server",
+        format!(
+            "the anshin server {} refused {what}: HTTP {} {} / サーバーが要求を受け付けませんでした",
+            server.target(),
+            status.as_u16(),
+            error_code(&answer)
+        ),
+    )
+}
+
+/// Fetches this host's newest stored baseline; `None` when the server keeps none.
+async fn fetch_stored(server: &str, host: &str) -> Result<Option<Stored>> {
+    let host = parse_host(host).map_err(|_| {
+        usage("this host's name cannot name a stored baseline (letters, digits, '.', '-', '_') / ホスト名が不正です")
+    })?;
+    let endpoint = Upload::to(
+        server,
+        std::env::var(API_KEY_ENV).ok(),
+        &format!("/v1/integrity/baselines/{host}"),
+    )?;
+    let (status, headers, body) = endpoint
+        .request(Method::GET, BASELINE_MEDIA_TYPE, Vec::new(), MAX_BASELINE_BYTES)
+        .await
+        .map_err(|f| server_error(&endpoint, f, "the stored baseline could not be fetched"))?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(refused(&endpoint, "to give the stored baseline", status, &body));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let key = header(KEY_HEADER)
+        .and_then(|k| parse_public(k).ok())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "integrity_server",
+                "the server's answer names no pinned key / サーバーの応答に公開鍵がありません",
+            )
+        })?;
+    Ok(Some(Stored {
+        file: body.to_vec(),
+        key,
+        version: header(VERSION_HEADER).unwrap_or("?").to_owned(),
+    }))
+}
+
+/// Where `--server` stores baselines, checked before any work.
+fn baseline_store(server: &str) -> Result<Upload> {
+    Upload::to(server, std::env::var(API_KEY_ENV).ok(), "/v1/integrity/baselines")
+}
+
+/// Sends the baseline file at `path` to the server.
+async fn store_on_server(store: &Upload, path: &Path) -> Result<()> {
+    let file = std::fs::read(path).map_err(failure(
+        "integrity_output",
+        "cannot read the baseline file back / ベースラインを読めません",
+    ))?;
+    let (status, _, body) = store
+        .request(Method::POST, BASELINE_MEDIA_TYPE, file, 64 << 10)
+        .await
+        .map_err(|f| {
+            server_error(
+                store,
+                f,
+                "the baseline (written locally) could not be stored on the server",
+            )
+        })?;
+    if !status.is_success() {
+        return Err(refused(store, "the baseline (written locally)", status, &body));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    eprintln!(
+        "baseline stored on {} as version {} of host {}{} / サーバーに保存しました",
+        store.target(),
+        answer["version"],
+        answer["host"].as_str().unwrap_or("?"),
+        if answer["pinned"] == true {
+            "; the server now pins this signing key for the host"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 fn context(roots: Vec<String>) -> Context {
@@ -654,29 +928,16 @@ fn sinks(config: &Config, output: &OutputArgs) -> Result<Sinks> {
 
 /// Sends the alerts to the server's alert list, in batches of 500.
 async fn send_to_server(server: &Upload, alerts: &[Alert]) -> Result<()> {
-    let failed = |detail: String| Error::new(ErrorKind::Unavailable, "integrity_server", detail);
     let mut raised = 0;
     for batch in alerts.chunks(500) {
         let body = serde_json::to_vec(&serde_json::json!({ "alerts": batch })).map_err(Error::internal)?;
-        let (status, answer) = server.post(body).await.map_err(|failure| {
-            failed(format!(
-                "the alerts (printed) could not be sent to {}: {} / サーバーへの送信に失敗しました",
-                server.target(),
-                match failure {
-                    Failure::NoRoots(_) => "no trusted root certificates for HTTPS",
-                    Failure::Unreachable(_) => "unreachable",
-                    Failure::Timeout => "no answer in time",
-                    Failure::Request => "bad request",
-                }
-            ))
-        })?;
+        let (status, answer) = server
+            .post(body)
+            .await
+            .map_err(|f| server_error(server, f, "the alerts (printed) could not be sent"))?;
         if !status.is_success() {
-            return Err(failed(format!(
-                "the anshin server {} refused the alerts: HTTP {} {} / サーバーがアラートを受け付けませんでした",
-                server.target(),
-                status.as_u16(),
-                error_code(&answer)
-            )));
+            let answer = serde_json::to_vec(&answer).unwrap_or_default();
+            return Err(refused(server, "the alerts", status, &answer));
         }
         raised += answer["raised"].as_u64().unwrap_or(0);
     }

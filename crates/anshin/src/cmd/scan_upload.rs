@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anshin_crypto::secret::SecretString;
-use axum::http::{Method, Request, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, Uri, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
@@ -93,10 +93,26 @@ impl Upload {
 
     /// POSTs a JSON body; returns the answer's status and JSON (or Null).
     pub(crate) async fn post(&self, body: Vec<u8>) -> Result<(StatusCode, serde_json::Value), Failure> {
+        let (status, _, bytes) = self
+            .request(Method::POST, "application/json", body, MAX_ANSWER)
+            .await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+    }
+
+    /// Sends `method` to the endpoint with a body of `content_type` (empty
+    /// for a GET); returns the answer's status, headers and up to
+    /// `max_answer` bytes of its body.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        content_type: &str,
+        body: Vec<u8>,
+        max_answer: usize,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
         let request = Request::builder()
-            .method(Method::POST)
+            .method(method)
             .uri(self.endpoint.clone())
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_TYPE, content_type)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.key.expose()))
             .header(
                 header::USER_AGENT,
@@ -104,8 +120,7 @@ impl Upload {
             )
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| Failure::Request)?;
-        let (status, bytes) = exchange(request).await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+        exchange_with(request, max_answer).await
     }
 
     /// POSTs the inventory; returns the id the server gave it.
@@ -168,6 +183,15 @@ pub(crate) enum Failure {
 /// Sends one request to an anshin server (HTTPS against the system's roots,
 /// or plain HTTP) and reads its answer, all within [`TIMEOUT`].
 pub(crate) async fn exchange(request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Failure> {
+    let (status, _, bytes) = exchange_with(request, MAX_ANSWER).await?;
+    Ok((status, bytes))
+}
+
+/// [`exchange`], reading up to `max_answer` bytes and keeping the headers.
+async fn exchange_with(
+    request: Request<Full<Bytes>>,
+    max_answer: usize,
+) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(Duration::from_secs(10)));
     let https = request.uri().scheme_str() == Some("https");
@@ -192,12 +216,13 @@ pub(crate) async fn exchange(request: Request<Full<Bytes>>) -> Result<(StatusCod
         };
         let response = response.map_err(Failure::Unreachable)?;
         let status = response.status();
-        let bytes = Limited::new(response.into_body(), MAX_ANSWER)
+        let headers = response.headers().clone();
+        let bytes = Limited::new(response.into_body(), max_answer)
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        Ok((status, bytes))
+        Ok((status, headers, bytes))
     };
     tokio::time::timeout(TIMEOUT, exchange)
         .await

@@ -38,6 +38,7 @@ pub async fn run(config: &Config, with_demo: bool) -> Result<()> {
     let mut app = app;
     app.trust_proxies(config.trusted_proxies.clone());
     app.configure_checkout(config.checkout_settings());
+    app.allow_page_networks(config.page_monitor_allow_networks.clone());
     let app = Arc::new(app);
     let (listener, base) = bind(config).await?;
     if let Some(key) = bootstrap_key {
@@ -92,6 +93,7 @@ async fn serve_sealed(config: &Config, record: Record) -> Result<()> {
         Box::new(move |mut app: App| {
             app.trust_proxies(task_config.trusted_proxies.clone());
             app.configure_checkout(task_config.checkout_settings());
+            app.allow_page_networks(task_config.page_monitor_allow_networks.clone());
             start_tasks(&task_config, Arc::new(app))
         }),
     )?;

@@ -291,6 +291,7 @@ macro_rules! dispatch {
 
 pub mod alerts;
 pub mod audit;
+pub mod baselines;
 pub mod checkout;
 pub mod credentials;
 pub mod inventory;

@@ -21,6 +21,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
 mod audit;
+mod baselines;
 mod checkout;
 mod credentials;
 mod inventory;
@@ -89,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "payment_webhooks",
         include_str!("../../migrations/postgres/0012_payment_webhooks.sql"),
+    ),
+    (
+        13,
+        "integrity_baselines",
+        include_str!("../../migrations/postgres/0013_integrity_baselines.sql"),
     ),
 ];
 

@@ -28,6 +28,7 @@ use crate::ids::{CardToken, CustomerId, OrderId, PrincipalId, ShopId, TenantId};
 
 mod alerts;
 mod audit;
+mod baselines;
 mod checkout;
 mod credentials;
 mod inventory;
@@ -93,6 +94,11 @@ const MIGRATIONS: &[Migration] = &[
         13,
         "payment_webhooks",
         include_str!("../../migrations/sqlite/0013_payment_webhooks.sql"),
+    ),
+    (
+        14,
+        "integrity_baselines",
+        include_str!("../../migrations/sqlite/0014_integrity_baselines.sql"),
     ),
 ];
 

@@ -48,6 +48,7 @@ use crate::vault::customers::{MaskedCustomer, NewCustomer};
         super::inventory::upload, super::inventory::list,
         super::pages::register, super::pages::list, super::pages::get, super::pages::authorise,
         super::pages::check, super::pages::csp_report, super::pages::host_alerts,
+        super::baselines::store, super::baselines::get, super::baselines::history, super::baselines::pin,
         super::keys::status, super::keys::request, super::keys::list, super::keys::approve, super::keys::reject,
         super::sys::healthz, super::sys::readyz,
         super::seal::seal_status, super::seal::unseal, super::seal::seal

@@ -8,6 +8,7 @@
 mod alerts;
 mod api;
 mod audit;
+pub mod baselines;
 mod checkout;
 pub mod checkout_page;
 mod extract;
@@ -114,6 +115,15 @@ pub fn router(app: Arc<App>) -> Router {
             // A watch of a large tree can report many alerts at once.
             post(pages::host_alerts).layer(DefaultBodyLimit::max(inventory::MAX_INVENTORY_BODY)),
         )
+        .route(
+            "/integrity/baselines",
+            post(baselines::store).layer(DefaultBodyLimit::max(
+                crate::integrity::baselines::MAX_BASELINE_BYTES,
+            )),
+        )
+        .route("/integrity/baselines/{host}", get(baselines::get))
+        .route("/integrity/baselines/{host}/history", get(baselines::history))
+        .route("/integrity/hosts/{host}/key", put(baselines::pin))
         .route("/keys/status", get(keys::status))
         .route("/keys/requests", post(keys::request).get(keys::list))
         .route("/keys/requests/{request_id}/approve", post(keys::approve))

@@ -1,12 +1,14 @@
 //! Fetching a payment page: over HTTP (hyper with rustls, the operating
 //! system's roots) with a time limit, a size limit and at most five
-//! redirects; and, in browser mode, in headless Chromium as well, to see the
-//! scripts other scripts insert at run time.
+//! redirects, connecting only where the [`NetworkPolicy`] permits; and, in
+//! browser mode, in headless Chromium as well, to see the scripts other
+//! scripts insert at run time.
 //!
 //! Nothing the page does can hang the monitor: every step is under the
 //! run's deadline, a body longer than [`MAX_PAGE_BYTES`] is cut and noted,
 //! and a failure is an error with a stable code that the caller reports.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, Request, Uri, header};
@@ -18,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
+use super::net::{GuardProxy, GuardedResolver, NetworkPolicy, denial};
 use super::page::{self, Inventory, MAX_PAGE_BYTES, Script, SecurityHeaders};
 use crate::browser::{Browser, BrowserOptions};
 
@@ -25,14 +28,21 @@ use crate::browser::{Browser, BrowserOptions};
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
 /// Redirects followed.
 const MAX_REDIRECTS: usize = 5;
+/// External scripts whose bodies are fetched from one page (the rest are noted).
+const MAX_SCRIPTS: usize = 50;
+/// What a page fetch accepts.
+const ACCEPT_PAGE: &str = "text/html,application/xhtml+xml";
+/// What a script fetch accepts.
+const ACCEPT_SCRIPT: &str = "text/javascript,application/javascript,*/*;q=0.1";
 /// How long the running page may keep inserting scripts after `load`.
 const SETTLE: Duration = Duration::from_millis(1_500);
 
 /// Why a page could not be inventoried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchError {
-    /// `page_timeout`, `page_unreachable`, `page_status`, `page_redirects`,
-    /// `page_not_html`, `browser_unavailable`, `browser_failed`.
+    /// `page_timeout`, `page_unreachable`, `page_address_denied`,
+    /// `page_status`, `page_redirects`, `page_not_html`,
+    /// `browser_unavailable`, `browser_failed`.
     pub code: &'static str,
     /// What happened (no page content).
     pub detail: String,
@@ -50,7 +60,8 @@ impl FetchError {
 /// The HTTP client the monitor fetches pages with.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Empty<Bytes>>,
+    policy: Arc<NetworkPolicy>,
     timeout: Duration,
 }
 
@@ -61,9 +72,10 @@ impl std::fmt::Debug for Fetcher {
 }
 
 impl Fetcher {
-    /// A client trusting the operating system's roots; `timeout` bounds each fetch.
-    pub fn new(timeout: Duration) -> std::io::Result<Self> {
-        let mut http = HttpConnector::new();
+    /// A client trusting the operating system's roots, connecting where
+    /// `policy` permits; `timeout` bounds each fetch.
+    pub fn new(timeout: Duration, policy: Arc<NetworkPolicy>) -> std::io::Result<Self> {
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(policy.clone()));
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -73,13 +85,15 @@ impl Fetcher {
             .wrap_connector(http);
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(https),
+            policy,
             timeout,
         })
     }
 
-    /// The page's inventory from its HTML and headers.
+    /// The page's inventory from its HTML and headers, with the hash of each
+    /// external script's body (fetched under the same rules and limits).
     pub async fn inventory(&self, url: &Url) -> Result<Inventory, FetchError> {
-        let fetched = tokio::time::timeout(self.timeout, self.get(url))
+        let fetched = tokio::time::timeout(self.timeout, self.get(url, ACCEPT_PAGE))
             .await
             .map_err(|_| {
                 FetchError::new(
@@ -90,30 +104,68 @@ impl Fetcher {
                     ),
                 )
             })??;
-        Ok(page::inventory(
+        let mut inventory = page::inventory(
             &fetched.url,
             &fetched.body,
             security_headers(&fetched.headers),
             fetched.truncated,
-        ))
+        );
+        self.fetch_scripts(&mut inventory).await;
+        Ok(inventory)
     }
 
-    async fn get(&self, start: &Url) -> Result<Fetched, FetchError> {
+    /// Fetches the body of each external script named in the HTML, all within
+    /// one more timeout, and records its hash and what the skimmer signatures
+    /// find in it (PCI DSS 11.6.1: a third-party script changed at the same
+    /// address). A script that cannot be fetched, or is longer than a page
+    /// may be, keeps its address and says why.
+    async fn fetch_scripts(&self, inventory: &mut Inventory) {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut fetched = 0;
+        for script in &mut inventory.scripts {
+            let Some(src) = script.src.as_deref().and_then(|s| Url::parse(s).ok()) else {
+                continue;
+            };
+            if !matches!(src.scheme(), "http" | "https") {
+                continue;
+            }
+            if fetched == MAX_SCRIPTS {
+                script.fetch_error = Some(format!("not fetched: more than {MAX_SCRIPTS} external scripts"));
+                continue;
+            }
+            fetched += 1;
+            script.fetch_error = match tokio::time::timeout_at(deadline, self.get(&src, ACCEPT_SCRIPT)).await
+            {
+                Err(_) => Some("no answer in time".to_owned()),
+                Ok(Err(err)) => Some(format!("{}: {}", err.code, err.detail)),
+                Ok(Ok(body)) if body.truncated => Some(format!("longer than {MAX_PAGE_BYTES} bytes")),
+                Ok(Ok(body)) => {
+                    script.record_body(&body.body);
+                    None
+                }
+            };
+        }
+    }
+
+    async fn get(&self, start: &Url, accept: &'static str) -> Result<Fetched, FetchError> {
         let mut url = start.clone();
         for _ in 0..=MAX_REDIRECTS {
+            self.policy
+                .check_url(&url)
+                .map_err(|denied| FetchError::new("page_address_denied", denied.0))?;
             let uri: Uri = url
                 .as_str()
                 .parse()
-                .map_err(|_| FetchError::new("page_unreachable", "the page URL is not a valid URI"))?;
+                .map_err(|_| FetchError::new("page_unreachable", "the URL is not a valid URI"))?;
             let request = Request::get(uri)
                 .header(header::USER_AGENT, "anshin-page-monitor/1 (+PCI DSS 11.6.1)")
-                .header(header::ACCEPT, "text/html,application/xhtml+xml")
+                .header(header::ACCEPT, accept)
                 .body(Empty::new())
                 .map_err(|e| FetchError::new("page_unreachable", e.to_string()))?;
-            let response =
-                self.client.request(request).await.map_err(|e| {
-                    FetchError::new("page_unreachable", format!("cannot fetch the page: {e}"))
-                })?;
+            let response = self.client.request(request).await.map_err(|e| match denial(&e) {
+                Some(denied) => FetchError::new("page_address_denied", denied),
+                None => FetchError::new("page_unreachable", format!("cannot fetch {url}: {e}")),
+            })?;
             let status = response.status();
             if status.is_redirection() {
                 let next = response
@@ -132,18 +184,15 @@ impl Fetcher {
                 continue;
             }
             if !status.is_success() {
-                return Err(FetchError::new(
-                    "page_status",
-                    format!("the page answered {status}"),
-                ));
+                return Err(FetchError::new("page_status", format!("{url} answered {status}")));
             }
             let headers = response.headers().clone();
             let mut body = response.into_body();
             let mut bytes = Vec::new();
             let mut truncated = false;
             while let Some(frame) = body.frame().await {
-                let frame = frame
-                    .map_err(|e| FetchError::new("page_unreachable", format!("reading the page: {e}")))?;
+                let frame =
+                    frame.map_err(|e| FetchError::new("page_unreachable", format!("reading {url}: {e}")))?;
                 if let Ok(data) = frame.into_data() {
                     let room = MAX_PAGE_BYTES - bytes.len();
                     if data.len() > room {
@@ -211,13 +260,25 @@ return out;
 "#;
 
 /// Adds to `inventory` the scripts the running page has that its HTML did
-/// not name, marked `runtime`.
+/// not name, marked `runtime`. Every connection the browser makes goes
+/// through a [`GuardProxy`] under `policy`.
 pub async fn add_runtime_scripts(
     inventory: &mut Inventory,
     url: &Url,
     options: &BrowserOptions,
+    policy: Arc<NetworkPolicy>,
 ) -> Result<(), FetchError> {
-    let browser = Browser::launch(options)
+    let guard = GuardProxy::start(policy).await.map_err(|e| {
+        FetchError::new(
+            "browser_unavailable",
+            format!("cannot start the browser's proxy: {e}"),
+        )
+    })?;
+    let options = BrowserOptions {
+        proxy: Some(guard.addr()),
+        ..options.clone()
+    };
+    let browser = Browser::launch(&options)
         .await
         .map_err(|e| FetchError::new("browser_unavailable", e.message().to_owned()))?;
     let found = tokio::time::timeout(FETCH_TIMEOUT + SETTLE, async {
@@ -268,6 +329,12 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A fetcher that may reach the tests' loopback servers.
+    fn fetcher(timeout: Duration) -> Fetcher {
+        let loopback = crate::access::cidr::Cidr::parse("127.0.0.0/8").expect("cidr");
+        Fetcher::new(timeout, Arc::new(NetworkPolicy::new(vec![loopback]))).expect("roots")
+    }
+
     /// A loopback server that answers every connection with `answer` (or never).
     async fn server(answer: Option<Vec<u8>>) -> Url {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -296,7 +363,7 @@ mod tests {
     #[tokio::test]
     async fn a_page_that_never_answers_times_out() {
         let url = server(None).await;
-        let fetcher = Fetcher::new(Duration::from_millis(300)).expect("roots");
+        let fetcher = fetcher(Duration::from_millis(300));
         let started = std::time::Instant::now();
         let err = fetcher.inventory(&url).await.expect_err("timeout");
         assert_eq!(err.code, "page_timeout");
@@ -313,8 +380,7 @@ mod tests {
         .into_bytes();
         answer.extend_from_slice(body.as_bytes());
         let url = server(Some(answer)).await;
-        let inventory = Fetcher::new(Duration::from_secs(20))
-            .expect("roots")
+        let inventory = fetcher(Duration::from_secs(20))
             .inventory(&url)
             .await
             .expect("inventory");
@@ -328,13 +394,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn private_addresses_are_refused_by_default_redirects_included() {
+        let strict = Fetcher::new(Duration::from_secs(20), Arc::default()).expect("roots");
+        let page = server(Some(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+        ))
+        .await;
+        let err = strict.inventory(&page).await.expect_err("loopback");
+        assert_eq!(err.code, "page_address_denied");
+        // A name that resolves to loopback is refused at connect time.
+        let by_name = Url::parse(&page.as_str().replace("127.0.0.1", "localhost")).expect("url");
+        let err = strict.inventory(&by_name).await.expect_err("localhost");
+        assert_eq!(
+            (err.code, err.detail.contains("localhost is at")),
+            ("page_address_denied", true)
+        );
+        // A page allowed by the policy cannot redirect the monitor to the metadata service.
+        let redirect = server(Some(
+            b"HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/latest/meta-data/\r\ncontent-length: 0\r\n\r\n"
+                .to_vec(),
+        ))
+        .await;
+        let err = fetcher(Duration::from_secs(20))
+            .inventory(&redirect)
+            .await
+            .expect_err("metadata");
+        assert_eq!(err.code, "page_address_denied");
+        assert!(err.detail.contains("169.254.169.254"), "{}", err.detail);
+    }
+
+    #[tokio::test]
     async fn redirect_loops_end() {
         let url = server(Some(
             b"HTTP/1.1 302 Found\r\nlocation: /checkout\r\ncontent-length: 0\r\n\r\n".to_vec(),
         ))
         .await;
-        let err = Fetcher::new(Duration::from_secs(20))
-            .expect("roots")
+        let err = fetcher(Duration::from_secs(20))
             .inventory(&url)
             .await
             .expect_err("loop");

@@ -17,15 +17,17 @@
 //! never reported before for the page raises an alert once, later reports of
 //! it are counted (as Report URI does).
 
+pub mod baselines;
 pub mod csp;
 pub mod fetch;
 pub mod host;
+pub mod net;
 pub mod page;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -41,6 +43,7 @@ use crate::db::alerts::NewAlert;
 use crate::db::pages::{PageRow, PageRun, ScriptAuthRow};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{AlertId, PageId, TenantId, parse_or_404};
+use net::NetworkPolicy;
 use page::{FindingKind, Inventory, Reference};
 
 /// Default interval between two fetches of a page.
@@ -85,9 +88,18 @@ pub struct PageMonitor {
     windows: Mutex<HashMap<String, (i64, u32)>>,
     /// How Chromium is launched in browser mode.
     pub browser: BrowserOptions,
+    /// Where fetches may connect (public addresses and the allowed networks).
+    network: RwLock<Arc<NetworkPolicy>>,
 }
 
 impl PageMonitor {
+    fn network(&self) -> Arc<NetworkPolicy> {
+        self.network
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// Counts one report against `key`'s one-minute window; false when over `limit`.
     fn admit(&self, key: String, limit: u32, now: i64) -> bool {
         let Ok(mut windows) = self.windows.lock() else {
@@ -226,6 +238,7 @@ fn alert_kind(kind: FindingKind) -> AlertKind {
     match kind {
         FindingKind::ScriptAdded => AlertKind::PageScriptAdded,
         FindingKind::ScriptChanged => AlertKind::PageScriptChanged,
+        FindingKind::ScriptSignature => AlertKind::PageScriptSignature,
         FindingKind::ScriptUnauthorised => AlertKind::PageScriptUnauthorised,
         FindingKind::FormActionUnknown => AlertKind::PageFormActionUnknown,
         FindingKind::FrameAdded => AlertKind::PageFrameAdded,
@@ -277,6 +290,16 @@ impl App {
     /// service when a webhook is configured).
     pub fn queue_alerts_for_webhook(&self, queued: bool) {
         self.alerts_queued.store(queued, Ordering::Relaxed);
+    }
+
+    /// Lets the page monitor reach `networks` besides public addresses
+    /// (`page_monitor_allow_networks`: an intranet shop, tests on loopback).
+    pub fn allow_page_networks(&self, networks: Vec<crate::access::cidr::Cidr>) {
+        *self
+            .pages
+            .network
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(NetworkPolicy::new(networks));
     }
 
     /// Stores an alert the page monitor raised; true when it is new.
@@ -584,13 +607,15 @@ impl App {
     }
 
     async fn inventory_page(&self, url: &Url, browser: bool) -> Result<Inventory, fetch::FetchError> {
-        let fetcher = fetch::Fetcher::new(fetch::FETCH_TIMEOUT).map_err(|e| fetch::FetchError {
-            code: "page_unreachable",
-            detail: format!("no trusted root certificates: {e}"),
-        })?;
+        let policy = self.pages.network();
+        let fetcher =
+            fetch::Fetcher::new(fetch::FETCH_TIMEOUT, policy.clone()).map_err(|e| fetch::FetchError {
+                code: "page_unreachable",
+                detail: format!("no trusted root certificates: {e}"),
+            })?;
         let mut inventory = fetcher.inventory(url).await?;
         if browser {
-            fetch::add_runtime_scripts(&mut inventory, url, &self.pages.browser).await?;
+            fetch::add_runtime_scripts(&mut inventory, url, &self.pages.browser, policy).await?;
         }
         Ok(inventory)
     }

@@ -45,15 +45,39 @@ pub struct Script {
     /// An inline script's hash in CSP form (`sha256-<base64>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// An inline script's hash in SRI form (`sha384-<base64>`).
+    /// The script's hash in SRI form (`sha384-<base64>`): of an inline
+    /// script's text, or of an external script's body as the monitor fetched
+    /// it (PCI DSS 11.6.1: a changed third-party script at the same address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha384: Option<String>,
-    /// An inline script's length in bytes.
+    /// Its length in bytes (inline text, or the fetched body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
+    /// Why an external script's body could not be fetched (so it has no hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_error: Option<String>,
+    /// What the built-in skimmer signatures found in its text or body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<SignatureHit>,
     /// Seen only in the running page (inserted by another script), not in its HTML.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub runtime: bool,
+}
+
+/// A skimmer signature's finding in a script (never the matched text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SignatureHit {
+    /// The rule's id (`skimmer.card-exfiltration`, …).
+    pub rule: String,
+    /// 1-based line of the giveaway.
+    pub line: u64,
+    /// `low`, `high` or `critical`.
+    pub severity: String,
+    /// Why it matters.
+    pub why: String,
+    /// Where the data goes, when the rule is about that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// A form (or a button's `formaction`) and where it posts.
@@ -144,8 +168,18 @@ impl Script {
             sha256: None,
             sha384: None,
             length: None,
+            fetch_error: None,
+            signatures: Vec::new(),
             runtime: false,
         }
+    }
+
+    /// Records the external script's body as fetched: its hash, length and
+    /// what the skimmer signatures find in it.
+    pub fn record_body(&mut self, body: &[u8]) {
+        self.sha384 = Some(hash(&digest::SHA384, "sha384", body));
+        self.length = Some(body.len() as u64);
+        self.signatures = signature_hits(body);
     }
 
     /// An inline script with this text.
@@ -159,6 +193,8 @@ impl Script {
             sha384: Some(hash(&digest::SHA384, "sha384", text.as_bytes())),
             sha256: Some(sha256),
             length: Some(text.len() as u64),
+            fetch_error: None,
+            signatures: signature_hits(text.as_bytes()),
             runtime: false,
         }
     }
@@ -166,14 +202,35 @@ impl Script {
     /// One line for an alert.
     pub fn describe(&self) -> String {
         match (&self.src, &self.sha256) {
-            (Some(src), _) => match &self.integrity {
-                Some(sri) => format!("{src} (integrity {sri})"),
-                None => format!("{src} (no integrity attribute)"),
-            },
+            (Some(src), _) => {
+                let sri = match &self.integrity {
+                    Some(sri) => format!("integrity {sri}"),
+                    None => "no integrity attribute".to_owned(),
+                };
+                match (&self.sha384, self.length) {
+                    (Some(body), Some(length)) => format!("{src} ({sri}; body {body}, {length} bytes)"),
+                    _ => format!("{src} ({sri})"),
+                }
+            }
             (None, Some(sha)) => format!("inline script {sha} ({} bytes)", self.length.unwrap_or_default()),
             (None, None) => self.key.clone(),
         }
     }
+}
+
+/// The built-in skimmer signatures over a script (as a `.js` file).
+fn signature_hits(body: &[u8]) -> Vec<SignatureHit> {
+    let rules = anshin_integrity::rules::Rules::builtin();
+    anshin_integrity::signatures::scan_bytes("script.js", body, &rules)
+        .into_iter()
+        .map(|f| SignatureHit {
+            rule: f.rule.to_owned(),
+            line: f.line,
+            severity: f.severity.as_str().to_owned(),
+            why: f.why_en.to_owned(),
+            destination: f.destination,
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -398,6 +455,8 @@ pub enum FindingKind {
     ScriptAdded,
     /// A script whose content or SRI attribute changed.
     ScriptChanged,
+    /// A script matches a skimmer signature.
+    ScriptSignature,
     /// A script that has been there but nobody authorised.
     ScriptUnauthorised,
     /// A form posts to a host not known for this page.
@@ -454,22 +513,62 @@ pub fn compare(now: &Inventory, reference: &Reference<'_>) -> Vec<Finding> {
         .iter()
         .filter(|s| s.src.is_none() && !now_keys.contains(s.key.as_str()));
     for script in &now.scripts {
-        if let Some(src) = &script.src
-            && let Some(old) = by_src.get(src.as_str())
-            && old.integrity != script.integrity
+        let old = script.src.as_deref().and_then(|src| by_src.get(src));
+        // Same address, other contents (both fetched): the file changed.
+        let body_changed =
+            old.is_some_and(|old| matches!((&old.sha384, &script.sha384), (Some(a), Some(b)) if a != b));
+        if let Some(old) = old
+            && (body_changed || old.integrity != script.integrity)
         {
-            // Same address, different SRI: the file changed, or its check went.
+            // Other contents, or other SRI: the file changed, or its check went.
             out.push(Finding {
                 kind: FindingKind::ScriptChanged,
-                severity: if script.integrity.is_none() {
-                    Severity::High
-                } else {
+                severity: if body_changed || script.integrity.is_some() {
                     Severity::Critical
+                } else {
+                    Severity::High
                 },
-                subject: format!("{}|{}", script.key, script.integrity.as_deref().unwrap_or("")),
+                subject: format!(
+                    "{}|{}|{}",
+                    script.key,
+                    script.integrity.as_deref().unwrap_or(""),
+                    script.sha384.as_deref().unwrap_or("")
+                ),
                 lines: vec![
                     format!("- {}", old.describe()),
                     format!("+ {}", script.describe()),
+                ],
+            });
+        }
+        // An authorised script is vouched for (a payment provider's own script
+        // collects card fields by design) until its contents change.
+        let vouched = reference.authorised.contains(&script.key) && !body_changed;
+        for hit in script.signatures.iter().filter(|_| !vouched) {
+            out.push(Finding {
+                kind: FindingKind::ScriptSignature,
+                severity: match hit.severity.as_str() {
+                    "low" => Severity::Low,
+                    "high" => Severity::High,
+                    _ => Severity::Critical,
+                },
+                subject: format!(
+                    "{}|{}|{}",
+                    script.key,
+                    script.sha384.as_deref().unwrap_or(""),
+                    hit.rule
+                ),
+                lines: vec![
+                    format!("  {}", script.describe()),
+                    format!(
+                        "  {} at line {}: {}{}",
+                        hit.rule,
+                        hit.line,
+                        hit.why,
+                        hit.destination
+                            .as_deref()
+                            .map(|d| format!(" (to {d})"))
+                            .unwrap_or_default()
+                    ),
                 ],
             });
         }

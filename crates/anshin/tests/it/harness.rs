@@ -86,6 +86,10 @@ impl TestApp {
             database_url,
         };
         let (app, key) = App::init(&location).await.expect("init");
+        // The tests' web servers are on loopback, which the page monitor refuses by default.
+        app.allow_page_networks(vec![
+            anshin::access::cidr::Cidr::parse("127.0.0.0/8").expect("loopback"),
+        ]);
         Some(Self {
             app: Arc::new(app),
             backend,

@@ -11,27 +11,27 @@ use anshin_integrity::fixture::{self, EC_RULES};
 use serde_json::Value;
 
 /// A shop tree with its rules, baseline and key paths.
-struct Shop {
+pub(crate) struct Shop {
     dir: tempfile::TempDir,
 }
 
 impl Shop {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("dir");
         fixture::shop_tree(&dir.path().join("shop"), 100);
         std::fs::write(dir.path().join("rules.toml"), EC_RULES).expect("rules");
         Self { dir }
     }
 
-    fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("shop")
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_anshin"));
         command
             .arg("integrity")
@@ -50,11 +50,11 @@ impl Shop {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run anshin integrity")
     }
 
-    fn baseline(&self) {
+    pub(crate) fn baseline(&self) {
         let root = self.root();
         let rules = self.path("rules.toml");
         let out = self.run(&[
@@ -71,7 +71,7 @@ impl Shop {
         );
     }
 
-    fn check(&self) -> (Option<i32>, Vec<Value>, String) {
+    pub(crate) fn check(&self) -> (Option<i32>, Vec<Value>, String) {
         let out = self.run(&["check", "--json"]);
         (
             out.status.code(),
@@ -81,17 +81,39 @@ impl Shop {
     }
 }
 
-fn lines(stdout: &[u8]) -> Vec<Value> {
+pub(crate) fn lines(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON alert per line"))
         .collect()
 }
 
-fn has(alerts: &[Value], path: &str, kind: &str, severity: &str) -> bool {
+pub(crate) fn has(alerts: &[Value], path: &str, kind: &str, severity: &str) -> bool {
     alerts
         .iter()
         .any(|a| a["path"] == path && a["kind"] == kind && a["severity"] == severity)
+}
+
+/// Every planted tampering is in `alerts`: its kinds critical, its signature rules fired.
+pub(crate) fn assert_each_planted_found(alerts: &[Value], planted: &[fixture::Planted]) {
+    for plant in planted {
+        for kind in plant.kinds {
+            assert!(
+                has(alerts, plant.path, kind, "critical"),
+                "{}: no critical {kind}: {alerts:#?}",
+                plant.name
+            );
+        }
+        for rule in plant.rules {
+            assert!(
+                alerts
+                    .iter()
+                    .any(|a| a["path"] == plant.path && a["rule"] == *rule),
+                "{}: {rule} missing",
+                plant.name
+            );
+        }
+    }
 }
 
 #[test]
@@ -112,24 +134,7 @@ fn baseline_check_and_every_planted_tampering_through_the_cli() {
     let planted = fixture::plant_all(&shop.root());
     let (code, alerts, _) = shop.check();
     assert_eq!(code, Some(6));
-    for plant in &planted {
-        for kind in plant.kinds {
-            assert!(
-                has(&alerts, plant.path, kind, "critical"),
-                "{}: no critical {kind}: {alerts:#?}",
-                plant.name
-            );
-        }
-        for rule in plant.rules {
-            assert!(
-                alerts
-                    .iter()
-                    .any(|a| a["path"] == plant.path && a["rule"] == *rule),
-                "{}: {rule} missing",
-                plant.name
-            );
-        }
-    }
+    assert_each_planted_found(&alerts, &planted);
     for alert in &alerts {
         assert_eq!(alert["schema"], "anshin-integrity-alert/1");
         assert!(!alert["message_ja"].as_str().unwrap_or("").is_empty());
@@ -450,35 +455,36 @@ fn the_alert_schema_is_committed_and_names_every_field() {
     }
 }
 
-/// `check --server URL` against a real `anshin serve`: every alert lands in
-/// the server's alert list for the key's tenant, once however often the same
-/// check runs, and the key never shows.
-#[test]
-fn check_sends_its_alerts_to_the_servers_alert_list() {
+/// An `anshin serve` with a tenant, an operator key of it (as the shop's
+/// host holds), its URL and the tenant.
+pub(crate) fn server_and_key(shop: &Shop) -> (crate::cli::Server, String, String, Value) {
     use crate::cli::{Server, anshin, stdout_json};
-    let shop = Shop::new();
-    shop.baseline();
     let server_data = shop.path("server");
     let bootstrap = stdout_json(&anshin(&server_data, &["init", "--json"]));
     let root_key = bootstrap["operator_api_key"].as_str().expect("key").to_owned();
     let server = Server::start(&server_data);
-    let (status, tenant) = server.request(
-        "POST",
-        "/v1/tenants",
-        &root_key,
-        Some(r#"{"name": "integrity shop"}"#),
-    );
+    let (status, tenant) = server.request("POST", "/v1/tenants", &root_key, Some(r#"{"name": "shop"}"#));
     assert_eq!(status, 201, "{tenant}");
     let body = format!(
-        r#"{{"name": "integrity", "role": "operator", "tenant_id": "{}"}}"#,
+        r#"{{"name": "host", "role": "operator", "tenant_id": "{}"}}"#,
         tenant["id"].as_str().expect("id")
     );
     let (status, principal) = server.request("POST", "/v1/principals", &root_key, Some(&body));
     assert_eq!(status, 201, "{principal}");
     let key = principal["api_key"].as_str().expect("key").to_owned();
-
-    fixture::plant_all(&shop.root());
     let url = format!("http://{}", server.addr);
+    (server, key, url, tenant)
+}
+
+/// `check --server URL` against a real `anshin serve`: every alert lands in
+/// the server's alert list for the key's tenant, once however often the same
+/// check runs, and the key never shows.
+#[test]
+fn check_sends_its_alerts_to_the_servers_alert_list() {
+    let shop = Shop::new();
+    shop.baseline();
+    let (server, key, url, tenant) = server_and_key(&shop);
+    fixture::plant_all(&shop.root());
     let run = || {
         shop.command(&["check", "--json", "--server", &url])
             .env("ANSHIN_API_KEY", &key)

@@ -12,6 +12,7 @@ mod checkout;
 mod cli;
 mod credentials;
 mod integrity;
+mod integrity_server;
 mod inventory;
 mod keys;
 mod logs;

