@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::Actor;
 use crate::app::App;
 use crate::clock;
-use crate::db::audit::EntryFor;
+use crate::db::audit::{EntryFor, NewAuditEntry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{CustomerId, TenantId, TypedId};
 
@@ -460,6 +460,14 @@ impl Entry {
     }
 }
 
+/// The single entry recording a write's `event` at this moment.
+fn write_entry(actor: &Actor, event: &Event) -> std::result::Result<NewAuditEntry, String> {
+    let time_ms = clock::now_ms();
+    let entry = Entry::build(time_ms, event, Some(actor), actor.origin, None, (0, 1))
+        .map_err(|e| e.code().to_owned())?;
+    log::new_entry(time_ms, event.kind, &entry, event.subjects.clone())
+}
+
 /// 503 `audit_unavailable`: the entry could not be made durable.
 pub fn unavailable() -> Error {
     Error::new(
@@ -508,11 +516,15 @@ impl App {
         Box::new(move |id: &T| {
             let mut event = event.clone();
             event.resource(id);
-            let time_ms = clock::now_ms();
-            let entry = Entry::build(time_ms, &event, Some(&actor), actor.origin, None, (0, 1))
-                .map_err(|e| e.code().to_owned())?;
-            log::new_entry(time_ms, event.kind, &entry, event.subjects)
+            write_entry(&actor, &event)
         })
+    }
+
+    /// The entry recording `event`, for a write that appends it in its own
+    /// transaction; mark the event [`Event::recorded_with_write`] once the
+    /// write has committed.
+    pub(crate) fn entry_now(&self, actor: &Actor, event: &Event) -> Result<NewAuditEntry> {
+        Ok(write_entry(actor, event).map_err(crate::db::StoreError::Audit)?)
     }
 
     /// Records `event` now, before the change it describes is made.

@@ -1,6 +1,7 @@
 //! Storage of checkout sessions (and, with the processor proxy, payments and
 //! held security codes). Rows name cards by token only.
 
+use super::audit::NewAuditEntry;
 use super::{Store, StoreError};
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
@@ -80,21 +81,6 @@ impl Store {
     ) -> Result<bool, StoreError> {
         dispatch!(self.checkout_attach_card(id, card, now))
     }
-
-    /// Binds a payment to a session whose card was submitted and which has no
-    /// payment yet; false otherwise.
-    pub async fn checkout_bind_payment(
-        &self,
-        id: &CheckoutSessionId,
-        payment: &PaymentId,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self.checkout_bind_payment(id, payment))
-    }
-
-    /// Marks a session completed (its payment reached a final answer).
-    pub async fn checkout_complete(&self, id: &CheckoutSessionId) -> Result<(), StoreError> {
-        dispatch!(self.checkout_complete(id))
-    }
 }
 
 /// A configured route (processor or generic outbound), as stored.
@@ -144,8 +130,6 @@ pub struct PaymentState {
 /// Where an idempotency key stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Idempotency {
-    /// The key is new; this request owns it.
-    New,
     /// A request with this key started and has no final answer (it may have
     /// timed out at the processor): a retry continues it.
     Pending {
@@ -158,6 +142,13 @@ pub enum Idempotency {
         status_code: u16,
         response: String,
     },
+}
+
+impl Idempotency {
+    /// Whether this is the unfinished first attempt of the request `request_hash` for `payment`.
+    pub(super) fn unfinished(&self, request_hash: &[u8], payment: &PaymentId) -> bool {
+        matches!(self, Self::Pending { request_hash: h, payment_id } if h == request_hash && payment_id == payment)
+    }
 }
 
 pub(super) fn idempotency(
@@ -179,6 +170,44 @@ pub(super) fn idempotency(
     })
 }
 
+/// A payment request about to send to the processor ([`Store::payment_start`]).
+#[derive(Debug, Clone)]
+pub struct PaymentStart {
+    pub tenant: TenantId,
+    pub key: String,
+    /// The request's fingerprint: the same key with another request is refused.
+    pub request_hash: Vec<u8>,
+    /// The payment the request is about.
+    pub payment: PaymentId,
+    /// A new payment's row, stored pending (kept as it is if it exists: a
+    /// retry); its session, if any, is bound to it.
+    pub new: Option<PaymentRow>,
+    pub now: i64,
+}
+
+/// What [`Store::payment_start`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// All of it: the request may send.
+    Started,
+    /// The key is held by another request, or its request has ended.
+    Taken(Idempotency),
+    /// The checkout session was paid by another payment, or completed.
+    SessionUsed,
+}
+
+/// A processor's final answer to record ([`Store::payment_finish`]).
+#[derive(Debug, Clone)]
+pub struct PaymentFinish {
+    pub payment: PaymentId,
+    pub state: PaymentState,
+    /// The payment's checkout session: its held security code served its
+    /// one authorization; `true` completes the session too.
+    pub session: Option<(CheckoutSessionId, bool)>,
+    /// The idempotency key (tenant, key) and the answer (status 200) replayed to it.
+    pub answer: Option<(TenantId, String, String)>,
+}
+
 impl Store {
     /// Creates or replaces a route.
     pub async fn route_put(&self, route: RouteRow) -> Result<(), StoreError> {
@@ -190,42 +219,34 @@ impl Store {
         dispatch!(self.routes(tenant))
     }
 
-    /// Claims an idempotency key for `payment_id`, or says where it stands.
-    pub async fn idempotency_begin(
-        &self,
-        tenant: &TenantId,
-        key: &str,
-        request_hash: Vec<u8>,
-        payment_id: &PaymentId,
-        now: i64,
-    ) -> Result<Idempotency, StoreError> {
-        dispatch!(self.idempotency_begin(tenant, key, request_hash, payment_id, now))
+    /// Where an idempotency key of `tenant` stands (None: unused).
+    pub async fn idempotency(&self, tenant: &TenantId, key: &str) -> Result<Option<Idempotency>, StoreError> {
+        dispatch!(self.idempotency(tenant, key))
     }
 
-    /// Stores the final answer of the request that holds an idempotency key.
-    pub async fn idempotency_finish(
+    /// Starts a payment request in one transaction: claims its idempotency
+    /// key (or finds it held by this same request's unfinished first
+    /// attempt), stores a new payment's pending row, binds its checkout
+    /// session, and appends `entry`, the audit entry saying the card leaves.
+    /// Nothing is written unless the answer is [`Started::Started`].
+    pub async fn payment_start(
         &self,
-        tenant: &TenantId,
-        key: &str,
-        status_code: u16,
-        response: String,
-    ) -> Result<(), StoreError> {
-        dispatch!(self.idempotency_finish(tenant, key, status_code, response))
+        start: PaymentStart,
+        entry: NewAuditEntry,
+    ) -> Result<Started, StoreError> {
+        dispatch!(self.payment_start(start, entry))
     }
 
-    /// Stores a new payment (nothing if its id exists: a retried request).
-    pub async fn payment_insert(&self, payment: PaymentRow) -> Result<(), StoreError> {
-        dispatch!(self.payment_insert(payment))
+    /// Records a processor's final answer in one transaction: the payment's
+    /// state, its session's held security code deleted (and the session
+    /// completed), and the answer stored against the idempotency key.
+    pub async fn payment_finish(&self, finish: PaymentFinish) -> Result<(), StoreError> {
+        dispatch!(self.payment_finish(finish))
     }
 
     /// A payment by id.
     pub async fn payment(&self, id: &PaymentId) -> Result<Option<PaymentRow>, StoreError> {
         dispatch!(self.payment(id))
-    }
-
-    /// Records what the processor said.
-    pub async fn payment_update(&self, id: &PaymentId, state: PaymentState) -> Result<(), StoreError> {
-        dispatch!(self.payment_update(id, state))
     }
 }
 

@@ -27,7 +27,9 @@ use crate::app::App;
 use crate::audit::{Event, EventKind, field};
 use crate::clock;
 use crate::db::Scope;
-use crate::db::checkout::{Idempotency, PaymentRow, PaymentState, SessionRow, session_status};
+use crate::db::checkout::{
+    Idempotency, PaymentFinish, PaymentRow, PaymentStart, PaymentState, SessionRow, Started, session_status,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{CheckoutSessionId, PaymentId, parse_or_404};
 use crate::orders::currency;
@@ -238,11 +240,7 @@ fn refusal(status: StatusCode, answer: &Value) -> Error {
             "the amount is more than can be captured or refunded",
         ),
         "amount_invalid" => (ErrorKind::Invalid, "amount_invalid", "the amount is not valid"),
-        "idempotency_key_in_use" => (
-            ErrorKind::Conflict,
-            "payment_in_progress",
-            "the first attempt is still running at the processor; retry shortly with the same Idempotency-Key",
-        ),
+        "idempotency_key_in_use" => return in_progress(),
         _ if status.is_server_error() => (
             ErrorKind::BadGateway,
             "processor_error",
@@ -257,59 +255,105 @@ fn refusal(status: StatusCode, answer: &Value) -> Error {
     Error::new(kind, code, message)
 }
 
+/// 409 `payment_in_progress`: the first request with the key has not ended.
+fn in_progress() -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        "payment_in_progress",
+        "the first attempt is still running at the processor; retry shortly with the same Idempotency-Key",
+    )
+}
+
+fn session_used() -> Error {
+    Error::new(
+        ErrorKind::Gone,
+        "session_used",
+        "this checkout session has already been paid",
+    )
+}
+
+/// What a request may do with its idempotency key.
+enum Claim {
+    /// Run the request for this payment.
+    Run(PaymentId),
+    /// Answer the first request's stored answer.
+    Replay(String),
+}
+
+/// Where a key held as `held` leaves the request `request` (its
+/// fingerprint): a new key runs it for `new`, a key whose first request
+/// ended replays that answer, a key of a request that did not end runs it
+/// again for the same payment (the processor dedups), and a key used for
+/// another request is 409.
+fn claim(held: Option<Idempotency>, request: &[u8], new: PaymentId) -> Result<Claim> {
+    let (request_hash, claim) = match held {
+        None => return Ok(Claim::Run(new)),
+        Some(Idempotency::Pending {
+            request_hash,
+            payment_id,
+        }) => (request_hash, Claim::Run(payment_id)),
+        Some(Idempotency::Done {
+            request_hash,
+            response,
+            ..
+        }) => (request_hash, Claim::Replay(response)),
+    };
+    if request_hash != request {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request; use a new key for a new payment",
+        ));
+    }
+    Ok(claim)
+}
+
 impl App {
-    /// Runs `work` once per idempotency key of `tenant`: a new key runs it,
-    /// a key whose first request ended replays that answer, a key of a
-    /// request that did not end runs it again for the same payment (the
-    /// processor dedups), and a key used for another request is 409.
-    async fn idempotent(
+    /// Claims the request's idempotency key and, in the same commit, stores
+    /// what it starts (see [`Store::payment_start`]) with the event's entry:
+    /// durable before anything is sent. `Some`: the answer to replay instead
+    /// (the key's first request ended meanwhile).
+    ///
+    /// [`Store::payment_start`]: crate::db::Store::payment_start
+    async fn payment_start(
         &self,
-        tenant: &crate::ids::TenantId,
+        actor: &Actor,
+        event: &mut Event,
+        start: PaymentStart,
+    ) -> Result<Option<String>> {
+        let entry = self.entry_now(actor, event)?;
+        let (request, payment) = (start.request_hash.clone(), start.payment.clone());
+        match self.store.payment_start(start, entry).await? {
+            Started::Started => {
+                event.recorded_with_write();
+                Ok(None)
+            }
+            Started::SessionUsed => Err(session_used()),
+            // Another attempt with the key is running for another payment id.
+            Started::Taken(held) => match claim(Some(held), &request, payment)? {
+                Claim::Replay(body) => Ok(Some(body)),
+                Claim::Run(_) => Err(in_progress()),
+            },
+        }
+    }
+
+    /// Records `row`'s new state, with the end of its checkout `session` and
+    /// the answer stored against the request's idempotency `key`, in one
+    /// commit, and gives that answer.
+    async fn payment_finish(
+        &self,
+        row: &PaymentRow,
+        session: Option<(CheckoutSessionId, bool)>,
         key: &str,
-        request: Vec<u8>,
-        new_payment: &PaymentId,
-        work: impl AsyncFnOnce(PaymentId) -> Result<PaymentView>,
     ) -> Result<Idempotent> {
-        let reused = || {
-            Error::new(
-                ErrorKind::Conflict,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different request; use a new key for a new payment",
-            )
-        };
-        let payment = match self
-            .store
-            .idempotency_begin(tenant, key, request.clone(), new_payment, clock::now_ms())
-            .await?
-        {
-            Idempotency::New => new_payment.clone(),
-            Idempotency::Pending {
-                request_hash,
-                payment_id,
-            } => {
-                if request_hash != request {
-                    return Err(reused());
-                }
-                payment_id
-            }
-            Idempotency::Done {
-                request_hash,
-                response,
-                ..
-            } => {
-                if request_hash != request {
-                    return Err(reused());
-                }
-                return Ok(Idempotent {
-                    body: response,
-                    replayed: true,
-                });
-            }
-        };
-        let view = work(payment).await?;
-        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let body = serde_json::to_string(&self.payment_view(row)).map_err(Error::internal)?;
         self.store
-            .idempotency_finish(tenant, key, StatusCode::OK.as_u16(), body.clone())
+            .payment_finish(PaymentFinish {
+                payment: row.id.clone(),
+                state: row.state.clone(),
+                session,
+                answer: Some((row.tenant_id.clone(), key.to_owned(), body.clone())),
+            })
             .await?;
         Ok(Idempotent {
             body,
@@ -324,11 +368,11 @@ impl App {
             let tenant = actor.tenant_for(None)?;
             event.tenant(&tenant);
             let request = fingerprint(&[b"create", &serde_json::to_vec(&input).map_err(Error::internal)?]);
-            let new_id = PaymentId::generate()?;
-            self.idempotent(&tenant, key, request, &new_id, async |id| {
-                self.authorize(actor, input, id, event).await
-            })
-            .await
+            let held = self.store.idempotency(&tenant, key).await?;
+            match claim(held, &request, PaymentId::generate()?)? {
+                Claim::Replay(body) => Ok(Idempotent { body, replayed: true }),
+                Claim::Run(id) => self.authorize(actor, key, request, input, id, event).await,
+            }
         })
         .await
     }
@@ -336,10 +380,12 @@ impl App {
     async fn authorize(
         &self,
         actor: &Actor,
+        key: &str,
+        request: Vec<u8>,
         input: NewPayment,
         id: PaymentId,
         event: &mut Event,
-    ) -> Result<PaymentView> {
+    ) -> Result<Idempotent> {
         let tenant = actor.tenant_for(None)?;
         event.resource(&id);
         if !(1..=crate::orders::MAX_AMOUNT).contains(&input.amount) {
@@ -403,7 +449,6 @@ impl App {
             },
             created_at: now,
         };
-        self.store.payment_insert(payment.clone()).await?;
         let template = client.template.as_ref().ok_or_else(|| {
             Error::internal(crate::db::StoreError::Corrupt("processor route without template"))
         })?;
@@ -417,7 +462,17 @@ impl App {
             event.fields(&[field::CARD_CVC]);
         }
         // The card leaves anshin only after the entry saying so is durable.
-        self.record_now(actor, event).await?;
+        let start = PaymentStart {
+            tenant: tenant.clone(),
+            key: key.to_owned(),
+            request_hash: request,
+            payment: id.clone(),
+            new: Some(payment.clone()),
+            now,
+        };
+        if let Some(body) = self.payment_start(actor, event, start).await? {
+            return Ok(Idempotent { body, replayed: true });
+        }
         let return_url = session
             .as_ref()
             .map(|s| format!("{}/checkout/{}/3ds-return", settings.public_url, s.id));
@@ -474,21 +529,16 @@ impl App {
         } else {
             return Err(refusal(answer.status, &answer.body));
         };
-        self.store.payment_update(&id, state.clone()).await?;
-        if let Some(row) = &session {
-            // The security code served its one authorization.
-            self.cvc_forget(&row.id).await?;
-            if state.status != "challenge_required" {
-                self.store.checkout_complete(&row.id).await?;
-            }
-        }
-        let stored = PaymentRow { state, ..payment };
-        Ok(self.payment_view(&stored))
+        // The security code served its one authorization; the session ends
+        // unless its challenge is still to come.
+        let session = session.map(|row| (row.id, state.status != "challenge_required"));
+        self.payment_finish(&PaymentRow { state, ..payment }, session, key)
+            .await
     }
 
     /// The session a payment draws on: the caller's, with a submitted card,
     /// not expired, for this amount and currency, and not paid by another
-    /// payment (bound to `payment` here).
+    /// payment (it is bound to `payment` when the payment starts).
     async fn payable_session(
         &self,
         actor: &Actor,
@@ -498,15 +548,15 @@ impl App {
         payment: &PaymentId,
     ) -> Result<SessionRow> {
         let row = self.visible_session(actor, id).await?;
-        let gone = |code, message| Error::new(ErrorKind::Gone, code, message);
         if row.payment_id.as_ref().is_some_and(|p| p != payment) || row.status == session_status::COMPLETED {
-            return Err(gone(
-                "session_used",
-                "this checkout session has already been paid",
-            ));
+            return Err(session_used());
         }
         if clock::now_ms() >= row.expires_at {
-            return Err(gone("session_expired", "this checkout session has expired"));
+            return Err(Error::new(
+                ErrorKind::Gone,
+                "session_expired",
+                "this checkout session has expired",
+            ));
         }
         if row.card.is_none() {
             return Err(Error::new(
@@ -527,12 +577,6 @@ impl App {
                 "currency differs from the checkout session's",
             )
             .with_param("currency"));
-        }
-        if !self.store.checkout_bind_payment(&row.id, payment).await? {
-            return Err(gone(
-                "session_used",
-                "this checkout session has already been paid",
-            ));
         }
         Ok(row)
     }
@@ -612,30 +656,41 @@ impl App {
                 row.id.as_str().as_bytes(),
                 &serde_json::to_vec(&input).map_err(Error::internal)?,
             ]);
-            let tenant = row.tenant_id.clone();
-            self.idempotent(&tenant, key, request.clone(), &row.id, async |_| {
-                self.record_now(actor, event).await?;
-                let processor_key = format!(
-                    "{}:{}:{}",
-                    row.id,
-                    operation.path(),
-                    data_encoding::HEXLOWER.encode(&request[..12])
-                );
-                self.at_processor(&row, operation, &input, &processor_key).await
-            })
-            .await
+            let held = self.store.idempotency(&row.tenant_id, key).await?;
+            if let Claim::Replay(body) = claim(held, &request, row.id.clone())? {
+                return Ok(Idempotent { body, replayed: true });
+            }
+            let processor_key = format!(
+                "{}:{}:{}",
+                row.id,
+                operation.path(),
+                data_encoding::HEXLOWER.encode(&request[..12])
+            );
+            let start = PaymentStart {
+                tenant: row.tenant_id.clone(),
+                key: key.to_owned(),
+                request_hash: request,
+                payment: row.id.clone(),
+                new: None,
+                now: clock::now_ms(),
+            };
+            if let Some(body) = self.payment_start(actor, event, start).await? {
+                return Ok(Idempotent { body, replayed: true });
+            }
+            let state = self.at_processor(&row, operation, &input, &processor_key).await?;
+            self.payment_finish(&PaymentRow { state, ..row }, None, key).await
         })
         .await
     }
 
-    /// Sends an operation on `row` to its processor and records the answer.
+    /// Sends an operation on `row` to its processor: the payment's new state.
     async fn at_processor(
         &self,
         row: &PaymentRow,
         operation: Operation,
         input: &AmountInput,
         processor_key: &str,
-    ) -> Result<PaymentView> {
+    ) -> Result<PaymentState> {
         let reference = row.state.processor_reference.as_deref().ok_or_else(|| {
             Error::new(
                 ErrorKind::Conflict,
@@ -661,16 +716,13 @@ impl App {
         if !(answer.status.is_success() || answer.status == StatusCode::PAYMENT_REQUIRED) {
             return Err(refusal(answer.status, &answer.body));
         }
-        let state = state_from(&answer.body, &row.state).ok_or_else(|| {
+        state_from(&answer.body, &row.state).ok_or_else(|| {
             Error::new(
                 ErrorKind::BadGateway,
                 "processor_bad_answer",
                 "the processor's answer has no status",
             )
-        })?;
-        self.store.payment_update(&row.id, state.clone()).await?;
-        let updated = PaymentRow { state, ..row.clone() };
-        Ok(self.payment_view(&updated))
+        })
     }
 
     /// Finishes a payment after its 3-D Secure challenge (the browser came
@@ -709,13 +761,20 @@ impl App {
                 return Ok(row.state.status);
             }
             let key = format!("{}:complete", row.id);
-            let view = self
+            let state = self
                 .at_processor(&row, Operation::Complete, &AmountInput::default(), &key)
                 .await?;
-            if view.status != "challenge_required" {
-                self.store.checkout_complete(&session_id).await?;
-            }
-            Ok(view.status)
+            let status = state.status.clone();
+            let done = status != "challenge_required";
+            self.store
+                .payment_finish(PaymentFinish {
+                    payment: row.id,
+                    state,
+                    session: Some((session_id, done)),
+                    answer: None,
+                })
+                .await?;
+            Ok(status)
         }
         .await;
         let failure = result.as_ref().err();

@@ -25,6 +25,7 @@ both_backends!(
     card_submissions_are_rate_limited_per_client,
     payments_go_through_the_proxy_to_the_processor_and_never_expose_the_card,
     a_processor_timeout_is_504_and_the_retry_never_charges_twice,
+    concurrent_attempts_on_one_key_or_one_session_charge_once,
     tls_failures_and_hosts_off_the_allow_list_are_refused,
     a_three_d_secure_challenge_completes_through_the_return_page,
     outbound_routes_replace_tokens_at_configured_paths_only,
@@ -873,6 +874,117 @@ async fn a_processor_timeout_is_504_and_the_retry_never_charges_twice(t: TestApp
         sim.received(after["processor_reference"].as_str().expect("reference"))
             .is_some()
     );
+}
+
+/// The key's claim, the payment row and the session's binding commit
+/// together, so first attempts racing on one key, or payments racing on one
+/// session, make one payment; a request that lost the race for a session
+/// leaves its key unclaimed.
+async fn concurrent_attempts_on_one_key_or_one_session_charge_once(t: TestApp) {
+    let (tenant, _, shop_key) = t.tenant_with_shop("races").await;
+    let _sim = with_processor(&t, &tenant, Default::default()).await;
+    let (_, stored) = t.tokenize(&shop_key, "4111111111111111").await;
+    let body = json!({"card_token": stored["token"], "amount": 1500, "currency": "JPY"});
+    let answers = pay_at_once(&t, &shop_key, vec![("race-1".to_owned(), body.clone()); 6]).await;
+    let paid: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, answer)| answer)
+        .collect();
+    assert!(!paid.is_empty(), "{answers:?}");
+    for (status, answer) in &answers {
+        assert!(
+            *status == StatusCode::OK
+                || (*status == StatusCode::CONFLICT && answer["error"]["code"] == "payment_in_progress"),
+            "{status} {answer}"
+        );
+    }
+    for answer in &paid {
+        assert_eq!(
+            (&answer["id"], &answer["processor_reference"], &answer["status"]),
+            (
+                &paid[0]["id"],
+                &paid[0]["processor_reference"],
+                &json!("authorized")
+            )
+        );
+    }
+    let (status, headers, replay) = pay(&t, &shop_key, "race-1", "/v1/payments", body).await;
+    assert_eq!((status, &replay["id"]), (StatusCode::OK, &paid[0]["id"]));
+    assert_eq!(headers["idempotent-replayed"], "true");
+
+    let session = open_session(&t, &shop_key, 2400).await;
+    submit(&t, "198.51.100.30", &session, "4111111111111111", "737").await;
+    let on_session = json!({"checkout_session_id": session, "amount": 2400, "currency": "JPY"});
+    let answers = pay_at_once(
+        &t,
+        &shop_key,
+        (0..4)
+            .map(|i| (format!("session-race-{i}"), on_session.clone()))
+            .collect(),
+    )
+    .await;
+    let winners: Vec<usize> = (0..answers.len())
+        .filter(|&i| answers[i].0 == StatusCode::OK)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (i, (status, answer)) in answers.iter().enumerate() {
+        if i != winners[0] {
+            assert_eq!(
+                (*status, answer["error"]["code"].as_str()),
+                (StatusCode::GONE, Some("session_used")),
+                "{answer}"
+            );
+        }
+    }
+    // A losing key was never claimed: it serves another payment.
+    let loser = (0..answers.len()).find(|&i| i != winners[0]).expect("a loser");
+    let (status, _, other) = pay(
+        &t,
+        &shop_key,
+        &format!("session-race-{loser}"),
+        "/v1/payments",
+        json!({"card_token": stored["token"], "amount": 900, "currency": "JPY"}),
+    )
+    .await;
+    assert_eq!(
+        (status, other["status"].as_str()),
+        (StatusCode::OK, Some("authorized")),
+        "{other}"
+    );
+}
+
+/// Sends the payments (Idempotency-Key, body) at once: the answers, in order.
+async fn pay_at_once(t: &TestApp, key: &str, payments: Vec<(String, Value)>) -> Vec<(StatusCode, Value)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (idem, body)) in payments.into_iter().enumerate() {
+        let (app, key) = (t.app.clone(), key.to_owned());
+        tasks.spawn(async move {
+            let headers = [
+                ("authorization", format!("Bearer {key}")),
+                ("idempotency-key", idem),
+            ];
+            let (status, _, answer) = send(
+                &app,
+                "192.0.2.200",
+                Method::POST,
+                "/v1/payments",
+                &headers,
+                Some(body),
+            )
+            .await;
+            (i, status, answer)
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        answers.push(joined.expect("task"));
+    }
+    answers.sort_by_key(|(i, _, _)| *i);
+    answers
+        .into_iter()
+        .map(|(_, status, answer)| (status, answer))
+        .collect()
 }
 
 async fn tls_failures_and_hosts_off_the_allow_list_are_refused(t: TestApp) {

@@ -3,11 +3,13 @@
 
 use tokio_postgres::Row;
 
-use super::PgStore;
+use super::audit::insert_entries;
+use super::{PgStore, pg};
 use crate::db::StoreError;
+use crate::db::audit::NewAuditEntry;
 use crate::db::checkout::{
-    CvcHoldRow, Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency,
-    session_card, session_status,
+    CvcHoldRow, Idempotency, PaymentFinish, PaymentRow, PaymentStart, PaymentState, RouteRow, SessionCard,
+    SessionRow, Started, idempotency, session_card, session_status,
 };
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
@@ -95,30 +97,6 @@ impl PgStore {
             .await?;
         Ok(changed == 1)
     }
-
-    pub(in crate::db) async fn checkout_bind_payment(
-        &self,
-        id: &CheckoutSessionId,
-        payment: &PaymentId,
-    ) -> Result<bool, StoreError> {
-        let changed = self
-            .execute(
-                "UPDATE checkout_sessions SET payment_id = $2
-                 WHERE id = $1 AND status = $3 AND (payment_id IS NULL OR payment_id = $2)",
-                &[&id.as_str(), &payment.as_str(), &session_status::CARD_SUBMITTED],
-            )
-            .await?;
-        Ok(changed == 1)
-    }
-
-    pub(in crate::db) async fn checkout_complete(&self, id: &CheckoutSessionId) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE checkout_sessions SET status = $2 WHERE id = $1",
-            &[&id.as_str(), &session_status::COMPLETED],
-        )
-        .await?;
-        Ok(())
-    }
 }
 
 const PAYMENT_COLUMNS: &str = "id, tenant_id, shop_id, created_by, session_id, card_token, route, amount, currency, \
@@ -186,61 +164,88 @@ impl PgStore {
             .collect())
     }
 
-    pub(in crate::db) async fn idempotency_begin(
+    pub(in crate::db) async fn idempotency(
         &self,
         tenant: &TenantId,
         key: &str,
-        request_hash: Vec<u8>,
-        payment_id: &PaymentId,
-        now: i64,
-    ) -> Result<Idempotency, StoreError> {
-        let inserted = self
-            .execute(
+    ) -> Result<Option<Idempotency>, StoreError> {
+        self.query_opt(IDEMPOTENCY_ROW, &[&tenant.as_str(), &key])
+            .await?
+            .map(|r| idempotency_of(&r))
+            .transpose()
+    }
+
+    pub(in crate::db) async fn payment_start(
+        &self,
+        start: PaymentStart,
+        entry: NewAuditEntry,
+    ) -> Result<Started, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let tenant = start.tenant.as_str();
+        // A second node claiming the same key waits here for this one's commit.
+        let claim = tx
+            .prepare_cached(
                 "INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, key) DO NOTHING",
-                &[&tenant.as_str(), &key, &request_hash, &payment_id.as_str(), &now],
             )
-            .await?;
-        if inserted == 1 {
-            return Ok(Idempotency::New);
+            .await
+            .map_err(pg)?;
+        let claimed = tx
+            .execute(
+                &claim,
+                &[
+                    &tenant,
+                    &start.key,
+                    &start.request_hash,
+                    &start.payment.as_str(),
+                    &start.now,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        if claimed == 0 {
+            let read = tx.prepare_cached(IDEMPOTENCY_ROW).await.map_err(pg)?;
+            let held = tx
+                .query_opt(&read, &[&tenant, &start.key])
+                .await
+                .map_err(pg)?
+                .ok_or(StoreError::Corrupt("idempotency key vanished"))?;
+            let held = idempotency_of(&held)?;
+            if !held.unfinished(&start.request_hash, &start.payment) {
+                return Ok(Started::Taken(held));
+            }
         }
-        let row = self
-            .query_opt(
-                "SELECT request_hash, payment_id, status_code, response FROM payment_idempotency
-                 WHERE tenant_id = $1 AND key = $2",
-                &[&tenant.as_str(), &key],
-            )
-            .await?
-            .ok_or(StoreError::Corrupt("idempotency key vanished"))?;
-        idempotency(
-            row.get(0),
-            row.get(1),
-            row.get::<_, Option<i32>>(2).map(i64::from),
-            row.get(3),
-        )
-    }
-
-    pub(in crate::db) async fn idempotency_finish(
-        &self,
-        tenant: &TenantId,
-        key: &str,
-        status_code: u16,
-        response: String,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE payment_idempotency SET status_code = $3, response = $4 WHERE tenant_id = $1 AND key = $2",
-            &[&tenant.as_str(), &key, &i32::from(status_code), &response],
-        )
-        .await?;
-        Ok(())
-    }
-
-    pub(in crate::db) async fn payment_insert(&self, p: PaymentRow) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
-                 currency, capture, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (id) DO NOTHING",
-            &[
+        if let Some(p) = &start.new {
+            if let Some(session) = &p.session_id {
+                let bind = tx
+                    .prepare_cached(
+                        "UPDATE checkout_sessions SET payment_id = $2
+                         WHERE id = $1 AND status = $3 AND (payment_id IS NULL OR payment_id = $2)",
+                    )
+                    .await
+                    .map_err(pg)?;
+                let bound = tx
+                    .execute(
+                        &bind,
+                        &[&session.as_str(), &p.id.as_str(), &session_status::CARD_SUBMITTED],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if bound != 1 {
+                    // Dropping the transaction rolls the claim back.
+                    return Ok(Started::SessionUsed);
+                }
+            }
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
+                         currency, capture, status, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (id) DO NOTHING",
+                )
+                .await
+                .map_err(pg)?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
                 &p.id.as_str(),
                 &p.tenant_id.as_str(),
                 &p.shop_id.as_ref().map(ShopId::as_str),
@@ -253,6 +258,56 @@ impl PgStore {
                 &p.capture,
                 &p.state.status,
                 &p.created_at,
+            ];
+            // Sent together with the entry (tokio-postgres pipelines them).
+            tokio::try_join!(
+                async { tx.execute(&insert, &params).await.map_err(pg) },
+                insert_entries(&tx, vec![entry])
+            )?;
+        } else {
+            insert_entries(&tx, vec![entry]).await?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(Started::Started)
+    }
+
+    pub(in crate::db) async fn payment_finish(&self, f: PaymentFinish) -> Result<(), StoreError> {
+        // One statement, so one transaction; the parts for an absent session
+        // or key match no row.
+        let s = &f.state;
+        let (session, complete) = f
+            .session
+            .as_ref()
+            .map_or((None, false), |(id, complete)| (Some(id.as_str()), *complete));
+        let (tenant, key, response) = f.answer.as_ref().map_or((None, None, None), |(t, k, r)| {
+            (Some(t.as_str()), Some(k.as_str()), Some(r.as_str()))
+        });
+        self.execute(
+            "WITH payment AS (
+                 UPDATE payments SET status = $2, decline_code = $3, processor_reference = $4, three_ds_id = $5,
+                     challenge_url = $6, amount_captured = $7, amount_refunded = $8, updated_at = $9
+                 WHERE id = $1),
+             cvc AS (DELETE FROM cvc_holds WHERE session_id = $10),
+             session AS (UPDATE checkout_sessions SET status = $12 WHERE id = $10 AND $11),
+             answer AS (UPDATE payment_idempotency SET status_code = 200, response = $15
+                        WHERE tenant_id = $13 AND key = $14)
+             SELECT 1",
+            &[
+                &f.payment.as_str(),
+                &s.status,
+                &s.decline_code,
+                &s.processor_reference,
+                &s.three_ds_id,
+                &s.challenge_url,
+                &s.amount_captured,
+                &s.amount_refunded,
+                &s.updated_at,
+                &session,
+                &complete,
+                &session_status::COMPLETED,
+                &tenant,
+                &key,
+                &response,
             ],
         )
         .await?;
@@ -269,31 +324,19 @@ impl PgStore {
             .as_ref()
             .map(payment_row))
     }
+}
 
-    pub(in crate::db) async fn payment_update(
-        &self,
-        id: &PaymentId,
-        s: PaymentState,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE payments SET status = $2, decline_code = $3, processor_reference = $4, three_ds_id = $5,
-                 challenge_url = $6, amount_captured = $7, amount_refunded = $8, updated_at = $9
-             WHERE id = $1",
-            &[
-                &id.as_str(),
-                &s.status,
-                &s.decline_code,
-                &s.processor_reference,
-                &s.three_ds_id,
-                &s.challenge_url,
-                &s.amount_captured,
-                &s.amount_refunded,
-                &s.updated_at,
-            ],
-        )
-        .await?;
-        Ok(())
-    }
+const IDEMPOTENCY_ROW: &str =
+    "SELECT request_hash, payment_id, status_code, response FROM payment_idempotency
+                               WHERE tenant_id = $1 AND key = $2";
+
+fn idempotency_of(r: &Row) -> Result<Idempotency, StoreError> {
+    idempotency(
+        r.get(0),
+        r.get(1),
+        r.get::<_, Option<i32>>(2).map(i64::from),
+        r.get(3),
+    )
 }
 
 impl PgStore {

@@ -1,12 +1,13 @@
 //! SQLite storage of checkout sessions.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::SqliteStore;
+use super::{SqliteStore, audit};
 use crate::db::StoreError;
+use crate::db::audit::NewAuditEntry;
 use crate::db::checkout::{
-    CvcHoldRow, Idempotency, PaymentRow, PaymentState, RouteRow, SessionCard, SessionRow, idempotency,
-    session_card, session_status,
+    CvcHoldRow, Idempotency, PaymentFinish, PaymentRow, PaymentStart, PaymentState, RouteRow, SessionCard,
+    SessionRow, Started, idempotency, session_card, session_status,
 };
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
@@ -151,34 +152,6 @@ impl SqliteStore {
         })
         .await
     }
-
-    pub(in crate::db) async fn checkout_bind_payment(
-        &self,
-        id: &CheckoutSessionId,
-        payment: &PaymentId,
-    ) -> Result<bool, StoreError> {
-        let (id, payment) = (id.as_str().to_owned(), payment.as_str().to_owned());
-        self.write(move |c| {
-            let changed = c
-                .prepare_cached(
-                    "UPDATE checkout_sessions SET payment_id = ?2
-                     WHERE id = ?1 AND status = ?3 AND (payment_id IS NULL OR payment_id = ?2)",
-                )?
-                .execute(params![id, payment, session_status::CARD_SUBMITTED])?;
-            Ok(changed == 1)
-        })
-        .await
-    }
-
-    pub(in crate::db) async fn checkout_complete(&self, id: &CheckoutSessionId) -> Result<(), StoreError> {
-        let id = id.as_str().to_owned();
-        self.write(move |c| {
-            c.prepare_cached("UPDATE checkout_sessions SET status = ?2 WHERE id = ?1")?
-                .execute(params![id, session_status::COMPLETED])?;
-            Ok(())
-        })
-        .await
-    }
 }
 
 const PAYMENT_COLUMNS: &str = "id, tenant_id, shop_id, created_by, session_id, card_token, route, amount, currency, \
@@ -248,84 +221,118 @@ impl SqliteStore {
         })
     }
 
-    pub(in crate::db) async fn idempotency_begin(
+    pub(in crate::db) async fn idempotency(
         &self,
         tenant: &TenantId,
         key: &str,
-        request_hash: Vec<u8>,
-        payment_id: &PaymentId,
-        now: i64,
-    ) -> Result<Idempotency, StoreError> {
-        let (tenant, key, payment) = (
-            tenant.as_str().to_owned(),
-            key.to_owned(),
-            payment_id.as_str().to_owned(),
-        );
+    ) -> Result<Option<Idempotency>, StoreError> {
+        self.read(|c| idempotency_row(c, tenant.as_str(), key))?
+            .map(|(hash, payment, code, response)| idempotency(hash, payment, code, response))
+            .transpose()
+    }
+
+    pub(in crate::db) async fn payment_start(
+        &self,
+        start: PaymentStart,
+        entry: NewAuditEntry,
+    ) -> Result<Started, StoreError> {
+        // The one writer runs this whole, so the key read here cannot change
+        // before the writes below.
         let raw = self
             .write(move |c| {
-                let inserted = c
-                    .prepare_cached(
-                        "INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant_id, key) DO NOTHING",
-                    )?
-                    .execute(params![tenant, key, request_hash, payment, now])?;
-                if inserted == 1 {
-                    return Ok(None);
+                let tenant = start.tenant.as_str();
+                let held = idempotency_row(c, tenant, &start.key)?;
+                if let Some(raw) = held.clone() {
+                    let (hash, payment, code, _) = &raw;
+                    // Only a retry of the same request's unfinished attempt goes on.
+                    if code.is_some() || *hash != start.request_hash || payment != start.payment.as_str() {
+                        return Ok(Err(raw));
+                    }
                 }
-                c.prepare_cached(
-                    "SELECT request_hash, payment_id, status_code, response FROM payment_idempotency
-                     WHERE tenant_id = ?1 AND key = ?2",
-                )?
-                .query_row(params![tenant, key], |r| {
-                    Ok(Some((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                })
+                if let Some(p) = &start.new {
+                    if let Some(session) = &p.session_id {
+                        let bound = c
+                            .prepare_cached(
+                                "UPDATE checkout_sessions SET payment_id = ?2
+                                 WHERE id = ?1 AND status = ?3 AND (payment_id IS NULL OR payment_id = ?2)",
+                            )?
+                            .execute(params![session.as_str(), p.id.as_str(), session_status::CARD_SUBMITTED])?;
+                        if bound != 1 {
+                            return Ok(Ok(Started::SessionUsed));
+                        }
+                    }
+                    c.prepare_cached(
+                        "INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
+                             currency, capture, status, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12) ON CONFLICT (id) DO NOTHING",
+                    )?
+                    .execute(params![
+                        p.id.as_str(),
+                        p.tenant_id.as_str(),
+                        p.shop_id.as_ref().map(ShopId::as_str),
+                        p.created_by.as_str(),
+                        p.session_id.as_ref().map(CheckoutSessionId::as_str),
+                        p.card_token.as_str(),
+                        p.route,
+                        p.amount,
+                        p.currency,
+                        p.capture,
+                        p.state.status,
+                        p.created_at
+                    ])?;
+                }
+                if held.is_none() {
+                    c.prepare_cached(
+                        "INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![tenant, start.key, start.request_hash, start.payment.as_str(), start.now])?;
+                }
+                audit::insert_outbox(c, &entry)?;
+                Ok(Ok(Started::Started))
             })
             .await?;
         match raw {
-            None => Ok(Idempotency::New),
-            Some((hash, payment, code, response)) => idempotency(hash, payment, code, response),
+            Ok(started) => Ok(started),
+            Err((hash, payment, code, response)) => {
+                Ok(Started::Taken(idempotency(hash, payment, code, response)?))
+            }
         }
     }
 
-    pub(in crate::db) async fn idempotency_finish(
-        &self,
-        tenant: &TenantId,
-        key: &str,
-        status_code: u16,
-        response: String,
-    ) -> Result<(), StoreError> {
-        let (tenant, key) = (tenant.as_str().to_owned(), key.to_owned());
+    pub(in crate::db) async fn payment_finish(&self, f: PaymentFinish) -> Result<(), StoreError> {
         self.write(move |c| {
+            let s = &f.state;
             c.prepare_cached(
-                "UPDATE payment_idempotency SET status_code = ?3, response = ?4 WHERE tenant_id = ?1 AND key = ?2",
-            )?
-            .execute(params![tenant, key, i64::from(status_code), response])?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(in crate::db) async fn payment_insert(&self, p: PaymentRow) -> Result<(), StoreError> {
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
-                     currency, capture, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12) ON CONFLICT (id) DO NOTHING",
+                "UPDATE payments SET status = ?2, decline_code = ?3, processor_reference = ?4, three_ds_id = ?5,
+                     challenge_url = ?6, amount_captured = ?7, amount_refunded = ?8, updated_at = ?9
+                 WHERE id = ?1",
             )?
             .execute(params![
-                p.id.as_str(),
-                p.tenant_id.as_str(),
-                p.shop_id.as_ref().map(ShopId::as_str),
-                p.created_by.as_str(),
-                p.session_id.as_ref().map(CheckoutSessionId::as_str),
-                p.card_token.as_str(),
-                p.route,
-                p.amount,
-                p.currency,
-                p.capture,
-                p.state.status,
-                p.created_at
+                f.payment.as_str(),
+                s.status,
+                s.decline_code,
+                s.processor_reference,
+                s.three_ds_id,
+                s.challenge_url,
+                s.amount_captured,
+                s.amount_refunded,
+                s.updated_at
             ])?;
+            if let Some((session, complete)) = &f.session {
+                c.prepare_cached("DELETE FROM cvc_holds WHERE session_id = ?1")?
+                    .execute(params![session.as_str()])?;
+                if *complete {
+                    c.prepare_cached("UPDATE checkout_sessions SET status = ?2 WHERE id = ?1")?
+                        .execute(params![session.as_str(), session_status::COMPLETED])?;
+                }
+            }
+            if let Some((tenant, key, response)) = &f.answer {
+                c.prepare_cached(
+                    "UPDATE payment_idempotency SET status_code = 200, response = ?3 WHERE tenant_id = ?1 AND key = ?2",
+                )?
+                .execute(params![tenant.as_str(), key, response])?;
+            }
             Ok(())
         })
         .await
@@ -338,34 +345,19 @@ impl SqliteStore {
                 .optional()
         })
     }
+}
 
-    pub(in crate::db) async fn payment_update(
-        &self,
-        id: &PaymentId,
-        s: PaymentState,
-    ) -> Result<(), StoreError> {
-        let id = id.as_str().to_owned();
-        self.write(move |c| {
-            c.prepare_cached(
-                "UPDATE payments SET status = ?2, decline_code = ?3, processor_reference = ?4, three_ds_id = ?5,
-                     challenge_url = ?6, amount_captured = ?7, amount_refunded = ?8, updated_at = ?9
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                s.status,
-                s.decline_code,
-                s.processor_reference,
-                s.three_ds_id,
-                s.challenge_url,
-                s.amount_captured,
-                s.amount_refunded,
-                s.updated_at
-            ])?;
-            Ok(())
-        })
-        .await
-    }
+type RawIdempotency = (Vec<u8>, String, Option<i64>, Option<String>);
+
+fn idempotency_row(c: &Connection, tenant: &str, key: &str) -> rusqlite::Result<Option<RawIdempotency>> {
+    c.prepare_cached(
+        "SELECT request_hash, payment_id, status_code, response FROM payment_idempotency
+         WHERE tenant_id = ?1 AND key = ?2",
+    )?
+    .query_row(params![tenant, key], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()
 }
 
 impl SqliteStore {
