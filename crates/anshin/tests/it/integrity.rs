@@ -11,23 +11,23 @@ use anshin_integrity::fixture::{self, EC_RULES};
 use serde_json::Value;
 
 /// A shop tree with its rules, baseline and key paths.
-struct Shop {
+pub(crate) struct Shop {
     dir: tempfile::TempDir,
 }
 
 impl Shop {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("dir");
         fixture::shop_tree(&dir.path().join("shop"), 100);
         std::fs::write(dir.path().join("rules.toml"), EC_RULES).expect("rules");
         Self { dir }
     }
 
-    fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("shop")
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -50,11 +50,11 @@ impl Shop {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run anshin integrity")
     }
 
-    fn baseline(&self) {
+    pub(crate) fn baseline(&self) {
         let root = self.root();
         let rules = self.path("rules.toml");
         let out = self.run(&[
@@ -71,7 +71,7 @@ impl Shop {
         );
     }
 
-    fn check(&self) -> (Option<i32>, Vec<Value>, String) {
+    pub(crate) fn check(&self) -> (Option<i32>, Vec<Value>, String) {
         let out = self.run(&["check", "--json"]);
         (
             out.status.code(),
@@ -81,7 +81,7 @@ impl Shop {
     }
 }
 
-fn lines(stdout: &[u8]) -> Vec<Value> {
+pub(crate) fn lines(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON alert per line"))

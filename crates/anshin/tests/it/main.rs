@@ -12,6 +12,7 @@ mod checkout;
 mod cli;
 mod credentials;
 mod integrity;
+mod integrity_yara;
 mod inventory;
 mod keys;
 mod logs;
