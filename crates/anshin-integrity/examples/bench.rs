@@ -66,37 +66,61 @@ fn main() {
     let key = BaselineKey::from_seed([1; 32]);
     let out = work.path().join("baseline");
 
-    // Baseline: walk, hash everything (BLAKE3 and SHA-256), sign, write.
-    let mut times = Vec::new();
+    // Baseline (walk, hash everything with BLAKE3 and SHA-256, sign, write)
+    // and AIDE's --init on the same tree, alternated so that both see the
+    // same load; CPU seconds beside wall time, as the machine is shared.
+    let aide = Aide::new(work.path(), &root, threads);
+    let (mut anshin_runs, mut aide_runs) = (Vec::new(), Vec::new());
     let mut payload = None;
     for _ in 0..3 {
-        let t = Instant::now();
-        let found = scan::scan(
-            &roots,
-            &rules,
-            &Previous::default(),
-            scan::Options { threads, full: true },
-            &Progress::default(),
-        );
-        let p = Payload {
-            created_at: anshin_integrity::now_rfc3339(),
-            host: "bench".into(),
-            roots: vec![anshin_integrity::path_key(&root)],
-            rules: rules.source().to_owned(),
-            records: found.records,
-            history: vec![],
-        };
-        std::fs::write(&out, p.encode(&key)).expect("write baseline");
-        times.push(t.elapsed().as_secs_f64());
-        payload = Some(p);
+        let run = Run::measure(Who::Myself, || {
+            let found = scan::scan(
+                &roots,
+                &rules,
+                &Previous::default(),
+                scan::Options { threads, full: true },
+                &Progress::default(),
+            );
+            let p = Payload {
+                created_at: anshin_integrity::now_rfc3339(),
+                host: "bench".into(),
+                roots: vec![anshin_integrity::path_key(&root)],
+                rules: rules.source().to_owned(),
+                records: found.records,
+                history: vec![],
+            };
+            std::fs::write(&out, p.encode(&key)).expect("write baseline");
+            payload = Some(p);
+        });
+        anshin_runs.push(run);
+        if let Some(aide) = &aide {
+            aide_runs.push(Run::measure(Who::Children, || aide.init()));
+        }
     }
     let payload = payload.expect("a baseline");
-    let baseline_s = median(times.clone());
+    let anshin = Summary::of(&anshin_runs, bytes);
     println!(
         "{}",
-        json!({"scenario": "anshin_baseline", "threads": threads, "seconds_median": baseline_s, "seconds_runs": times,
-               "mib_per_s": bytes as f64 / 1048576.0 / baseline_s, "baseline_bytes": std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0)})
+        json!({"scenario": "anshin_baseline", "threads": threads, "seconds_median": anshin.wall, "seconds_runs": anshin.walls,
+               "cpu_seconds_median": anshin.cpu, "mib_per_s": anshin.mib_per_s, "mib_per_cpu_s": anshin.mib_per_cpu_s,
+               "baseline_bytes": std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0)})
     );
+    match &aide {
+        Some(aide) => {
+            let summary = Summary::of(&aide_runs, bytes);
+            println!(
+                "{}",
+                json!({"scenario": "aide_init_sha256", "version": aide.version, "workers": threads, "seconds_median": summary.wall,
+                       "seconds_runs": summary.walls, "cpu_seconds_median": summary.cpu, "mib_per_s": summary.mib_per_s,
+                       "mib_per_cpu_s": summary.mib_per_cpu_s, "anshin_baseline_speedup": summary.wall / anshin.wall,
+                       "anshin_baseline_cpu_ratio": summary.cpu / anshin.cpu})
+            );
+        }
+        None => println!(
+            "{}",
+            json!({"scenario": "aide_init_sha256", "skipped": "aide is not installed (apt-get install aide)"})
+        ),
+    }
 
     // No-change check: verify the signature, walk, trust unchanged metadata, compare.
     for (name, full) in [
@@ -131,7 +155,74 @@ fn main() {
     }
 
     watch_latency(&roots, &rules, &payload, threads);
-    aide(work.path(), &root, threads, baseline_s);
+}
+
+/// Whose CPU time a run counts: this process's, or its waited-for children's.
+#[derive(Clone, Copy)]
+enum Who {
+    Myself,
+    Children,
+}
+
+/// CPU seconds (user + system) from /proc/self/stat, in clock ticks of
+/// 1/100 s (Linux's USER_HZ): fields 14-15 are this process's, 16-17 its
+/// waited-for children's.
+fn cpu_seconds(who: Who) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name may hold spaces: fields are counted after its ')'.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // `after` starts at field 3 (state), so field N is at index N - 3.
+    let (a, b) = match who {
+        Who::Myself => (fields[11], fields[12]),
+        Who::Children => (fields[13], fields[14]),
+    };
+    (a + b) / 100.0
+}
+
+/// Wall and CPU seconds of one run.
+struct Run {
+    wall: f64,
+    cpu: f64,
+}
+
+impl Run {
+    fn measure(who: Who, work: impl FnOnce()) -> Self {
+        let (t, cpu) = (Instant::now(), cpu_seconds(who));
+        work();
+        Self {
+            wall: t.elapsed().as_secs_f64(),
+            cpu: cpu_seconds(who) - cpu,
+        }
+    }
+}
+
+/// Medians of runs over a tree of `bytes`.
+struct Summary {
+    wall: f64,
+    walls: Vec<f64>,
+    cpu: f64,
+    mib_per_s: f64,
+    mib_per_cpu_s: f64,
+}
+
+impl Summary {
+    fn of(runs: &[Run], bytes: u64) -> Self {
+        let walls: Vec<f64> = runs.iter().map(|r| r.wall).collect();
+        let wall = median(walls.clone());
+        let cpu = median(runs.iter().map(|r| r.cpu).collect());
+        let mib = bytes as f64 / 1048576.0;
+        Self {
+            wall,
+            walls,
+            cpu,
+            mib_per_s: mib / wall,
+            mib_per_cpu_s: mib / cpu,
+        }
+    }
 }
 
 /// Time from a write to the watcher's report of it, over ten writes.
@@ -192,61 +283,48 @@ fn watch_latency(roots: &[PathBuf], rules: &Rules, payload: &Payload, threads: u
     });
 }
 
-/// AIDE `--init` with the same attributes and SHA-256, when installed.
-fn aide(work: &Path, root: &Path, threads: usize, anshin_baseline_s: f64) {
-    let Ok(version) = Command::new("aide").arg("--version").output() else {
-        println!(
-            "{}",
-            json!({"scenario": "aide_init_sha256", "skipped": "aide is not installed (apt-get install aide)"})
-        );
-        return;
-    };
-    let version_text = String::from_utf8_lossy(&version.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_owned()
-        + String::from_utf8_lossy(&version.stderr)
+/// AIDE `--init` with the same attributes and SHA-256 (when installed).
+struct Aide {
+    version: String,
+    config: PathBuf,
+    db: PathBuf,
+}
+
+impl Aide {
+    fn new(work: &Path, root: &Path, threads: usize) -> Option<Self> {
+        let version = Command::new("aide").arg("--version").output().ok()?;
+        let version = String::from_utf8_lossy(&version.stdout)
             .lines()
-            .next()
-            .unwrap_or("");
-    let db = work.join("aide.db");
-    let config = work.join("aide.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "database_out=file:{}\ngzip_dbout=no\nnum_workers={threads}\nreport_url=stdout\nShop = p+i+n+u+g+s+m+c+ftype+sha256\n{} Shop\n!{}/var\n",
-            db.display(),
-            root.display(),
-            root.display()
-        ),
-    )
-    .expect("aide config");
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let _ = std::fs::remove_file(&db);
-        let t = Instant::now();
+            .chain(String::from_utf8_lossy(&version.stderr).lines())
+            .find(|l| l.starts_with("AIDE"))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let db = work.join("aide.db");
+        let config = work.join("aide.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "database_out=file:{}\ngzip_dbout=no\nnum_workers={threads}\nreport_url=stdout\nShop = p+i+n+u+g+s+m+c+ftype+sha256\n{} Shop\n!{}/var\n",
+                db.display(),
+                root.display(),
+                root.display()
+            ),
+        )
+        .expect("aide config");
+        Some(Self { version, config, db })
+    }
+
+    fn init(&self) {
+        let _ = std::fs::remove_file(&self.db);
         let status = Command::new("aide")
             .arg("--init")
             .arg("--config")
-            .arg(&config)
+            .arg(&self.config)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .expect("run aide");
-        times.push(t.elapsed().as_secs_f64());
-        if !status.success() {
-            println!(
-                "{}",
-                json!({"scenario": "aide_init_sha256", "error": format!("aide exited with {status}")})
-            );
-            return;
-        }
+        assert!(status.success(), "aide exited with {status}");
     }
-    let aide_s = median(times.clone());
-    println!(
-        "{}",
-        json!({"scenario": "aide_init_sha256", "version": version_text.trim(), "workers": threads, "seconds_median": aide_s,
-               "seconds_runs": times, "anshin_baseline_speedup": aide_s / anshin_baseline_s})
-    );
 }

@@ -48,6 +48,9 @@ pub struct Alert {
     /// The line the rule points at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// The byte offset a user's YARA rule matched at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     /// Where data or a form goes, when the rule is about that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
@@ -173,6 +176,7 @@ impl Alert {
                 details: change.facts.iter().map(|f| f.describe()).collect(),
                 rule: None,
                 line: None,
+                offset: None,
                 destination: None,
                 sha256: sha256.clone(),
                 previous_sha256: previous,
@@ -208,7 +212,7 @@ impl Alert {
                 &ctx.host,
                 root,
                 path,
-                finding.rule,
+                &finding.rule,
                 &line,
                 sha256.unwrap_or(""),
             ]),
@@ -220,8 +224,10 @@ impl Alert {
             path: path.to_owned(),
             attributes: Vec::new(),
             details: Vec::new(),
-            rule: Some(finding.rule.to_owned()),
-            line: Some(finding.line),
+            rule: Some(finding.rule.clone().into_owned()),
+            // A YARA rule can match by its condition alone, at no line.
+            line: (finding.line > 0).then_some(finding.line),
+            offset: finding.offset,
             destination: finding.destination.clone(),
             sha256: sha256.map(str::to_owned),
             previous_sha256: None,
@@ -253,6 +259,7 @@ impl Alert {
             details,
             rule: None,
             line: None,
+            offset: None,
             destination: None,
             sha256: None,
             previous_sha256: None,

@@ -61,7 +61,7 @@ fn alerts_for<'a>(alerts: &'a [Alert], path: &str) -> Vec<&'a Alert> {
     alerts.iter().filter(|a| a.path == path).collect()
 }
 
-fn all_signature_findings(root: &Path, rules: &Rules) -> Vec<(String, &'static str)> {
+fn all_signature_findings(root: &Path, rules: &Rules) -> Vec<(String, String)> {
     let found = take(&[root.to_path_buf()], rules, &[]);
     let mut out = Vec::new();
     for record in found
@@ -71,7 +71,11 @@ fn all_signature_findings(root: &Path, rules: &Rules) -> Vec<(String, &'static s
     {
         if let Ok(Some((_, findings))) = signatures::scan_file(&root.join(&record.path), &record.path, rules)
         {
-            out.extend(findings.into_iter().map(|f| (record.path.clone(), f.rule)));
+            out.extend(
+                findings
+                    .into_iter()
+                    .map(|f| (record.path.clone(), f.rule.into_owned())),
+            );
         }
     }
     out
@@ -88,7 +92,7 @@ fn the_clean_tree_has_no_findings_and_no_changes() {
         builtin
             .iter()
             .all(|(p, r)| p == "app/template/default/Shopping/payment.twig"
-                && *r == "skimmer.card-input-unexpected"),
+                && r == "skimmer.card-input-unexpected"),
         "{builtin:?}"
     );
     let baseline = baseline_of(&roots, &rules);
@@ -165,7 +169,7 @@ fn ec_cube_fake_payment_form_is_detected() {
     let confirm: Vec<_> = found
         .iter()
         .filter(|(p, _)| p == "app/template/default/Shopping/confirm.twig")
-        .map(|(_, r)| *r)
+        .map(|(_, r)| r.as_str())
         .collect();
     assert_eq!(
         confirm,

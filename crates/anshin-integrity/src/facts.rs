@@ -74,7 +74,13 @@ static CSP_META_REVERSED: LazyLock<Regex> = LazyLock::new(|| {
 impl PageFacts {
     /// The facts of a file's contents; `None` when it has none.
     pub fn extract(content: &[u8]) -> Option<Self> {
-        let text = String::from_utf8_lossy(content);
+        // Most pages are valid UTF-8: std's validator is many times faster
+        // than the lossy decoder, which walks the bytes chunk by chunk (it
+        // was a tenth of a baseline's CPU on the shop tree's PHP).
+        let text = match std::str::from_utf8(content) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(content),
+        };
         let mut scripts: BTreeSet<String> = BTreeSet::new();
         for cap in SCRIPT_SRC.captures_iter(&text) {
             scripts.insert(cap[1].to_owned());

@@ -15,6 +15,7 @@
 //! - [`release`] compares an installation with its vendor's release archive.
 //! - [`alert`] is the alert object every change and finding becomes.
 //! - [`watch`] reacts to inotify events and rescans on a schedule.
+//! - [`yara`] runs the user's own YARA rules beside the signatures (`yara` feature).
 //!
 //! No network and no vault: the command line (`anshin integrity`) sends alerts.
 
@@ -29,6 +30,7 @@ pub mod rules;
 pub mod scan;
 pub mod signatures;
 pub mod watch;
+pub mod yara;
 
 #[cfg(test)]
 mod breaches;

@@ -170,6 +170,8 @@ pub struct Rules {
     allowed_hosts: Vec<String>,
     card_inputs_allowed: GlobSet,
     allow_sha256: HashSet<String>,
+    /// The user's YARA rules (`--yara-rules`), run beside the built-in signatures.
+    yara: Option<std::sync::Arc<crate::yara::YaraRules>>,
 }
 
 fn globs(patterns: &[String]) -> Result<GlobSet, RulesError> {
@@ -239,6 +241,7 @@ impl Rules {
                 .collect(),
             card_inputs_allowed: globs(&signatures.card_inputs_allowed)?,
             allow_sha256,
+            yara: None,
         })
     }
 
@@ -316,6 +319,17 @@ impl Rules {
     /// True when a file with this SHA-256 (hex) is known good.
     pub fn allow_listed(&self, sha256: &str) -> bool {
         self.allow_sha256.contains(sha256)
+    }
+
+    /// Adds the user's YARA rules to the signatures.
+    pub fn with_yara(mut self, yara: crate::yara::YaraRules) -> Self {
+        self.yara = Some(std::sync::Arc::new(yara));
+        self
+    }
+
+    /// The user's YARA rules, when given.
+    pub fn yara(&self) -> Option<&crate::yara::YaraRules> {
+        self.yara.as_deref()
     }
 }
 

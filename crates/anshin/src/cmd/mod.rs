@@ -112,6 +112,9 @@ fn exit_code(err: &Error) -> u8 {
         | "init_usage"
         | "integrity_usage"
         | "integrity_rules"
+        | "integrity_yara_invalid"
+        | "integrity_yara_unreadable"
+        | "integrity_yara_unavailable"
         | "integrity_archive"
         | "integrity_baseline_exists" => 2,
         _ => 1,

@@ -224,10 +224,10 @@ fn signature_hits(body: &[u8]) -> Vec<SignatureHit> {
     anshin_integrity::signatures::scan_bytes("script.js", body, &rules)
         .into_iter()
         .map(|f| SignatureHit {
-            rule: f.rule.to_owned(),
+            rule: f.rule.into_owned(),
             line: f.line,
             severity: f.severity.as_str().to_owned(),
-            why: f.why_en.to_owned(),
+            why: f.why_en.into_owned(),
             destination: f.destination,
         })
         .collect()

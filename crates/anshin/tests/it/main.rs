@@ -13,6 +13,7 @@ mod cli;
 mod credentials;
 mod integrity;
 mod integrity_server;
+mod integrity_yara;
 mod inventory;
 mod keys;
 mod logs;
