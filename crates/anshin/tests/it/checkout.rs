@@ -118,8 +118,15 @@ pub(crate) fn card(number: &str, cvc: &str) -> Value {
 }
 
 /// Submits a card as the hosted page does; asserts success and returns the answer.
-pub(crate) async fn submit(t: &TestApp, ip: &str, session: &str, number: &str, cvc: &str) -> Value {
-    let (status, headers, answer) = browser(
+/// The card page posting a card to `session` from anshin's own origin.
+async fn post_card(
+    t: &TestApp,
+    ip: &str,
+    session: &str,
+    number: &str,
+    cvc: &str,
+) -> (StatusCode, HeaderMap, Value) {
+    browser(
         t,
         ip,
         Method::POST,
@@ -127,7 +134,11 @@ pub(crate) async fn submit(t: &TestApp, ip: &str, session: &str, number: &str, c
         Some(PUBLIC),
         Some(card(number, cvc)),
     )
-    .await;
+    .await
+}
+
+pub(crate) async fn submit(t: &TestApp, ip: &str, session: &str, number: &str, cvc: &str) -> Value {
+    let (status, headers, answer) = post_card(t, ip, session, number, cvc).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(headers["cache-control"], "no-store");
     answer
@@ -240,15 +251,7 @@ async fn a_session_takes_one_card_from_anshins_own_origin(t: TestApp) {
     );
 
     // Single use.
-    let (status, _, again) = browser(
-        &t,
-        "198.51.100.7",
-        Method::POST,
-        &format!("/checkout/{id}/card"),
-        Some(PUBLIC),
-        Some(card("5555555555554444", "123")),
-    )
-    .await;
+    let (status, _, again) = post_card(&t, "198.51.100.7", id, "5555555555554444", "123").await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
         (StatusCode::GONE, Some("session_used"))
@@ -433,15 +436,7 @@ async fn expired_sessions_are_gone(t: TestApp) {
         anshin::clock::now_ms() - 1
     ))
     .await;
-    let (status, _, answer) = browser(
-        &t,
-        "198.51.100.9",
-        Method::POST,
-        &format!("/checkout/{id}/card"),
-        Some(PUBLIC),
-        Some(card("4111111111111111", "123")),
-    )
-    .await;
+    let (status, _, answer) = post_card(&t, "198.51.100.9", &id, "4111111111111111", "123").await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (StatusCode::GONE, Some("session_expired"))
