@@ -114,15 +114,20 @@ impl Fetcher {
         Ok(inventory)
     }
 
-    /// Fetches the body of each external script named in the HTML, all within
-    /// one more timeout, and records its hash and what the skimmer signatures
-    /// find in it (PCI DSS 11.6.1: a third-party script changed at the same
-    /// address). A script that cannot be fetched, or is longer than a page
-    /// may be, keeps its address and says why.
-    async fn fetch_scripts(&self, inventory: &mut Inventory) {
+    /// Fetches the body of each external script in the inventory not fetched
+    /// yet (those the HTML names, then those the browser saw inserted), all
+    /// within one more timeout, and records its hash and what the skimmer
+    /// signatures find in it (PCI DSS 11.6.1: a third-party script changed at
+    /// the same address). A script that cannot be fetched, or is longer than a
+    /// page may be, keeps its address and says why.
+    pub async fn fetch_scripts(&self, inventory: &mut Inventory) {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut fetched = 0;
+        let tried = |s: &Script| s.src.is_some() && (s.sha384.is_some() || s.fetch_error.is_some());
+        let mut fetched = inventory.scripts.iter().filter(|s| tried(s)).count();
         for script in &mut inventory.scripts {
+            if tried(script) {
+                continue;
+            }
             let Some(src) = script.src.as_deref().and_then(|s| Url::parse(s).ok()) else {
                 continue;
             };

