@@ -114,10 +114,7 @@ impl Upload {
             .uri(self.endpoint.clone())
             .header(header::CONTENT_TYPE, content_type)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.key.expose()))
-            .header(
-                header::USER_AGENT,
-                concat!("anshin-scan/", env!("CARGO_PKG_VERSION")),
-            )
+            .header(header::USER_AGENT, concat!("anshin/", env!("CARGO_PKG_VERSION")))
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| Failure::Request)?;
         exchange_with(request, max_answer).await
