@@ -223,8 +223,8 @@ pub enum Receiver {
 }
 
 /// Checks a receiver's URL for `receiver`: never credentials in it, HTTPS
-/// unless to loopback. (A name is not resolved here: where it points is for
-/// the network's egress rules.)
+/// unless to loopback. (A name is not resolved here: the [`Sender`]'s
+/// policy checks where it points at each attempt.)
 pub fn check_url(url: &str, receiver: Receiver) -> Result<Uri, UrlProblem> {
     let uri: Uri = url.parse().map_err(|_| UrlProblem::Malformed)?;
     let host = uri
