@@ -1023,9 +1023,9 @@ fn copy(dst: &mut [u8], src: &[u8]) -> usize {
 fn may_follow_cvc_or_expiry_label(bytes: &[u8], start: usize) -> bool {
     // A label counts when it ends within 24 bytes; the longest is 30 bytes.
     let window = &bytes[start.saturating_sub(56)..start];
-    // Only the bytes that can start an ASCII bigram (c, e in either case) or
-    // end セ (E3 82 BB) or 有 (E6 9C 89) are checked; they are found eight
-    // bytes at a time.
+    // Only the bytes that can start an ASCII bigram (c, e, h in either case:
+    // cv/ci/cs/cu, ex, and hr of "valid thru") or end セ (E3 82 BB) or 有
+    // (E6 9C 89) are checked; they are found eight bytes at a time.
     let mut k = 0;
     while let Some(p) = next_label_byte(window, k) {
         k = p + 1;
@@ -1036,7 +1036,10 @@ fn may_follow_cvc_or_expiry_label(bytes: &[u8], start: usize) -> bool {
             }
         } else if let Some(&n) = window.get(p + 1) {
             let (a, n) = (b | 0x20, n | 0x20);
-            if (a == b'c' && matches!(n, b'v' | b'i' | b's' | b'u')) || (a == b'e' && n == b'x') {
+            if (a == b'c' && matches!(n, b'v' | b'i' | b's' | b'u'))
+                || (a == b'e' && n == b'x')
+                || (a == b'h' && n == b'r')
+            {
                 return true;
             }
         }
@@ -1044,15 +1047,16 @@ fn may_follow_cvc_or_expiry_label(bytes: &[u8], start: usize) -> bool {
     false
 }
 
-/// The next byte at or after `k` that is c, C, e, E, 0xBB or 0x89.
+/// The next byte at or after `k` that is c, C, e, E, h, H, 0xBB or 0x89.
 #[inline]
 fn next_label_byte(window: &[u8], mut k: usize) -> Option<usize> {
     const CASE: u64 = 0x2020_2020_2020_2020;
     const C: u64 = 0x6363_6363_6363_6363;
     const E: u64 = 0x6565_6565_6565_6565;
+    const H: u64 = 0x6868_6868_6868_6868;
     const SE: u64 = 0xBBBB_BBBB_BBBB_BBBB;
     const YU: u64 = 0x8989_8989_8989_8989;
-    let label_byte = |b: u8| matches!(b | 0x20, b'c' | b'e') || b == 0xBB || b == 0x89;
+    let label_byte = |b: u8| matches!(b | 0x20, b'c' | b'e' | b'h') || b == 0xBB || b == 0x89;
     while let Some(word) = window.get(k..k + 8) {
         let Ok(word) = <[u8; 8]>::try_from(word) else {
             break;
@@ -1060,7 +1064,11 @@ fn next_label_byte(window: &[u8], mut k: usize) -> Option<usize> {
         let x = u64::from_le_bytes(word);
         let l = x | CASE;
         // Exact for the lowest flagged byte (see `zero_bytes`).
-        let hits = zero_bytes(l ^ C) | zero_bytes(l ^ E) | zero_bytes(x ^ SE) | zero_bytes(x ^ YU);
+        let hits = zero_bytes(l ^ C)
+            | zero_bytes(l ^ E)
+            | zero_bytes(l ^ H)
+            | zero_bytes(x ^ SE)
+            | zero_bytes(x ^ YU);
         if hits != 0 {
             return Some(k + (hits.trailing_zeros() / 8) as usize);
         }

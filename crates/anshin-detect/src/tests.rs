@@ -180,6 +180,35 @@ fn security_code_and_expiry() {
 }
 
 #[test]
+fn expiry_as_mmyy_after_a_thru_label_is_not_missed() {
+    // Embossed cards print "VALID THRU" with the date; written out without
+    // the slash it is MMYY, which a label-less number would never be.
+    for text in [
+        "valid thru 1228",
+        "VALID THRU 1228",
+        "Valid Thru: 0930",
+        "card 4111-1111-1111-1111 good thru 0527",
+    ] {
+        let f = scanner().scan_str(text);
+        assert!(
+            f.iter()
+                .any(|f| f.category == Category::Expiry && f.confidence == Confidence::High),
+            "{text}: {:?}",
+            cats(&f)
+        );
+    }
+    // Not a month, or no label: nothing.
+    for text in ["valid thru 1328", "three 1228 items", "throughput 1228 rps"] {
+        let f = low_scanner().scan_str(text);
+        assert!(
+            !f.iter().any(|f| f.category == Category::Expiry),
+            "{text}: {:?}",
+            cats(&f)
+        );
+    }
+}
+
+#[test]
 fn phones() {
     let s = scanner();
     for (text, kind, conf) in [

@@ -28,6 +28,7 @@ pub mod http;
 pub mod ids;
 pub mod integrity;
 pub mod inventory;
+pub mod net;
 pub mod orders;
 pub mod proxy;
 pub mod tenancy;

@@ -8,15 +8,30 @@
 //! delivers it; anything else (another status, a refused connection, no answer
 //! within the timeout) is retried with exponential backoff and jitter, 1 s
 //! doubling to 1 h, until the configured number of attempts. The callers keep
-//! the delivery state in the store and claim each due delivery before sending
-//! it, so retries survive restarts and two nodes never send the same attempt.
+//! the delivery state in the store, so retries survive restarts.
+//!
+//! Several nodes may deliver from one store. A round first takes a [`Claim`]
+//! on the deliveries due: a random token written on each, with an expiry
+//! (the delivery's `next_attempt_at` while it is claimed) that hides them
+//! from other nodes. A delivery is sent only while its claim has time left
+//! for a whole attempt, and its outcome is written only if the row still
+//! carries this claim's token and the claim has not expired: a node that
+//! stalled past its claim can neither overwrite the outcome of the node that
+//! took the delivery over nor reschedule it.
+//!
+//! Where a receiver may be is a [`NetworkPolicy`]: its name is resolved by
+//! [`GuardedResolver`], which refuses addresses the policy does not permit,
+//! and the connection goes to the checked address, never to a second
+//! resolution (DNS rebinding). A refused destination fails the attempt with
+//! the stable code [`DESTINATION_REFUSED`] at the start of its error.
 //!
 //! Redirects are not followed (a 3xx is a failure): a receiver that moved must
 //! be reconfigured, not followed wherever it points. Nothing here logs a
 //! secret, a URL's path or a body.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anshin_crypto::webhook::{WebhookKey, sign_all};
 use axum::http::{HeaderValue, Method, Request, Uri, header};
@@ -28,6 +43,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::clock;
+use crate::net::{GuardedResolver, NetworkPolicy, denial, is_public};
 
 /// Time allowed to open a connection (TCP).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,16 +58,60 @@ const BASE_DELAY_MS: i64 = 1_000;
 const MAX_DELAY_MS: i64 = 3_600_000;
 /// Longest failure description kept.
 const MAX_ERROR_LEN: usize = 200;
+/// Start of the error of an attempt whose receiver is at an address the
+/// network policy refuses (stable: match on it).
+pub const DESTINATION_REFUSED: &str = "destination_refused";
 
 type Body = Full<Bytes>;
+type Connector = HttpConnector<GuardedResolver>;
 
-/// The HTTP clients deliveries go through: plain HTTP (loopback receivers
-/// only; the URL checks see to that) and HTTPS with the operating system's
-/// trusted roots.
+/// One node's claim on the deliveries of a round.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Written on each claimed delivery; an outcome is recorded only where it still is.
+    pub token: String,
+    /// When the round started (ms): deliveries due by then are claimed.
+    pub now: i64,
+    /// When the claim expires (ms).
+    pub until: i64,
+    /// When the round started, on this process's monotonic clock.
+    pub started: Instant,
+}
+
+impl Claim {
+    /// A new claim for a round at `now` (ms), for [`CLAIM_MS`].
+    pub fn new(now: i64) -> crate::error::Result<Self> {
+        Ok(Self {
+            token: anshin_crypto::token::random_token("clm")?,
+            now,
+            until: now.saturating_add(CLAIM_MS),
+            started: Instant::now(),
+        })
+    }
+
+    /// The round's clock now: its start plus the time elapsed (ms).
+    pub fn at(&self) -> i64 {
+        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.now.saturating_add(elapsed)
+    }
+
+    /// Whether a whole attempt still fits before the claim expires: past
+    /// that, another node may take the delivery over, so this one must not
+    /// send it.
+    pub fn can_send(&self) -> bool {
+        let attempt_ms = i64::try_from(RESPONSE_TIMEOUT.as_millis()).unwrap_or(i64::MAX);
+        self.at().saturating_add(attempt_ms) < self.until
+    }
+}
+
+/// The HTTP clients deliveries go through, connecting only where their
+/// policy permits: plain HTTP (loopback receivers only; the URL checks see
+/// to that) and HTTPS with the operating system's trusted roots.
 pub struct Sender {
-    plain: Client<HttpConnector, Body>,
+    policy: Arc<NetworkPolicy>,
+    plain: Client<Connector, Body>,
     /// `None` when the system has no trusted roots: HTTPS deliveries then fail.
-    tls: Option<Client<HttpsConnector<HttpConnector>, Body>>,
+    tls: Option<Client<HttpsConnector<Connector>, Body>>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -63,10 +123,10 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
-    /// Clients with the connection timeout; HTTPS only if the operating
-    /// system's trusted roots load.
-    pub fn new() -> Self {
-        let mut http = HttpConnector::new();
+    /// Clients with the connection timeout that connect only where `policy`
+    /// permits; HTTPS only if the operating system's trusted roots load.
+    pub fn new(policy: Arc<NetworkPolicy>) -> Self {
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(policy.clone()));
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
         let plain = Client::builder(TokioExecutor::new()).build(http.clone());
@@ -81,7 +141,7 @@ impl Sender {
                 None
             }
         };
-        Self { plain, tls }
+        Self { policy, plain, tls }
     }
 
     /// Whether HTTPS receivers can be reached.
@@ -91,8 +151,13 @@ impl Sender {
 
     /// One POST of a JSON body to `url`, signed with each of `keys`; `Err`
     /// describes the failure in our words (never the receiver's body, which
-    /// could echo anything).
+    /// could echo anything), starting with [`DESTINATION_REFUSED`] when the
+    /// policy refused the receiver's address.
     pub async fn post(&self, url: &Uri, keys: &[&WebhookKey], body: Vec<u8>) -> Result<(), String> {
+        // Names are checked as they are resolved; an address in the URL is not resolved.
+        self.policy
+            .check_host(url.host().unwrap_or_default())
+            .map_err(|denied| refused(&denied))?;
         let signature = sign_all(keys, clock::now_ms().div_euclid(1000), &body);
         let signature = HeaderValue::from_str(&signature).map_err(|e| e.to_string())?;
         let request = Request::builder()
@@ -111,7 +176,10 @@ impl Sender {
                 }
                 _ => self.plain.request(request).await,
             };
-            response.map(|r| r.status()).map_err(|e| describe(&e))
+            response.map(|r| r.status()).map_err(|e| match denial(&e) {
+                Some(denied) => refused(&denied),
+                None => describe(&e),
+            })
         };
         match tokio::time::timeout(RESPONSE_TIMEOUT, exchange).await {
             Err(_) => Err(format!("no answer within {} s", RESPONSE_TIMEOUT.as_secs())),
@@ -122,10 +190,11 @@ impl Sender {
     }
 }
 
-impl Default for Sender {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The error of an attempt the policy refused.
+fn refused(denied: &dyn std::fmt::Display) -> String {
+    let mut text = format!("{DESTINATION_REFUSED}: {denied}");
+    truncate(&mut text);
+    text
 }
 
 /// Why a receiver's URL was refused.
@@ -154,8 +223,8 @@ pub enum Receiver {
 }
 
 /// Checks a receiver's URL for `receiver`: never credentials in it, HTTPS
-/// unless to loopback. (A name is not resolved here: where it points is for
-/// the network's egress rules.)
+/// unless to loopback. (A name is not resolved here: the [`Sender`]'s
+/// policy checks where it points at each attempt.)
 pub fn check_url(url: &str, receiver: Receiver) -> Result<Uri, UrlProblem> {
     let uri: Uri = url.parse().map_err(|_| UrlProblem::Malformed)?;
     let host = uri
@@ -177,35 +246,9 @@ pub fn check_url(url: &str, receiver: Receiver) -> Result<Uri, UrlProblem> {
         Receiver::Operator if scheme_ok || is_loopback => Ok(uri),
         Receiver::Shop { loopback: true } if is_loopback => Ok(uri),
         Receiver::Shop { .. } if is_loopback => Err(UrlProblem::NotHttps),
-        Receiver::Shop { .. } if ip.is_some_and(internal) => Err(UrlProblem::Internal),
+        Receiver::Shop { .. } if ip.is_some_and(|ip| !is_public(ip)) => Err(UrlProblem::Internal),
         Receiver::Shop { .. } if scheme_ok => Ok(uri),
         _ => Err(UrlProblem::NotHttps),
-    }
-}
-
-/// Addresses no shop's receiver has: private, shared, link-local,
-/// unspecified, multicast, documentation-free internal ranges.
-fn internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| internal(IpAddr::V4(v4)) || v4.is_loopback())
-        }
     }
 }
 
@@ -240,39 +283,40 @@ pub struct Deliveries {
     pub retrying: u32,
     /// Deliveries given up after their last attempt.
     pub given_up: u32,
+    /// Outcomes not recorded because the claim had expired or passed to
+    /// another node, which decides the delivery now.
+    pub claims_lost: u32,
 }
 
 impl Deliveries {
-    /// Counts the result of attempt number `attempt` (1 = the first) made at
-    /// `now` (ms) and says what to store: delivered, retry after the backoff,
-    /// or give up after `max_attempts`.
-    pub fn settle(
-        &mut self,
-        result: Result<(), String>,
-        attempt: u32,
-        max_attempts: u32,
-        now: i64,
-    ) -> Attempt {
-        match result {
-            Ok(()) => {
-                self.delivered += 1;
-                Attempt::Delivered { at: clock::now_ms() }
-            }
-            Err(error) if attempt < max_attempts => {
-                self.retrying += 1;
-                Attempt::Failed {
-                    retry_at: Some(now + backoff_ms(attempt, random_u64())),
-                    error,
-                }
-            }
-            Err(error) => {
-                self.given_up += 1;
-                Attempt::Failed {
-                    retry_at: None,
-                    error,
-                }
-            }
-        }
+    /// Counts an outcome, `recorded` false when the claim was lost; returns
+    /// its metrics label (an [`Attempt::outcome`], or `claim_lost`).
+    pub fn count(&mut self, attempt: &Attempt, recorded: bool) -> &'static str {
+        let (counter, label) = match attempt.outcome() {
+            _ if !recorded => (&mut self.claims_lost, "claim_lost"),
+            "delivered" => (&mut self.delivered, "delivered"),
+            "retrying" => (&mut self.retrying, "retrying"),
+            label => (&mut self.given_up, label),
+        };
+        *counter += 1;
+        label
+    }
+}
+
+/// What to store for the result of attempt number `attempt` (1 = the first)
+/// made at `now` (ms): delivered, retry after the backoff, or give up after
+/// `max_attempts`.
+pub fn settle(result: Result<(), String>, attempt: u32, max_attempts: u32, now: i64) -> Attempt {
+    match result {
+        Ok(()) => Attempt::Delivered { at: clock::now_ms() },
+        Err(error) if attempt < max_attempts => Attempt::Failed {
+            retry_at: Some(now + backoff_ms(attempt, random_u64())),
+            error,
+        },
+        Err(error) => Attempt::Failed {
+            retry_at: None,
+            error,
+        },
     }
 }
 
@@ -285,6 +329,11 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
+    truncate(&mut text);
+    text
+}
+
+fn truncate(text: &mut String) {
     if text.len() > MAX_ERROR_LEN {
         let mut cut = MAX_ERROR_LEN;
         while !text.is_char_boundary(cut) {
@@ -292,7 +341,6 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         }
         text.truncate(cut);
     }
-    text
 }
 
 /// The delay (ms) after failed attempt number `attempt` (1 = the first):
@@ -362,18 +410,38 @@ mod tests {
     #[test]
     fn settling_retries_until_the_last_attempt() {
         let mut done = Deliveries::default();
-        assert_eq!(done.settle(Ok(()), 1, 3, 0).outcome(), "delivered");
-        let retry = done.settle(Err("HTTP 500".into()), 2, 3, 1_000);
+        let delivered = settle(Ok(()), 1, 3, 0);
+        assert_eq!(delivered.outcome(), "delivered");
+        done.count(&delivered, true);
+        let retry = settle(Err("HTTP 500".into()), 2, 3, 1_000);
         assert!(matches!(retry, Attempt::Failed { retry_at: Some(at), .. } if (2_000..=3_000).contains(&at)));
-        assert_eq!(done.settle(Err("HTTP 500".into()), 3, 3, 0).outcome(), "given_up");
+        done.count(&retry, true);
+        let last = settle(Err("HTTP 500".into()), 3, 3, 0);
+        assert_eq!(last.outcome(), "given_up");
+        done.count(&last, true);
+        done.count(&last, false);
         assert_eq!(
             done,
             Deliveries {
                 delivered: 1,
                 retrying: 1,
-                given_up: 1
+                given_up: 1,
+                claims_lost: 1,
             }
         );
+    }
+
+    #[test]
+    fn a_claim_without_time_for_a_whole_attempt_sends_nothing() {
+        let fresh = Claim::new(1_000_000).expect("rng");
+        assert_eq!(fresh.until, 1_000_000 + CLAIM_MS);
+        assert!(fresh.can_send());
+        assert_ne!(fresh.token, Claim::new(1_000_000).expect("rng").token);
+        let late = Claim {
+            until: fresh.now + i64::try_from(RESPONSE_TIMEOUT.as_millis()).expect("ms"),
+            ..fresh
+        };
+        assert!(!late.can_send());
     }
 
     #[test]
@@ -429,5 +497,63 @@ mod tests {
                 "{internal}"
             );
         }
+    }
+
+    /// A loopback server answering each request `204` after reading its
+    /// head: how many requests came, and its port.
+    async fn answering() -> (Arc<std::sync::atomic::AtomicUsize>, u16) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        (count, port)
+    }
+
+    #[tokio::test]
+    async fn a_webhook_host_resolving_to_an_internal_address_is_refused_before_connecting() {
+        let (count, port) = answering().await;
+        let key = WebhookKey::new(b"a-webhook-secret-long-enough-0123456789").expect("key");
+        let public_only = Sender::new(Arc::new(NetworkPolicy::public_and_loopback(false)));
+        // A name (resolved, then refused) and address literals (never resolved).
+        for url in [
+            format!("http://localhost:{port}/hook"),
+            format!("http://127.0.0.1:{port}/hook"),
+            format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        ] {
+            let uri: Uri = url.parse().expect("uri");
+            let error = public_only
+                .post(&uri, &[&key], b"{}".to_vec())
+                .await
+                .expect_err("refused");
+            assert!(error.starts_with("destination_refused: "), "{url}: {error}");
+            assert!(
+                error.contains("127.0.0.1") || error.contains("::1"),
+                "{url}: {error}"
+            );
+        }
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "no connection was made"
+        );
+        // Where the configuration allows loopback, the same name is delivered to.
+        let with_loopback = Sender::new(Arc::new(NetworkPolicy::public_and_loopback(true)));
+        let uri: Uri = format!("http://localhost:{port}/hook").parse().expect("uri");
+        with_loopback
+            .post(&uri, &[&key], b"{}".to_vec())
+            .await
+            .expect("delivered");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! Each alert is POSTed as JSON ([`super::alerts::AlertNotification`], schema
 //! version 1), signed, retried and claimed as [`crate::webhook`] describes.
+//! The receiver is the operator's own, from the configuration, and may be on
+//! an internal network (a SIEM): its address is not restricted.
 //! Nothing here logs the secret, the URL's path or the body; the body holds no
 //! personal data anyway.
+
+use std::sync::Arc;
 
 use anshin_crypto::webhook::WebhookKey;
 use axum::http::Uri;
@@ -13,7 +17,8 @@ use crate::config::AlertConfig;
 use crate::db::Store;
 use crate::db::alerts::AlertRow;
 use crate::error::{Error, ErrorKind, Result};
-use crate::webhook::{Attempt, CLAIM_MS, Deliveries, Sender};
+use crate::net::NetworkPolicy;
+use crate::webhook::{Attempt, Claim, Deliveries, Sender, settle};
 
 /// Alerts claimed per round.
 const BATCH: u32 = 16;
@@ -54,7 +59,7 @@ impl Webhook {
             .map_err(|_| webhook_error("alert_webhook_url is not a URL"))?;
         let key = WebhookKey::new(secret.expose().as_bytes())
             .map_err(|_| webhook_error("alert_webhook_secret must be at least 32 characters"))?;
-        let sender = Sender::new();
+        let sender = Sender::new(Arc::new(NetworkPolicy::unrestricted()));
         match url.scheme_str() {
             Some("https") if !sender.has_tls() => {
                 return Err(webhook_error(
@@ -79,16 +84,20 @@ impl Webhook {
         &self.target
     }
 
-    /// Sends every alert due at `now` (ms) once, and records each outcome.
+    /// Sends every alert due at `now` (ms) once, one after the other while
+    /// the round's claim leaves time for an attempt (the rest wait for its
+    /// expiry), and records each outcome the claim still covers.
     pub async fn deliver_due(&self, store: &Store, now: i64) -> Result<Deliveries> {
         let mut done = Deliveries::default();
-        let due = store.alerts_claim_due(now, now + CLAIM_MS, BATCH).await?;
+        let claim = Claim::new(now)?;
+        let due = store.alerts_claim_due(&claim, BATCH).await?;
         for alert in due {
+            if !claim.can_send() {
+                break;
+            }
             let attempt = alert.attempts.saturating_add(1);
             let outcome = self.send(&alert).await;
-            let record = done.settle(outcome, attempt, self.max_attempts, now);
-            metrics::counter!("anshin_alert_webhook_deliveries_total", "outcome" => record.outcome())
-                .increment(1);
+            let record = settle(outcome, attempt, self.max_attempts, now);
             match &record {
                 Attempt::Delivered { .. } => {
                     tracing::info!(alert = %alert.id, kind = alert.kind.as_str(), attempt, "alert delivered to the webhook");
@@ -108,7 +117,13 @@ impl Webhook {
                         "alert webhook delivery failed for the last time; the alert stays listed at GET /v1/alerts");
                 }
             }
-            store.alert_attempt(&alert.id, record).await?;
+            let recorded = store.alert_attempt(&alert.id, &claim, record.clone()).await?;
+            if !recorded {
+                tracing::warn!(alert = %alert.id, attempt,
+                    "the claim on this alert's delivery was lost: its outcome is not recorded");
+            }
+            metrics::counter!("anshin_alert_webhook_deliveries_total", "outcome" => done.count(&record, recorded))
+                .increment(1);
         }
         Ok(done)
     }

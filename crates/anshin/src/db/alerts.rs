@@ -12,7 +12,7 @@
 use super::{Store, StoreError};
 use crate::audit::detect::{AlertKind, Severity};
 use crate::ids::AlertId;
-use crate::webhook::Attempt;
+use crate::webhook::{Attempt, Claim};
 
 /// An alert to store.
 #[derive(Debug, Clone)]
@@ -158,20 +158,22 @@ impl Store {
         dispatch!(self.alerts_find(filter))
     }
 
-    /// Up to `limit` alerts whose delivery is due at `now`, each pushed back
-    /// to `claim_until` so no other node sends it meanwhile.
-    pub async fn alerts_claim_due(
-        &self,
-        now: i64,
-        claim_until: i64,
-        limit: u32,
-    ) -> Result<Vec<AlertRow>, StoreError> {
-        dispatch!(self.alerts_claim_due(now, claim_until, limit))
+    /// Up to `limit` alerts whose delivery is due at the claim's start, each
+    /// marked with its token and pushed back to its expiry so no other node
+    /// sends it meanwhile.
+    pub async fn alerts_claim_due(&self, claim: &Claim, limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        dispatch!(self.alerts_claim_due(claim, limit))
     }
 
-    /// Records a delivery attempt.
-    pub async fn alert_attempt(&self, id: &AlertId, attempt: Attempt) -> Result<(), StoreError> {
-        dispatch!(self.alert_attempt(id, attempt))
+    /// Records a delivery attempt made under `claim`; false, and nothing
+    /// written, when the alert no longer carries the claim or it has expired.
+    pub async fn alert_attempt(
+        &self,
+        id: &AlertId,
+        claim: &Claim,
+        attempt: Attempt,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.alert_attempt(id, claim, attempt))
     }
 
     /// Whether committed entries still wait for their place in the log

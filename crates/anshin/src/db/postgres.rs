@@ -96,6 +96,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "integrity_baselines",
         include_str!("../../migrations/postgres/0013_integrity_baselines.sql"),
     ),
+    (
+        14,
+        "delivery_claims",
+        include_str!("../../migrations/postgres/0014_delivery_claims.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across nodes ("anshin" in ASCII).

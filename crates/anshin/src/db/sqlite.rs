@@ -100,6 +100,11 @@ const MIGRATIONS: &[Migration] = &[
         "integrity_baselines",
         include_str!("../../migrations/sqlite/0014_integrity_baselines.sql"),
     ),
+    (
+        15,
+        "delivery_claims",
+        include_str!("../../migrations/sqlite/0015_delivery_claims.sql"),
+    ),
 ];
 
 /// The audit log's own file.

@@ -8,7 +8,7 @@
 
 use super::{Store, StoreError};
 use crate::ids::{PaymentId, ShopId, TenantId};
-use crate::webhook::Attempt;
+use crate::webhook::{Attempt, Claim};
 
 /// A shop's webhook endpoint as stored.
 #[derive(Clone)]
@@ -116,22 +116,27 @@ impl Store {
         dispatch!(self.webhook_delete(shop))
     }
 
-    /// Up to `limit` events due at `now`, each pushed back to `claim_until`
-    /// so no other node sends it meanwhile. An event waits while an earlier
-    /// event of its payment is still to be delivered, so each payment's
-    /// events arrive in order.
+    /// Up to `limit` events due at the claim's start, each marked with its
+    /// token and pushed back to its expiry so no other node sends it
+    /// meanwhile. An event waits while an earlier event of its payment is
+    /// still to be delivered, so each payment's events arrive in order.
     pub async fn payment_events_claim_due(
         &self,
-        now: i64,
-        claim_until: i64,
+        claim: &Claim,
         limit: u32,
     ) -> Result<Vec<PaymentEventRow>, StoreError> {
-        dispatch!(self.payment_events_claim_due(now, claim_until, limit))
+        dispatch!(self.payment_events_claim_due(claim, limit))
     }
 
-    /// Records a delivery attempt.
-    pub async fn payment_event_attempt(&self, seq: i64, attempt: Attempt) -> Result<(), StoreError> {
-        dispatch!(self.payment_event_attempt(seq, attempt))
+    /// Records a delivery attempt made under `claim`; false, and nothing
+    /// written, when the event no longer carries the claim or it has expired.
+    pub async fn payment_event_attempt(
+        &self,
+        seq: i64,
+        claim: &Claim,
+        attempt: Attempt,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.payment_event_attempt(seq, claim, attempt))
     }
 
     /// Deletes events created before `before` (ms) that are no longer due;

@@ -20,9 +20,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
-use super::net::{GuardProxy, GuardedResolver, NetworkPolicy, denial};
 use super::page::{self, Inventory, MAX_PAGE_BYTES, Script, SecurityHeaders};
 use crate::browser::{Browser, BrowserOptions};
+use crate::net::{GuardProxy, GuardedResolver, NetworkPolicy, denial};
 
 /// Longest a whole fetch (redirects and body) may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);

@@ -21,7 +21,6 @@ pub mod baselines;
 pub mod csp;
 pub mod fetch;
 pub mod host;
-pub mod net;
 pub mod page;
 
 use std::collections::{BTreeSet, HashMap};
@@ -43,7 +42,7 @@ use crate::db::alerts::NewAlert;
 use crate::db::pages::{PageRow, PageRun, ScriptAuthRow};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{AlertId, PageId, TenantId, parse_or_404};
-use net::NetworkPolicy;
+use crate::net::NetworkPolicy;
 use page::{FindingKind, Inventory, Reference};
 
 /// Default interval between two fetches of a page.

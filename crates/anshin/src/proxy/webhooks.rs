@@ -15,9 +15,14 @@
 //! - Delivery ([`PaymentWebhooks`], in every `anshin serve`) signs, retries
 //!   and claims as [`crate::webhook`] describes: at least once, each payment's
 //!   events in order. The body holds no card data beyond the view's token.
+//! - The shop chooses the URL, so where it points is checked twice: its form
+//!   when it is set ([`check_url`]: HTTPS, no internal address literal), and
+//!   at each attempt the addresses its name resolves to, connecting only to
+//!   a public one (loopback too where `payment_webhook_allow_loopback` is
+//!   set). A refused address fails the attempt with `destination_refused`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anshin_crypto::envelope::{AeadKey, Context};
@@ -40,7 +45,8 @@ use crate::db::checkout::PaymentState;
 use crate::db::webhooks::{ENDPOINT_REMOVED, EndpointRow, PaymentEventRow};
 use crate::error::{Error, Result};
 use crate::ids::{ShopId, parse_or_404};
-use crate::webhook::{Attempt, CLAIM_MS, Deliveries, Receiver, Sender, UrlProblem, check_url};
+use crate::net::NetworkPolicy;
+use crate::webhook::{Attempt, Claim, Deliveries, Receiver, Sender, UrlProblem, check_url, settle};
 
 /// Version of the event body ([`PaymentEventBody`]).
 pub const EVENT_VERSION: u32 = 1;
@@ -455,28 +461,46 @@ enum Plan {
 }
 
 /// The payment webhook sender of a process.
+#[derive(Default)]
 pub struct PaymentWebhooks {
-    sender: Arc<Sender>,
+    /// The sender for the loopback setting it was built for (rebuilt when
+    /// the setting changes: its policy decides where connections go).
+    sender: Mutex<Option<(bool, Arc<Sender>)>>,
 }
 
 impl PaymentWebhooks {
-    /// A sender over the system's trusted roots.
+    /// A sender over the system's trusted roots, to public addresses (and
+    /// loopback where the checkout settings allow it).
     pub fn new() -> Self {
-        Self {
-            sender: Arc::new(Sender::new()),
+        Self::default()
+    }
+
+    fn sender(&self, loopback: bool) -> Arc<Sender> {
+        let mut slot = self
+            .sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*slot {
+            Some((built_for, sender)) if *built_for == loopback => sender.clone(),
+            _ => {
+                let policy = NetworkPolicy::public_and_loopback(loopback);
+                let sender = Arc::new(Sender::new(Arc::new(policy)));
+                *slot = Some((loopback, sender.clone()));
+                sender
+            }
         }
     }
 
     /// Sends every event due at `now` (ms) once, concurrently, and records
     /// each outcome. Events not to be sent (a type the endpoint does not
     /// take, an endpoint removed meanwhile) count as given up. An event
-    /// behind an earlier one of its payment waits for the next round.
+    /// behind an earlier one of its payment waits for the next round; one
+    /// the round's claim no longer leaves time for waits for its expiry.
     pub async fn deliver_due(&self, app: &App, now: i64) -> Result<Deliveries> {
         let mut done = Deliveries::default();
-        let due = app
-            .store
-            .payment_events_claim_due(now, now + CLAIM_MS, BATCH)
-            .await?;
+        let claim = Arc::new(Claim::new(now)?);
+        let due = app.store.payment_events_claim_due(&claim, BATCH).await?;
+        let sender = self.sender(app.checkout.settings().webhook_loopback);
         let mut targets: HashMap<ShopId, Option<Arc<Target>>> = HashMap::new();
         let mut sends = JoinSet::new();
         let mut dropped = Vec::new();
@@ -491,35 +515,39 @@ impl PaymentWebhooks {
             };
             match self.plan(app, &event, target).await? {
                 Plan::Send { target, body } => {
-                    let sender = self.sender.clone();
+                    let (sender, claim) = (sender.clone(), claim.clone());
                     sends.spawn(async move {
+                        if !claim.can_send() {
+                            return (event, target, None);
+                        }
                         let keys: Vec<&WebhookKey> = target.keys.iter().collect();
                         let result = sender.post(&target.url, &keys, body).await;
-                        (event, target, result)
+                        (event, target, Some(result))
                     });
                 }
                 Plan::Drop(reason) => dropped.push((event, reason)),
             }
         }
         for (event, reason) in dropped {
-            done.given_up += 1;
             tracing::debug!(payment = %event.payment_id, reason, "payment event not sent");
-            app.store
-                .payment_event_attempt(
-                    event.seq,
-                    Attempt::Failed {
-                        retry_at: None,
-                        error: reason,
-                    },
-                )
+            let record = Attempt::Failed {
+                retry_at: None,
+                error: reason,
+            };
+            let recorded = app
+                .store
+                .payment_event_attempt(event.seq, &claim, record.clone())
                 .await?;
+            done.count(&record, recorded);
         }
         while let Some(joined) = sends.join_next().await {
             let (event, target, result) = joined.map_err(Error::internal)?;
+            let Some(result) = result else {
+                tracing::debug!(payment = %event.payment_id, "payment event left for after its claim expires");
+                continue;
+            };
             let attempt = event.attempts.saturating_add(1);
-            let record = done.settle(result, attempt, MAX_ATTEMPTS, now);
-            metrics::counter!("anshin_payment_webhook_deliveries_total", "outcome" => record.outcome())
-                .increment(1);
+            let record = settle(result, attempt, MAX_ATTEMPTS, now);
             match &record {
                 Attempt::Delivered { .. } => {
                     tracing::debug!(payment = %event.payment_id, shop = %event.shop_id, attempt, "payment event delivered");
@@ -539,7 +567,16 @@ impl PaymentWebhooks {
                         receiver = %target.receiver, %error, "payment webhook delivery failed for the last time");
                 }
             }
-            app.store.payment_event_attempt(event.seq, record).await?;
+            let recorded = app
+                .store
+                .payment_event_attempt(event.seq, &claim, record.clone())
+                .await?;
+            if !recorded {
+                tracing::warn!(payment = %event.payment_id, shop = %event.shop_id, attempt,
+                    "the claim on this payment event was lost: its outcome is not recorded");
+            }
+            metrics::counter!("anshin_payment_webhook_deliveries_total", "outcome" => done.count(&record, recorded))
+                .increment(1);
         }
         Ok(done)
     }
@@ -644,12 +681,6 @@ impl PaymentWebhooks {
                 }
             }
         }
-    }
-}
-
-impl Default for PaymentWebhooks {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

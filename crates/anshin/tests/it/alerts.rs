@@ -31,6 +31,7 @@ both_backends!(
     each_entry_is_examined_once_across_nodes_and_restarts,
     alerts_reach_the_webhook_signed_and_a_failing_receiver_gets_a_retry,
     a_receiver_that_keeps_failing_is_given_up_and_the_alert_stays_listed,
+    a_stalled_node_cannot_overwrite_an_alert_delivery_another_node_took_over,
     the_alert_api_and_the_webhook_schema_are_documented,
 );
 
@@ -645,6 +646,73 @@ async fn alerts_reach_the_webhook_signed_and_a_failing_receiver_gets_a_retry(t: 
     }
     // Both attempts carried the same body: receivers can deduplicate on the id.
     assert_eq!(got[0].1, got[1].1);
+}
+
+/// Two nodes on one store: the first claims the alert's delivery and stalls
+/// past its claim; the second takes it over. Whatever the first then
+/// records is refused, as is an outcome recorded after its claim expired.
+async fn a_stalled_node_cannot_overwrite_an_alert_delivery_another_node_took_over(t: TestApp) {
+    use anshin::webhook::{Attempt, CLAIM_MS, Claim};
+    let (_, _, shop_key) = t.tenant_with_shop("stalled").await;
+    let mut monitor = Monitor::new(settings(), true).expect("monitor");
+    bulk_read(&t, &shop_key).await;
+    assert_eq!(detect(&t, &mut monitor).await.raised, 1);
+    let node_a = anshin::app::App::open(&t.location).await.expect("node a");
+    let node_b = anshin::app::App::open(&t.location).await.expect("node b");
+    let claim = async |node: &anshin::app::App, claim: &Claim| {
+        node.store.alerts_claim_due(claim, 16).await.expect("claim")
+    };
+    let start = now();
+
+    let stalled = Claim::new(start).expect("claim");
+    let claimed = claim(&node_a, &stalled).await;
+    assert_eq!(claimed.len(), 1);
+    let id = claimed[0].id.clone();
+    let record = async |node: &anshin::app::App, claim: &Claim, attempt: Attempt| {
+        node.store
+            .alert_attempt(&id, claim, attempt)
+            .await
+            .expect("record")
+    };
+    let meanwhile = Claim::new(start + 1_000).expect("claim");
+    assert!(
+        claim(&node_b, &meanwhile).await.is_empty(),
+        "claimed deliveries are hidden from other nodes"
+    );
+    let took_over = Claim::new(start + CLAIM_MS + 1).expect("claim");
+    assert_eq!(claim(&node_b, &took_over).await.len(), 1);
+
+    let delivered = Attempt::Delivered { at: start };
+    assert!(
+        !record(&node_a, &stalled, delivered.clone()).await,
+        "the stalled node's outcome is refused"
+    );
+    let retry_at = start + CLAIM_MS + 1_000;
+    let failed = Attempt::Failed {
+        retry_at: Some(retry_at),
+        error: "the receiver answered HTTP 500".into(),
+    };
+    assert!(record(&node_b, &took_over, failed).await);
+    assert!(
+        !record(&node_a, &stalled, delivered.clone()).await,
+        "nor after the new claimant recorded"
+    );
+    let listed = alerts(&t, &t.operator_key, "").await;
+    let delivery = &listed[0]["delivery"];
+    assert_eq!(delivery["state"], "pending", "{delivery}");
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["last_error"], "the receiver answered HTTP 500");
+
+    // A claim whose holder outlived it records nothing, even unchallenged.
+    let expired = Claim {
+        started: std::time::Instant::now() - std::time::Duration::from_millis(CLAIM_MS as u64 + 1),
+        ..Claim::new(retry_at).expect("claim")
+    };
+    assert_eq!(claim(&node_a, &expired).await.len(), 1);
+    assert!(!record(&node_a, &expired, delivered).await);
+    let listed = alerts(&t, &t.operator_key, "").await;
+    assert_eq!(listed[0]["delivery"]["attempts"], 1);
+    assert_eq!(listed[0]["delivery"]["state"], "pending");
 }
 
 async fn a_receiver_that_keeps_failing_is_given_up_and_the_alert_stays_listed(t: TestApp) {

@@ -28,6 +28,7 @@ both_backends!(
     the_secret_is_shown_once_sealed_at_rest_and_rotated_with_overlap,
     only_subscribed_events_are_sent_and_removal_stops_delivery,
     a_payment_stored_in_its_final_state_at_once_is_an_event_too,
+    a_stalled_node_cannot_overwrite_the_outcome_of_the_node_that_took_its_event_over,
 );
 
 /// What the receiver got: the signature header and the body, per request.
@@ -39,23 +40,32 @@ struct Receiver {
     received: Received,
     /// Statuses to answer, in order; 200 once empty.
     statuses: Arc<Mutex<VecDeque<StatusCode>>>,
+    /// When set, the next request waits for it before it is answered.
+    hold: Hold,
     task: tokio::task::JoinHandle<()>,
 }
+
+type Hold = Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>;
 
 impl Receiver {
     async fn start() -> Self {
         let received: Received = Arc::default();
         let statuses: Arc<Mutex<VecDeque<StatusCode>>> = Arc::default();
+        let hold: Hold = Arc::default();
         let app = axum::Router::new().route(
             "/hooks/anshin",
             axum::routing::post({
-                let (received, statuses) = (received.clone(), statuses.clone());
+                let (received, statuses, hold) = (received.clone(), statuses.clone(), hold.clone());
                 move |headers: HeaderMap, body: Bytes| async move {
                     let signature = headers
                         .get("anshin-signature")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
                     received.lock().expect("lock").push((signature, body));
+                    let held = hold.lock().expect("lock").take();
+                    if let Some(release) = held {
+                        let _ = release.await;
+                    }
                     statuses
                         .lock()
                         .expect("lock")
@@ -73,8 +83,27 @@ impl Receiver {
             url: format!("http://127.0.0.1:{}/hooks/anshin", addr.port()),
             received,
             statuses,
+            hold,
             task,
         }
+    }
+
+    /// Makes the next request wait until the returned sender fires.
+    fn hold_next(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (release, held) = tokio::sync::oneshot::channel();
+        *self.hold.lock().expect("lock") = Some(held);
+        release
+    }
+
+    /// Waits until `n` requests arrived.
+    async fn wait_for(&self, n: usize) {
+        for _ in 0..500 {
+            if self.count() >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{n} requests did not arrive");
     }
 
     fn count(&self) -> usize {
@@ -598,4 +627,63 @@ async fn a_payment_stored_in_its_final_state_at_once_is_an_event_too(t: TestApp)
     assert_eq!(events[1]["type"], "payment.captured");
     assert_eq!(events[1]["data"]["payment"]["id"], copy.as_str());
     assert_eq!(events[1]["data"]["payment"]["amount_captured"], 800);
+}
+
+/// Two nodes on one store: the first sends an event and stalls (its receiver
+/// does not answer) past its claim; the second takes the event over and gets
+/// a 500. The first node's late 200 must not mark the event delivered over
+/// the second's retry: the retry still happens.
+async fn a_stalled_node_cannot_overwrite_the_outcome_of_the_node_that_took_its_event_over(t: TestApp) {
+    let (_, shop, key, _sim) = shop_with_processor(&t, "stalled").await;
+    let receiver = Receiver::start().await;
+    let secret = endpoint(&t, &key, &shop, &receiver.url).await;
+    pay_with(&t, &key, "4111111111111111", 500, "stalled-pay").await;
+    let node_a = Arc::new(anshin::app::App::open(&t.location).await.expect("node a"));
+    let node_b = anshin::app::App::open(&t.location).await.expect("node b");
+    allow_loopback(&node_a);
+    allow_loopback(&node_b);
+
+    let release = receiver.hold_next();
+    let start = clock::now_ms();
+    let stalled = tokio::spawn({
+        let node_a = node_a.clone();
+        async move { deliver_at(&node_a, start).await }
+    });
+    receiver.wait_for(1).await;
+    receiver
+        .statuses
+        .lock()
+        .expect("lock")
+        .push_back(StatusCode::INTERNAL_SERVER_ERROR);
+    let took_over_at = start + anshin::webhook::CLAIM_MS + 1;
+    let took_over = deliver_at(&node_b, took_over_at).await;
+    assert_eq!(
+        took_over,
+        Deliveries {
+            retrying: 1,
+            ..Deliveries::default()
+        }
+    );
+    release.send(()).expect("release");
+    let stalled = stalled.await.expect("stalled node");
+    assert_eq!(
+        stalled,
+        Deliveries {
+            claims_lost: 1,
+            ..Deliveries::default()
+        },
+        "the stalled node's 200 is not recorded"
+    );
+    let retried = deliver_all(&node_b, took_over_at + 3_600_000).await;
+    assert_eq!(
+        retried.delivered, 1,
+        "the second node's retry stands: {retried:?}"
+    );
+    let events = receiver.verified(&secret);
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["id"] == events[0]["id"]), "one event");
+    assert_eq!(
+        deliver_all(&node_b, took_over_at + 86_400_000).await,
+        Deliveries::default()
+    );
 }

@@ -12,7 +12,7 @@ use crate::db::alerts::{
 };
 use crate::db::audit::{i64_from, u64_from};
 use crate::ids::AlertId;
-use crate::webhook::Attempt;
+use crate::webhook::{Attempt, Claim};
 
 const COLUMNS: &str = "seq, id, kind, severity, tenant_id, principal_id, summary, evidence, dedup_key, \
                        observed_at, created_at, attempts, delivered_at, next_attempt_at, last_error";
@@ -140,8 +140,7 @@ impl PgStore {
 
     pub(in crate::db) async fn alerts_claim_due(
         &self,
-        now: i64,
-        claim_until: i64,
+        claim: &Claim,
         limit: u32,
     ) -> Result<Vec<AlertRow>, StoreError> {
         // The rows as they were before the claim, as SQLite returns them.
@@ -151,11 +150,11 @@ impl PgStore {
                      SELECT seq, next_attempt_at AS was FROM alerts
                      WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
                      ORDER BY next_attempt_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 UPDATE alerts a SET next_attempt_at = $2 FROM due WHERE a.seq = due.seq
+                 UPDATE alerts a SET next_attempt_at = $2, claimed_by = $4 FROM due WHERE a.seq = due.seq
                  RETURNING a.seq, a.id, a.kind, a.severity, a.tenant_id, a.principal_id, a.summary, a.evidence,
                            a.dedup_key, a.observed_at, a.created_at, a.attempts, a.delivered_at, due.was,
                            a.last_error",
-                &[&now, &claim_until, &i64::from(limit)],
+                &[&claim.now, &claim.until, &i64::from(limit), &claim.token],
             )
             .await?;
         let mut alerts = rows.iter().map(alert_row).collect::<Result<Vec<_>, _>>()?;
@@ -166,9 +165,11 @@ impl PgStore {
     pub(in crate::db) async fn alert_attempt(
         &self,
         id: &AlertId,
+        claim: &Claim,
         attempt: Attempt,
-    ) -> Result<(), StoreError> {
-        self.record_attempt("alerts", "id", &id.as_str(), attempt).await
+    ) -> Result<bool, StoreError> {
+        self.record_attempt("alerts", "id", &id.as_str(), claim, attempt)
+            .await
     }
 
     pub(in crate::db) async fn audit_unsequenced(&self) -> Result<bool, StoreError> {

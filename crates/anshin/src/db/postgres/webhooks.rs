@@ -1,6 +1,7 @@
 //! PostgreSQL storage of the payment webhook endpoints and events. Several
-//! nodes share them: due events are claimed with `FOR UPDATE SKIP LOCKED`, so
-//! two nodes never send the same attempt.
+//! nodes share them: due events are claimed with `FOR UPDATE SKIP LOCKED`
+//! under the claim's token, so two nodes never claim the same attempt, and an
+//! outcome is written only under the claim it was sent under.
 
 use tokio_postgres::Row;
 
@@ -10,7 +11,7 @@ use crate::db::webhooks::{
     ENDPOINT_REMOVED, EndpointRow, PaymentEventRow, attempts_from, events_from, events_text,
 };
 use crate::ids::{PaymentId, ShopId, TenantId};
-use crate::webhook::Attempt;
+use crate::webhook::{Attempt, Claim};
 
 fn event_row(r: &Row) -> Result<PaymentEventRow, StoreError> {
     Ok(PaymentEventRow {
@@ -127,8 +128,7 @@ impl PgStore {
 
     pub(in crate::db) async fn payment_events_claim_due(
         &self,
-        now: i64,
-        claim_until: i64,
+        claim: &Claim,
         limit: u32,
     ) -> Result<Vec<PaymentEventRow>, StoreError> {
         let rows = self
@@ -140,10 +140,10 @@ impl PgStore {
                                        WHERE p.payment_id = e.payment_id AND p.seq < e.seq
                                          AND p.next_attempt_at IS NOT NULL)
                      ORDER BY next_attempt_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 UPDATE payment_events a SET next_attempt_at = $2 FROM due WHERE a.seq = due.seq
+                 UPDATE payment_events a SET next_attempt_at = $2, claimed_by = $4 FROM due WHERE a.seq = due.seq
                  RETURNING a.seq, a.payment_id, a.shop_id, a.status, a.decline_code, a.processor_reference,
                            a.challenge_url, a.amount_captured, a.amount_refunded, a.created_at, a.attempts, due.was",
-                &[&now, &claim_until, &i64::from(limit)],
+                &[&claim.now, &claim.until, &i64::from(limit), &claim.token],
             )
             .await?;
         let mut due = rows
@@ -157,44 +157,46 @@ impl PgStore {
     pub(in crate::db) async fn payment_event_attempt(
         &self,
         seq: i64,
+        claim: &Claim,
         attempt: Attempt,
-    ) -> Result<(), StoreError> {
-        self.record_attempt("payment_events", "seq", &seq, attempt).await
+    ) -> Result<bool, StoreError> {
+        self.record_attempt("payment_events", "seq", &seq, claim, attempt)
+            .await
     }
 
     /// Records a delivery attempt on the row of `table` whose `key_column`
-    /// is `key` (alerts and payment events keep their delivery state alike).
+    /// is `key` (alerts and payment events keep their delivery state alike),
+    /// if it still carries `claim` unexpired; true if written.
     pub(super) async fn record_attempt(
         &self,
         table: &str,
         key_column: &str,
         key: &(dyn tokio_postgres::types::ToSql + Sync),
+        claim: &Claim,
         attempt: Attempt,
-    ) -> Result<(), StoreError> {
-        match attempt {
-            Attempt::Delivered { at } => {
-                self.execute(
-                    &format!(
-                        "UPDATE {table} SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
-                                            last_error = NULL
-                         WHERE {key_column} = $1"
-                    ),
-                    &[key, &at],
-                )
-                .await?
-            }
-            Attempt::Failed { retry_at, error } => {
-                self.execute(
-                    &format!(
-                        "UPDATE {table} SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
-                         WHERE {key_column} = $1"
-                    ),
-                    &[key, &retry_at, &error],
-                )
-                .await?
-            }
+    ) -> Result<bool, StoreError> {
+        let (delivered_at, next_attempt_at, error) = match attempt {
+            Attempt::Delivered { at } => (Some(at), None, None),
+            Attempt::Failed { retry_at, error } => (None, retry_at, Some(error)),
         };
-        Ok(())
+        let written = self
+            .execute(
+                &format!(
+                    "UPDATE {table} SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = $3,
+                                        last_error = $4, claimed_by = NULL
+                     WHERE {key_column} = $1 AND claimed_by = $5 AND next_attempt_at > $6"
+                ),
+                &[
+                    key,
+                    &delivered_at,
+                    &next_attempt_at,
+                    &error,
+                    &claim.token,
+                    &claim.at(),
+                ],
+            )
+            .await?;
+        Ok(written == 1)
     }
 
     pub(in crate::db) async fn payment_events_prune(&self, before: i64) -> Result<u64, StoreError> {

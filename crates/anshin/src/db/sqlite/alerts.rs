@@ -12,7 +12,7 @@ use crate::db::alerts::{
 };
 use crate::db::audit::i64_from;
 use crate::ids::AlertId;
-use crate::webhook::Attempt;
+use crate::webhook::{Attempt, Claim};
 
 const COLUMNS: &str = "seq, id, kind, severity, tenant_id, principal_id, summary, evidence, dedup_key, \
                        observed_at, created_at, attempts, delivered_at, next_attempt_at, last_error";
@@ -190,10 +190,10 @@ impl SqliteStore {
 
     pub(in crate::db) async fn alerts_claim_due(
         &self,
-        now: i64,
-        claim_until: i64,
+        claim: &Claim,
         limit: u32,
     ) -> Result<Vec<AlertRow>, StoreError> {
+        let (claim, now) = (claim.clone(), claim.now);
         let rows: Vec<RawAlert> = self
             .write(move |c| {
                 let rows: Vec<RawAlert> = c
@@ -204,10 +204,8 @@ impl SqliteStore {
                     ))?
                     .query_map(params![now, limit], raw_alert)?
                     .collect::<rusqlite::Result<_>>()?;
-                let mut claim = c.prepare_cached("UPDATE alerts SET next_attempt_at = ?2 WHERE seq = ?1")?;
-                for row in &rows {
-                    claim.execute(params![row.0, claim_until])?;
-                }
+                let seqs: Vec<i64> = rows.iter().map(|row| row.0).collect();
+                super::webhooks::claim_rows(c, "alerts", &seqs, &claim)?;
                 Ok(rows)
             })
             .await?;
@@ -217,10 +215,11 @@ impl SqliteStore {
     pub(in crate::db) async fn alert_attempt(
         &self,
         id: &AlertId,
+        claim: &Claim,
         attempt: Attempt,
-    ) -> Result<(), StoreError> {
-        let id = id.as_str().to_owned();
-        self.write(move |c| super::webhooks::record_attempt(c, "alerts", "id", &id, attempt))
+    ) -> Result<bool, StoreError> {
+        let (id, claim) = (id.as_str().to_owned(), claim.clone());
+        self.write(move |c| super::webhooks::record_attempt(c, "alerts", "id", &id, &claim, attempt))
             .await
     }
 }

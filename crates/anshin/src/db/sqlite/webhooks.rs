@@ -10,7 +10,7 @@ use crate::db::webhooks::{
     ENDPOINT_REMOVED, EndpointRow, PaymentEventRow, attempts_from, events_from, events_text,
 };
 use crate::ids::{PaymentId, ShopId, TenantId};
-use crate::webhook::Attempt;
+use crate::webhook::{Attempt, Claim};
 
 const EVENT_COLUMNS: &str = "seq, payment_id, shop_id, status, decline_code, processor_reference, challenge_url, \
                              amount_captured, amount_refunded, created_at, attempts";
@@ -58,31 +58,48 @@ fn endpoint(c: &Connection, shop: &str) -> rusqlite::Result<Option<(EndpointRow,
     .optional()
 }
 
+/// Marks the rows of `table` whose `seq` is in `seqs` as claimed by `claim`
+/// (alerts and payment events keep their delivery state alike): its token,
+/// and its expiry as their next attempt.
+pub(super) fn claim_rows(c: &Connection, table: &str, seqs: &[i64], claim: &Claim) -> rusqlite::Result<()> {
+    let mut mark = c.prepare_cached(&format!(
+        "UPDATE {table} SET next_attempt_at = ?2, claimed_by = ?3 WHERE seq = ?1"
+    ))?;
+    for seq in seqs {
+        mark.execute(params![seq, claim.until, claim.token])?;
+    }
+    Ok(())
+}
+
 /// Records a delivery attempt on the row of `table` whose `key_column` is
-/// `key` (alerts and payment events keep their delivery state alike).
+/// `key`, if it still carries `claim` unexpired; true if written.
 pub(super) fn record_attempt(
     c: &Connection,
     table: &str,
     key_column: &str,
     key: &dyn rusqlite::ToSql,
+    claim: &Claim,
     attempt: Attempt,
-) -> rusqlite::Result<()> {
-    match attempt {
-        Attempt::Delivered { at } => c
-            .prepare_cached(&format!(
-                "UPDATE {table} SET attempts = attempts + 1, delivered_at = ?2, next_attempt_at = NULL,
-                                    last_error = NULL
-                 WHERE {key_column} = ?1"
-            ))?
-            .execute(params![key, at])?,
-        Attempt::Failed { retry_at, error } => c
-            .prepare_cached(&format!(
-                "UPDATE {table} SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
-                 WHERE {key_column} = ?1"
-            ))?
-            .execute(params![key, retry_at, error])?,
+) -> rusqlite::Result<bool> {
+    let (delivered_at, next_attempt_at, error) = match attempt {
+        Attempt::Delivered { at } => (Some(at), None, None),
+        Attempt::Failed { retry_at, error } => (None, retry_at, Some(error)),
     };
-    Ok(())
+    let written = c
+        .prepare_cached(&format!(
+            "UPDATE {table} SET attempts = attempts + 1, delivered_at = ?2, next_attempt_at = ?3,
+                                last_error = ?4, claimed_by = NULL
+             WHERE {key_column} = ?1 AND claimed_by = ?5 AND next_attempt_at > ?6"
+        ))?
+        .execute(params![
+            key,
+            delivered_at,
+            next_attempt_at,
+            error,
+            claim.token,
+            claim.at()
+        ])?;
+    Ok(written == 1)
 }
 
 impl SqliteStore {
@@ -173,10 +190,10 @@ impl SqliteStore {
 
     pub(in crate::db) async fn payment_events_claim_due(
         &self,
-        now: i64,
-        claim_until: i64,
+        claim: &Claim,
         limit: u32,
     ) -> Result<Vec<PaymentEventRow>, StoreError> {
+        let (claim, now) = (claim.clone(), claim.now);
         let rows = self
             .write(move |c| {
                 let rows: Vec<(PaymentEventRow, i64)> = c
@@ -190,11 +207,8 @@ impl SqliteStore {
                     ))?
                     .query_map(params![now, limit], event_row)?
                     .collect::<rusqlite::Result<_>>()?;
-                let mut claim =
-                    c.prepare_cached("UPDATE payment_events SET next_attempt_at = ?2 WHERE seq = ?1")?;
-                for (row, _) in &rows {
-                    claim.execute(params![row.seq, claim_until])?;
-                }
+                let seqs: Vec<i64> = rows.iter().map(|(row, _)| row.seq).collect();
+                claim_rows(c, "payment_events", &seqs, &claim)?;
                 Ok(rows)
             })
             .await?;
@@ -211,9 +225,11 @@ impl SqliteStore {
     pub(in crate::db) async fn payment_event_attempt(
         &self,
         seq: i64,
+        claim: &Claim,
         attempt: Attempt,
-    ) -> Result<(), StoreError> {
-        self.write(move |c| record_attempt(c, "payment_events", "seq", &seq, attempt))
+    ) -> Result<bool, StoreError> {
+        let claim = claim.clone();
+        self.write(move |c| record_attempt(c, "payment_events", "seq", &seq, &claim, attempt))
             .await
     }
 

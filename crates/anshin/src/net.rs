@@ -1,21 +1,25 @@
-//! Where the page monitor may connect: a guard against server-side request
-//! forgery (SSRF).
+//! Where anshin may connect on others' say-so: a guard against server-side
+//! request forgery (SSRF), shared by the page monitor and the webhooks.
 //!
 //! A monitored page's URL is operator input, and its redirects and the
 //! scripts it names are the page's own choice (an attacker's, once the shop
-//! is compromised). Unguarded, the monitor could be sent to the cloud
-//! metadata service (169.254.169.254, `fd00:ec2::254`), a database on
-//! loopback or the shop's intranet, and report what it found in an
-//! inventory. By default only public unicast addresses are reachable;
-//! `page_monitor_allow_networks` names CIDR blocks that are reachable too
-//! (an intranet shop, the tests' loopback servers).
+//! is compromised); a shop's payment webhook URL is the shop's choice.
+//! Unguarded, anshin could be sent to the cloud metadata service
+//! (169.254.169.254, `fd00:ec2::254`), a database on loopback or an
+//! intranet, and report what it found in an inventory or a delivery error.
+//! By default only public unicast addresses are reachable; the policy names
+//! CIDR blocks that are reachable too (`page_monitor_allow_networks` for the
+//! page monitor: an intranet shop, the tests' loopback servers; loopback for
+//! shops' webhooks where `payment_webhook_allow_loopback` is set).
 //!
 //! The check is on the address connected to, after resolution:
-//! [`GuardedResolver`] hands the connector only the addresses that pass, so
-//! a name that resolves to a public address when checked and a private one
-//! when connected (DNS rebinding) cannot get through, nor can a redirect.
-//! Addresses written in the URL, which the connector does not resolve, are
-//! checked by [`NetworkPolicy::check_url`] before each request.
+//! [`GuardedResolver`] hands the connector only the addresses that pass, and
+//! the connector connects to those very addresses, so a name that resolves
+//! to a public address when checked and a private one when connected (DNS
+//! rebinding) cannot get through, nor can a redirect. Addresses written in
+//! the URL, which the connector does not resolve, are checked by
+//! [`NetworkPolicy::check_url`] / [`NetworkPolicy::check_host`] before each
+//! request.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -28,7 +32,7 @@ use url::{Host, Url};
 
 use crate::access::cidr::Cidr;
 
-/// Which addresses the monitor may connect to.
+/// Which addresses may be connected to.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkPolicy {
     /// Blocks reachable besides public addresses.
@@ -53,15 +57,32 @@ impl NetworkPolicy {
         Self { allow }
     }
 
-    /// Whether the monitor may connect to `ip`.
+    /// Every address: for the operator's own receivers, which may well be
+    /// on an internal network (a SIEM).
+    pub fn unrestricted() -> Self {
+        let everything = ["0.0.0.0/0", "::/0"]
+            .iter()
+            .filter_map(|block| Cidr::parse(block));
+        Self::new(everything.collect())
+    }
+
+    /// Public addresses, and loopback when `loopback` (tests, the demo).
+    pub fn public_and_loopback(loopback: bool) -> Self {
+        let blocks = ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|block| Cidr::parse(block));
+        Self::new(if loopback { blocks.collect() } else { Vec::new() })
+    }
+
+    /// Whether `ip` may be connected to.
     pub fn permits(&self, ip: IpAddr) -> bool {
         is_public(ip) || self.allow.iter().any(|block| block.contains(ip))
     }
 
     fn refuse(host: &str, ip: IpAddr) -> Denied {
         Denied(format!(
-            "{host} is at {ip}, a private, loopback, link-local or otherwise non-public address; \
-             allow its network with page_monitor_allow_networks if it is meant to be monitored"
+            "{host} is at {ip}, a private, loopback, link-local or otherwise non-public address \
+             the configuration does not allow"
         ))
     }
 
@@ -73,6 +94,25 @@ impl NetworkPolicy {
             Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
             _ => return Ok(()),
         };
+        self.check_ip(ip)
+    }
+
+    /// Refuses a URI host (`[v6]` bracketed or not) that is a non-permitted
+    /// IP address, read as hyper's connector reads it: what it takes for an
+    /// address it connects to without resolving; anything else goes through
+    /// [`GuardedResolver`].
+    pub fn check_host(&self, host: &str) -> Result<(), Denied> {
+        match host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            Ok(ip) => self.check_ip(ip),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn check_ip(&self, ip: IpAddr) -> Result<(), Denied> {
         if self.permits(ip) {
             Ok(())
         } else {
