@@ -206,6 +206,11 @@ impl<'s, 't> Engine<'s, 't> {
             }
             if digit_at(bytes, i, end).is_some() {
                 i = self.on_digits(i, &region);
+                // A colon right after digits ("10:23:45") ends no label
+                // (see `on_label`): step over it rather than stop at it.
+                if i < end && bytes[i] == b':' && bytes[i - 1].is_ascii_digit() {
+                    i += 1;
+                }
                 continue;
             }
             match bytes[i] {
@@ -279,10 +284,13 @@ impl<'s, 't> Engine<'s, 't> {
         // or an expiry date may start: '/' or '／' after the group, and not
         // '/' or an ASCII letter or digit before it (see `expiry_after`;
         // "v1/items", "HTTP/1.1").
-        let goes_on = digit_at(bytes, j, end).is_some()
-            || separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some())
-            || ((bytes.get(j) == Some(&b'/') || bytes.get(j..j + 3) == Some("／".as_bytes()))
-                && !(i > 0 && (bytes[i - 1] == b'/' || bytes[i - 1].is_ascii_alphanumeric())));
+        // Most groups end at a byte that can do neither (a letter, a line
+        // end, most Japanese characters): one test on the byte decides.
+        let goes_on = matches!(bytes.get(j), Some(b' ' | b'-' | b'/' | 0xE2 | 0xE3 | 0xEF))
+            && (digit_at(bytes, j, end).is_some()
+                || separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some())
+                || ((bytes.get(j) == Some(&b'/') || bytes.get(j..j + 3) == Some("／".as_bytes()))
+                    && !(i > 0 && (bytes[i - 1] == b'/' || bytes[i - 1].is_ascii_alphanumeric()))));
         if j == i || goes_on {
             return None;
         }
@@ -416,9 +424,8 @@ impl<'s, 't> Engine<'s, 't> {
     /// nine to eleven only as a phone number.
     #[inline(always)]
     fn may_match(&self, a: usize, b: usize, total: usize) -> bool {
-        let single = a == 0 && b == 0 && self.run.ngroups == 1;
         match total {
-            3 | 4 | 8 => single,
+            3 | 4 | 8 => a == 0 && b == 0 && self.run.ngroups == 1,
             7 | 12..=19 => true,
             9..=11 => {
                 let d = self.run.digits(a, b);
