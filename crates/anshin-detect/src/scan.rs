@@ -269,9 +269,10 @@ impl<'s, 't> Engine<'s, 't> {
 
     /// Most digit runs in text are one short group of ASCII digits (a count,
     /// a price, a time of day). When the run at `i` is such a group, cannot
-    /// start an expiry date and has a length no detector accepts alone, its
-    /// end: [`Engine::on_run`] would find nothing in it. `None` means "read
-    /// the run".
+    /// start an expiry date and has a length no detector accepts alone, or
+    /// is a run [`Engine::plain_groups_end`] dismisses, its end:
+    /// [`Engine::on_run`] would find nothing in it. `None` means "read the
+    /// run".
     #[inline(always)]
     fn lone_group_end(&self, i: usize, region: &Region) -> Option<usize> {
         let bytes = self.bytes;
@@ -291,8 +292,11 @@ impl<'s, 't> Engine<'s, 't> {
                 || separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some())
                 || ((bytes.get(j) == Some(&b'/') || bytes.get(j..j + 3) == Some("／".as_bytes()))
                     && !(i > 0 && (bytes[i - 1] == b'/' || bytes[i - 1].is_ascii_alphanumeric()))));
-        if j == i || goes_on {
+        if j == i {
             return None;
+        }
+        if goes_on {
+            return self.plain_groups_end(i, j, region);
         }
         let alone = match j - i {
             1 | 2 | 5 | 6 | 20.. => true,
@@ -310,6 +314,66 @@ impl<'s, 't> Engine<'s, 't> {
             _ => false,
         };
         alone.then_some(j)
+    }
+
+    /// Runs of a few short groups of ASCII digits joined by single spaces or
+    /// hyphens in which no window has a length a detector accepts (the dates
+    /// and times of log lines: "2026-01-15 10"), from the first group
+    /// `i..j`: their end, where [`Engine::on_run`] would go on having found
+    /// nothing. `None` means "read the run", as for anything else
+    /// (full-width forms, other separators, a '/' after the run, groups of
+    /// more than eight digits, more than eight groups).
+    fn plain_groups_end(&self, i: usize, mut j: usize, region: &Region) -> Option<usize> {
+        const MAX_GROUPS: usize = 8;
+        let bytes = self.bytes;
+        let end = region.end.min(bytes.len());
+        // Each group's length and first digit.
+        let mut groups = [(0usize, 0u8); MAX_GROUPS];
+        let mut n = 0;
+        let mut start = i;
+        loop {
+            if n == MAX_GROUPS || j - start > 8 {
+                return None;
+            }
+            groups[n] = (j - start, bytes[start]);
+            n += 1;
+            match bytes.get(j) {
+                Some(b' ' | b'-') if digit_at(bytes, j + 1, end).is_some() => {
+                    if !bytes[j + 1].is_ascii_digit() {
+                        return None;
+                    }
+                    start = j + 1;
+                    j = start;
+                    while j < end && bytes[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                }
+                // A separator or digit of several bytes, or a date after the run.
+                Some(b'/' | 0xE2 | 0xE3 | 0xEF) => return None,
+                _ => break,
+            }
+        }
+        // A single group is `lone_group_end`'s to judge.
+        if n < 2 {
+            return None;
+        }
+        // The windows `evaluate_run` judges are among these, and
+        // `may_match` refuses them all: 3, 4 and 8 digits count only as a
+        // run's single group, 9 to 11 only from a 0 (or 81 at the start).
+        for a in 0..n {
+            let phone_start = groups[a].1 == b'0' || (a == 0 && groups[0].1 == b'8');
+            let mut total = 0;
+            for &(len, _) in &groups[a..n.min(a + MAX_WINDOW_GROUPS)] {
+                total += len;
+                match total {
+                    7 | 12..=19 => return None,
+                    9..=11 if phone_start => return None,
+                    20.. => break,
+                    _ => {}
+                }
+            }
+        }
+        Some(j)
     }
 
     /// Reads the digit run at `i`, judges its windows and returns where to go on.
@@ -1275,7 +1339,8 @@ mod tests {
         fn lone_groups_skipped_hold_nothing(
             parts in proptest::collection::vec(
                 proptest::sample::select(vec![
-                    "1", "23", "456", "7890", "0", "81", "12345", "4111111111111111", "090", "12/28", "5/2030", " ", "-", "/", "／",
+                    "1", "23", "456", "7890", "0", "81", "12345", "4111111111111111", "090", "12/28", "5/2030",
+                    "〒123-4567", "090-1234-5678", "+81 90-1234-5678", "03 1234 5678", "4111 1111 1111 1111", " ", "-", "/", "／",
                     "０", "－", "ｰ", "ー", "‐", "（", "：", "　", ":", "+", "〒", "T", "AB", "v", "cvv ", "有効期限 ", "セ", "電話 ", ".", "@", "あ", "円", "\n",
                 ]),
                 0..40,
