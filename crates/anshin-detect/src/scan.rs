@@ -284,9 +284,9 @@ impl<'s, 't> Engine<'s, 't> {
         // The run goes on (a full-width digit, or a separator and a digit),
         // or an expiry date may start: '/' or '／' after the group, and not
         // '/' or an ASCII letter or digit before it (see `expiry_after`;
-        // "v1/items", "HTTP/1.1").
-        // Most groups end at a byte that can do neither (a letter, a line
-        // end, most Japanese characters): one test on the byte decides.
+        // "v1/items"). Most groups end at a byte that can do neither (a
+        // letter, a line end, most Japanese characters): one test on that
+        // byte decides.
         let goes_on = matches!(bytes.get(j), Some(b' ' | b'-' | b'/' | 0xE2 | 0xE3 | 0xEF))
             && (digit_at(bytes, j, end).is_some()
                 || separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some())
@@ -483,9 +483,10 @@ impl<'s, 't> Engine<'s, 't> {
 
     /// Most windows in text (counts, prices, dates, times) have a length
     /// or first digit no detector accepts: they are dismissed here, before
-    /// any boundary work. One or two digits are nothing on their own; three
-    /// to six or eight only as a lone security code, expiry or identifier;
-    /// nine to eleven only as a phone number.
+    /// any boundary work. Three, four or eight digits count only as a run's
+    /// single group (a security code, an expiry date, a letter-prefixed
+    /// identifier), nine to eleven only as a phone number, and one, two,
+    /// five, six or more than nineteen never.
     #[inline(always)]
     fn may_match(&self, a: usize, b: usize, total: usize) -> bool {
         match total {
@@ -519,10 +520,6 @@ impl<'s, 't> Engine<'s, 't> {
             pre: 0,
             post: 0,
         };
-        // Most windows in text (counts, prices, dates, times) have a length
-        // or first digit no detector below accepts: stop before any boundary
-        // work. One or two digits are nothing on their own; three to six only
-        // as a lone security code or expiry; nine to eleven only as a phone.
         let single = single_run && lens.len() == 1;
         let clean = self.clean_boundaries(start, end);
 
