@@ -74,28 +74,19 @@ fn interesting(b: u8) -> bool {
     (b.wrapping_sub(b'0') < 11) | (b == b'@') | (b == 0xEF)
 }
 
-/// Per byte of `x`, the high bit set where the byte is zero; exact for the
-/// lowest zero byte (a borrow can only flag bytes above a true zero), which is
-/// all [`next_label_byte`] reads.
-#[inline(always)]
-const fn zero_bytes(x: u64) -> u64 {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    x.wrapping_sub(LO) & !x & HI
-}
-
 /// Bytes the candidate stage looks at a time.
 const BLOCK: usize = 64;
 
-/// Bit `k` set where `block[k]` is [`interesting`]. Written as a loop over a
-/// fixed array that LLVM turns into vector code (SSE2 on x86-64: 16 bytes
-/// per compare, no `unsafe`, no intrinsics): a flag byte per input byte, then
-/// a multiply gathers the eight high bits of each word into one byte.
+/// Bit `k` set where `pick(block[k])`. Written as a loop over a fixed array
+/// that LLVM turns into vector code (SSE2 on x86-64: 16 bytes per compare,
+/// no `unsafe`, no intrinsics) for a simple `pick`: a flag byte per input
+/// byte, then a multiply gathers the eight high bits of each word into one
+/// byte.
 #[inline(always)]
-fn block_mask(block: &[u8; BLOCK]) -> u64 {
+fn block_mask(block: &[u8; BLOCK], pick: impl Fn(u8) -> bool) -> u64 {
     let mut flags = [0u8; BLOCK];
     for (f, &b) in flags.iter_mut().zip(block) {
-        *f = if interesting(b) { 0x80 } else { 0 };
+        *f = if pick(b) { 0x80 } else { 0 };
     }
     let mut mask = 0;
     for (k, word) in flags.chunks_exact(8).enumerate() {
@@ -150,18 +141,23 @@ impl Candidates {
     fn load(&mut self, bytes: &[u8], at: usize, end: usize) {
         self.base = at;
         self.limit = at + BLOCK;
-        let mask = match bytes.get(at..).and_then(<[u8]>::first_chunk) {
-            Some(block) => block_mask(block),
-            None => {
-                // The end of the text: zero bytes are not interesting.
-                let rest = bytes.get(at..).unwrap_or_default();
-                let mut padded = [0u8; BLOCK];
-                padded[..rest.len()].copy_from_slice(rest);
-                block_mask(&padded)
-            }
-        };
         let live = end - at;
-        self.mask = mask & if live < BLOCK { (1 << live) - 1 } else { u64::MAX };
+        self.mask = mask_at(bytes, at, interesting) & if live < BLOCK { (1 << live) - 1 } else { u64::MAX };
+    }
+}
+
+/// [`block_mask`] of the 64 bytes at `at`, with zeros past the end of
+/// `bytes` (which `pick` must refuse).
+#[inline(always)]
+fn mask_at(bytes: &[u8], at: usize, pick: impl Fn(u8) -> bool) -> u64 {
+    match bytes.get(at..).and_then(<[u8]>::first_chunk) {
+        Some(block) => block_mask(block, pick),
+        None => {
+            let rest = bytes.get(at..).unwrap_or_default();
+            let mut padded = [0u8; BLOCK];
+            padded[..rest.len()].copy_from_slice(rest);
+            block_mask(&padded, pick)
+        }
     }
 }
 
@@ -210,6 +206,11 @@ impl<'s, 't> Engine<'s, 't> {
             }
             if digit_at(bytes, i, end).is_some() {
                 i = self.on_digits(i, &region);
+                // A colon right after digits ("10:23:45") ends no label
+                // (see `on_label`): step over it rather than stop at it.
+                if i < end && bytes[i] == b':' && bytes[i - 1].is_ascii_digit() {
+                    i += 1;
+                }
                 continue;
             }
             match bytes[i] {
@@ -268,9 +269,10 @@ impl<'s, 't> Engine<'s, 't> {
 
     /// Most digit runs in text are one short group of ASCII digits (a count,
     /// a price, a time of day). When the run at `i` is such a group, cannot
-    /// start an expiry date and has a length no detector accepts alone, its
-    /// end: [`Engine::on_run`] would find nothing in it. `None` means "read
-    /// the run".
+    /// start an expiry date and has a length no detector accepts alone, or
+    /// is a run [`Engine::plain_groups_end`] dismisses, its end:
+    /// [`Engine::on_run`] would find nothing in it. `None` means "read the
+    /// run".
     #[inline(always)]
     fn lone_group_end(&self, i: usize, region: &Region) -> Option<usize> {
         let bytes = self.bytes;
@@ -280,13 +282,21 @@ impl<'s, 't> Engine<'s, 't> {
             j += 1;
         }
         // The run goes on (a full-width digit, or a separator and a digit),
-        // or an expiry date may start ('/' or '／' after the group).
-        let goes_on = digit_at(bytes, j, end).is_some()
-            || separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some())
-            || bytes.get(j) == Some(&b'/')
-            || bytes.get(j..j + 3) == Some("／".as_bytes());
-        if j == i || goes_on {
+        // or an expiry date may start: '/' or '／' after the group, and not
+        // '/' or an ASCII letter or digit before it (see `expiry_after`;
+        // "v1/items"). Most groups end at a byte that can do neither (a
+        // letter, a line end, most Japanese characters): one test on that
+        // byte decides.
+        let goes_on = matches!(bytes.get(j), Some(b' ' | b'-' | b'/' | 0xE2 | 0xE3 | 0xEF))
+            && (digit_at(bytes, j, end).is_some()
+                || separator_at(bytes, j, end).is_some_and(|(_, w)| digit_at(bytes, j + w, end).is_some())
+                || ((bytes.get(j) == Some(&b'/') || bytes.get(j..j + 3) == Some("／".as_bytes()))
+                    && !(i > 0 && (bytes[i - 1] == b'/' || bytes[i - 1].is_ascii_alphanumeric()))));
+        if j == i {
             return None;
+        }
+        if goes_on {
+            return self.plain_groups_end(i, j, region);
         }
         let alone = match j - i {
             1 | 2 | 5 | 6 | 20.. => true,
@@ -304,6 +314,66 @@ impl<'s, 't> Engine<'s, 't> {
             _ => false,
         };
         alone.then_some(j)
+    }
+
+    /// Runs of a few short groups of ASCII digits joined by single spaces or
+    /// hyphens in which no window has a length a detector accepts (the dates
+    /// and times of log lines: "2026-01-15 10"), from the first group
+    /// `i..j`: their end, where [`Engine::on_run`] would go on having found
+    /// nothing. `None` means "read the run", as for anything else
+    /// (full-width forms, other separators, a '/' after the run, groups of
+    /// more than eight digits, more than eight groups).
+    fn plain_groups_end(&self, i: usize, mut j: usize, region: &Region) -> Option<usize> {
+        const MAX_GROUPS: usize = 8;
+        let bytes = self.bytes;
+        let end = region.end.min(bytes.len());
+        // Each group's length and first digit.
+        let mut groups = [(0usize, 0u8); MAX_GROUPS];
+        let mut n = 0;
+        let mut start = i;
+        loop {
+            if n == MAX_GROUPS || j - start > 8 {
+                return None;
+            }
+            groups[n] = (j - start, bytes[start]);
+            n += 1;
+            match bytes.get(j) {
+                Some(b' ' | b'-') if digit_at(bytes, j + 1, end).is_some() => {
+                    if !bytes[j + 1].is_ascii_digit() {
+                        return None;
+                    }
+                    start = j + 1;
+                    j = start;
+                    while j < end && bytes[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                }
+                // A separator or digit of several bytes, or a date after the run.
+                Some(b'/' | 0xE2 | 0xE3 | 0xEF) => return None,
+                _ => break,
+            }
+        }
+        // A single group is `lone_group_end`'s to judge.
+        if n < 2 {
+            return None;
+        }
+        // The windows `evaluate_run` judges are among these, and
+        // `may_match` refuses them all: 3, 4 and 8 digits count only as a
+        // run's single group, 9 to 11 only from a 0 (or 81 at the start).
+        for a in 0..n {
+            let phone_start = groups[a].1 == b'0' || (a == 0 && groups[0].1 == b'8');
+            let mut total = 0;
+            for &(len, _) in &groups[a..n.min(a + MAX_WINDOW_GROUPS)] {
+                total += len;
+                match total {
+                    7 | 12..=19 => return None,
+                    9..=11 if phone_start => return None,
+                    20.. => break,
+                    _ => {}
+                }
+            }
+        }
+        Some(j)
     }
 
     /// Reads the digit run at `i`, judges its windows and returns where to go on.
@@ -387,6 +457,9 @@ impl<'s, 't> Engine<'s, 't> {
                 if b >= sep_from && self.run.groups[b].sep != sep {
                     break;
                 }
+                if !self.may_match(a, b, total) {
+                    continue;
+                }
                 // The window must not be part of a larger group of the same shape.
                 let left = if a > 0 { self.run.groups[a].sep } else { Sep::None };
                 let right = if b + 1 < n {
@@ -408,6 +481,26 @@ impl<'s, 't> Engine<'s, 't> {
         self.resolve();
     }
 
+    /// Most windows in text (counts, prices, dates, times) have a length
+    /// or first digit no detector accepts: they are dismissed here, before
+    /// any boundary work. Three, four or eight digits count only as a run's
+    /// single group (a security code, an expiry date, a letter-prefixed
+    /// identifier), nine to eleven only as a phone number, and one, two,
+    /// five, six or more than nineteen never.
+    #[inline(always)]
+    fn may_match(&self, a: usize, b: usize, total: usize) -> bool {
+        match total {
+            3 | 4 | 8 => a == 0 && b == 0 && self.run.ngroups == 1,
+            7 | 12..=19 => true,
+            9..=11 => {
+                let d = self.run.digits(a, b);
+                d.first() == Some(&b'0') || (a == 0 && d.starts_with(b"81"))
+            }
+            _ => false,
+        }
+    }
+
+    /// Judges a window that [`Engine::may_match`] lets through.
     fn judge_window(&mut self, a: usize, b: usize, total: usize, region: &Region) {
         let (start, end) = (self.run.groups[a].start, self.run.groups[b].end);
         let mut lens = [0u8; MAX_WINDOW_GROUPS];
@@ -427,24 +520,7 @@ impl<'s, 't> Engine<'s, 't> {
             pre: 0,
             post: 0,
         };
-        // Most windows in text (counts, prices, dates, times) have a length
-        // or first digit no detector below accepts: stop before any boundary
-        // work. One or two digits are nothing on their own; three to six only
-        // as a lone security code or expiry; nine to eleven only as a phone.
         let single = single_run && lens.len() == 1;
-        let may_match = match total {
-            3 | 4 => single,
-            8 => single,
-            7 | 12..=19 => true,
-            9..=11 => {
-                let d = self.run.digits(a, b);
-                d.first() == Some(&b'0') || (a == 0 && d.starts_with(b"81"))
-            }
-            _ => false,
-        };
-        if !may_match {
-            return;
-        }
         let clean = self.clean_boundaries(start, end);
 
         // Letter-prefixed identifiers first: they need letters the generic check refuses.
@@ -1022,59 +1098,29 @@ fn copy(dst: &mut [u8], src: &[u8]) -> usize {
 /// cheap test that lets most 3- and 4-digit numbers skip the keyword search.
 fn may_follow_cvc_or_expiry_label(bytes: &[u8], start: usize) -> bool {
     // A label counts when it ends within 24 bytes; the longest is 30 bytes.
-    let window = &bytes[start.saturating_sub(56)..start];
-    // Only the bytes that can start an ASCII bigram (c, e, h in either case:
-    // cv/ci/cs/cu, ex, and hr of "valid thru") or end セ (E3 82 BB) or 有
-    // (E6 9C 89) are checked; they are found eight bytes at a time.
-    let mut k = 0;
-    while let Some(p) = next_label_byte(window, k) {
-        k = p + 1;
-        let b = window[p];
-        if b == 0xBB || b == 0x89 {
-            if p >= 2 && (&window[p - 2..=p] == "セ".as_bytes() || &window[p - 2..=p] == "有".as_bytes()) {
-                return true;
+    let lo = start.saturating_sub(56);
+    // One byte of each pattern as a bit set of the window, the rarest one in
+    // text where there is a choice: the c of the c bigrams, the x of ex ('e'
+    // is the commonest letter in English), the r of hr ("valid thru"), the
+    // last bytes of セ and 有.
+    let pick = |b: u8| matches!(b | 0x20, b'c' | b'x' | b'r') || b == 0xBB || b == 0x89;
+    let mut hits = mask_at(bytes, lo, pick) & ((1 << (start - lo)) - 1);
+    while hits != 0 {
+        let p = lo + hits.trailing_zeros() as usize;
+        hits &= hits - 1;
+        let found = match bytes[p] | 0x20 {
+            b'c' => p + 1 < start && matches!(bytes[p + 1] | 0x20, b'v' | b'i' | b's' | b'u'),
+            b'x' => p > lo && bytes[p - 1] | 0x20 == b'e',
+            b'r' => p > lo && bytes[p - 1] | 0x20 == b'h',
+            _ => {
+                p >= lo + 2 && (&bytes[p - 2..=p] == "セ".as_bytes() || &bytes[p - 2..=p] == "有".as_bytes())
             }
-        } else if let Some(&n) = window.get(p + 1) {
-            let (a, n) = (b | 0x20, n | 0x20);
-            if (a == b'c' && matches!(n, b'v' | b'i' | b's' | b'u'))
-                || (a == b'e' && n == b'x')
-                || (a == b'h' && n == b'r')
-            {
-                return true;
-            }
+        };
+        if found {
+            return true;
         }
     }
     false
-}
-
-/// The next byte at or after `k` that is c, C, e, E, h, H, 0xBB or 0x89.
-#[inline]
-fn next_label_byte(window: &[u8], mut k: usize) -> Option<usize> {
-    const CASE: u64 = 0x2020_2020_2020_2020;
-    const C: u64 = 0x6363_6363_6363_6363;
-    const E: u64 = 0x6565_6565_6565_6565;
-    const H: u64 = 0x6868_6868_6868_6868;
-    const SE: u64 = 0xBBBB_BBBB_BBBB_BBBB;
-    const YU: u64 = 0x8989_8989_8989_8989;
-    let label_byte = |b: u8| matches!(b | 0x20, b'c' | b'e' | b'h') || b == 0xBB || b == 0x89;
-    while let Some(word) = window.get(k..k + 8) {
-        let Ok(word) = <[u8; 8]>::try_from(word) else {
-            break;
-        };
-        let x = u64::from_le_bytes(word);
-        let l = x | CASE;
-        // Exact for the lowest flagged byte (see `zero_bytes`).
-        let hits = zero_bytes(l ^ C)
-            | zero_bytes(l ^ E)
-            | zero_bytes(l ^ H)
-            | zero_bytes(x ^ SE)
-            | zero_bytes(x ^ YU);
-        if hits != 0 {
-            return Some(k + (hits.trailing_zeros() / 8) as usize);
-        }
-        k += 8;
-    }
-    (k..window.len()).find(|&p| label_byte(window[p]))
 }
 
 /// Groupings cards are printed in: unbroken, fours (last group shorter),
@@ -1292,8 +1338,9 @@ mod tests {
         fn lone_groups_skipped_hold_nothing(
             parts in proptest::collection::vec(
                 proptest::sample::select(vec![
-                    "1", "23", "456", "7890", "0", "81", "12345", "4111111111111111", "090", " ", "-", "/", "／",
-                    "０", "－", "ｰ", "（", "：", "　", ":", "+", "〒", "T", "AB", "cvv ", "有効期限 ", "セ", "電話 ", ".", "@", "あ", "\n",
+                    "1", "23", "456", "7890", "0", "81", "12345", "4111111111111111", "090", "12/28", "5/2030",
+                    "〒123-4567", "090-1234-5678", "+81 90-1234-5678", "03 1234 5678", "4111 1111 1111 1111", " ", "-", "/", "／",
+                    "０", "－", "ｰ", "ー", "‐", "（", "：", "　", ":", "+", "〒", "T", "AB", "v", "cvv ", "有効期限 ", "セ", "電話 ", ".", "@", "あ", "円", "\n",
                 ]),
                 0..40,
             ),
@@ -1318,7 +1365,9 @@ mod tests {
         let window = &bytes[start.saturating_sub(56)..start];
         window.windows(2).any(|w| {
             let (a, b) = (w[0] | 0x20, w[1] | 0x20);
-            (a == b'c' && matches!(b, b'v' | b'i' | b's' | b'u')) || (a == b'e' && b == b'x')
+            (a == b'c' && matches!(b, b'v' | b'i' | b's' | b'u'))
+                || (a == b'e' && b == b'x')
+                || (a == b'h' && b == b'r')
         }) || window
             .windows(3)
             .any(|w| w == "セ".as_bytes() || w == "有".as_bytes())
@@ -1327,7 +1376,9 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn cvc_label_prefilter_matches_its_definition(
-            parts in proptest::collection::vec(proptest::sample::select(vec!["セ", "有", "c", "C", "v", "x", "E", "効", "ー", " ", "1", "あ"]), 0..40),
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "セ", "有", "c", "C", "v", "V", "i", "s", "u", "x", "X", "e", "E", "h", "H", "r", "R", "効", "ー", " ", "1", "あ", "\u{2bb}", "\u{249}",
+            ]), 0..60),
         ) {
             let text = parts.concat();
             let bytes = text.as_bytes();
