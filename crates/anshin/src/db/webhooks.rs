@@ -129,9 +129,10 @@ impl Store {
         dispatch!(self.payment_events_claim_due(now, claim_until, limit))
     }
 
-    /// Records a delivery attempt.
-    pub async fn payment_event_attempt(&self, seq: i64, attempt: Attempt) -> Result<(), StoreError> {
-        dispatch!(self.payment_event_attempt(seq, attempt))
+    /// Records the delivery attempts of a round (event seq, outcome) in one
+    /// commit: one commit per event would hold a round to the writer's pace.
+    pub async fn payment_event_attempts(&self, attempts: Vec<(i64, Attempt)>) -> Result<(), StoreError> {
+        dispatch!(self.payment_event_attempts(attempts))
     }
 
     /// Deletes events created before `before` (ms) that are no longer due;

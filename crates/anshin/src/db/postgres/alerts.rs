@@ -168,7 +168,7 @@ impl PgStore {
         id: &AlertId,
         attempt: Attempt,
     ) -> Result<(), StoreError> {
-        self.record_attempt("alerts", "id", &id.as_str(), attempt).await
+        super::webhooks::record_attempt(&self.client().await?, "alerts", "id", &id.as_str(), attempt).await
     }
 
     pub(in crate::db) async fn audit_unsequenced(&self) -> Result<bool, StoreError> {

@@ -154,47 +154,16 @@ impl PgStore {
         Ok(due.into_iter().map(|(_, e)| e).collect())
     }
 
-    pub(in crate::db) async fn payment_event_attempt(
+    pub(in crate::db) async fn payment_event_attempts(
         &self,
-        seq: i64,
-        attempt: Attempt,
+        attempts: Vec<(i64, Attempt)>,
     ) -> Result<(), StoreError> {
-        self.record_attempt("payment_events", "seq", &seq, attempt).await
-    }
-
-    /// Records a delivery attempt on the row of `table` whose `key_column`
-    /// is `key` (alerts and payment events keep their delivery state alike).
-    pub(super) async fn record_attempt(
-        &self,
-        table: &str,
-        key_column: &str,
-        key: &(dyn tokio_postgres::types::ToSql + Sync),
-        attempt: Attempt,
-    ) -> Result<(), StoreError> {
-        match attempt {
-            Attempt::Delivered { at } => {
-                self.execute(
-                    &format!(
-                        "UPDATE {table} SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
-                                            last_error = NULL
-                         WHERE {key_column} = $1"
-                    ),
-                    &[key, &at],
-                )
-                .await?
-            }
-            Attempt::Failed { retry_at, error } => {
-                self.execute(
-                    &format!(
-                        "UPDATE {table} SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
-                         WHERE {key_column} = $1"
-                    ),
-                    &[key, &retry_at, &error],
-                )
-                .await?
-            }
-        };
-        Ok(())
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        for (seq, attempt) in attempts {
+            record_attempt(&tx, "payment_events", "seq", &seq, attempt).await?;
+        }
+        tx.commit().await.map_err(pg)
     }
 
     pub(in crate::db) async fn payment_events_prune(&self, before: i64) -> Result<u64, StoreError> {
@@ -204,4 +173,42 @@ impl PgStore {
         )
         .await
     }
+}
+
+/// Records a delivery attempt on the row of `table` whose `key_column` is
+/// `key` (alerts and payment events keep their delivery state alike), on
+/// `client` (a pooled connection, or a transaction it commits with).
+pub(super) async fn record_attempt(
+    client: &impl deadpool_postgres::GenericClient,
+    table: &str,
+    key_column: &str,
+    key: &(dyn tokio_postgres::types::ToSql + Sync),
+    attempt: Attempt,
+) -> Result<(), StoreError> {
+    let (sql, at, error) = match attempt {
+        Attempt::Delivered { at } => (
+            format!(
+                "UPDATE {table} SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
+                                    last_error = NULL
+                 WHERE {key_column} = $1"
+            ),
+            Some(at),
+            None,
+        ),
+        Attempt::Failed { retry_at, error } => (
+            format!(
+                "UPDATE {table} SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
+                 WHERE {key_column} = $1"
+            ),
+            retry_at,
+            Some(error),
+        ),
+    };
+    let stmt = client.prepare_cached(&sql).await.map_err(pg)?;
+    match error {
+        None => client.execute(&stmt, &[key, &at]).await,
+        Some(error) => client.execute(&stmt, &[key, &at, &error]).await,
+    }
+    .map_err(pg)?;
+    Ok(())
 }

@@ -208,13 +208,16 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(in crate::db) async fn payment_event_attempt(
+    pub(in crate::db) async fn payment_event_attempts(
         &self,
-        seq: i64,
-        attempt: Attempt,
+        attempts: Vec<(i64, Attempt)>,
     ) -> Result<(), StoreError> {
-        self.write(move |c| record_attempt(c, "payment_events", "seq", &seq, attempt))
-            .await
+        self.write(move |c| {
+            attempts
+                .into_iter()
+                .try_for_each(|(seq, attempt)| record_attempt(c, "payment_events", "seq", &seq, attempt))
+        })
+        .await
     }
 
     pub(in crate::db) async fn payment_events_prune(&self, before: i64) -> Result<u64, StoreError> {
