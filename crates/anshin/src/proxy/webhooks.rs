@@ -55,8 +55,8 @@ pub const MAX_ATTEMPTS: u32 = 40;
 const MAX_URL_LEN: usize = 2048;
 /// Events claimed per round. A round costs two commits (the claim, then the
 /// outcomes) whatever its size: with 32 a round, delivery fell behind the
-/// payments under load (about 600 events/s against 3,000 authorizations/s on
-/// SQLite, `anshin bench --payments-only --clients 128`).
+/// payments under load (620–900 events/s against 2,900–4,600
+/// authorizations/s on SQLite, `anshin bench --payments-only --clients 128`).
 const BATCH: u32 = 128;
 /// Sends in flight at once within a round: what a shop's receiver sees.
 const SENDS_IN_FLIGHT: usize = 64;
