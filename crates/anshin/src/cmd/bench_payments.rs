@@ -37,7 +37,7 @@ use tower::ServiceExt;
 use super::bench::{Outcome, cpu_seconds, fresh_app_with_key, percentile, scenario_line};
 use crate::app::App;
 use crate::cli::BenchArgs;
-use crate::config::Config;
+use crate::config::{AlertConfig, Config};
 use crate::error::{Error, Result};
 use crate::proxy::CheckoutSettings;
 
@@ -162,7 +162,12 @@ pub(super) async fn run(backend: &str, args: &BenchArgs, config: &Config) -> Res
         webhook_loopback: true,
         ..CheckoutSettings::default()
     });
-    let running = super::serve::start_tasks(config, Arc::new(app))?;
+    // The alerts concern the bench's throwaway data: never to the operator's alert webhook.
+    let config = Config {
+        alerts: AlertConfig::default(),
+        ..config.clone()
+    };
+    let running = super::serve::start_tasks(&config, Arc::new(app))?;
     let app = running.app.clone();
     let router = crate::http::router(app.clone());
     let (status, tenant) = call(
