@@ -37,13 +37,14 @@ use tokio::process::{Child, Command};
 use crate::app::{App, Location};
 use crate::audit::{ENTRY_VERSION, Entry, EntryActor, EventKind};
 use crate::cli::{BenchArgs, BenchBackend};
+use crate::config::Config;
 use crate::demo::Sequence;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Cards tokenized before the read scenarios, read at random.
 const PREFILL: usize = 2_000;
 
-pub async fn run(args: BenchArgs) -> Result<()> {
+pub async fn run(args: BenchArgs, config: &Config) -> Result<()> {
     let backends: &[&str] = match args.backend {
         BenchBackend::Sqlite => &["sqlite"],
         BenchBackend::Postgres => &["postgres"],
@@ -51,7 +52,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     };
     if args.payments_only {
         for backend in backends {
-            super::bench_payments::run(backend, &args).await?;
+            super::bench_payments::run(backend, &args, config).await?;
         }
         return Ok(());
     }
@@ -61,7 +62,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         server.stop().await;
         result?;
         audit_append(backend, &args).await?;
-        super::bench_payments::run(backend, &args).await?;
+        super::bench_payments::run(backend, &args, config).await?;
     }
     if args.audit_entries > 0 && backends.contains(&"sqlite") {
         audit_verify(args.audit_entries).await?;
@@ -629,13 +630,7 @@ pub(super) fn scenario_line(
     outcome: &Outcome,
     peak_rss_mb: f64,
 ) -> Value {
-    let percentile = |p: f64| -> f64 {
-        if outcome.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let index = ((outcome.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(outcome.latencies_us[index]) / 1000.0
-    };
+    let percentile = |p| percentile(&outcome.latencies_us, p);
     json!({
         "scenario": scenario,
         "backend": backend,
@@ -650,6 +645,15 @@ pub(super) fn scenario_line(
         "server_cpu_us_per_op": per_op(outcome.server_cpu, outcome.latencies_us.len()),
         "client_cpu_us_per_op": per_op(outcome.client_cpu, outcome.latencies_us.len()),
     })
+}
+
+/// The `p` quantile (0 to 1) of sorted latencies in µs, in ms.
+pub(super) fn percentile(latencies_us: &[u32], p: f64) -> f64 {
+    if latencies_us.is_empty() {
+        return 0.0;
+    }
+    let index = ((latencies_us.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(latencies_us[index]) / 1000.0
 }
 
 fn per_op(cpu_seconds: f64, ops: usize) -> f64 {

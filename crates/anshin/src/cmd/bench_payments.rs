@@ -7,12 +7,21 @@
 //!   opened in the vault, audit entry made durable, template filled on the
 //!   wire, verified TLS to the simulator, answer stored);
 //! - `payment_proxy_added`: what the proxy adds, p50 and p99 latency of the
-//!   second minus the first, measured in the same run.
+//!   second minus the first, measured in the same run;
+//! - `payment_authorize_webhooks`: `payment_authorize` again with the shop's
+//!   webhook endpoint configured (an HTTP receiver in this process), so each
+//!   authorization also writes a payment event that is delivered, signed,
+//!   while the clients run; the line says how many were delivered and how
+//!   long the backlog took to drain after the clients stopped.
 //!
-//! The simulator, anshin and the load generator share the machine's cores,
-//! so the figures include all three.
+//! anshin's background tasks run as in `anshin serve` (audit integration,
+//! which also drains SQLite's outbox into the log, and webhook delivery). On
+//! SQLite each line gives the writes per group commit (`jobs_per_commit`).
+//! The simulator, anshin, the receiver and the load generator share the
+//! machine's cores, so the figures include all of them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anshin_processor_sim::Simulator;
@@ -25,8 +34,10 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::bench::{Outcome, cpu_seconds, fresh_app_with_key, scenario_line};
+use super::bench::{Outcome, cpu_seconds, fresh_app_with_key, percentile, scenario_line};
+use crate::app::App;
 use crate::cli::BenchArgs;
+use crate::config::{AlertConfig, Config};
 use crate::error::{Error, Result};
 use crate::proxy::CheckoutSettings;
 
@@ -104,24 +115,60 @@ where
     })
 }
 
-fn percentile(latencies_us: &[u32], p: f64) -> f64 {
-    if latencies_us.is_empty() {
-        return 0.0;
-    }
-    let index = ((latencies_us.len() as f64 - 1.0) * p).round() as usize;
-    f64::from(latencies_us[index]) / 1000.0
+/// A shop's webhook receiver: answers 200 to every POST and counts them.
+async fn webhook_receiver() -> Result<(String, Arc<AtomicU64>)> {
+    let received = Arc::new(AtomicU64::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(Error::internal)?;
+    let url = format!(
+        "http://{}/hooks/anshin",
+        listener.local_addr().map_err(Error::internal)?
+    );
+    let counter = received.clone();
+    let receiver = axum::Router::new().route(
+        "/hooks/anshin",
+        axum::routing::post(move |_body: Bytes| async move {
+            counter.fetch_add(1, Ordering::Relaxed);
+            StatusCode::OK
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    Ok((url, received))
 }
 
-pub(super) async fn run(backend: &str, args: &BenchArgs) -> Result<()> {
+/// Writes per group commit since `before` (SQLite), and the count now.
+fn jobs_per_commit(app: &App, before: Option<(u64, u64)>) -> (Value, Option<(u64, u64)>) {
+    let now = app.store.group_commit();
+    let ratio = match (before, now) {
+        (Some((jobs0, commits0)), Some((jobs, commits))) if commits > commits0 => {
+            json!(((jobs - jobs0) as f64 / (commits - commits0) as f64 * 10.0).round() / 10.0)
+        }
+        _ => Value::Null,
+    };
+    (ratio, now)
+}
+
+/// How long the webhook backlog may take to drain after the clients stop.
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+pub(super) async fn run(backend: &str, args: &BenchArgs, config: &Config) -> Result<()> {
     let sim = Simulator::start(Default::default())
         .await
         .map_err(Error::internal)?;
     let (app, _dir, schema, operator) = fresh_app_with_key(backend, &args.postgres_url).await?;
     app.configure_checkout(CheckoutSettings {
         allowed_hosts: vec!["127.0.0.1".into()],
+        webhook_loopback: true,
         ..CheckoutSettings::default()
     });
-    let app = Arc::new(app);
+    // The alerts concern the bench's throwaway data: never to the operator's alert webhook.
+    let config = Config {
+        alerts: AlertConfig::default(),
+        ..config.clone()
+    };
+    let running = super::serve::start_tasks(&config, Arc::new(app))?;
+    let app = running.app.clone();
     let router = crate::http::router(app.clone());
     let (status, tenant) = call(
         &router,
@@ -220,33 +267,39 @@ pub(super) async fn run(backend: &str, args: &BenchArgs) -> Result<()> {
         scenario_line("processor_direct", backend, args, &direct, 0.0)
     );
 
-    let proxied = drive(args.clients, args.seconds, move |i| {
+    // Each scenario uses its own idempotency keys: a key seen before would
+    // be answered from its stored answer, not authorized.
+    let authorize = |scenario: &'static str| {
         let (router, key, token) = (router.clone(), shop_key.clone(), token.clone());
-        async move {
-            let body = json!({"card_token": token, "amount": 1000, "currency": "JPY"});
-            let Ok(request) = Request::builder()
-                .method(Method::POST)
-                .uri("/v1/payments")
-                .header("authorization", format!("Bearer {key}"))
-                .header("content-type", "application/json")
-                .header("idempotency-key", format!("proxy-{i}"))
-                .body(Body::from(body.to_string()))
-            else {
-                return false;
-            };
-            match router.oneshot(request).await {
-                Ok(response) => {
-                    response.status() == StatusCode::OK && response.into_body().collect().await.is_ok()
+        move |i: u64| {
+            let (router, key, token) = (router.clone(), key.clone(), token.clone());
+            async move {
+                let body = json!({"card_token": token, "amount": 1000, "currency": "JPY"});
+                let Ok(request) = Request::builder()
+                    .method(Method::POST)
+                    .uri("/v1/payments")
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", format!("{scenario}-{i}"))
+                    .body(Body::from(body.to_string()))
+                else {
+                    return false;
+                };
+                match router.oneshot(request).await {
+                    Ok(response) => {
+                        response.status() == StatusCode::OK && response.into_body().collect().await.is_ok()
+                    }
+                    Err(_) => false,
                 }
-                Err(_) => false,
             }
         }
-    })
-    .await?;
-    println!(
-        "{}",
-        scenario_line("payment_authorize", backend, args, &proxied, 0.0)
-    );
+    };
+    let (_, commits) = jobs_per_commit(&app, None);
+    let proxied = drive(args.clients, args.seconds, authorize("plain")).await?;
+    let mut line = scenario_line("payment_authorize", backend, args, &proxied, 0.0);
+    let (ratio, commits) = jobs_per_commit(&app, commits);
+    line["jobs_per_commit"] = ratio;
+    println!("{line}");
     let added = |p| {
         ((percentile(&proxied.latencies_us, p) - percentile(&direct.latencies_us, p)) * 1000.0).round()
             / 1000.0
@@ -257,6 +310,38 @@ pub(super) async fn run(backend: &str, args: &BenchArgs) -> Result<()> {
                "p50_added_ms": added(0.50), "p99_added_ms": added(0.99),
                "throughput_ratio": ((proxied.latencies_us.len() as f64 / direct.latencies_us.len().max(1) as f64) * 1000.0).round() / 1000.0})
     );
+
+    // The same with the shop's webhook endpoint: one event per authorization.
+    let (url, received) = webhook_receiver().await?;
+    let (status, hook) = call(
+        &router,
+        Method::PUT,
+        &format!("/v1/shops/{shop}/webhook"),
+        &operator,
+        json!({"url": url, "events": ["payment.authorized"]}),
+    )
+    .await?;
+    if !status.is_success() {
+        return Err(setup_error("webhook", &hook));
+    }
+    let with_webhooks = drive(args.clients, args.seconds, authorize("webhooks")).await?;
+    let delivered_while_running = received.load(Ordering::Relaxed);
+    let (ratio, _) = jobs_per_commit(&app, commits);
+    let sent = with_webhooks.latencies_us.len() as u64;
+    let stopped = Instant::now();
+    while received.load(Ordering::Relaxed) < sent && stopped.elapsed() < DRAIN_LIMIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut line = scenario_line("payment_authorize_webhooks", backend, args, &with_webhooks, 0.0);
+    line["jobs_per_commit"] = ratio;
+    line["webhooks_delivered_while_running"] = json!(delivered_while_running);
+    line["webhooks_delivered"] = json!(received.load(Ordering::Relaxed));
+    line["webhook_drain_s"] = json!((stopped.elapsed().as_secs_f64() * 100.0).round() / 100.0);
+    println!("{line}");
+
+    for task in &running.tasks {
+        task.abort();
+    }
     sim.shutdown().await;
     if let Some(schema) = schema {
         let _ = crate::db::drop_schema(&args.postgres_url, &schema).await;

@@ -155,7 +155,7 @@ async fn serve_until_signal(listener: TcpListener, router: axum::Router) -> Resu
 /// The background tasks of an open App: audit integration and alerts,
 /// retention purge, lockout refresh, key rotation and rewrap, the
 /// checkout-page monitor and the payment webhooks.
-fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
+pub(super) fn start_tasks(config: &Config, app: Arc<App>) -> Result<Running> {
     let alerts = AlertService::start(&app, &config.alerts)?;
     Ok(Running {
         tasks: vec![

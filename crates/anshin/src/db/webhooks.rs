@@ -128,15 +128,16 @@ impl Store {
         dispatch!(self.payment_events_claim_due(claim, limit))
     }
 
-    /// Records a delivery attempt made under `claim`; false, and nothing
-    /// written, when the event no longer carries the claim or it has expired.
-    pub async fn payment_event_attempt(
+    /// Records the delivery attempts of a round made under `claim` (event
+    /// seq, outcome) in one commit: one commit per event would hold a round
+    /// to the writer's pace. For each, whether it was written: nothing is
+    /// for an event that no longer carries the claim, or once it has expired.
+    pub async fn payment_event_attempts(
         &self,
-        seq: i64,
         claim: &Claim,
-        attempt: Attempt,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self.payment_event_attempt(seq, claim, attempt))
+        attempts: Vec<(i64, Attempt)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        dispatch!(self.payment_event_attempts(claim, attempts))
     }
 
     /// Deletes events created before `before` (ms) that are no longer due;

@@ -29,6 +29,7 @@ both_backends!(
     only_subscribed_events_are_sent_and_removal_stops_delivery,
     a_payment_stored_in_its_final_state_at_once_is_an_event_too,
     a_stalled_node_cannot_overwrite_the_outcome_of_the_node_that_took_its_event_over,
+    every_outcome_of_one_round_is_recorded_together,
 );
 
 /// What the receiver got: the signature header and the body, per request.
@@ -627,6 +628,58 @@ async fn a_payment_stored_in_its_final_state_at_once_is_an_event_too(t: TestApp)
     assert_eq!(events[1]["type"], "payment.captured");
     assert_eq!(events[1]["data"]["payment"]["id"], copy.as_str());
     assert_eq!(events[1]["data"]["payment"]["amount_captured"], 800);
+}
+
+/// A round's attempts are recorded in one commit at its end: each outcome
+/// of the round (delivered, to retry, given up) is kept all the same.
+async fn every_outcome_of_one_round_is_recorded_together(t: TestApp) {
+    let (_, shop, key, _sim) = shop_with_processor(&t, "one-round").await;
+    let receiver = Receiver::start().await;
+    let (status, created) = put_webhook(
+        &t,
+        &key,
+        &shop,
+        json!({"url": receiver.url, "events": ["payment.authorized"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    receiver
+        .statuses
+        .lock()
+        .expect("lock")
+        .push_back(StatusCode::INTERNAL_SERVER_ERROR);
+    pay_with(&t, &key, "4111111111111111", 700, "round-pay-1").await;
+    pay_with(&t, &key, "4111111111111111", 701, "round-pay-2").await;
+    let declined = pay_with(&t, &key, "4000000000000002", 702, "round-pay-3").await;
+    assert_eq!(declined["status"], "declined");
+
+    let now = clock::now_ms();
+    let round = deliver_at(&t.app, now).await;
+    assert_eq!(
+        (round.delivered, round.retrying, round.given_up),
+        (1, 1, 1),
+        "{round:?}"
+    );
+    // Only the refused one is due again, after its backoff, and once.
+    assert_eq!(deliver_at(&t.app, now + 400).await, Deliveries::default());
+    let retried = deliver_at(&t.app, now + 1_100).await;
+    assert_eq!(
+        (retried.delivered, retried.retrying, retried.given_up),
+        (1, 0, 0),
+        "{retried:?}"
+    );
+    assert_eq!(deliver_all(&t.app, now + 3_600_000).await, Deliveries::default());
+    let events = receiver.verified(&secret);
+    assert_eq!(events.len(), 3);
+    let mut amounts: Vec<i64> = events
+        .iter()
+        .map(|e| e["data"]["payment"]["amount"].as_i64().expect("amount"))
+        .collect();
+    // The refused event was sent twice, the same each time; the declined never.
+    amounts.sort_unstable();
+    amounts.dedup();
+    assert_eq!(amounts, [700, 701]);
 }
 
 /// Two nodes on one store: the first sends an event and stalls (its receiver

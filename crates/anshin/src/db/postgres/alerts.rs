@@ -168,8 +168,15 @@ impl PgStore {
         claim: &Claim,
         attempt: Attempt,
     ) -> Result<bool, StoreError> {
-        self.record_attempt("alerts", "id", &id.as_str(), claim, attempt)
-            .await
+        super::webhooks::record_attempt(
+            &self.client().await?,
+            "alerts",
+            "id",
+            &id.as_str(),
+            claim,
+            attempt,
+        )
+        .await
     }
 
     pub(in crate::db) async fn audit_unsequenced(&self) -> Result<bool, StoreError> {

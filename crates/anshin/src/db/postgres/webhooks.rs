@@ -154,49 +154,19 @@ impl PgStore {
         Ok(due.into_iter().map(|(_, e)| e).collect())
     }
 
-    pub(in crate::db) async fn payment_event_attempt(
+    pub(in crate::db) async fn payment_event_attempts(
         &self,
-        seq: i64,
         claim: &Claim,
-        attempt: Attempt,
-    ) -> Result<bool, StoreError> {
-        self.record_attempt("payment_events", "seq", &seq, claim, attempt)
-            .await
-    }
-
-    /// Records a delivery attempt on the row of `table` whose `key_column`
-    /// is `key` (alerts and payment events keep their delivery state alike),
-    /// if it still carries `claim` unexpired; true if written.
-    pub(super) async fn record_attempt(
-        &self,
-        table: &str,
-        key_column: &str,
-        key: &(dyn tokio_postgres::types::ToSql + Sync),
-        claim: &Claim,
-        attempt: Attempt,
-    ) -> Result<bool, StoreError> {
-        let (delivered_at, next_attempt_at, error) = match attempt {
-            Attempt::Delivered { at } => (Some(at), None, None),
-            Attempt::Failed { retry_at, error } => (None, retry_at, Some(error)),
-        };
-        let written = self
-            .execute(
-                &format!(
-                    "UPDATE {table} SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = $3,
-                                        last_error = $4, claimed_by = NULL
-                     WHERE {key_column} = $1 AND claimed_by = $5 AND next_attempt_at > $6"
-                ),
-                &[
-                    key,
-                    &delivered_at,
-                    &next_attempt_at,
-                    &error,
-                    &claim.token,
-                    &claim.at(),
-                ],
-            )
-            .await?;
-        Ok(written == 1)
+        attempts: Vec<(i64, Attempt)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let mut written = Vec::with_capacity(attempts.len());
+        for (seq, attempt) in attempts {
+            written.push(record_attempt(&tx, "payment_events", "seq", &seq, claim, attempt).await?);
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(written)
     }
 
     pub(in crate::db) async fn payment_events_prune(&self, before: i64) -> Result<u64, StoreError> {
@@ -206,4 +176,45 @@ impl PgStore {
         )
         .await
     }
+}
+
+/// Records a delivery attempt on the row of `table` whose `key_column` is
+/// `key` (alerts and payment events keep their delivery state alike), on
+/// `client` (a pooled connection, or a transaction it commits with), if the
+/// row still carries `claim` unexpired; true if written.
+pub(super) async fn record_attempt(
+    client: &impl deadpool_postgres::GenericClient,
+    table: &str,
+    key_column: &str,
+    key: &(dyn tokio_postgres::types::ToSql + Sync),
+    claim: &Claim,
+    attempt: Attempt,
+) -> Result<bool, StoreError> {
+    let (delivered_at, next_attempt_at, error) = match attempt {
+        Attempt::Delivered { at } => (Some(at), None, None),
+        Attempt::Failed { retry_at, error } => (None, retry_at, Some(error)),
+    };
+    let stmt = client
+        .prepare_cached(&format!(
+            "UPDATE {table} SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = $3,
+                                last_error = $4, claimed_by = NULL
+             WHERE {key_column} = $1 AND claimed_by = $5 AND next_attempt_at > $6"
+        ))
+        .await
+        .map_err(pg)?;
+    let written = client
+        .execute(
+            &stmt,
+            &[
+                key,
+                &delivered_at,
+                &next_attempt_at,
+                &error,
+                &claim.token,
+                &claim.at(),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(written == 1)
 }

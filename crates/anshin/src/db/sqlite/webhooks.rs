@@ -222,15 +222,19 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(in crate::db) async fn payment_event_attempt(
+    pub(in crate::db) async fn payment_event_attempts(
         &self,
-        seq: i64,
         claim: &Claim,
-        attempt: Attempt,
-    ) -> Result<bool, StoreError> {
+        attempts: Vec<(i64, Attempt)>,
+    ) -> Result<Vec<bool>, StoreError> {
         let claim = claim.clone();
-        self.write(move |c| record_attempt(c, "payment_events", "seq", &seq, &claim, attempt))
-            .await
+        self.write(move |c| {
+            attempts
+                .into_iter()
+                .map(|(seq, attempt)| record_attempt(c, "payment_events", "seq", &seq, &claim, attempt))
+                .collect()
+        })
+        .await
     }
 
     pub(in crate::db) async fn payment_events_prune(&self, before: i64) -> Result<u64, StoreError> {
