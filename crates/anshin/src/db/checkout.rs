@@ -248,6 +248,11 @@ impl Store {
     pub async fn payment(&self, id: &PaymentId) -> Result<Option<PaymentRow>, StoreError> {
         dispatch!(self.payment(id))
     }
+
+    /// The payments of `ids` that exist, in one read (a webhook round's).
+    pub async fn payments(&self, ids: Vec<PaymentId>) -> Result<Vec<PaymentRow>, StoreError> {
+        dispatch!(self.payments(ids))
+    }
 }
 
 /// A held security code: ciphertext under the epoch key `(epoch, creator)`.

@@ -21,7 +21,7 @@
 //!   a public one (loopback too where `payment_webhook_allow_loopback` is
 //!   set). A refused address fails the attempt with `destination_refused`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,10 +41,10 @@ use crate::app::App;
 use crate::audit::{Event, EventKind};
 use crate::clock;
 use crate::db::ShopRow;
-use crate::db::checkout::PaymentState;
+use crate::db::checkout::{PaymentRow, PaymentState};
 use crate::db::webhooks::{ENDPOINT_REMOVED, EndpointRow, PaymentEventRow};
 use crate::error::{Error, Result};
-use crate::ids::{ShopId, parse_or_404};
+use crate::ids::{PaymentId, ShopId, parse_or_404};
 use crate::net::NetworkPolicy;
 use crate::webhook::{
     Attempt, CLAIM_MS, CONNECT_TIMEOUT, Claim, Deliveries, RESPONSE_TIMEOUT, Receiver, Sender, UrlProblem,
@@ -515,6 +515,17 @@ impl PaymentWebhooks {
         let mut done = Deliveries::default();
         let claim = Arc::new(Claim::new(now)?);
         let due = app.store.payment_events_claim_due(&claim, BATCH).await?;
+        let ids: BTreeSet<PaymentId> = due.iter().map(|e| e.payment_id.clone()).collect();
+        let payments: HashMap<PaymentId, PaymentRow> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            app.store
+                .payments(ids.into_iter().collect())
+                .await?
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect()
+        };
         let sender = self.sender(app.checkout.settings().webhook_loopback);
         let mut targets: HashMap<ShopId, Option<Arc<Target>>> = HashMap::new();
         let mut sends = JoinSet::new();
@@ -529,7 +540,7 @@ impl PaymentWebhooks {
                     target
                 }
             };
-            match self.plan(app, &event, target).await? {
+            match self.plan(app, &event, target, &payments).await? {
                 Plan::Send { target, body } => {
                     let (sender, claim, in_flight) = (sender.clone(), claim.clone(), in_flight.clone());
                     sends.spawn(async move {
@@ -626,7 +637,16 @@ impl PaymentWebhooks {
         }))
     }
 
-    async fn plan(&self, app: &App, event: &PaymentEventRow, target: Option<Arc<Target>>) -> Result<Plan> {
+    /// What to do with `event`, given its shop's endpoint and the round's
+    /// payments (read together: one read per event held a round up behind
+    /// the clients' queries for the connection pool).
+    async fn plan(
+        &self,
+        app: &App,
+        event: &PaymentEventRow,
+        target: Option<Arc<Target>>,
+        payments: &HashMap<PaymentId, PaymentRow>,
+    ) -> Result<Plan> {
         let Some(target) = target else {
             return Ok(Plan::Drop(ENDPOINT_REMOVED.to_owned()));
         };
@@ -643,10 +663,10 @@ impl PaymentWebhooks {
         if let Err(problem) = check_url(&target.url.to_string(), Receiver::Shop { loopback }) {
             return Ok(Plan::Drop(url_error(problem).message().to_owned()));
         }
-        let Some(payment) = app.store.payment(&event.payment_id).await? else {
+        let Some(payment) = payments.get(&event.payment_id).cloned() else {
             return Ok(Plan::Drop("the payment no longer exists".to_owned()));
         };
-        let at_event = crate::db::checkout::PaymentRow {
+        let at_event = PaymentRow {
             state: PaymentState {
                 status: event.status.clone(),
                 decline_code: event.decline_code.clone(),
@@ -760,7 +780,7 @@ mod tests {
     fn event_ids_are_stable_and_distinct() {
         let event = |seq| PaymentEventRow {
             seq,
-            payment_id: crate::ids::PaymentId::parse("pay_aaaaaaaaaaaaaaaaaaaaaaaaaa").expect("id"),
+            payment_id: PaymentId::parse("pay_aaaaaaaaaaaaaaaaaaaaaaaaaa").expect("id"),
             shop_id: ShopId::parse("shop_bbbbbbbbbbbbbbbbbbbbbbbbbb").expect("id"),
             status: "authorized".into(),
             decline_code: None,

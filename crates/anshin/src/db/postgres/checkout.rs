@@ -324,6 +324,19 @@ impl PgStore {
             .as_ref()
             .map(payment_row))
     }
+
+    pub(in crate::db) async fn payments(&self, ids: Vec<PaymentId>) -> Result<Vec<PaymentRow>, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(PaymentId::as_str).collect();
+        Ok(self
+            .query(
+                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ANY($1)"),
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(payment_row)
+            .collect())
+    }
 }
 
 const IDEMPOTENCY_ROW: &str =

@@ -345,6 +345,18 @@ impl SqliteStore {
                 .optional()
         })
     }
+
+    pub(in crate::db) async fn payments(&self, ids: Vec<PaymentId>) -> Result<Vec<PaymentRow>, StoreError> {
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"))?;
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in &ids {
+                rows.extend(stmt.query_row(params![id.as_str()], payment_row).optional()?);
+            }
+            Ok(rows)
+        })
+    }
 }
 
 type RawIdempotency = (Vec<u8>, String, Option<i64>, Option<String>);
