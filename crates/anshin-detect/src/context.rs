@@ -8,7 +8,9 @@
 
 use std::collections::VecDeque;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 
 /// Keyword classes (bit flags).
 pub(crate) mod class {
@@ -234,7 +236,7 @@ const KEYWORDS: &[(&str, u32)] = &[
 /// The keyword automaton. Built once per scanner.
 #[derive(Debug, Clone)]
 pub(crate) struct Keywords {
-    ac: AhoCorasick,
+    dfa: DFA,
     /// Per pattern: flags, and whether its first/last byte is an ASCII letter
     /// (then it needs a word boundary there).
     meta: Vec<(u32, bool, bool)>,
@@ -250,10 +252,14 @@ impl Keywords {
         // A DFA: the automatic choice for this many case-insensitive patterns
         // is a contiguous NFA, which profiling showed at a fifth of the scan
         // time on label and context searches. The DFA is a few hundred KiB.
-        let ac = AhoCorasickBuilder::new()
+        // No prefilter: keywords start with too many different bytes for one
+        // to skip anything, and without it the start state is not special,
+        // so the search loop below tests one state range per byte.
+        let dfa = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
             .build(KEYWORDS.iter().map(|(k, _)| k))
             .unwrap_or_else(|_| unreachable_automaton());
         let meta = KEYWORDS
@@ -288,7 +294,7 @@ impl Keywords {
             }
         }
         Self {
-            ac,
+            dfa,
             meta,
             max_len,
             label_ends,
@@ -313,22 +319,59 @@ impl Keywords {
     /// `max_len` past `end`), each with its flags, calling `f(start, end, flags)`.
     fn for_each_hit(&self, text: &[u8], start: usize, end: usize, mut f: impl FnMut(usize, usize, u32)) {
         let stop = (end + self.max_len).min(text.len());
-        if start >= stop {
-            return;
-        }
-        for m in self.ac.find_iter(Input::new(text).span(start..stop)) {
-            if m.start() >= end {
+        let mut at = start;
+        while at < stop
+            && let Some((pattern, s, e)) = self.leftmost_longest(text, at, stop)
+        {
+            if s >= end {
                 break;
             }
-            let (flags, word_start, word_end) = self.meta[m.pattern().as_usize()];
-            if word_start && m.start() > 0 && text[m.start() - 1].is_ascii_alphabetic() {
+            at = e;
+            let (flags, word_start, word_end) = self.meta[pattern];
+            if word_start && s > 0 && text[s - 1].is_ascii_alphabetic() {
                 continue;
             }
-            if word_end && text.get(m.end()).is_some_and(u8::is_ascii_alphabetic) {
+            if word_end && text.get(e).is_some_and(u8::is_ascii_alphabetic) {
                 continue;
             }
-            f(m.start(), m.end(), flags);
+            f(s, e, flags);
         }
+    }
+
+    /// The leftmost-longest keyword in `text[at..stop]` as (pattern, start, end):
+    /// what `AhoCorasick::find_iter` yields one at a time, written out over
+    /// the DFA because its per-call setup cost more than the few dozen
+    /// bytes each search here walks (the loop is aho-corasick's documented
+    /// one for [`Automaton`]).
+    #[inline]
+    fn leftmost_longest(&self, text: &[u8], at: usize, stop: usize) -> Option<(usize, usize, usize)> {
+        let dfa = &self.dfa;
+        let hay = text.get(..stop)?;
+        let mut sid = dfa.start_state(Anchored::No).ok()?;
+        // The last match state and where it was entered: two plain values,
+        // which the hot path of the loop leaves alone (an `Option` of the
+        // whole match there cost twice the instructions per byte).
+        let (mut matched, mut matched_end) = (None, 0);
+        let mut k = at;
+        while let Some(&b) = hay.get(k) {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            k += 1;
+            if dfa.is_special(sid) {
+                if dfa.is_dead(sid) {
+                    break;
+                }
+                if dfa.is_match(sid) {
+                    matched = Some(sid);
+                    matched_end = k;
+                }
+            }
+        }
+        let pattern = dfa.match_pattern(matched?, 0);
+        Some((
+            pattern.as_usize(),
+            matched_end - dfa.pattern_len(pattern),
+            matched_end,
+        ))
     }
 
     /// The classes of a keyword that ends within 3 bytes (spaces) before
@@ -357,12 +400,11 @@ impl Keywords {
     }
 }
 
-/// `AhoCorasick` fails to build only when limits are exceeded, which the fixed
+/// The DFA fails to build only when limits are exceeded, which the fixed
 /// table above cannot reach; fall back to an automaton with no patterns
 /// rather than panic.
-fn unreachable_automaton() -> AhoCorasick {
-    AhoCorasick::new(std::iter::empty::<&str>())
-        .unwrap_or_else(|_| unreachable!("an empty automaton always builds"))
+fn unreachable_automaton() -> DFA {
+    DFA::new(std::iter::empty::<&str>()).unwrap_or_else(|_| unreachable!("an empty automaton always builds"))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -478,6 +520,8 @@ impl<'k> ContextIndex<'k> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy as _;
+
     use super::*;
 
     #[test]
@@ -527,6 +571,58 @@ mod tests {
         }
         assert!(!kw.may_end_label("時刻:".as_bytes(), "時刻".len()));
         assert!(!kw.may_end_label(b"x", 0));
+    }
+
+    proptest::proptest! {
+        /// The hand-written DFA walk finds exactly the keywords
+        /// aho-corasick's own leftmost-longest iterator finds, from any start
+        /// and end (text of keywords, their prefixes and suffixes, letters,
+        /// digits and look-alike bytes).
+        #[test]
+        fn dfa_walk_matches_find_iter(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(KEYWORDS.iter().map(|(k, _)| *k).collect::<Vec<_>>()).prop_map(str::to_owned),
+                    proptest::sample::select(KEYWORDS.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+                        .prop_flat_map(|k| (proptest::strategy::Just(k), 0..=k.len()))
+                        .prop_map(|(k, cut)| String::from_utf8_lossy(&k.as_bytes()[..cut]).into_owned()),
+                    proptest::sample::select(vec!["a", "Z", " ", "_", "1", ":", "番号", "カ", "ー", "\u{3000}", "CARD", "Tel", "x"]).prop_map(str::to_owned),
+                ],
+                0..30,
+            ),
+            from in 0usize..400,
+            to in 0usize..400,
+        ) {
+            let text = parts.concat();
+            let bytes = text.as_bytes();
+            let kw = Keywords::new();
+            let (start, end) = (from.min(bytes.len()), to.min(bytes.len()));
+            let mut walked = Vec::new();
+            kw.for_each_hit(bytes, start, end, |s, e, f| walked.push((s, e, f)));
+            let reference = aho_corasick::AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(KEYWORDS.iter().map(|(k, _)| k))
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let stop = (end + kw.max_len).min(bytes.len());
+            let mut expected = Vec::new();
+            if start < stop {
+                for m in reference.find_iter(aho_corasick::Input::new(bytes).span(start..stop)) {
+                    if m.start() >= end {
+                        break;
+                    }
+                    let (flags, word_start, word_end) = kw.meta[m.pattern().as_usize()];
+                    if word_start && m.start() > 0 && bytes[m.start() - 1].is_ascii_alphabetic() {
+                        continue;
+                    }
+                    if word_end && bytes.get(m.end()).is_some_and(u8::is_ascii_alphabetic) {
+                        continue;
+                    }
+                    expected.push((m.start(), m.end(), flags));
+                }
+            }
+            proptest::prop_assert_eq!(walked, expected);
+        }
     }
 
     #[test]

@@ -241,15 +241,16 @@ impl<'s, 't> Engine<'s, 't> {
         ctx
     }
 
-    fn emit(&mut self, c: Candidate) {
-        if c.category == Category::Card {
-            self.last_card_end = Some(c.end);
+    /// Whether a finding of `category` ending at `end` is reported (the
+    /// options' minimum confidence and test values). Asked before the
+    /// fingerprint and the masked form are made, which are thrown away
+    /// otherwise. A card counts for the expiry date after it either way.
+    fn admits(&mut self, category: Category, confidence: Confidence, test_value: bool, end: usize) -> bool {
+        if category == Category::Card {
+            self.last_card_end = Some(end);
         }
         let opts = &self.scanner.options;
-        if c.confidence < opts.min_confidence || (c.test_value && !opts.include_test_values) {
-            return;
-        }
-        self.out.push(c);
+        confidence >= opts.min_confidence && (!test_value || opts.include_test_values)
     }
 
     fn fingerprint(&self, category: Category, value: &[u8]) -> [u8; 32] {
@@ -814,6 +815,9 @@ impl<'s, 't> Engine<'s, 't> {
             self.run.groups[v.a].start - v.pre,
             self.run.groups[v.b].end + v.post,
         );
+        if !self.admits(v.category, v.confidence, v.test_value, end) {
+            return;
+        }
         let digits = Zeroizing::new(self.window_digits(v.a, v.b));
         let total: usize = self.run.groups[v.a..=v.b].iter().map(|g| g.len).sum();
         let d = &digits[..total.min(24)];
@@ -840,7 +844,7 @@ impl<'s, 't> Engine<'s, 't> {
             _ => (mask_digits(d, 0, 4, &[1, 4, 4, 4], '-'), copy(&mut value[..], d)),
         };
         let fingerprint = self.fingerprint(v.category, &value[..n]);
-        self.emit(Candidate {
+        self.out.push(Candidate {
             category: v.category,
             confidence: v.confidence,
             kind: v.kind,
@@ -914,12 +918,15 @@ impl<'s, 't> Engine<'s, 't> {
         if first.len == 4 && confidence != Confidence::High {
             return None;
         }
+        if !self.admits(Category::Expiry, confidence, false, j) {
+            return Some(j);
+        }
         let mut value = Zeroizing::new([b'0'; 4]);
         value[2 - mm.len()..2].copy_from_slice(mm);
         value[2..].copy_from_slice(&yy[yy.len() - 2..]);
         second.iter_mut().for_each(|b| *b = 0);
         let fingerprint = self.fingerprint(Category::Expiry, &value[..]);
-        self.emit(Candidate {
+        self.out.push(Candidate {
             category: Category::Expiry,
             confidence,
             kind: None,
@@ -959,12 +966,15 @@ impl<'s, 't> Engine<'s, 't> {
         if !valid_email(local, domain) {
             return at + 1;
         }
+        if !self.admits(Category::Email, Confidence::High, false, de) {
+            return de;
+        }
         let domain_str = self.text.get(at + 1..de).unwrap_or("");
         let mut value = Zeroizing::new(self.bytes[ls..de].to_ascii_lowercase());
         let fingerprint = self.fingerprint(Category::Email, &value);
         value.clear();
         let masked = mask_email(char::from(local[0]), &domain_str.to_ascii_lowercase());
-        self.emit(Candidate {
+        self.out.push(Candidate {
             category: Category::Email,
             confidence: Confidence::High,
             kind: None,
@@ -1045,12 +1055,12 @@ impl<'s, 't> Engine<'s, 't> {
             }
             _ => chars >= 4,
         };
-        if !plausible {
+        if !plausible || !self.admits(category, Confidence::Medium, false, s + value.len()) {
             return;
         }
         let fingerprint = self.fingerprint(category, value.as_bytes());
         let masked = mask_text(value);
-        self.emit(Candidate {
+        self.out.push(Candidate {
             category,
             confidence: Confidence::Medium,
             kind: None,
@@ -1071,8 +1081,11 @@ impl<'s, 't> Engine<'s, 't> {
             return;
         }
         let offset = start + (raw.len() - raw.trim_start_matches([' ', '\u{3000}']).len());
+        if !self.admits(category, Confidence::High, false, offset + value.len()) {
+            return;
+        }
         let fingerprint = self.fingerprint(category, value.as_bytes());
-        self.emit(Candidate {
+        self.out.push(Candidate {
             category,
             confidence: Confidence::High,
             kind: None,
