@@ -684,15 +684,15 @@ mod tests {
         assert_eq!(sarif_level(Category::CorporateNumber), "note");
     }
 
-    #[test]
-    fn pages_are_in_every_format() {
-        let finding = Finding {
+    /// A card finding in a PDF, on page 3.
+    fn card_on_page_3() -> Finding {
+        Finding {
             category: Category::Card,
             confidence: crate::Confidence::High,
             kind: Some("visa"),
             test_value: false,
             masked: "4539 01•• •••• 1234".to_owned(),
-            fingerprint: crate::Fingerprint([7; 32]),
+            fingerprint: Fingerprint([7; 32]),
             locator: crate::Locator {
                 byte_offset: 21,
                 byte_len: 16,
@@ -701,7 +701,12 @@ mod tests {
                 record: None,
                 page: Some(3),
             },
-        };
+        }
+    }
+
+    #[test]
+    fn pages_are_in_every_format() {
+        let finding = card_on_page_3();
         let mut r = ObjectReport::new("a.pdf".to_owned(), crate::ObjectKind::Pdf);
         r.findings.push(finding);
         let write = |format| {
@@ -739,22 +744,8 @@ mod tests {
             #[serde(flatten)]
             row: FindingRow<'a>,
         }
-        let plain = Finding {
-            category: Category::Card,
-            confidence: crate::Confidence::High,
-            kind: Some("visa"),
-            test_value: true,
-            masked: "4539 01•• •••• 1234".to_owned(),
-            fingerprint: Fingerprint([0xA7; 32]),
-            locator: crate::Locator {
-                byte_offset: 21,
-                byte_len: 16,
-                line: 2,
-                column: 14,
-                record: None,
-                page: Some(3),
-            },
-        };
+        let mut plain = card_on_page_3();
+        plain.test_value = true;
         let mut awkward = plain.clone();
         awkward.kind = None;
         awkward.test_value = false;
