@@ -14,6 +14,13 @@
 //! - `pipeline_plain_text_2_threads`: two copies scanned at once.
 //! - `pipeline_sql_dump_1_thread`: the same text as a mysqldump (a row per
 //!   line, extended INSERTs), read as a table.
+//! - `pipeline_corpus_files_1_thread`: `CORPUS_FILES` (default 2,000)
+//!   documents of the labelled corpus (about 2.9 KB each, dense with values)
+//!   written as files to a temporary directory, then walked and scanned with
+//!   one worker thread and written as JSON Lines to nowhere: what `anshin
+//!   scan DIR --threads 1 --format jsonl` does per file and per finding, without
+//!   process start. `mb_per_cpu_s` here divides by the whole process's CPU
+//!   time (the walk, the worker and the writer are separate threads).
 //! - `corpus_accuracy`: the labelled corpus (text and CSV in every encoding),
 //!   precision and recall per category against its keyed ground truth. It
 //!   comes from anshin-detect's own generator, so it shows consistency.
@@ -39,7 +46,8 @@ use std::time::Instant;
 use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::KeyBytes;
 use anshin_detect::corpus;
-use anshin_scan::{Category, Discovery, Limits, Scanner};
+use anshin_scan::report::{Format, ReportWriter};
+use anshin_scan::{Category, Discovery, Input, Limits, Scanner, WalkOptions};
 
 #[path = "../tests/independent/mod.rs"]
 mod independent;
@@ -71,17 +79,35 @@ fn thread_cpu() -> f64 {
         .map_or(0.0, |ns| ns / 1e9)
 }
 
-/// Best wall time and best CPU time of `runs` runs.
-fn best_of<F: FnMut() -> usize>(runs: usize, mut f: F) -> (f64, f64, usize) {
+/// CPU time (user and system) of the whole process in seconds (Linux; 0
+/// elsewhere), for scenarios that run on threads of their own.
+fn process_cpu() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
+        // Fields after the command name (which may hold spaces): utime and stime are 12th and 13th.
+        let rest = s.rsplit_once(')')?.1;
+        let mut f = rest.split_whitespace().skip(11);
+        Some(f.next()?.parse::<f64>().ok()? + f.next()?.parse::<f64>().ok()?)
+    });
+    // Linux reports these in clock ticks of 1/100 s (USER_HZ).
+    ticks.map_or(0.0, |t| t / 100.0)
+}
+
+/// Best wall time and best CPU time (`cpu`: this thread's or the process's) of `runs` runs.
+fn best_of_with<F: FnMut() -> usize>(runs: usize, cpu_time: fn() -> f64, mut f: F) -> (f64, f64, usize) {
     let (mut wall, mut cpu) = (f64::MAX, f64::MAX);
     let mut findings = 0;
     for _ in 0..runs {
-        let (t, c) = (Instant::now(), thread_cpu());
+        let (t, c) = (Instant::now(), cpu_time());
         findings = f();
         wall = wall.min(t.elapsed().as_secs_f64());
-        cpu = cpu.min(thread_cpu() - c);
+        cpu = cpu.min(cpu_time() - c);
     }
     (wall, cpu, findings)
+}
+
+/// Best wall time and best CPU time of the calling thread of `runs` runs.
+fn best_of<F: FnMut() -> usize>(runs: usize, f: F) -> (f64, f64, usize) {
+    best_of_with(runs, thread_cpu, f)
 }
 
 fn line(scenario: &str, bytes: usize, (wall, cpu, findings): (f64, f64, usize)) {
@@ -192,6 +218,10 @@ fn main() {
             n
         });
         line("pipeline_sql_dump_1_thread", dump.len(), sql);
+    }
+
+    if wanted("pipeline_corpus_files_1_thread") {
+        corpus_files(&discovery);
     }
 
     if wanted("corpus_accuracy") {
@@ -310,6 +340,41 @@ fn independent_accuracy(discovery: &Discovery) {
             per_kind.join(",")
         );
     }
+}
+
+fn corpus_files(discovery: &Discovery) {
+    let files: usize = std::env::var("CORPUS_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let c = corpus::generate(42, files, discovery.scanner());
+    let dir = std::env::temp_dir().join(format!("anshin-throughput-{}", std::process::id()));
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        c.documents
+            .iter()
+            .try_for_each(|doc| std::fs::write(dir.join(&doc.name), &doc.bytes))
+    });
+    if let Err(e) = written {
+        eprintln!("throughput: cannot write the corpus files: {e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    let bytes = c.documents.iter().map(|d| d.bytes.len()).sum();
+    let inputs = [Input::Path(dir.clone())];
+    let walk = WalkOptions::default().threads(1);
+    let measured = best_of_with(3, process_cpu, || {
+        let mut findings = 0;
+        let mut writer = ReportWriter::new(Format::Jsonl, std::io::sink()).expect("a sink takes anything");
+        let scanned = discovery.scan_inputs(&inputs, &walk, |r| {
+            findings += r.findings.len();
+            writer.object(&r).expect("a sink takes anything");
+        });
+        scanned.expect("no globs to parse");
+        writer.finish().expect("a sink takes anything");
+        findings
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    line("pipeline_corpus_files_1_thread", bytes, measured);
 }
 
 fn corpus_accuracy(discovery: &Discovery) {

@@ -136,12 +136,15 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
     report
 }
 
-/// Smallest buffer: small files (most of them) never touch a whole chunk.
-const FIRST_BUFFER: usize = 64 << 10;
+/// Smallest buffer. Most files are a few KB: the buffer is zeroed before
+/// reading and wiped when dropped, so a larger first buffer cost more than
+/// the scan of such a file. Larger inputs double it up to the chunk.
+const FIRST_BUFFER: usize = 4 << 10;
 
 /// Reads into `buf` until it holds `chunk` bytes or the reader ends. The
 /// buffer grows by doubling into a fresh allocation, so no copy of the
-/// content is ever freed without being wiped.
+/// content is ever freed without being wiped; each allocation is zeroed once
+/// (the reader needs initialised bytes), not before every read.
 pub(crate) fn fill(
     buf: &mut Zeroizing<Vec<u8>>,
     reader: &mut dyn Read,
@@ -149,34 +152,37 @@ pub(crate) fn fill(
     eof: &mut bool,
     counted: &mut dyn FnMut(usize),
 ) -> std::io::Result<()> {
-    while buf.len() < chunk {
-        if buf.len() == buf.capacity() {
+    // While reading, the vector's length is its capacity (zeros past `filled`).
+    let mut filled = buf.len();
+    let result = loop {
+        if filled >= chunk {
+            break Ok(());
+        }
+        if filled == buf.capacity() {
             let cap = (buf.capacity() * 2).clamp(FIRST_BUFFER.min(chunk), chunk);
             let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
-            bigger.extend_from_slice(buf);
+            bigger.extend_from_slice(&buf[..filled]);
             *buf = bigger;
         }
-        let old = buf.len();
-        let room = buf.capacity() - old;
-        buf.resize(old + room, 0);
-        match reader.read(&mut buf[old..]) {
+        let room = buf.capacity().min(chunk);
+        if buf.len() < room {
+            buf.resize(room, 0);
+        }
+        match reader.read(&mut buf[filled..room]) {
             Ok(0) => {
-                buf.truncate(old);
                 *eof = true;
-                return Ok(());
+                break Ok(());
             }
             Ok(n) => {
-                buf.truncate(old + n);
+                filled += n;
                 counted(n);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
-            Err(e) => {
-                buf.truncate(old);
-                return Err(e);
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
         }
-    }
-    Ok(())
+    };
+    buf.truncate(filled);
+    result
 }
 
 fn rebase(f: &mut Finding, base: u64, lines_before: usize, column_carry: usize) {
