@@ -133,13 +133,22 @@ impl fmt::Display for Confidence {
 pub struct Fingerprint(pub [u8; 32]);
 
 impl Fingerprint {
+    /// Lower-case hex digits, from a table rather than a formatter call per
+    /// byte: reports write one per finding, and on dense files (75 findings
+    /// in 3 KB) `write!` per byte took a sixth of a scan's instructions.
+    pub fn hex(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        out
+    }
+
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
-        use fmt::Write as _;
-        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        self.hex().iter().copied().map(char::from).collect()
     }
 }
 
@@ -278,6 +287,18 @@ pub(crate) fn mask_email(local_first: char, domain: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_hex_is_two_lower_case_digits_per_byte() {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) ^ 0xA5;
+        }
+        for fp in [Fingerprint(bytes), Fingerprint([0; 32]), Fingerprint([0xff; 32])] {
+            let expected: String = fp.0.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(fp.to_hex(), expected);
+        }
+    }
 
     #[test]
     fn card_masks_keep_bin_and_last_four() {
