@@ -6,13 +6,13 @@ use std::sync::LazyLock;
 use tokio_postgres::Row;
 
 use super::audit::{EntryColumns, entry_ctes};
-use super::{PgStore, pg};
-use crate::db::StoreError;
+use super::{PgStore, card_query, card_row, pg};
 use crate::db::audit::NewAuditEntry;
 use crate::db::checkout::{
-    CvcHoldRow, Idempotency, PaymentFinish, PaymentRow, PaymentStart, PaymentState, RouteRow, SessionCard,
-    SessionRow, Started, idempotency, session_card, session_status,
+    CvcHoldRow, Idempotency, PaymentFinish, PaymentReads, PaymentRow, PaymentStart, PaymentState, RouteRow,
+    SessionCard, SessionRow, Started, idempotency, session_card, session_status,
 };
+use crate::db::{Scope, StoreError};
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
 const SESSION_COLUMNS: &str = "id, tenant_id, shop_id, created_by, amount, currency, order_ref, allowed_origin, \
@@ -175,6 +175,65 @@ impl PgStore {
             .await?
             .map(|r| idempotency_of(&r))
             .transpose()
+    }
+
+    pub(in crate::db) async fn payment_reads(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        route: &str,
+        card: Option<(Scope<'_>, &CardToken)>,
+    ) -> Result<PaymentReads, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT i.request_hash, i.payment_id, i.status_code, i.response,
+                        r.tenant_id, r.name, r.kind, r.config, r.updated_at, c.*
+                 FROM (SELECT 1) AS one
+                 LEFT JOIN payment_idempotency i ON i.tenant_id = $1 AND i.key = $2
+                 LEFT JOIN outbound_routes r ON r.tenant_id = $1 AND r.name = $3
+                 LEFT JOIN LATERAL ({}) AS c ON true",
+                card_query("$4", "$5", "$6")
+            )
+        });
+        let (scope, token) = card.map_or((None, None), |(s, t)| (Some(s), Some(t.as_str())));
+        let row = self
+            .query_opt(
+                &SQL,
+                &[
+                    &tenant.as_str(),
+                    &key,
+                    &route,
+                    &token,
+                    &scope.and_then(|s| s.tenant.map(TenantId::as_str)),
+                    &scope.and_then(|s| s.shop.map(ShopId::as_str)),
+                ],
+            )
+            .await?
+            .ok_or(StoreError::Corrupt("a query of one row gave none"))?;
+        let held = match row.get::<_, Option<Vec<u8>>>(0) {
+            Some(hash) => Some(idempotency(
+                hash,
+                row.get(1),
+                row.get::<_, Option<i32>>(2).map(i64::from),
+                row.get(3),
+            )?),
+            None => None,
+        };
+        let route = row.get::<_, Option<String>>(4).map(|t| RouteRow {
+            tenant_id: TenantId::from_db(t),
+            name: row.get(5),
+            kind: row.get(6),
+            config: row.get(7),
+            updated_at: row.get(8),
+        });
+        let card = match token {
+            Some(_) => Some(match row.get::<_, Option<String>>(9) {
+                Some(_) => Some(card_row(&row, 9)?),
+                None => None,
+            }),
+            None => None,
+        };
+        Ok(PaymentReads { held, route, card })
     }
 
     pub(in crate::db) async fn payment_start(
