@@ -273,8 +273,11 @@ fn session_used() -> Error {
     )
 }
 
-/// What [`App::create_payment`] read for [`App::authorize`] with the key.
-struct Read {
+/// What [`App::create_payment`] settled for [`App::authorize`]: the payment
+/// the key runs, the request's fingerprint, and what was read with the key.
+struct Attempt {
+    id: PaymentId,
+    request: Vec<u8>,
     route: Option<RouteRow>,
     /// Read when the payment names a stored card.
     card: Option<Option<CardRow>>,
@@ -398,11 +401,13 @@ impl App {
             match claim(reads.held, &request, PaymentId::generate()?)? {
                 Claim::Replay(body) => Ok(Idempotent { body, replayed: true }),
                 Claim::Run(id) => {
-                    let read = Read {
+                    let attempt = Attempt {
+                        id,
+                        request,
                         route: reads.route,
                         card: reads.card,
                     };
-                    self.authorize(actor, key, request, input, id, read, event).await
+                    self.authorize(actor, key, input, attempt, event).await
                 }
             }
         })
@@ -413,12 +418,16 @@ impl App {
         &self,
         actor: &Actor,
         key: &str,
-        request: Vec<u8>,
         input: NewPayment,
-        id: PaymentId,
-        read: Read,
+        attempt: Attempt,
         event: &mut Event,
     ) -> Result<Idempotent> {
+        let Attempt {
+            id,
+            request,
+            route: route_row,
+            card: card_read,
+        } = attempt;
         let tenant = actor.tenant_for(None)?;
         event.resource(&id);
         if !(1..=crate::orders::MAX_AMOUNT).contains(&input.amount) {
@@ -430,7 +439,7 @@ impl App {
         }
         let currency = currency(&input.currency).map_err(|e| e.with_param("currency"))?;
         let route = input.route.as_deref().unwrap_or(DEFAULT_ROUTE);
-        let client = self.route_client_read(read.route, "processor")?;
+        let client = self.route_client_read(route_row, "processor")?;
         let settings = self.checkout.settings();
         let (session, token) = match (&input.checkout_session_id, &input.card_token) {
             (Some(session), None) => {
@@ -452,7 +461,7 @@ impl App {
             tenant: Some(&tenant),
             shop: actor.scope().shop,
         };
-        let (card, card_row) = match read.card {
+        let (card, card_row) = match card_read {
             Some(row) => self.open_card_read(row).await?,
             None => self.open_card(scope, &token).await?,
         };
