@@ -2,7 +2,7 @@
 //! held security codes). Rows name cards by token only.
 
 use super::audit::NewAuditEntry;
-use super::{Store, StoreError};
+use super::{CardRow, Scope, Store, StoreError};
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
 /// A checkout session.
@@ -170,6 +170,15 @@ pub(super) fn idempotency(
     })
 }
 
+/// What [`Store::payment_reads`] found.
+pub struct PaymentReads {
+    pub held: Option<Idempotency>,
+    /// The tenant's route of the name asked for.
+    pub route: Option<RouteRow>,
+    /// Read when a card was asked for: the card, if it is in scope.
+    pub card: Option<Option<CardRow>>,
+}
+
 /// A payment request about to send to the processor ([`Store::payment_start`]).
 #[derive(Debug, Clone)]
 pub struct PaymentStart {
@@ -222,6 +231,30 @@ impl Store {
     /// Where an idempotency key of `tenant` stands (None: unused).
     pub async fn idempotency(&self, tenant: &TenantId, key: &str) -> Result<Option<Idempotency>, StoreError> {
         dispatch!(self.idempotency(tenant, key))
+    }
+
+    /// What a payment request reads before it starts, together: where its
+    /// idempotency key of `tenant` stands, the tenant's route `route`, and the
+    /// card `card` if one is asked for (inside its scope). One round trip
+    /// on PostgreSQL; SQLite reads in process.
+    pub async fn payment_reads(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        route: &str,
+        card: Option<(Scope<'_>, &CardToken)>,
+    ) -> Result<PaymentReads, StoreError> {
+        match self {
+            Store::Postgres(s) => s.payment_reads(tenant, key, route, card).await,
+            Store::Sqlite(_) => Ok(PaymentReads {
+                held: self.idempotency(tenant, key).await?,
+                route: self.routes(tenant).await?.into_iter().find(|r| r.name == route),
+                card: match card {
+                    Some((scope, token)) => Some(self.card(scope, token).await?),
+                    None => None,
+                },
+            }),
+        }
     }
 
     /// Starts a payment request in one transaction: claims its idempotency

@@ -7,6 +7,8 @@
 //! database: uniqueness (card fingerprints) is enforced by the database, and
 //! migrations run under an advisory lock.
 
+use std::sync::LazyLock;
+
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 
@@ -125,6 +127,37 @@ fn pg(err: tokio_postgres::Error) -> StoreError {
 
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(err.to_string())
+}
+
+/// The card `token` if it is inside the scope `tenant`, `shop` (SQL
+/// expressions, NULL for no limit): the columns [`card_row`] reads.
+fn card_query(token: &str, tenant: &str, shop: &str) -> String {
+    format!(
+        "SELECT token, c.tenant_id, fingerprint, brand, last4, k.kek_version, k.wrapped_dek,
+                number_ct, expiry_ct, holder_ct, created_at, deleted_at
+         FROM cards c LEFT JOIN record_keys k ON k.id = c.key_id
+         WHERE token = {token} AND ({tenant}::text IS NULL OR c.tenant_id = {tenant})
+           AND ({shop}::text IS NULL OR c.shop_id = {shop}
+                OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = {shop}))"
+    )
+}
+
+/// A [`card_query`] row whose columns start at `at`.
+fn card_row(r: &Row, at: usize) -> Result<CardRow, StoreError> {
+    Ok(CardRow {
+        token: CardToken::from_db(r.get(at)),
+        tenant_id: TenantId::from_db(r.get(at + 1)),
+        fingerprint: fingerprint_array(r.get(at + 2))?,
+        brand: r.get(at + 3),
+        last4: r.get(at + 4),
+        sealed: sealed_from(
+            r.get::<_, Option<i32>>(at + 5).map(i64::from),
+            r.get(at + 6),
+            [r.get(at + 7), r.get(at + 8), r.get(at + 9)],
+        )?,
+        created_at: r.get(at + 10),
+        deleted_at: r.get(at + 11),
+    })
 }
 
 fn version_i32(version: u32) -> Result<i32, StoreError> {
@@ -641,33 +674,11 @@ impl PgStore {
         scope: Scope<'_>,
         token: &CardToken,
     ) -> Result<Option<CardRow>, StoreError> {
-        self.query_opt(
-            "SELECT token, c.tenant_id, fingerprint, brand, last4, k.kek_version, k.wrapped_dek,
-                    number_ct, expiry_ct, holder_ct, created_at, deleted_at
-             FROM cards c LEFT JOIN record_keys k ON k.id = c.key_id
-             WHERE token = $1 AND ($2::text IS NULL OR c.tenant_id = $2)
-               AND ($3::text IS NULL OR c.shop_id = $3
-                    OR EXISTS (SELECT 1 FROM card_shops s WHERE s.token = c.token AND s.shop_id = $3))",
-            &[&token.as_str(), &scope.tenant_str(), &scope.shop_str()],
-        )
-        .await?
-        .map(|r| {
-            Ok(CardRow {
-                token: CardToken::from_db(r.get(0)),
-                tenant_id: TenantId::from_db(r.get(1)),
-                fingerprint: fingerprint_array(r.get(2))?,
-                brand: r.get(3),
-                last4: r.get(4),
-                sealed: sealed_from(
-                    r.get::<_, Option<i32>>(5).map(i64::from),
-                    r.get(6),
-                    [r.get(7), r.get(8), r.get(9)],
-                )?,
-                created_at: r.get(10),
-                deleted_at: r.get(11),
-            })
-        })
-        .transpose()
+        static SQL: LazyLock<String> = LazyLock::new(|| card_query("$1", "$2", "$3"));
+        self.query_opt(&SQL, &[&token.as_str(), &scope.tenant_str(), &scope.shop_str()])
+            .await?
+            .map(|r| card_row(&r, 0))
+            .transpose()
     }
 
     pub(super) async fn card_by_fingerprint(

@@ -26,12 +26,13 @@ use crate::access::{Action, Actor};
 use crate::app::App;
 use crate::audit::{Event, EventKind, field};
 use crate::clock;
-use crate::db::Scope;
 use crate::db::checkout::{
-    Idempotency, PaymentFinish, PaymentRow, PaymentStart, PaymentState, SessionRow, Started, session_status,
+    Idempotency, PaymentFinish, PaymentRow, PaymentStart, PaymentState, RouteRow, SessionRow, Started,
+    session_status,
 };
+use crate::db::{CardRow, Scope};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{CheckoutSessionId, PaymentId, parse_or_404};
+use crate::ids::{CardToken, CheckoutSessionId, PaymentId, parse_or_404};
 use crate::orders::currency;
 
 /// The route a payment goes through when it names none.
@@ -272,6 +273,16 @@ fn session_used() -> Error {
     )
 }
 
+/// What [`App::create_payment`] settled for [`App::authorize`]: the payment
+/// the key runs, the request's fingerprint, and what was read with the key.
+struct Attempt {
+    id: PaymentId,
+    request: Vec<u8>,
+    route: Option<RouteRow>,
+    /// Read when the payment names a stored card.
+    card: Option<Option<CardRow>>,
+}
+
 /// What a request may do with its idempotency key.
 enum Claim {
     /// Run the request for this payment.
@@ -368,10 +379,36 @@ impl App {
             let tenant = actor.tenant_for(None)?;
             event.tenant(&tenant);
             let request = fingerprint(&[b"create", &serde_json::to_vec(&input).map_err(Error::internal)?]);
-            let held = self.store.idempotency(&tenant, key).await?;
-            match claim(held, &request, PaymentId::generate()?)? {
+            // The key, the route and a stored card are read together; a
+            // session's card is read once the session names it.
+            let token = match (&input.checkout_session_id, &input.card_token) {
+                (None, Some(token)) => CardToken::parse(token),
+                _ => None,
+            };
+            let scope = Scope {
+                tenant: Some(&tenant),
+                shop: actor.scope().shop,
+            };
+            let reads = self
+                .store
+                .payment_reads(
+                    &tenant,
+                    key,
+                    input.route.as_deref().unwrap_or(DEFAULT_ROUTE),
+                    token.as_ref().map(|t| (scope, t)),
+                )
+                .await?;
+            match claim(reads.held, &request, PaymentId::generate()?)? {
                 Claim::Replay(body) => Ok(Idempotent { body, replayed: true }),
-                Claim::Run(id) => self.authorize(actor, key, request, input, id, event).await,
+                Claim::Run(id) => {
+                    let attempt = Attempt {
+                        id,
+                        request,
+                        route: reads.route,
+                        card: reads.card,
+                    };
+                    self.authorize(actor, key, input, attempt, event).await
+                }
             }
         })
         .await
@@ -381,11 +418,16 @@ impl App {
         &self,
         actor: &Actor,
         key: &str,
-        request: Vec<u8>,
         input: NewPayment,
-        id: PaymentId,
+        attempt: Attempt,
         event: &mut Event,
     ) -> Result<Idempotent> {
+        let Attempt {
+            id,
+            request,
+            route: route_row,
+            card: card_read,
+        } = attempt;
         let tenant = actor.tenant_for(None)?;
         event.resource(&id);
         if !(1..=crate::orders::MAX_AMOUNT).contains(&input.amount) {
@@ -397,7 +439,7 @@ impl App {
         }
         let currency = currency(&input.currency).map_err(|e| e.with_param("currency"))?;
         let route = input.route.as_deref().unwrap_or(DEFAULT_ROUTE);
-        let client = self.route_client(&tenant, route, "processor").await?;
+        let client = self.route_client_read(route_row, "processor")?;
         let settings = self.checkout.settings();
         let (session, token) = match (&input.checkout_session_id, &input.card_token) {
             (Some(session), None) => {
@@ -419,7 +461,10 @@ impl App {
             tenant: Some(&tenant),
             shop: actor.scope().shop,
         };
-        let (card, card_row) = self.open_card(scope, &token).await?;
+        let (card, card_row) = match card_read {
+            Some(row) => self.open_card_read(row).await?,
+            None => self.open_card(scope, &token).await?,
+        };
         event.resource(&card_row.token);
         if let Some(row) = &session {
             event.resource(&row.id);

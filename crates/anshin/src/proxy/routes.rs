@@ -490,19 +490,26 @@ impl App {
         name: &str,
         kind: &str,
     ) -> Result<Arc<RouteClient>> {
-        let missing = || {
+        let row = self
+            .store
+            .routes(tenant)
+            .await?
+            .into_iter()
+            .find(|r| r.name == name);
+        self.route_client_read(row, kind)
+    }
+
+    /// [`App::route_client`] for a route already read (`None`: the tenant
+    /// has none of that name), so the read can share a round trip with others.
+    pub(crate) fn route_client_read(&self, row: Option<RouteRow>, kind: &str) -> Result<Arc<RouteClient>> {
+        let row = row.filter(|r| r.kind == kind).ok_or_else(|| {
             Error::invalid(
                 "route_not_found",
                 "this tenant has no such route; an operator configures it with PUT /v1/tenants/{tenant_id}/routes/{name}",
             )
             .with_param("route")
-        };
-        let rows = self.store.routes(tenant).await?;
-        let row = rows
-            .into_iter()
-            .find(|r| r.name == name && r.kind == kind)
-            .ok_or_else(missing)?;
-        let key = (tenant.clone(), row.name.clone());
+        })?;
+        let key = (row.tenant_id.clone(), row.name.clone());
         {
             let cache = self.checkout.routes.0.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((at, client)) = cache.get(&key)

@@ -326,21 +326,15 @@ impl App {
     /// the payment proxy to send to a processor. Callers record the access.
     pub(crate) async fn open_card(&self, scope: Scope<'_>, token: &str) -> Result<(RevealedCard, CardRow)> {
         let (row, keys) = self.live_card(scope, token).await?;
-        let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
-        let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
-        let number = open_text(&record, sealed, card_field::NUMBER)?;
-        let (expiry, holder_name) = open_details(&keys, &row)?;
-        Ok((
-            RevealedCard {
-                number,
-                exp_month: expiry.month,
-                exp_year: expiry.year,
-                holder_name,
-            },
-            row,
-        ))
+        open_card_row(row, &keys)
     }
 
+    /// [`App::open_card`] for a card already read inside its scope (`None`:
+    /// none there), so the read can share a round trip with others.
+    pub(crate) async fn open_card_read(&self, row: Option<CardRow>) -> Result<(RevealedCard, CardRow)> {
+        let (row, keys) = self.live_card_read(row).await?;
+        open_card_row(row, &keys)
+    }
     /// Finds a card by its number through the keyed fingerprint, decrypting nothing.
     pub async fn lookup_card(&self, actor: &Actor, input: CardLookup) -> Result<MaskedCard> {
         self.audited(actor, EventKind::CardLookup, async |event| {
@@ -398,12 +392,14 @@ impl App {
         token: &str,
     ) -> Result<(CardRow, std::sync::Arc<TenantKeys>)> {
         let token = parse_or_404(CardToken::parse, token, "card")?;
-        let row = self
-            .store
-            .card(scope, &token)
-            .await?
-            .filter(|r| r.deleted_at.is_none());
-        let row = row.ok_or_else(|| Error::not_found("card"))?;
+        self.live_card_read(self.store.card(scope, &token).await?).await
+    }
+
+    /// [`App::live_card`] for a card already read inside its scope.
+    async fn live_card_read(&self, row: Option<CardRow>) -> Result<(CardRow, std::sync::Arc<TenantKeys>)> {
+        let row = row
+            .filter(|r| r.deleted_at.is_none())
+            .ok_or_else(|| Error::not_found("card"))?;
         let keys = self
             .keyring
             .tenant_holding(
@@ -437,6 +433,23 @@ fn open_text(
     Ok(record
         .open(card_field::NAMES[field], blob)?
         .into_secret_string()?)
+}
+
+/// A live card's full data, with its row.
+fn open_card_row(row: CardRow, keys: &TenantKeys) -> Result<(RevealedCard, CardRow)> {
+    let sealed = row.sealed.as_ref().ok_or_else(|| Error::not_found("card"))?;
+    let record = keys.open_record(RecordKind::Card, row.token.as_str(), sealed)?;
+    let number = open_text(&record, sealed, card_field::NUMBER)?;
+    let (expiry, holder_name) = open_details(keys, &row)?;
+    Ok((
+        RevealedCard {
+            number,
+            exp_month: expiry.month,
+            exp_year: expiry.year,
+            holder_name,
+        },
+        row,
+    ))
 }
 
 fn open_details(keys: &TenantKeys, row: &CardRow) -> Result<(Expiry, SecretString)> {

@@ -1433,3 +1433,71 @@ fn assert_includes(answer: &Value, want: &Value) {
         _ => assert_eq!(answer, want),
     }
 }
+
+/// Another node's uncommitted claim of the same key (and, with a session,
+/// its hold on the session's row): this node's start waits for it, sees the
+/// claim once it commits although its statement began before, and answers
+/// from it; nothing of its own is written or sent.
+mod postgres_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_claimed_by_another_node_while_a_payment_waits_is_answered_from_that_claim() {
+        let Some(t) = TestApp::new(Backend::Postgres).await else {
+            return;
+        };
+        let (tenant, _, shop_key) = t.tenant_with_shop("waits").await;
+        let sim = with_processor(&t, &tenant, Default::default()).await;
+        let (_, stored) = t.tokenize(&shop_key, "4111111111111111").await;
+        let session = open_session(&t, &shop_key, 2400).await;
+        submit(&t, "198.51.100.31", &session, "4111111111111111", "737").await;
+        let url = t.location.database_url.clone().expect("url");
+        let (other, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let payments = [
+            (
+                json!({"checkout_session_id": session, "amount": 2400, "currency": "JPY"}),
+                format!("UPDATE checkout_sessions SET payment_id = 'pay_other' WHERE id = '{session}';"),
+            ),
+            (
+                json!({"card_token": stored["token"], "amount": 900, "currency": "JPY"}),
+                String::new(),
+            ),
+        ];
+        for (i, (body, hold)) in payments.into_iter().enumerate() {
+            let key = format!("shared-{i}");
+            other
+                .batch_execute(&format!(
+                    "BEGIN;
+                     INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
+                     VALUES ('{tenant}', '{key}', '\\x00', 'pay_other', 0);
+                     {hold}"
+                ))
+                .await
+                .expect("the other node's claim");
+            let ((status, _, answer), ()) =
+                tokio::join!(pay(&t, &shop_key, &key, "/v1/payments", body), async {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    other.batch_execute("COMMIT").await.expect("commit");
+                });
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::CONFLICT, Some("idempotency_key_reused")),
+                "{answer}"
+            );
+        }
+        let mut payments = Vec::new();
+        for entry in t.audit_log_of("payment.create").await {
+            payments.extend(entry["resources"].as_array().expect("resources").clone());
+        }
+        for payment in payments
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|r| r.starts_with("pay_"))
+        {
+            assert!(sim.received(payment).is_none(), "{payment} reached the processor");
+        }
+    }
+}

@@ -4,6 +4,8 @@
 //! gap (an identity column alone would leave gaps on rollback) and no duplicate
 //! (idx is unique).
 
+use std::sync::LazyLock;
+
 use anshin_crypto::merkle::Hash;
 
 use super::{PgStore, pg};
@@ -17,66 +19,97 @@ use crate::db::audit::{
 /// ("audit" in ASCII).
 const AUDIT_LOCK: i64 = 0x61_7564_6974;
 
+/// Entries to append, as the nine array parameters `$1`–`$9` of the
+/// statements [`entry_ctes`] makes.
+pub(in crate::db) struct EntryColumns {
+    time: Vec<i64>,
+    tenant: Vec<Option<String>>,
+    principal: Vec<Option<String>>,
+    kind: Vec<&'static str>,
+    outcome: Vec<&'static str>,
+    leaf: Vec<Vec<u8>>,
+    entry: Vec<Vec<u8>>,
+    subject_leaf: Vec<Vec<u8>>,
+    subject: Vec<Vec<u8>>,
+}
+
+impl EntryColumns {
+    pub(in crate::db) fn new(entries: Vec<NewAuditEntry>) -> Self {
+        let n = entries.len();
+        let mut c = Self {
+            time: Vec::with_capacity(n),
+            tenant: Vec::with_capacity(n),
+            principal: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            outcome: Vec::with_capacity(n),
+            leaf: Vec::with_capacity(n),
+            entry: Vec::with_capacity(n),
+            subject_leaf: Vec::new(),
+            subject: Vec::new(),
+        };
+        for e in entries {
+            for s in &e.subjects {
+                c.subject_leaf.push(e.leaf_hash.to_vec());
+                c.subject.push(s.to_vec());
+            }
+            c.time.push(e.time_ms);
+            c.tenant.push(e.tenant_id);
+            c.principal.push(e.principal_id);
+            c.kind.push(e.kind);
+            c.outcome.push(e.outcome);
+            c.leaf.push(e.leaf_hash.to_vec());
+            c.entry.push(e.entry);
+        }
+        c
+    }
+
+    /// `$1`–`$9`.
+    pub(in crate::db) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
+        [
+            &self.time,
+            &self.tenant,
+            &self.principal,
+            &self.kind,
+            &self.outcome,
+            &self.leaf,
+            &self.entry,
+            &self.subject_leaf,
+            &self.subject,
+        ]
+    }
+}
+
+/// Two data-modifying CTEs, `entries` and `subjects`, that append the entries
+/// of `$1`–`$9` ([`EntryColumns`]) if the condition `when` holds, so a write
+/// can append its entry in its own statement. Subjects find their entry by
+/// leaf hash: identical entries have identical subjects, so a duplicate hash
+/// links each copy to the same customers, which is right.
+pub(in crate::db) fn entry_ctes(when: &str) -> String {
+    format!(
+        "entries AS (
+             INSERT INTO audit_entries (time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
+             WHERE {when}
+             RETURNING id, leaf_hash),
+         subjects AS (
+             INSERT INTO audit_subjects (subject, entry_id)
+             SELECT DISTINCT s.subject, entries.id FROM entries JOIN unnest($8::bytea[], $9::bytea[]) AS s (leaf_hash, subject)
+               ON s.leaf_hash = entries.leaf_hash
+             ON CONFLICT DO NOTHING)"
+    )
+}
+
 /// Appends entries with one statement on `client` (a pooled connection, or a
-/// transaction the entries must commit with). Subjects find their entry by leaf
-/// hash: identical entries have identical subjects, so a duplicate hash links
-/// each copy to the same customers, which is right.
+/// transaction the entries must commit with).
 pub(in crate::db) async fn insert_entries(
     client: &impl deadpool_postgres::GenericClient,
     entries: Vec<NewAuditEntry>,
 ) -> Result<(), StoreError> {
-    let n = entries.len();
-    let (mut time, mut tenant, mut principal, mut kind, mut outcome, mut leaf, mut entry) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut subject_leaf, mut subject) = (Vec::new(), Vec::new());
-    for e in entries {
-        for s in &e.subjects {
-            subject_leaf.push(e.leaf_hash.to_vec());
-            subject.push(s.to_vec());
-        }
-        time.push(e.time_ms);
-        tenant.push(e.tenant_id);
-        principal.push(e.principal_id);
-        kind.push(e.kind);
-        outcome.push(e.outcome);
-        leaf.push(e.leaf_hash.to_vec());
-        entry.push(e.entry);
-    }
-    let stmt = client
-            .prepare_cached(
-            "WITH ins AS (
-                 INSERT INTO audit_entries (time_ms, tenant_id, principal_id, kind, outcome, leaf_hash, entry)
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
-                 RETURNING id, leaf_hash)
-             INSERT INTO audit_subjects (subject, entry_id)
-             SELECT DISTINCT s.subject, ins.id FROM ins JOIN unnest($8::bytea[], $9::bytea[]) AS s (leaf_hash, subject)
-               ON s.leaf_hash = ins.leaf_hash
-             ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(pg)?;
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("WITH {} SELECT 1", entry_ctes("true")));
+    let columns = EntryColumns::new(entries);
+    let stmt = client.prepare_cached(&SQL).await.map_err(pg)?;
     client
-        .execute(
-            &stmt,
-            &[
-                &time,
-                &tenant,
-                &principal,
-                &kind,
-                &outcome,
-                &leaf,
-                &entry,
-                &subject_leaf,
-                &subject,
-            ],
-        )
+        .execute(&stmt, &columns.params())
         .await
         .map_err(pg)
         .map(|_| ())

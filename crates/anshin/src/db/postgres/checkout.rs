@@ -1,16 +1,18 @@
 //! PostgreSQL storage of checkout sessions. Single use holds across nodes: a
 //! card is attached by one conditional UPDATE, which only one node can win.
 
+use std::sync::LazyLock;
+
 use tokio_postgres::Row;
 
-use super::audit::insert_entries;
-use super::{PgStore, pg};
-use crate::db::StoreError;
+use super::audit::{EntryColumns, entry_ctes};
+use super::{PgStore, card_query, card_row, pg};
 use crate::db::audit::NewAuditEntry;
 use crate::db::checkout::{
-    CvcHoldRow, Idempotency, PaymentFinish, PaymentRow, PaymentStart, PaymentState, RouteRow, SessionCard,
-    SessionRow, Started, idempotency, session_card, session_status,
+    CvcHoldRow, Idempotency, PaymentFinish, PaymentReads, PaymentRow, PaymentStart, PaymentState, RouteRow,
+    SessionCard, SessionRow, Started, idempotency, session_card, session_status,
 };
+use crate::db::{Scope, StoreError};
 use crate::ids::{CardToken, CheckoutSessionId, PaymentId, PrincipalId, ShopId, TenantId};
 
 const SESSION_COLUMNS: &str = "id, tenant_id, shop_id, created_by, amount, currency, order_ref, allowed_origin, \
@@ -175,100 +177,182 @@ impl PgStore {
             .transpose()
     }
 
+    pub(in crate::db) async fn payment_reads(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        route: &str,
+        card: Option<(Scope<'_>, &CardToken)>,
+    ) -> Result<PaymentReads, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT i.request_hash, i.payment_id, i.status_code, i.response,
+                        r.tenant_id, r.name, r.kind, r.config, r.updated_at, c.*
+                 FROM (SELECT 1) AS one
+                 LEFT JOIN payment_idempotency i ON i.tenant_id = $1 AND i.key = $2
+                 LEFT JOIN outbound_routes r ON r.tenant_id = $1 AND r.name = $3
+                 LEFT JOIN LATERAL ({}) AS c ON true",
+                card_query("$4", "$5", "$6")
+            )
+        });
+        let (scope, token) = card.map_or((None, None), |(s, t)| (Some(s), Some(t.as_str())));
+        let row = self
+            .query_opt(
+                &SQL,
+                &[
+                    &tenant.as_str(),
+                    &key,
+                    &route,
+                    &token,
+                    &scope.and_then(|s| s.tenant.map(TenantId::as_str)),
+                    &scope.and_then(|s| s.shop.map(ShopId::as_str)),
+                ],
+            )
+            .await?
+            .ok_or(StoreError::Corrupt("a query of one row gave none"))?;
+        let held = match row.get::<_, Option<Vec<u8>>>(0) {
+            Some(hash) => Some(idempotency(
+                hash,
+                row.get(1),
+                row.get::<_, Option<i32>>(2).map(i64::from),
+                row.get(3),
+            )?),
+            None => None,
+        };
+        let route = row.get::<_, Option<String>>(4).map(|t| RouteRow {
+            tenant_id: TenantId::from_db(t),
+            name: row.get(5),
+            kind: row.get(6),
+            config: row.get(7),
+            updated_at: row.get(8),
+        });
+        let card = match token {
+            Some(_) => Some(match row.get::<_, Option<String>>(9) {
+                Some(_) => Some(card_row(&row, 9)?),
+                None => None,
+            }),
+            None => None,
+        };
+        Ok(PaymentReads { held, route, card })
+    }
+
     pub(in crate::db) async fn payment_start(
         &self,
         start: PaymentStart,
         entry: NewAuditEntry,
     ) -> Result<Started, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let tenant = start.tenant.as_str();
-        // A second node claiming the same key waits here for this one's commit.
-        let claim = tx
-            .prepare_cached(
-                "INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, key) DO NOTHING",
-            )
-            .await
-            .map_err(pg)?;
-        let claimed = tx
-            .execute(
-                &claim,
-                &[
-                    &tenant,
-                    &start.key,
-                    &start.request_hash,
-                    &start.payment.as_str(),
-                    &start.now,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        if claimed == 0 {
-            let read = tx.prepare_cached(IDEMPOTENCY_ROW).await.map_err(pg)?;
-            let held = tx
-                .query_opt(&read, &[&tenant, &start.key])
-                .await
-                .map_err(pg)?
-                .ok_or(StoreError::Corrupt("idempotency key vanished"))?;
-            let held = idempotency_of(&held)?;
-            if !held.unfinished(&start.request_hash, &start.payment) {
-                return Ok(Started::Taken(held));
-            }
-        }
-        if let Some(p) = &start.new {
-            if let Some(session) = &p.session_id {
-                let bind = tx
-                    .prepare_cached(
-                        "UPDATE checkout_sessions SET payment_id = $2
-                         WHERE id = $1 AND status = $3 AND (payment_id IS NULL OR payment_id = $2)",
-                    )
-                    .await
-                    .map_err(pg)?;
-                let bound = tx
-                    .execute(
-                        &bind,
-                        &[&session.as_str(), &p.id.as_str(), &session_status::CARD_SUBMITTED],
-                    )
-                    .await
-                    .map_err(pg)?;
-                if bound != 1 {
-                    // Dropping the transaction rolls the claim back.
-                    return Ok(Started::SessionUsed);
-                }
-            }
-            let insert = tx
-                .prepare_cached(
-                    "INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                // One statement, so one transaction and one round trip. The
+                // session row is locked before the key is claimed, and the
+                // claim (or this request's unfinished first attempt) is what
+                // every write depends on: all of it is written, or nothing.
+                "WITH held AS MATERIALIZED (
+                     SELECT request_hash, payment_id, status_code, response FROM payment_idempotency
+                     WHERE tenant_id = $10 AND key = $11),
+                 session AS MATERIALIZED (
+                     SELECT id FROM checkout_sessions
+                     WHERE id = $15::text AND status = $25 AND (payment_id IS NULL OR payment_id = $13)
+                     FOR UPDATE),
+                 payable AS MATERIALIZED (
+                     SELECT 1 WHERE $15::text IS NULL OR EXISTS (SELECT 1 FROM session)),
+                 claim AS (
+                     INSERT INTO payment_idempotency (tenant_id, key, request_hash, payment_id, created_at)
+                     SELECT $10::text, $11::text, $12::bytea, $13::text, $14::bigint FROM payable
+                     ON CONFLICT (tenant_id, key) DO NOTHING RETURNING 1),
+                 go AS MATERIALIZED (
+                     SELECT 1 FROM claim
+                     UNION ALL
+                     SELECT 1 FROM held, payable
+                     WHERE (held.status_code IS NULL OR held.response IS NULL)
+                       AND held.request_hash = $12 AND held.payment_id = $13),
+                 bind AS (
+                     UPDATE checkout_sessions SET payment_id = $13
+                     WHERE id = $15 AND status = $25 AND (payment_id IS NULL OR payment_id = $13)
+                       AND EXISTS (SELECT 1 FROM go)),
+                 payment AS (
+                     INSERT INTO payments (id, tenant_id, shop_id, created_by, session_id, card_token, route, amount,
                          currency, capture, status, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (id) DO NOTHING",
-                )
-                .await
-                .map_err(pg)?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
-                &p.id.as_str(),
-                &p.tenant_id.as_str(),
-                &p.shop_id.as_ref().map(ShopId::as_str),
-                &p.created_by.as_str(),
-                &p.session_id.as_ref().map(CheckoutSessionId::as_str),
-                &p.card_token.as_str(),
-                &p.route,
-                &p.amount,
-                &p.currency,
-                &p.capture,
-                &p.state.status,
-                &p.created_at,
-            ];
-            // Sent together with the entry (tokio-postgres pipelines them).
-            tokio::try_join!(
-                async { tx.execute(&insert, &params).await.map_err(pg) },
-                insert_entries(&tx, vec![entry])
-            )?;
-        } else {
-            insert_entries(&tx, vec![entry]).await?;
+                     SELECT $13, $10, $16::text, $17::text, $15, $18::text, $19::text, $20::bigint, $21::text, $22::boolean,
+                         $23::text, $24::bigint, $24
+                     WHERE $26::boolean AND EXISTS (SELECT 1 FROM go)
+                     ON CONFLICT (id) DO NOTHING),
+                 {}
+                 SELECT EXISTS (SELECT 1 FROM go), EXISTS (SELECT 1 FROM payable),
+                        held.request_hash, held.payment_id, held.status_code, held.response
+                 FROM (SELECT 1) AS one LEFT JOIN held ON true",
+                entry_ctes("EXISTS (SELECT 1 FROM go)")
+            )
+        });
+        let entries = EntryColumns::new(vec![entry]);
+        let p = start.new.as_ref();
+        let session = p
+            .and_then(|p| p.session_id.as_ref())
+            .map(CheckoutSessionId::as_str);
+        let [e1, e2, e3, e4, e5, e6, e7, e8, e9] = entries.params();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 26] = [
+            e1,
+            e2,
+            e3,
+            e4,
+            e5,
+            e6,
+            e7,
+            e8,
+            e9,
+            &start.tenant.as_str(),
+            &start.key,
+            &start.request_hash,
+            &start.payment.as_str(),
+            &start.now,
+            &session,
+            &p.and_then(|p| p.shop_id.as_ref()).map(ShopId::as_str),
+            &p.map(|p| p.created_by.as_str()),
+            &p.map(|p| p.card_token.as_str()),
+            &p.map(|p| p.route.as_str()),
+            &p.map(|p| p.amount),
+            &p.map(|p| p.currency.as_str()),
+            &p.map(|p| p.capture),
+            &p.map(|p| p.state.status.as_str()),
+            &p.map(|p| p.created_at),
+            &session_status::CARD_SUBMITTED,
+            &p.is_some(),
+        ];
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&SQL).await.map_err(pg)?;
+        for attempt in 0..2 {
+            let row = client.query_one(&stmt, &params).await.map_err(pg)?;
+            if row.get::<_, bool>(0) {
+                return Ok(Started::Started);
+            }
+            let payable: bool = row.get(1);
+            match row.get::<_, Option<Vec<u8>>>(2) {
+                Some(hash) => {
+                    let held = idempotency(
+                        hash,
+                        row.get(3),
+                        row.get::<_, Option<i32>>(4).map(i64::from),
+                        row.get(5),
+                    )?;
+                    // Held by this request's unfinished attempt: only the session stopped it.
+                    return Ok(if held.unfinished(&start.request_hash, &start.payment) {
+                        Started::SessionUsed
+                    } else {
+                        Started::Taken(held)
+                    });
+                }
+                // Not in this statement's snapshot: a request that claimed
+                // the key while this one waited (for the session's row or the
+                // key) shows in the second run, and is answered before the
+                // session, as when the key is found held at once.
+                None if attempt == 0 => {}
+                None if !payable => return Ok(Started::SessionUsed),
+                None => break,
+            }
         }
-        tx.commit().await.map_err(pg)?;
-        Ok(Started::Started)
+        Err(StoreError::Unavailable(
+            "an idempotency key changed while it was claimed; retry".into(),
+        ))
     }
 
     pub(in crate::db) async fn payment_finish(&self, f: PaymentFinish) -> Result<(), StoreError> {
