@@ -335,6 +335,7 @@ impl App {
         let (row, keys) = self.live_card_read(row).await?;
         open_card_row(row, &keys)
     }
+
     /// Finds a card by its number through the keyed fingerprint, decrypting nothing.
     pub async fn lookup_card(&self, actor: &Actor, input: CardLookup) -> Result<MaskedCard> {
         self.audited(actor, EventKind::CardLookup, async |event| {
