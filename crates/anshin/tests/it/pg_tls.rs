@@ -99,6 +99,11 @@ impl Proxy {
         format!("postgres://{user}{password}@{host}:{}/{db}?{params}", self.port)
     }
 
+    /// The URL under `sslmode` with `ca` as sslrootcert.
+    fn with_ca(&self, host: &str, mode: &str, ca: &Path) -> String {
+        self.url(host, &format!("sslmode={mode}&sslrootcert={}", ca.display()))
+    }
+
     fn tls(&self) -> usize {
         self.counts.tls.load(Ordering::SeqCst)
     }
@@ -207,10 +212,6 @@ fn scan(url: &str, planted: &Planted) -> (Option<i32>, String, Vec<String>) {
     (out.status.code(), stderr, cards)
 }
 
-fn pem(path: &Path) -> String {
-    path.display().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_over_verified_tls_finds_the_planted_card() {
     if !postgres_available().await {
@@ -218,10 +219,7 @@ async fn scan_over_verified_tls_finds_the_planted_card() {
     }
     let proxy = Proxy::start(true).await;
     let planted = Planted::new().await;
-    let url = proxy.url(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", pem(&proxy.ca)),
-    );
+    let url = proxy.with_ca("localhost", "verify-full", &proxy.ca);
     let (code, stderr, cards) = scan(&url, &planted);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(cards, vec![card_mask(&planted.card)]);
@@ -238,34 +236,22 @@ async fn scan_refuses_an_untrusted_ca_and_a_wrong_name_but_verify_ca_takes_the_n
     let planted = Planted::new().await;
 
     // Signed by a CA the client was not told to trust.
-    let url = proxy.url(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", pem(&proxy.other_ca)),
-    );
+    let url = proxy.with_ca("localhost", "verify-full", &proxy.other_ca);
     let (code, stderr, _) = scan(&url, &planted);
     assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("not signed by a trusted CA"), "{stderr}");
     // sslmode=require with a CA file verifies the chain too (libpq).
-    let url = proxy.url(
-        "localhost",
-        &format!("sslmode=require&sslrootcert={}", pem(&proxy.other_ca)),
-    );
+    let url = proxy.with_ca("localhost", "require", &proxy.other_ca);
     assert_eq!(scan(&url, &planted).0, Some(4));
 
     // The certificate names localhost, not 127.0.0.1.
-    let url = proxy.url(
-        "127.0.0.1",
-        &format!("sslmode=verify-full&sslrootcert={}", pem(&proxy.ca)),
-    );
+    let url = proxy.with_ca("127.0.0.1", "verify-full", &proxy.ca);
     let (code, stderr, _) = scan(&url, &planted);
     assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("not valid for the host name"), "{stderr}");
 
     // verify-ca checks the chain, not the name.
-    let url = proxy.url(
-        "127.0.0.1",
-        &format!("sslmode=verify-ca&sslrootcert={}", pem(&proxy.ca)),
-    );
+    let url = proxy.with_ca("127.0.0.1", "verify-ca", &proxy.ca);
     let (code, stderr, cards) = scan(&url, &planted);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(cards, vec![card_mask(&planted.card)]);
@@ -280,10 +266,7 @@ async fn scan_requiring_tls_refuses_a_server_without_it_and_disable_never_asks()
     let planted = Planted::new().await;
     let no_tls = Proxy::start(false).await;
     for mode in ["require", "verify-ca", "verify-full"] {
-        let url = no_tls.url(
-            "localhost",
-            &format!("sslmode={mode}&sslrootcert={}", pem(&no_tls.ca)),
-        );
+        let url = no_tls.with_ca("localhost", mode, &no_tls.ca);
         let (code, stderr, _) = scan(&url, &planted);
         assert_eq!(code, Some(4), "{mode}: {stderr}");
         assert!(stderr.contains("does not offer TLS"), "{mode}: {stderr}");
@@ -336,10 +319,7 @@ async fn the_store_keeps_cards_on_a_postgresql_reached_over_verified_tls() {
         return;
     }
     let proxy = Proxy::start(true).await;
-    let url = proxy.url(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", pem(&proxy.ca)),
-    );
+    let url = proxy.with_ca("localhost", "verify-full", &proxy.ca);
     let app = TestApp::on_postgres(&url).await;
     let (tenant, _, key) = app.tenant_with_shop("tls").await;
     let number = luhn_complete("4111", 16);
@@ -354,17 +334,11 @@ async fn the_store_keeps_cards_on_a_postgresql_reached_over_verified_tls() {
     assert_eq!(proxy.plain(), 0, "no connection of the store in clear");
 
     // A server whose certificate the store cannot verify is not used.
-    let wrong = proxy.url(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", pem(&proxy.other_ca)),
-    );
+    let wrong = proxy.with_ca("localhost", "verify-full", &proxy.other_ca);
     let err = anshin::db::Store::open(&wrong).await.err().expect("refused");
     assert!(matches!(err, anshin::db::StoreError::Unavailable(_)), "{err}");
     assert!(err.to_string().contains("not signed by a trusted CA"), "{err}");
-    let wrong = proxy.url(
-        "127.0.0.1",
-        &format!("sslmode=verify-full&sslrootcert={}", pem(&proxy.ca)),
-    );
+    let wrong = proxy.with_ca("127.0.0.1", "verify-full", &proxy.ca);
     let err = anshin::db::Store::open(&wrong).await.err().expect("refused");
     assert!(err.to_string().contains("not valid for the host name"), "{err}");
     let err = anshin::db::Store::open(&proxy.url("localhost", "sslmode=verify_full"))
