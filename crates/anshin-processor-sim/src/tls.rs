@@ -82,7 +82,9 @@ impl TestCa {
         &self.ca_pem
     }
 
-    pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
+    /// The server side: the certificate for the hosts and its chain (also
+    /// what anshin's PostgreSQL TLS tests serve).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.server_config)
     }
 }

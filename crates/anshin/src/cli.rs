@@ -46,7 +46,7 @@ pub struct GlobalArgs {
     /// Configuration file (TOML) [default: DIR/anshin.toml if it exists]
     #[arg(long, global = true, env = "ANSHIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Database URL: postgres://… for PostgreSQL; SQLite in the data directory if unset
+    /// Database URL: postgres://…[?sslmode=…&sslrootcert=…] for PostgreSQL (verify-full unless on this machine); SQLite in the data directory if unset
     #[arg(
         long,
         global = true,
@@ -235,6 +235,7 @@ Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure; 4 database unreachable.")
   pg_dump shop | anshin scan - --format jsonl          table, row and column of each finding
   anshin scan postgres://scanner@db/shop              every user table, all rows
   anshin scan postgres://scanner@db/shop --table public.customers --row-limit 10000
+  anshin scan 'postgres://scanner@db/shop?sslmode=verify-full&sslrootcert=db-ca.pem'
   anshin scan sqlite://data/app.db --format jsonl     findings name table, column and row key
   anshin scan ./exports postgres://scanner@db/shop --inventory inventory.json
   ANSHIN_API_KEY=… anshin scan ./exports --inventory inv.json --server https://vault.example
@@ -251,13 +252,19 @@ SQL dumps (.sql, or pg_dump/mysqldump output on standard input) are read as tabl
 table, row and column name are in its finding, and column names are context like CSV headers;
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
-Databases (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, without TLS; sqlite://PATH,
+Databases (postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=…]; sqlite://PATH,
 opened read-only) are read table by table in a read-only transaction, rows streamed:
 text, JSON, XML, integer and numeric columns (bytea and blobs where they are UTF-8
 text) are scanned with the column name as header, as a CSV column is. A finding's
 path is DATABASE!schema.table, its header the column, its row the row's number in
 primary-key order, its key the primary key (`id=42`; values that are personal data
 masked). Reports and messages never show the password.
+
+PostgreSQL TLS takes libpq's parameters: sslmode=disable|prefer|require|verify-ca|
+verify-full, sslrootcert=CA.pem (or system), sslcert=/sslkey= for a client
+certificate. Without sslmode a server on this machine gets prefer, any other
+verify-full (its certificate checked against sslrootcert or the system's CAs, and
+its name). 既定ではリモートのサーバーの証明書とホスト名を検証します。
 
 --inventory FILE writes where personal data lives: one location per file, archive
 member or table, split by column where findings have one (CSV header, table column),
@@ -273,10 +280,10 @@ every upload per tenant (GET /v1/inventory: the latest and the history).
 Exit codes:
   0  the scan ran; no finding in a --fail-on category
   1  failure (unreadable key file, output not writable)
-  2  usage error (unknown category, bad glob, bad database URL, unknown --table,
-     an --inventory FILE that is not an inventory)
+  2  usage error (unknown category, bad glob, bad database URL or sslmode, unknown
+     --table, an --inventory FILE that is not an inventory)
   1  also: the inventory could not be sent to --server (the file is written)
-  4  the database cannot be reached or opened
+  4  the database cannot be reached or opened, or refuses the TLS the URL asks for
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
     Scan(ScanArgs),
     /// Tamper detection on the shop's host: signed baselines, checks, watching, release comparison, skimmer signatures.

@@ -100,13 +100,16 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
 fn exit_code(err: &Error) -> u8 {
     match err.code() {
         "already_initialised" | "root_key_unreadable" | "not_initialised" => 3,
-        "storage_unavailable" | "scan_db_unreachable" => 4,
+        "storage_unavailable" | "scan_db_unreachable" | "scan_db_tls" => 4,
         "audit_verification_failed" => 5,
         "scan_findings" | "integrity_findings" => 6,
         "integrity_baseline_tampered" => 7,
         "backup_unreadable_records" => 8,
         "scan_usage"
         | "scan_db_url"
+        | "pg_sslmode_invalid"
+        | "pg_ssl_options"
+        | "pg_ssl_file"
         | "scan_db_unknown_table"
         | "scan_inventory_file"
         | "unseal_usage"

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::config::Config;
 use crate::db::keys::RecordKeyRow;
+use crate::db::pg_connect::{PgConnect, tls_failure};
 use crate::db::retention::shipping_field;
 use crate::db::{Sealed, card_field, customer_field};
 use crate::error::{Error, ErrorKind, Result};
@@ -158,7 +159,7 @@ pub async fn run(config: &Config, source: &str, json: bool) -> Result<()> {
 
 /// A source as it may be shown: a database URL without its password.
 fn redacted(source: &str) -> String {
-    match source.parse::<tokio_postgres::Config>() {
+    match crate::db::pg_connect::driver_config(source) {
         Ok(config) if config.get_password().is_some() => {
             let user = config.get_user().unwrap_or("");
             let at = source.rfind('@').map_or("", |i| &source[i..]);
@@ -268,16 +269,17 @@ fn read_sqlite(backup: &Path) -> Result<Vec<BackedUp>> {
 /// The live records of a PostgreSQL database restored from a data dump
 /// (read only: nothing is migrated or written there).
 async fn read_postgres(url: &str) -> Result<Vec<BackedUp>> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                "backup_unreachable",
-                "cannot connect to the restored database; check the URL",
-            )
-            .with_cause(e)
-        })?;
+    let connect =
+        PgConnect::parse(url).map_err(|e| Error::new(ErrorKind::Invalid, e.code(), e.to_string()))?;
+    let (client, connection) = connect.connect().await.map_err(|e| {
+        let why = tls_failure(&e).unwrap_or("check the URL");
+        Error::new(
+            ErrorKind::Unavailable,
+            "backup_unreachable",
+            format!("cannot connect to the restored database; {why}"),
+        )
+        .with_cause(e)
+    })?;
     let connection = tokio::spawn(connection);
     client
         .batch_execute("SET default_transaction_read_only = on")

@@ -3,8 +3,9 @@
 //! [`anshin_scan::TableScan`] (which scans every cell with its column name as
 //! header, as a CSV column is scanned).
 //!
-//! The drivers are the ones the server already uses (tokio-postgres without
-//! TLS, rusqlite). Reading is read-only: PostgreSQL tables are read in a
+//! The drivers are the ones the server already uses (tokio-postgres with the
+//! store's TLS and libpq's `sslmode`, see [`crate::db::pg_connect`];
+//! rusqlite). Reading is read-only: PostgreSQL tables are read in a
 //! `READ ONLY` transaction through a portal fetched 512 rows at a time, SQLite
 //! files are opened read-only and stepped row by row, so memory does not grow
 //! with the table. Connection passwords never reach a report or a message:
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 use anshin_scan::{Discovery, ObjectReport, Status, TableColumn, table_path};
 
+use crate::db::pg_connect::{PgConnect, PgUrlError, tls_failure};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Rows fetched per round trip from PostgreSQL.
@@ -24,7 +26,7 @@ pub enum Database {
     /// A PostgreSQL server.
     Postgres {
         // Boxed: a configuration is large beside a path.
-        config: Box<tokio_postgres::Config>,
+        connect: Box<PgConnect>,
         /// The URL without password, for messages and the inventory's inputs.
         display: String,
         /// The URL without user: the database in report paths, the same
@@ -51,20 +53,22 @@ impl Database {
     /// does not repeat the URL (it may hold a password).
     pub fn parse(arg: &str) -> Result<Option<Self>> {
         if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
-            let config: tokio_postgres::Config = arg.parse().map_err(|_| {
-                bad_url(
-                    "not a valid PostgreSQL URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE / PostgreSQL の URL が不正です",
-                )
+            let connect = PgConnect::parse(arg).map_err(|e| match e {
+                PgUrlError::Malformed(_) => bad_url(
+                    "not a valid PostgreSQL URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…] / PostgreSQL の URL が不正です",
+                ),
+                e => Error::new(ErrorKind::Invalid, e.code(), e.to_string()),
             })?;
+            let config = connect.config();
             if config.get_hosts().is_empty() {
                 return Err(bad_url(
                     "the PostgreSQL URL names no host; expected postgres://USER@HOST/DATABASE / PostgreSQL の URL にホストがありません",
                 ));
             }
             return Ok(Some(Self::Postgres {
-                display: pg_display(&config, true),
-                location: pg_display(&config, false),
-                config: Box::new(config),
+                display: pg_display(config, true),
+                location: pg_display(config, false),
+                connect: Box::new(connect),
             }));
         }
         if let Some(rest) = arg.strip_prefix("sqlite:") {
@@ -143,6 +147,20 @@ fn unreachable(db: &Database) -> Error {
     )
 }
 
+/// A PostgreSQL connection that failed: refused at TLS (the reason says
+/// what to do) or otherwise unreachable.
+fn connect_failed(db: &Database, err: tokio_postgres::Error) -> Error {
+    match tls_failure(&err) {
+        Some(why) => Error::new(
+            ErrorKind::Unavailable,
+            "scan_db_tls",
+            format!("no secure connection to {}: {why}", db.display()),
+        ),
+        None => unreachable(db),
+    }
+    .with_cause(err)
+}
+
 fn unknown_table(db: &Database) -> Error {
     Error::new(
         ErrorKind::NotFound,
@@ -174,9 +192,9 @@ pub async fn scan(
     emit: &mut dyn FnMut(ObjectReport),
 ) -> Result<()> {
     match db {
-        Database::Postgres { config, location, .. } => {
-            postgres(config, db, location, options, discovery, emit).await
-        }
+        Database::Postgres {
+            connect, location, ..
+        } => postgres(connect, db, location, options, discovery, emit).await,
         Database::Sqlite { path, display } => sqlite(path, db, display, options, discovery, emit),
     }
 }
@@ -220,17 +238,14 @@ fn pg_read(typ: &str, category: &str, element: &str) -> Read {
 }
 
 async fn postgres(
-    config: &tokio_postgres::Config,
+    connect: &PgConnect,
     db: &Database,
     location: &str,
     options: &DbOptions,
     discovery: &Discovery,
     emit: &mut dyn FnMut(ObjectReport),
 ) -> Result<()> {
-    let (mut client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| unreachable(db).with_cause(e))?;
+    let (mut client, connection) = connect.connect().await.map_err(|e| connect_failed(db, e))?;
     let connection = tokio::spawn(connection);
     let tables = pg_tables(&client, db, options).await?;
     for table in tables {

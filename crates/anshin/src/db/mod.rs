@@ -297,6 +297,7 @@ pub mod credentials;
 pub mod inventory;
 pub mod keys;
 pub mod pages;
+pub mod pg_connect;
 pub mod retention;
 pub mod webhooks;
 

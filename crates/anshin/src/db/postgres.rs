@@ -10,9 +10,10 @@
 use std::sync::LazyLock;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use super::credentials::{KeyRow, allow_list, hash_array};
+use super::pg_connect::{PgConnect, tls_failure};
 use super::{
     CardInsert, CardRelease, CardRow, CustomerRow, KeyPurpose, OrderRow, OrderView, PrincipalRow, Scope,
     Sealed, ShopRow, StoreError, TenantKeyRow, TenantRow, fingerprint_array, pending, sealed_from,
@@ -121,12 +122,28 @@ pub struct PgStore {
 fn pg(err: tokio_postgres::Error) -> StoreError {
     match err.as_db_error() {
         Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
-        None => StoreError::Unavailable(err.to_string()),
+        None => connect_failed(&err),
     }
 }
 
+/// A connection that failed, with what to do when TLS refused it.
+fn connect_failed(err: &tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(match tls_failure(err) {
+        Some(why) => format!("{why} ({err})"),
+        None => err.to_string(),
+    })
+}
+
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Unavailable(err.to_string())
+    match err {
+        deadpool_postgres::PoolError::Backend(err) => connect_failed(&err),
+        err => StoreError::Unavailable(err.to_string()),
+    }
+}
+
+/// The URL with its TLS parameters (see [`super::pg_connect`]).
+fn connect_url(url: &str) -> Result<PgConnect, StoreError> {
+    PgConnect::parse(url).map_err(|e| StoreError::BadUrl(e.to_string()))
 }
 
 /// The card `token` if it is inside the scope `tenant`, `shop` (SQL
@@ -166,12 +183,11 @@ fn version_i32(version: u32) -> Result<i32, StoreError> {
 
 impl PgStore {
     pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            StoreError::BadUrl(format!("not a PostgreSQL connection string ({e})"))
-        })?;
+        let connect = connect_url(url)?;
+        tracing::info!(sslmode = connect.mode().as_str(), "PostgreSQL store");
         let manager = Manager::from_config(
-            config,
-            NoTls,
+            connect.config().clone(),
+            connect.tls(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -1022,7 +1038,7 @@ fn checked_schema(schema: &str) -> Result<&str, StoreError> {
 }
 
 async fn admin_client(url: &str) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(pg)?;
+    let (client, connection) = connect_url(url)?.connect().await.map_err(pg)?;
     tokio::spawn(connection);
     Ok(client)
 }

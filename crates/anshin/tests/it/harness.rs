@@ -67,20 +67,29 @@ fn unique_schema() -> String {
 impl TestApp {
     /// `None` when the backend is PostgreSQL and it may be skipped here.
     pub async fn new(backend: Backend) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (database_url, schema) = match backend {
-            Backend::Sqlite => (None, None),
+        match backend {
+            Backend::Sqlite => Some(Self::create(Backend::Sqlite, None).await),
             Backend::Postgres => {
                 if !postgres_available().await {
                     return None;
                 }
-                let schema = unique_schema();
-                let url = anshin::db::schema_url(&postgres_url(), &schema)
-                    .await
-                    .expect("create schema");
-                (Some(url), Some(schema))
+                Some(Self::on_postgres(&postgres_url()).await)
             }
-        };
+        }
+    }
+
+    /// A fresh application in a schema of its own on the PostgreSQL server
+    /// reached by `url` (the test server, perhaps through another route:
+    /// the schema is dropped through [`postgres_url`]).
+    pub async fn on_postgres(url: &str) -> Self {
+        let schema = unique_schema();
+        let url = anshin::db::schema_url(url, &schema).await.expect("create schema");
+        Self::create(Backend::Postgres, Some((url, schema))).await
+    }
+
+    async fn create(backend: Backend, postgres: Option<(String, String)>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (database_url, schema) = postgres.unzip();
         let location = Location {
             data_dir: dir.path().join("data"),
             database_url,
@@ -90,14 +99,14 @@ impl TestApp {
         app.allow_page_networks(vec![
             anshin::access::cidr::Cidr::parse("127.0.0.0/8").expect("loopback"),
         ]);
-        Some(Self {
+        Self {
             app: Arc::new(app),
             backend,
             operator_key: key.expose().to_owned(),
             location,
             _dir: dir,
             schema,
-        })
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -303,7 +312,9 @@ impl TestApp {
             }
             Backend::Postgres => {
                 let url = self.location.database_url.clone().expect("url");
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                let (client, connection) = anshin::db::pg_connect::PgConnect::parse(&url)
+                    .expect("url")
+                    .connect()
                     .await
                     .expect("connect");
                 tokio::spawn(connection);

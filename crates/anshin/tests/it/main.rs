@@ -19,6 +19,7 @@ mod keys;
 mod logs;
 mod page_monitor;
 mod payment_webhooks;
+mod pg_tls;
 mod regression;
 mod retention;
 mod root_change;

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use anshin_scan::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 use serde_json::Value;
 
-fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_anshin"))
         .arg("scan")
         .args(args)
@@ -322,7 +322,7 @@ fn plant(root: &Path) -> Planted {
     Planted { raw, expected }
 }
 
-fn jsonl(output: &Output) -> Vec<Value> {
+pub(crate) fn jsonl(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
@@ -806,7 +806,7 @@ fn db_finding(
 }
 
 /// `4532 01•• •••• 1234` for a 16-digit card.
-fn card_mask(card: &str) -> String {
+pub(crate) fn card_mask(card: &str) -> String {
     format!("{} {}•• •••• {}", &card[..4], &card[4..6], &card[12..])
 }
 
