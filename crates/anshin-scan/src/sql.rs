@@ -502,6 +502,20 @@ impl<'c, 'd> Table<'c, 'd> {
 
 /// Reads a dump and scans every table's values.
 pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> ObjectReport {
+    read(ctx, path, reader, None)
+}
+
+/// Reads the data of one `COPY … FROM stdin` statement (a table of a
+/// `pg_dump -Fc` archive): data lines up to `\.` or the end, scanned as the
+/// table and columns the statement names. Positions (line, column, byte
+/// offset) are in the data, its first line being line 1. The report has no
+/// path: it is a part of the archive's.
+pub(crate) fn scan_copy(ctx: &Ctx<'_>, statement: &str, data: &mut dyn Read) -> ObjectReport {
+    read(ctx, String::new(), data, Some(statement))
+}
+
+/// A dump's statements, or with `copy` the data lines of that COPY statement.
+fn read(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, copy: Option<&str>) -> ObjectReport {
     let mut report = ObjectReport::new(path, ObjectKind::Sql);
     report.encoding = Some(TextEncoding::Utf8);
     let counted = Counted {
@@ -510,8 +524,53 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> Object
         bytes: 0,
     };
     let mut src = Src::new(BufReader::with_capacity(64 << 10, counted));
-    let mut created: HashMap<String, Vec<String>> = HashMap::new();
     let mut table = Table::new(ctx);
+    match copy {
+        None => statements(&mut src, &mut table, &mut report, ctx),
+        Some(statement) => {
+            let mut head = Src::new(statement.as_bytes());
+            let parsed = match head.token().0 {
+                Tok::Word(w) if w.eq_ignore_ascii_case("COPY") => copy_statement(&mut head),
+                _ => None,
+            };
+            match parsed {
+                Some((name, columns)) => {
+                    let start = src.pos;
+                    copy_rows(&mut src, &mut table, name, columns, start, &mut report, ctx);
+                }
+                None => report.degrade(
+                    Status::Partial,
+                    "not a COPY … FROM stdin statement: its data was not read",
+                ),
+            }
+            if ctx.deadline.passed() {
+                report.degrade(Status::Partial, ctx.deadline.reason());
+            }
+        }
+    }
+    table.flush(&mut report);
+    report.bytes = src.r.get_ref().bytes;
+    report.decode_errors |= src.lossy;
+    if let Some(e) = src.error {
+        report.degrade(Status::Partial, limit_reason(&e));
+    }
+    if src.cut {
+        report.degrade(
+            Status::Partial,
+            format!("a value longer than {MAX_VALUE} bytes was cut"),
+        );
+    }
+    report
+}
+
+/// The statements of a dump, one after the other.
+fn statements<R: BufRead>(
+    src: &mut Src<R>,
+    table: &mut Table<'_, '_>,
+    report: &mut ObjectReport,
+    ctx: &Ctx<'_>,
+) {
+    let mut created: HashMap<String, Vec<String>> = HashMap::new();
     loop {
         if ctx.deadline.passed() {
             report.degrade(Status::Partial, ctx.deadline.reason());
@@ -529,25 +588,12 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> Object
             }
         };
         match word.to_ascii_uppercase().as_str() {
-            "INSERT" | "REPLACE" => insert(&mut src, &created, &mut table, pos, &mut report, ctx),
-            "COPY" => copy(&mut src, &mut table, pos, &mut report, ctx),
-            "CREATE" => create(&mut src, &mut created),
+            "INSERT" | "REPLACE" => insert(src, &created, table, pos, report, ctx),
+            "COPY" => copy(src, table, pos, report, ctx),
+            "CREATE" => create(src, &mut created),
             _ => src.skip_statement(),
         }
     }
-    table.flush(&mut report);
-    report.bytes = src.r.get_ref().bytes;
-    report.decode_errors |= src.lossy;
-    if let Some(e) = src.error {
-        report.degrade(Status::Partial, limit_reason(&e));
-    }
-    if src.cut {
-        report.degrade(
-            Status::Partial,
-            format!("a value longer than {MAX_VALUE} bytes was cut"),
-        );
-    }
-    report
 }
 
 /// Counts bytes for the report and the progress bar.
@@ -774,9 +820,24 @@ fn copy<R: BufRead>(
     report: &mut ObjectReport,
     ctx: &Ctx<'_>,
 ) {
+    let Some((name, columns)) = copy_statement(src) else {
+        return;
+    };
+    // The data starts on the next line.
+    while let Some(b) = src.next() {
+        if b == b'\n' {
+            break;
+        }
+    }
+    copy_rows(src, table, name, columns, start, report, ctx);
+}
+
+/// The table and columns of a `COPY name (cols) FROM stdin;` after its
+/// `COPY`, up to its `;`; `None` for another COPY (to a file, a program…).
+fn copy_statement<R: BufRead>(src: &mut Src<R>) -> Option<(String, Vec<String>)> {
     let Some(name) = src_table(src) else {
         src.skip_statement();
-        return;
+        return None;
     };
     let mut columns = Vec::new();
     let mut from_stdin = false;
@@ -788,21 +849,22 @@ fn copy<R: BufRead>(
             _ => {}
         }
     }
-    if !from_stdin {
-        return;
-    }
-    // The data starts on the next line.
-    while let Some(b) = src.next() {
-        if b == b'\n' {
-            break;
-        }
-    }
+    from_stdin.then_some((name, columns))
+}
+
+/// COPY data lines as rows of `name`, up to the end marker `\.` or the end.
+fn copy_rows<R: BufRead>(
+    src: &mut Src<R>,
+    table: &mut Table<'_, '_>,
+    name: String,
+    columns: Vec<String>,
+    start: Pos,
+    report: &mut ObjectReport,
+    ctx: &Ctx<'_>,
+) {
     table.start(name, columns, start, report);
     loop {
-        if ctx.deadline.passed() {
-            return;
-        }
-        if src.peek().is_none() {
+        if ctx.deadline.passed() || src.peek().is_none() {
             return;
         }
         match copy_line(src) {
