@@ -359,7 +359,7 @@ fn dispatch(
             let mode = text::mode_for(&name);
             emit(text::scan(ctx, name, reader, mode));
         }
-        Sniffed::Pdf => emit(pdf::scan(ctx, name, reader)),
+        Sniffed::Pdf => pdf::scan(ctx, name, reader, depth, emit),
         Sniffed::Sql => emit(sql::scan(ctx, name, reader)),
         Sniffed::PgDump => pgdump::scan(ctx, name, reader, depth, emit),
         Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),

@@ -10,7 +10,9 @@ use anshin_crypto::secret::KeyBytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
+use crate::test_support::{
+    base64, docx_of, gzip_of, luhn_complete, pdf_of, pdf_with_files, pptx_of, tar_of, zip_of,
+};
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
@@ -819,6 +821,61 @@ fn pdf_text_is_located_by_page() {
         assert_eq!(phones.len(), 1);
         assert_eq!((phones[0].locator.page, phones[0].locator.line), (Some(2), 3));
     }
+}
+
+#[test]
+fn files_attached_to_pdfs_are_objects_of_their_own() {
+    let card = luhn_complete("4539", 16);
+    let csv = orders_csv(&card);
+    let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
+    let note = format!("カード番号 {card}");
+    let pdf = pdf_with_files(
+        &[&["Invoice"]],
+        &[("orders.csv", csv.as_bytes()), ("メモ.txt", note.as_bytes())],
+        &[("more.zip", &zip)],
+    );
+    let reports = collect(&discovery(Limits::default()), "invoice.pdf", &pdf);
+    let r = object(&reports, "invoice.pdf");
+    assert_eq!(
+        (r.kind, r.status),
+        (ObjectKind::Pdf, Status::Complete),
+        "{:?}",
+        r.reason
+    );
+    assert!(cards(r).is_empty(), "the page holds no card");
+    for path in ["invoice.pdf!orders.csv", "invoice.pdf!more.zip!2024/orders.csv"] {
+        let csv = object(&reports, path);
+        assert_eq!((csv.kind, csv.status), (ObjectKind::Csv, Status::Complete));
+        let found = cards(csv);
+        assert_eq!(found.len(), 1, "{path}");
+        let rec = found[0].locator.record.as_ref().expect("record");
+        assert_eq!(
+            (rec.row, rec.header.as_deref()),
+            (3, Some("カード番号")),
+            "{path}"
+        );
+    }
+    let memo = object(&reports, "invoice.pdf!メモ.txt");
+    assert_eq!(cards(memo)[0].locator.column, 7);
+    // The PDF's report comes after its attachments'.
+    assert_eq!(reports.last().map(|r| r.path.as_str()), Some("invoice.pdf"));
+
+    // Past the depth limit the attachments are not read, and the PDF says so.
+    let in_zip = zip_of(&[("invoice.pdf", &pdf)]);
+    let reports = collect(&discovery(Limits::default().max_depth(1)), "docs.zip", &in_zip);
+    let r = object(&reports, "docs.zip!invoice.pdf");
+    assert_eq!(r.status, Status::Partial);
+    assert!(r.reason.as_deref().unwrap_or("").contains("deeper than 1 levels"));
+    assert!(
+        !reports
+            .iter()
+            .any(|r| r.path.starts_with("docs.zip!invoice.pdf!"))
+    );
+    // The member limit counts attached files.
+    let reports = collect(&discovery(Limits::default().max_members(1)), "invoice.pdf", &pdf);
+    let r = object(&reports, "invoice.pdf");
+    assert_eq!(r.status, Status::Partial);
+    assert_eq!(reports.len(), 2, "one attachment, then the PDF");
 }
 
 #[test]
