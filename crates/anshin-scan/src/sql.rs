@@ -689,7 +689,8 @@ fn create<R: BufRead>(src: &mut Src<R>, created: &mut HashMap<String, Vec<String
     }
 }
 
-/// `INSERT [IGNORE] INTO name [(cols)] VALUES (…), (…);`
+/// `INSERT [IGNORE] INTO name [(cols)] VALUES (…), (…);`, or `… SELECT …`
+/// with literal values.
 fn insert<R: BufRead>(
     src: &mut Src<R>,
     created: &HashMap<String, Vec<String>>,
@@ -700,22 +701,25 @@ fn insert<R: BufRead>(
 ) {
     let mut name = None;
     let mut columns = None;
-    loop {
+    let select = loop {
         match src.token().0 {
-            Tok::Word(w) if w.eq_ignore_ascii_case("VALUES") || w.eq_ignore_ascii_case("VALUE") => break,
+            Tok::Word(w) if w.eq_ignore_ascii_case("VALUES") || w.eq_ignore_ascii_case("VALUE") => {
+                break false;
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("SELECT") && name.is_some() => break true,
             Tok::Word(w) if w.eq_ignore_ascii_case("INTO") && name.is_none() => {
                 name = src_table(src);
             }
             Tok::Punct(b'(') if name.is_some() && columns.is_none() => columns = Some(name_list(src)),
             Tok::Punct(b';') | Tok::Eof => return,
             Tok::Punct(b'(') => {
-                // INSERT … SELECT (…) or something else: not rows of values.
+                // INSERT … (SELECT …) or something else: not rows of values.
                 src.skip_statement();
                 return;
             }
             _ => {}
         }
-    }
+    };
     let Some(name) = name else {
         src.skip_statement();
         return;
@@ -724,6 +728,9 @@ fn insert<R: BufRead>(
         .or_else(|| created.get(&name).cloned())
         .unwrap_or_default();
     table.start(name, columns, start, report);
+    if select {
+        return select_rows(src, table, report, ctx);
+    }
     loop {
         if ctx.deadline.passed() {
             return;
@@ -741,6 +748,79 @@ fn insert<R: BufRead>(
                 return;
             }
         }
+    }
+}
+
+/// Words that end a select list (the clauses after it).
+const AFTER_SELECT_LIST: [&str; 9] = [
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "WINDOW",
+    "ORDER",
+    "LIMIT",
+    "OFFSET",
+    "ON",
+    "RETURNING",
+];
+
+/// The rows of `SELECT v, … [UNION [ALL] SELECT v, …]…` after the first
+/// `SELECT`, to the end of the statement: each select list is a row of
+/// literal values, unless it reads a table (`FROM`), when it is left out.
+/// Clauses after a list (`WHERE NOT EXISTS (…)`, `ON CONFLICT`…) are skipped.
+fn select_rows<R: BufRead>(
+    src: &mut Src<R>,
+    table: &mut Table<'_, '_>,
+    report: &mut ObjectReport,
+    ctx: &Ctx<'_>,
+) {
+    let mut cells = Vec::new();
+    let mut current: Option<Cell> = None;
+    let mut depth = 0u32;
+    // Before the list (`ALL`, `DISTINCT`, `SELECT` after a `UNION`), after it,
+    // after `AS` (an alias follows), and whether it reads a table.
+    let (mut before, mut after, mut alias, mut from) = (true, false, false, false);
+    loop {
+        let (tok, pos) = src.token();
+        let word = match &tok {
+            Tok::Word(w) if depth == 0 => Some(w.to_ascii_uppercase()),
+            _ => None,
+        };
+        match (tok, word.as_deref()) {
+            (Tok::Punct(b';') | Tok::Eof, _) | (_, Some("UNION" | "INTERSECT" | "EXCEPT")) => {
+                if !from {
+                    cells.push(current.take().unwrap_or_else(|| empty(pos)));
+                    table.push_row(&cells, report);
+                }
+                if src.peek().is_none() || ctx.deadline.passed() || word.is_none() {
+                    return;
+                }
+                cells.clear();
+                current = None;
+                (before, after, alias, from) = (true, false, false, false);
+                continue;
+            }
+            (_, Some("ALL" | "DISTINCT" | "SELECT")) if before => continue,
+            (_, Some("FROM")) => from = true,
+            (_, Some(w)) if AFTER_SELECT_LIST.contains(&w) => after = true,
+            (_, Some("AS")) => alias = true,
+            (Tok::Punct(b'('), _) => depth += 1,
+            (Tok::Punct(b')'), _) => depth = depth.saturating_sub(1),
+            _ if after || from => {}
+            _ if alias => alias = false,
+            (Tok::Punct(b','), _) if depth == 0 => {
+                cells.push(current.take().unwrap_or_else(|| empty(pos)));
+                if cells.len() > MAX_COLUMNS {
+                    src.cut = true;
+                    after = true;
+                }
+            }
+            (Tok::Punct(_), _) => {}
+            (Tok::Word(w), _) if w.eq_ignore_ascii_case("NULL") => {}
+            (Tok::Str(s), _) => append(&mut current, &s, pos),
+            (Tok::Name(n) | Tok::Word(n), _) => append(&mut current, &n, pos),
+        }
+        before = false;
     }
 }
 

@@ -1046,6 +1046,37 @@ fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
 }
 
 #[test]
+fn insert_select_rows_of_literals_are_read_and_selects_from_tables_are_not() {
+    let card = luhn_complete("4539", 16);
+    let other = luhn_complete("3569", 16);
+    let third = luhn_complete("5412", 16);
+    let dump = format!(
+        "INSERT INTO public.cards (id, card_number) SELECT 1, '{card}' AS c UNION ALL SELECT 2, NULL;\n\
+         INSERT INTO public.cards (id, card_number) SELECT id, '{other}' FROM staging WHERE x = 1;\n\
+         INSERT INTO public.cards (id, card_number) SELECT DISTINCT 3, '{third}'::text\n  \
+         WHERE NOT EXISTS (SELECT 1 FROM public.cards WHERE id = 3) ON CONFLICT DO NOTHING;\n\
+         INSERT INTO public.cards (id, card_number) (SELECT 4, '{other}');\n"
+    );
+    let reports = collect(&discovery(Limits::default()), "seed.sql", dump.as_bytes());
+    let r = object(&reports, "seed.sql");
+    assert_eq!(r.status, Status::Complete);
+    let at = |needle: &str| {
+        let (line, column) = line_column(&dump, needle);
+        let header = Some("card_number".to_owned());
+        (line, column, dump.find(needle).expect("planted"), header)
+    };
+    let ((l1, c1, o1, h1), (l3, c3, o3, h3)) = (at(&card), at(&third));
+    assert_eq!(
+        sql_cards(r),
+        vec![
+            ("public.cards".to_owned(), 1, 2, h1, l1, c1, o1),
+            ("public.cards".to_owned(), 3, 2, h3, l3, c3, o3),
+        ],
+        "the row read from a table and the parenthesized select are not rows of values"
+    );
+}
+
+#[test]
 fn pg_dump_inserts_and_copy_blocks_are_located_by_table_row_and_column() {
     let card = luhn_complete("4539", 16);
     let other = luhn_complete("3569", 16);
