@@ -1025,9 +1025,10 @@ fn line_column(text: &str, needle: &str) -> (usize, usize) {
 }
 
 /// A card found in a dump: table, row, field, column name, line, column, byte offset.
-type SqlCard = (String, usize, usize, Option<String>, usize, usize, usize);
+/// (table, row, field, header, line, column, byte offset) of each card finding.
+pub(crate) type SqlCard = (String, usize, usize, Option<String>, usize, usize, usize);
 
-fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
+pub(crate) fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
     cards(r)
         .iter()
         .map(|f| {

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::test_support::{luhn_complete, zip_of};
+use crate::tests::{SqlCard, sql_cards};
 use crate::{Category, Discovery, Limits, Scanner};
 
 /// One entry with data.
@@ -207,33 +208,10 @@ fn archive_report(reports: &[ObjectReport]) -> &ObjectReport {
     r
 }
 
-/// (table, row, field, header, line, column) of each card finding.
-fn card_places(r: &ObjectReport) -> Vec<(String, usize, usize, Option<String>, usize, usize)> {
-    r.findings
-        .iter()
-        .filter(|f| f.category == Category::Card)
-        .map(|f| {
-            let rec = f.locator.record.as_ref().expect("record");
-            (
-                rec.table.clone().unwrap_or_default(),
-                rec.row,
-                rec.field,
-                rec.header.clone(),
-                f.locator.line,
-                f.locator.column,
-            )
-        })
+/// A table of one row holding `card` for each id.
+fn card_tables(card: &str, ids: std::ops::RangeInclusive<i64>) -> Vec<Table> {
+    ids.map(|i| Table::copy(i, "t", "card_number", &format!("{card}\n")))
         .collect()
-}
-
-fn place(
-    table: &str,
-    row: usize,
-    field: usize,
-    header: &str,
-    column: usize,
-) -> (String, usize, usize, Option<String>, usize, usize) {
-    (table.to_owned(), row, field, Some(header.to_owned()), row, column)
 }
 
 #[test]
@@ -242,6 +220,29 @@ fn tables_of_every_version_and_compression_are_located_by_table_row_and_column()
     let other = luhn_complete("3569", 16);
     let orders = format!("1\tfirst\\tline\t\\N\n2\tsecond\t{card}\n\\.\n\n\n");
     let customers = format!("7\t{other}\n");
+    // Line and column are in the table's data, as is the offset.
+    let place = |table: &str, row, field, header: &str, column, at| -> SqlCard {
+        (
+            table.to_owned(),
+            row,
+            field,
+            Some(header.to_owned()),
+            row,
+            column,
+            at,
+        )
+    };
+    let expected = vec![
+        place(
+            "public.orders",
+            2,
+            3,
+            "card_number",
+            10,
+            orders.find(&card).expect("planted"),
+        ),
+        place("public.customers", 1, 2, "カード番号", 3, 2),
+    ];
     for minor in [7, 10, 12, 14, 15, 16] {
         for zlib in [false, true] {
             let bytes = Writer::new(minor, zlib, 5).archive(&[
@@ -257,14 +258,7 @@ fn tables_of_every_version_and_compression_are_located_by_table_row_and_column()
                 "1.{minor} zlib {zlib}: {:?}",
                 r.reason
             );
-            assert_eq!(
-                card_places(r),
-                vec![
-                    place("public.orders", 2, 3, "card_number", 10),
-                    place("public.customers", 1, 2, "カード番号", 3),
-                ],
-                "1.{minor} zlib {zlib}"
-            );
+            assert_eq!(sql_cards(r), expected, "1.{minor} zlib {zlib}");
             assert_eq!(r.bytes, (orders.len() + customers.len()) as u64);
         }
     }
@@ -298,7 +292,7 @@ fn insert_statements_and_large_objects_are_read() {
         let reports = scan_bytes(&discovery(Limits::default()), &bytes);
         let r = archive_report(&reports);
         assert_eq!(r.status, Status::Complete, "{:?}", r.reason);
-        let places = card_places(r);
+        let places = sql_cards(r);
         assert_eq!(places.len(), 1);
         assert_eq!(
             (places[0].0.as_str(), places[0].1, places[0].2),
@@ -353,7 +347,7 @@ fn broken_data_ends_partial_and_later_blocks_still_count() {
     let tables_found = |bytes: &[u8]| {
         let reports = scan_bytes(&d, bytes);
         let r = archive_report(&reports);
-        let found: Vec<String> = card_places(r).into_iter().map(|p| p.0).collect();
+        let found: Vec<String> = sql_cards(r).into_iter().map(|p| p.0).collect();
         (r.status, r.reason.clone().unwrap_or_default(), found)
     };
     // Cut inside the second block's first chunk length.
@@ -394,16 +388,13 @@ fn find_block(bytes: &[u8], id: u8) -> usize {
 #[test]
 fn limits_stop_the_data_with_a_reason() {
     let card = luhn_complete("4539", 16);
-    let tables: Vec<Table> = (11..=15)
-        .map(|i| Table::copy(i, "t", "card_number", &format!("{card}\n")))
-        .collect();
-    let bytes = Writer::new(14, false, 1000).archive(&tables);
+    let bytes = Writer::new(14, false, 1000).archive(&card_tables(&card, 11..=15));
     let reports = scan_bytes(&discovery(Limits::default().max_members(2)), &bytes);
     let r = archive_report(&reports);
     assert_eq!(r.status, Status::Partial);
     assert!(r.reason.as_deref().unwrap_or("").contains("more than 2 members"));
-    assert_eq!(card_places(r).len(), 2);
-    // A bomb: a megabyte-long line of zeros expands past the ratio.
+    assert_eq!(sql_cards(r).len(), 2);
+    // A bomb: 8 MiB of short lines of zeros expand past the ratio.
     let zeros = b"0000000\n".repeat(1 << 20);
     let bomb = Writer::new(14, true, 1 << 20).archive(&[Table {
         id: 2,
@@ -426,10 +417,7 @@ fn limits_stop_the_data_with_a_reason() {
 #[test]
 fn the_time_limit_ends_the_archive_partial() {
     let card = luhn_complete("4539", 16);
-    let tables: Vec<Table> = (11..=13)
-        .map(|i| Table::copy(i, "t", "card_number", &format!("{card}\n")))
-        .collect();
-    let bytes = Writer::new(14, true, 1000).archive(&tables);
+    let bytes = Writer::new(14, true, 1000).archive(&card_tables(&card, 11..=13));
     let d = discovery(Limits::default().file_timeout(Some(std::time::Duration::from_secs(5))));
     let mut out = Vec::new();
     let mut reader = Cursor::new(&bytes);
@@ -474,7 +462,7 @@ proptest! {
         let reports = scan_bytes(&discovery(Limits::default()), &bytes);
         let r = archive_report(&reports);
         prop_assert_eq!(r.status, Status::Complete);
-        let places = card_places(r);
+        let places = sql_cards(r);
         prop_assert_eq!(places.len(), 1);
         prop_assert_eq!((places[0].0.as_str(), places[0].1, places[0].2), ("public.t", row + 1, at.1 + 1));
         prop_assert_eq!(places[0].4, row + 1);
