@@ -24,9 +24,11 @@
 //!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
 //! - **PDF** (`pdf`): the text of each page, read with lopdf, findings
 //!   located by page; corrupt, encrypted or hostile files are `skipped` with
-//!   the reason (a panic in the reader is caught), never a crash.
+//!   the reason (a panic in the reader is caught), never a crash. Files
+//!   attached to a PDF are objects of their own (`invoice.pdf!orders.csv`).
 //! - **SQL dumps** (`sql`): `pg_dump` INSERT and COPY blocks, `mysqldump`
-//!   extended INSERTs, streamed statement by statement; each value is a cell
+//!   extended INSERTs, `INSERT … SELECT` of literals, streamed statement by
+//!   statement; each value is a cell
 //!   of its table under its column's name, which works as a CSV header does.
 //! - **pg_dump archives** (`pgdump`): `pg_dump -Fc` custom-format files,
 //!   sniffed by `PGDMP`: header and table of contents parsed, each table's

@@ -1,7 +1,8 @@
 //! SQL dumps (`pg_dump`, `mysqldump`), read as tables: every value of an
-//! `INSERT INTO t (cols) VALUES (…),(…)` or of a `COPY t (cols) FROM stdin;`
-//! block is a cell of table `t`, under its column's name. The column list
-//! comes from the statement, or else from the table's `CREATE TABLE`.
+//! `INSERT INTO t (cols) VALUES (…),(…)` (or `… SELECT v, …` of literals) or
+//! of a `COPY t (cols) FROM stdin;` block is a cell of table `t`, under its
+//! column's name. The column list comes from the statement, or else from the
+//! table's `CREATE TABLE`.
 //!
 //! The dump is read as a byte stream (never whole): a small tokenizer walks
 //! the statements, and each table's rows are handed to the detectors as
