@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::mail;
 use crate::office::{self, Office};
 use crate::pdf;
+use crate::pgdump;
 use crate::sql;
 use crate::text;
 use crate::{Deadline, Discovery, ObjectKind, ObjectReport, Status};
@@ -129,11 +130,38 @@ enum Compressed<'c> {
 }
 
 /// The expanded side of a decompressor, held to the ratio and the budget.
-struct Bounded<'c, 'd, R> {
+pub(crate) struct Bounded<'c, 'd, R> {
     inner: R,
     expanded: u64,
     compressed: Compressed<'c>,
     ctx: &'c Ctx<'d>,
+}
+
+impl<'c, 'd, R: Read> Bounded<'c, 'd, R> {
+    /// Expanded bytes of a stream `compressed` bytes long.
+    pub(crate) fn known(ctx: &'c Ctx<'d>, inner: R, compressed: u64) -> Self {
+        Self {
+            inner,
+            expanded: 0,
+            compressed: Compressed::Known(compressed),
+            ctx,
+        }
+    }
+
+    /// A decompressor whose compressed input is counted in `consumed`.
+    pub(crate) fn counted(ctx: &'c Ctx<'d>, inner: R, consumed: &'c Cell<u64>) -> Self {
+        Self {
+            inner,
+            expanded: 0,
+            compressed: Compressed::Counted(consumed),
+            ctx,
+        }
+    }
+
+    /// Bytes expanded so far.
+    pub(crate) fn expanded(&self) -> u64 {
+        self.expanded
+    }
 }
 
 impl<R: Read> Read for Bounded<'_, '_, R> {
@@ -171,6 +199,7 @@ enum Sniffed {
     Gzip,
     Tar,
     Pdf,
+    PgDump,
     Sql,
     Text,
 }
@@ -187,6 +216,8 @@ fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Tar
     } else if pdf::is_pdf(head) {
         Sniffed::Pdf
+    } else if pgdump::is_pgdump(head) {
+        Sniffed::PgDump
     } else {
         Sniffed::Text
     }
@@ -294,10 +325,15 @@ fn dispatch(
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let limits = &ctx.discovery.limits;
-    if matches!(kind, Sniffed::Zip | Sniffed::Gzip | Sniffed::Tar) && depth >= limits.max_depth {
+    if matches!(
+        kind,
+        Sniffed::Zip | Sniffed::Gzip | Sniffed::Tar | Sniffed::PgDump
+    ) && depth >= limits.max_depth
+    {
         let object_kind = match kind {
             Sniffed::Zip => ObjectKind::Zip,
             Sniffed::Gzip => ObjectKind::Gzip,
+            Sniffed::PgDump => ObjectKind::PgDump,
             _ => ObjectKind::Tar,
         };
         emit(ObjectReport::skipped(
@@ -323,8 +359,9 @@ fn dispatch(
             let mode = text::mode_for(&name);
             emit(text::scan(ctx, name, reader, mode));
         }
-        Sniffed::Pdf => emit(pdf::scan(ctx, name, reader)),
+        Sniffed::Pdf => pdf::scan(ctx, name, reader, depth, emit),
         Sniffed::Sql => emit(sql::scan(ctx, name, reader)),
+        Sniffed::PgDump => pgdump::scan(ctx, name, reader, depth, emit),
         Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
         Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
         Sniffed::Zip => {
@@ -396,12 +433,7 @@ fn read_part<R: Read + Seek>(
         Err(e) => return Err(format!("cannot read member: {e}")),
     };
     let compressed = member.compressed_size();
-    let mut bounded = Bounded {
-        inner: member,
-        expanded: 0,
-        compressed: Compressed::Known(compressed),
-        ctx,
-    };
+    let mut bounded = Bounded::known(ctx, member, compressed);
     read_xml(ctx, &mut bounded).map(Some)
 }
 
@@ -681,12 +713,7 @@ fn scan_zip<R: Read + Seek>(
         };
         let inner = format!("{}!{member_name}", report.path);
         let compressed = member.compressed_size();
-        let mut bounded = Bounded {
-            inner: member,
-            expanded: 0,
-            compressed: Compressed::Known(compressed),
-            ctx,
-        };
+        let mut bounded = Bounded::known(ctx, member, compressed);
         match office {
             // Read through the cells that use it.
             Some(Office::Xlsx) if member_name == "xl/sharedStrings.xml" => {}
@@ -695,7 +722,7 @@ fn scan_zip<R: Read + Seek>(
             }
             _ => scan_stream(ctx, inner, &mut bounded, depth + 1, emit),
         }
-        report.bytes += bounded.expanded;
+        report.bytes += bounded.expanded();
     }
     emit(report);
 }
@@ -703,7 +730,7 @@ fn scan_zip<R: Read + Seek>(
 /// Why an archive stops before its `count`-th member (1-based), if it does:
 /// the member limit, the expanded-size budget of the input, the per-file
 /// time limit. Shared by every archive format, so each stops alike.
-fn stop_before_member(ctx: &Ctx<'_>, count: u64) -> Option<String> {
+pub(crate) fn stop_before_member(ctx: &Ctx<'_>, count: u64) -> Option<String> {
     let limits = &ctx.discovery.limits;
     if count > limits.max_members {
         Some(format!(
@@ -774,12 +801,7 @@ fn scan_gzip(
         inner: reader,
         count: &consumed,
     };
-    let mut bounded = Bounded {
-        inner: flate2::read::MultiGzDecoder::new(counting),
-        expanded: 0,
-        compressed: Compressed::Counted(&consumed),
-        ctx,
-    };
+    let mut bounded = Bounded::counted(ctx, flate2::read::MultiGzDecoder::new(counting), &consumed);
     let (head, error) = read_head(&mut bounded);
     if head.is_empty()
         && let Some(e) = error
@@ -815,7 +837,7 @@ fn scan_gzip(
             dispatch(ctx, inner, &mut chained, kind, depth + 1, emit);
         }
     }
-    report.bytes = bounded.expanded;
+    report.bytes = bounded.expanded();
     emit(report);
 }
 
@@ -854,5 +876,6 @@ mod tests {
         assert_eq!(sniff(b"hello"), Sniffed::Text);
         assert_eq!(sniff(b"%PDF-1.7\n"), Sniffed::Pdf);
         assert_eq!(sniff(b"see %PDF-1.7"), Sniffed::Text);
+        assert_eq!(sniff(b"PGDMP\x01\x0e\x00"), Sniffed::PgDump);
     }
 }

@@ -24,10 +24,16 @@
 //!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
 //! - **PDF** (`pdf`): the text of each page, read with lopdf, findings
 //!   located by page; corrupt, encrypted or hostile files are `skipped` with
-//!   the reason (a panic in the reader is caught), never a crash.
+//!   the reason (a panic in the reader is caught), never a crash. Files
+//!   attached to a PDF are objects of their own (`invoice.pdf!orders.csv`).
 //! - **SQL dumps** (`sql`): `pg_dump` INSERT and COPY blocks, `mysqldump`
-//!   extended INSERTs, streamed statement by statement; each value is a cell
+//!   extended INSERTs, `INSERT … SELECT` of literals, streamed statement by
+//!   statement; each value is a cell
 //!   of its table under its column's name, which works as a CSV header does.
+//! - **pg_dump archives** (`pgdump`): `pg_dump -Fc` custom-format files,
+//!   sniffed by `PGDMP`: header and table of contents parsed, each table's
+//!   data blocks inflated (zlib, or stored with `-Z0`) and read as the COPY
+//!   block of a SQL dump; large objects scanned as objects of their own.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
@@ -67,6 +73,7 @@ pub mod key;
 mod mail;
 mod office;
 mod pdf;
+mod pgdump;
 pub mod report;
 mod sql;
 mod table;
@@ -312,6 +319,12 @@ pub enum ObjectKind {
     /// A SQL dump (`.sql`, or standard input that starts like one): findings
     /// carry the table, row, field and column name, and their place in the dump.
     Sql,
+    /// A `pg_dump -Fc` custom-format archive: each table's rows are scanned
+    /// as a SQL dump's are (findings carry the table, row, field and column
+    /// name), but line, column and byte offset are in that table's COPY data
+    /// as `pg_restore` prints it, its first row being line 1. Large objects
+    /// are objects of their own (`dump.pgc!large-object-16400`).
+    PgDump,
     /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
     /// object of its own (`inbox.mbox!3!orders.csv`).
     Mail,
@@ -339,6 +352,7 @@ impl ObjectKind {
             Self::OdfTable => "odf-table",
             Self::Pdf => "pdf",
             Self::Sql => "sql",
+            Self::PgDump => "pg-dump",
             Self::Mail => "mail",
             Self::Table => "table",
             Self::Other => "other",

@@ -1,7 +1,8 @@
 //! SQL dumps (`pg_dump`, `mysqldump`), read as tables: every value of an
-//! `INSERT INTO t (cols) VALUES (…),(…)` or of a `COPY t (cols) FROM stdin;`
-//! block is a cell of table `t`, under its column's name. The column list
-//! comes from the statement, or else from the table's `CREATE TABLE`.
+//! `INSERT INTO t (cols) VALUES (…),(…)` (or `… SELECT v, …` of literals) or
+//! of a `COPY t (cols) FROM stdin;` block is a cell of table `t`, under its
+//! column's name. The column list comes from the statement, or else from the
+//! table's `CREATE TABLE`.
 //!
 //! The dump is read as a byte stream (never whole): a small tokenizer walks
 //! the statements, and each table's rows are handed to the detectors as
@@ -502,6 +503,20 @@ impl<'c, 'd> Table<'c, 'd> {
 
 /// Reads a dump and scans every table's values.
 pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> ObjectReport {
+    read(ctx, path, reader, None)
+}
+
+/// Reads the data of one `COPY … FROM stdin` statement (a table of a
+/// `pg_dump -Fc` archive): data lines up to `\.` or the end, scanned as the
+/// table and columns the statement names. Positions (line, column, byte
+/// offset) are in the data, its first line being line 1. The report has no
+/// path: it is a part of the archive's.
+pub(crate) fn scan_copy(ctx: &Ctx<'_>, statement: &str, data: &mut dyn Read) -> ObjectReport {
+    read(ctx, String::new(), data, Some(statement))
+}
+
+/// A dump's statements, or with `copy` the data lines of that COPY statement.
+fn read(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, copy: Option<&str>) -> ObjectReport {
     let mut report = ObjectReport::new(path, ObjectKind::Sql);
     report.encoding = Some(TextEncoding::Utf8);
     let counted = Counted {
@@ -510,8 +525,53 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> Object
         bytes: 0,
     };
     let mut src = Src::new(BufReader::with_capacity(64 << 10, counted));
-    let mut created: HashMap<String, Vec<String>> = HashMap::new();
     let mut table = Table::new(ctx);
+    match copy {
+        None => statements(&mut src, &mut table, &mut report, ctx),
+        Some(statement) => {
+            let mut head = Src::new(statement.as_bytes());
+            let parsed = match head.token().0 {
+                Tok::Word(w) if w.eq_ignore_ascii_case("COPY") => copy_statement(&mut head),
+                _ => None,
+            };
+            match parsed {
+                Some((name, columns)) => {
+                    let start = src.pos;
+                    copy_rows(&mut src, &mut table, name, columns, start, &mut report, ctx);
+                }
+                None => report.degrade(
+                    Status::Partial,
+                    "not a COPY … FROM stdin statement: its data was not read",
+                ),
+            }
+            if ctx.deadline.passed() {
+                report.degrade(Status::Partial, ctx.deadline.reason());
+            }
+        }
+    }
+    table.flush(&mut report);
+    report.bytes = src.r.get_ref().bytes;
+    report.decode_errors |= src.lossy;
+    if let Some(e) = src.error {
+        report.degrade(Status::Partial, limit_reason(&e));
+    }
+    if src.cut {
+        report.degrade(
+            Status::Partial,
+            format!("a value longer than {MAX_VALUE} bytes was cut"),
+        );
+    }
+    report
+}
+
+/// The statements of a dump, one after the other.
+fn statements<R: BufRead>(
+    src: &mut Src<R>,
+    table: &mut Table<'_, '_>,
+    report: &mut ObjectReport,
+    ctx: &Ctx<'_>,
+) {
+    let mut created: HashMap<String, Vec<String>> = HashMap::new();
     loop {
         if ctx.deadline.passed() {
             report.degrade(Status::Partial, ctx.deadline.reason());
@@ -529,25 +589,12 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> Object
             }
         };
         match word.to_ascii_uppercase().as_str() {
-            "INSERT" | "REPLACE" => insert(&mut src, &created, &mut table, pos, &mut report, ctx),
-            "COPY" => copy(&mut src, &mut table, pos, &mut report, ctx),
-            "CREATE" => create(&mut src, &mut created),
+            "INSERT" | "REPLACE" => insert(src, &created, table, pos, report, ctx),
+            "COPY" => copy(src, table, pos, report, ctx),
+            "CREATE" => create(src, &mut created),
             _ => src.skip_statement(),
         }
     }
-    table.flush(&mut report);
-    report.bytes = src.r.get_ref().bytes;
-    report.decode_errors |= src.lossy;
-    if let Some(e) = src.error {
-        report.degrade(Status::Partial, limit_reason(&e));
-    }
-    if src.cut {
-        report.degrade(
-            Status::Partial,
-            format!("a value longer than {MAX_VALUE} bytes was cut"),
-        );
-    }
-    report
 }
 
 /// Counts bytes for the report and the progress bar.
@@ -643,7 +690,8 @@ fn create<R: BufRead>(src: &mut Src<R>, created: &mut HashMap<String, Vec<String
     }
 }
 
-/// `INSERT [IGNORE] INTO name [(cols)] VALUES (…), (…);`
+/// `INSERT [IGNORE] INTO name [(cols)] VALUES (…), (…);`, or `… SELECT …`
+/// with literal values.
 fn insert<R: BufRead>(
     src: &mut Src<R>,
     created: &HashMap<String, Vec<String>>,
@@ -654,22 +702,25 @@ fn insert<R: BufRead>(
 ) {
     let mut name = None;
     let mut columns = None;
-    loop {
+    let select = loop {
         match src.token().0 {
-            Tok::Word(w) if w.eq_ignore_ascii_case("VALUES") || w.eq_ignore_ascii_case("VALUE") => break,
+            Tok::Word(w) if w.eq_ignore_ascii_case("VALUES") || w.eq_ignore_ascii_case("VALUE") => {
+                break false;
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("SELECT") && name.is_some() => break true,
             Tok::Word(w) if w.eq_ignore_ascii_case("INTO") && name.is_none() => {
                 name = src_table(src);
             }
             Tok::Punct(b'(') if name.is_some() && columns.is_none() => columns = Some(name_list(src)),
             Tok::Punct(b';') | Tok::Eof => return,
             Tok::Punct(b'(') => {
-                // INSERT … SELECT (…) or something else: not rows of values.
+                // INSERT … (SELECT …) or something else: not rows of values.
                 src.skip_statement();
                 return;
             }
             _ => {}
         }
-    }
+    };
     let Some(name) = name else {
         src.skip_statement();
         return;
@@ -678,6 +729,9 @@ fn insert<R: BufRead>(
         .or_else(|| created.get(&name).cloned())
         .unwrap_or_default();
     table.start(name, columns, start, report);
+    if select {
+        return select_rows(src, table, report, ctx);
+    }
     loop {
         if ctx.deadline.passed() {
             return;
@@ -695,6 +749,79 @@ fn insert<R: BufRead>(
                 return;
             }
         }
+    }
+}
+
+/// Words that end a select list (the clauses after it).
+const AFTER_SELECT_LIST: [&str; 9] = [
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "WINDOW",
+    "ORDER",
+    "LIMIT",
+    "OFFSET",
+    "ON",
+    "RETURNING",
+];
+
+/// The rows of `SELECT v, … [UNION [ALL] SELECT v, …]…` after the first
+/// `SELECT`, to the end of the statement: each select list is a row of
+/// literal values, unless it reads a table (`FROM`), when it is left out.
+/// Clauses after a list (`WHERE NOT EXISTS (…)`, `ON CONFLICT`…) are skipped.
+fn select_rows<R: BufRead>(
+    src: &mut Src<R>,
+    table: &mut Table<'_, '_>,
+    report: &mut ObjectReport,
+    ctx: &Ctx<'_>,
+) {
+    let mut cells = Vec::new();
+    let mut current: Option<Cell> = None;
+    let mut depth = 0u32;
+    // Before the list (`ALL`, `DISTINCT`, `SELECT` after a `UNION`), after it,
+    // after `AS` (an alias follows), and whether it reads a table.
+    let (mut before, mut after, mut alias, mut from) = (true, false, false, false);
+    loop {
+        let (tok, pos) = src.token();
+        let word = match &tok {
+            Tok::Word(w) if depth == 0 => Some(w.to_ascii_uppercase()),
+            _ => None,
+        };
+        match (tok, word.as_deref()) {
+            (Tok::Punct(b';') | Tok::Eof, _) | (_, Some("UNION" | "INTERSECT" | "EXCEPT")) => {
+                if !from {
+                    cells.push(current.take().unwrap_or_else(|| empty(pos)));
+                    table.push_row(&cells, report);
+                }
+                if src.peek().is_none() || ctx.deadline.passed() || word.is_none() {
+                    return;
+                }
+                cells.clear();
+                current = None;
+                (before, after, alias, from) = (true, false, false, false);
+                continue;
+            }
+            (_, Some("ALL" | "DISTINCT" | "SELECT")) if before => continue,
+            (_, Some("FROM")) => from = true,
+            (_, Some(w)) if AFTER_SELECT_LIST.contains(&w) => after = true,
+            (_, Some("AS")) => alias = true,
+            (Tok::Punct(b'('), _) => depth += 1,
+            (Tok::Punct(b')'), _) => depth = depth.saturating_sub(1),
+            _ if after || from => {}
+            _ if alias => alias = false,
+            (Tok::Punct(b','), _) if depth == 0 => {
+                cells.push(current.take().unwrap_or_else(|| empty(pos)));
+                if cells.len() > MAX_COLUMNS {
+                    src.cut = true;
+                    after = true;
+                }
+            }
+            (Tok::Punct(_), _) => {}
+            (Tok::Word(w), _) if w.eq_ignore_ascii_case("NULL") => {}
+            (Tok::Str(s), _) => append(&mut current, &s, pos),
+            (Tok::Name(n) | Tok::Word(n), _) => append(&mut current, &n, pos),
+        }
+        before = false;
     }
 }
 
@@ -774,9 +901,24 @@ fn copy<R: BufRead>(
     report: &mut ObjectReport,
     ctx: &Ctx<'_>,
 ) {
+    let Some((name, columns)) = copy_statement(src) else {
+        return;
+    };
+    // The data starts on the next line.
+    while let Some(b) = src.next() {
+        if b == b'\n' {
+            break;
+        }
+    }
+    copy_rows(src, table, name, columns, start, report, ctx);
+}
+
+/// The table and columns of a `COPY name (cols) FROM stdin;` after its
+/// `COPY`, up to its `;`; `None` for another COPY (to a file, a program…).
+fn copy_statement<R: BufRead>(src: &mut Src<R>) -> Option<(String, Vec<String>)> {
     let Some(name) = src_table(src) else {
         src.skip_statement();
-        return;
+        return None;
     };
     let mut columns = Vec::new();
     let mut from_stdin = false;
@@ -788,21 +930,22 @@ fn copy<R: BufRead>(
             _ => {}
         }
     }
-    if !from_stdin {
-        return;
-    }
-    // The data starts on the next line.
-    while let Some(b) = src.next() {
-        if b == b'\n' {
-            break;
-        }
-    }
+    from_stdin.then_some((name, columns))
+}
+
+/// COPY data lines as rows of `name`, up to the end marker `\.` or the end.
+fn copy_rows<R: BufRead>(
+    src: &mut Src<R>,
+    table: &mut Table<'_, '_>,
+    name: String,
+    columns: Vec<String>,
+    start: Pos,
+    report: &mut ObjectReport,
+    ctx: &Ctx<'_>,
+) {
     table.start(name, columns, start, report);
     loop {
-        if ctx.deadline.passed() {
-            return;
-        }
-        if src.peek().is_none() {
+        if ctx.deadline.passed() || src.peek().is_none() {
             return;
         }
         match copy_line(src) {

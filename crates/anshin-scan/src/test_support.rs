@@ -87,6 +87,14 @@ pub fn base64(data: &[u8]) -> String {
 /// A PDF whose pages hold these lines of text (Courier, one text object per
 /// line), written with lopdf; content streams compressed as most PDFs are.
 pub fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
+    pdf_with_files(pages, &[], &[])
+}
+
+/// A PDF as [`pdf_of`] makes, with files attached: `embedded` in the
+/// catalog's `EmbeddedFiles` name tree (split over two leaves under a root
+/// of kids, as long lists are), `annotated` as `/FileAttachment`
+/// annotations on the first page. Streams compressed.
+pub fn pdf_with_files(pages: &[&[&str]], embedded: &[(&str, &[u8])], annotated: &[(&str, &[u8])]) -> Vec<u8> {
     use lopdf::content::{Content, Operation};
     use lopdf::{Object, Stream, dictionary};
     let mut doc = lopdf::Document::with_version("1.5");
@@ -97,8 +105,27 @@ pub fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
         "BaseFont" => "Courier",
     });
     let resources_id = doc.add_object(dictionary! {"Font" => dictionary! {"F1" => font_id}});
+    let file_spec = |doc: &mut lopdf::Document, name: &str, data: &[u8]| {
+        let stream = doc.add_object(Stream::new(dictionary! {"Type" => "EmbeddedFile"}, data.to_vec()));
+        doc.add_object(dictionary! {
+            "Type" => "Filespec",
+            "F" => Object::string_literal(name),
+            "UF" => lopdf::text_string(name),
+            "EF" => dictionary! {"F" => stream},
+        })
+    };
+    let mut annotations = Vec::new();
+    for (name, data) in annotated {
+        let spec = file_spec(&mut doc, name, data);
+        annotations.push(Object::Reference(doc.add_object(dictionary! {
+            "Type" => "Annot",
+            "Subtype" => "FileAttachment",
+            "Rect" => vec![10.into(), 10.into(), 30.into(), 30.into()],
+            "FS" => spec,
+        })));
+    }
     let mut kids = Vec::new();
-    for lines in pages {
+    for (k, lines) in pages.iter().enumerate() {
         let mut operations = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let y = 800 - 20 * i64::try_from(i).expect("few lines");
@@ -112,12 +139,15 @@ pub fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
         }
         let content = Content { operations }.encode().expect("content");
         let content_id = doc.add_object(Stream::new(dictionary! {}, content));
-        let page_id = doc.add_object(dictionary! {
+        let mut page = dictionary! {
             "Type" => "Page",
             "Parent" => pages_id,
             "Contents" => content_id,
-        });
-        kids.push(page_id.into());
+        };
+        if k == 0 && !annotations.is_empty() {
+            page.set("Annots", annotations.clone());
+        }
+        kids.push(doc.add_object(page).into());
     }
     let count = i64::try_from(kids.len()).expect("few pages");
     doc.objects.insert(
@@ -130,7 +160,23 @@ pub fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
             "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
         }),
     );
-    let catalog_id = doc.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages_id});
+    let mut catalog = dictionary! {"Type" => "Catalog", "Pages" => pages_id};
+    if !embedded.is_empty() {
+        let mut leaves = Vec::new();
+        for half in embedded.chunks(embedded.len().div_ceil(2)) {
+            let mut names = Vec::new();
+            for (name, data) in half {
+                names.push(lopdf::text_string(name));
+                names.push(Object::Reference(file_spec(&mut doc, name, data)));
+            }
+            leaves.push(Object::Reference(doc.add_object(dictionary! {"Names" => names})));
+        }
+        catalog.set(
+            "Names",
+            dictionary! {"EmbeddedFiles" => dictionary! {"Kids" => leaves}},
+        );
+    }
+    let catalog_id = doc.add_object(catalog);
     doc.trailer.set("Root", catalog_id);
     doc.compress();
     let mut out = Vec::new();

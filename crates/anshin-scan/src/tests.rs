@@ -10,7 +10,9 @@ use anshin_crypto::secret::KeyBytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
+use crate::test_support::{
+    base64, docx_of, gzip_of, luhn_complete, pdf_of, pdf_with_files, pptx_of, tar_of, zip_of,
+};
 
 fn scanner() -> Scanner {
     let key = KeyBytes::from_slice(&[3u8; 32]).expect("32 bytes");
@@ -822,6 +824,61 @@ fn pdf_text_is_located_by_page() {
 }
 
 #[test]
+fn files_attached_to_pdfs_are_objects_of_their_own() {
+    let card = luhn_complete("4539", 16);
+    let csv = orders_csv(&card);
+    let zip = zip_of(&[("2024/orders.csv", csv.as_bytes())]);
+    let note = format!("カード番号 {card}");
+    let pdf = pdf_with_files(
+        &[&["Invoice"]],
+        &[("orders.csv", csv.as_bytes()), ("メモ.txt", note.as_bytes())],
+        &[("more.zip", &zip)],
+    );
+    let reports = collect(&discovery(Limits::default()), "invoice.pdf", &pdf);
+    let r = object(&reports, "invoice.pdf");
+    assert_eq!(
+        (r.kind, r.status),
+        (ObjectKind::Pdf, Status::Complete),
+        "{:?}",
+        r.reason
+    );
+    assert!(cards(r).is_empty(), "the page holds no card");
+    for path in ["invoice.pdf!orders.csv", "invoice.pdf!more.zip!2024/orders.csv"] {
+        let csv = object(&reports, path);
+        assert_eq!((csv.kind, csv.status), (ObjectKind::Csv, Status::Complete));
+        let found = cards(csv);
+        assert_eq!(found.len(), 1, "{path}");
+        let rec = found[0].locator.record.as_ref().expect("record");
+        assert_eq!(
+            (rec.row, rec.header.as_deref()),
+            (3, Some("カード番号")),
+            "{path}"
+        );
+    }
+    let memo = object(&reports, "invoice.pdf!メモ.txt");
+    assert_eq!(cards(memo)[0].locator.column, 7);
+    // The PDF's report comes after its attachments'.
+    assert_eq!(reports.last().map(|r| r.path.as_str()), Some("invoice.pdf"));
+
+    // Past the depth limit the attachments are not read, and the PDF says so.
+    let in_zip = zip_of(&[("invoice.pdf", &pdf)]);
+    let reports = collect(&discovery(Limits::default().max_depth(1)), "docs.zip", &in_zip);
+    let r = object(&reports, "docs.zip!invoice.pdf");
+    assert_eq!(r.status, Status::Partial);
+    assert!(r.reason.as_deref().unwrap_or("").contains("deeper than 1 levels"));
+    assert!(
+        !reports
+            .iter()
+            .any(|r| r.path.starts_with("docs.zip!invoice.pdf!"))
+    );
+    // The member limit counts attached files.
+    let reports = collect(&discovery(Limits::default().max_members(1)), "invoice.pdf", &pdf);
+    let r = object(&reports, "invoice.pdf");
+    assert_eq!(r.status, Status::Partial);
+    assert_eq!(reports.len(), 2, "one attachment, then the PDF");
+}
+
+#[test]
 fn unreadable_and_encrypted_pdfs_are_skipped_with_a_reason() {
     let reason = |bytes: &[u8]| {
         let reports = collect(&discovery(Limits::default()), "x.pdf", bytes);
@@ -968,9 +1025,10 @@ fn line_column(text: &str, needle: &str) -> (usize, usize) {
 }
 
 /// A card found in a dump: table, row, field, column name, line, column, byte offset.
-type SqlCard = (String, usize, usize, Option<String>, usize, usize, usize);
+/// (table, row, field, header, line, column, byte offset) of each card finding.
+pub(crate) type SqlCard = (String, usize, usize, Option<String>, usize, usize, usize);
 
-fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
+pub(crate) fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
     cards(r)
         .iter()
         .map(|f| {
@@ -986,6 +1044,37 @@ fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
             )
         })
         .collect()
+}
+
+#[test]
+fn insert_select_rows_of_literals_are_read_and_selects_from_tables_are_not() {
+    let card = luhn_complete("4539", 16);
+    let other = luhn_complete("3569", 16);
+    let third = luhn_complete("5412", 16);
+    let dump = format!(
+        "INSERT INTO public.cards (id, card_number) SELECT 1, '{card}' AS c UNION ALL SELECT 2, NULL;\n\
+         INSERT INTO public.cards (id, card_number) SELECT id, '{other}' FROM staging WHERE x = 1;\n\
+         INSERT INTO public.cards (id, card_number) SELECT DISTINCT 3, '{third}'::text\n  \
+         WHERE NOT EXISTS (SELECT 1 FROM public.cards WHERE id = 3) ON CONFLICT DO NOTHING;\n\
+         INSERT INTO public.cards (id, card_number) (SELECT 4, '{other}');\n"
+    );
+    let reports = collect(&discovery(Limits::default()), "seed.sql", dump.as_bytes());
+    let r = object(&reports, "seed.sql");
+    assert_eq!(r.status, Status::Complete);
+    let at = |needle: &str| {
+        let (line, column) = line_column(&dump, needle);
+        let header = Some("card_number".to_owned());
+        (line, column, dump.find(needle).expect("planted"), header)
+    };
+    let ((l1, c1, o1, h1), (l3, c3, o3, h3)) = (at(&card), at(&third));
+    assert_eq!(
+        sql_cards(r),
+        vec![
+            ("public.cards".to_owned(), 1, 2, h1, l1, c1, o1),
+            ("public.cards".to_owned(), 3, 2, h3, l3, c3, o3),
+        ],
+        "the row read from a table and the parenthesized select are not rows of values"
+    );
 }
 
 #[test]

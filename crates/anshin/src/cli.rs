@@ -233,6 +233,7 @@ Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure; 4 database unreachable.")
   anshin scan . --include '*.csv' --exclude 'target/**' --format sarif -o scan.sarif
   anshin scan ./uploads --fail-on card,cvc            CI gate: exit 6 on a card number or CVC
   pg_dump shop | anshin scan - --format jsonl          table, row and column of each finding
+  anshin scan backups/shop.dump                       a pg_dump -Fc archive, read as tables
   anshin scan postgres://scanner@db/shop              every user table, all rows
   anshin scan postgres://scanner@db/shop --table public.customers --row-limit 10000
   anshin scan 'postgres://scanner@db/shop?sslmode=verify-full&sslrootcert=db-ca.pem'
@@ -247,9 +248,12 @@ the limits below; what hits a limit is reported partial or skipped with the reas
 and a file that takes longer than --file-timeout ends partial (time_limit).
 Word (docx, odt) text, PowerPoint (pptx) slides and notes, and spreadsheet (xlsx, ods) cells
 are read as such, with row and column, and a slide's findings with its slide number as page;
-PDF text is read page by page (findings carry the page; encrypted PDFs are skipped);
-SQL dumps (.sql, or pg_dump/mysqldump output on standard input) are read as tables: each value's
-table, row and column name are in its finding, and column names are context like CSV headers;
+PDF text is read page by page (findings carry the page; encrypted PDFs are skipped), and
+files attached to a PDF are scanned as files (invoice.pdf!orders.csv);
+SQL dumps (.sql, pg_dump -Fc archives, or pg_dump/mysqldump output on standard input) are read
+as tables: each value's table, row and column name are in its finding, and column names are
+context like CSV headers (lz4/zstd-compressed pg_dump archives are skipped: pipe
+`pg_restore -f - FILE` into `anshin scan -`);
 e-mail (.eml, .mbox) bodies and attachments are MIME-decoded and scanned as files.
 
 Databases (postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=…]; sqlite://PATH,

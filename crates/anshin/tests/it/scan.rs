@@ -1094,12 +1094,20 @@ impl Drop for DropDatabase {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
-    if !crate::harness::postgres_available().await {
-        return;
-    }
-    // A database of its own, so that "every user table" is exactly these.
+/// A database of its own (dropped with the guard), so that "every user
+/// table" is exactly the test's: its name, a client, its server's
+/// `host:port`, its URL (with the user, to connect) and its path in reports
+/// (without).
+struct ScratchDatabase {
+    name: String,
+    client: tokio_postgres::Client,
+    address: String,
+    url: String,
+    shown: String,
+    _guard: DropDatabase,
+}
+
+async fn scratch_database() -> ScratchDatabase {
     let id = anshin::ids::TenantId::generate().expect("rng");
     let name = format!("anshin_scan_it_{}", &id.as_str()[4..]).to_lowercase();
     let base = crate::harness::postgres_url();
@@ -1111,11 +1119,35 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
         .batch_execute(&format!("CREATE DATABASE \"{name}\""))
         .await
         .expect("create database");
-    let _guard = DropDatabase(name.clone());
+    let guard = DropDatabase(name.clone());
     let mut config: tokio_postgres::Config = base.parse().expect("url");
     config.dbname(&name);
     let (client, conn) = config.connect(tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(conn);
+    let user = config.get_user().unwrap_or("postgres").to_owned();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let address = format!("{host}:{port}");
+    ScratchDatabase {
+        url: format!("postgres://{user}@{address}/{name}"),
+        shown: format!("postgres://{address}/{name}"),
+        address,
+        name,
+        client,
+        _guard: guard,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
+    if !crate::harness::postgres_available().await {
+        return;
+    }
+    let db = scratch_database().await;
+    let (client, name) = (&db.client, &db.name);
 
     let (card1, card2, card3) = (
         luhn_complete("4532", 16),
@@ -1165,17 +1197,8 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
         .await
         .expect("insert");
 
-    let mut display: tokio_postgres::Config = base.parse().expect("url");
-    display.dbname(&name);
-    let user = display.get_user().unwrap_or("postgres").to_owned();
-    let host = match &display.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-    };
-    let port = display.get_ports().first().copied().unwrap_or(5432);
     // Report paths name the database without the role that read it.
-    let shown = format!("postgres://{host}:{port}/{name}");
-    let url = format!("postgres://{user}@{host}:{port}/{name}");
+    let (shown, url) = (&db.shown, &db.url);
     let data = tempfile::tempdir().expect("tempdir");
     let out = anshin_scan(data.path(), &[&url, "--format", "jsonl"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -1407,7 +1430,7 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
         ))
         .await
         .expect("reader role");
-    let reader_url = format!("postgres://{reader}@{host}:{port}/{name}");
+    let reader_url = format!("postgres://{reader}@{}/{name}", db.address);
     let out = anshin_scan(data.path(), &[&reader_url, "--format", "jsonl"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = jsonl(&out);
@@ -1563,4 +1586,144 @@ fn inventory_records_locations_and_what_changed_since() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&other).expect("read"), "{\"mine\": true}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_custom_archives_are_scanned_by_table_column_and_row() {
+    if !crate::harness::postgres_available().await {
+        return;
+    }
+    let db = scratch_database().await;
+    let (card1, card2, card3) = (
+        luhn_complete("4532", 16),
+        luhn_complete("5412", 16),
+        luhn_complete("3569", 16),
+    );
+    db.client
+        .batch_execute(
+            "CREATE SCHEMA crm;
+             CREATE TABLE public.orders (id integer PRIMARY KEY, note text, card_number text);
+             CREATE TABLE crm.contacts (email text, mobile text, \"カード番号\" text);",
+        )
+        .await
+        .expect("schema");
+    db.client
+        .execute(
+            "INSERT INTO public.orders VALUES (1, 'first', NULL), (2, E'tab\\there', $1), (3, 'x', NULL)",
+            &[&card1],
+        )
+        .await
+        .expect("insert");
+    db.client
+        .execute(
+            "INSERT INTO crm.contacts VALUES ('taro@example.com', '090-1234-5678', $1)",
+            &[&card2],
+        )
+        .await
+        .expect("insert");
+    let note = format!("カード番号 {card3}");
+    let oid: u32 = db
+        .client
+        .query_one("SELECT lo_from_bytea(0, convert_to($1, 'UTF8'))", &[&note])
+        .await
+        .expect("large object")
+        .get(0);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    // Compressed (zlib, the default) and stored (-Z0), as PostgreSQL's own client writes them.
+    let mut dumps = Vec::new();
+    for (file, extra) in [("shop.dump", None), ("shop-z0.pgc", Some("-Z0"))] {
+        let path = dir.path().join(file);
+        let out = Command::new("pg_dump")
+            .args(["-Fc", "-d", &db.url, "-f"])
+            .arg(&path)
+            .args(extra)
+            .output()
+            .expect("run pg_dump (the PostgreSQL client)");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dumps.push(path.to_str().expect("path").to_owned());
+    }
+    let out = anshin_scan(data.path(), &[&dumps[0], &dumps[1], "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    // Line, column and offset are in the table's COPY data, as pg_restore prints it.
+    let orders = format!("1\tfirst\t\\N\n2\ttab\\there\t{card1}\n");
+    let contacts = format!("taro@example.com\t090-1234-5678\t{card2}\n");
+    let mut expected = Vec::new();
+    for dump in &dumps {
+        let at = |text: &str, card: &str| text.find(card).expect("planted") as u64;
+        expected.extend([
+            Expect {
+                row: Some(2),
+                header: Some("card_number"),
+                ..Expect::at(dump.clone(), "card", at(&orders, &card1), 2, 13)
+            },
+            Expect {
+                row: Some(1),
+                header: Some("カード番号"),
+                ..Expect::at(
+                    dump.clone(),
+                    "card",
+                    at(&contacts, &card2),
+                    1,
+                    column_of(&contacts, &card2),
+                )
+            },
+            Expect::at(
+                format!("{dump}!large-object-{oid}"),
+                "card",
+                at(&note, &card3),
+                1,
+                column_of(&note, &card3),
+            ),
+        ]);
+    }
+    expected.sort();
+    let mut got = found(&lines, "card");
+    got.sort();
+    assert_eq!(got, expected);
+    let tables: Vec<_> = lines
+        .iter()
+        .filter(|v| v["type"] == "finding" && v["category"] == "card" && !v["table"].is_null())
+        .map(|v| v["table"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        tables.iter().filter(|t| *t == "public.orders").count(),
+        2,
+        "{tables:?}"
+    );
+    assert_eq!(tables.iter().filter(|t| *t == "crm.contacts").count(), 2);
+    let objects = objects_by_path(&lines);
+    for dump in &dumps {
+        assert_eq!(objects[dump]["kind"], "pg-dump");
+        assert_eq!(objects[dump]["status"], "complete", "{}", objects[dump]);
+    }
+    assert_no_raw_values(
+        data.path(),
+        &[&dumps[0], &dumps[1]],
+        &[card1, card2, card3, "taro@example.com".to_owned()],
+    );
+
+    // Cut short: reported partial with the reason, what was read still found.
+    let whole = std::fs::read(&dumps[1]).expect("read");
+    let cut = dir.path().join("cut.pgc");
+    std::fs::write(&cut, &whole[..whole.len() - 40]).expect("write");
+    let cut = cut.to_str().expect("path").to_owned();
+    let out = anshin_scan(data.path(), &[&cut, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let objects = objects_by_path(&jsonl(&out));
+    assert_eq!(objects[&cut]["status"], "partial", "{}", objects[&cut]);
+    assert!(
+        objects[&cut]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("truncated"),
+        "{}",
+        objects[&cut]
+    );
 }

@@ -1,0 +1,595 @@
+//! `pg_dump -Fc` custom-format archives, the usual form of PostgreSQL
+//! backups, read as a stream (no seeking: an archive inside a tar or a zip,
+//! or on standard input, is read as one on disk is).
+//!
+//! The layout, as pg_dump writes it (`pg_backup_archiver.c`,
+//! `pg_backup_custom.c`):
+//!
+//! - Integers are a sign byte then `int_size` bytes, little-endian; strings
+//!   an integer length (negative: null) then that many bytes.
+//! - The header: `PGDMP`, the archive version (major, minor, revision),
+//!   `int_size`, `off_size`, the format (1: custom), the compression (from
+//!   1.15 an algorithm byte: 0 none, 1 gzip, 2 lz4, 3 zstd; before, an
+//!   integer zlib level, 0 for none), the creation time (seven integers),
+//!   the database name, the server's and pg_dump's versions.
+//! - The table of contents: a count, then per entry its dump id, whether it
+//!   has data, its catalog ids, tag, description, section, definition, drop
+//!   statement, COPY statement, namespace, tablespace, table access method,
+//!   relkind (1.16), owner, "with oids", its dependencies (strings up to a
+//!   null one) and where its data is (a flag byte, then `off_size` bytes).
+//! - The data blocks, in dump order: a type byte (1: a table's data, 3:
+//!   large objects), the dump id of its entry, then the data as chunks (an
+//!   integer length, then that many bytes; a zero length ends the block).
+//!   A compressed archive holds one zlib stream per block, cut into chunks.
+//!   A large-object block holds, per object, its OID then its chunks; a zero
+//!   OID ends it.
+//!
+//! Each table's data is read as the COPY block of a plain dump, under the
+//! table and column names of its entry's COPY statement (`--inserts`
+//! archives: as SQL statements), so its findings carry the same table, row,
+//! field and column name; the archive is one object, as a `.sql` dump is.
+//! Line, column and byte offset are in the table's data as `pg_restore`
+//! prints it, its first row being line 1. Each large object is an object of
+//! its own (`dump.pgc!large-object-16400`) through the container dispatch
+//! (a zip stored as a large object is opened). The schema (definitions,
+//! comments) is not scanned, as in a plain dump.
+//!
+//! Hostile input: nothing is allocated from a length read in the file but
+//! the few strings kept (names, COPY statements), each cut to a bound and
+//! all together held to `Limits::max_in_memory`; inflated data goes through
+//! the containers' ratio and budget limits; data blocks and large objects
+//! count as members (`Limits::max_members`); the per-file time limit is
+//! checked between entries, blocks and objects and by every read. A header
+//! or table of contents that does not parse makes the archive `skipped`, a
+//! data block that does not `partial` (reading stops there: where the next
+//! block starts is not known), always with the reason; reasons name no
+//! content.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::{self, BufReader, Read};
+
+use crate::container::{self, Bounded, Ctx, LimitHit, limit_reason, stop_before_member};
+use crate::sql;
+use crate::{ObjectKind, ObjectReport, Status};
+
+const MAGIC: &[u8] = b"PGDMP";
+
+/// Whether the first bytes of a stream are a pg_dump archive's (custom
+/// format, or the `toc.dat` of a directory- or tar-format one).
+pub(crate) fn is_pgdump(head: &[u8]) -> bool {
+    head.starts_with(MAGIC)
+}
+
+/// Archive minor versions read (major 1): 1.7 put the offset size in the
+/// header; 1.16 is PostgreSQL 17's.
+const MINOR_VERSIONS: std::ops::RangeInclusive<u8> = 7..=16;
+
+/// The format byte of a custom-format archive (`archCustom`).
+const FORMAT_CUSTOM: u8 = 1;
+
+/// Data block types.
+const BLOCK_DATA: u8 = 1;
+const BLOCK_LARGE_OBJECTS: u8 = 3;
+
+/// Data offset flags: set, not set (the archive was written to a pipe), none.
+const OFFSET_FLAGS: std::ops::RangeInclusive<u8> = 1..=3;
+const OFFSET_NO_DATA: u8 = 3;
+
+/// Longest tag or namespace kept; longer ones are cut.
+const MAX_NAME: usize = 1024;
+/// Longest COPY statement kept (a column list of thousands of long names).
+const MAX_STATEMENT: usize = 1 << 20;
+/// Longest string or data chunk at all: pg_dump writes lengths as C ints.
+const MAX_LENGTH: u64 = i32::MAX as u64;
+
+/// How the archive's data blocks are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Zlib,
+}
+
+/// The archive being read: its integer sizes and version.
+struct Archive<'r> {
+    r: BufReader<&'r mut dyn Read>,
+    minor: u8,
+    int_size: usize,
+    off_size: usize,
+}
+
+fn corrupt(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// The reason for an archive that could not be read on: a limit as it is,
+/// truncation and corruption as such, `what` saying where it happened.
+fn stop_reason(e: &io::Error, what: &str) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => format!("pg_dump archive truncated in {what}"),
+        io::ErrorKind::InvalidData => format!("corrupt pg_dump archive: {e} in {what}"),
+        _ => limit_reason(e),
+    }
+}
+
+impl Archive<'_> {
+    fn byte(&mut self) -> io::Result<u8> {
+        let mut b = [0u8];
+        self.r.read_exact(&mut b)?;
+        Ok(b[0])
+    }
+
+    /// The next data block's type, or `None` at the end of the archive.
+    fn block_type(&mut self) -> io::Result<Option<u8>> {
+        let mut b = [0u8];
+        loop {
+            match self.r.read(&mut b) {
+                Ok(0) => return Ok(None),
+                Ok(_) => return Ok(Some(b[0])),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn int(&mut self) -> io::Result<i64> {
+        let negative = self.byte()? != 0;
+        let mut bytes = [0u8; 8];
+        self.r.read_exact(&mut bytes[..self.int_size])?;
+        let magnitude = i64::try_from(u64::from_le_bytes(bytes))
+            .map_err(|_| corrupt("an integer out of range".to_owned()))?;
+        Ok(if negative { -magnitude } else { magnitude })
+    }
+
+    /// A length: an integer from 0 to `MAX_LENGTH`.
+    fn length(&mut self, what: &str) -> io::Result<u64> {
+        let n = self.int()?;
+        u64::try_from(n)
+            .ok()
+            .filter(|&n| n <= MAX_LENGTH)
+            .ok_or_else(|| corrupt(format!("{what} of {n} bytes")))
+    }
+
+    /// A string, its first `keep` bytes kept (the rest skipped); `None` for
+    /// a null string.
+    fn string(&mut self, keep: usize) -> io::Result<Option<String>> {
+        let len = self.int()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let len = u64::try_from(len).unwrap_or(0);
+        if len > MAX_LENGTH {
+            return Err(corrupt(format!("a string of {len} bytes")));
+        }
+        let kept = len.min(keep as u64);
+        let mut bytes = Vec::new();
+        (&mut self.r).take(kept).read_to_end(&mut bytes)?;
+        self.skip(len - kept)?;
+        if (bytes.len() as u64) < kept {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    fn skip_string(&mut self) -> io::Result<()> {
+        self.string(0).map(drop)
+    }
+
+    /// Skips `n` bytes, failing if the archive ends first.
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        if io::copy(&mut (&mut self.r).take(n), &mut io::sink())? < n {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+/// Why an archive is not read at all, when its header says so.
+enum Unread {
+    /// The header could not be read.
+    Broken(io::Error),
+    /// A version, format or compression this reader does not read.
+    Unsupported(String),
+}
+
+impl From<io::Error> for Unread {
+    fn from(e: io::Error) -> Self {
+        Self::Broken(e)
+    }
+}
+
+/// Reads the header, up to the table of contents.
+fn header<'r>(reader: &'r mut dyn Read) -> Result<(Archive<'r>, Compression), Unread> {
+    let mut ar = Archive {
+        r: BufReader::with_capacity(64 << 10, reader),
+        minor: 0,
+        int_size: 4,
+        off_size: 8,
+    };
+    let mut magic = [0u8; 5];
+    ar.r.read_exact(&mut magic)?;
+    let (major, minor) = (ar.byte()?, ar.byte()?);
+    if major != 1 || !MINOR_VERSIONS.contains(&minor) {
+        return Err(Unread::Unsupported(format!(
+            "pg_dump archive version {major}.{minor} is not read (versions 1.{} to 1.{} are)",
+            MINOR_VERSIONS.start(),
+            MINOR_VERSIONS.end()
+        )));
+    }
+    ar.minor = minor;
+    let _revision = ar.byte()?;
+    ar.int_size = usize::from(ar.byte()?);
+    ar.off_size = usize::from(ar.byte()?);
+    if !(1..=8).contains(&ar.int_size) || !(1..=8).contains(&ar.off_size) {
+        return Err(Unread::Unsupported(format!(
+            "pg_dump archive with {}-byte integers and {}-byte offsets is not read",
+            ar.int_size, ar.off_size
+        )));
+    }
+    let format = ar.byte()?;
+    if format != FORMAT_CUSTOM {
+        return Err(Unread::Unsupported(format!(
+            "table of contents of a {} pg_dump archive (format {format}): it holds no data; \
+             the data files beside it are scanned on their own",
+            match format {
+                3 => "tar-format",
+                5 => "directory-format",
+                _ => "non-custom",
+            }
+        )));
+    }
+    let compression = if minor >= 15 {
+        match ar.byte()? {
+            0 => Ok(Compression::None),
+            1 => Ok(Compression::Zlib),
+            2 => Err("lz4"),
+            3 => Err("zstd"),
+            other => return Err(corrupt(format!("compression algorithm {other}")).into()),
+        }
+    } else {
+        match ar.int()? {
+            0 => Ok(Compression::None),
+            _ => Ok(Compression::Zlib),
+        }
+    };
+    // Creation time, database name, server and pg_dump versions.
+    for _ in 0..7 {
+        ar.int()?;
+    }
+    ar.skip_string()?;
+    if minor >= 10 {
+        ar.skip_string()?;
+        ar.skip_string()?;
+    }
+    match compression {
+        Ok(c) => Ok((ar, c)),
+        Err(algorithm) => Err(Unread::Unsupported(format!(
+            "pg_dump archive compressed with {algorithm}: not read (zlib-compressed and \
+             uncompressed archives are); `pg_restore -f - FILE | anshin scan -` scans its plain form"
+        ))),
+    }
+}
+
+/// A table of contents entry that has data.
+struct Entry {
+    /// `schema.table` (or the tag alone), for reasons.
+    name: String,
+    /// `COPY … FROM stdin;`, empty for data written as INSERT statements.
+    statement: String,
+}
+
+/// The entries with data, by dump id, and how many there are.
+struct Toc {
+    entries: HashMap<i64, Entry>,
+    with_data: u64,
+    /// Entries whose names were not kept (the memory bound).
+    unnamed: u64,
+}
+
+fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
+    let count = ar.int()?;
+    if count < 0 {
+        return Err(corrupt(format!("{count} entries")));
+    }
+    let mut toc = Toc {
+        entries: HashMap::new(),
+        with_data: 0,
+        unnamed: 0,
+    };
+    let mut kept = 0u64;
+    for _ in 0..count {
+        if ctx.deadline.passed() {
+            return Err(io::Error::other(LimitHit(ctx.deadline.reason())));
+        }
+        let id = ar.int()?;
+        let _had_dumper = ar.int()?;
+        if ar.minor >= 8 {
+            ar.skip_string()?; // table oid
+        }
+        ar.skip_string()?; // oid
+        let tag = ar.string(MAX_NAME)?.unwrap_or_default();
+        ar.skip_string()?; // description
+        if ar.minor >= 11 {
+            ar.int()?; // section
+        }
+        ar.skip_string()?; // definition
+        ar.skip_string()?; // drop statement
+        let statement = ar.string(MAX_STATEMENT)?.unwrap_or_default();
+        let namespace = ar.string(MAX_NAME)?.unwrap_or_default();
+        if ar.minor >= 10 {
+            ar.skip_string()?; // tablespace
+        }
+        if ar.minor >= 14 {
+            ar.skip_string()?; // table access method
+        }
+        if ar.minor >= 16 {
+            ar.int()?; // relkind
+        }
+        ar.skip_string()?; // owner
+        if ar.minor >= 9 {
+            ar.skip_string()?; // with oids
+        }
+        while ar.string(0)?.is_some() {} // dependencies
+        let flag = ar.byte()?;
+        if !OFFSET_FLAGS.contains(&flag) {
+            return Err(corrupt(format!("data offset flag {flag}")));
+        }
+        ar.skip(ar.off_size as u64)?;
+        if flag == OFFSET_NO_DATA {
+            continue;
+        }
+        toc.with_data += 1;
+        kept += (tag.len() + namespace.len() + statement.len()) as u64;
+        if kept > ctx.discovery.limits.max_in_memory {
+            toc.unnamed += 1;
+            continue;
+        }
+        let name = if namespace.is_empty() {
+            tag
+        } else {
+            format!("{namespace}.{tag}")
+        };
+        let name = crate::mask_card_numbers(name.chars().take(128).collect());
+        toc.entries.insert(id, Entry { name, statement });
+    }
+    Ok(toc)
+}
+
+/// Reads an archive: its tables' data into one report, its large objects
+/// as objects of their own.
+pub(crate) fn scan(
+    ctx: &Ctx<'_>,
+    path: String,
+    reader: &mut dyn Read,
+    depth: u32,
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let mut report = ObjectReport::new(path, ObjectKind::PgDump);
+    let (mut ar, compression) = match header(reader) {
+        Ok(h) => h,
+        Err(Unread::Broken(e)) => {
+            report.degrade(Status::Skipped, stop_reason(&e, "its header"));
+            return emit(report);
+        }
+        Err(Unread::Unsupported(reason)) => {
+            report.degrade(Status::Skipped, reason);
+            return emit(report);
+        }
+    };
+    let mut contents = match toc(ctx, &mut ar) {
+        Ok(t) => t,
+        Err(e) => {
+            report.degrade(Status::Skipped, stop_reason(&e, "its table of contents"));
+            return emit(report);
+        }
+    };
+    if contents.unnamed > 0 {
+        report.degrade(
+            Status::Partial,
+            format!(
+                "table of contents over {} bytes: {} tables scanned without their names",
+                ctx.discovery.limits.max_in_memory, contents.unnamed
+            ),
+        );
+    }
+    let mut blocks = Blocks {
+        ctx,
+        compression,
+        depth,
+        members: 0,
+        seen: 0,
+    };
+    if let Err(reason) = blocks.read_all(&mut ar, &mut contents, &mut report, emit) {
+        report.degrade(Status::Partial, reason);
+    } else if blocks.seen < contents.with_data {
+        report.degrade(
+            Status::Partial,
+            format!(
+                "pg_dump archive truncated: no data block for {} of its {} entries with data",
+                contents.with_data - blocks.seen,
+                contents.with_data
+            ),
+        );
+    }
+    emit(report);
+}
+
+/// The data section being read.
+struct Blocks<'c, 'd> {
+    ctx: &'c Ctx<'d>,
+    compression: Compression,
+    depth: u32,
+    /// Data blocks and large objects so far.
+    members: u64,
+    /// Blocks of entries in the table of contents.
+    seen: u64,
+}
+
+impl Blocks<'_, '_> {
+    /// Reads data blocks to the end of the archive; `Err` with the reason
+    /// when reading cannot go on.
+    fn read_all(
+        &mut self,
+        ar: &mut Archive<'_>,
+        toc: &mut Toc,
+        report: &mut ObjectReport,
+        emit: &mut dyn FnMut(ObjectReport),
+    ) -> Result<(), String> {
+        let at = |e: io::Error| stop_reason(&e, "a data block");
+        while let Some(kind) = ar.block_type().map_err(at)? {
+            self.member()?;
+            let id = ar.int().map_err(at)?;
+            let entry = toc.entries.remove(&id);
+            self.seen += u64::from(entry.is_some());
+            match kind {
+                BLOCK_DATA => {
+                    let name = format!("{}!#{id}", report.path);
+                    self.data(ar, report, &mut |ctx, reader, report| match &entry {
+                        Some(e) => {
+                            let part = if e.statement.is_empty() {
+                                sql::scan(ctx, String::new(), reader)
+                            } else {
+                                sql::scan_copy(ctx, &e.statement, reader)
+                            };
+                            merge(ctx, report, part, &e.name);
+                        }
+                        // Data of no entry: read as any stream.
+                        None => container::scan_stream(ctx, name.clone(), reader, self.depth + 1, emit),
+                    })?;
+                }
+                BLOCK_LARGE_OBJECTS => loop {
+                    let oid = ar.int().map_err(at)?;
+                    if oid == 0 {
+                        break;
+                    }
+                    self.member()?;
+                    let name = format!("{}!large-object-{oid}", report.path);
+                    self.data(ar, report, &mut |ctx, reader, _| {
+                        container::scan_stream(ctx, name.clone(), reader, self.depth + 1, emit);
+                    })?;
+                },
+                other => return Err(format!("corrupt pg_dump archive: data block type {other}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a data block or large object against the member limit, the
+    /// budget and the time limit.
+    fn member(&mut self) -> Result<(), String> {
+        self.members += 1;
+        match stop_before_member(self.ctx, self.members) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands one block's data (its chunks, inflated) to `read`, then skips
+    /// what `read` left of it.
+    fn data(
+        &self,
+        ar: &mut Archive<'_>,
+        report: &mut ObjectReport,
+        read: &mut dyn FnMut(&Ctx<'_>, &mut dyn Read, &mut ObjectReport),
+    ) -> Result<(), String> {
+        let consumed = Cell::new(0u64);
+        let mut chunks = Chunks {
+            ar,
+            left: 0,
+            end: false,
+            failed: None,
+            consumed: &consumed,
+        };
+        let expanded = match self.compression {
+            Compression::Zlib => {
+                let mut inflated =
+                    Bounded::counted(self.ctx, flate2::read::ZlibDecoder::new(&mut chunks), &consumed);
+                read(self.ctx, &mut inflated, report);
+                inflated.expanded()
+            }
+            Compression::None => {
+                read(self.ctx, &mut chunks, report);
+                consumed.get()
+            }
+        };
+        report.bytes += expanded;
+        chunks.finish()
+    }
+}
+
+/// Adds a table's findings and status to the archive's report.
+fn merge(ctx: &Ctx<'_>, report: &mut ObjectReport, part: ObjectReport, table: &str) {
+    report.encoding = report.encoding.or(part.encoding);
+    report.decode_errors |= part.decode_errors;
+    if part.status != Status::Complete {
+        report.degrade(
+            Status::Partial,
+            format!("{table}: {}", part.reason.unwrap_or_default()),
+        );
+    }
+    for f in part.findings {
+        report.list(f, ctx.discovery.limits.max_findings);
+    }
+}
+
+/// One data block's bytes: its chunks, up to the zero length that ends it.
+struct Chunks<'a, 'r> {
+    ar: &'a mut Archive<'r>,
+    /// Bytes left in the current chunk.
+    left: u64,
+    end: bool,
+    /// Why the chunks could not be read on.
+    failed: Option<String>,
+    consumed: &'a Cell<u64>,
+}
+
+impl Chunks<'_, '_> {
+    fn next(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            let len = self.ar.length("a data chunk")?;
+            if len == 0 {
+                self.end = true;
+                return Ok(0);
+            }
+            self.left = len;
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.ar.r.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u64;
+        self.consumed.set(self.consumed.get() + n as u64);
+        Ok(n)
+    }
+
+    /// Skips the rest of the block, so the next one can be read.
+    fn finish(&mut self) -> Result<(), String> {
+        let mut sink = [0u8; 8192];
+        while !self.end {
+            if let Err(e) = self.read(&mut sink) {
+                return Err(limit_reason(&e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Chunks<'_, '_> {
+    /// An error is kept: every later read fails with its reason.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed.is_none() && !self.end && !buf.is_empty() {
+            match self.next(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) => self.failed = Some(stop_reason(&e, "a data block")),
+            }
+        }
+        match &self.failed {
+            Some(reason) => Err(io::Error::other(LimitHit(reason.clone()))),
+            None => Ok(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
