@@ -405,9 +405,14 @@ impl<'s, 't> Engine<'s, 't> {
                 return self.run.end.max(i + 1);
             }
             // Continue with an overlap so windows across the cut are still seen.
+            // A run cut after its only group (45 digits or more, too long for
+            // any window) goes on with the group after the separator.
             let n = self.run.ngroups;
             let k = n.saturating_sub(OVERLAP).max(1);
-            start = self.run.groups[k].start;
+            start = match self.run.groups().get(k) {
+                Some(group) => group.start,
+                None => self.run.end + separator_at(self.bytes, self.run.end, end).map_or(0, |(_, w)| w),
+            };
             skip_before = n - k;
         }
     }

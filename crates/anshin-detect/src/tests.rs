@@ -478,6 +478,17 @@ fn no_output_contains_a_raw_value() {
     }
 }
 
+/// A digit run cut after its only group (45 to 64 digits, then a separator
+/// and more digits) went on from a stale group and never ended; it goes on
+/// with the next group, where the card number is.
+#[test]
+fn a_run_cut_after_one_long_group_ends() {
+    let text = format!("{} 4111 1111 1111 1111", "1".repeat(50));
+    let f = scanner().scan_str(&text);
+    assert_eq!(cats(&f), vec![(Category::Card, Confidence::Medium)]);
+    assert_eq!(f[0].locator.byte_offset, 51);
+}
+
 #[test]
 fn test_values_can_be_excluded() {
     let s = Scanner::with_options(test_key(), ScanOptions::default().include_test_values(false));
