@@ -1276,7 +1276,11 @@ fn files_holding(
             files_holding(&path, since, needles, found, unreadable);
             continue;
         }
-        if entry.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < since) {
+        if entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m < since)
+        {
             continue;
         }
         let Ok(bytes) = std::fs::read(&path) else {
@@ -1377,7 +1381,13 @@ async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
             .expect("show")
             .get(0);
         let mut found = Vec::new();
-        files_holding(std::path::Path::new(&dir), since, &codes, &mut found, &mut unreadable);
+        files_holding(
+            std::path::Path::new(&dir),
+            since,
+            &codes,
+            &mut found,
+            &mut unreadable,
+        );
         assert!(found.is_empty(), "{found:?}");
     }
     if unreadable > 0 {
