@@ -1200,7 +1200,7 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
     // Report paths name the database without the role that read it.
     let (shown, url) = (&db.shown, &db.url);
     let data = tempfile::tempdir().expect("tempdir");
-    let out = anshin_scan(data.path(), &[&url, "--format", "jsonl"], None);
+    let out = anshin_scan(data.path(), &[url, "--format", "jsonl"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = jsonl(&out);
     let customers = format!("{shown}!public.customers");
@@ -1317,7 +1317,7 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
     let out = anshin_scan(
         data.path(),
         &[
-            &url,
+            url,
             "--table",
             "events",
             "--table",
@@ -1344,7 +1344,7 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
     assert_eq!(db_findings(&lines).len(), 2, "the events card is in row 2");
 
     // Bad input: unknown table (2); unreachable server (4), password never shown.
-    let out = anshin_scan(data.path(), &[&url, "--table", "crm.nosuch"], None);
+    let out = anshin_scan(data.path(), &[url, "--table", "crm.nosuch"], None);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -1384,7 +1384,7 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
     let big = format!("{shown}!public.big");
     let out = anshin_scan(
         data.path(),
-        &[&url, "--table", "public.big", "--format", "jsonl"],
+        &[url, "--table", "public.big", "--format", "jsonl"],
         None,
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -1407,7 +1407,7 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
     let out = anshin_scan(
         data.path(),
         &[
-            &url,
+            url,
             "--table",
             "public.big",
             "--row-limit",
@@ -1458,7 +1458,7 @@ async fn postgres_tables_are_scanned_with_schema_table_column_and_row_key() {
         "03-1234-5678".to_owned(),
         "山田 太郎".to_owned(),
     ];
-    assert_no_raw_values(data.path(), &[&url], &raw);
+    assert_no_raw_values(data.path(), &[url], &raw);
 }
 
 #[test]
