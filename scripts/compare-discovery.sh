@@ -2,7 +2,8 @@
 # anshin scan against PANhunt 2.2.0 (and ripgrep as a raw I/O and regex
 # reference) on the same generated files: one JSON line per tool with bytes,
 # seconds, MB/s and, for anshin and PANhunt, card-number recall and precision
-# against the planted truth. Not run by CI.
+# against the planted truth; anshin twice, looking for everything and for
+# card data only (`--only card,cvc,expiry`, PANhunt's job). Not run by CI.
 #
 #   scripts/compare-discovery.sh [MIB]        (default 20)
 #
@@ -55,6 +56,13 @@ run() { # CORPUS: labelled (scored) or plain (speed only)
         --fingerprint-key "$WORK/key.hex" -o "$dir/anshin.jsonl" >/dev/null 2>&1 || true
     t1=$(now)
     "$COMPARE" score "$dir" anshin "$dir/anshin.jsonl" "$(secs "$t0" "$t1")"
+
+    # anshin on PANhunt's job: card data only (`--only card,cvc,expiry`).
+    t0=$(now)
+    "$ANSHIN" scan "$dir/files" --format jsonl --threads "$THREADS" --only card,cvc,expiry \
+        --fingerprint-key "$WORK/key.hex" -o "$dir/anshin-card-data.jsonl" >/dev/null 2>&1 || true
+    t1=$(now)
+    "$COMPARE" score "$dir" anshin-card-data "$dir/anshin-card-data.jsonl" "$(secs "$t0" "$t1")"
 
     # PANhunt: its JSON report lists masked PANs (first six, last four) per file.
     mkdir -p "$dir/panhunt"

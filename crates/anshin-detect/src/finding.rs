@@ -91,6 +91,45 @@ impl Category {
     }
 }
 
+/// A set of categories: what a scan reports (`anshin scan --only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Categories(u16);
+
+impl Categories {
+    /// Every category.
+    pub const ALL: Categories = Categories((1 << Category::ALL.len()) - 1);
+
+    /// No category.
+    pub const NONE: Categories = Categories(0);
+
+    /// Whether `category` is in the set.
+    #[inline]
+    pub fn contains(self, category: Category) -> bool {
+        self.0 & (1 << category as u16) != 0
+    }
+
+    /// The set with `category` added.
+    pub fn with(self, category: Category) -> Self {
+        Self(self.0 | 1 << category as u16)
+    }
+
+    /// Whether every category is in the set.
+    pub fn is_all(self) -> bool {
+        self == Self::ALL
+    }
+
+    /// The categories in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Category> {
+        Category::ALL.into_iter().filter(move |&c| self.contains(c))
+    }
+}
+
+impl FromIterator<Category> for Categories {
+    fn from_iter<I: IntoIterator<Item = Category>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
 impl fmt::Display for Category {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

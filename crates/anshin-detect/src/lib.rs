@@ -78,7 +78,7 @@ use anshin_crypto::fingerprint::FingerprintKey;
 
 pub use csv::CsvLayout;
 pub use decode::{DecodedText, TextEncoding, detect_encoding};
-pub use finding::{Category, Confidence, Finding, Fingerprint, Locator, RecordLocator};
+pub use finding::{Categories, Category, Confidence, Finding, Fingerprint, Locator, RecordLocator};
 
 /// What a scan reports and how.
 #[derive(Debug, Clone)]
@@ -90,6 +90,11 @@ pub struct ScanOptions {
     pub min_confidence: Confidence,
     /// Report well-known public test card numbers (marked `test_value`).
     pub include_test_values: bool,
+    /// The categories reported (default all). The detectors of the others
+    /// do not run: a scan for cards alone does not look for labels or e-mail.
+    /// A value is still judged against every detector, so a card number is
+    /// never reported as a phone number because cards are not asked for.
+    pub categories: Categories,
 }
 
 impl Default for ScanOptions {
@@ -97,6 +102,7 @@ impl Default for ScanOptions {
         Self {
             min_confidence: Confidence::Medium,
             include_test_values: true,
+            categories: Categories::ALL,
         }
     }
 }
@@ -111,6 +117,12 @@ impl ScanOptions {
     /// Sets [`ScanOptions::include_test_values`].
     pub fn include_test_values(mut self, include: bool) -> Self {
         self.include_test_values = include;
+        self
+    }
+
+    /// Sets [`ScanOptions::categories`].
+    pub fn categories(mut self, categories: Categories) -> Self {
+        self.categories = categories;
         self
     }
 }

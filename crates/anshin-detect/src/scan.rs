@@ -198,6 +198,9 @@ impl<'s, 't> Engine<'s, 't> {
     fn scan_region_with(&mut self, region: Region, mut skip: impl FnMut(&[u8], usize, usize) -> usize) {
         let bytes = self.bytes;
         let end = region.end.min(bytes.len());
+        let wanted = self.scanner.options.categories;
+        // Labels only ever make names and addresses (`on_label` moves nothing on).
+        let labels = wanted.contains(Category::Name) || wanted.contains(Category::Address);
         let mut i = region.start;
         while i < end {
             i = skip(bytes, i, end);
@@ -214,13 +217,15 @@ impl<'s, 't> Engine<'s, 't> {
                 continue;
             }
             match bytes[i] {
+                // Read even when e-mail is not asked for: the digits of an
+                // address's domain are not a phone number either way.
                 b'@' => i = self.on_at(i, &region),
-                b':' => {
+                b':' if labels => {
                     self.on_label(i, 1, &region);
                     i += 1;
                 }
                 // U+FF1A full-width colon.
-                0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBC, 0x9A][..]) => {
+                0xEF if labels && bytes.get(i + 1..i + 3) == Some(&[0xBC, 0x9A][..]) => {
                     self.on_label(i, 3, &region);
                     i += 3;
                 }
@@ -250,7 +255,9 @@ impl<'s, 't> Engine<'s, 't> {
             self.last_card_end = Some(end);
         }
         let opts = &self.scanner.options;
-        confidence >= opts.min_confidence && (!test_value || opts.include_test_values)
+        opts.categories.contains(category)
+            && confidence >= opts.min_confidence
+            && (!test_value || opts.include_test_values)
     }
 
     fn fingerprint(&self, category: Category, value: &[u8]) -> [u8; 32] {
@@ -301,12 +308,15 @@ impl<'s, 't> Engine<'s, 't> {
         }
         let alone = match j - i {
             1 | 2 | 5 | 6 | 20.. => true,
-            // Security codes and expiry dates need no letter glued to them
-            // ("120pt", see `clean_boundaries`) and a label or column.
+            // Only security codes and expiry dates, when asked for: they
+            // need no letter glued to them ("120pt", see `clean_boundaries`)
+            // and a label or column.
             3 | 4 => {
-                bytes
-                    .get(j)
-                    .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'@')
+                !self.scanner.options.categories.contains(Category::SecurityCode)
+                    && !self.scanner.options.categories.contains(Category::Expiry)
+                    || bytes
+                        .get(j)
+                        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'@')
                     || (i > 0 && bytes[i - 1].is_ascii_alphabetic())
                     || (region.column & (CVC | EXPIRY) == 0 && !may_follow_cvc_or_expiry_label(bytes, i))
             }

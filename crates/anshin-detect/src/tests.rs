@@ -503,6 +503,74 @@ fn test_values_can_be_excluded() {
     assert_eq!(s.scan_str(&format!("card {other}")).len(), 1);
 }
 
+/// A scan for some categories reports exactly what a full scan reports in
+/// them: leaving detectors out never changes another category's verdicts.
+#[test]
+fn a_scan_for_some_categories_is_the_full_scan_filtered() {
+    let full = Scanner::with_options(test_key(), ScanOptions::default().min_confidence(Confidence::Low));
+    let corpus = corpus::generate(11, 30, &full);
+    // The corpus plants neither passports, residence cards nor bank accounts.
+    let text = corpus::plain_text(12, 200_000, &full)
+        + "\nみずほ銀行 渋谷支店 普通 口座番号 1234567 旅券番号 TK1234567 在留カード番号: AB12345678CD\n";
+    let scan = |s: &Scanner, doc: &corpus::Document| match doc.kind {
+        corpus::DocumentKind::Csv => s.scan_csv(&doc.bytes, None).findings,
+        corpus::DocumentKind::Text => s.scan(&doc.bytes).findings,
+    };
+    let key = |f: &Finding| {
+        (
+            f.category,
+            f.confidence,
+            f.locator.byte_offset,
+            f.fingerprint.to_string(),
+        )
+    };
+    let mut subsets: Vec<Categories> = Category::ALL.iter().map(|&c| [c].into_iter().collect()).collect();
+    subsets.push(
+        [Category::Card, Category::SecurityCode, Category::Expiry]
+            .into_iter()
+            .collect(),
+    );
+    subsets.push([Category::Name, Category::Phone].into_iter().collect());
+    subsets.push(Categories::NONE);
+    for wanted in subsets {
+        let some = Scanner::with_options(
+            test_key(),
+            ScanOptions::default()
+                .min_confidence(Confidence::Low)
+                .categories(wanted),
+        );
+        let filtered = |f: Vec<Finding>| {
+            f.iter()
+                .filter(|f| wanted.contains(f.category))
+                .map(key)
+                .collect::<Vec<_>>()
+        };
+        let mut seen = 0;
+        for doc in &corpus.documents {
+            let expected = filtered(scan(&full, doc));
+            seen += expected.len();
+            assert_eq!(
+                scan(&some, doc).iter().map(key).collect::<Vec<_>>(),
+                expected,
+                "{wanted:?} in {}",
+                doc.name
+            );
+        }
+        let expected = filtered(full.scan_str(&text));
+        seen += expected.len();
+        assert_eq!(
+            some.scan_str(&text).iter().map(key).collect::<Vec<_>>(),
+            expected,
+            "{wanted:?}"
+        );
+        assert_eq!(
+            seen == 0,
+            wanted == Categories::NONE,
+            "{wanted:?} found nothing to compare"
+        );
+    }
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

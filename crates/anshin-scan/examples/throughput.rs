@@ -14,6 +14,9 @@
 //! - `pipeline_plain_text_2_threads`: two copies scanned at once.
 //! - `pipeline_sql_dump_1_thread`: the same text as a mysqldump (a row per
 //!   line, extended INSERTs), read as a table.
+//! - `detectors_plain_text_card_data`, `pipeline_corpus_files_card_data_1_thread`:
+//!   as without the suffix, looking for card data only (card, security code,
+//!   expiry: `anshin scan --only card,cvc,expiry`), the job PANhunt does.
 //! - `pipeline_corpus_files_1_thread`: `CORPUS_FILES` (default 2,000)
 //!   documents of the labelled corpus (about 2.9 KB each, dense with values)
 //!   written as files to a temporary directory, then walked and scanned with
@@ -47,14 +50,28 @@ use anshin_crypto::fingerprint::FingerprintKey;
 use anshin_crypto::secret::KeyBytes;
 use anshin_detect::corpus;
 use anshin_scan::report::{Format, ReportWriter};
-use anshin_scan::{Category, Discovery, Input, Limits, Scanner, WalkOptions};
+use anshin_scan::{Categories, Category, Discovery, Input, Limits, ScanOptions, Scanner, WalkOptions};
 
 #[path = "../tests/independent/mod.rs"]
 mod independent;
 
 fn scanner() -> Scanner {
+    scanner_for(Categories::ALL)
+}
+
+fn scanner_for(categories: Categories) -> Scanner {
     let key = KeyBytes::from_slice(&[9u8; 32]).expect("32 bytes");
-    Scanner::new(FingerprintKey::new(&key))
+    Scanner::with_options(
+        FingerprintKey::new(&key),
+        ScanOptions::default().categories(categories),
+    )
+}
+
+/// What PANhunt looks for, and a little more: `--only card,cvc,expiry`.
+fn card_data() -> Categories {
+    [Category::Card, Category::SecurityCode, Category::Expiry]
+        .into_iter()
+        .collect()
 }
 
 fn peak_mib() -> f64 {
@@ -173,6 +190,15 @@ fn main() {
         );
     }
 
+    if wanted("detectors_plain_text_card_data") {
+        let cards = scanner_for(card_data());
+        line(
+            "detectors_plain_text_card_data",
+            bytes.len(),
+            best_of(5, || cards.scan(bytes).findings.len()),
+        );
+    }
+
     if wanted("pipeline_plain_text_1_thread") {
         let one = best_of(5, || {
             let mut n = 0;
@@ -221,7 +247,11 @@ fn main() {
     }
 
     if wanted("pipeline_corpus_files_1_thread") {
-        corpus_files(&discovery);
+        corpus_files("pipeline_corpus_files_1_thread", &discovery);
+    }
+    if wanted("pipeline_corpus_files_card_data_1_thread") {
+        let cards = Discovery::new(scanner_for(card_data()), Limits::default().file_timeout(None));
+        corpus_files("pipeline_corpus_files_card_data_1_thread", &cards);
     }
 
     if wanted("corpus_accuracy") {
@@ -342,7 +372,7 @@ fn independent_accuracy(discovery: &Discovery) {
     }
 }
 
-fn corpus_files(discovery: &Discovery) {
+fn corpus_files(scenario: &str, discovery: &Discovery) {
     let files: usize = std::env::var("CORPUS_FILES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -374,7 +404,7 @@ fn corpus_files(discovery: &Discovery) {
         findings
     });
     let _ = std::fs::remove_dir_all(&dir);
-    line("pipeline_corpus_files_1_thread", bytes, measured);
+    line(scenario, bytes, measured);
 }
 
 fn corpus_accuracy(discovery: &Discovery) {

@@ -10,7 +10,7 @@
 //!   "tool": {"name": "anshin-scan", "version": "0.1.0"},
 //!   "parameters": {"inputs": ["./exports", "postgres://scanner@db:5432/shop"],
 //!                  "tables": [], "row_limit": null, "min_confidence": "medium",
-//!                  "include_test_values": true, "include": [], "exclude": []},
+//!                  "include_test_values": true, "categories": [], "include": [], "exclude": []},
 //!   "totals": {"objects": 120, "partial": 1, "skipped": 0, "locations": 3, "findings": 9,
 //!              "categories": {"card": {"findings": 4, "locations": 2}}},
 //!   "locations": [
@@ -38,7 +38,9 @@
 //!   not proof), and `changed` (per-category findings or records differ).
 //!   Comparing runs over different inputs reports everything outside the
 //!   common inputs as new or gone: `same_parameters` says whether the inputs
-//!   and settings were the same.
+//!   and settings were the same. Runs that looked for different categories
+//!   (`parameters.categories`, `--only`) are compared on the categories both
+//!   looked for: a card-only run does not make e-mail addresses "gone".
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -64,6 +66,8 @@ pub struct Parameters {
     pub min_confidence: String,
     /// Whether public test card numbers were reported.
     pub include_test_values: bool,
+    /// `--only`: the categories looked for; empty means every category.
+    pub categories: Vec<String>,
     /// `--include` globs.
     pub include: Vec<String>,
     /// `--exclude` globs.
@@ -258,8 +262,21 @@ impl Inventory {
 
     /// Compares with an earlier inventory (see the module documentation).
     pub fn diff(&self, previous: &Inventory) -> Changes {
-        let now: BTreeMap<_, _> = self.locations.iter().map(|l| (l.key(), l)).collect();
-        let before: BTreeMap<_, _> = previous.locations.iter().map(|l| (l.key(), l)).collect();
+        let (now, before) = if self.parameters.categories == previous.parameters.categories {
+            (self.locations.clone(), previous.locations.clone())
+        } else {
+            let looked_for = |p: &Parameters, name: &str| {
+                p.categories.is_empty() || p.categories.iter().any(|c| c == name)
+            };
+            let common =
+                |name: &str| looked_for(&self.parameters, name) && looked_for(&previous.parameters, name);
+            (
+                restrict(&self.locations, common),
+                restrict(&previous.locations, common),
+            )
+        };
+        let now: BTreeMap<_, _> = now.iter().map(|l| (l.key(), l)).collect();
+        let before: BTreeMap<_, _> = before.iter().map(|l| (l.key(), l)).collect();
         let incomplete: Vec<&str> = self.incomplete.iter().map(|i| i.path.as_str()).collect();
         // A location inside an incomplete object (an archive member of a
         // partial archive, say) is unverified too.
@@ -322,6 +339,30 @@ impl Inventory {
         out.push(b'\n');
         out
     }
+}
+
+/// The locations as if only the categories `keep` accepts had been looked
+/// for: those categories' counts, and locations left with none dropped.
+/// `findings` and `records` are sums and maxima of what is kept (a location's
+/// distinct records across categories are not known).
+fn restrict(locations: &[Location], keep: impl Fn(&str) -> bool) -> Vec<Location> {
+    locations
+        .iter()
+        .filter_map(|l| {
+            let categories: BTreeMap<String, CategoryCount> = l
+                .categories
+                .iter()
+                .filter(|(name, _)| keep(name))
+                .map(|(n, c)| (n.clone(), *c))
+                .collect();
+            (!categories.is_empty()).then(|| Location {
+                findings: categories.values().map(|c| c.findings).sum(),
+                records: categories.values().map(|c| c.records).max().unwrap_or(0),
+                categories,
+                ..l.clone()
+            })
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -521,7 +562,7 @@ pub fn describe_changes(changes: &Changes) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Discovery, Limits, Scanner, TableColumn, key};
+    use crate::{Category, Discovery, Limits, Scanner, TableColumn, key};
 
     fn discovery() -> Discovery {
         Discovery::new(Scanner::new(key::throwaway()), Limits::default())
@@ -621,6 +662,50 @@ mod tests {
         assert!(human.contains("0 new / 新規, 1 gone / 消滅, 2 changed"));
         assert!(human.contains("notes.txt: card 1 → 0, email 2 → 3"));
         assert!(human.contains("gone       db!customers [電話]"));
+    }
+
+    /// A card-only run after a full one: the e-mail and phone locations it
+    /// did not look for are neither gone nor changed; a card that went is.
+    #[test]
+    fn runs_for_other_categories_compare_on_the_common_ones() {
+        let full = discovery();
+        let text = "連絡先 c@example.com\nカード番号 4532015112830366\n";
+        let first = inventory(
+            &full,
+            &[[Some("a@example.com"), Some("090-1234-5678")]],
+            text,
+            None,
+        );
+        let cards = Discovery::new(
+            Scanner::with_options(
+                key::throwaway(),
+                crate::ScanOptions::default().categories([Category::Card].into_iter().collect()),
+            ),
+            Limits::default(),
+        );
+        let card_only = |text: &str, previous: &Inventory| {
+            let mut b = InventoryBuilder::default();
+            cards.scan_reader("notes.txt", &mut text.as_bytes(), &mut |r| b.add(&r));
+            let parameters = Parameters {
+                categories: vec!["card".into()],
+                ..Parameters::default()
+            };
+            b.finish("t".into(), parameters, Some(previous))
+        };
+        let same = card_only(text, &first).changes.expect("changes");
+        assert!(!same.same_parameters);
+        assert!(same.is_empty(), "{same:?}");
+        let gone = card_only("連絡先 c@example.com\n", &first)
+            .changes
+            .expect("changes");
+        assert_eq!(
+            gone.gone,
+            vec![Place {
+                path: "notes.txt".into(),
+                column: None
+            }]
+        );
+        assert!(gone.changed.is_empty() && gone.new.is_empty(), "{gone:?}");
     }
 
     #[test]

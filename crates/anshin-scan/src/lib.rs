@@ -86,7 +86,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use anshin_detect::{Category, Confidence, Finding, Fingerprint, Locator, RecordLocator, Scanner};
+pub use anshin_detect::{
+    Categories, Category, Confidence, Finding, Fingerprint, Locator, RecordLocator, Scanner,
+};
 pub use anshin_detect::{ScanOptions, TextEncoding};
 pub use table::{TableColumn, TableScan, table_path};
 pub use walk::{Input, WalkOptions};

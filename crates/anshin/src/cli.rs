@@ -232,6 +232,7 @@ Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure; 4 database unreachable.")
   anshin scan invoices/ --include '*.pdf' --format csv   page number in each row
   anshin scan . --include '*.csv' --exclude 'target/**' --format sarif -o scan.sarif
   anshin scan ./uploads --fail-on card,cvc            CI gate: exit 6 on a card number or CVC
+  anshin scan /srv/shop --only card,cvc,expiry       card data only (PCI DSS scope), faster
   pg_dump shop | anshin scan - --format jsonl          table, row and column of each finding
   anshin scan backups/shop.dump                       a pg_dump -Fc archive, read as tables
   anshin scan postgres://scanner@db/shop              every user table, all rows
@@ -654,6 +655,12 @@ pub struct ScanArgs {
     /// passport, residence_card, bank_account, name, address) or `any`.
     #[arg(long, value_name = "CATEGORIES", value_delimiter = ',')]
     pub fail_on: Vec<String>,
+    /// Look for these categories only (same names as --fail-on): `--only
+    /// card,cvc,expiry` is a card-data (PCI DSS) scope scan, faster than a full
+    /// one. Each value is still judged by every detector, so a card number is
+    /// never reported as another category [default: every category]
+    #[arg(long, value_name = "CATEGORIES", value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Worker threads for the directory walk [default: the number of CPUs]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anshin_scan::inventory::{Inventory, InventoryBuilder, Parameters};
 use anshin_scan::report::{Format, ReportWriter, Summary};
-use anshin_scan::{Category, Confidence, Discovery, Input, Limits, ScanOptions, Scanner, WalkOptions};
+use anshin_scan::{
+    Categories, Category, Confidence, Discovery, Input, Limits, ScanOptions, Scanner, WalkOptions,
+};
 
 use super::progress::Spinner;
 use super::scan_db::{Database, DbOptions};
@@ -22,12 +24,13 @@ use crate::error::{Error, ErrorKind, Result};
 /// File name of the installation's scan fingerprint key in the data directory.
 pub const KEY_FILE: &str = "scan-fingerprint.key";
 
-fn usage(message: &'static str) -> Error {
+fn usage(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     Error::new(ErrorKind::Invalid, "scan_usage", message)
 }
 
-/// The categories `--fail-on` gates on.
-fn gated(names: &[String]) -> Result<Vec<Category>> {
+/// The categories named by `flag` (`--fail-on`, `--only`): the names of
+/// [`Category::as_str`], a few synonyms, or `any`.
+fn categories(flag: &str, names: &[String]) -> Result<Vec<Category>> {
     let mut out = Vec::new();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         if name == "any" || name == "all" {
@@ -39,11 +42,12 @@ fn gated(names: &[String]) -> Result<Vec<Category>> {
             other => Category::from_name(other),
         };
         match category {
-            Some(c) => out.push(c),
+            Some(c) if !out.contains(&c) => out.push(c),
+            Some(_) => {}
             None => {
-                return Err(usage(
-                    "unknown category in --fail-on; use card, cvc, expiry, email, phone, postal_code, my_number, corporate_number, passport, residence_card, bank_account, name, address or any / --fail-on のカテゴリ名が不明です",
-                ));
+                return Err(usage(format!(
+                    "unknown category in {flag}; use card, cvc, expiry, email, phone, postal_code, my_number, corporate_number, passport, residence_card, bank_account, name, address or any / {flag} のカテゴリ名が不明です"
+                )));
             }
         }
     }
@@ -57,7 +61,16 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         Format::parse(&args.format)
             .ok_or_else(|| usage("unknown --format; use human, jsonl, csv or sarif"))?
     };
-    let fail_on = gated(&args.fail_on)?;
+    let fail_on = categories("--fail-on", &args.fail_on)?;
+    let only: Categories = match categories("--only", &args.only)? {
+        named if named.is_empty() => Categories::ALL,
+        named => named.into_iter().collect(),
+    };
+    if fail_on.iter().any(|&c| !only.contains(c)) {
+        return Err(usage(
+            "--fail-on names a category that --only leaves out: it could never be found / --fail-on のカテゴリが --only に含まれていません",
+        ));
+    }
     let min_confidence = match args.min_confidence.as_str() {
         "low" => Confidence::Low,
         "high" => Confidence::High,
@@ -90,7 +103,8 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     })?;
     let options = ScanOptions::default()
         .min_confidence(min_confidence)
-        .include_test_values(!args.no_test_values);
+        .include_test_values(!args.no_test_values)
+        .categories(only);
     let limits = Limits::default()
         .max_depth(args.max_depth)
         .max_ratio(args.max_ratio)
@@ -135,6 +149,11 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         row_limit: args.row_limit,
         min_confidence: min_confidence.as_str().to_owned(),
         include_test_values: !args.no_test_values,
+        categories: if only.is_all() {
+            Vec::new()
+        } else {
+            only.iter().map(|c| c.as_str().to_owned()).collect()
+        },
         include: args.include.clone(),
         exclude: args.exclude.clone(),
     };
@@ -304,15 +323,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fail_on_names() {
+    fn category_names() {
         let names = |s: &str| s.split(',').map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(
-            gated(&names("card,cvc")).expect("ok"),
+            categories("--fail-on", &names("card,cvc")).expect("ok"),
             vec![Category::Card, Category::SecurityCode]
         );
-        assert_eq!(gated(&names("any")).expect("ok").len(), Category::ALL.len());
-        assert_eq!(gated(&names("cvv")).expect("ok"), vec![Category::SecurityCode]);
-        assert!(gated(&names("cards")).is_err());
-        assert!(gated(&[]).expect("ok").is_empty());
+        assert_eq!(
+            categories("--only", &names("any")).expect("ok").len(),
+            Category::ALL.len()
+        );
+        assert_eq!(
+            categories("--only", &names("cvv,pan,card")).expect("ok"),
+            vec![Category::SecurityCode, Category::Card]
+        );
+        let err = categories("--only", &names("cards")).expect_err("unknown");
+        assert!(err.to_string().contains("--only"), "{err}");
+        assert!(categories("--fail-on", &[]).expect("ok").is_empty());
     }
 }

@@ -574,6 +574,76 @@ fn fail_on_gates_the_exit_code_and_ignores_test_numbers() {
     assert_eq!(out.status.code(), Some(2), "unknown category is a usage error");
 }
 
+/// `--only`: a card-data scope scan reports card data and nothing else, in
+/// every format and in the inventory, and refuses a gate it could never trip.
+#[test]
+fn only_reports_the_categories_asked_for() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let card = luhn_complete("4532", 16);
+    std::fs::write(
+        tree.path().join("orders.txt"),
+        format!("氏名：山田太郎\nメール taro@example.com\nTEL 090-1234-5678\nカード番号 {card} セキュリティコード 123\n"),
+    )
+    .expect("write");
+    let root = tree.path().to_str().expect("path");
+    let categories = |args: &[&str]| {
+        let out = anshin_scan(data.path(), args, None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "finding")
+            .map(|v| v["category"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(
+        categories(&[root, "--json"]),
+        ["card", "cvc", "email", "name", "phone"]
+    );
+    assert_eq!(
+        categories(&[root, "--json", "--only", "card,cvv"]),
+        ["card", "cvc"]
+    );
+    assert_eq!(categories(&[root, "--json", "--only", "name"]), ["name"]);
+
+    let inventory = tree.path().join("inventory.json");
+    let inv = inventory.to_str().expect("path");
+    let out = anshin_scan(
+        data.path(),
+        &[
+            root,
+            "--exclude",
+            "inventory.json",
+            "--only",
+            "card",
+            "--inventory",
+            inv,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(&inventory).expect("inventory")).expect("json");
+    assert_eq!(written["parameters"]["categories"], serde_json::json!(["card"]));
+    assert_eq!(
+        written["totals"]["categories"].as_object().map(|c| c.len()),
+        Some(1)
+    );
+
+    let out = anshin_scan(data.path(), &[root, "--only", "card", "--fail-on", "email"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a gate --only leaves out is a usage error"
+    );
+    let out = anshin_scan(data.path(), &[root, "--only", "cards"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--only"));
+}
+
 #[test]
 fn human_summary_lists_worst_files_first() {
     let data = tempfile::tempdir().expect("tempdir");
