@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 
 use encoding_rs::{
-    CoderResult, Decoder, EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE,
+    CoderResult, Decoder, EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252,
 };
 use zeroize::Zeroize;
 
@@ -36,6 +36,10 @@ pub enum TextEncoding {
     EucJp,
     /// ISO-2022-JP (JIS, mail).
     Iso2022Jp,
+    /// Windows-1252, and ISO-8859-1 (Latin-1), which it extends (as WHATWG
+    /// reads Latin-1). Never detected: only where the source names its
+    /// encoding (a pg_dump archive of a `LATIN1` or `WIN1252` database).
+    Windows1252,
     /// Not valid in any of the above: decoded as UTF-8 with replacement
     /// characters, so ASCII digits in binary files are still found.
     Binary,
@@ -51,6 +55,7 @@ impl TextEncoding {
             Self::ShiftJis => "shift_jis",
             Self::EucJp => "euc-jp",
             Self::Iso2022Jp => "iso-2022-jp",
+            Self::Windows1252 => "windows-1252",
             Self::Binary => "binary",
         }
     }
@@ -63,6 +68,7 @@ impl TextEncoding {
             Self::ShiftJis => SHIFT_JIS,
             Self::EucJp => EUC_JP,
             Self::Iso2022Jp => ISO_2022_JP,
+            Self::Windows1252 => WINDOWS_1252,
         }
     }
 }

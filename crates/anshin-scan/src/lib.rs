@@ -32,8 +32,9 @@
 //!   of its table under its column's name, which works as a CSV header does.
 //! - **pg_dump archives** (`pgdump`): `pg_dump -Fc` custom-format files,
 //!   sniffed by `PGDMP`: header and table of contents parsed, each table's
-//!   data blocks inflated (zlib, or stored with `-Z0`) and read as the COPY
-//!   block of a SQL dump; large objects scanned as objects of their own.
+//!   data blocks inflated (zlib, or stored with `-Z0`), decoded from the
+//!   database's encoding and read as the COPY block of a SQL dump; large
+//!   objects scanned as objects of their own.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Chunks** (`text`): every text object is read in chunks (8 MiB by

@@ -28,8 +28,12 @@
 //! table and column names of its entry's COPY statement (`--inserts`
 //! archives: as SQL statements), so its findings carry the same table, row,
 //! field and column name; the archive is one object, as a `.sql` dump is.
-//! Line, column and byte offset are in the table's data as `pg_restore`
-//! prints it, its first row being line 1. Each large object is an object of
+//! Names, statements and data are in the database's encoding, which the
+//! `ENCODING` entry names (`SET client_encoding = 'EUC_JP';`): they are
+//! decoded from it ([`text_encoding`] lists those read; an archive in another
+//! is read as UTF-8 and reported `partial`). Line, column and byte offset are
+//! in the table's data as `pg_restore` prints it, decoded to UTF-8, its first
+//! row being line 1. Each large object is an object of
 //! its own (`dump.pgc!large-object-16400`) through the container dispatch
 //! (a zip stored as a large object is opened). The schema (definitions,
 //! comments) is not scanned, as in a plain dump.
@@ -49,9 +53,11 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
 
+use anshin_detect::{DecodedText, TextEncoding};
+
 use crate::container::{self, Bounded, Ctx, LimitHit, limit_reason, stop_before_member};
-use crate::sql;
 use crate::{ObjectKind, ObjectReport, Status};
+use crate::{sql, text};
 
 const MAGIC: &[u8] = b"PGDMP";
 
@@ -151,8 +157,8 @@ impl Archive<'_> {
     }
 
     /// A string, its first `keep` bytes kept (the rest skipped); `None` for
-    /// a null string.
-    fn string(&mut self, keep: usize) -> io::Result<Option<String>> {
+    /// a null string. Its bytes are in the archive's encoding.
+    fn string(&mut self, keep: usize) -> io::Result<Option<Vec<u8>>> {
         let len = self.int()?;
         if len < 0 {
             return Ok(None);
@@ -168,7 +174,7 @@ impl Archive<'_> {
         if (bytes.len() as u64) < kept {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+        Ok(Some(bytes))
     }
 
     fn skip_string(&mut self) -> io::Result<()> {
@@ -278,12 +284,57 @@ struct Entry {
     statement: String,
 }
 
+/// An entry with data as the archive holds it: in the archive's encoding.
+struct RawEntry {
+    id: i64,
+    tag: Vec<u8>,
+    namespace: Vec<u8>,
+    statement: Vec<u8>,
+}
+
 /// The entries with data, by dump id, and how many there are.
 struct Toc {
     entries: HashMap<i64, Entry>,
     with_data: u64,
     /// Entries whose names were not kept (the memory bound).
     unnamed: u64,
+    /// The encoding of the archive's text (names, statements, data).
+    encoding: TextEncoding,
+    /// The archive's encoding when it is not one read (masked, for the
+    /// reason): its text is read as UTF-8.
+    undecoded: Option<String>,
+}
+
+/// The text encoding of a PostgreSQL encoding name, as pg_dump writes it
+/// (`SET client_encoding = 'EUC_JP';`); `None` for one not decoded.
+fn text_encoding(name: &str) -> Option<TextEncoding> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        // SQL_ASCII stores bytes as clients sent them: UTF-8 in practice
+        // (other bytes are replaced and the archive noted, as before).
+        "UTF8" | "SQL_ASCII" => TextEncoding::Utf8,
+        // The 2004 forms add JIS X 0213 characters, which decode as
+        // replacements (noted as decode errors); the rest is the same.
+        "EUC_JP" | "EUC_JIS_2004" => TextEncoding::EucJp,
+        // Client-side only, but `pg_dump -E SJIS` writes them.
+        "SJIS" | "SHIFT_JIS_2004" => TextEncoding::ShiftJis,
+        "LATIN1" | "WIN1252" => TextEncoding::Windows1252,
+        _ => return None,
+    })
+}
+
+/// The encoding an `ENCODING` entry's definition sets, if it reads as an
+/// encoding name (it is shown in a reason).
+fn client_encoding(definition: &[u8]) -> Option<&str> {
+    let definition = std::str::from_utf8(definition).ok()?;
+    let (_, quoted) = definition.split_once("client_encoding")?.1.split_once('\'')?;
+    let (name, _) = quoted.split_once('\'')?;
+    let plain = name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    plain.then_some(name)
+}
+
+/// Archive text (a name, a statement) decoded as the scanner decodes text.
+fn decode(bytes: &[u8], encoding: TextEncoding) -> String {
+    DecodedText::decode_as(bytes, encoding, 0).text().to_owned()
 }
 
 fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
@@ -295,8 +346,14 @@ fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
         entries: HashMap::new(),
         with_data: 0,
         unnamed: 0,
+        encoding: TextEncoding::Utf8,
+        undecoded: None,
     };
     let mut kept = 0u64;
+    // Names and statements are decoded once the encoding is known (its
+    // entry comes first in pg_dump's archives, but need not).
+    let mut named: Vec<RawEntry> = Vec::new();
+    let mut encoding: Option<String> = None;
     for _ in 0..count {
         if ctx.deadline.passed() {
             return Err(io::Error::other(LimitHit(ctx.deadline.reason())));
@@ -308,11 +365,16 @@ fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
         }
         ar.skip_string()?; // oid
         let tag = ar.string(MAX_NAME)?.unwrap_or_default();
-        ar.skip_string()?; // description
+        let description = ar.string(MAX_NAME)?.unwrap_or_default();
         if ar.minor >= 11 {
             ar.int()?; // section
         }
-        ar.skip_string()?; // definition
+        if description == b"ENCODING" {
+            let definition = ar.string(MAX_NAME)?.unwrap_or_default();
+            encoding = Some(client_encoding(&definition).unwrap_or("(unreadable)").to_owned());
+        } else {
+            ar.skip_string()?; // definition
+        }
         ar.skip_string()?; // drop statement
         let statement = ar.string(MAX_STATEMENT)?.unwrap_or_default();
         let namespace = ar.string(MAX_NAME)?.unwrap_or_default();
@@ -344,12 +406,34 @@ fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
             toc.unnamed += 1;
             continue;
         }
+        named.push(RawEntry {
+            id,
+            tag,
+            namespace,
+            statement,
+        });
+    }
+    if let Some(name) = encoding {
+        match text_encoding(&name) {
+            Some(e) => toc.encoding = e,
+            None => toc.undecoded = Some(crate::mask_card_numbers(name)),
+        }
+    }
+    for RawEntry {
+        id,
+        tag,
+        namespace,
+        statement,
+    } in named
+    {
+        let (tag, namespace) = (decode(&tag, toc.encoding), decode(&namespace, toc.encoding));
         let name = if namespace.is_empty() {
             tag
         } else {
             format!("{namespace}.{tag}")
         };
         let name = crate::mask_card_numbers(name.chars().take(128).collect());
+        let statement = decode(&statement, toc.encoding);
         toc.entries.insert(id, Entry { name, statement });
     }
     Ok(toc)
@@ -383,6 +467,17 @@ pub(crate) fn scan(
             return emit(report);
         }
     };
+    report.encoding = Some(contents.encoding);
+    if let Some(name) = &contents.undecoded {
+        report.degrade(
+            Status::Partial,
+            format!(
+                "pg_dump archive in the encoding {name}, which is not decoded (UTF8, SQL_ASCII, EUC_JP, \
+                 EUC_JIS_2004, SJIS, SHIFT_JIS_2004, LATIN1 and WIN1252 are): its text was read as \
+                 UTF-8 and values in other characters may be missed"
+            ),
+        );
+    }
     if contents.unnamed > 0 {
         report.degrade(
             Status::Partial,
@@ -436,6 +531,7 @@ impl Blocks<'_, '_> {
         emit: &mut dyn FnMut(ObjectReport),
     ) -> Result<(), String> {
         let at = |e: io::Error| stop_reason(&e, "a data block");
+        let encoding = toc.encoding;
         while let Some(kind) = ar.block_type().map_err(at)? {
             self.member()?;
             let id = ar.int().map_err(at)?;
@@ -446,10 +542,21 @@ impl Blocks<'_, '_> {
                     let name = format!("{}!#{id}", report.path);
                     self.data(ar, report, &mut |ctx, reader, report| match &entry {
                         Some(e) => {
-                            let part = if e.statement.is_empty() {
-                                sql::scan(ctx, String::new(), reader)
+                            let table = |reader: &mut dyn Read| {
+                                if e.statement.is_empty() {
+                                    sql::scan(ctx, String::new(), reader)
+                                } else {
+                                    sql::scan_copy(ctx, &e.statement, reader)
+                                }
+                            };
+                            // The SQL reader reads UTF-8: other encodings are decoded first.
+                            let part = if encoding == TextEncoding::Utf8 {
+                                table(reader)
                             } else {
-                                sql::scan_copy(ctx, &e.statement, reader)
+                                let mut utf8 = text::Utf8Reader::new(ctx, reader, encoding);
+                                let mut part = table(&mut utf8);
+                                part.decode_errors |= utf8.decode_errors();
+                                part
                             };
                             merge(ctx, report, part, &e.name);
                         }

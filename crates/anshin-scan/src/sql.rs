@@ -829,12 +829,22 @@ fn select_rows<R: BufRead>(
 fn src_table<R: BufRead>(src: &mut Src<R>) -> Option<String> {
     let (tok, _) = src.token();
     let mut name = table_name(tok)?;
-    // "public"."orders": a quoted schema, then `.` read as a word, then the name.
-    while matches!(src.peek(), Some(b'.')) {
-        src.next();
-        let next = src.token().0;
-        if let Some(part) = table_name(next) {
-            name = format!("{name}.{part}");
+    loop {
+        match src.peek() {
+            // "public"."orders": a quoted schema, then `.` read as a word, then the name.
+            Some(b'.') => {
+                src.next();
+                if let Some(part) = table_name(src.token().0) {
+                    name = format!("{name}.{part}");
+                }
+            }
+            // public."顧客" (pg_dump quotes any name but lower-case ASCII):
+            // the word took the `.`, the quoted name follows.
+            Some(b'"' | b'`') if name.ends_with('.') => match table_name(src.token().0) {
+                Some(part) => name.push_str(&part),
+                None => break,
+            },
+            _ => break,
         }
     }
     Some(name)
@@ -1073,6 +1083,25 @@ mod tests {
         assert_eq!(tokens(b"`t` 'a\\'b\\n' \"q\""), ["n:t", "s:a'b\n", "s:q"]);
         assert_eq!(tokens(b"'a\\' \"q\""), ["s:a\\", "n:q"]);
         assert_eq!(tokens(b"1-2 /x - 3"), ["w:1-2", "w:/x", "w:-", "w:3"]);
+    }
+
+    /// Regression: `public."顧客"` (a bare schema, a quoted table, as
+    /// pg_dump writes a name that is not lower-case ASCII) was the table
+    /// `public.`.
+    #[test]
+    fn table_names_join_bare_and_quoted_parts() {
+        for (text, name) in [
+            ("public.\"顧客\" (", "public.顧客"),
+            ("\"public\".\"Orders\" (", "public.Orders"),
+            ("\"crm\".contacts (", "crm.contacts"),
+            ("public.orders (", "public.orders"),
+        ] {
+            assert_eq!(
+                src_table(&mut Src::new(text.as_bytes())).as_deref(),
+                Some(name),
+                "{text}"
+            );
+        }
     }
 
     #[test]

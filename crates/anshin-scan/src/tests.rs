@@ -19,7 +19,7 @@ fn scanner() -> Scanner {
     Scanner::new(FingerprintKey::new(&key))
 }
 
-fn discovery(limits: Limits) -> Discovery {
+pub(crate) fn discovery(limits: Limits) -> Discovery {
     Discovery::new(scanner(), limits)
 }
 
@@ -1029,8 +1029,15 @@ fn line_column(text: &str, needle: &str) -> (usize, usize) {
 pub(crate) type SqlCard = (String, usize, usize, Option<String>, usize, usize, usize);
 
 pub(crate) fn sql_cards(r: &ObjectReport) -> Vec<SqlCard> {
-    cards(r)
+    sql_places(r, Category::Card)
+}
+
+/// Where each finding of `category` is: table, row, field, header, line,
+/// column, byte offset.
+pub(crate) fn sql_places(r: &ObjectReport, category: Category) -> Vec<SqlCard> {
+    r.findings
         .iter()
+        .filter(|f| f.category == category)
         .map(|f| {
             let rec = f.locator.record.as_ref().expect("record");
             (

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use anshin_detect::{CsvLayout, Finding, TextEncoding, detect_encoding};
+use anshin_detect::{CsvLayout, DecodedText, Finding, TextEncoding, detect_encoding};
 use zeroize::Zeroizing;
 
 use crate::container::{Ctx, limit_reason};
@@ -185,6 +185,80 @@ pub(crate) fn fill(
     result
 }
 
+/// Text in a known encoding read as UTF-8, for readers that take UTF-8 (the
+/// SQL reader, for a pg_dump archive's data in its database's encoding).
+/// Decoded a piece at a time by the scanner's own decoding
+/// ([`DecodedText::decode_as`]), each piece cut as text objects are chunked:
+/// at a line end, or in a longer line at a byte no multi-byte character
+/// holds. Both copies are wiped.
+pub(crate) struct Utf8Reader<'r> {
+    inner: &'r mut dyn Read,
+    encoding: TextEncoding,
+    chunk: usize,
+    raw: Zeroizing<Vec<u8>>,
+    eof: bool,
+    /// Why reading `inner` failed, returned once the bytes before it are read.
+    failed: Option<std::io::Error>,
+    text: Zeroizing<String>,
+    /// Bytes of `text` already read.
+    at: usize,
+    decode_errors: bool,
+}
+
+impl<'r> Utf8Reader<'r> {
+    pub(crate) fn new(ctx: &Ctx<'_>, inner: &'r mut dyn Read, encoding: TextEncoding) -> Self {
+        Self {
+            inner,
+            encoding,
+            chunk: ctx.discovery.limits.chunk,
+            raw: Zeroizing::new(Vec::new()),
+            eof: false,
+            failed: None,
+            text: Zeroizing::new(String::new()),
+            at: 0,
+            decode_errors: false,
+        }
+    }
+
+    /// Whether bytes that do not decode were replaced (U+FFFD).
+    pub(crate) fn decode_errors(&self) -> bool {
+        self.decode_errors
+    }
+}
+
+impl Read for Utf8Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.text.len() {
+            if !self.eof
+                && let Err(e) = fill(&mut self.raw, self.inner, self.chunk, &mut self.eof, &mut |_| {})
+            {
+                self.eof = true;
+                self.failed = Some(e);
+            }
+            if self.raw.is_empty() {
+                return self.failed.take().map_or(Ok(0), Err);
+            }
+            let cut = if self.eof {
+                self.raw.len()
+            } else {
+                cut_point(&self.raw, self.encoding, Mode::Text).0
+            };
+            {
+                let decoded = DecodedText::decode_as(&self.raw[..cut], self.encoding, 0);
+                self.decode_errors |= decoded.had_errors();
+                // The old text is wiped as it is dropped.
+                self.text = Zeroizing::new(decoded.text().to_owned());
+            }
+            self.at = 0;
+            self.raw.drain(..cut);
+        }
+        let n = buf.len().min(self.text.len() - self.at);
+        buf[..n].copy_from_slice(&self.text.as_bytes()[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 fn rebase(f: &mut Finding, base: u64, lines_before: usize, column_carry: usize) {
     let loc = &mut f.locator;
     if loc.line == 1 {
@@ -340,7 +414,37 @@ fn count_chars(bytes: &[u8], enc: TextEncoding) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// Text read through [`Utf8Reader`] is the text, however its
+        /// pieces fall (several chunks of the smallest size), as long as no
+        /// run without a line end, tab or space is longer than a chunk.
+        #[test]
+        fn utf8_reader_decodes_whatever_the_chunk(
+            words in proptest::collection::vec(("[a-z0-9あ-んア-ン漢字表ソ]{0,8}", "[ \t\n]"), 0..1500),
+        ) {
+            let text: String = words.iter().flat_map(|(w, gap)| [w.as_str(), gap.as_str()]).collect();
+            let d = crate::tests::discovery(crate::Limits::default().chunk(4096));
+            let ctx = Ctx::new(&d);
+            for (encoding, read_as) in [
+                (encoding_rs::EUC_JP, TextEncoding::EucJp),
+                (encoding_rs::SHIFT_JIS, TextEncoding::ShiftJis),
+            ] {
+                let bytes = encoding.encode(&text).0;
+                let mut reader: &[u8] = &bytes;
+                let mut utf8 = Utf8Reader::new(&ctx, &mut reader, read_as);
+                let mut out = String::new();
+                utf8.read_to_string(&mut out).expect("read");
+                prop_assert_eq!(&out, &text);
+                prop_assert!(!utf8.decode_errors());
+            }
+        }
+    }
 
     #[test]
     fn modes_follow_the_extension() {

@@ -21,7 +21,7 @@ use crate::access::Role;
 Exit codes:
   0  success
   1  failure (the message says what to do)
-  2  usage error
+  2  usage error, or a database URL that cannot be used (the message says what to change)
   3  the data directory is not initialised, or already is
   4  the database is unreachable
   5  `anshin audit verify`: the log does not verify

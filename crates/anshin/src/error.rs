@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::db::StoreError;
+use crate::db::pg_connect::PgUrlError;
 
 /// What went wrong, as far as the caller is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,8 +221,25 @@ impl From<StoreError> for Error {
             )
             .with_cause(err),
             StoreError::Audit(_) => crate::audit::unavailable().with_cause(err),
+            // A configuration error: the message says what to change, and
+            // the code is the one a scan or restore URL gets.
+            StoreError::BadUrl { code, message } => Self::new(
+                ErrorKind::Invalid,
+                code,
+                format!(
+                    "the database URL (--database-url, ANSHIN_DATABASE_URL or database_url in the configuration file) cannot be used: {message}"
+                ),
+            ),
             _ => Self::internal(err),
         }
+    }
+}
+
+/// A PostgreSQL URL given on the command line (`anshin scan`, `anshin
+/// restore`) that cannot be used: its message says what to change.
+impl From<PgUrlError> for Error {
+    fn from(err: PgUrlError) -> Self {
+        Self::new(ErrorKind::Invalid, err.code(), err.to_string())
     }
 }
 

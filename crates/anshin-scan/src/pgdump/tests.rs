@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::test_support::{luhn_complete, zip_of};
-use crate::tests::{SqlCard, sql_cards};
+use crate::tests::{SqlCard, sql_cards, sql_places};
 use crate::{Category, Discovery, Limits, Scanner};
 
 /// One entry with data.
@@ -46,6 +46,8 @@ struct Writer {
     zlib: bool,
     /// Largest chunk of a data block.
     chunk: usize,
+    /// The database's encoding: its PostgreSQL name, and the strings' bytes.
+    encoding: (String, &'static encoding_rs::Encoding),
 }
 
 impl Writer {
@@ -55,7 +57,13 @@ impl Writer {
             minor,
             zlib,
             chunk: chunk.max(1),
+            encoding: ("UTF8".to_owned(), encoding_rs::UTF_8),
         }
+    }
+
+    fn encoding(mut self, name: &str, encoding: &'static encoding_rs::Encoding) -> Self {
+        self.encoding = (name.to_owned(), encoding);
+        self
     }
 
     fn byte(&mut self, b: u8) {
@@ -72,8 +80,10 @@ impl Writer {
         match s {
             None => self.int(-1),
             Some(s) => {
-                self.int(i64::try_from(s.len()).expect("short"));
-                self.out.extend_from_slice(s.as_bytes());
+                let (bytes, _, errors) = self.encoding.1.encode(s);
+                assert!(!errors, "test string not encodable");
+                self.int(i64::try_from(bytes.len()).expect("short"));
+                self.out.extend_from_slice(&bytes);
             }
         }
     }
@@ -116,11 +126,12 @@ impl Writer {
         if self.minor >= 11 {
             self.int(if data { 3 } else { 2 });
         }
-        self.string(Some(if data {
-            ""
+        let definition = if data {
+            String::new()
         } else {
-            "SET client_encoding = 'UTF8';\n"
-        }));
+            format!("SET client_encoding = '{}';\n", self.encoding.0)
+        };
+        self.string(Some(&definition));
         self.string(Some(""));
         self.string(Some(statement.unwrap_or("")));
         self.string(Some(namespace));
@@ -261,6 +272,137 @@ fn tables_of_every_version_and_compression_are_located_by_table_row_and_column()
             assert_eq!(sql_cards(r), expected, "1.{minor} zlib {zlib}");
             assert_eq!(r.bytes, (orders.len() + customers.len()) as u64);
         }
+    }
+}
+
+/// Regression: an archive of a database in another encoding than UTF-8
+/// (EUC_JP, made with `ENCODING 'EUC_JP'`) was read as UTF-8, its Japanese
+/// table and column names and values replaced, so names and addresses
+/// labelled 氏名 and 住所 were missed. Names, statements and data are decoded
+/// from the archive's encoding; positions are in the data decoded to UTF-8.
+#[test]
+fn archives_in_a_database_encoding_are_decoded_from_it() {
+    let card = luhn_complete("3569", 16);
+    // ソ and 表 end in 0x5C, a backslash, in Shift_JIS: COPY's escape
+    // character must not be looked for before decoding.
+    let data = format!("1\t山田 太郎\t東京都千代田区千代田1-1\t{card}\tソ表\n\\.\n");
+    let table = Table {
+        id: 5,
+        namespace: "public",
+        tag: "顧客",
+        statement: Some(
+            "COPY public.\"顧客\" (id, \"氏名\", \"住所\", card_number, \"備考\") FROM stdin;\n".to_owned(),
+        ),
+        data: Vec::new(),
+        objects: Vec::new(),
+    };
+    let at = |field, header: &str, needle: &str| -> SqlCard {
+        let offset = data.find(needle).expect("planted");
+        let column = data[..offset].chars().count() + 1;
+        (
+            "public.顧客".to_owned(),
+            1,
+            field,
+            Some(header.to_owned()),
+            1,
+            column,
+            offset,
+        )
+    };
+    for (name, encoding, read_as) in [
+        ("EUC_JP", encoding_rs::EUC_JP, TextEncoding::EucJp),
+        ("EUC_JIS_2004", encoding_rs::EUC_JP, TextEncoding::EucJp),
+        ("SJIS", encoding_rs::SHIFT_JIS, TextEncoding::ShiftJis),
+        ("UTF8", encoding_rs::UTF_8, TextEncoding::Utf8),
+    ] {
+        let (bytes, _, errors) = encoding.encode(&data);
+        assert!(!errors);
+        // Chunks of 7 bytes cut characters, and zlib streams cut them anywhere.
+        for (zlib, chunk) in [(false, 7), (true, 1000)] {
+            let archive = Writer::new(14, zlib, chunk)
+                .encoding(name, encoding)
+                .archive(&[Table {
+                    data: bytes.to_vec(),
+                    ..table.clone()
+                }]);
+            let reports = scan_bytes(&discovery(Limits::default()), &archive);
+            let r = archive_report(&reports);
+            assert_eq!(r.status, Status::Complete, "{name}: {:?}", r.reason);
+            assert_eq!((r.encoding, r.decode_errors), (Some(read_as), false), "{name}");
+            assert_eq!(
+                sql_places(r, Category::Card),
+                [at(4, "card_number", &card)],
+                "{name}"
+            );
+            assert_eq!(sql_places(r, Category::Name), [at(2, "氏名", "山田")], "{name}");
+            assert_eq!(
+                sql_places(r, Category::Address),
+                [at(3, "住所", "東京都")],
+                "{name}"
+            );
+        }
+    }
+}
+
+/// A Latin-1 database's archive: its accented letters decode (no decode
+/// errors), and a card beside them is at its column.
+#[test]
+fn latin1_archives_are_decoded_as_windows_1252() {
+    let card = luhn_complete("4539", 16);
+    let data = format!("Zoë Müller\t{card}\n");
+    let (bytes, _, errors) = encoding_rs::WINDOWS_1252.encode(&data);
+    assert!(!errors);
+    for name in ["LATIN1", "WIN1252"] {
+        let archive = Writer::new(16, true, 100)
+            .encoding(name, encoding_rs::WINDOWS_1252)
+            .archive(&[Table {
+                data: bytes.to_vec(),
+                ..Table::copy(8, "clients", "nom, carte", "")
+            }]);
+        let reports = scan_bytes(&discovery(Limits::default()), &archive);
+        let r = archive_report(&reports);
+        assert_eq!(r.status, Status::Complete, "{name}: {:?}", r.reason);
+        assert_eq!(
+            (r.encoding, r.decode_errors),
+            (Some(TextEncoding::Windows1252), false)
+        );
+        let card_at = data.find(&card).expect("planted");
+        assert_eq!(
+            sql_places(r, Category::Card),
+            [(
+                "public.clients".to_owned(),
+                1,
+                2,
+                Some("carte".to_owned()),
+                1,
+                12,
+                card_at
+            )]
+        );
+    }
+}
+
+/// An encoding not decoded: the archive is read as UTF-8 as before (ASCII
+/// values still found) and reported partial, the reason naming it.
+#[test]
+fn an_archive_in_an_encoding_not_decoded_is_partial_with_the_reason() {
+    let card = luhn_complete("4539", 16);
+    let masked = format!("{}••••••{}", &card[..6], &card[12..]);
+    for (name, shown) in [
+        ("KOI8R", "KOI8R"),
+        (card.as_str(), masked.as_str()),
+        ("EUC JP", "(unreadable)"),
+    ] {
+        let archive = Writer::new(14, false, 100)
+            .encoding(name, encoding_rs::UTF_8)
+            .archive(&card_tables(&card, 3..=3));
+        let reports = scan_bytes(&discovery(Limits::default()), &archive);
+        let r = archive_report(&reports);
+        assert_eq!(r.status, Status::Partial);
+        let reason = r.reason.clone().unwrap_or_default();
+        assert!(reason.contains(&format!("encoding {shown},")), "{reason}");
+        assert!(!reason.contains(&card[4..]), "{reason}");
+        assert_eq!(sql_cards(r).len(), 1);
     }
 }
 

@@ -107,6 +107,8 @@ fn exit_code(err: &Error) -> u8 {
         "backup_unreadable_records" => 8,
         "scan_usage"
         | "scan_db_url"
+        | "database_url_invalid"
+        | "pg_url_invalid"
         | "pg_sslmode_invalid"
         | "pg_ssl_options"
         | "pg_ssl_file"

@@ -269,8 +269,7 @@ fn read_sqlite(backup: &Path) -> Result<Vec<BackedUp>> {
 /// The live records of a PostgreSQL database restored from a data dump
 /// (read only: nothing is migrated or written there).
 async fn read_postgres(url: &str) -> Result<Vec<BackedUp>> {
-    let connect =
-        PgConnect::parse(url).map_err(|e| Error::new(ErrorKind::Invalid, e.code(), e.to_string()))?;
+    let connect = PgConnect::parse(url)?;
     let (client, connection) = connect.connect().await.map_err(|e| {
         let why = tls_failure(&e).unwrap_or("check the URL");
         Error::new(

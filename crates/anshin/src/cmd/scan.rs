@@ -117,12 +117,21 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
     if let Some(threads) = args.threads {
         walk = walk.threads(threads);
     }
+    // Each argument parsed once: a database (its URL read, its TLS files
+    // loaded) or a path; `shown` is how the inventory names it.
     let mut inputs: Vec<Input> = Vec::new();
     let mut databases: Vec<Database> = Vec::new();
+    let mut shown: Vec<String> = Vec::with_capacity(args.paths.len());
     for arg in &args.paths {
         match Database::parse(arg)? {
-            Some(db) => databases.push(db),
-            None => inputs.push(Input::parse(arg)),
+            Some(db) => {
+                shown.push(db.display().to_owned());
+                databases.push(db);
+            }
+            None => {
+                shown.push(anshin_scan::mask_name(arg));
+                inputs.push(Input::parse(arg));
+            }
         }
     }
     if databases.is_empty() && (!args.table.is_empty() || args.row_limit.is_some()) {
@@ -137,14 +146,7 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         None => None,
     };
     let parameters = Parameters {
-        inputs: args
-            .paths
-            .iter()
-            .map(|p| match Database::parse(p) {
-                Ok(Some(db)) => db.display().to_owned(),
-                _ => anshin_scan::mask_name(p),
-            })
-            .collect(),
+        inputs: shown,
         tables: args.table.clone(),
         row_limit: args.row_limit,
         min_confidence: min_confidence.as_str().to_owned(),

@@ -57,7 +57,7 @@ impl Database {
                 PgUrlError::Malformed(_) => bad_url(
                     "not a valid PostgreSQL URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…] / PostgreSQL の URL が不正です",
                 ),
-                e => Error::new(ErrorKind::Invalid, e.code(), e.to_string()),
+                e => e.into(),
             })?;
             let config = connect.config();
             if config.get_hosts().is_empty() {

@@ -29,8 +29,9 @@ pub enum StoreError {
     Backend(String),
     /// A row read back violates an invariant this code relies on.
     Corrupt(&'static str),
-    /// The database URL is not one this build understands.
-    BadUrl(String),
+    /// The database URL cannot be used: what is wrong and what to do (never
+    /// the URL, which may hold a password), under a stable code.
+    BadUrl { code: &'static str, message: String },
     /// The audit entry a write appends in its own transaction could not be
     /// appended, so the write was rolled back.
     Audit(String),
@@ -42,13 +43,22 @@ impl fmt::Display for StoreError {
             Self::Unavailable(msg) => write!(f, "database unavailable: {msg}"),
             Self::Backend(msg) => write!(f, "database error: {msg}"),
             Self::Corrupt(what) => write!(f, "stored data is inconsistent: {what}"),
-            Self::BadUrl(msg) => write!(f, "bad database URL: {msg}"),
+            Self::BadUrl { message, .. } => write!(f, "bad database URL: {message}"),
             Self::Audit(msg) => write!(f, "audit append failed, write rolled back: {msg}"),
         }
     }
 }
 
 impl std::error::Error for StoreError {}
+
+impl From<pg_connect::PgUrlError> for StoreError {
+    fn from(err: pg_connect::PgUrlError) -> Self {
+        Self::BadUrl {
+            code: err.code(),
+            message: err.to_string(),
+        }
+    }
+}
 
 /// Which backend a store uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,7 +323,12 @@ impl Store {
                 .or_else(|| url.strip_prefix("sqlite:"))
                 .unwrap_or(url);
             if path.is_empty() {
-                return Err(StoreError::BadUrl("empty SQLite path".into()));
+                return Err(StoreError::BadUrl {
+                    code: "database_url_invalid",
+                    message:
+                        "the SQLite path is empty; give sqlite://PATH or postgres://… / SQLite のパスが空です"
+                            .into(),
+                });
             }
             Ok(Self::Sqlite(sqlite::SqliteStore::open(path.as_ref()).await?))
         }

@@ -141,11 +141,6 @@ fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
-/// The URL with its TLS parameters (see [`super::pg_connect`]).
-fn connect_url(url: &str) -> Result<PgConnect, StoreError> {
-    PgConnect::parse(url).map_err(|e| StoreError::BadUrl(e.to_string()))
-}
-
 /// The card `token` if it is inside the scope `tenant`, `shop` (SQL
 /// expressions, NULL for no limit): the columns [`card_row`] reads.
 fn card_query(token: &str, tenant: &str, shop: &str) -> String {
@@ -183,7 +178,8 @@ fn version_i32(version: u32) -> Result<i32, StoreError> {
 
 impl PgStore {
     pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
-        let connect = connect_url(url)?;
+        // The URL with its TLS parameters (see [`super::pg_connect`]).
+        let connect = PgConnect::parse(url)?;
         tracing::info!(sslmode = connect.mode().as_str(), "PostgreSQL store");
         let manager = Manager::from_config(
             connect.config().clone(),
@@ -195,7 +191,8 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
-            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+            // Only timeouts without a runtime fail, and none are set.
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         let store = Self { pool };
         store.require_durable_commits().await?;
         store.migrate().await?;
@@ -1031,14 +1028,15 @@ fn checked_schema(schema: &str) -> Result<&str, StoreError> {
     if ok {
         Ok(schema)
     } else {
-        Err(StoreError::BadUrl(
-            "schema names are lower-case letters, digits and _".into(),
-        ))
+        Err(StoreError::BadUrl {
+            code: "pg_schema_invalid",
+            message: "schema names are lower-case letters, digits and _".into(),
+        })
     }
 }
 
 async fn admin_client(url: &str) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = connect_url(url)?.connect().await.map_err(pg)?;
+    let (client, connection) = PgConnect::parse(url)?.connect().await.map_err(pg)?;
     tokio::spawn(connection);
     Ok(client)
 }

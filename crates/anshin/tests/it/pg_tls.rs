@@ -345,5 +345,63 @@ async fn the_store_keeps_cards_on_a_postgresql_reached_over_verified_tls() {
         .await
         .err()
         .expect("refused");
-    assert!(matches!(err, anshin::db::StoreError::BadUrl(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            anshin::db::StoreError::BadUrl {
+                code: "pg_sslmode_invalid",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// The store's own URL (`ANSHIN_DATABASE_URL`, `--database-url`) that
+/// cannot be used is a configuration error the message explains, exit 2 as
+/// for a scan URL, never `internal`, never with the password; `init` leaves
+/// no root key behind. Refused before connecting: no server needed.
+#[test]
+fn a_store_url_that_cannot_be_used_is_a_configuration_error_without_the_password() {
+    let password = "s3cret-Pw";
+    let base = format!("postgres://anshin:{password}@127.0.0.1:5432/anshin");
+    for (url, words) in [
+        (format!("{base}?sslmode=verify_full"), "sslmode must be"),
+        (
+            format!("postgres://anshin:{password}@127.0.0.1:notaport/anshin"),
+            "not a valid PostgreSQL URL",
+        ),
+        (format!("{base}?sslmode=verify-ca"), "needs sslrootcert"),
+        (
+            format!("{base}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+            "cannot be read",
+        ),
+        (
+            format!("{base}?sslmode=require&sslcert=/c.pem"),
+            "sslcert and sslkey go together",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let by_env = crate::cli::anshin_with(
+            &data,
+            &["init", "--json"],
+            &[("ANSHIN_DATABASE_URL", url.as_str())],
+            None,
+        );
+        let by_flag = crate::cli::anshin(&data, &["serve", "--database-url", &url]);
+        for (command, out) in [("init", by_env), ("serve", by_flag)] {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let shown = stderr.replace(password, "<password>");
+            assert_eq!(out.status.code(), Some(2), "{command} {words}: {shown}");
+            assert!(
+                stderr.contains("ANSHIN_DATABASE_URL") && stderr.contains(words),
+                "{command} {words}: {shown}"
+            );
+            assert!(!stderr.contains("internal"), "{command}: {shown}");
+            assert!(!stderr.contains(password), "{command}: {shown}");
+            assert!(!String::from_utf8_lossy(&out.stdout).contains(password));
+        }
+        assert!(!data.join("root.key").exists(), "no stray root key");
+    }
 }

@@ -1178,6 +1178,11 @@ struct ScratchDatabase {
 }
 
 async fn scratch_database() -> ScratchDatabase {
+    scratch_database_with("").await
+}
+
+/// [`scratch_database`] made with `CREATE DATABASE name {options}`.
+async fn scratch_database_with(options: &str) -> ScratchDatabase {
     let id = anshin::ids::TenantId::generate().expect("rng");
     let name = format!("anshin_scan_it_{}", &id.as_str()[4..]).to_lowercase();
     let base = crate::harness::postgres_url();
@@ -1186,7 +1191,7 @@ async fn scratch_database() -> ScratchDatabase {
         .expect("connect");
     tokio::spawn(conn);
     admin
-        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .batch_execute(&format!("CREATE DATABASE \"{name}\" {options}"))
         .await
         .expect("create database");
     let guard = DropDatabase(name.clone());
@@ -1704,19 +1709,7 @@ async fn pg_dump_custom_archives_are_scanned_by_table_column_and_row() {
     // Compressed (zlib, the default) and stored (-Z0), as PostgreSQL's own client writes them.
     let mut dumps = Vec::new();
     for (file, extra) in [("shop.dump", None), ("shop-z0.pgc", Some("-Z0"))] {
-        let path = dir.path().join(file);
-        let out = Command::new("pg_dump")
-            .args(["-Fc", "-d", &db.url, "-f"])
-            .arg(&path)
-            .args(extra)
-            .output()
-            .expect("run pg_dump (the PostgreSQL client)");
-        assert!(
-            out.status.success(),
-            "pg_dump: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dumps.push(path.to_str().expect("path").to_owned());
+        dumps.push(pg_dump(&db.url, &dir.path().join(file), extra));
     }
     let out = anshin_scan(data.path(), &[&dumps[0], &dumps[1], "--format", "jsonl"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -1796,4 +1789,113 @@ async fn pg_dump_custom_archives_are_scanned_by_table_column_and_row() {
         "{}",
         objects[&cut]
     );
+}
+
+/// `pg_dump -Fc` (with `extra`, say `-Z0`) of the database at `url` into
+/// `path`, as PostgreSQL's own client writes it; the path as a string.
+fn pg_dump(url: &str, path: &Path, extra: Option<&str>) -> String {
+    let out = Command::new("pg_dump")
+        .args(["-Fc", "-d", url, "-f"])
+        .arg(path)
+        .args(extra)
+        .output()
+        .expect("run pg_dump (the PostgreSQL client)");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path.to_str().expect("path").to_owned()
+}
+
+/// Regression: a `pg_dump -Fc` archive of a database in EUC_JP was read as
+/// UTF-8, so its Japanese column names (the labels 氏名 and 住所) and values
+/// turned into replacement characters and the name and address were missed.
+/// A real EUC_JP database, dumped by pg_dump: the card, the name and the
+/// address are found at their table, column and row, and no raw value is
+/// printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_archives_of_an_euc_jp_database_are_decoded_from_it() {
+    if !crate::harness::postgres_available().await {
+        return;
+    }
+    // The C locale goes with any encoding.
+    let db = scratch_database_with("ENCODING 'EUC_JP' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'").await;
+    let card = luhn_complete("3569", 16);
+    let (name, address) = ("山田 太郎", "東京都千代田区千代田1-1");
+    // The client speaks UTF-8; the server stores EUC_JP.
+    db.client
+        .batch_execute(
+            "CREATE TABLE public.\"顧客\" (id integer PRIMARY KEY, \"氏名\" text, \"住所\" text, card_number text)",
+        )
+        .await
+        .expect("schema");
+    db.client
+        .execute(
+            "INSERT INTO public.\"顧客\" VALUES (1, NULL, NULL, NULL), (2, $1, $2, $3)",
+            &[&name, &address, &card],
+        )
+        .await
+        .expect("insert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let dump = pg_dump(&db.url, &dir.path().join("shop-eucjp.dump"), None);
+    let bytes = std::fs::read(&dump).expect("read");
+    assert!(holds_euc_jp(&bytes, "氏名"), "the archive is in EUC-JP");
+
+    let out = anshin_scan(data.path(), &[&dump, "--format", "jsonl"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&out);
+    let objects = objects_by_path(&lines);
+    assert_eq!(objects[&dump]["status"], "complete", "{}", objects[&dump]);
+    assert_eq!(objects[&dump]["encoding"], "euc-jp", "{}", objects[&dump]);
+    // The second row's COPY data line, as pg_restore prints it (in UTF-8).
+    let rows = format!("1\t\\N\t\\N\t\\N\n2\t{name}\t{address}\t{card}\n");
+    let second = rows.find("2\t").expect("row");
+    let place = |category: &str, header: &str, needle: &str| {
+        let offset = rows.find(needle).expect("planted");
+        (
+            category.to_owned(),
+            "public.顧客".to_owned(),
+            2,
+            header.to_owned(),
+            2,
+            rows[second..offset].chars().count() as u64 + 1,
+            offset as u64,
+        )
+    };
+    let mut got: Vec<_> = lines
+        .iter()
+        .filter(|v| v["type"] == "finding" && v["path"] == dump.as_str())
+        .map(|v| {
+            (
+                v["category"].as_str().unwrap_or_default().to_owned(),
+                v["table"].as_str().unwrap_or_default().to_owned(),
+                v["row"].as_u64().unwrap_or(0),
+                v["header"].as_str().unwrap_or_default().to_owned(),
+                v["line"].as_u64().unwrap_or(0),
+                v["column"].as_u64().unwrap_or(0),
+                v["byte_offset"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut expected = vec![
+        place("card", "card_number", &card),
+        place("name", "氏名", name),
+        place("address", "住所", address),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_no_raw_values(
+        data.path(),
+        &[&dump],
+        &[card, name.to_owned(), address.to_owned()],
+    );
+}
+
+/// Whether `bytes` hold `text` encoded in EUC-JP.
+fn holds_euc_jp(bytes: &[u8], text: &str) -> bool {
+    let euc = encode(text, encoding_rs::EUC_JP);
+    bytes.windows(euc.len()).any(|w| w == euc.as_slice())
 }
