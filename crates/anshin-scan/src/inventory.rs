@@ -294,25 +294,27 @@ impl Inventory {
             ..Changes::default()
         };
         for (key, location) in &now {
-            match before.get(key) {
-                None => changes.new.push((*location).clone()),
-                Some(old) if old.categories != location.categories => {
-                    let mut before = old.categories.clone();
-                    for name in location.categories.keys() {
-                        before.entry(name.clone()).or_default();
-                    }
-                    let mut after = location.categories.clone();
-                    for name in old.categories.keys() {
-                        after.entry(name.clone()).or_default();
-                    }
-                    changes.changed.push(Changed {
-                        path: location.path.clone(),
-                        column: location.column.clone(),
-                        before,
-                        after,
-                    });
-                }
-                Some(_) => {}
+            let Some(old) = before.get(key) else {
+                changes.new.push((*location).clone());
+                continue;
+            };
+            let mut before = old.categories.clone();
+            for name in location.categories.keys() {
+                before.entry(name.clone()).or_default();
+            }
+            let mut after = location.categories.clone();
+            for name in old.categories.keys() {
+                after.entry(name.clone()).or_default();
+            }
+            // Compared once both name the same categories: one counted zero
+            // (an edited file may hold one) is the same as one absent.
+            if before != after {
+                changes.changed.push(Changed {
+                    path: location.path.clone(),
+                    column: location.column.clone(),
+                    before,
+                    after,
+                });
             }
         }
         for (key, old) in &before {
@@ -706,6 +708,22 @@ mod tests {
             }]
         );
         assert!(gone.changed.is_empty() && gone.new.is_empty(), "{gone:?}");
+    }
+
+    #[test]
+    fn a_category_counted_zero_is_not_a_change() {
+        // The scan_inventory fuzz target checks that a `changed` entry
+        // differs: an earlier file naming a category with no findings gave
+        // one whose before and after were the same.
+        let d = discovery();
+        let mut first = inventory(&d, &[[Some("a@example.com"), None]], "", None);
+        first.locations[0]
+            .categories
+            .insert("phone".into(), CategoryCount::default());
+        let second = inventory(&d, &[[Some("a@example.com"), None]], "", Some(&first));
+        let changes = second.changes.expect("changes");
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(describe_changes(&changes).contains("0 changed"));
     }
 
     #[test]
