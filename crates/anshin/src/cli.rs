@@ -285,8 +285,9 @@ every upload per tenant (GET /v1/inventory: the latest and the history).
 Exit codes:
   0  the scan ran; no finding in a --fail-on category
   1  failure (unreadable key file, output not writable)
-  2  usage error (unknown category, bad glob, bad database URL or sslmode, unknown
-     --table, an --inventory FILE that is not an inventory)
+  2  usage error (unknown category, a --fail-on category --only leaves out, bad glob,
+     bad database URL or sslmode, unknown --table, an --inventory FILE that is not
+     an inventory)
   1  also: the inventory could not be sent to --server (the file is written)
   4  the database cannot be reached or opened, or refuses the TLS the URL asks for
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
