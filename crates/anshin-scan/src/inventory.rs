@@ -10,7 +10,7 @@
 //!   "tool": {"name": "anshin-scan", "version": "0.1.0"},
 //!   "parameters": {"inputs": ["./exports", "postgres://scanner@db:5432/shop"],
 //!                  "tables": [], "row_limit": null, "min_confidence": "medium",
-//!                  "include_test_values": true, "categories": [], "include": [], "exclude": []},
+//!                  "include_test_values": true, "include": [], "exclude": []},
 //!   "totals": {"objects": 120, "partial": 1, "skipped": 0, "locations": 3, "findings": 9,
 //!              "categories": {"card": {"findings": 4, "locations": 2}}},
 //!   "locations": [
@@ -39,7 +39,7 @@
 //!   Comparing runs over different inputs reports everything outside the
 //!   common inputs as new or gone: `same_parameters` says whether the inputs
 //!   and settings were the same. Runs that looked for different categories
-//!   (`parameters.categories`, `--only`) are compared on the categories both
+//!   (`parameters.categories`, written only for `--only`) are compared on the categories both
 //!   looked for: a card-only run does not make e-mail addresses "gone".
 
 use std::collections::{BTreeMap, HashSet};
@@ -66,7 +66,9 @@ pub struct Parameters {
     pub min_confidence: String,
     /// Whether public test card numbers were reported.
     pub include_test_values: bool,
-    /// `--only`: the categories looked for; empty means every category.
+    /// `--only`: the categories looked for; empty (and left out of the
+    /// file) means every category, as in inventories from before `--only`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
     /// `--include` globs.
     pub include: Vec<String>,
