@@ -259,7 +259,41 @@ impl Inventory {
         if inventory.format != FORMAT {
             return Err(NotAnInventory(format!("not an {FORMAT} file")));
         }
+        let mut inventory = inventory;
+        inventory.mask_names();
         Ok(inventory)
+    }
+
+    /// Masks card numbers in every name the inventory holds (paths, columns,
+    /// reasons, inputs), as [`crate::mask_name`] does for a scan's own names:
+    /// an inventory read from a file may have been edited, and its names are
+    /// printed and copied into the next one.
+    pub fn mask_names(&mut self) {
+        let mask = |s: &mut String| *s = crate::mask_name(s);
+        let mask_opt = |s: &mut Option<String>| s.iter_mut().for_each(mask);
+        for l in &mut self.locations {
+            mask(&mut l.path);
+            mask_opt(&mut l.column);
+        }
+        for i in &mut self.incomplete {
+            mask(&mut i.path);
+            mask(&mut i.reason);
+        }
+        self.parameters.inputs.iter_mut().for_each(mask);
+        if let Some(changes) = &mut self.changes {
+            for l in &mut changes.new {
+                mask(&mut l.path);
+                mask_opt(&mut l.column);
+            }
+            for p in changes.gone.iter_mut().chain(changes.unverified.iter_mut()) {
+                mask(&mut p.path);
+                mask_opt(&mut p.column);
+            }
+            for c in &mut changes.changed {
+                mask(&mut c.path);
+                mask_opt(&mut c.column);
+            }
+        }
     }
 
     /// Compares with an earlier inventory (see the module documentation).
@@ -726,6 +760,35 @@ mod tests {
         let changes = second.changes.expect("changes");
         assert!(changes.is_empty(), "{changes:?}");
         assert!(describe_changes(&changes).contains("0 changed"));
+    }
+
+    /// An earlier inventory edited by hand to hold a card number in a name:
+    /// read back masked, so the changes printed and written never show it.
+    #[test]
+    fn names_read_from_an_earlier_inventory_are_masked() {
+        let d = discovery();
+        let mut edited = inventory(&d, &[], "カード番号 4532015112830366\n", None);
+        edited.locations[0].path = "orders-4532015112830366.txt".into();
+        edited.locations[0].column = Some("4532 0151 1283 0366".into());
+        let read = Inventory::parse(&edited.to_json()).expect("parses");
+        let json = String::from_utf8_lossy(&read.to_json()).into_owned();
+        assert!(
+            !json.contains("4532015112830366") && !json.contains("4532 0151 1283 0366"),
+            "{json}"
+        );
+        assert_eq!(
+            Inventory::parse(&read.to_json()).expect("parses"),
+            read,
+            "masking twice changes nothing"
+        );
+        let later = inventory(&d, &[], "", Some(&read));
+        let changes = later.changes.expect("changes");
+        let printed = describe_changes(&changes);
+        assert_eq!(changes.gone.len(), 1);
+        assert!(
+            !printed.contains("4532015112830366") && !printed.contains("4532 0151 1283 0366"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -97,35 +97,7 @@ fn sanitize(mut inventory: Inventory) -> Result<Inventory> {
     if inventory.locations.len() > MAX_LOCATIONS {
         return Err(invalid("an inventory holds at most 20000 locations"));
     }
-    let mask = |s: &mut String| *s = anshin_scan::mask_name(s);
-    let mask_opt = |s: &mut Option<String>| {
-        if let Some(s) = s {
-            *s = anshin_scan::mask_name(s);
-        }
-    };
-    for l in &mut inventory.locations {
-        mask(&mut l.path);
-        mask_opt(&mut l.column);
-    }
-    for i in &mut inventory.incomplete {
-        mask(&mut i.path);
-        mask(&mut i.reason);
-    }
-    inventory.parameters.inputs.iter_mut().for_each(mask);
-    if let Some(changes) = &mut inventory.changes {
-        for l in &mut changes.new {
-            mask(&mut l.path);
-            mask_opt(&mut l.column);
-        }
-        for p in changes.gone.iter_mut().chain(changes.unverified.iter_mut()) {
-            mask(&mut p.path);
-            mask_opt(&mut p.column);
-        }
-        for c in &mut changes.changed {
-            mask(&mut c.path);
-            mask_opt(&mut c.column);
-        }
-    }
+    inventory.mask_names();
     Ok(inventory)
 }
 
