@@ -550,9 +550,12 @@ pub fn describe_changes(changes: &Changes) -> String {
             "  note: the earlier inventory was made with other inputs or settings / 前回と入力または設定が異なります"
         );
     }
-    let place = |path: &str, column: &Option<String>| match column {
-        Some(c) => format!("{path} [{c}]"),
-        None => path.to_owned(),
+    let place = |path: &str, column: &Option<String>| {
+        let path = crate::report::printable(path);
+        match column {
+            Some(c) => format!("{path} [{}]", crate::report::printable(c)),
+            None => path.into_owned(),
+        }
     };
     let counts = |m: &BTreeMap<String, CategoryCount>| {
         m.iter()
@@ -769,7 +772,7 @@ mod tests {
         let d = discovery();
         let mut edited = inventory(&d, &[], "カード番号 4532015112830366\n", None);
         edited.locations[0].path = "orders-4532015112830366.txt".into();
-        edited.locations[0].column = Some("4532 0151 1283 0366".into());
+        edited.locations[0].column = Some("4532 0151 1283 0366\u{1b}[2J".into());
         let read = Inventory::parse(&edited.to_json()).expect("parses");
         let json = String::from_utf8_lossy(&read.to_json()).into_owned();
         assert!(
@@ -786,7 +789,9 @@ mod tests {
         let printed = describe_changes(&changes);
         assert_eq!(changes.gone.len(), 1);
         assert!(
-            !printed.contains("4532015112830366") && !printed.contains("4532 0151 1283 0366"),
+            !printed.contains("4532015112830366")
+                && !printed.contains("4532 0151 1283 0366")
+                && !printed.contains('\u{1b}'),
             "{printed}"
         );
     }

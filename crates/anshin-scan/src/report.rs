@@ -5,6 +5,7 @@
 //! Findings carry only masked values and keyed fingerprints; there is no
 //! raw value here to print.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -191,7 +192,7 @@ impl Summary {
                 "\nFindings per file, worst first / ファイルごとの検出数(重要度順):"
             )?;
             for (path, counts) in &self.files {
-                writeln!(out, "  {path}")?;
+                writeln!(out, "  {}", printable(path))?;
                 let mut cats: Vec<_> = counts.iter().collect();
                 cats.sort_by_key(|(c, _)| severity(**c));
                 let parts: Vec<String> = cats.iter().map(|(c, n)| count_text(**c, **n)).collect();
@@ -201,7 +202,7 @@ impl Summary {
         if !self.incomplete.is_empty() {
             writeln!(out, "\nNot fully scanned / 一部または全部を読めなかったもの:")?;
             for (path, status, reason) in &self.incomplete {
-                writeln!(out, "  {status:<8} {path}: {reason}")?;
+                writeln!(out, "  {status:<8} {}: {}", printable(path), printable(reason))?;
             }
         }
         writeln!(out, "\nTotals / 合計:")?;
@@ -222,6 +223,26 @@ impl Summary {
         }
         Ok(())
     }
+}
+
+/// `text` for a terminal: control characters (line ends, ESC, C1 codes),
+/// which a file name may hold, written as escapes (`\u{1b}`), so a name can
+/// neither forge lines of the report nor send the terminal commands.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 fn count_text(c: Category, n: Counts) -> String {
@@ -716,6 +737,29 @@ mod tests {
         let sarif: serde_json::Value = serde_json::from_str(&write(Format::Sarif)).expect("sarif");
         assert_eq!(sarif["runs"][0]["results"][0]["properties"]["page"], 3);
         assert!(write(Format::Human).contains("a.pdf"));
+    }
+
+    /// A file named to rewrite the terminal or forge a report line is shown
+    /// with its control characters escaped.
+    #[test]
+    fn control_characters_in_names_are_escaped_in_the_summary() {
+        let mut summary = Summary::default();
+        let mut r = ObjectReport::new("a\u{1b}[2Jb\nFAKE".into(), crate::ObjectKind::Text);
+        r.findings.push(card_on_page_3());
+        r.degrade(Status::Partial, "cut\r");
+        summary.add(&r);
+        let mut out = Vec::new();
+        summary.write_human(&mut out).expect("writes");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains("\nFAKE") && !text.contains('\r'),
+            "{text}"
+        );
+        assert!(
+            text.contains("a\\u{1b}[2Jb\\nFAKE") && text.contains("cut\\r"),
+            "{text}"
+        );
+        assert_eq!(printable("注文.csv"), "注文.csv");
     }
 
     #[test]
