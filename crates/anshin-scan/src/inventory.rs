@@ -298,18 +298,22 @@ impl Inventory {
 
     /// Compares with an earlier inventory (see the module documentation).
     pub fn diff(&self, previous: &Inventory) -> Changes {
+        // Locations restricted to the common categories only when the runs
+        // looked for different ones; otherwise compared as they are.
+        let restricted;
         let (now, before) = if self.parameters.categories == previous.parameters.categories {
-            (self.locations.clone(), previous.locations.clone())
+            (&self.locations, &previous.locations)
         } else {
             let looked_for = |p: &Parameters, name: &str| {
                 p.categories.is_empty() || p.categories.iter().any(|c| c == name)
             };
             let common =
                 |name: &str| looked_for(&self.parameters, name) && looked_for(&previous.parameters, name);
-            (
+            restricted = (
                 restrict(&self.locations, common),
                 restrict(&previous.locations, common),
-            )
+            );
+            (&restricted.0, &restricted.1)
         };
         let now: BTreeMap<_, _> = now.iter().map(|l| (l.key(), l)).collect();
         let before: BTreeMap<_, _> = before.iter().map(|l| (l.key(), l)).collect();
