@@ -37,12 +37,16 @@
 //!   objects scanned as objects of their own.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
-//! - **Chunks** (`text`): every text object is read in chunks (8 MiB by
-//!   default) cut at line ends (at record ends for CSV), so memory stays
-//!   bounded whatever the input size. The encoding (UTF-8, UTF-16, Shift_JIS,
-//!   EUC-JP, ISO-2022-JP) is detected on the first chunk and kept for the
-//!   rest; CSV/TSV files keep their header from chunk to chunk. Locators are
-//!   rebased: byte offset in the object, line, column, CSV row and header.
+//! - **Pieces** (`text`): every text object is read and scanned 256 KiB at a
+//!   time, so that a piece stays in the cache while it is validated, scanned
+//!   and counted, cut at line ends (at record ends for CSV; a line may grow a
+//!   piece up to [`Limits::chunk`], 8 MiB by default), so memory stays
+//!   bounded whatever the input size. Plain text is scanned with whole lines
+//!   around each piece as context: where pieces fall changes no finding.
+//!   The encoding (UTF-8, UTF-16, Shift_JIS, EUC-JP, ISO-2022-JP) is
+//!   detected on the first piece and kept for the rest; CSV/TSV files keep
+//!   their header from piece to piece. Locators are rebased: byte offset in
+//!   the object, line, column, CSV row and header.
 //! - **Tables** ([`Discovery::table`]): rows of a database table, read by
 //!   the caller (this crate does no network I/O), each cell scanned with
 //!   its column name as header exactly as a CSV cell is; findings carry the
@@ -109,7 +113,9 @@ pub struct Limits {
     /// Largest nested zip held in memory (a zip needs random access); larger
     /// ones are copied to an unnamed temporary file.
     pub max_in_memory: u64,
-    /// Text is scanned in pieces of about this many bytes.
+    /// The longest line read whole: text is scanned in pieces of 256 KiB cut
+    /// at line ends, a longer line growing a piece up to this size; a line
+    /// longer still is cut, and the object is `partial`.
     pub chunk: usize,
     /// Longest time spent on one input (a file, standard input), all its
     /// archive members and document parts together; `None` for no limit.

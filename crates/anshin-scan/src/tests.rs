@@ -283,6 +283,33 @@ fn long_document(lines: usize) -> (String, Vec<usize>) {
     (s, offsets)
 }
 
+/// Lines whose values need the line before or after them: a label on its
+/// own line before or after the value, an expiry date on the line after its
+/// card. `kinds` picks each
+/// line; the values vary with the line number.
+fn cross_line_document(kinds: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let n = i % 9000 + 1000;
+        match kind % 6 {
+            0 => s.push_str(&format!("セキュリティコード\n{}\n", 100 + i % 900)),
+            1 => {
+                let card = luhn_complete(["4532", "5412", "3569"][i % 3], 16);
+                s.push_str(&format!("カード\n{card}\n{:02}/{}\n", i % 12 + 1, 27 + i % 5));
+            }
+            2 => s.push_str(&format!("電話番号\n090-{n}-{:04}\n", i % 10_000)),
+            3 => s.push_str(&format!("user{i}@example.jp 宛に送信しました\n")),
+            4 => s.push_str(&format!("080-{n}-{:04}\n上記の電話番号へ\n", i % 10_000)),
+            _ => s.push_str(&format!(
+                "本日は晴天なり。在庫 {} 点、価格 {} 円。\n",
+                i % 50,
+                i * 7
+            )),
+        }
+    }
+    s
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -298,6 +325,27 @@ proptest! {
         prop_assert_eq!(locs(&whole), locs(&chunked));
         let found: Vec<usize> = locs(&whole).into_iter().map(|l| l.0).collect();
         prop_assert_eq!(found, offsets);
+    }
+
+    /// Where pieces fall changes no finding, nor its confidence, even when
+    /// its context is on the line before or after (each piece is scanned
+    /// with whole lines around it): in UTF-8, Shift_JIS and UTF-16.
+    #[test]
+    fn pieces_do_not_change_findings_that_need_the_next_line(
+        kinds in proptest::collection::vec(any::<u8>(), 150..700),
+        chunk in 4096usize..12_000,
+    ) {
+        let doc = cross_line_document(&kinds);
+        let utf16: Vec<u8> = [&[0xFF, 0xFE][..], &doc.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<_>>()].concat();
+        for bytes in [doc.as_bytes().to_vec(), encode(&doc, encoding_rs::SHIFT_JIS), utf16] {
+            let whole = collect(&discovery(Limits::default()), "doc.txt", &bytes);
+            let pieces = collect(&discovery(Limits::default().chunk(chunk)), "doc.txt", &bytes);
+            let (whole, pieces) = (object(&whole, "doc.txt"), object(&pieces, "doc.txt"));
+            prop_assert!(whole.findings.iter().any(|f| f.category == Category::Expiry));
+            prop_assert!(whole.findings.iter().any(|f| f.category == Category::SecurityCode));
+            prop_assert_eq!(&whole.findings, &pieces.findings);
+            prop_assert_eq!(pieces.status, Status::Complete);
+        }
     }
 
     /// CSV rows and headers survive chunking, quoted line breaks included.
