@@ -112,7 +112,8 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
             target = (target * 2).min(chunk);
             continue;
         }
-        target = PIECE.min(chunk);
+        // The rest of a line cut at the chunk is read a chunk at a time.
+        target = if at_line_end { PIECE.min(chunk) } else { chunk };
         let window_end = lead + cut;
         let core_end = if eof || !at_line_end || csv {
             window_end
