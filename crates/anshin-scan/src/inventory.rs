@@ -317,17 +317,7 @@ impl Inventory {
         };
         let now: BTreeMap<_, _> = now.iter().map(|l| (l.key(), l)).collect();
         let before: BTreeMap<_, _> = before.iter().map(|l| (l.key(), l)).collect();
-        let incomplete: Vec<&str> = self.incomplete.iter().map(|i| i.path.as_str()).collect();
-        // A location inside an incomplete object (an archive member of a
-        // partial archive, say) is unverified too.
-        let unverifiable = |path: &str| {
-            incomplete.iter().any(|p| {
-                path == *p
-                    || path
-                        .strip_prefix(p)
-                        .is_some_and(|rest| rest.starts_with(['!', '#']))
-            })
-        };
+        let incomplete = Unscanned::new(&self.incomplete);
         let mut changes = Changes {
             previous_scanned_at: previous.scanned_at.clone(),
             same_parameters: self.parameters == previous.parameters,
@@ -365,7 +355,7 @@ impl Inventory {
                 path: old.path.clone(),
                 column: old.column.clone(),
             };
-            if unverifiable(&old.path) {
+            if incomplete.holds(&old.path) {
                 changes.unverified.push(place);
             } else {
                 changes.gone.push(place);
@@ -380,6 +370,27 @@ impl Inventory {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');
         out
+    }
+}
+
+/// The objects a run did not fully scan, by path.
+struct Unscanned<'a>(HashSet<&'a str>);
+
+impl<'a> Unscanned<'a> {
+    fn new(incomplete: &'a [Incomplete]) -> Self {
+        Self(incomplete.iter().map(|i| i.path.as_str()).collect())
+    }
+
+    /// Whether the location `path` is an incomplete object or inside one (a
+    /// member `a.zip!b.csv` of a partial archive, say): the path, or a prefix
+    /// of it that ends before a `!` or `#`, is incomplete. A look-up per
+    /// separator, not a comparison per incomplete object: a diff of large
+    /// inventories stays linear.
+    fn holds(&self, path: &str) -> bool {
+        self.0.contains(path)
+            || path
+                .match_indices(['!', '#'])
+                .any(|(end, _)| self.0.contains(&path[..end]))
     }
 }
 
@@ -798,6 +809,127 @@ mod tests {
                 && !printed.contains('\u{1b}'),
             "{printed}"
         );
+    }
+
+    /// An earlier inventory holding `locations` (names only) and a later
+    /// one that did not fully scan `incomplete`.
+    fn diff_of_names(locations: &[String], incomplete: &[String]) -> Changes {
+        let mut before = InventoryBuilder::default().finish("t".into(), Parameters::default(), None);
+        before.locations = locations
+            .iter()
+            .map(|path| Location {
+                path: path.clone(),
+                column: None,
+                kind: "text".into(),
+                findings: 1,
+                records: 1,
+                categories: BTreeMap::from([("email".into(), CategoryCount::default())]),
+            })
+            .collect();
+        let mut now = InventoryBuilder::default().finish("t".into(), Parameters::default(), None);
+        now.incomplete = incomplete
+            .iter()
+            .map(|path| Incomplete {
+                path: path.clone(),
+                status: "partial".into(),
+                reason: "r".into(),
+            })
+            .collect();
+        now.diff(&before)
+    }
+
+    /// [`Unscanned::holds`] answers as the check it replaced, which compared
+    /// each location with every incomplete object.
+    #[test]
+    fn the_incomplete_index_answers_as_a_scan_of_every_incomplete_object() {
+        fn by_scan(incomplete: &[&str], path: &str) -> bool {
+            incomplete.iter().any(|p| {
+                path == *p
+                    || path
+                        .strip_prefix(p)
+                        .is_some_and(|rest| rest.starts_with(['!', '#']))
+            })
+        }
+        let incomplete = [
+            "a.zip",
+            "b.zip!inner.zip",
+            "c.pdf#",
+            "d.tar!",
+            "",
+            "売上.xlsx",
+            "db!public.orders",
+            "e.zip!x#y",
+        ];
+        let paths = [
+            "a.zip",
+            "a.zip!b.csv",
+            "a.zip!b.zip!c.csv",
+            "a.zip#page-2",
+            "a.zipx",
+            "a.zi",
+            "a.zip.bak!b.csv",
+            "x/a.zip!b.csv",
+            "b.zip",
+            "b.zip!inner.zip",
+            "b.zip!inner.zip!deep.csv",
+            "b.zip!inner.zip2!deep.csv",
+            "b.zip!other.csv",
+            "c.pdf#",
+            "c.pdf#3",
+            "c.pdf##3",
+            "c.pdf!3",
+            "d.tar!!m",
+            "d.tar!m",
+            "d.tar",
+            "!leading",
+            "#leading",
+            "plain",
+            "売上.xlsx!シート1",
+            "売上.xlsx",
+            "売上.xlsx.csv",
+            "db!public.orders",
+            "db!public.orders_archive",
+            "db!public",
+            "e.zip!x#y!z",
+            "e.zip!x#yz",
+            "e.zip!x",
+        ];
+        let index = Unscanned(incomplete.iter().copied().collect());
+        for path in paths {
+            assert_eq!(index.holds(path), by_scan(&incomplete, path), "{path}");
+        }
+        // And through the diff, which lists each location once, in order.
+        let mut sorted = paths;
+        sorted.sort_unstable();
+        let (unverified, gone): (Vec<&str>, Vec<&str>) =
+            sorted.into_iter().partition(|p| by_scan(&incomplete, p));
+        assert!(unverified.contains(&"a.zip!b.zip!c.csv") && gone.contains(&"a.zipx"));
+        let changes = diff_of_names(&owned(&paths), &owned(&incomplete));
+        assert_eq!(names(&changes.unverified), unverified);
+        assert_eq!(names(&changes.gone), gone);
+    }
+
+    fn owned(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn names(places: &[Place]) -> Vec<&str> {
+        places.iter().map(|p| p.path.as_str()).collect()
+    }
+
+    /// 50,000 locations gone and 50,000 incomplete objects: the members of
+    /// the incomplete archives (every other location) are unverified.
+    #[test]
+    fn a_large_diff_tells_every_location_apart() {
+        let n = 50_000;
+        let member = |i: usize| format!("exports/{i}.zip!{i}.csv");
+        let locations: Vec<String> = (0..n).map(member).collect();
+        let incomplete: Vec<String> = (0..n).map(|i| format!("exports/{}.zip", 2 * i)).collect();
+        let changes = diff_of_names(&locations, &incomplete);
+        let mut expected: Vec<String> = (0..n).step_by(2).map(member).collect();
+        expected.sort_unstable();
+        assert_eq!(names(&changes.unverified), expected);
+        assert_eq!(changes.gone.len(), n - expected.len());
     }
 
     #[test]

@@ -173,25 +173,10 @@ impl App {
                 ),
             ));
         }
-        create_private_dir(&location.data_dir)?;
-        let provisioned = new_root.provision(&location.data_dir)?;
-        let app = match Self::open_checked(location, provisioned.root, StagedChange::Refuse).await {
-            Ok(app) => app,
-            Err((err, root)) => {
-                // Leave no root key behind that does not belong to the database.
-                root::remove(&location.data_dir, root);
-                return Err(if err.code() == "root_key_mismatch" {
-                    Error::new(
-                        ErrorKind::Conflict,
-                        "already_initialised",
-                        "this database was initialised with another root key: copy that root.key (mode 0600) \
-                         into the data directory instead of running init",
-                    )
-                } else {
-                    err
-                });
-            }
-        };
+        let created = create_private_dir(&location.data_dir)?;
+        let (app, shares) = Self::provision_and_open(location, new_root)
+            .await
+            .inspect_err(|_| remove_empty_dirs(&created))?;
         let (_, key) = app
             .create_principal(
                 None,
@@ -204,21 +189,71 @@ impl App {
                 },
             )
             .await?;
-        Ok((app, key, provisioned.shares))
+        Ok((app, key, shares))
+    }
+
+    /// Makes the new root in the data directory and opens the database with
+    /// it; on failure no root is left behind.
+    async fn provision_and_open(location: &Location, new_root: NewRoot) -> Result<(Self, Vec<SecretString>)> {
+        let provisioned = new_root.provision(&location.data_dir)?;
+        match Self::open_checked(location, provisioned.root, StagedChange::Refuse).await {
+            Ok(app) => Ok((app, provisioned.shares)),
+            Err((err, root)) => {
+                // Leave no root key behind that does not belong to the database.
+                root::remove(&location.data_dir, root);
+                Err(if err.code() == "root_key_mismatch" {
+                    Error::new(
+                        ErrorKind::Conflict,
+                        "already_initialised",
+                        "this database was initialised with another root key: copy that root.key (mode 0600) \
+                         into the data directory instead of running init",
+                    )
+                } else {
+                    err
+                })
+            }
+        }
     }
 }
 
-fn create_private_dir(path: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                "data_dir_unwritable",
-                format!("cannot create the data directory {}", path.display()),
-            )
-            .with_cause(e)
-        })
+/// Creates the data directory `path` (owner-only) and its missing parents,
+/// one level at a time, and returns the directories this call made,
+/// outermost first: a failed `init` removes those and nothing that was
+/// there before it (nor a level another process made meanwhile).
+fn create_private_dir(path: &Path) -> Result<Vec<PathBuf>> {
+    let unwritable = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Internal,
+            "data_dir_unwritable",
+            format!("cannot create the data directory {}", path.display()),
+        )
+        .with_cause(e)
+    };
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && fs::symlink_metadata(dir).is_err())
+        .collect();
+    let mut created = Vec::new();
+    for dir in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => created.push(dir.to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(unwritable(e)),
+        }
+    }
+    if !path.is_dir() {
+        return Err(unwritable(std::io::ErrorKind::NotADirectory.into()));
+    }
+    Ok(created)
+}
+
+/// Removes the directories a failed `init` made, innermost first. Only
+/// empty ones go (the root key is already removed): a file this run cannot
+/// account for keeps its directory.
+fn remove_empty_dirs(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        if fs::remove_dir(dir).is_err() {
+            return;
+        }
+    }
 }

@@ -280,6 +280,78 @@ fn init_prints_the_key_once_and_keeps_the_root_key_private() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already initialised"));
 }
 
+/// A store URL `init` cannot use, from the flag, the environment or the data
+/// directory's `anshin.toml`, is a configuration error (exit 2) that leaves
+/// the data directory as it was: absent again, with the parents `init`
+/// made, or untouched if it existed. `init` then works with a good URL.
+#[test]
+fn init_with_an_unusable_store_url_leaves_the_data_directory_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("new/nested/data");
+    for (args, env, words) in [
+        (
+            &["init", "--json", "--database-url", "postgres://u@h:x/db"][..],
+            &[][..],
+            "not a valid PostgreSQL URL",
+        ),
+        (
+            &["init", "--json"],
+            &[("ANSHIN_DATABASE_URL", "sqlite://")],
+            "SQLite path is empty",
+        ),
+    ] {
+        let out = anshin_with(&data, args, env, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(words), "{args:?}: {stderr}");
+        assert!(
+            !dir.path().join("new").exists(),
+            "{args:?}: a directory left behind"
+        );
+    }
+    let good = format!("sqlite://{}", data.join("anshin.db").display());
+    stdout_json(&anshin(&data, &["init", "--json", "--database-url", &good]));
+    assert!(data.join("root.key").exists() && data.join("anshin.db").exists());
+
+    let existing = dir.path().join("existing");
+    std::fs::create_dir(&existing).expect("mkdir");
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    let config = existing.join("anshin.toml");
+    std::fs::write(&config, "database_url = \"postgres://u@h:x/db\"\n").expect("config");
+    std::fs::write(existing.join("notes.txt"), "kept\n").expect("file");
+    let before = directory_state(&existing);
+    let out = anshin(&existing, &["init", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        directory_state(&existing),
+        before,
+        "the existing directory is untouched"
+    );
+    std::fs::write(&config, "").expect("config");
+    stdout_json(&anshin(&existing, &["init", "--json"]));
+    assert!(existing.join("root.key").exists() && existing.join("notes.txt").exists());
+}
+
+/// The mode of `dir` and the name, mode and content of each entry, sorted.
+fn directory_state(dir: &Path) -> (u32, Vec<(std::ffi::OsString, u32, Vec<u8>)>) {
+    let mode = |path: &Path| std::fs::metadata(path).expect("metadata").permissions().mode();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let content = std::fs::read(&path).expect("read");
+            (path.file_name().expect("name").to_owned(), mode(&path), content)
+        })
+        .collect();
+    entries.sort();
+    (mode(dir), entries)
+}
+
 #[test]
 fn serve_refuses_a_root_key_others_can_read() {
     let dir = tempfile::tempdir().expect("tempdir");

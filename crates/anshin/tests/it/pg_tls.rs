@@ -359,8 +359,9 @@ async fn the_store_keeps_cards_on_a_postgresql_reached_over_verified_tls() {
 
 /// The store's own URL (`ANSHIN_DATABASE_URL`, `--database-url`) that
 /// cannot be used is a configuration error the message explains, exit 2 as
-/// for a scan URL, never `internal`, never with the password; `init` leaves
-/// no root key behind. Refused before connecting: no server needed.
+/// for a scan URL, never `internal`, never with the password; `init` (and
+/// `serve`, which initialises an absent directory) leaves neither a root key
+/// nor the directory behind. Refused before connecting: no server needed.
 #[test]
 fn a_store_url_that_cannot_be_used_is_a_configuration_error_without_the_password() {
     let password = "s3cret-Pw";
@@ -402,6 +403,6 @@ fn a_store_url_that_cannot_be_used_is_a_configuration_error_without_the_password
             assert!(!stderr.contains(password), "{command}: {shown}");
             assert!(!String::from_utf8_lossy(&out.stdout).contains(password));
         }
-        assert!(!data.join("root.key").exists(), "no stray root key");
+        assert!(!data.exists(), "no stray root key or data directory");
     }
 }
