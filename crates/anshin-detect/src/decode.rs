@@ -13,7 +13,8 @@
 use std::borrow::Cow;
 
 use encoding_rs::{
-    CoderResult, Decoder, EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252,
+    CoderResult, Decoder, DecoderResult, EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE,
+    WINDOWS_1252,
 };
 use zeroize::Zeroize;
 
@@ -108,13 +109,20 @@ fn detect_with(bytes: &[u8], utf8_valid: impl FnOnce() -> bool) -> (TextEncoding
     if seven_bit || utf8_valid() {
         return (TextEncoding::Utf8, 0);
     }
-    let sjis_ok = SHIFT_JIS
-        .decode_without_bom_handling_and_without_replacement(trim_tail(sample))
-        .is_some();
-    let euc_ok = EUC_JP
-        .decode_without_bom_handling_and_without_replacement(trim_tail(sample))
-        .is_some();
-    let encoding = match (sjis_ok, euc_ok) {
+    (shift_jis_or_euc_jp(sample), 0)
+}
+
+/// Whichever of Shift_JIS and EUC-JP decodes the sample (but for a cut at
+/// its end) without errors; when both do, the one whose kana byte pairs occur
+/// more often, a tie going to Shift_JIS; when neither, binary.
+fn shift_jis_or_euc_jp(sample: &[u8]) -> TextEncoding {
+    // Both are decoded: the one a file is not in fails within a few
+    // characters, cheaper than counting kana first to try only the likelier.
+    let trimmed = trim_tail(sample);
+    match (
+        decodes_cleanly(TextEncoding::ShiftJis, trimmed),
+        decodes_cleanly(TextEncoding::EucJp, trimmed),
+    ) {
         (true, false) => TextEncoding::ShiftJis,
         (false, true) => TextEncoding::EucJp,
         (true, true) => {
@@ -125,8 +133,7 @@ fn detect_with(bytes: &[u8], utf8_valid: impl FnOnce() -> bool) -> (TextEncoding
             }
         }
         (false, false) => TextEncoding::Binary,
-    };
-    (encoding, 0)
+    }
 }
 
 /// The 64 KiB sample may cut a multi-byte character: drop the bytes after
@@ -151,7 +158,8 @@ fn has_iso2022_escape(sample: &[u8]) -> bool {
 }
 
 fn utf16_by_nul_pattern(sample: &[u8]) -> Option<TextEncoding> {
-    if sample.len() < 16 {
+    // Without a NUL it is not: one vectorised search instead of two strided counts.
+    if sample.len() < 16 || !sample.contains(&0) {
         return None;
     }
     let pairs = sample.len() / 2;
@@ -176,6 +184,25 @@ fn kana_pairs(
         .windows(2)
         .filter(|w| lead.contains(&w[0]) && trail.contains(&w[1]))
         .count()
+}
+
+/// Whether `encoding` decodes `bytes` without a malformed sequence; the
+/// decoder stops at the first one. The text goes to a small buffer that is
+/// wiped, as it holds whatever values the input holds; UTF-16, one unit per
+/// character of these encodings, takes fewer instructions than UTF-8.
+fn decodes_cleanly(encoding: TextEncoding, mut bytes: &[u8]) -> bool {
+    let mut decoder = encoding.encoding().new_decoder_without_bom_handling();
+    let mut buf = [0u16; 512];
+    loop {
+        let (result, read, written) = decoder.decode_to_utf16_without_replacement(bytes, &mut buf, true);
+        buf[..written].zeroize();
+        bytes = &bytes[read..];
+        match result {
+            DecoderResult::InputEmpty => return true,
+            DecoderResult::Malformed(..) => return false,
+            DecoderResult::OutputFull => {}
+        }
+    }
 }
 
 /// A byte that is never part of a multi-byte sequence in Shift_JIS, EUC-JP or
@@ -624,6 +651,106 @@ mod tests {
         );
     }
 
+    /// The Shift_JIS / EUC-JP rule as first written, the reference
+    /// [`shift_jis_or_euc_jp`] must agree with: each encoding decoded by
+    /// `encoding_rs` into a string of its own.
+    fn reference_shift_jis_or_euc_jp(sample: &[u8]) -> TextEncoding {
+        let decodes = |enc: &'static Encoding| {
+            enc.decode_without_bom_handling_and_without_replacement(trim_tail(sample))
+                .is_some()
+        };
+        match (decodes(SHIFT_JIS), decodes(EUC_JP)) {
+            (true, false) => TextEncoding::ShiftJis,
+            (false, true) => TextEncoding::EucJp,
+            (true, true) => {
+                if kana_pairs(sample, 0xA4..=0xA5, 0xA1..=0xF6) > kana_pairs(sample, 0x82..=0x83, 0x40..=0xF1)
+                {
+                    TextEncoding::EucJp
+                } else {
+                    TextEncoding::ShiftJis
+                }
+            }
+            (false, false) => TextEncoding::Binary,
+        }
+    }
+
+    /// Every branch of the rule, each input built to reach it: which of the
+    /// two decode (the cut tail aside) and which kana pairs are more frequent.
+    #[test]
+    fn shift_jis_or_euc_jp_branches() {
+        use TextEncoding::{Binary, EucJp, ShiftJis};
+        let cases: [(&[u8], bool, bool, TextEncoding); 6] = [
+            // EUC-JP あい, also valid Shift_JIS (half-width katakana): kana decide.
+            (b"\xA4\xA2\xA4\xA4\n", true, true, EucJp),
+            // EUC-JP 漢 (ｴﾁ in Shift_JIS): no kana either way, the tie goes to Shift_JIS.
+            (b"\xB4\xC1\n", true, true, ShiftJis),
+            // Both decode; Shift_JIS あ only in the cut tail, yet counted.
+            (b"\xB4\xC1\n\x82\xA0", true, true, ShiftJis),
+            // EUC-JP kana, but EUC-JP fails on 0x80: Shift_JIS alone.
+            (b"\xA4\xA2\x80\n", true, false, ShiftJis),
+            // Shift_JIS kana in the tail, but Shift_JIS fails on 0xFA 0x0A: EUC-JP 字 alone.
+            (b"\xBB\xFA\n\x82\xA0", false, true, EucJp),
+            // Both fail (0xFF).
+            (b"\xA4\xA2\xFF\n", false, false, Binary),
+        ];
+        for (bytes, sjis_ok, euc_ok, expected) in cases {
+            assert_eq!(
+                decodes_cleanly(ShiftJis, trim_tail(bytes)),
+                sjis_ok,
+                "{bytes:02X?}"
+            );
+            assert_eq!(decodes_cleanly(EucJp, trim_tail(bytes)), euc_ok, "{bytes:02X?}");
+            assert_eq!(shift_jis_or_euc_jp(bytes), expected, "{bytes:02X?}");
+            assert_eq!(reference_shift_jis_or_euc_jp(bytes), expected, "{bytes:02X?}");
+        }
+    }
+
+    /// The decoder's output buffer fills many times over: an error after a
+    /// refill still counts, and so does a character cut at the very end.
+    #[test]
+    fn decodes_cleanly_across_buffer_refills() {
+        let long = encode(&"お届け先".repeat(500), SHIFT_JIS);
+        assert!(decodes_cleanly(TextEncoding::ShiftJis, &long));
+        assert!(!decodes_cleanly(
+            TextEncoding::ShiftJis,
+            &[&long[..], b"\xFF"].concat()
+        ));
+        assert!(!decodes_cleanly(TextEncoding::ShiftJis, &long[..long.len() - 1]));
+        assert!(!decodes_cleanly(TextEncoding::EucJp, &long));
+    }
+
+    /// Every Shift_JIS and EUC-JP document of the labelled corpus is detected
+    /// as what it is, as the reference rule detects it.
+    #[test]
+    fn corpus_documents_detected_as_by_the_reference() {
+        let scanner = crate::Scanner::new(crate::tests::test_key());
+        let corpus = crate::corpus::generate(7, 60, &scanner);
+        let mut checked = 0;
+        for doc in &corpus.documents {
+            if matches!(doc.encoding, TextEncoding::ShiftJis | TextEncoding::EucJp) {
+                assert_eq!(detect_encoding(&doc.bytes), (doc.encoding, 0), "{}", doc.name);
+                assert_eq!(
+                    reference_shift_jis_or_euc_jp(&doc.bytes),
+                    doc.encoding,
+                    "{}",
+                    doc.name
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 20);
+    }
+
+    /// Everyday generated text in Shift_JIS and in EUC-JP, for slices of it.
+    fn japanese_in_both() -> &'static [Vec<u8>; 2] {
+        static TEXT: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| {
+            let scanner = crate::Scanner::new(crate::tests::test_key());
+            let text = crate::corpus::plain_text(3, 64 * 1024, &scanner);
+            [encode(&text, SHIFT_JIS), encode(&text, EUC_JP)]
+        })
+    }
+
     #[test]
     fn decodes_and_maps_offsets_in_every_encoding() {
         let needle = "090-1234-5678";
@@ -708,6 +835,57 @@ mod tests {
                 prop_assert!(o >= prev || d.encoding() == TextEncoding::Iso2022Jp);
                 prev = o;
             }
+        }
+
+        #[test]
+        fn detection_matches_the_reference_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            prop_assert_eq!(shift_jis_or_euc_jp(&bytes), reference_shift_jis_or_euc_jp(&bytes));
+        }
+
+        /// Text in one encoding with up to three characters of the other, or
+        /// bytes, put anywhere (even inside a character): inputs that decode
+        /// in one, both or neither, failing anywhere.
+        #[test]
+        fn detection_matches_the_reference_on_mixed_encodings(
+            text in "[あ-んア-ン漢字ｱ-ﾝ０-９a-z \n]{0,80}",
+            euc in any::<bool>(),
+            inserts in proptest::collection::vec(
+                (
+                    any::<prop::sample::Index>(),
+                    prop_oneof![
+                        "[あ-んア-ン漢字ｱ-ﾝ]".prop_map(|c| encode(&c, SHIFT_JIS)),
+                        "[あ-んア-ン漢字ｱ-ﾝ]".prop_map(|c| encode(&c, EUC_JP)),
+                        any::<u8>().prop_map(|b| vec![b]),
+                    ],
+                ),
+                0..4,
+            ),
+        ) {
+            let mut bytes = encode(&text, if euc { EUC_JP } else { SHIFT_JIS });
+            for (at, insert) in inserts {
+                let at = at.index(bytes.len() + 1);
+                bytes.splice(at..at, insert);
+            }
+            prop_assert_eq!(shift_jis_or_euc_jp(&bytes), reference_shift_jis_or_euc_jp(&bytes));
+        }
+
+        /// Slices of generated text (cut anywhere, even inside a character),
+        /// as they are or with one byte changed.
+        #[test]
+        fn detection_matches_the_reference_on_generated_text(
+            euc in any::<bool>(),
+            start in any::<prop::sample::Index>(),
+            len in 0usize..8192,
+            change in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        ) {
+            let text = &japanese_in_both()[usize::from(euc)];
+            let start = start.index(text.len());
+            let mut bytes = text[start..text.len().min(start + len)].to_vec();
+            if let Some((at, b)) = change && !bytes.is_empty() {
+                let at = at.index(bytes.len());
+                bytes[at] = b;
+            }
+            prop_assert_eq!(shift_jis_or_euc_jp(&bytes), reference_shift_jis_or_euc_jp(&bytes));
         }
 
         /// Offsets asked for sparsely (the mapper skips whole runs between
