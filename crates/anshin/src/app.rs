@@ -176,7 +176,13 @@ impl App {
         let created = create_private_dir(&location.data_dir)?;
         let (app, shares) = Self::provision_and_open(location, new_root)
             .await
-            .inspect_err(|_| remove_empty_dirs(&created))?;
+            .inspect_err(|e| {
+                // A second node on a shared database keeps its directory:
+                // the error tells the operator to copy the root key into it.
+                if e.code() != "already_initialised" {
+                    remove_empty_dirs(&created);
+                }
+            })?;
         let (_, key) = app
             .create_principal(
                 None,
