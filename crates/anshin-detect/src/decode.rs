@@ -335,6 +335,7 @@ impl<'a> DecodedText<'a> {
         OffsetMapper {
             text: self,
             state: None,
+            ascii_runs: true,
         }
     }
 
@@ -404,6 +405,9 @@ fn last_escape_is_ascii(before: &[u8]) -> bool {
 pub struct OffsetMapper<'t, 'a> {
     text: &'t DecodedText<'a>,
     state: Option<MapState>,
+    /// Pass over ASCII between characters without the decoder (false only
+    /// in the tests, as the reference).
+    ascii_runs: bool,
 }
 
 impl std::fmt::Debug for OffsetMapper<'_, '_> {
@@ -471,50 +475,81 @@ impl OffsetMapper<'_, '_> {
         // instructions a byte on dense Shift_JIS files); the run holding
         // `decoded` is then fed byte by byte from its fresh decoder.
         let body = &t.source[..seg_end];
-        while state.in_pos == state.run_end && state.in_pos < seg_end {
-            let next = segment_end(body, state.in_pos, RUN, t.encoding);
-            let mut decoder = t.encoding.encoding().new_decoder_without_bom_handling();
-            let written = decoded_len(&mut decoder, &body[state.in_pos..next], next == seg_end);
-            state.run_end = next;
-            if state.out_pos + written > decoded {
-                state.decoder = t.encoding.encoding().new_decoder_without_bom_handling();
-                break;
-            }
-            state.in_pos = next;
-            state.out_pos += written;
-            state.last = (state.out_pos, state.out_pos, next);
-        }
+        // Shift_JIS and EUC-JP are stateless: between characters an ASCII
+        // byte decodes to itself, so a run of them is passed over without
+        // a decoder call per byte (the digits of a finding, mostly).
+        let stateless = self.ascii_runs && matches!(t.encoding, TextEncoding::ShiftJis | TextEncoding::EucJp);
         let mut buf = [0u8; 32];
-        while state.in_pos < seg_end {
-            let i = state.in_pos;
-            let last = i + 1 == seg_end;
-            let (result, read, written, _) = state.decoder.decode_to_utf8(&t.source[i..=i], &mut buf, last);
-            debug_assert!(result == CoderResult::InputEmpty && read == 1);
-            state.in_pos += read.max(1);
-            let start = *state.pending.get_or_insert(i);
-            if written > 0 {
-                let orig = if t.encoding == TextEncoding::Iso2022Jp {
-                    // The escape sequence before a character produces no output; point at
-                    // the character's own bytes: one in single-byte modes, two in JIS X 0208.
-                    let out = &buf[..written];
-                    let single = out[0] < 0x80
-                        || out.starts_with("¥".as_bytes())
-                        || out.starts_with("‾".as_bytes())
-                        || is_halfwidth_kana(out);
-                    (i + 1).saturating_sub(if single { 1 } else { 2 }).max(start)
-                } else {
-                    start
-                };
-                state.last = (state.out_pos, state.out_pos + written, orig);
+        'runs: loop {
+            while state.in_pos == state.run_end && state.in_pos < seg_end {
+                let next = segment_end(body, state.in_pos, RUN, t.encoding);
+                let mut decoder = t.encoding.encoding().new_decoder_without_bom_handling();
+                let written = decoded_len(&mut decoder, &body[state.in_pos..next], next == seg_end);
+                state.run_end = next;
+                if state.out_pos + written > decoded {
+                    state.decoder = t.encoding.encoding().new_decoder_without_bom_handling();
+                    break;
+                }
+                state.in_pos = next;
                 state.out_pos += written;
-                state.pending = None;
-                buf[..written].zeroize();
-                if decoded < state.out_pos {
-                    return orig;
+                state.last = (state.out_pos, state.out_pos, next);
+            }
+            while state.in_pos < seg_end {
+                let i = state.in_pos;
+                if stateless && state.pending.is_none() && t.source[i] < 0x80 {
+                    let run = t.source[i..state.run_end.max(i)]
+                        .iter()
+                        .take_while(|&&b| b < 0x80)
+                        .count()
+                        .max(1);
+                    let k = run.min(decoded.saturating_sub(state.out_pos));
+                    if k < run {
+                        // `decoded` is on the byte `k` into the run.
+                        state.last = (state.out_pos + k, state.out_pos + k + 1, i + k);
+                        state.in_pos = i + k + 1;
+                        state.out_pos += k + 1;
+                        return i + k;
+                    }
+                    state.in_pos += run;
+                    state.out_pos += run;
+                    state.last = (state.out_pos - 1, state.out_pos, state.in_pos - 1);
+                } else {
+                    let last = i + 1 == seg_end;
+                    let (result, read, written, _) =
+                        state.decoder.decode_to_utf8(&t.source[i..=i], &mut buf, last);
+                    debug_assert!(result == CoderResult::InputEmpty && read == 1);
+                    state.in_pos += read.max(1);
+                    let start = *state.pending.get_or_insert(i);
+                    if written > 0 {
+                        let orig = if t.encoding == TextEncoding::Iso2022Jp {
+                            // The escape sequence before a character produces no output; point at
+                            // the character's own bytes: one in single-byte modes, two in JIS X 0208.
+                            let out = &buf[..written];
+                            let single = out[0] < 0x80
+                                || out.starts_with("¥".as_bytes())
+                                || out.starts_with("‾".as_bytes())
+                                || is_halfwidth_kana(out);
+                            (i + 1).saturating_sub(if single { 1 } else { 2 }).max(start)
+                        } else {
+                            start
+                        };
+                        state.last = (state.out_pos, state.out_pos + written, orig);
+                        state.out_pos += written;
+                        state.pending = None;
+                        buf[..written].zeroize();
+                        if decoded < state.out_pos {
+                            return orig;
+                        }
+                    }
+                }
+                // The run fed byte by byte is over: skip whole runs again
+                // up to the one `decoded` is in.
+                if state.in_pos == state.run_end && state.pending.is_none() {
+                    continue 'runs;
                 }
             }
+            return seg_end;
         }
-        seg_end
     }
 }
 
@@ -916,6 +951,28 @@ mod tests {
                     let mut one = [0u8; 4];
                     let expect = encode(c.encode_utf8(&mut one), enc);
                     prop_assert_eq!(&bytes[o..o + expect.len()], expect.as_slice(), "{} at {}", enc.name(), i);
+                }
+            }
+        }
+
+        /// Mapping offsets one after another (ASCII passed over in runs,
+        /// whole runs skipped again after the one fed byte by byte) gives
+        /// what a fresh mapper feeding every byte gives for each offset
+        /// alone, on any bytes: malformed sequences included.
+        #[test]
+        fn mapping_in_order_matches_a_fresh_byte_by_byte_mapper(
+            raw in proptest::collection::vec(any::<u8>(), 0..300),
+            text in "[a-z0-9０-９あ-んア-ン漢字 \n:-]{0,120}",
+            step in 1usize..9,
+        ) {
+            for (enc, as_enc) in [(SHIFT_JIS, TextEncoding::ShiftJis), (EUC_JP, TextEncoding::EucJp), (ISO_2022_JP, TextEncoding::Iso2022Jp)] {
+                let bytes = [encode(&text, enc), raw.clone()].concat();
+                let d = DecodedText::decode_as(&bytes, as_enc, 0);
+                let mut mapper = d.offset_mapper();
+                for (i, _) in d.text().char_indices().step_by(step) {
+                    let mut fresh = d.offset_mapper();
+                    fresh.ascii_runs = false;
+                    prop_assert_eq!(mapper.map(i), fresh.map(i), "{} at {}", enc.name(), i);
                 }
             }
         }
