@@ -222,7 +222,7 @@ fn line_start_after(bytes: &[u8], after: usize, enc: TextEncoding) -> Option<usi
             let from = from & !1;
             bytes[from..]
                 .chunks_exact(2)
-                .position(|u| if le { u == b"\n\0" } else { u == b"\0\n" })
+                .position(|u| is_newline_unit(u, le))
                 .map(|k| from + k * 2 + 2)
         }
         None => memchr::memchr(b'\n', &bytes[from..]).map(|i| from + i + 1),
@@ -466,12 +466,14 @@ fn cut_point(buf: &[u8], enc: TextEncoding, mode: Mode) -> (usize, bool) {
     (cut.unwrap_or(buf.len()), false)
 }
 
+/// Whether a UTF-16 code unit (its two bytes, little-endian if `le`) is a line feed.
+fn is_newline_unit(unit: &[u8], le: bool) -> bool {
+    unit == if le { b"\n\0" } else { b"\0\n" }
+}
+
 fn count_newlines(piece: &[u8], enc: TextEncoding) -> usize {
     match is_utf16(enc) {
-        Some(le) => piece
-            .chunks_exact(2)
-            .filter(|u| if le { u == b"\n\0" } else { u == b"\0\n" })
-            .count(),
+        Some(le) => piece.chunks_exact(2).filter(|u| is_newline_unit(u, le)).count(),
         None => memchr::memchr_iter(b'\n', piece).count(),
     }
 }
@@ -480,7 +482,7 @@ fn last_newline_end(piece: &[u8], enc: TextEncoding) -> usize {
     match is_utf16(enc) {
         Some(le) => piece
             .chunks_exact(2)
-            .rposition(|u| if le { u == b"\n\0" } else { u == b"\0\n" })
+            .rposition(|u| is_newline_unit(u, le))
             .map_or(0, |k| k * 2 + 2),
         None => memchr::memrchr(b'\n', piece).map_or(0, |i| i + 1),
     }
