@@ -430,6 +430,30 @@ struct MapState {
     /// The safe point ending the run being fed byte by byte; `in_pos` there
     /// means the next run may be skipped whole.
     run_end: usize,
+    /// The decoder's last output was one byte, or it is fresh. In
+    /// ISO-2022-JP it is then in ASCII or JIS X 0201 Roman mode, with no
+    /// escape since that output (an escape right after another one is an
+    /// error, so the decoder remembers whether anything came between).
+    ascii_output: bool,
+}
+
+impl MapState {
+    /// How many bytes from `i` (a character boundary) decode to themselves
+    /// in the run being fed. Shift_JIS and EUC-JP are stateless: an ASCII
+    /// byte between characters is itself. ISO-2022-JP is the same after a
+    /// one-byte output, but for the bytes that shift or escape, and those
+    /// Roman mode reads as ¥ and ‾.
+    fn identity_run(&self, source: &[u8], i: usize, encoding: TextEncoding) -> usize {
+        let bytes = &source[i..self.run_end.max(i)];
+        match encoding {
+            TextEncoding::ShiftJis | TextEncoding::EucJp => bytes.iter().take_while(|&&b| b < 0x80).count(),
+            TextEncoding::Iso2022Jp if self.ascii_output => bytes
+                .iter()
+                .take_while(|&&b| b < 0x80 && !matches!(b, 0x0E | 0x0F | 0x1B | b'\\' | b'~'))
+                .count(),
+            _ => 0,
+        }
+    }
 }
 
 /// Original bytes the mapper skips at a time, at least, when no offset it
@@ -461,6 +485,7 @@ impl OffsetMapper<'_, '_> {
                 pending: None,
                 last: (dec, dec, orig),
                 run_end: orig,
+                ascii_output: true,
             });
         }
         let seg_end = t.segments.get(seg + 1).map_or(t.source.len(), |&(o, _)| o);
@@ -475,10 +500,11 @@ impl OffsetMapper<'_, '_> {
         // instructions a byte on dense Shift_JIS files); the run holding
         // `decoded` is then fed byte by byte from its fresh decoder.
         let body = &t.source[..seg_end];
-        // Shift_JIS and EUC-JP are stateless: between characters an ASCII
-        // byte decodes to itself, so a run of them is passed over without
-        // a decoder call per byte (the digits of a finding, mostly).
-        let stateless = self.ascii_runs && matches!(t.encoding, TextEncoding::ShiftJis | TextEncoding::EucJp);
+        // Between characters, bytes that decode to themselves (ASCII, mostly
+        // a finding's digits) are passed over without a decoder call per
+        // byte. The decoder does not see them, which leaves it in the state
+        // they would: `pending` is none only after output, so no character or
+        // escape is in progress, and see `MapState::identity_run`.
         let mut buf = [0u8; 32];
         'runs: loop {
             while state.in_pos == state.run_end && state.in_pos < seg_end {
@@ -488,6 +514,7 @@ impl OffsetMapper<'_, '_> {
                 state.run_end = next;
                 if state.out_pos + written > decoded {
                     state.decoder = t.encoding.encoding().new_decoder_without_bom_handling();
+                    state.ascii_output = true;
                     break;
                 }
                 state.in_pos = next;
@@ -496,12 +523,12 @@ impl OffsetMapper<'_, '_> {
             }
             while state.in_pos < seg_end {
                 let i = state.in_pos;
-                if stateless && state.pending.is_none() && t.source[i] < 0x80 {
-                    let run = t.source[i..state.run_end.max(i)]
-                        .iter()
-                        .take_while(|&&b| b < 0x80)
-                        .count()
-                        .max(1);
+                let run = if self.ascii_runs && state.pending.is_none() {
+                    state.identity_run(t.source, i, t.encoding)
+                } else {
+                    0
+                };
+                if run > 0 {
                     let k = run.min(decoded.saturating_sub(state.out_pos));
                     if k < run {
                         // `decoded` is on the byte `k` into the run.
@@ -535,6 +562,7 @@ impl OffsetMapper<'_, '_> {
                         };
                         state.last = (state.out_pos, state.out_pos + written, orig);
                         state.out_pos += written;
+                        state.ascii_output = written == 1;
                         state.pending = None;
                         buf[..written].zeroize();
                         if decoded < state.out_pos {
@@ -974,6 +1002,40 @@ mod tests {
                     fresh.ascii_runs = false;
                     prop_assert_eq!(mapper.map(i), fresh.map(i), "{} at {}", enc.name(), i);
                 }
+            }
+        }
+
+        /// The same for ISO-2022-JP, which has modes and reads two escapes in
+        /// a row as an error: built from escapes to every mode, shifts, lone
+        /// escapes, JIS X 0208 pairs, digits, spaces and any byte.
+        #[test]
+        fn iso_2022_jp_mapping_in_order_matches_a_byte_by_byte_mapper(
+            tokens in proptest::collection::vec(
+                prop_oneof![
+                    Just(b"\x1b(B".to_vec()),
+                    Just(b"\x1b(J".to_vec()),
+                    Just(b"\x1b$B".to_vec()),
+                    Just(b"\x1b$@".to_vec()),
+                    Just(b"\x1b(I".to_vec()),
+                    Just(vec![0x1B]),
+                    Just(vec![0x0E]),
+                    Just(vec![0x0F]),
+                    Just(b"$\"".to_vec()),
+                    Just(b"0123456789".to_vec()),
+                    Just(b" \n".to_vec()),
+                    any::<u8>().prop_map(|b| vec![b]),
+                ],
+                0..200,
+            ),
+            step in 1usize..5,
+        ) {
+            let bytes = tokens.concat();
+            let d = DecodedText::decode_as(&bytes, TextEncoding::Iso2022Jp, 0);
+            let mut mapper = d.offset_mapper();
+            for (i, _) in d.text().char_indices().step_by(step) {
+                let mut fresh = d.offset_mapper();
+                fresh.ascii_runs = false;
+                prop_assert_eq!(mapper.map(i), fresh.map(i), "at {}", i);
             }
         }
 
