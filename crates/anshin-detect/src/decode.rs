@@ -16,7 +16,7 @@ use encoding_rs::{
     CoderResult, Decoder, DecoderResult, EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE,
     WINDOWS_1252,
 };
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Target size of a decoding segment.
 const SEGMENT: usize = 4096;
@@ -335,7 +335,7 @@ impl<'a> DecodedText<'a> {
         OffsetMapper {
             text: self,
             state: None,
-            ascii_runs: true,
+            shortcuts: true,
         }
     }
 
@@ -347,8 +347,13 @@ impl<'a> DecodedText<'a> {
 }
 
 /// Where the next segment starts: the first safe point at or after
-/// `start + len`, or the end. `start` must be a safe point itself (where a
-/// fresh decoder is in its initial state).
+/// `start + len`, or the end. `start` must be a safe point itself: a fresh
+/// decoder there is in the state a running one is in, whatever came before.
+/// In ISO-2022-JP that is after a control byte or space in ASCII mode; in
+/// UTF-16 after any unit but a high surrogate; in the others after an ASCII
+/// byte, which is never a lead byte: it ends the character it is the trail
+/// byte of, or a decoder waiting for another kind of trail byte reads it as
+/// an error and then as itself.
 fn segment_end(body: &[u8], start: usize, len: usize, encoding: TextEncoding) -> usize {
     let min = start + len;
     if min >= body.len() {
@@ -363,7 +368,7 @@ fn segment_end(body: &[u8], start: usize, len: usize, encoding: TextEncoding) ->
                 } else {
                     u16::from_be_bytes([body[i], body[i + 1]])
                 };
-                if unit < 0x21 {
+                if !(0xD800..0xDC00).contains(&unit) {
                     return i + 2;
                 }
                 i += 2;
@@ -389,7 +394,7 @@ fn segment_end(body: &[u8], start: usize, len: usize, encoding: TextEncoding) ->
         }
         _ => body[min..]
             .iter()
-            .position(|&b| is_safe_byte(b))
+            .position(|&b| b < 0x80 || encoding == TextEncoding::Windows1252)
             .map_or(body.len(), |p| min + p + 1),
     }
 }
@@ -405,9 +410,10 @@ fn last_escape_is_ascii(before: &[u8]) -> bool {
 pub struct OffsetMapper<'t, 'a> {
     text: &'t DecodedText<'a>,
     state: Option<MapState>,
-    /// Pass over ASCII between characters without the decoder (false only
-    /// in the tests, as the reference).
-    ascii_runs: bool,
+    /// Decode whole runs and pass over bytes that decode to themselves
+    /// (false only in the tests: the reference feeds every byte of a
+    /// segment to one decoder).
+    shortcuts: bool,
 }
 
 impl std::fmt::Debug for OffsetMapper<'_, '_> {
@@ -427,39 +433,63 @@ struct MapState {
     pending: Option<usize>,
     /// Last produced chunk: decoded [start, end) came from original offset `orig`.
     last: (usize, usize, usize),
-    /// The safe point ending the run being fed byte by byte; `in_pos` there
-    /// means the next run may be skipped whole.
+    /// `in_pos` is a safe point with nothing fed since: a fresh decoder may
+    /// take over there, and the run after it may be decoded whole.
+    at_safe_point: bool,
+    /// The safe point ending the run being fed byte by byte.
     run_end: usize,
     /// The decoder's last output was one byte, or it is fresh. In
     /// ISO-2022-JP it is then in ASCII or JIS X 0201 Roman mode, with no
     /// escape since that output (an escape right after another one is an
     /// error, so the decoder remembers whether anything came between).
     ascii_output: bool,
+    /// What the decoder writes, thrown away (and wiped on drop): zeroing a
+    /// buffer for each call cost more than the shorter calls.
+    scratch: Zeroizing<[u8; 256]>,
+}
+
+/// Whether an ASCII byte between characters decodes to itself and leaves the
+/// decoder in its initial state (a safe point after it): true of the
+/// encodings whose multi-byte characters never hold an ASCII lead byte.
+fn ascii_is_stateless(encoding: TextEncoding) -> bool {
+    matches!(
+        encoding,
+        TextEncoding::ShiftJis
+            | TextEncoding::EucJp
+            | TextEncoding::Windows1252
+            | TextEncoding::Binary
+            | TextEncoding::Utf8
+    )
 }
 
 impl MapState {
-    /// How many bytes from `i` (a character boundary) decode to themselves
-    /// in the run being fed. Shift_JIS and EUC-JP are stateless: an ASCII
+    /// How many bytes of `source[i..end]` (`i` a character boundary, nothing
+    /// pending) decode to themselves. In the stateless encodings an ASCII
     /// byte between characters is itself. ISO-2022-JP is the same after a
     /// one-byte output, but for the bytes that shift or escape, and those
     /// Roman mode reads as ¥ and ‾.
-    fn identity_run(&self, source: &[u8], i: usize, encoding: TextEncoding) -> usize {
-        let bytes = &source[i..self.run_end.max(i)];
-        match encoding {
-            TextEncoding::ShiftJis | TextEncoding::EucJp => bytes.iter().take_while(|&&b| b < 0x80).count(),
-            TextEncoding::Iso2022Jp if self.ascii_output => bytes
+    fn identity_run(&self, source: &[u8], i: usize, end: usize, encoding: TextEncoding) -> usize {
+        let bytes = &source[i..end.max(i)];
+        if ascii_is_stateless(encoding) {
+            bytes.iter().take_while(|&&b| b < 0x80).count()
+        } else if encoding == TextEncoding::Iso2022Jp && self.ascii_output {
+            bytes
                 .iter()
                 .take_while(|&&b| b < 0x80 && !matches!(b, 0x0E | 0x0F | 0x1B | b'\\' | b'~'))
-                .count(),
-            _ => 0,
+                .count()
+        } else {
+            0
         }
     }
 }
 
-/// Original bytes the mapper skips at a time, at least, when no offset it
-/// is asked for falls in them.
-const RUN: usize = 64;
+/// Original bytes the mapper decodes at a time, at least, when no offset it
+/// is asked for falls in them: a decoder call costs about 270 instructions
+/// however short its input, so fewer, longer runs cost less to pass over
+/// but more to feed byte by byte up to an offset inside one.
+const RUN: usize = 8;
 
+/// Maps decoded offsets back to original offsets; see [`DecodedText::offset_mapper`].
 impl OffsetMapper<'_, '_> {
     /// The original offset of `decoded`. Offsets past the end map to the end.
     pub fn map(&mut self, decoded: usize) -> usize {
@@ -470,6 +500,7 @@ impl OffsetMapper<'_, '_> {
         if decoded >= t.text.len() {
             return t.source.len();
         }
+        let encoding = t.encoding;
         let seg = t
             .segments
             .partition_point(|&(_, d)| d <= decoded)
@@ -479,13 +510,15 @@ impl OffsetMapper<'_, '_> {
             let (orig, dec) = t.segments[seg];
             self.state = Some(MapState {
                 segment: seg,
-                decoder: t.encoding.encoding().new_decoder_without_bom_handling(),
+                decoder: encoding.encoding().new_decoder_without_bom_handling(),
                 in_pos: orig,
                 out_pos: dec,
                 pending: None,
                 last: (dec, dec, orig),
+                at_safe_point: true,
                 run_end: orig,
                 ascii_output: true,
+                scratch: Zeroizing::new([0; 256]),
             });
         }
         let seg_end = t.segments.get(seg + 1).map_or(t.source.len(), |&(o, _)| o);
@@ -495,99 +528,129 @@ impl OffsetMapper<'_, '_> {
         if decoded < state.last.1 {
             return state.last.2;
         }
-        // Runs between safe points whose text ends at or before `decoded` are
-        // decoded in one call each, not a call per byte (which cost about 500
-        // instructions a byte on dense Shift_JIS files); the run holding
-        // `decoded` is then fed byte by byte from its fresh decoder.
         let body = &t.source[..seg_end];
-        // Between characters, bytes that decode to themselves (ASCII, mostly
-        // a finding's digits) are passed over without a decoder call per
-        // byte. The decoder does not see them, which leaves it in the state
-        // they would: `pending` is none only after output, so no character or
-        // escape is in progress, and see `MapState::identity_run`.
-        let mut buf = [0u8; 32];
-        'runs: loop {
-            while state.in_pos == state.run_end && state.in_pos < seg_end {
-                let next = segment_end(body, state.in_pos, RUN, t.encoding);
-                let mut decoder = t.encoding.encoding().new_decoder_without_bom_handling();
-                let written = decoded_len(&mut decoder, &body[state.in_pos..next], next == seg_end);
-                state.run_end = next;
-                if state.out_pos + written > decoded {
-                    state.decoder = t.encoding.encoding().new_decoder_without_bom_handling();
-                    state.ascii_output = true;
-                    break;
-                }
-                state.in_pos = next;
-                state.out_pos += written;
-                state.last = (state.out_pos, state.out_pos, next);
+        let stateless = ascii_is_stateless(encoding);
+        // From a safe point, the run up to the next one is decoded in one
+        // call when `decoded` lies past it (a call per byte cost about 500
+        // instructions a byte on dense Shift_JIS files); the run holding
+        // `decoded` is fed byte by byte by a fresh decoder. Between
+        // characters, bytes that decode to themselves (ASCII, mostly a
+        // finding's digits) are passed over without a call: the decoder does
+        // not see them, which leaves it in the state they would, as
+        // `pending` is none only after output (no character or escape in
+        // progress), and see `MapState::identity_run`.
+        while state.in_pos < seg_end {
+            let i = state.in_pos;
+            state.at_safe_point &= self.shortcuts;
+            // After a safe point ASCII in a stateless encoding leaves the
+            // next one; elsewhere the run it starts is fed to a fresh decoder.
+            if state.at_safe_point && !stateless {
+                state.decoder = encoding.encoding().new_decoder_without_bom_handling();
+                state.ascii_output = true;
+                state.run_end = segment_end(body, i, RUN, encoding);
             }
-            while state.in_pos < seg_end {
-                let i = state.in_pos;
-                let run = if self.ascii_runs && state.pending.is_none() {
-                    state.identity_run(t.source, i, t.encoding)
+            let identity = if self.shortcuts && state.pending.is_none() {
+                state.identity_run(body, i, if stateless { seg_end } else { state.run_end }, encoding)
+            } else {
+                0
+            };
+            if identity > 0 {
+                let k = identity.min(decoded.saturating_sub(state.out_pos));
+                if k < identity {
+                    // `decoded` is on the byte `k` into the run.
+                    state.last = (state.out_pos + k, state.out_pos + k + 1, i + k);
+                    state.in_pos = i + k + 1;
+                    state.out_pos += k + 1;
                 } else {
-                    0
-                };
-                if run > 0 {
-                    let k = run.min(decoded.saturating_sub(state.out_pos));
-                    if k < run {
-                        // `decoded` is on the byte `k` into the run.
-                        state.last = (state.out_pos + k, state.out_pos + k + 1, i + k);
-                        state.in_pos = i + k + 1;
-                        state.out_pos += k + 1;
-                        return i + k;
-                    }
-                    state.in_pos += run;
-                    state.out_pos += run;
+                    state.in_pos += identity;
+                    state.out_pos += identity;
                     state.last = (state.out_pos - 1, state.out_pos, state.in_pos - 1);
-                } else {
-                    let last = i + 1 == seg_end;
-                    let (result, read, written, _) =
-                        state.decoder.decode_to_utf8(&t.source[i..=i], &mut buf, last);
-                    debug_assert!(result == CoderResult::InputEmpty && read == 1);
-                    state.in_pos += read.max(1);
-                    let start = *state.pending.get_or_insert(i);
-                    if written > 0 {
-                        let orig = if t.encoding == TextEncoding::Iso2022Jp {
-                            // The escape sequence before a character produces no output; point at
-                            // the character's own bytes: one in single-byte modes, two in JIS X 0208.
-                            let out = &buf[..written];
-                            let single = out[0] < 0x80
-                                || out.starts_with("¥".as_bytes())
-                                || out.starts_with("‾".as_bytes())
-                                || is_halfwidth_kana(out);
-                            (i + 1).saturating_sub(if single { 1 } else { 2 }).max(start)
-                        } else {
-                            start
-                        };
-                        state.last = (state.out_pos, state.out_pos + written, orig);
-                        state.out_pos += written;
-                        state.ascii_output = written == 1;
-                        state.pending = None;
-                        buf[..written].zeroize();
-                        if decoded < state.out_pos {
-                            return orig;
-                        }
-                    }
                 }
-                // The run fed byte by byte is over: skip whole runs again
-                // up to the one `decoded` is in.
-                if state.in_pos == state.run_end && state.pending.is_none() {
-                    continue 'runs;
+                // After ASCII a stateless decoder is in its initial state.
+                state.at_safe_point = stateless || state.in_pos == state.run_end;
+                if k < identity {
+                    return i + k;
+                }
+                continue;
+            }
+            if state.at_safe_point {
+                if stateless {
+                    state.decoder = encoding.encoding().new_decoder_without_bom_handling();
+                    state.run_end = segment_end(body, i, RUN, encoding);
+                }
+                let run = &body[i..state.run_end];
+                let last = state.run_end == seg_end;
+                let written = decoded_len(&mut state.decoder, run, last, &mut state.scratch[..]);
+                if state.out_pos + written <= decoded {
+                    state.in_pos = state.run_end;
+                    state.out_pos += written;
+                    state.last = (state.out_pos, state.out_pos, state.in_pos);
+                    continue;
+                }
+                state.decoder = encoding.encoding().new_decoder_without_bom_handling();
+                state.ascii_output = true;
+                state.at_safe_point = false;
+            }
+            let last = i + 1 == seg_end;
+            let buf = &mut state.scratch[..];
+            let (result, read, written, _) = state.decoder.decode_to_utf8(&body[i..=i], buf, last);
+            debug_assert!(result == CoderResult::InputEmpty && read == 1);
+            state.in_pos += read.max(1);
+            let start = *state.pending.get_or_insert(i);
+            if written > 0 {
+                let orig = if encoding == TextEncoding::Iso2022Jp {
+                    // The escape sequence before a character produces no output; point at
+                    // the character's own bytes: one in single-byte modes, two in JIS X 0208.
+                    let out = &buf[..written];
+                    let single = out[0] < 0x80
+                        || out.starts_with("¥".as_bytes())
+                        || out.starts_with("‾".as_bytes())
+                        || is_halfwidth_kana(out);
+                    (i + 1).saturating_sub(if single { 1 } else { 2 }).max(start)
+                } else {
+                    start
+                };
+                state.last = (state.out_pos, state.out_pos + written, orig);
+                state.out_pos += written;
+                state.ascii_output = written == 1;
+                state.pending = held_after_output(t, i);
+                if decoded < state.out_pos {
+                    state.at_safe_point = state.in_pos == state.run_end;
+                    return orig;
                 }
             }
-            return seg_end;
+            // The run fed byte by byte is over: decode whole runs again.
+            state.at_safe_point = state.in_pos == state.run_end && state.pending.is_none();
         }
+        seg_end
     }
 }
 
-/// The length of `bytes` decoded (the text itself is wiped).
-fn decoded_len(decoder: &mut Decoder, mut bytes: &[u8], last: bool) -> usize {
-    let mut buf = [0u8; 1024];
+/// Where a character starts that the decoder still holds after an output
+/// at byte `i`: UTF-8 reads a lead byte that cuts the sequence before it
+/// short as an error and then again as a lead, and UTF-16 a high surrogate
+/// after a lone one. Shift_JIS and EUC-JP read again only an ASCII byte.
+fn held_after_output(t: &DecodedText<'_>, i: usize) -> Option<usize> {
+    let b = t.source[i];
+    match t.encoding {
+        TextEncoding::Utf8 | TextEncoding::Binary => (0xC2..=0xF4).contains(&b).then_some(i),
+        TextEncoding::Utf16Le | TextEncoding::Utf16Be if (i - t.bom) % 2 == 1 => {
+            let high = if t.encoding == TextEncoding::Utf16Le {
+                b
+            } else {
+                t.source[i - 1]
+            };
+            (0xD8..0xDC).contains(&high).then_some(i - 1)
+        }
+        _ => None,
+    }
+}
+
+/// The length of `bytes` decoded; the text goes to `scratch`.
+fn decoded_len(decoder: &mut Decoder, mut bytes: &[u8], last: bool, scratch: &mut [u8]) -> usize {
     let mut total = 0;
     loop {
-        let (result, read, written, _) = decoder.decode_to_utf8(bytes, &mut buf, last);
-        buf[..written].zeroize();
+        let (result, read, written, _) = decoder.decode_to_utf8(bytes, scratch, last);
         total += written;
         bytes = &bytes[read..];
         if result == CoderResult::InputEmpty {
@@ -678,6 +741,27 @@ mod tests {
         assert!(!errors);
         bytes.into_owned()
     }
+
+    /// `text` in `enc`: Windows-1252 and binary get its UTF-8 bytes.
+    fn encode_as(text: &str, enc: TextEncoding) -> Vec<u8> {
+        match enc {
+            TextEncoding::Utf16Le => text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            TextEncoding::Utf16Be => text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+            TextEncoding::Utf8 | TextEncoding::Windows1252 | TextEncoding::Binary => text.as_bytes().to_vec(),
+            _ => encode(text, enc.encoding()),
+        }
+    }
+
+    /// Every encoding a decoded text can have segments in.
+    const SEGMENTED: [TextEncoding; 7] = [
+        TextEncoding::ShiftJis,
+        TextEncoding::EucJp,
+        TextEncoding::Iso2022Jp,
+        TextEncoding::Utf16Le,
+        TextEncoding::Utf16Be,
+        TextEncoding::Windows1252,
+        TextEncoding::Binary,
+    ];
 
     const SAMPLE: &str =
         "ご注文ありがとうございます。カード番号：４１１１ 1111 1111 1111\n電話 090-1234-5678\n";
@@ -852,6 +936,30 @@ mod tests {
         }
     }
 
+    /// UTF-8 reads a lead byte after a cut-short sequence as an error and
+    /// then as the start of the next character; UTF-16 the same for a high
+    /// surrogate after a lone one. The character maps to its own bytes.
+    #[test]
+    fn a_character_started_by_the_byte_after_an_error_maps_to_its_own_bytes() {
+        // Bytes, encoding, where the second character and the last one start.
+        for (bytes, enc, at, last) in [
+            (&b"\xC2\xC2\xA9 1"[..], TextEncoding::Binary, 1, 4),
+            (&b"\x3D\xD8\x3D\xD8\x00\xDE1\0"[..], TextEncoding::Utf16Le, 2, 6),
+            (&b"\xD8\x3D\xD8\x3D\xDE\x00\x001"[..], TextEncoding::Utf16Be, 2, 6),
+        ] {
+            let d = DecodedText::decode_as(bytes, enc, 0);
+            let (second, _) = d.text().char_indices().nth(1).expect("two characters");
+            assert_eq!(d.text().chars().next(), Some('\u{FFFD}'));
+            for shortcuts in [true, false] {
+                let mut mapper = d.offset_mapper();
+                mapper.shortcuts = shortcuts;
+                assert_eq!(mapper.map(second), at, "{}", enc.as_str());
+                // And what follows it is where it is.
+                assert_eq!(mapper.map(d.text().len() - 1), last, "{}", enc.as_str());
+            }
+        }
+    }
+
     #[test]
     fn long_sjis_input_maps_across_segments() {
         let mut text = String::new();
@@ -983,25 +1091,70 @@ mod tests {
             }
         }
 
-        /// Mapping offsets one after another (ASCII passed over in runs,
-        /// whole runs skipped again after the one fed byte by byte) gives
-        /// what a fresh mapper feeding every byte gives for each offset
-        /// alone, on any bytes: malformed sequences included.
+        /// Mapping offsets one after another (whole runs decoded in one
+        /// call, ASCII passed over) gives what a fresh mapper feeding every
+        /// byte to one decoder gives for each offset alone, in every
+        /// encoding, on any bytes: malformed sequences included.
         #[test]
         fn mapping_in_order_matches_a_fresh_byte_by_byte_mapper(
             raw in proptest::collection::vec(any::<u8>(), 0..300),
             text in "[a-z0-9０-９あ-んア-ン漢字 \n:-]{0,120}",
             step in 1usize..9,
         ) {
-            for (enc, as_enc) in [(SHIFT_JIS, TextEncoding::ShiftJis), (EUC_JP, TextEncoding::EucJp), (ISO_2022_JP, TextEncoding::Iso2022Jp)] {
-                let bytes = [encode(&text, enc), raw.clone()].concat();
-                let d = DecodedText::decode_as(&bytes, as_enc, 0);
+            for enc in SEGMENTED {
+                let bytes = [encode_as(&text, enc), raw.clone()].concat();
+                let d = DecodedText::decode_as(&bytes, enc, 0);
                 let mut mapper = d.offset_mapper();
                 for (i, _) in d.text().char_indices().step_by(step) {
                     let mut fresh = d.offset_mapper();
-                    fresh.ascii_runs = false;
-                    prop_assert_eq!(mapper.map(i), fresh.map(i), "{} at {}", enc.name(), i);
+                    fresh.shortcuts = false;
+                    prop_assert_eq!(mapper.map(i), fresh.map(i), "{} at {}", enc.as_str(), i);
                 }
+            }
+        }
+
+        /// A fresh decoder at each safe point decodes what one decoder over
+        /// the whole input does, in every encoding, on any bytes: malformed
+        /// sequences, lone surrogates and every ISO-2022-JP escape included.
+        #[test]
+        fn fresh_decoders_at_safe_points_decode_as_one_decoder(
+            tokens in proptest::collection::vec(
+                prop_oneof![
+                    "[a-z0-9０-９あ-んア-ン漢字 \n:-]{0,8}".prop_map(|t| t.into_bytes()),
+                    Just(b"\x1b(B".to_vec()),
+                    Just(b"\x1b$B".to_vec()),
+                    Just(b"\x1b(J".to_vec()),
+                    Just(b"\x1b(I".to_vec()),
+                    // Surrogates, in both byte orders.
+                    Just(vec![0xD8, 0x3D]),
+                    Just(vec![0xDE, 0x00]),
+                    Just(vec![0x3D, 0xD8]),
+                    Just(vec![0x00, 0xDE]),
+                    proptest::collection::vec(any::<u8>(), 1..4),
+                ],
+                0..60,
+            ),
+            japanese in "[0-9０-９あ-んア-ン漢字 \n]{0,40}",
+            len in 1usize..8,
+        ) {
+            let raw = tokens.concat();
+            for enc in SEGMENTED {
+                // Valid text of the encoding, then anything.
+                let body = [encode_as(&japanese, enc), raw.clone()].concat();
+                let mut pieces = String::new();
+                let mut start = 0;
+                while start < body.len() {
+                    let end = segment_end(&body, start, len, enc);
+                    prop_assert!(end > start);
+                    let mut decoder = enc.encoding().new_decoder_without_bom_handling();
+                    let mut piece = String::with_capacity(decoder.max_utf8_buffer_length(end - start).unwrap_or(0));
+                    let (result, _, _) = decoder.decode_to_string(&body[start..end], &mut piece, true);
+                    prop_assert_eq!(result, CoderResult::InputEmpty);
+                    pieces.push_str(&piece);
+                    start = end;
+                }
+                let (whole, _) = enc.encoding().decode_without_bom_handling(&body);
+                prop_assert_eq!(pieces.as_str(), &*whole, "{}", enc.as_str());
             }
         }
 
@@ -1034,7 +1187,7 @@ mod tests {
             let mut mapper = d.offset_mapper();
             for (i, _) in d.text().char_indices().step_by(step) {
                 let mut fresh = d.offset_mapper();
-                fresh.ascii_runs = false;
+                fresh.shortcuts = false;
                 prop_assert_eq!(mapper.map(i), fresh.map(i), "at {}", i);
             }
         }
