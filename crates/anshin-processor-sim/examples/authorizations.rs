@@ -2,7 +2,7 @@
 //! the payment proxy's figures are compared with. Prints one JSON line per
 //! scenario.
 //!
-//! `cargo run --release -p anshin-processor-sim --example throughput [CLIENTS] [SECONDS]`
+//! `cargo run --release -p anshin-processor-sim --example authorizations [CLIENTS] [SECONDS]`
 //! (defaults 32 clients, 5 seconds). Every client is a keep-alive HTTPS
 //! connection that trusts only the simulator's CA; the load generator runs in
 //! the same process on the same cores.
