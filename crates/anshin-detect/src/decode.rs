@@ -542,8 +542,9 @@ impl OffsetMapper<'_, '_> {
         while state.in_pos < seg_end {
             let i = state.in_pos;
             state.at_safe_point &= self.shortcuts;
-            // After a safe point ASCII in a stateless encoding leaves the
-            // next one; elsewhere the run it starts is fed to a fresh decoder.
+            // In UTF-16 and ISO-2022-JP a fresh decoder takes the run a safe
+            // point starts; in the stateless encodings ASCII may come first,
+            // and the byte after it is a safe point again.
             if state.at_safe_point && !stateless {
                 state.decoder = encoding.encoding().new_decoder_without_bom_handling();
                 state.ascii_output = true;
@@ -614,13 +615,12 @@ impl OffsetMapper<'_, '_> {
                 state.out_pos += written;
                 state.ascii_output = written == 1;
                 state.pending = held_after_output(t, i);
-                if decoded < state.out_pos {
-                    state.at_safe_point = state.in_pos == state.run_end;
-                    return orig;
-                }
             }
             // The run fed byte by byte is over: decode whole runs again.
             state.at_safe_point = state.in_pos == state.run_end && state.pending.is_none();
+            if written > 0 && decoded < state.out_pos {
+                return state.last.2;
+            }
         }
         seg_end
     }
