@@ -411,6 +411,14 @@ impl Keyring {
         }
     }
 
+    /// The tenant's keys read from the store now, whatever this node holds:
+    /// when the store has refused a write made with the cached ones. 404 once
+    /// the tenant is shredded.
+    pub async fn reload(&self, store: &Store, tenant: &TenantId) -> Result<Arc<TenantKeys>> {
+        self.forget(tenant);
+        self.tenant(store, tenant).await
+    }
+
     /// Encryption counts since the last call, to add to the store.
     pub fn take_encryption_counts(&self) -> Vec<(TenantId, u32, u64)> {
         self.counts.take()

@@ -14,6 +14,7 @@ both_backends!(
     a_customer_deleted_after_a_backup_cannot_be_read_from_it,
     a_version_is_rotated_before_its_encryption_bound_and_by_age,
     a_shredded_tenant_cannot_be_read_even_from_a_backup,
+    a_card_wrapped_under_a_version_retired_on_another_node_is_refused_then_stored,
 );
 
 /// A valid Visa number that differs for each `n` (Luhn check digit computed here).
@@ -68,18 +69,19 @@ async fn key_state(t: &TestApp, tenant: &str) -> Value {
     body[0].clone()
 }
 
-/// Rotates `tenant` with two operators; returns the new version.
-async fn rotate(t: &TestApp, second: &str, tenant: &str) -> u64 {
-    let req = request(
-        t,
-        &t.operator_key,
-        json!({"operation": "rotate", "reason": "test rotation", "tenant_id": tenant}),
-    )
-    .await;
+/// Asks for the key operation `body`, which `second` approves; returns its result.
+async fn approved(t: &TestApp, second: &str, body: Value) -> u64 {
+    let req = request(t, &t.operator_key, body).await;
     let (status, done) = decide(t, second, req["id"].as_str().expect("id"), "approve").await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["status"], "approved");
-    done["result"].as_u64().expect("new version")
+    done["result"].as_u64().expect("result")
+}
+
+/// Rotates `tenant` with two operators; returns the new version.
+async fn rotate(t: &TestApp, second: &str, tenant: &str) -> u64 {
+    let body = json!({"operation": "rotate", "reason": "test rotation", "tenant_id": tenant});
+    approved(t, second, body).await
 }
 
 async fn rewrap_everything(t: &TestApp) -> u64 {
@@ -805,4 +807,44 @@ async fn a_shredded_tenant_cannot_be_read_even_from_a_backup(t: TestApp) {
         (StatusCode::OK, Some(&visa(301)[12..]))
     );
     assert_eq!(key_state(&t, &other_tenant).await["current_version"], 1);
+}
+
+/// A node still holding a KEK version that another node has just retired
+/// wraps a new card under it: the store refuses (nothing is stored under a
+/// destroyed key), the node reads its keys again and says to retry, and the
+/// retry stores the card under the current version.
+async fn a_card_wrapped_under_a_version_retired_on_another_node_is_refused_then_stored(t: TestApp) {
+    let (tenant, _, shop) = t.tenant_with_shop("retired elsewhere").await;
+    let second = t.global_key("operator").await;
+    let (_, card) = t.tokenize(&shop, &visa(600)).await;
+    let node_b = std::sync::Arc::new(anshin::app::App::open(&t.location).await.expect("node b"));
+    let on_b = async |method: Method, path: &str, body: Option<Value>| {
+        let headers = [("authorization", format!("Bearer {shop}"))];
+        let (status, _, body) =
+            crate::checkout::send(&node_b, "192.0.2.11", method, path, &headers, body).await;
+        (status, body)
+    };
+    let path = format!("/v1/cards/{}", card["token"].as_str().expect("token"));
+    assert_eq!(
+        on_b(Method::GET, &path, None).await.0,
+        StatusCode::OK,
+        "b caches version 1"
+    );
+    assert_eq!(rotate(&t, &second, &tenant).await, 2);
+    assert_eq!(rewrap_everything(&t).await, 1);
+    let retire = json!({"operation": "retire", "below": 2, "reason": "v1 replaced", "tenant_id": tenant});
+    assert_eq!(approved(&t, &second, retire).await, 1);
+
+    let body = crate::harness::card(&visa(601));
+    let (status, refused) = on_b(Method::POST, "/v1/cards", Some(body.clone())).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("keys_changed")),
+        "{refused}"
+    );
+    let (status, stored) = on_b(Method::POST, "/v1/cards", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let state = key_state(&t, &tenant).await;
+    assert_eq!(state["versions"][0]["version"], 2, "{state}");
+    assert_eq!(state["versions"][0]["records"], 2, "{state}");
 }
