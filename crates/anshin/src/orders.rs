@@ -256,7 +256,8 @@ impl App {
             None => None,
         };
         self.record_now(actor, event).await?;
-        self.store.insert_order(row.clone(), sealed).await?;
+        let inserted = self.store.insert_order(row.clone(), sealed).await;
+        self.keys_checked(&tenant, inserted).await?;
         self.order_view(
             Scope {
                 tenant: Some(&tenant),

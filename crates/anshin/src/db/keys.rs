@@ -253,7 +253,8 @@ impl Store {
     }
 
     /// Destroys every key of `tenant` (data keys, KEKs, fingerprint keys) and
-    /// disables its principals, in one transaction. Returns the data keys destroyed.
+    /// its cards' fingerprints, and disables its principals, in one
+    /// transaction. Returns the data keys destroyed.
     pub async fn shred_tenant(&self, tenant: &TenantId, at: i64) -> Result<u64, StoreError> {
         dispatch!(self.shred_tenant(tenant, at))
     }

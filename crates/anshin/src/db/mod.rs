@@ -35,6 +35,10 @@ pub enum StoreError {
     /// The audit entry a write appends in its own transaction could not be
     /// appended, so the write was rolled back.
     Audit(String),
+    /// A new record's data key names a KEK version the store no longer holds
+    /// (retired, or the tenant shredded, on another node since this node read
+    /// its keys): nothing was written.
+    KeyGone,
 }
 
 impl fmt::Display for StoreError {
@@ -45,6 +49,7 @@ impl fmt::Display for StoreError {
             Self::Corrupt(what) => write!(f, "stored data is inconsistent: {what}"),
             Self::BadUrl { message, .. } => write!(f, "bad database URL: {message}"),
             Self::Audit(msg) => write!(f, "audit append failed, write rolled back: {msg}"),
+            Self::KeyGone => f.write_str("a new record's key-encryption key version is no longer stored"),
         }
     }
 }

@@ -177,28 +177,39 @@ struct WriterStats {
     restart_wal: AtomicBool,
 }
 
-/// A failed audit append inside a write's transaction, carried through
-/// rusqlite's error type so [`backend`] can tell it apart.
+/// A write's failure that is not SQLite's own, carried through rusqlite's
+/// error type so [`backend`] can tell it apart.
 #[derive(Debug)]
-struct AuditFailed(String);
+enum JobFailure {
+    /// The audit entry could not be appended in the write's transaction.
+    Audit(String),
+    /// A new data key names a KEK version no longer stored.
+    KeyGone,
+}
 
-impl std::fmt::Display for AuditFailed {
+impl std::fmt::Display for JobFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Audit(msg) => f.write_str(msg),
+            Self::KeyGone => f.write_str("key-encryption key version no longer stored"),
+        }
     }
 }
 
-impl std::error::Error for AuditFailed {}
+impl std::error::Error for JobFailure {}
 
 fn audit_failed(msg: String) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(AuditFailed(msg)))
+    rusqlite::Error::ToSqlConversionFailure(Box::new(JobFailure::Audit(msg)))
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::ToSqlConversionFailure(inner) = &err
-        && let Some(AuditFailed(msg)) = inner.downcast_ref::<AuditFailed>()
+        && let Some(failure) = inner.downcast_ref::<JobFailure>()
     {
-        return StoreError::Audit(msg.clone());
+        return match failure {
+            JobFailure::Audit(msg) => StoreError::Audit(msg.clone()),
+            JobFailure::KeyGone => StoreError::KeyGone,
+        };
     }
     match err.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
@@ -1040,7 +1051,14 @@ fn insert_record_key<const N: usize>(
     c.prepare_cached(
         "INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![record, tenant.as_str(), kind, sealed.kek_version, sealed.wrapped_dek])?;
+    .execute(params![record, tenant.as_str(), kind, sealed.kek_version, sealed.wrapped_dek])
+    // Its one foreign key is the KEK version's.
+    .map_err(|err| match err {
+        rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            rusqlite::Error::ToSqlConversionFailure(Box::new(JobFailure::KeyGone))
+        }
+        err => err,
+    })?;
     Ok(Some(c.last_insert_rowid()))
 }
 

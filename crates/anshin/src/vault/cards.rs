@@ -233,11 +233,8 @@ impl App {
             // The entry names the token the caller gets, new or existing, and
             // is appended in the insert's own transaction.
             let recorded = self.entry_for(actor, event);
-            let (existing, newly_visible) = match self
-                .store
-                .insert_card(row.clone(), shop.clone(), recorded)
-                .await?
-            {
+            let inserted = self.store.insert_card(row.clone(), shop.clone(), recorded).await;
+            let (existing, newly_visible) = match self.keys_checked(&tenant, inserted).await? {
                 CardInsert::Inserted => {
                     event.resource(&row.token).recorded_with_write();
                     return Ok((masked(&row, expiry), true));

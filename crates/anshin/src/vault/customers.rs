@@ -180,7 +180,8 @@ impl App {
             event.resource(shop);
         }
         self.record_now(actor, event).await?;
-        self.store.insert_customer(row.clone()).await?;
+        let inserted = self.store.insert_customer(row.clone()).await;
+        self.keys_checked(&row.tenant_id, inserted).await?;
         Ok(MaskedCustomer {
             id: row.id,
             shop_id: row.shop_id,

@@ -49,7 +49,12 @@ pub enum StagedChange {
 }
 
 /// How long a node serves tenant keys from memory before reading them again,
-/// so that a rotation or retirement made on another node reaches it.
+/// so that a rotation made on another node reaches it. Retiring a version or
+/// shredding a tenant on another node takes effect here at once all the same:
+/// a record's data key is read with the record (a retired version wraps none,
+/// a shredded tenant has none left), the store refuses a new data key under a
+/// version it no longer holds ([`Keyring::reload`] then), and a shredded
+/// tenant's cards keep no fingerprint to find them by.
 pub const KEYS_REFRESH: Duration = Duration::from_secs(30);
 
 /// A tenant's unwrapped keys.
@@ -409,6 +414,14 @@ impl Keyring {
         if let Ok(mut map) = self.tenants.write() {
             map.remove(tenant);
         }
+    }
+
+    /// The tenant's keys read from the store now, whatever this node holds:
+    /// for a use the store cannot confirm by itself, and when it has refused
+    /// a write made with the cached ones. 404 once the tenant is shredded.
+    pub async fn reload(&self, store: &Store, tenant: &TenantId) -> Result<Arc<TenantKeys>> {
+        self.forget(tenant);
+        self.tenant(store, tenant).await
     }
 
     /// Encryption counts since the last call, to add to the store.

@@ -23,6 +23,7 @@ use crate::access::{Action, Actor};
 use crate::app::App;
 use crate::audit::{Event, EventKind};
 use crate::clock;
+use crate::db::StoreError;
 use crate::db::keys::{KeyOperation, KeyRequestRow, KeyVersionRow, RetireOutcome, RootTarget};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{KeyRequestId, TenantId, parse_or_404};
@@ -289,6 +290,30 @@ fn operation(input: &NewKeyRequest) -> Result<KeyOperation> {
 }
 
 impl App {
+    /// The outcome of a write that stored new data keys made with `tenant`'s
+    /// cached keys. The store refuses one under a KEK version it no longer
+    /// holds ([`StoreError::KeyGone`]: retired, or the tenant shredded, on
+    /// another node since this node read its keys); the keys are then read
+    /// again, and the answer is what they give: 404 for a shredded tenant,
+    /// else 409 `keys_changed`, to retry with the new ones.
+    pub(crate) async fn keys_checked<T>(
+        &self,
+        tenant: &TenantId,
+        outcome: std::result::Result<T, StoreError>,
+    ) -> Result<T> {
+        match outcome {
+            Err(StoreError::KeyGone) => {
+                self.keyring.reload(&self.store, tenant).await?;
+                Err(Error::new(
+                    ErrorKind::Conflict,
+                    "keys_changed",
+                    "the tenant's keys changed on another node while this was being stored; nothing was stored: retry",
+                ))
+            }
+            outcome => Ok(outcome?),
+        }
+    }
+
     /// KEK versions and the records each wraps, for one tenant or (global
     /// principals) all.
     pub async fn key_status(&self, actor: &Actor, tenant: Option<&str>) -> Result<Vec<TenantKeyStatus>> {
@@ -421,7 +446,7 @@ impl App {
 
     async fn carry_out(&self, tenant: &TenantId, operation: KeyOperation, now: i64) -> Result<u64> {
         match operation {
-            KeyOperation::ChangeRoot(_) => Err(Error::internal(crate::db::StoreError::Corrupt(
+            KeyOperation::ChangeRoot(_) => Err(Error::internal(StoreError::Corrupt(
                 "a root change names a tenant",
             ))),
             KeyOperation::ShredTenant => {
@@ -467,8 +492,7 @@ impl App {
     ) -> Result<u64> {
         let mut total = 0;
         let mut after: Option<i64> = None;
-        let mut writing: Option<tokio::task::JoinHandle<std::result::Result<u64, crate::db::StoreError>>> =
-            None;
+        let mut writing: Option<tokio::task::JoinHandle<std::result::Result<u64, StoreError>>> = None;
         loop {
             let keys = self.keyring.tenant(&self.store, tenant).await?;
             let stale = self

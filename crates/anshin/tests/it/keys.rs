@@ -14,6 +14,8 @@ both_backends!(
     a_customer_deleted_after_a_backup_cannot_be_read_from_it,
     a_version_is_rotated_before_its_encryption_bound_and_by_age,
     a_shredded_tenant_cannot_be_read_even_from_a_backup,
+    a_tenant_shredded_on_one_node_is_unreadable_on_another_at_once,
+    a_card_wrapped_under_a_version_retired_on_another_node_is_refused_then_stored,
 );
 
 /// A valid Visa number that differs for each `n` (Luhn check digit computed here).
@@ -68,18 +70,25 @@ async fn key_state(t: &TestApp, tenant: &str) -> Value {
     body[0].clone()
 }
 
-/// Rotates `tenant` with two operators; returns the new version.
-async fn rotate(t: &TestApp, second: &str, tenant: &str) -> u64 {
-    let req = request(
-        t,
-        &t.operator_key,
-        json!({"operation": "rotate", "reason": "test rotation", "tenant_id": tenant}),
-    )
-    .await;
+/// Asks for the key operation `body`, which `second` approves; returns its result.
+async fn approved(t: &TestApp, second: &str, body: Value) -> u64 {
+    let req = request(t, &t.operator_key, body).await;
     let (status, done) = decide(t, second, req["id"].as_str().expect("id"), "approve").await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["status"], "approved");
-    done["result"].as_u64().expect("new version")
+    done["result"].as_u64().expect("result")
+}
+
+/// Rotates `tenant` with two operators; returns the new version.
+async fn rotate(t: &TestApp, second: &str, tenant: &str) -> u64 {
+    let body = json!({"operation": "rotate", "reason": "test rotation", "tenant_id": tenant});
+    approved(t, second, body).await
+}
+
+/// Shreds `tenant` with two operators; returns the data keys destroyed.
+async fn shred(t: &TestApp, second: &str, tenant: &str) -> u64 {
+    let body = json!({"operation": "shred_tenant", "reason": "contract ended", "tenant_id": tenant});
+    approved(t, second, body).await
 }
 
 async fn rewrap_everything(t: &TestApp) -> u64 {
@@ -768,18 +777,7 @@ async fn a_shredded_tenant_cannot_be_read_even_from_a_backup(t: TestApp) {
     );
     t.raw_sql("CREATE TABLE cards_backup AS SELECT * FROM cards;")
         .await;
-    let req = request(
-        &t,
-        &t.operator_key,
-        json!({"operation": "shred_tenant", "reason": "contract ended", "tenant_id": tenant}),
-    )
-    .await;
-    let (status, done) = decide(&t, &second, req["id"].as_str().expect("id"), "approve").await;
-    assert_eq!(
-        (status, done["result"].as_u64()),
-        (StatusCode::OK, Some(1)),
-        "{done}"
-    );
+    assert_eq!(shred(&t, &second, &tenant).await, 1);
     let (status, _) = t
         .call(Method::GET, &format!("/v1/cards/{card}"), Some(&shop), None)
         .await;
@@ -805,4 +803,155 @@ async fn a_shredded_tenant_cannot_be_read_even_from_a_backup(t: TestApp) {
         (StatusCode::OK, Some(&visa(301)[12..]))
     );
     assert_eq!(key_state(&t, &other_tenant).await["current_version"], 1);
+}
+
+/// Other nodes serve a tenant from keys they unwrapped moments ago; node A
+/// shreds the tenant. At once, with their key caches still fresh, they answer
+/// every path that decrypts or matches a keyed hash exactly as A does: no
+/// card, no personal data, no shipping data, no access log, no write, and no
+/// answer that tells a number the tenant held from any other.
+async fn a_tenant_shredded_on_one_node_is_unreadable_on_another_at_once(t: TestApp) {
+    let (tenant, shop_id, shop) = t.tenant_with_shop("leaving").await;
+    let operator = t.operator_key.clone();
+    let second = t.global_key("operator").await;
+    let processor = t.global_key("processor").await;
+    let (number, unknown) = (visa(500), visa(501));
+    let (_, card) = t.tokenize(&shop, &number).await;
+    let card = card["token"].as_str().expect("token").to_owned();
+    let customer = crate::retention::customer(&t, &shop).await;
+    let order = crate::retention::order(&t, &shop, &customer, "大阪府大阪市北区梅田1-1").await;
+    let plaintexts = [&number[6..], "鈴木", "梅田"];
+
+    let tokenize = |n: &str| {
+        let mut body = crate::harness::card(n);
+        body["tenant_id"] = json!(tenant);
+        (&operator, Method::POST, "/v1/cards".to_owned(), Some(body))
+    };
+    let reads = [
+        (&processor, Method::POST, format!("/v1/cards/{card}/reveal"), None),
+        (&operator, Method::GET, format!("/v1/cards/{card}"), None),
+        (
+            &operator,
+            Method::POST,
+            "/v1/cards/lookup".to_owned(),
+            Some(json!({"number": number, "tenant_id": tenant})),
+        ),
+        (&operator, Method::GET, format!("/v1/customers/{customer}"), None),
+        (
+            &operator,
+            Method::GET,
+            format!("/v1/customers/{customer}/access-log"),
+            None,
+        ),
+    ];
+    let writes = [
+        // The same number and a number the tenant never held: one answer.
+        tokenize(&number),
+        tokenize(&unknown),
+        (
+            &operator,
+            Method::POST,
+            "/v1/customers".to_owned(),
+            Some(json!({"name": "鈴木 一郎", "tenant_id": tenant, "shop_id": shop_id})),
+        ),
+    ];
+    let send = async |node: &std::sync::Arc<anshin::app::App>,
+                      (key, method, path, body): &(&String, Method, String, Option<Value>)| {
+        let headers = [("authorization", format!("Bearer {key}"))];
+        let (status, _, body) =
+            crate::checkout::send(node, "192.0.2.10", method.clone(), path, &headers, body.clone()).await;
+        (status, body)
+    };
+    // A node of its own for each request (a refused write makes a node read
+    // the keys again), its cache filled by a read that succeeds: the request
+    // itself, or a write's node reading the card.
+    let mut nodes = Vec::new();
+    for warm in reads.iter().chain(std::iter::repeat_n(&reads[1], writes.len())) {
+        let node = std::sync::Arc::new(anshin::app::App::open(&t.location).await.expect("node"));
+        let (status, answer) = send(&node, warm).await;
+        assert_eq!(status, StatusCode::OK, "{} before the shred: {answer}", warm.2);
+        nodes.push(node);
+    }
+    // What the node's credential cache holds for the shop key, which may
+    // outlive the shred there by the cache's lifetime: used directly, so no
+    // timing decides whether the shipping path is reached.
+    let shipping_node = anshin::app::App::open(&t.location).await.expect("node");
+    let shop_actor = shipping_node.authenticate(&shop).await.expect("shop key");
+    let shipping = shipping_node.order_shipping(&shop_actor, &order).await;
+    assert!(shipping.is_ok(), "shipping before the shred");
+
+    assert_eq!(shred(&t, &second, &tenant).await, 3);
+
+    let mut differences = Vec::new();
+    for (node, request) in nodes.iter().zip(reads.iter().chain(&writes)) {
+        let (status, answer) = send(node, request).await;
+        let text = answer.to_string();
+        let (key, method, path, body) = request;
+        assert!(
+            plaintexts.iter().all(|p| !text.contains(p)),
+            "{method} {path} shows data of the shredded tenant"
+        );
+        let (expected, on_a) = t.call(method.clone(), path, Some(key), body.clone()).await;
+        let (b, a) = (
+            (status, &answer["error"]["code"]),
+            (expected, &on_a["error"]["code"]),
+        );
+        if b != a || status != StatusCode::NOT_FOUND {
+            differences.push(format!("{method} {path}: other node {b:?}, a {a:?}"));
+        }
+    }
+    assert_eq!(
+        differences,
+        Vec::<String>::new(),
+        "other nodes answer as a does, at once"
+    );
+    // The node finds the order's data key gone, as after the retention purge
+    // (410); A finds no keys for the tenant (404).
+    let shipping = shipping_node.order_shipping(&shop_actor, &order).await;
+    assert_eq!(shipping.err().map(|e| e.code()), Some("retention_window_closed"));
+    assert_eq!(
+        t.audit_log_of("key.approve").await.len(),
+        1,
+        "the shred is in the audit log"
+    );
+}
+
+/// A node still holding a KEK version that another node has just retired
+/// wraps a new card under it: the store refuses (nothing is stored under a
+/// destroyed key), the node reads its keys again and says to retry, and the
+/// retry stores the card under the current version.
+async fn a_card_wrapped_under_a_version_retired_on_another_node_is_refused_then_stored(t: TestApp) {
+    let (tenant, _, shop) = t.tenant_with_shop("retired elsewhere").await;
+    let second = t.global_key("operator").await;
+    let (_, card) = t.tokenize(&shop, &visa(600)).await;
+    let node_b = std::sync::Arc::new(anshin::app::App::open(&t.location).await.expect("node b"));
+    let on_b = async |method: Method, path: &str, body: Option<Value>| {
+        let headers = [("authorization", format!("Bearer {shop}"))];
+        let (status, _, body) =
+            crate::checkout::send(&node_b, "192.0.2.11", method, path, &headers, body).await;
+        (status, body)
+    };
+    let path = format!("/v1/cards/{}", card["token"].as_str().expect("token"));
+    assert_eq!(
+        on_b(Method::GET, &path, None).await.0,
+        StatusCode::OK,
+        "b caches version 1"
+    );
+    assert_eq!(rotate(&t, &second, &tenant).await, 2);
+    assert_eq!(rewrap_everything(&t).await, 1);
+    let retire = json!({"operation": "retire", "below": 2, "reason": "v1 replaced", "tenant_id": tenant});
+    assert_eq!(approved(&t, &second, retire).await, 1);
+
+    let body = crate::harness::card(&visa(601));
+    let (status, refused) = on_b(Method::POST, "/v1/cards", Some(body.clone())).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("keys_changed")),
+        "{refused}"
+    );
+    let (status, stored) = on_b(Method::POST, "/v1/cards", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let state = key_state(&t, &tenant).await;
+    assert_eq!(state["versions"][0]["version"], 2, "{state}");
+    assert_eq!(state["versions"][0]["records"], 2, "{state}");
 }

@@ -20,7 +20,7 @@ both_backends!(
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-async fn customer(t: &TestApp, shop_key: &str) -> String {
+pub(crate) async fn customer(t: &TestApp, shop_key: &str) -> String {
     let (status, created) = t
         .call(
             Method::POST,
@@ -33,7 +33,7 @@ async fn customer(t: &TestApp, shop_key: &str) -> String {
     created["id"].as_str().expect("id").to_owned()
 }
 
-async fn order(t: &TestApp, shop_key: &str, customer: &str, address: &str) -> String {
+pub(crate) async fn order(t: &TestApp, shop_key: &str, customer: &str, address: &str) -> String {
     let (status, order) = t
         .call(
             Method::POST,

@@ -193,6 +193,14 @@ impl PgStore {
     pub(in crate::db) async fn shred_tenant(&self, tenant: &TenantId, at: i64) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
+        // A node that still holds the tenant's keys in memory then finds no
+        // card by its number, as the keys' absence tells every other node.
+        tx.execute(
+            "UPDATE cards SET fingerprint = NULL WHERE tenant_id = $1 AND fingerprint IS NOT NULL",
+            &[&tenant.as_str()],
+        )
+        .await
+        .map_err(pg)?;
         let destroyed = tx
             .execute(
                 "DELETE FROM record_keys WHERE tenant_id = $1",

@@ -178,6 +178,12 @@ impl SqliteStore {
         let tenant = tenant.clone();
         self.write(move |c| {
             let t = tenant.as_str();
+            // A node that still holds the tenant's keys in memory then finds
+            // no card by its number, as the keys' absence tells every other node.
+            c.prepare_cached(
+                "UPDATE cards SET fingerprint = NULL WHERE tenant_id = ?1 AND fingerprint IS NOT NULL",
+            )?
+            .execute([t])?;
             // secure_delete is on: the keys' bytes are overwritten.
             let destroyed = c
                 .prepare_cached("DELETE FROM record_keys WHERE tenant_id = ?1")?
