@@ -1259,9 +1259,26 @@ async fn outbound_routes_replace_tokens_at_configured_paths_only(t: TestApp) {
 /// non-digits; files that cannot be read are listed apart.
 /// Files under `dir` written at or after `since` that hold one of `needles`
 /// bounded by non-digits.
+/// Every file under `dir` with its modification time.
+fn modified_times(dir: &std::path::Path, into: &mut Unchanged) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            modified_times(&path, into);
+        } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+            into.insert(path, modified);
+        }
+    }
+}
+
+type Unchanged = std::collections::HashMap<std::path::PathBuf, std::time::SystemTime>;
+
+/// Files under `dir` modified since `since`, except those still as they were
+/// in `unchanged`, that hold one of `needles` bounded by non-digits.
 fn files_holding(
     dir: &std::path::Path,
     since: std::time::SystemTime,
+    unchanged: &Unchanged,
     needles: &[&str],
     found: &mut Vec<String>,
     unreadable: &mut u64,
@@ -1273,13 +1290,13 @@ fn files_holding(
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            files_holding(&path, since, needles, found, unreadable);
+            files_holding(&path, since, unchanged, needles, found, unreadable);
             continue;
         }
         if entry
             .metadata()
             .and_then(|m| m.modified())
-            .is_ok_and(|m| m < since)
+            .is_ok_and(|m| m < since || unchanged.get(&path) == Some(&m))
         {
             continue;
         }
@@ -1306,6 +1323,10 @@ async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
     let since = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
     let (tenant, _, shop_key) = t.tenant_with_shop("cvc search").await;
     let _sim = with_processor(&t, &tenant, Default::default()).await;
+    // Nor can the data directory's files not written since (the root key's
+    // 64 random hex digits held 9180 once, inside the two seconds above).
+    let mut unchanged = Unchanged::new();
+    modified_times(&t.data_dir(), &mut unchanged);
     // Distinctive codes (digits 8, 9, 0 and 1 never appear in ids, which are
     // base32), searched for bounded by non-digits.
     let codes = ["9180", "8019", "9081"];
@@ -1363,10 +1384,24 @@ async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
     let control = tempfile::tempdir().expect("tempdir");
     std::fs::write(control.path().join("leak"), b"\x00cvc=9180;").expect("write");
     let (mut found, mut unreadable) = (Vec::new(), 0);
-    files_holding(control.path(), since, &codes, &mut found, &mut unreadable);
+    files_holding(
+        control.path(),
+        since,
+        &Unchanged::new(),
+        &codes,
+        &mut found,
+        &mut unreadable,
+    );
     assert_eq!(found.len(), 1, "{found:?}");
     let mut found = Vec::new();
-    files_holding(&t.data_dir(), since, &codes, &mut found, &mut unreadable);
+    files_holding(
+        &t.data_dir(),
+        since,
+        &unchanged,
+        &codes,
+        &mut found,
+        &mut unreadable,
+    );
     assert!(found.is_empty(), "{found:?}");
     if t.backend == Backend::Postgres {
         let url = crate::harness::postgres_url();
@@ -1384,6 +1419,7 @@ async fn no_security_code_is_left_in_any_file_after_checkouts(t: TestApp) {
         files_holding(
             std::path::Path::new(&dir),
             since,
+            &Unchanged::new(),
             &codes,
             &mut found,
             &mut unreadable,
