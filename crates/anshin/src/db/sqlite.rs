@@ -1561,10 +1561,14 @@ mod tests {
         for reader in readers {
             reader.join().expect("reader");
         }
+        // Without restarts the WAL holds all 64 MiB (and its frame
+        // headers). How far past the threshold it gets before one depends on
+        // how much the writer writes between the checkpointer's looks, every
+        // 200 ms: 42-43 MiB with other builds loading both cores.
         let wal = std::fs::metadata(path.with_extension("db-wal"))
             .expect("wal")
             .len();
-        assert!(wal < 40 << 20, "the WAL grew to {} MiB", wal >> 20);
+        assert!(wal < 48 << 20, "the WAL grew to {} MiB", wal >> 20);
     }
 
     fn entry(n: u8) -> crate::db::audit::NewAuditEntry {
