@@ -531,8 +531,7 @@ impl OffsetMapper<'_, '_> {
         let body = &t.source[..seg_end];
         let stateless = ascii_is_stateless(encoding);
         // From a safe point, the run up to the next one is decoded in one
-        // call when `decoded` lies past it (a call per byte cost about 500
-        // instructions a byte on dense Shift_JIS files); the run holding
+        // call when `decoded` lies past it (see `RUN`); the run holding
         // `decoded` is fed byte by byte by a fresh decoder. Between
         // characters, bytes that decode to themselves (ASCII, mostly a
         // finding's digits) are passed over without a call: the decoder does
