@@ -121,22 +121,16 @@ pub struct PgStore {
 
 fn pg(err: tokio_postgres::Error) -> StoreError {
     match err.as_db_error() {
-        Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
-        None => connect_failed(&err),
-    }
-}
-
-/// The error of a statement that stores a new record's data key: one that
-/// names a KEK version `tenant_keys` no longer holds breaks its foreign key.
-fn record_key_insert(err: tokio_postgres::Error) -> StoreError {
-    match err.as_db_error() {
+        // A new record's data key naming a KEK version `tenant_keys` no
+        // longer holds breaks the foreign key of `record_keys`.
         Some(db)
             if db.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION
                 && db.table() == Some("record_keys") =>
         {
             StoreError::KeyGone
         }
-        _ => pg(err),
+        Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
+        None => connect_failed(&err),
     }
 }
 
@@ -581,7 +575,7 @@ impl PgStore {
                 Some(db) if db.table() == Some("audit_entries") || db.code().code() == "P0001" => {
                     StoreError::Audit(db.message().to_owned())
                 }
-                _ => record_key_insert(e),
+                _ => pg(e),
             })?
             .get(0);
         if inserted == 1 {
@@ -793,42 +787,33 @@ impl PgStore {
     pub(super) async fn insert_customer(&self, customer: CustomerRow) -> Result<(), StoreError> {
         let sealed = customer.sealed.as_ref();
         let field = |i: usize| sealed.and_then(|s| s.fields[i].as_ref());
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "WITH key AS (
-                     INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
-                     SELECT $1, $2, 'customer', $4, $5 WHERE $5::bytea IS NOT NULL
-                     RETURNING id
-                 )
-                 INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
-                                        postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at, key_id)
-                 VALUES ($1, $2, $3, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT id FROM key))",
-            )
-            .await
-            .map_err(pg)?;
-        client
-            .execute(
-                &stmt,
-                &[
-                    &customer.id.as_str(),
-                    &customer.tenant_id.as_str(),
-                    &customer.shop_id.as_ref().map(ShopId::as_str),
-                    &sealed.map(|s| version_i32(s.kek_version)).transpose()?,
-                    &sealed.map(|s| &s.wrapped_dek),
-                    &field(0),
-                    &field(1),
-                    &field(2),
-                    &field(3),
-                    &field(4),
-                    &field(5),
-                    &field(6),
-                    &customer.created_at,
-                ],
-            )
-            .await
-            .map_err(record_key_insert)
-            .map(|_| ())
+        self.execute(
+            "WITH key AS (
+                 INSERT INTO record_keys (record_id, tenant_id, kind, kek_version, wrapped_dek)
+                 SELECT $1, $2, 'customer', $4, $5 WHERE $5::bytea IS NOT NULL
+                 RETURNING id
+             )
+             INSERT INTO customers (id, tenant_id, shop_id, name_ct, name_kana_ct,
+                                    postal_code_ct, address_ct, phone_ct, email_ct, fax_ct, created_at, key_id)
+             VALUES ($1, $2, $3, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT id FROM key))",
+            &[
+                &customer.id.as_str(),
+                &customer.tenant_id.as_str(),
+                &customer.shop_id.as_ref().map(ShopId::as_str),
+                &sealed.map(|s| version_i32(s.kek_version)).transpose()?,
+                &sealed.map(|s| &s.wrapped_dek),
+                &field(0),
+                &field(1),
+                &field(2),
+                &field(3),
+                &field(4),
+                &field(5),
+                &field(6),
+                &customer.created_at,
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     pub(super) async fn customer(
@@ -908,7 +893,7 @@ impl PgStore {
                 ],
             )
             .await
-            .map_err(record_key_insert)?;
+            .map_err(pg)?;
         }
         tx.commit().await.map_err(pg)
     }
