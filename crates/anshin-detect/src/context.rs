@@ -233,7 +233,7 @@ const KEYWORDS: &[(&str, u32)] = &[
     ("barcode", BARCODE),
 ];
 
-/// The keyword automaton. Built once per scanner.
+/// The keyword automaton. Built once per process (`KEYWORDS` in lib.rs).
 #[derive(Debug, Clone)]
 pub(crate) struct Keywords {
     dfa: DFA,

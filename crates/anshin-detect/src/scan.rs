@@ -175,7 +175,7 @@ impl<'s, 't> Engine<'s, 't> {
             scanner,
             text,
             bytes: text.as_bytes(),
-            ctx: ContextIndex::new(&scanner.keywords),
+            ctx: ContextIndex::new(scanner.keywords),
             run: DigitRun::new(),
             verdicts: Vec::new(),
             out: Vec::new(),
@@ -184,7 +184,7 @@ impl<'s, 't> Engine<'s, 't> {
     }
 
     pub fn keywords(&self) -> &'s crate::context::Keywords {
-        &self.scanner.keywords
+        self.scanner.keywords
     }
 
     pub fn scan_region(&mut self, region: Region) {
