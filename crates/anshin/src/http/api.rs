@@ -232,7 +232,10 @@ pub async fn put_tenant_settings(
 /// Tokenize a card. 201 for a new card, 200 when the tenant already holds this
 /// number (same token; expiry and holder updated).
 #[utoipa::path(post, path = "/v1/cards", tag = "cards", request_body = CardInput,
-    responses((status = 201, body = MaskedCard), (status = 200, body = MaskedCard), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = MaskedCard), (status = 200, body = MaskedCard),
+        (status = 409, description = "`card_busy` (the card was being deleted meanwhile), \
+            `keys_changed` (the tenant's keys changed on another node): nothing stored, retry", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn tokenize_card(
     State(s): State<AppState>,
     actor: Actor,
@@ -296,7 +299,8 @@ pub async fn delete_card(
 
 /// Store a customer's personal data.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", request_body = NewCustomer,
-    responses((status = 201, body = MaskedCustomer), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = MaskedCustomer),
+        (status = 409, description = "`keys_changed` (the tenant's keys changed on another node): nothing stored, retry", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_customer(
     State(s): State<AppState>,
     actor: Actor,
@@ -334,7 +338,8 @@ pub async fn delete_customer(
 
 /// Create an order.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewOrder,
-    responses((status = 201, body = Order), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Order), (status = 404, body = ErrorBody),
+        (status = 409, description = "`keys_changed` (the tenant's keys changed on another node): nothing stored, retry", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_order(
     State(s): State<AppState>,
     actor: Actor,

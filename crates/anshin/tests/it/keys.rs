@@ -949,6 +949,12 @@ async fn a_card_wrapped_under_a_version_retired_on_another_node_is_refused_then_
         (StatusCode::CONFLICT, Some("keys_changed")),
         "{refused}"
     );
+    let (_, doc) = t.call(Method::GET, "/v1/openapi.json", None, None).await;
+    let declared = &doc["paths"]["/v1/cards"]["post"]["responses"]["409"]["description"];
+    assert!(
+        declared.as_str().is_some_and(|d| d.contains("keys_changed")),
+        "the OpenAPI document declares the 409: {declared}"
+    );
     let (status, stored) = on_b(Method::POST, "/v1/cards", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{stored}");
     let state = key_state(&t, &tenant).await;
