@@ -287,6 +287,11 @@ impl App {
         row: &ShippingRow,
     ) -> Result<Option<[Option<SecretString>; 4]>> {
         let Some(sealed) = &row.sealed else {
+            // The data key is gone: purged after the window (410), or the
+            // tenant shredded, perhaps on another node since this one read
+            // its keys. Reading them again tells which: 404 for a shredded
+            // tenant, as on the node that shredded it.
+            self.keyring.reload(&self.store, &order.tenant_id).await?;
             return Ok(None);
         };
         let keys = self

@@ -906,9 +906,9 @@ async fn a_tenant_shredded_on_one_node_is_unreadable_on_another_at_once(t: TestA
         "other nodes answer as a does, at once"
     );
     // The node finds the order's data key gone, as after the retention purge
-    // (410); A finds no keys for the tenant (404).
+    // (which answers 410), reads the tenant's keys again and finds none: 404.
     let shipping = shipping_node.order_shipping(&shop_actor, &order).await;
-    assert_eq!(shipping.err().map(|e| e.code()), Some("retention_window_closed"));
+    assert_eq!(shipping.err().map(|e| e.code()), Some("not_found"));
     assert_eq!(
         t.audit_log_of("key.approve").await.len(),
         1,
