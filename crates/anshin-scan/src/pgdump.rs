@@ -51,11 +51,13 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::path::Path;
 
 use anshin_detect::{DecodedText, TextEncoding};
 
-use crate::container::{self, Bounded, Ctx, LimitHit, limit_reason, stop_before_member};
+use crate::container::{self, Bounded, Counting, Ctx, LimitHit, Timed, limit_reason, stop_before_member};
 use crate::{ObjectKind, ObjectReport, Status};
 use crate::{sql, text};
 
@@ -73,6 +75,21 @@ const MINOR_VERSIONS: std::ops::RangeInclusive<u8> = 7..=16;
 
 /// The format byte of a custom-format archive (`archCustom`).
 const FORMAT_CUSTOM: u8 = 1;
+/// The format byte of a tar-format dump's `toc.dat` (`archTar`); pg_dump
+/// writes it in a directory-format dump's too ("the directory is compatible
+/// with tar"), but `archDirectory` is read there as well.
+const FORMAT_TAR: u8 = 3;
+const FORMAT_DIRECTORY: u8 = 5;
+
+/// Where an archive's table data is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// In data blocks after the table of contents (custom format).
+    Blocks,
+    /// In files of their own beside `toc.dat`, which holds the table of
+    /// contents only (tar and directory formats).
+    Files,
+}
 
 /// Data block types.
 const BLOCK_DATA: u8 = 1;
@@ -99,6 +116,7 @@ enum Compression {
 /// The archive being read: its integer sizes and version.
 struct Archive<'r> {
     r: BufReader<&'r mut dyn Read>,
+    layout: Layout,
     minor: u8,
     int_size: usize,
     off_size: usize,
@@ -208,6 +226,7 @@ impl From<io::Error> for Unread {
 fn header<'r>(reader: &'r mut dyn Read) -> Result<(Archive<'r>, Compression), Unread> {
     let mut ar = Archive {
         r: BufReader::with_capacity(64 << 10, reader),
+        layout: Layout::Blocks,
         minor: 0,
         int_size: 4,
         off_size: 8,
@@ -232,18 +251,15 @@ fn header<'r>(reader: &'r mut dyn Read) -> Result<(Archive<'r>, Compression), Un
             ar.int_size, ar.off_size
         )));
     }
-    let format = ar.byte()?;
-    if format != FORMAT_CUSTOM {
-        return Err(Unread::Unsupported(format!(
-            "table of contents of a {} pg_dump archive (format {format}): it holds no data; \
-             the data files beside it are scanned on their own",
-            match format {
-                3 => "tar-format",
-                5 => "directory-format",
-                _ => "non-custom",
-            }
-        )));
-    }
+    ar.layout = match ar.byte()? {
+        FORMAT_CUSTOM => Layout::Blocks,
+        FORMAT_TAR | FORMAT_DIRECTORY => Layout::Files,
+        format => {
+            return Err(Unread::Unsupported(format!(
+                "pg_dump archive of format {format} is not read (custom, tar and directory formats are)"
+            )));
+        }
+    };
     let compression = if minor >= 15 {
         match ar.byte()? {
             0 => Ok(Compression::None),
@@ -267,9 +283,11 @@ fn header<'r>(reader: &'r mut dyn Read) -> Result<(Archive<'r>, Compression), Un
         ar.skip_string()?;
         ar.skip_string()?;
     }
-    match compression {
-        Ok(c) => Ok((ar, c)),
-        Err(algorithm) => Err(Unread::Unsupported(format!(
+    match (compression, ar.layout) {
+        (Ok(c), _) => Ok((ar, c)),
+        // A `toc.dat` is never compressed: its data files name their compression.
+        (Err(_), Layout::Files) => Ok((ar, Compression::None)),
+        (Err(algorithm), Layout::Blocks) => Err(Unread::Unsupported(format!(
             "pg_dump archive compressed with {algorithm}: not read (zlib-compressed and \
              uncompressed archives are); `pg_restore -f - FILE | anshin scan -` scans its plain form"
         ))),
@@ -277,7 +295,7 @@ fn header<'r>(reader: &'r mut dyn Read) -> Result<(Archive<'r>, Compression), Un
 }
 
 /// A table of contents entry that has data.
-struct Entry {
+pub(crate) struct Entry {
     /// `schema.table` (or the tag alone), for reasons.
     name: String,
     /// `COPY … FROM stdin;`, empty for data written as INSERT statements.
@@ -293,7 +311,7 @@ struct RawEntry {
 }
 
 /// The entries with data, by dump id, and how many there are.
-struct Toc {
+pub(crate) struct Toc {
     entries: HashMap<i64, Entry>,
     with_data: u64,
     /// Entries whose names were not kept (the memory bound).
@@ -337,7 +355,9 @@ fn decode(bytes: &[u8], encoding: TextEncoding) -> String {
     DecodedText::decode_as(bytes, encoding, 0).text().to_owned()
 }
 
-fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
+/// Reads the table of contents, keeping the names of the entries with data
+/// (of entry `only`, if given: a directory-format data file needs its own).
+fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>, only: Option<i64>) -> io::Result<Toc> {
     let count = ar.int()?;
     if count < 0 {
         return Err(corrupt(format!("{count} entries")));
@@ -392,15 +412,25 @@ fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
             ar.skip_string()?; // with oids
         }
         while ar.string(0)?.is_some() {} // dependencies
-        let flag = ar.byte()?;
-        if !OFFSET_FLAGS.contains(&flag) {
-            return Err(corrupt(format!("data offset flag {flag}")));
-        }
-        ar.skip(ar.off_size as u64)?;
-        if flag == OFFSET_NO_DATA {
+        let has_data = match ar.layout {
+            Layout::Blocks => {
+                let flag = ar.byte()?;
+                if !OFFSET_FLAGS.contains(&flag) {
+                    return Err(corrupt(format!("data offset flag {flag}")));
+                }
+                ar.skip(ar.off_size as u64)?;
+                flag != OFFSET_NO_DATA
+            }
+            // The data file's name (`3344.dat`), empty for an entry without data.
+            Layout::Files => ar.string(MAX_NAME)?.is_some_and(|file| !file.is_empty()),
+        };
+        if !has_data {
             continue;
         }
         toc.with_data += 1;
+        if only.is_some_and(|only| only != id) {
+            continue;
+        }
         kept += (tag.len() + namespace.len() + statement.len()) as u64;
         if kept > ctx.discovery.limits.max_in_memory {
             toc.unnamed += 1;
@@ -440,44 +470,40 @@ fn toc(ctx: &Ctx<'_>, ar: &mut Archive<'_>) -> io::Result<Toc> {
 }
 
 /// Reads an archive: its tables' data into one report, its large objects
-/// as objects of their own.
+/// as objects of their own. The `toc.dat` of a tar- or directory-format dump
+/// is reported complete with no findings (it holds no data) and its table of
+/// contents returned, for its data files.
 pub(crate) fn scan(
     ctx: &Ctx<'_>,
     path: String,
     reader: &mut dyn Read,
     depth: u32,
     emit: &mut dyn FnMut(ObjectReport),
-) {
+) -> Option<Toc> {
     let mut report = ObjectReport::new(path, ObjectKind::PgDump);
     let (mut ar, compression) = match header(reader) {
         Ok(h) => h,
         Err(Unread::Broken(e)) => {
             report.degrade(Status::Skipped, stop_reason(&e, "its header"));
-            return emit(report);
+            emit(report);
+            return None;
         }
         Err(Unread::Unsupported(reason)) => {
             report.degrade(Status::Skipped, reason);
-            return emit(report);
+            emit(report);
+            return None;
         }
     };
-    let mut contents = match toc(ctx, &mut ar) {
+    let mut contents = match toc(ctx, &mut ar, None) {
         Ok(t) => t,
         Err(e) => {
             report.degrade(Status::Skipped, stop_reason(&e, "its table of contents"));
-            return emit(report);
+            emit(report);
+            return None;
         }
     };
     report.encoding = Some(contents.encoding);
-    if let Some(name) = &contents.undecoded {
-        report.degrade(
-            Status::Partial,
-            format!(
-                "pg_dump archive in the encoding {name}, which is not decoded (UTF8, SQL_ASCII, EUC_JP, \
-                 EUC_JIS_2004, SJIS, SHIFT_JIS_2004, LATIN1 and WIN1252 are): its text was read as \
-                 UTF-8 and values in other characters may be missed"
-            ),
-        );
-    }
+    note_encoding(&contents, &mut report);
     if contents.unnamed > 0 {
         report.degrade(
             Status::Partial,
@@ -486,6 +512,10 @@ pub(crate) fn scan(
                 ctx.discovery.limits.max_in_memory, contents.unnamed
             ),
         );
+    }
+    if ar.layout == Layout::Files {
+        emit(report);
+        return Some(contents);
     }
     let mut blocks = Blocks {
         ctx,
@@ -507,6 +537,124 @@ pub(crate) fn scan(
         );
     }
     emit(report);
+    None
+}
+
+/// Notes an archive whose encoding is not decoded: its text is read as UTF-8.
+fn note_encoding(toc: &Toc, report: &mut ObjectReport) {
+    if let Some(name) = &toc.undecoded {
+        report.degrade(
+            Status::Partial,
+            format!(
+                "pg_dump archive in the encoding {name}, which is not decoded (UTF8, SQL_ASCII, EUC_JP, \
+                 EUC_JIS_2004, SJIS, SHIFT_JIS_2004, LATIN1 and WIN1252 are): its text was read as \
+                 UTF-8 and values in other characters may be missed"
+            ),
+        );
+    }
+}
+
+/// A table's data file in a tar- or directory-format dump.
+pub(crate) struct DataFile<'t> {
+    entry: &'t Entry,
+    /// `3344.dat.gz`, as the directory format writes it by default.
+    gzip: bool,
+}
+
+/// The dump id of a data file's name (`3344.dat`, `3344.dat.gz`: the last
+/// path component), and whether it is gzip-compressed.
+fn data_file_id(name: &str) -> Option<(i64, bool)> {
+    let base = name.rsplit(['/', '\\']).next()?;
+    let (stem, gzip) = match base.strip_suffix(".gz") {
+        Some(stem) => (stem, true),
+        None => (base, false),
+    };
+    let id = stem.strip_suffix(".dat")?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((id.parse().ok()?, gzip))
+}
+
+impl Toc {
+    /// The data file `name` of this dump, if its table of contents lists it.
+    pub(crate) fn data_file(&self, name: &str) -> Option<DataFile<'_>> {
+        let (id, gzip) = data_file_id(name)?;
+        let entry = self.entries.get(&id)?;
+        Some(DataFile { entry, gzip })
+    }
+}
+
+/// The table of contents of the directory-format dump a file on disk is a
+/// data file of: the `toc.dat` beside it, read for that file's entry only;
+/// `None` when the name is not a data file's, or the `toc.dat` is missing,
+/// does not parse or does not list it (the file is then read as any other).
+pub(crate) fn beside(ctx: &Ctx<'_>, path: &Path) -> Option<Toc> {
+    let (id, _) = data_file_id(path.file_name()?.to_str()?)?;
+    let file = File::open(path.with_file_name("toc.dat")).ok()?;
+    let mut timed = Timed { inner: file, ctx };
+    let (mut ar, _) = header(&mut timed).ok()?;
+    if ar.layout != Layout::Files {
+        return None;
+    }
+    toc(ctx, &mut ar, Some(id))
+        .ok()
+        .filter(|toc| toc.entries.contains_key(&id))
+}
+
+/// Scans a data file of a tar- or directory-format dump as its table's data.
+pub(crate) fn scan_data_file(
+    ctx: &Ctx<'_>,
+    path: String,
+    reader: &mut dyn Read,
+    toc: &Toc,
+    file: DataFile<'_>,
+    emit: &mut dyn FnMut(ObjectReport),
+) {
+    let mut report = ObjectReport::new(path, ObjectKind::PgDump);
+    report.encoding = Some(toc.encoding);
+    note_encoding(toc, &mut report);
+    let consumed = Cell::new(0u64);
+    let mut counting = Counting::new(reader, &consumed);
+    report.bytes = if file.gzip {
+        let gz = flate2::read::MultiGzDecoder::new(&mut counting);
+        let mut inflated = Bounded::counted(ctx, gz, &consumed);
+        scan_table(ctx, file.entry, toc.encoding, &mut inflated, &mut report);
+        inflated.expanded()
+    } else {
+        scan_table(ctx, file.entry, toc.encoding, &mut counting, &mut report);
+        consumed.get()
+    };
+    emit(report);
+}
+
+/// Scans a table's data (COPY rows, or INSERT statements for an entry with
+/// no COPY statement) under its entry's names, decoded from the archive's
+/// encoding, into `report`.
+fn scan_table(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    encoding: TextEncoding,
+    reader: &mut dyn Read,
+    report: &mut ObjectReport,
+) {
+    let table = |reader: &mut dyn Read| {
+        if entry.statement.is_empty() {
+            sql::scan(ctx, String::new(), reader)
+        } else {
+            sql::scan_copy(ctx, &entry.statement, reader)
+        }
+    };
+    // The SQL reader reads UTF-8: other encodings are decoded first.
+    let part = if encoding == TextEncoding::Utf8 {
+        table(reader)
+    } else {
+        let mut utf8 = text::Utf8Reader::new(ctx, reader, encoding);
+        let mut part = table(&mut utf8);
+        part.decode_errors |= utf8.decode_errors();
+        part
+    };
+    merge(ctx, report, part, &entry.name);
 }
 
 /// The data section being read.
@@ -541,25 +689,7 @@ impl Blocks<'_, '_> {
                 BLOCK_DATA => {
                     let name = format!("{}!#{id}", report.path);
                     self.data(ar, report, &mut |ctx, reader, report| match &entry {
-                        Some(e) => {
-                            let table = |reader: &mut dyn Read| {
-                                if e.statement.is_empty() {
-                                    sql::scan(ctx, String::new(), reader)
-                                } else {
-                                    sql::scan_copy(ctx, &e.statement, reader)
-                                }
-                            };
-                            // The SQL reader reads UTF-8: other encodings are decoded first.
-                            let part = if encoding == TextEncoding::Utf8 {
-                                table(reader)
-                            } else {
-                                let mut utf8 = text::Utf8Reader::new(ctx, reader, encoding);
-                                let mut part = table(&mut utf8);
-                                part.decode_errors |= utf8.decode_errors();
-                                part
-                            };
-                            merge(ctx, report, part, &e.name);
-                        }
+                        Some(e) => scan_table(ctx, e, encoding, reader, report),
                         // Data of no entry: read as any stream.
                         None => container::scan_stream(ctx, name.clone(), reader, self.depth + 1, emit),
                     })?;
