@@ -454,6 +454,8 @@ pub struct Discovery {
     pub(crate) key_check: Scanner,
     limits: Limits,
     bytes: AtomicU64,
+    /// Directory-format pg_dump tables of contents, for their data files.
+    pub(crate) tocs: pgdump::TocCache,
 }
 
 impl Discovery {
@@ -469,6 +471,7 @@ impl Discovery {
             key_check: Scanner::with_options(key::throwaway(), ScanOptions::default()),
             limits,
             bytes: AtomicU64::new(0),
+            tocs: pgdump::TocCache::default(),
         }
     }
 
