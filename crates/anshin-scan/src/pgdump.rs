@@ -1,6 +1,8 @@
 //! `pg_dump -Fc` custom-format archives, the usual form of PostgreSQL
 //! backups, read as a stream (no seeking: an archive inside a tar or a zip,
-//! or on standard input, is read as one on disk is).
+//! or on standard input, is read as one on disk is); and the tar-format
+//! (`-Ft`) and directory-format (`-Fd`) dumps, whose `toc.dat` holds the same
+//! header and table of contents and each table's data is a file of its own.
 //!
 //! The layout, as pg_dump writes it (`pg_backup_archiver.c`,
 //! `pg_backup_custom.c`):
@@ -16,7 +18,11 @@
 //!   has data, its catalog ids, tag, description, section, definition, drop
 //!   statement, COPY statement, namespace, tablespace, table access method,
 //!   relkind (1.16), owner, "with oids", its dependencies (strings up to a
-//!   null one) and where its data is (a flag byte, then `off_size` bytes).
+//!   null one) and where its data is (a flag byte, then `off_size` bytes;
+//!   in a `toc.dat`, the name of its data file, `3344.dat`, empty for none).
+//! - In a `toc.dat` (`pg_backup_tar.c`, `pg_backup_directory.c`) the format
+//!   is 3 (tar: pg_dump writes it for a directory too; 5 is read as well)
+//!   and nothing follows the table of contents.
 //! - The data blocks, in dump order: a type byte (1: a table's data, 3:
 //!   large objects), the dump id of its entry, then the data as chunks (an
 //!   integer length, then that many bytes; a zero length ends the block).
@@ -38,12 +44,35 @@
 //! (a zip stored as a large object is opened). The schema (definitions,
 //! comments) is not scanned, as in a plain dump.
 //!
+//! Tar and directory formats: a table's data file (`<dump id>.dat`, or
+//! `<dump id>.dat.gz` as `pg_dump -Fd` writes it by default) is read as that
+//! table's COPY data as above, from the table of contents of the `toc.dat`
+//! beside it, and reported as an object of its own (`shop.dir/3344.dat.gz`,
+//! `shop.tar!3344.dat`, kind `pg-dump`), line 1 its first row. In a tar
+//! (`pg_dump -Ft`, also inside a gzip or a zip, read as a stream) `toc.dat`
+//! comes first: the data members after it, in the same folder of the tar,
+//! are read with it; members before it are read as text. On disk the
+//! walker reads files in parallel, in no order: each data file reads the
+//! `toc.dat` beside it, the last few kept for the scan ([`TocCache`]). The
+//! `toc.dat` itself is reported `complete` with no findings when it parses
+//! (it holds names and the schema, not scanned, as above), `skipped` with
+//! the reason when it does not. The tar's `restore.sql` is schema and
+//! `COPY … FROM '$$PATH$$/3344.dat'` statements, scanned as any `.sql` file:
+//! harmless, and a comment there may hold what is worth finding. What the
+//! table of contents does not describe is read as before, as text: a data
+//! file with no `toc.dat` beside it or one that does not parse, a dump id it
+//! does not list, `blobs.toc` and the large objects' `blob_<oid>.dat` files,
+//! and data compressed with lz4 or zstd (PostgreSQL 16+: `3344.dat.lz4`,
+//! which pg_dump 15 cannot write). A data file whose entry has no COPY
+//! statement (`--inserts`) is read as INSERT statements.
+//!
 //! Hostile input: nothing is allocated from a length read in the file but
 //! the few strings kept (names, COPY statements), each cut to a bound and
 //! all together held to `Limits::max_in_memory`; inflated data goes through
 //! the containers' ratio and budget limits; data blocks and large objects
 //! count as members (`Limits::max_members`); the per-file time limit is
-//! checked between entries, blocks and objects and by every read. A header
+//! checked between entries, blocks and objects and by every read; a data
+//! file's inflated bytes go through the same limits. A header
 //! or table of contents that does not parse makes the archive `skipped`, a
 //! data block that does not `partial` (reading stops there: where the next
 //! block starts is not known), always with the reason; reasons name no
