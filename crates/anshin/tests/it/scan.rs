@@ -12,7 +12,8 @@ use anshin_scan::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of,
 use serde_json::Value;
 
 use crate::scan_support::{
-    assert_no_raw_values, objects_by_path, pg_dump, scratch_database, scratch_database_with,
+    EUC_JP_ADDRESS, EUC_JP_NAME, assert_no_raw_values, euc_jp_customers, objects_by_path, pg_dump,
+    scratch_database,
 };
 
 pub(crate) fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -1694,24 +1695,8 @@ async fn pg_dump_archives_of_an_euc_jp_database_are_decoded_from_it() {
     if !crate::harness::postgres_available().await {
         return;
     }
-    // The C locale goes with any encoding.
-    let db = scratch_database_with("ENCODING 'EUC_JP' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'").await;
-    let card = luhn_complete("3569", 16);
-    let (name, address) = ("山田 太郎", "東京都千代田区千代田1-1");
-    // The client speaks UTF-8; the server stores EUC_JP.
-    db.client
-        .batch_execute(
-            "CREATE TABLE public.\"顧客\" (id integer PRIMARY KEY, \"氏名\" text, \"住所\" text, card_number text)",
-        )
-        .await
-        .expect("schema");
-    db.client
-        .execute(
-            "INSERT INTO public.\"顧客\" VALUES (1, NULL, NULL, NULL), (2, $1, $2, $3)",
-            &[&name, &address, &card],
-        )
-        .await
-        .expect("insert");
+    let (db, card) = euc_jp_customers().await;
+    let (name, address) = (EUC_JP_NAME, EUC_JP_ADDRESS);
     let dir = tempfile::tempdir().expect("tempdir");
     let data = tempfile::tempdir().expect("tempdir");
     let dump = pg_dump(&db.url, &dir.path().join("shop-eucjp.dump"), "-Fc", None);

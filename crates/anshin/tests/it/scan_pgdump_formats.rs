@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::scan::{anshin_scan, jsonl};
 use crate::scan_support::{
-    assert_no_raw_values, objects_by_path, pg_dump, scratch_database, scratch_database_with,
+    EUC_JP_ADDRESS, EUC_JP_NAME, assert_no_raw_values, euc_jp_customers, objects_by_path, pg_dump,
+    scratch_database,
 };
 
 /// Where a finding is, its data file's dump id left out (pg_dump assigns it):
@@ -92,26 +93,25 @@ async fn pg_dump_directory_and_tar_formats_are_scanned_by_table_column_and_row()
     let db = scratch_database().await;
     let (card1, card2) = (luhn_complete("4532", 16), luhn_complete("5412", 16));
     let email = "taro@example.com";
+    // Two tables, so that a data file read under the wrong entry shows.
     db.client
         .batch_execute(
-            "CREATE SCHEMA crm;
-             CREATE TABLE public.orders (id integer PRIMARY KEY, note text, card_number text);
-             CREATE TABLE crm.contacts (name text, email text, \"カード番号\" text);",
+            "CREATE SCHEMA sales;
+             CREATE TABLE public.customers (id integer PRIMARY KEY, name text, email text, card_number text);
+             CREATE TABLE sales.payments (customer_id integer, \"カード番号\" text);
+             INSERT INTO public.customers VALUES (1, 'Hanako', NULL, NULL);",
         )
         .await
         .expect("schema");
     db.client
         .execute(
-            "INSERT INTO public.orders VALUES (1, 'first', NULL), (2, E'tab\\there', $1)",
-            &[&card1],
+            "INSERT INTO public.customers VALUES (2, 'Taro', $1, $2)",
+            &[&email, &card1],
         )
         .await
         .expect("insert");
     db.client
-        .execute(
-            "INSERT INTO crm.contacts VALUES ('Taro', $1, $2)",
-            &[&email, &card2],
-        )
+        .execute("INSERT INTO sales.payments VALUES (2, $1)", &[&card2])
         .await
         .expect("insert");
 
@@ -146,8 +146,8 @@ async fn pg_dump_directory_and_tar_formats_are_scanned_by_table_column_and_row()
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = jsonl(&out);
 
-    let orders = format!("1\tfirst\t\\N\n2\ttab\\there\t{card1}\n");
-    let contacts = format!("Taro\t{email}\t{card2}\n");
+    let customers = format!("1\tHanako\t\\N\t\\N\n2\tTaro\t{email}\t{card1}\n");
+    let payments = format!("2\t{card2}\n");
     let mut expected = Vec::new();
     for (folder, suffix) in [
         (directory.clone(), ".dat.gz"),
@@ -155,34 +155,13 @@ async fn pg_dump_directory_and_tar_formats_are_scanned_by_table_column_and_row()
         (tar_gz.clone(), ".dat"),
         (format!("{zip}!2026/shop.tar"), ".dat"),
     ] {
+        let at = |category, table, header, rows: &str, needle: &str| {
+            place(&folder, suffix, category, table, header, rows, needle)
+        };
         expected.extend([
-            place(
-                &folder,
-                suffix,
-                "card",
-                "public.orders",
-                "card_number",
-                &orders,
-                &card1,
-            ),
-            place(
-                &folder,
-                suffix,
-                "card",
-                "crm.contacts",
-                "カード番号",
-                &contacts,
-                &card2,
-            ),
-            place(
-                &folder,
-                suffix,
-                "email",
-                "crm.contacts",
-                "email",
-                &contacts,
-                email,
-            ),
+            at("card", "public.customers", "card_number", &customers, &card1),
+            at("email", "public.customers", "email", &customers, email),
+            at("card", "sales.payments", "カード番号", &payments, &card2),
         ]);
     }
     expected.sort();
@@ -239,50 +218,33 @@ async fn pg_dump_directory_format_of_an_euc_jp_database_is_decoded_from_it() {
     if !crate::harness::postgres_available().await {
         return;
     }
-    let db = scratch_database_with("ENCODING 'EUC_JP' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'").await;
-    let card = luhn_complete("3569", 16);
-    let (name, address) = ("山田 太郎", "東京都千代田区千代田1-1");
-    db.client
-        .batch_execute(
-            "CREATE TABLE public.\"顧客\" (id integer PRIMARY KEY, \"氏名\" text, \"住所\" text, card_number text)",
-        )
-        .await
-        .expect("schema");
-    db.client
-        .execute(
-            "INSERT INTO public.\"顧客\" VALUES (1, NULL, NULL, NULL), (2, $1, $2, $3)",
-            &[&name, &address, &card],
-        )
-        .await
-        .expect("insert");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = tempfile::tempdir().expect("tempdir");
+    let (db, card) = euc_jp_customers().await;
+    let (name, address) = (EUC_JP_NAME, EUC_JP_ADDRESS);
+    let (dir, data) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
     let directory = pg_dump(&db.url, &dir.path().join("shop-eucjp"), "-Fd", None);
 
     let out = anshin_scan(data.path(), &[&directory, "--format", "jsonl"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = jsonl(&out);
     let rows = format!("1\t\\N\t\\N\t\\N\n2\t{name}\t{address}\t{card}\n");
+    let at = |category, header, needle: &str| {
+        place(
+            &directory,
+            ".dat.gz",
+            category,
+            "public.顧客",
+            header,
+            &rows,
+            needle,
+        )
+    };
     let mut expected = vec![
-        place(
-            &directory,
-            ".dat.gz",
-            "card",
-            "public.顧客",
-            "card_number",
-            &rows,
-            &card,
-        ),
-        place(&directory, ".dat.gz", "name", "public.顧客", "氏名", &rows, name),
-        place(
-            &directory,
-            ".dat.gz",
-            "address",
-            "public.顧客",
-            "住所",
-            &rows,
-            address,
-        ),
+        at("card", "card_number", &card),
+        at("name", "氏名", name),
+        at("address", "住所", address),
     ];
     expected.sort();
     assert_eq!(places(&lines), expected);

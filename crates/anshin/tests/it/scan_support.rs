@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use anshin_scan::test_support::luhn_complete;
 use serde_json::Value;
 
 use crate::scan::anshin_scan;
@@ -57,7 +58,7 @@ pub(crate) async fn scratch_database() -> ScratchDatabase {
 }
 
 /// [`scratch_database`] made with `CREATE DATABASE name {options}`.
-pub(crate) async fn scratch_database_with(options: &str) -> ScratchDatabase {
+async fn scratch_database_with(options: &str) -> ScratchDatabase {
     let id = anshin::ids::TenantId::generate().expect("rng");
     let name = format!("anshin_scan_it_{}", &id.as_str()[4..]).to_lowercase();
     let base = crate::harness::postgres_url();
@@ -89,6 +90,34 @@ pub(crate) async fn scratch_database_with(options: &str) -> ScratchDatabase {
         client,
         _guard: guard,
     }
+}
+
+/// The name and address in [`euc_jp_customers`]' second row.
+pub(crate) const EUC_JP_NAME: &str = "山田 太郎";
+pub(crate) const EUC_JP_ADDRESS: &str = "東京都千代田区千代田1-1";
+
+/// A scratch database in EUC_JP whose table `public.顧客` (id, 氏名, 住所,
+/// card_number) holds an empty row, then [`EUC_JP_NAME`], [`EUC_JP_ADDRESS`]
+/// and a card number, returned with it.
+pub(crate) async fn euc_jp_customers() -> (ScratchDatabase, String) {
+    let card = luhn_complete("3569", 16);
+    // The C locale goes with any encoding.
+    let db = scratch_database_with("ENCODING 'EUC_JP' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'").await;
+    // The client speaks UTF-8; the server stores EUC_JP.
+    db.client
+        .batch_execute(
+            "CREATE TABLE public.\"顧客\" (id integer PRIMARY KEY, \"氏名\" text, \"住所\" text, card_number text)",
+        )
+        .await
+        .expect("schema");
+    db.client
+        .execute(
+            "INSERT INTO public.\"顧客\" VALUES (1, NULL, NULL, NULL), (2, $1, $2, $3)",
+            &[&EUC_JP_NAME, &EUC_JP_ADDRESS, &card],
+        )
+        .await
+        .expect("insert");
+    (db, card)
 }
 
 pub(crate) fn objects_by_path(lines: &[Value]) -> BTreeMap<String, Value> {
