@@ -937,3 +937,64 @@ proptest! {
         }
     }
 }
+
+/// Each data file of a directory-format dump reads the `toc.dat` beside it
+/// once per scan: the last ones are kept, at most `CACHED_TOCS` of them and
+/// `Limits::max_in_memory` bytes of names together; a changed `toc.dat` is
+/// read again.
+#[test]
+fn directory_tables_of_contents_are_cached_within_the_memory_bound() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let statement = "COPY public.t (card_number) FROM stdin;\n";
+    let table = |id| Table::copy(id, "t", "card_number", "\\.\n");
+    let toc = |id| {
+        Writer::new(14, false, 1)
+            .toc_dat(FORMAT_TAR)
+            .archive(&[table(id)])
+    };
+    let dumps: Vec<PathBuf> = (1..=CACHED_TOCS as i64 + 2)
+        .map(|id| {
+            let dir = root.path().join(format!("dump{id}"));
+            std::fs::create_dir(&dir).expect("mkdir");
+            std::fs::write(dir.join("toc.dat"), toc(id)).expect("write");
+            std::fs::write(dir.join(format!("{id}.dat")), "\\.\n").expect("write");
+            dir.join(format!("{id}.dat"))
+        })
+        .collect();
+    let cached = |d: &Discovery| -> Vec<PathBuf> {
+        d.tocs
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|c| c.path.clone())
+            .collect()
+    };
+    let scan = |d: &Discovery, path: &Path| {
+        let mut kinds = Vec::new();
+        d.scan_file(path, "f", &mut |r| kinds.push(r.kind));
+        kinds
+    };
+    // Room for every one: the last CACHED_TOCS kept.
+    let d = discovery(Limits::default());
+    for data in &dumps {
+        assert_eq!(scan(&d, data), vec![ObjectKind::PgDump]);
+    }
+    let expected: Vec<_> = dumps[2..].iter().map(|p| p.with_file_name("toc.dat")).collect();
+    assert_eq!(cached(&d), expected);
+    // Room for two tables of contents' names only: two kept.
+    let size = (1 + "public".len() + statement.len()) as u64;
+    let d = discovery(Limits::default().max_in_memory(2 * size));
+    for data in &dumps {
+        assert_eq!(scan(&d, data), vec![ObjectKind::PgDump]);
+    }
+    assert_eq!(cached(&d), expected[expected.len() - 2..].to_vec());
+    // A changed table of contents (another size) is read again: this one
+    // no longer lists the data file, which is read as text.
+    let last = dumps.last().expect("dumps");
+    let other = Writer::new(14, false, 1)
+        .toc_dat(FORMAT_TAR)
+        .archive(&[table(99), table(98)]);
+    std::fs::write(last.with_file_name("toc.dat"), other).expect("write");
+    assert_eq!(scan(&d, last), vec![ObjectKind::Text]);
+}
