@@ -65,7 +65,9 @@
 //!   reason; no input can make the scan panic, loop or grow memory past the
 //!   chunk size plus one nested zip of `Limits::max_in_memory` per level
 //!   (and the zip reader's central directory, which is proportional to the
-//!   archive's own size).
+//!   archive's own size; and, for the whole scan, the directory-format
+//!   pg_dump tables of contents kept for their data files, at most
+//!   `Limits::max_in_memory` together).
 //! - No raw value leaves this crate: [`anshin_detect::Finding`] holds only a
 //!   masked form and a keyed fingerprint. Chunk buffers are zeroized when
 //!   dropped. CSV column headers are printed only when the header itself

@@ -626,16 +626,23 @@ pub(crate) fn beside(ctx: &Ctx<'_>, path: &Path) -> Option<Arc<Toc>> {
     let stamp = (meta.len(), meta.modified().ok());
     let cache = &ctx.discovery.tocs;
     if let Some(toc) = cache.get(&toc_path, stamp) {
-        return Some(toc);
+        return toc;
     }
+    // A `toc.dat` that is not one is kept too: it is not read again for
+    // every data file beside it.
+    let toc = read_toc_dat(ctx, file).map(Arc::new);
+    cache.put(ctx, toc_path, stamp, toc.clone());
+    toc
+}
+
+/// The table of contents of a tar- or directory-format `toc.dat`.
+fn read_toc_dat(ctx: &Ctx<'_>, file: File) -> Option<Toc> {
     let mut timed = Timed { inner: file, ctx };
     let (mut ar, _) = header(&mut timed).ok()?;
     if ar.layout != Layout::Files {
         return None;
     }
-    let toc = Arc::new(toc(ctx, &mut ar).ok()?);
-    cache.put(ctx, toc_path, stamp, Arc::clone(&toc));
-    Some(toc)
+    toc(ctx, &mut ar).ok()
 }
 
 /// The tables of contents of the directory-format dumps read last, shared
@@ -647,33 +654,35 @@ pub(crate) fn beside(ctx: &Ctx<'_>, path: &Path) -> Option<Arc<Toc>> {
 pub(crate) struct TocCache(Mutex<Vec<Cached>>);
 
 /// A `toc.dat`'s path and what tells a changed file (size, modification
-/// time), and its table of contents.
+/// time), and its table of contents (`None`: it does not parse).
 type Stamp = (u64, Option<SystemTime>);
 struct Cached {
     path: PathBuf,
     stamp: Stamp,
-    toc: Arc<Toc>,
+    toc: Option<Arc<Toc>>,
 }
 
 /// Most tables of contents cached (a walk's threads are in a few folders at a time).
 const CACHED_TOCS: usize = 8;
 
 impl TocCache {
-    fn get(&self, path: &Path, stamp: Stamp) -> Option<Arc<Toc>> {
+    /// The cached reading of a `toc.dat`, if there is one.
+    fn get(&self, path: &Path, stamp: Stamp) -> Option<Option<Arc<Toc>>> {
         let cached = self.0.lock().ok()?;
         let hit = cached.iter().find(|c| c.path == path && c.stamp == stamp)?;
-        Some(Arc::clone(&hit.toc))
+        Some(hit.toc.clone())
     }
 
     /// Keeps `toc`, dropping the oldest ones past the count or the memory bound.
-    fn put(&self, ctx: &Ctx<'_>, path: PathBuf, stamp: Stamp, toc: Arc<Toc>) {
+    fn put(&self, ctx: &Ctx<'_>, path: PathBuf, stamp: Stamp, toc: Option<Arc<Toc>>) {
         let Ok(mut cached) = self.0.lock() else {
             return;
         };
         cached.retain(|c| c.path != path);
         cached.push(Cached { path, stamp, toc });
         let max = ctx.discovery.limits.max_in_memory;
-        while cached.len() > CACHED_TOCS || cached.iter().map(|c| c.toc.kept).sum::<u64>() > max {
+        let kept = |c: &Cached| c.toc.as_ref().map_or(0, |t| t.kept);
+        while cached.len() > CACHED_TOCS || cached.iter().map(kept).sum::<u64>() > max {
             cached.remove(0);
         }
     }
