@@ -108,9 +108,15 @@ fn archive_reason(what: &str, e: &io::Error) -> String {
 }
 
 /// Counts the compressed bytes a decompressor consumes.
-struct Counting<'c, R> {
+pub(crate) struct Counting<'c, R> {
     inner: R,
     count: &'c Cell<u64>,
+}
+
+impl<'c, R> Counting<'c, R> {
+    pub(crate) fn new(inner: R, count: &'c Cell<u64>) -> Self {
+        Self { inner, count }
+    }
 }
 
 impl<R: Read> Read for Counting<'_, R> {
@@ -268,6 +274,13 @@ pub(crate) fn scan_file(ctx: &Ctx<'_>, path: &Path, name: String, emit: &mut dyn
             return;
         }
     };
+    // A data file of a directory-format pg_dump: its table's rows.
+    if let Some(toc) = pgdump::beside(ctx, path)
+        && let Some(data) = path.file_name().and_then(|n| toc.data_file(&n.to_string_lossy()))
+    {
+        pgdump::scan_data_file(ctx, name, &mut file, &toc, data, emit);
+        return;
+    }
     let (head, error) = read_head(&mut file);
     if let Some(e) = error {
         let kind = classify(&name, &head);
@@ -301,6 +314,18 @@ pub(crate) fn scan_stream(
     depth: u32,
     emit: &mut dyn FnMut(ObjectReport),
 ) {
+    read_stream(ctx, name, reader, depth, emit);
+}
+
+/// [`scan_stream`], returning the table of contents when the stream is the
+/// `toc.dat` of a tar- or directory-format pg_dump (for the tar it is in).
+fn read_stream(
+    ctx: &Ctx<'_>,
+    name: String,
+    reader: &mut dyn Read,
+    depth: u32,
+    emit: &mut dyn FnMut(ObjectReport),
+) -> Option<pgdump::Toc> {
     let (head, error) = read_head(reader);
     let kind = classify(&name, &head);
     match error {
@@ -316,6 +341,8 @@ pub(crate) fn scan_stream(
     }
 }
 
+/// Reads a stream as what it was sniffed as; returns the table of contents
+/// of a tar- or directory-format pg_dump's `toc.dat`.
 fn dispatch(
     ctx: &Ctx<'_>,
     name: String,
@@ -323,7 +350,7 @@ fn dispatch(
     kind: Sniffed,
     depth: u32,
     emit: &mut dyn FnMut(ObjectReport),
-) {
+) -> Option<pgdump::Toc> {
     let limits = &ctx.discovery.limits;
     if matches!(
         kind,
@@ -341,7 +368,7 @@ fn dispatch(
             object_kind,
             format!("archive nested deeper than {} levels", limits.max_depth),
         ));
-        return;
+        return None;
     }
     match kind {
         Sniffed::Text if mail::is_mail(&name) => {
@@ -361,7 +388,7 @@ fn dispatch(
         }
         Sniffed::Pdf => pdf::scan(ctx, name, reader, depth, emit),
         Sniffed::Sql => emit(sql::scan(ctx, name, reader)),
-        Sniffed::PgDump => pgdump::scan(ctx, name, reader, depth, emit),
+        Sniffed::PgDump => return pgdump::scan(ctx, name, reader, depth, emit),
         Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
         Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
         Sniffed::Zip => {
@@ -376,11 +403,11 @@ fn dispatch(
                 let mut r = ObjectReport::new(name, ObjectKind::Zip);
                 r.degrade(Status::Skipped, limit_reason(&e));
                 emit(r);
-                return;
+                return None;
             }
             if eof {
                 scan_zip(ctx, name, Cursor::new(&buf[..]), depth, emit);
-                return;
+                return None;
             }
             match spill(&buf, reader) {
                 Ok(file) => {
@@ -395,6 +422,7 @@ fn dispatch(
             }
         }
     }
+    None
 }
 
 /// Largest office part (one worksheet, the shared strings, a document body)
@@ -764,6 +792,10 @@ fn scan_tar(
         }
     };
     let mut count = 0u64;
+    // The table of contents of a pg_dump in this tar (`pg_dump -Ft` writes
+    // `toc.dat` first), and the folder it is in: its data files are read as
+    // its tables' rows.
+    let mut dump: Option<(String, pgdump::Toc)> = None;
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
@@ -783,7 +815,21 @@ fn scan_tar(
         let inner_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let inner = format!("{}!{inner_name}", report.path);
         report.bytes += entry.size();
-        scan_stream(ctx, inner, &mut entry, depth + 1, emit);
+        let (folder, file) = inner_name.rsplit_once('/').unwrap_or(("", &inner_name));
+        let data = dump
+            .as_ref()
+            .filter(|(at, _)| at == folder)
+            .and_then(|(_, toc)| Some((toc, toc.data_file(file)?)));
+        if let Some((toc, data)) = data {
+            pgdump::scan_data_file(ctx, inner, &mut entry, toc, data, emit);
+        } else if file == "toc.dat" {
+            let folder = folder.to_owned();
+            if let Some(toc) = read_stream(ctx, inner, &mut entry, depth + 1, emit) {
+                dump = Some((folder, toc));
+            }
+        } else {
+            scan_stream(ctx, inner, &mut entry, depth + 1, emit);
+        }
     }
     emit(report);
 }

@@ -34,7 +34,10 @@
 //!   sniffed by `PGDMP`: header and table of contents parsed, each table's
 //!   data blocks inflated (zlib, or stored with `-Z0`), decoded from the
 //!   database's encoding and read as the COPY block of a SQL dump; large
-//!   objects scanned as objects of their own.
+//!   objects scanned as objects of their own. Tar- and directory-format
+//!   dumps (`-Ft`, `-Fd`): each data file (`3344.dat`, `3344.dat.gz`) is
+//!   read likewise with the table of contents of the `toc.dat` before it in
+//!   the tar or beside it on disk.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Pieces** (`text`): every text object is read and scanned 256 KiB at a
@@ -62,7 +65,9 @@
 //!   reason; no input can make the scan panic, loop or grow memory past the
 //!   chunk size plus one nested zip of `Limits::max_in_memory` per level
 //!   (and the zip reader's central directory, which is proportional to the
-//!   archive's own size).
+//!   archive's own size; and, for the whole scan, the directory-format
+//!   pg_dump tables of contents kept for their data files, at most
+//!   `Limits::max_in_memory` together).
 //! - No raw value leaves this crate: [`anshin_detect::Finding`] holds only a
 //!   masked form and a keyed fingerprint. Chunk buffers are zeroized when
 //!   dropped. CSV column headers are printed only when the header itself
@@ -332,7 +337,10 @@ pub enum ObjectKind {
     /// as a SQL dump's are (findings carry the table, row, field and column
     /// name), but line, column and byte offset are in that table's COPY data
     /// as `pg_restore` prints it, its first row being line 1. Large objects
-    /// are objects of their own (`dump.pgc!large-object-16400`).
+    /// are objects of their own (`dump.pgc!large-object-16400`). Also a data
+    /// file of a tar- or directory-format dump (`shop.tar!3344.dat`,
+    /// `shop.dir/3344.dat.gz`: one table's rows, located likewise) and the
+    /// `toc.dat` of such a dump (no findings: it holds no data).
     PgDump,
     /// An e-mail message or mailbox (`.eml`, `.mbox`); each MIME part is an
     /// object of its own (`inbox.mbox!3!orders.csv`).
@@ -454,6 +462,8 @@ pub struct Discovery {
     pub(crate) key_check: Scanner,
     limits: Limits,
     bytes: AtomicU64,
+    /// Directory-format pg_dump tables of contents, for their data files.
+    pub(crate) tocs: pgdump::TocCache,
 }
 
 impl Discovery {
@@ -469,6 +479,7 @@ impl Discovery {
             key_check: Scanner::with_options(key::throwaway(), ScanOptions::default()),
             limits,
             bytes: AtomicU64::new(0),
+            tocs: pgdump::TocCache::default(),
         }
     }
 

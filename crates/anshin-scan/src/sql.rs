@@ -507,7 +507,7 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read) -> Object
 }
 
 /// Reads the data of one `COPY … FROM stdin` statement (a table of a
-/// `pg_dump -Fc` archive): data lines up to `\.` or the end, scanned as the
+/// `pg_dump` archive, or its data file): data lines up to `\.` or the end, scanned as the
 /// table and columns the statement names. Positions (line, column, byte
 /// offset) are in the data, its first line being line 1. The report has no
 /// path: it is a part of the archive's.

@@ -235,6 +235,7 @@ Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure; 4 database unreachable.")
   anshin scan /srv/shop --only card,cvc,expiry       card data only (PCI DSS scope), faster
   pg_dump shop | anshin scan - --format jsonl          table, row and column of each finding
   anshin scan backups/shop.dump                       a pg_dump -Fc archive, read as tables
+  anshin scan backups/shop.dir backups/shop.tar       pg_dump -Fd and -Ft dumps, likewise
   anshin scan postgres://scanner@db/shop              every user table, all rows
   anshin scan postgres://scanner@db/shop --table public.customers --row-limit 10000
   anshin scan 'postgres://scanner@db/shop?sslmode=verify-full&sslrootcert=db-ca.pem'
@@ -251,7 +252,7 @@ Word (docx, odt) text, PowerPoint (pptx) slides and notes, and spreadsheet (xlsx
 are read as such, with row and column, and a slide's findings with its slide number as page;
 PDF text is read page by page (findings carry the page; encrypted PDFs are skipped), and
 files attached to a PDF are scanned as files (invoice.pdf!orders.csv);
-SQL dumps (.sql, pg_dump -Fc archives, or pg_dump/mysqldump output on standard input) are read
+SQL dumps (.sql, pg_dump -Fc, -Fd and -Ft dumps, or pg_dump/mysqldump output on standard input) are read
 as tables: each value's table, row and column name are in its finding, and column names are
 context like CSV headers (lz4/zstd-compressed pg_dump archives are skipped: pipe
 `pg_restore -f - FILE` into `anshin scan -`);

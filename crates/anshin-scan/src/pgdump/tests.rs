@@ -48,6 +48,8 @@ struct Writer {
     chunk: usize,
     /// The database's encoding: its PostgreSQL name, and the strings' bytes.
     encoding: (String, &'static encoding_rs::Encoding),
+    /// The format byte: custom, or the `toc.dat` of a tar or directory.
+    format: u8,
 }
 
 impl Writer {
@@ -58,7 +60,15 @@ impl Writer {
             zlib,
             chunk: chunk.max(1),
             encoding: ("UTF8".to_owned(), encoding_rs::UTF_8),
+            format: FORMAT_CUSTOM,
         }
+    }
+
+    /// Writes a `toc.dat` with this format byte instead (its entries name
+    /// their data files, `<id>.dat`; no data follows).
+    fn toc_dat(mut self, format: u8) -> Self {
+        self.format = format;
+        self
     }
 
     fn encoding(mut self, name: &str, encoding: &'static encoding_rs::Encoding) -> Self {
@@ -90,7 +100,7 @@ impl Writer {
 
     fn header(&mut self) {
         self.out.extend_from_slice(b"PGDMP");
-        self.out.extend_from_slice(&[1, self.minor, 0, 4, 8, 1]);
+        self.out.extend_from_slice(&[1, self.minor, 0, 4, 8, self.format]);
         if self.minor >= 15 {
             self.byte(u8::from(self.zlib));
         } else {
@@ -150,8 +160,14 @@ impl Writer {
         }
         self.string(Some("215"));
         self.string(None);
-        self.byte(if data { 2 } else { 3 });
-        self.out.extend_from_slice(&[0; 8]);
+        if self.format == FORMAT_CUSTOM {
+            self.byte(if data { 2 } else { 3 });
+            self.out.extend_from_slice(&[0; 8]);
+        } else if data {
+            self.string(Some(&format!("{id}.dat")));
+        } else {
+            self.string(Some(""));
+        }
     }
 
     /// One block's data as chunks, compressed as the archive says.
@@ -181,6 +197,9 @@ impl Writer {
                 "BLOBS"
             };
             self.entry(t.id, t.tag, desc, t.namespace, t.statement.as_deref(), true);
+        }
+        if self.format != FORMAT_CUSTOM {
+            return self.out;
         }
         for t in tables {
             if t.statement.is_some() {
@@ -471,9 +490,9 @@ fn unsupported_archives_are_skipped_with_the_reason() {
     let mut future = Writer::new(16, false, 10).archive(&[]);
     future[6] = 17;
     assert!(reason(&future).contains("version 1.17 is not read"));
-    let mut directory = Writer::new(14, false, 10).archive(&[]);
-    directory[10] = 5;
-    assert!(reason(&directory).contains("directory-format"));
+    let mut unknown = Writer::new(14, false, 10).archive(&[]);
+    unknown[10] = 2;
+    assert!(reason(&unknown).contains("format 2 is not read"));
     assert!(reason(b"PGDMP\x01\x0e").contains("truncated in its header"));
 }
 
@@ -625,4 +644,357 @@ proptest! {
             prop_assert!(r.status == Status::Complete || r.reason.is_some());
         }
     }
+}
+
+/// A `pg_dump -Ft` archive as pg_dump writes it: `toc.dat` first, then each
+/// table's data file (gzip-compressed for the ids in `gzip`, as a tarred
+/// directory-format dump holds them), then `restore.sql`.
+fn dump_tar(toc: Writer, tables: &[Table], gzip: &[i64]) -> Vec<u8> {
+    let toc = toc.archive(tables);
+    let files: Vec<(String, Vec<u8>)> = tables
+        .iter()
+        .map(|t| {
+            if gzip.contains(&t.id) {
+                (format!("{}.dat.gz", t.id), crate::test_support::gzip_of(&t.data))
+            } else {
+                (format!("{}.dat", t.id), t.data.clone())
+            }
+        })
+        .collect();
+    let mut members: Vec<(&str, &[u8])> = vec![("toc.dat", &toc)];
+    members.extend(files.iter().map(|(n, d)| (n.as_str(), d.as_slice())));
+    members.push((
+        "restore.sql",
+        b"-- PostgreSQL database dump\nCOPY public.t (a) FROM '$$PATH$$/5.dat';\n",
+    ));
+    crate::test_support::tar_of(&members)
+}
+
+fn report<'r>(reports: &'r [ObjectReport], path: &str) -> &'r ObjectReport {
+    reports
+        .iter()
+        .find(|r| r.path == path)
+        .unwrap_or_else(|| panic!("no report for {path}"))
+}
+
+#[test]
+fn data_file_names_give_their_dump_id() {
+    assert_eq!(data_file_id("3344.dat"), Some((3344, false)));
+    assert_eq!(data_file_id("dump/3344.dat.gz"), Some((3344, true)));
+    assert_eq!(data_file_id("a\\7.dat"), Some((7, false)));
+    for name in [
+        "toc.dat",
+        ".dat",
+        "blobs.toc",
+        "3344.dat.lz4",
+        "-1.dat",
+        "3344.dat.gz.gz",
+        "x3344.dat",
+        "99999999999999999999.dat",
+    ] {
+        assert_eq!(data_file_id(name), None, "{name}");
+    }
+}
+
+/// The data members of a `pg_dump -Ft` archive are read as the COPY data
+/// of the table their `toc.dat` entry names (plain or gzip-compressed, every
+/// archive version): findings carry table, row, field and column name.
+#[test]
+fn tar_format_data_is_located_by_table_row_and_column() {
+    let card = luhn_complete("4539", 16);
+    let other = luhn_complete("3569", 16);
+    let orders = format!("1\tfirst\t\\N\n2\tsecond\t{card}\n\\.\n\n");
+    let customers = format!("7\t{other}\n\\.\n\n");
+    let tables = [
+        Table::copy(5, "orders", "id, note, card_number", &orders),
+        Table::copy(6, "customers", "id, \"カード番号\"", &customers),
+    ];
+    let d = discovery(Limits::default());
+    for minor in [12, 14, 15, 16] {
+        for format in [FORMAT_TAR, FORMAT_DIRECTORY] {
+            let bytes = dump_tar(Writer::new(minor, false, 1).toc_dat(format), &tables, &[6]);
+            let mut reports = Vec::new();
+            d.scan_reader("shop.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
+            let toc = report(&reports, "shop.tar!toc.dat");
+            assert_eq!(
+                (toc.kind, toc.status, toc.findings.len()),
+                (ObjectKind::PgDump, Status::Complete, 0)
+            );
+            let orders_file = report(&reports, "shop.tar!5.dat");
+            assert_eq!(
+                (orders_file.kind, orders_file.status),
+                (ObjectKind::PgDump, Status::Complete),
+                "1.{minor}"
+            );
+            let at = orders.find(&card).expect("planted");
+            assert_eq!(
+                sql_cards(orders_file),
+                vec![(
+                    "public.orders".to_owned(),
+                    2,
+                    3,
+                    Some("card_number".to_owned()),
+                    2,
+                    10,
+                    at
+                )],
+                "1.{minor} format {format}"
+            );
+            assert_eq!(orders_file.bytes, orders.len() as u64);
+            let customers_file = report(&reports, "shop.tar!6.dat.gz");
+            assert_eq!(
+                sql_cards(customers_file),
+                vec![(
+                    "public.customers".to_owned(),
+                    1,
+                    2,
+                    Some("カード番号".to_owned()),
+                    1,
+                    3,
+                    2
+                )]
+            );
+            assert_eq!(customers_file.bytes, customers.len() as u64);
+            assert_eq!(report(&reports, "shop.tar!restore.sql").kind, ObjectKind::Sql);
+            assert_eq!(report(&reports, "shop.tar").status, Status::Complete);
+        }
+    }
+}
+
+/// What the table of contents does not describe is read as before: data
+/// before the `toc.dat`, a data file of an id it does not list, a data file
+/// in another folder of the tar, and every data file when the `toc.dat` does
+/// not parse (it is then skipped with the reason). An entry without a COPY
+/// statement (`--inserts`) is read as INSERT statements.
+#[test]
+fn tar_members_the_toc_does_not_describe_are_read_as_text() {
+    let card = luhn_complete("4539", 16);
+    let rows = format!("1\t{card}\n\\.\n");
+    let table = Table::copy(5, "orders", "id, card_number", &rows);
+    let inserts = Table {
+        statement: Some(String::new()),
+        data: format!("INSERT INTO public.notes (id, card_number) VALUES (1, '{card}');\n").into_bytes(),
+        ..Table::copy(6, "notes", "", "")
+    };
+    let toc = Writer::new(14, false, 1)
+        .toc_dat(FORMAT_TAR)
+        .archive(&[table, inserts.clone()]);
+    let bytes = crate::test_support::tar_of(&[
+        ("5.dat", rows.as_bytes()),
+        ("toc.dat", &toc),
+        ("6.dat", &inserts.data),
+        ("9.dat", rows.as_bytes()),
+        ("other/5.dat", rows.as_bytes()),
+    ]);
+    let d = discovery(Limits::default());
+    let mut reports = Vec::new();
+    d.scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
+    for path in ["x.tar!5.dat", "x.tar!9.dat", "x.tar!other/5.dat"] {
+        let r = report(&reports, path);
+        assert_eq!(r.kind, ObjectKind::Text, "{path}");
+        assert_eq!(r.findings.len(), 1, "{path}: still found");
+        assert!(r.findings[0].locator.record.is_none(), "{path}");
+    }
+    let inserted = report(&reports, "x.tar!6.dat");
+    assert_eq!(inserted.kind, ObjectKind::PgDump);
+    assert_eq!(
+        sql_cards(inserted)
+            .into_iter()
+            .map(|p| (p.0, p.1, p.2, p.3))
+            .collect::<Vec<_>>(),
+        vec![("public.notes".to_owned(), 1, 2, Some("card_number".to_owned()))]
+    );
+
+    // A table of contents that does not parse: skipped, its data read as text.
+    let mut broken = toc.clone();
+    broken.truncate(broken.len() - 3);
+    let bytes = crate::test_support::tar_of(&[("toc.dat", &broken), ("5.dat", rows.as_bytes())]);
+    let mut reports = Vec::new();
+    d.scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
+    let toc = report(&reports, "x.tar!toc.dat");
+    assert_eq!(toc.status, Status::Skipped);
+    assert!(
+        toc.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("truncated in its table of contents")
+    );
+    assert_eq!(report(&reports, "x.tar!5.dat").kind, ObjectKind::Text);
+}
+
+/// A directory-format dump on disk: each data file is read with the
+/// `toc.dat` beside it, decoded from the dump's encoding; without a
+/// `toc.dat` that lists it, as text.
+#[test]
+fn directory_format_data_files_are_read_with_the_toc_beside_them() {
+    let card = luhn_complete("3569", 16);
+    let rows = format!("1\t山田 太郎\t{card}\n\\.\n\n");
+    let table = Table {
+        statement: Some("COPY public.\"顧客\" (id, \"氏名\", card_number) FROM stdin;\n".to_owned()),
+        ..Table::copy(3344, "顧客", "", "")
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toc = Writer::new(14, true, 1)
+        .encoding("EUC_JP", encoding_rs::EUC_JP)
+        .toc_dat(FORMAT_TAR)
+        .archive(&[table]);
+    std::fs::write(dir.path().join("toc.dat"), &toc).expect("write");
+    let (euc, _, _) = encoding_rs::EUC_JP.encode(&rows);
+    let data = dir.path().join("3344.dat.gz");
+    std::fs::write(&data, crate::test_support::gzip_of(&euc)).expect("write");
+    std::fs::write(dir.path().join("3345.dat"), rows.as_bytes()).expect("write");
+    let d = discovery(Limits::default());
+    let scan = |path: &Path| {
+        let mut reports = Vec::new();
+        d.scan_file(path, "f", &mut |r| reports.push(r));
+        reports
+    };
+    let reports = scan(&data);
+    let r = report(&reports, "f");
+    assert_eq!(
+        (r.kind, r.status, r.encoding),
+        (ObjectKind::PgDump, Status::Complete, Some(TextEncoding::EucJp))
+    );
+    let at = rows.find(&card).expect("planted");
+    let column = rows[..at].chars().count() + 1;
+    assert_eq!(
+        sql_cards(r),
+        vec![(
+            "public.顧客".to_owned(),
+            1,
+            3,
+            Some("card_number".to_owned()),
+            1,
+            column,
+            at
+        )]
+    );
+    assert_eq!(
+        sql_places(r, Category::Name)
+            .into_iter()
+            .map(|p| p.3)
+            .collect::<Vec<_>>(),
+        vec![Some("氏名".to_owned())]
+    );
+    let toc_report = scan(&dir.path().join("toc.dat"));
+    assert_eq!(
+        (
+            toc_report[0].kind,
+            toc_report[0].status,
+            toc_report[0].findings.len()
+        ),
+        (ObjectKind::PgDump, Status::Complete, 0)
+    );
+    // Not in the table of contents: read as text, the card still found.
+    let unlisted = scan(&dir.path().join("3345.dat"));
+    assert_eq!(
+        (unlisted[0].kind, unlisted[0].findings.len()),
+        (ObjectKind::Text, 1)
+    );
+    // No table of contents beside it, or one that does not parse: likewise.
+    std::fs::write(dir.path().join("toc.dat"), &toc[..toc.len() / 2]).expect("write");
+    let reports = scan(&data);
+    assert_eq!(reports.last().map(|r| r.kind), Some(ObjectKind::Gzip));
+    assert!(reports.iter().all(|r| r.kind != ObjectKind::PgDump));
+    std::fs::remove_file(dir.path().join("toc.dat")).expect("remove");
+    assert!(scan(&data).iter().all(|r| r.kind != ObjectKind::PgDump));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A damaged `toc.dat` in a tar, or damaged data after it: every object
+    /// reported, with a reason when not complete, never a panic.
+    #[test]
+    fn damaged_tar_format_dumps_are_reported_not_fatal(
+        cut in 0usize..600,
+        flip in 0usize..600,
+        bit in 0u8..8,
+        gzip in any::<bool>(),
+    ) {
+        let card = luhn_complete("4539", 16);
+        let tables = [Table::copy(3, "t", "a", &format!("{card}\n"))];
+        let mut toc = Writer::new(14, false, 1).toc_dat(FORMAT_TAR).archive(&tables);
+        if flip < toc.len() {
+            toc[flip] ^= 1 << bit;
+        }
+        toc.truncate(cut.max(5));
+        let data = if gzip {
+            let mut gz = crate::test_support::gzip_of(&tables[0].data);
+            let at = flip % gz.len();
+            gz[at] ^= 1 << bit;
+            ("3.dat.gz", gz)
+        } else {
+            ("3.dat", tables[0].data.clone())
+        };
+        let bytes = crate::test_support::tar_of(&[("toc.dat", &toc), (data.0, &data.1)]);
+        let mut reports = Vec::new();
+        discovery(Limits::default()).scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
+        prop_assert_eq!(reports.last().map(|r| r.path.as_str()), Some("x.tar"));
+        prop_assert!(reports.iter().any(|r| r.path == "x.tar!toc.dat"));
+        for r in &reports {
+            prop_assert!(r.status == Status::Complete || r.reason.is_some());
+        }
+    }
+}
+
+/// Each data file of a directory-format dump reads the `toc.dat` beside it
+/// once per scan: the last ones are kept, at most `CACHED_TOCS` of them and
+/// `Limits::max_in_memory` bytes of names together; a changed `toc.dat` is
+/// read again.
+#[test]
+fn directory_tables_of_contents_are_cached_within_the_memory_bound() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let statement = "COPY public.t (card_number) FROM stdin;\n";
+    let table = |id| Table::copy(id, "t", "card_number", "\\.\n");
+    let toc = |id| {
+        Writer::new(14, false, 1)
+            .toc_dat(FORMAT_TAR)
+            .archive(&[table(id)])
+    };
+    let dumps: Vec<PathBuf> = (1..=CACHED_TOCS as i64 + 2)
+        .map(|id| {
+            let dir = root.path().join(format!("dump{id}"));
+            std::fs::create_dir(&dir).expect("mkdir");
+            std::fs::write(dir.join("toc.dat"), toc(id)).expect("write");
+            std::fs::write(dir.join(format!("{id}.dat")), "\\.\n").expect("write");
+            dir.join(format!("{id}.dat"))
+        })
+        .collect();
+    let cached = |d: &Discovery| -> Vec<PathBuf> {
+        d.tocs
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|c| c.path.clone())
+            .collect()
+    };
+    let scan = |d: &Discovery, path: &Path| {
+        let mut kinds = Vec::new();
+        d.scan_file(path, "f", &mut |r| kinds.push(r.kind));
+        kinds
+    };
+    // Room for every one: the last CACHED_TOCS kept.
+    let d = discovery(Limits::default());
+    for data in &dumps {
+        assert_eq!(scan(&d, data), vec![ObjectKind::PgDump]);
+    }
+    let expected: Vec<_> = dumps[2..].iter().map(|p| p.with_file_name("toc.dat")).collect();
+    assert_eq!(cached(&d), expected);
+    // Room for two tables of contents' names only: two kept.
+    let size = (1 + "public".len() + statement.len()) as u64;
+    let d = discovery(Limits::default().max_in_memory(2 * size));
+    for data in &dumps {
+        assert_eq!(scan(&d, data), vec![ObjectKind::PgDump]);
+    }
+    assert_eq!(cached(&d), expected[expected.len() - 2..].to_vec());
+    // A changed table of contents (another size) is read again: this one
+    // no longer lists the data file, which is read as text.
+    let last = dumps.last().expect("dumps");
+    let other = Writer::new(14, false, 1)
+        .toc_dat(FORMAT_TAR)
+        .archive(&[table(99), table(98)]);
+    std::fs::write(last.with_file_name("toc.dat"), other).expect("write");
+    assert_eq!(scan(&d, last), vec![ObjectKind::Text]);
 }

@@ -25,4 +25,6 @@ mod retention;
 mod root_change;
 mod root_of_trust;
 mod scan;
+mod scan_pgdump_formats;
+mod scan_support;
 mod store;

@@ -11,6 +11,11 @@ use std::process::{Command, Output, Stdio};
 use anshin_scan::test_support::{base64, docx_of, gzip_of, luhn_complete, pdf_of, pptx_of, tar_of, zip_of};
 use serde_json::Value;
 
+use crate::scan_support::{
+    EUC_JP_ADDRESS, EUC_JP_NAME, assert_no_raw_values, euc_jp_customers, objects_by_path, pg_dump,
+    scratch_database,
+};
+
 pub(crate) fn anshin_scan(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_anshin"))
         .arg("scan")
@@ -880,37 +885,6 @@ pub(crate) fn card_mask(card: &str) -> String {
     format!("{} {}•• •••• {}", &card[..4], &card[4..6], &card[12..])
 }
 
-fn objects_by_path(lines: &[Value]) -> BTreeMap<String, Value> {
-    lines
-        .iter()
-        .filter(|v| v["type"] == "object")
-        .map(|v| (v["path"].as_str().unwrap_or_default().to_owned(), v.clone()))
-        .collect()
-}
-
-/// Asserts that no output format of `args` prints any of `raw`.
-fn assert_no_raw_values(data: &Path, args: &[&str], raw: &[String]) {
-    for format in ["human", "jsonl", "csv", "sarif"] {
-        let mut all = args.to_vec();
-        all.extend(["--format", format, "--min-confidence", "low"]);
-        let out = anshin_scan(data, &all, None);
-        assert!(
-            out.status.success(),
-            "{format}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.stdout.is_empty(), "{format}: empty output");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        for (i, value) in raw.iter().enumerate() {
-            assert!(
-                !stdout.contains(value.as_str()) && !stderr.contains(value.as_str()),
-                "format {format}: planted value #{i} appears in the output"
-            );
-        }
-    }
-}
-
 #[test]
 fn sqlite_tables_are_scanned_with_table_column_and_row_key() {
     let data = tempfile::tempdir().expect("tempdir");
@@ -1133,87 +1107,6 @@ fn sqlite_tables_are_scanned_with_table_column_and_row_key() {
         "山田 太郎".to_owned(),
     ];
     assert_no_raw_values(data.path(), &[&url], &raw);
-}
-
-/// Drops the test database (and its reader role) even when an assertion fails.
-struct DropDatabase(String);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        // A fresh runtime on its own thread: Drop may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    let url = crate::harness::postgres_url();
-                    if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                        tokio::spawn(conn);
-                        // Two statements: DROP DATABASE may not share a query string.
-                        let _ = client
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .await;
-                        let _ = client
-                            .batch_execute(&format!("DROP ROLE IF EXISTS \"{name}_reader\""))
-                            .await;
-                    }
-                });
-            }
-        })
-        .join();
-    }
-}
-
-/// A database of its own (dropped with the guard), so that "every user
-/// table" is exactly the test's: its name, a client, its server's
-/// `host:port`, its URL (with the user, to connect) and its path in reports
-/// (without).
-struct ScratchDatabase {
-    name: String,
-    client: tokio_postgres::Client,
-    address: String,
-    url: String,
-    shown: String,
-    _guard: DropDatabase,
-}
-
-async fn scratch_database() -> ScratchDatabase {
-    scratch_database_with("").await
-}
-
-/// [`scratch_database`] made with `CREATE DATABASE name {options}`.
-async fn scratch_database_with(options: &str) -> ScratchDatabase {
-    let id = anshin::ids::TenantId::generate().expect("rng");
-    let name = format!("anshin_scan_it_{}", &id.as_str()[4..]).to_lowercase();
-    let base = crate::harness::postgres_url();
-    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{name}\" {options}"))
-        .await
-        .expect("create database");
-    let guard = DropDatabase(name.clone());
-    let mut config: tokio_postgres::Config = base.parse().expect("url");
-    config.dbname(&name);
-    let (client, conn) = config.connect(tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    let user = config.get_user().unwrap_or("postgres").to_owned();
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let address = format!("{host}:{port}");
-    ScratchDatabase {
-        url: format!("postgres://{user}@{address}/{name}"),
-        shown: format!("postgres://{address}/{name}"),
-        address,
-        name,
-        client,
-        _guard: guard,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1709,7 +1602,7 @@ async fn pg_dump_custom_archives_are_scanned_by_table_column_and_row() {
     // Compressed (zlib, the default) and stored (-Z0), as PostgreSQL's own client writes them.
     let mut dumps = Vec::new();
     for (file, extra) in [("shop.dump", None), ("shop-z0.pgc", Some("-Z0"))] {
-        dumps.push(pg_dump(&db.url, &dir.path().join(file), extra));
+        dumps.push(pg_dump(&db.url, &dir.path().join(file), "-Fc", extra));
     }
     let out = anshin_scan(data.path(), &[&dumps[0], &dumps[1], "--format", "jsonl"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -1791,23 +1684,6 @@ async fn pg_dump_custom_archives_are_scanned_by_table_column_and_row() {
     );
 }
 
-/// `pg_dump -Fc` (with `extra`, say `-Z0`) of the database at `url` into
-/// `path`, as PostgreSQL's own client writes it; the path as a string.
-fn pg_dump(url: &str, path: &Path, extra: Option<&str>) -> String {
-    let out = Command::new("pg_dump")
-        .args(["-Fc", "-d", url, "-f"])
-        .arg(path)
-        .args(extra)
-        .output()
-        .expect("run pg_dump (the PostgreSQL client)");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path.to_str().expect("path").to_owned()
-}
-
 /// Regression: a `pg_dump -Fc` archive of a database in EUC_JP was read as
 /// UTF-8, so its Japanese column names (the labels 氏名 and 住所) and values
 /// turned into replacement characters and the name and address were missed.
@@ -1819,27 +1695,11 @@ async fn pg_dump_archives_of_an_euc_jp_database_are_decoded_from_it() {
     if !crate::harness::postgres_available().await {
         return;
     }
-    // The C locale goes with any encoding.
-    let db = scratch_database_with("ENCODING 'EUC_JP' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'").await;
-    let card = luhn_complete("3569", 16);
-    let (name, address) = ("山田 太郎", "東京都千代田区千代田1-1");
-    // The client speaks UTF-8; the server stores EUC_JP.
-    db.client
-        .batch_execute(
-            "CREATE TABLE public.\"顧客\" (id integer PRIMARY KEY, \"氏名\" text, \"住所\" text, card_number text)",
-        )
-        .await
-        .expect("schema");
-    db.client
-        .execute(
-            "INSERT INTO public.\"顧客\" VALUES (1, NULL, NULL, NULL), (2, $1, $2, $3)",
-            &[&name, &address, &card],
-        )
-        .await
-        .expect("insert");
+    let (db, card) = euc_jp_customers().await;
+    let (name, address) = (EUC_JP_NAME, EUC_JP_ADDRESS);
     let dir = tempfile::tempdir().expect("tempdir");
     let data = tempfile::tempdir().expect("tempdir");
-    let dump = pg_dump(&db.url, &dir.path().join("shop-eucjp.dump"), None);
+    let dump = pg_dump(&db.url, &dir.path().join("shop-eucjp.dump"), "-Fc", None);
     let bytes = std::fs::read(&dump).expect("read");
     assert!(holds_euc_jp(&bytes, "氏名"), "the archive is in EUC-JP");
 
