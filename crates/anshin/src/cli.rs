@@ -290,7 +290,8 @@ Exit codes:
      bad database URL or sslmode, unknown --table, an --inventory FILE that is not
      an inventory)
   1  also: the inventory could not be sent to --server (the file is written)
-  4  the database cannot be reached or opened, or refuses the TLS the URL asks for
+  4  a path named does not exist (nothing is scanned), or the database cannot be
+     reached or opened, or refuses the TLS the URL asks for
   6  findings in a --fail-on category (well-known test card numbers do not count)")]
     Scan(ScanArgs),
     /// Tamper detection on the shop's host: signed baselines, checks, watching, release comparison, skimmer signatures.

@@ -100,7 +100,7 @@ async fn dispatch(command: Command, config: Config) -> Result<()> {
 fn exit_code(err: &Error) -> u8 {
     match err.code() {
         "already_initialised" | "root_key_unreadable" | "not_initialised" => 3,
-        "storage_unavailable" | "scan_db_unreachable" | "scan_db_tls" => 4,
+        "storage_unavailable" | "scan_db_unreachable" | "scan_db_tls" | "scan_input_unreadable" => 4,
         "audit_verification_failed" => 5,
         "scan_findings" | "integrity_findings" => 6,
         "integrity_baseline_tampered" => 7,

@@ -129,8 +129,23 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
                 databases.push(db);
             }
             None => {
+                let input = Input::parse(arg);
+                // A path named here that does not exist is an error, not a
+                // `skipped` line: a mistyped path must not pass a CI gate.
+                if let Input::Path(path) = &input
+                    && let Err(e) = std::fs::metadata(path)
+                {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "scan_input_unreadable",
+                        format!(
+                            "cannot read {}: {e}; check the path / パスを読めません",
+                            anshin_scan::mask_name(arg)
+                        ),
+                    ));
+                }
                 shown.push(anshin_scan::mask_name(arg));
-                inputs.push(Input::parse(arg));
+                inputs.push(input);
             }
         }
     }

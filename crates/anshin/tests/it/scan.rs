@@ -579,6 +579,43 @@ fn fail_on_gates_the_exit_code_and_ignores_test_numbers() {
     assert_eq!(out.status.code(), Some(2), "unknown category is a usage error");
 }
 
+/// A path named on the command line that does not exist fails the run (4)
+/// before anything is scanned or written: a mistyped path must not pass a
+/// gate as a clean scan of nothing. The path is masked in the message like
+/// any report path.
+#[test]
+fn a_missing_path_fails_the_run_before_anything_is_scanned() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let card = luhn_complete("4532", 16);
+    std::fs::write(tree.path().join("leak.log"), format!("card={card}\n")).expect("write");
+    let missing = tree.path().join(format!("uploads-{card}"));
+    let report = data.path().join("report.jsonl");
+    let args = [
+        tree.path().to_str().expect("path"),
+        missing.to_str().expect("path"),
+        "--fail-on",
+        "card",
+        "-o",
+        report.to_str().expect("path"),
+    ];
+    let out = anshin_scan(data.path(), &args, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("uploads-4532"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&card),
+        "the card number in the path is masked: {stderr}"
+    );
+    assert!(!report.exists(), "nothing is written");
+    // Named alone, the existing tree is scanned and trips the gate.
+    let out = anshin_scan(data.path(), &[args[0], "--fail-on", "card"], None);
+    assert_eq!(out.status.code(), Some(6));
+}
+
 /// `--only`: a card-data scope scan reports card data and nothing else, in
 /// every format and in the inventory, and refuses a gate it could never trip.
 #[test]
