@@ -128,11 +128,15 @@ pub(crate) fn objects_by_path(lines: &[Value]) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Asserts that no output format of `args` prints any of `raw`.
+/// Asserts that no output format of `args` prints any of `raw`, at the
+/// default confidence and at `low`.
 pub(crate) fn assert_no_raw_values(data: &Path, args: &[&str], raw: &[String]) {
-    for format in ["human", "jsonl", "csv", "sarif"] {
+    for (format, confidence) in ["human", "jsonl", "csv", "sarif"]
+        .into_iter()
+        .flat_map(|f| [(f, "medium"), (f, "low")])
+    {
         let mut all = args.to_vec();
-        all.extend(["--format", format, "--min-confidence", "low"]);
+        all.extend(["--format", format, "--min-confidence", confidence]);
         let out = anshin_scan(data, &all, None);
         assert!(
             out.status.success(),
