@@ -6,9 +6,12 @@
 //! *segments* that end at "safe" bytes (a control character or space, which no
 //! multi-byte sequence of these encodings contains), each with a fresh decoder.
 //! The table of segment starts is the whole offset map; an exact original
-//! offset is recovered on demand by re-decoding one segment byte by byte. That
-//! keeps the map at one entry per ~4 KiB instead of one per character, and the
-//! bulk decode at `encoding_rs` speed.
+//! offset is recovered on demand from the segment's start: in a segment that
+//! decoded without errors by walking the original and the decoded text side
+//! by side (each character's original length follows from its first byte),
+//! elsewhere by decoding again up to the offset. That keeps the map at one
+//! entry per ~4 KiB instead of one per character, and the bulk decode at
+//! `encoding_rs` speed.
 
 use std::borrow::Cow;
 
@@ -222,8 +225,17 @@ pub struct DecodedText<'a> {
     encoding: TextEncoding,
     bom: usize,
     had_errors: bool,
-    /// (original offset, decoded offset) of each segment start; empty for UTF-8.
-    segments: Vec<(usize, usize)>,
+    /// Each segment's start; empty for UTF-8.
+    segments: Vec<Segment>,
+}
+
+/// Where a segment starts in the original and in the decoded text, and
+/// whether it decoded without errors.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    orig: usize,
+    decoded: usize,
+    clean: bool,
 }
 
 impl std::fmt::Debug for DecodedText<'_> {
@@ -293,7 +305,7 @@ impl<'a> DecodedText<'a> {
         let mut start = 0;
         while start < body.len() {
             let end = segment_end(body, start, SEGMENT, encoding);
-            segments.push((bom + start, text.len()));
+            let at = text.len();
             let mut decoder = encoding.encoding().new_decoder_without_bom_handling();
             let seg = &body[start..end];
             let needed = decoder
@@ -301,6 +313,11 @@ impl<'a> DecodedText<'a> {
                 .unwrap_or(seg.len() * 3 + 16);
             text.reserve(needed);
             let (_, _, errors) = decoder.decode_to_string(seg, &mut text, true);
+            segments.push(Segment {
+                orig: bom + start,
+                decoded: at,
+                clean: !errors,
+            });
             had_errors |= errors;
             start = end;
         }
@@ -335,6 +352,7 @@ impl<'a> DecodedText<'a> {
         OffsetMapper {
             text: self,
             state: None,
+            walk: None,
             shortcuts: true,
         }
     }
@@ -410,10 +428,28 @@ fn last_escape_is_ascii(before: &[u8]) -> bool {
 pub struct OffsetMapper<'t, 'a> {
     text: &'t DecodedText<'a>,
     state: Option<MapState>,
-    /// Decode whole runs and pass over bytes that decode to themselves
-    /// (false only in the tests: the reference feeds every byte of a
-    /// segment to one decoder).
+    walk: Option<Walk>,
+    /// Walk clean segments, decode whole runs and pass over bytes that
+    /// decode to themselves (false only in the tests: the reference feeds
+    /// every byte of a segment to one decoder).
     shortcuts: bool,
+}
+
+/// A walk through a segment that decoded without errors: there each
+/// character's original length follows from its first byte (in
+/// ISO-2022-JP, from the mode the escapes before it set; in UTF-16, from
+/// its decoded length), so the original and the decoded text are walked
+/// side by side, a few instructions a character, with no decoder call.
+struct Walk {
+    segment: usize,
+    in_pos: usize,
+    out_pos: usize,
+    /// ISO-2022-JP in a JIS X 0208 mode (two bytes a character).
+    double: bool,
+    /// `(in_pos, out_pos, double)` where the last call started: a finding
+    /// that starts inside the one before it (whose end was mapped last)
+    /// goes back there, not to the segment's start.
+    back: (usize, usize, bool),
 }
 
 impl std::fmt::Debug for OffsetMapper<'_, '_> {
@@ -503,11 +539,16 @@ impl OffsetMapper<'_, '_> {
         let encoding = t.encoding;
         let seg = t
             .segments
-            .partition_point(|&(_, d)| d <= decoded)
+            .partition_point(|s| s.decoded <= decoded)
             .saturating_sub(1);
+        if t.segments[seg].clean && self.shortcuts {
+            return self.walk(seg, decoded);
+        }
         let reuse = matches!(&self.state, Some(s) if s.segment == seg && s.last.0 <= decoded);
         if !reuse {
-            let (orig, dec) = t.segments[seg];
+            let Segment {
+                orig, decoded: dec, ..
+            } = t.segments[seg];
             self.state = Some(MapState {
                 segment: seg,
                 decoder: encoding.encoding().new_decoder_without_bom_handling(),
@@ -521,7 +562,7 @@ impl OffsetMapper<'_, '_> {
                 scratch: Zeroizing::new([0; 256]),
             });
         }
-        let seg_end = t.segments.get(seg + 1).map_or(t.source.len(), |&(o, _)| o);
+        let seg_end = t.segments.get(seg + 1).map_or(t.source.len(), |s| s.orig);
         let Some(state) = self.state.as_mut() else {
             return t.source.len();
         };
@@ -622,6 +663,69 @@ impl OffsetMapper<'_, '_> {
             }
         }
         seg_end
+    }
+}
+
+impl OffsetMapper<'_, '_> {
+    /// [`OffsetMapper::map`] in a clean segment.
+    fn walk(&mut self, seg: usize, decoded: usize) -> usize {
+        let t = self.text;
+        let (source, text) = (t.source, t.text.as_bytes());
+        let decoded = floor_char_boundary(&t.text, decoded);
+        let w = match &mut self.walk {
+            Some(w) if w.segment == seg && w.back.1 <= decoded => {
+                if decoded < w.out_pos {
+                    (w.in_pos, w.out_pos, w.double) = w.back;
+                }
+                w
+            }
+            walk => {
+                let Segment {
+                    orig, decoded: dec, ..
+                } = t.segments[seg];
+                walk.insert(Walk {
+                    segment: seg,
+                    in_pos: orig,
+                    out_pos: dec,
+                    double: false,
+                    back: (orig, dec, false),
+                })
+            }
+        };
+        w.back = (w.in_pos, w.out_pos, w.double);
+        loop {
+            if t.encoding == TextEncoding::Iso2022Jp {
+                // Escapes make no output; the character's own bytes follow.
+                // A clean segment holds only the five three-byte escapes.
+                while source.get(w.in_pos) == Some(&0x1B) {
+                    w.double = source.get(w.in_pos + 1) == Some(&b'$');
+                    w.in_pos += 3;
+                }
+            }
+            let Some(&lead) = text.get(w.out_pos).filter(|_| w.out_pos < decoded) else {
+                return w.in_pos.min(source.len());
+            };
+            let out_len = match lead {
+                ..0x80 => 1,
+                0x80..0xE0 => 2,
+                0xE0..0xF0 => 3,
+                _ => 4,
+            };
+            let b = source.get(w.in_pos).copied().unwrap_or(0);
+            w.in_pos += match t.encoding {
+                TextEncoding::ShiftJis if b <= 0x80 || (0xA1..=0xDF).contains(&b) => 1,
+                TextEncoding::ShiftJis => 2,
+                TextEncoding::EucJp if b < 0x80 => 1,
+                TextEncoding::EucJp if b == 0x8F => 3,
+                TextEncoding::EucJp => 2,
+                TextEncoding::Iso2022Jp if w.double => 2,
+                TextEncoding::Iso2022Jp | TextEncoding::Windows1252 => 1,
+                TextEncoding::Utf16Le | TextEncoding::Utf16Be if out_len == 4 => 4,
+                TextEncoding::Utf16Le | TextEncoding::Utf16Be => 2,
+                TextEncoding::Utf8 | TextEncoding::Binary => out_len,
+            };
+            w.out_pos += out_len;
+        }
     }
 }
 
@@ -1154,6 +1258,76 @@ mod tests {
                 }
                 let (whole, _) = enc.encoding().decode_without_bom_handling(&body);
                 prop_assert_eq!(pieces.as_str(), &*whole, "{}", enc.as_str());
+            }
+        }
+
+        /// Where a segment decoded without errors the mapper walks the
+        /// original and the decoded text side by side, with no decoder: it
+        /// maps every offset as a fresh mapper feeding every byte to one
+        /// decoder does, in every encoding, across segments (the text is
+        /// repeated past a segment's 4 KiB), with half-width katakana,
+        /// characters outside the BMP in UTF-16, JIS X 0212 in EUC-JP, and in
+        /// ISO-2022-JP every mode its escapes select.
+        #[test]
+        fn walking_clean_segments_matches_a_fresh_byte_by_byte_mapper(
+            jis in "[a-z0-9０-９あ-んア-ン｡-ﾟ漢字¥‾ \n:-]{1,200}",
+            wide in "[𠮷é€a ]{0,20}",
+            modes in proptest::collection::vec(
+                // Each from ASCII mode back to it, then a space: two escapes
+                // in a row are an error.
+                prop_oneof![
+                    "[ -~]{1,6}".prop_map(|t| [&b"\x1b(B"[..], t.as_bytes(), b" "].concat()),
+                    "[!-~]{1,6}".prop_map(|t| [&b"\x1b(J"[..], t.as_bytes(), b"\x1b(B "].concat()),
+                    "[!-_]{1,6}".prop_map(|t| [&b"\x1b(I"[..], t.as_bytes(), b"\x1b(B "].concat()),
+                    "[あ-ん漢字]{1,6}".prop_map(|t| [encode(&t, ISO_2022_JP), b" ".to_vec()].concat()),
+                ],
+                0..12,
+            ),
+            repeat in 1usize..40,
+            spans in proptest::collection::vec(
+                (any::<proptest::sample::Index>(), any::<proptest::sample::Index>()),
+                1..16,
+            ),
+        ) {
+            for enc in SEGMENTED {
+                let text = match enc {
+                    TextEncoding::ShiftJis | TextEncoding::EucJp | TextEncoding::Iso2022Jp => jis.clone(),
+                    _ => format!("{jis}{wide}"),
+                };
+                let mut one = encode_as(&text, enc);
+                // What the encoders never write: U+0080 as one byte in
+                // Shift_JIS, a three-byte JIS X 0212 character in EUC-JP.
+                match enc {
+                    TextEncoding::ShiftJis => one.extend_from_slice(b"\x80 "),
+                    TextEncoding::EucJp => one.extend_from_slice(b"\x8f\xb0\xa1 "),
+                    TextEncoding::Iso2022Jp => {
+                        one.push(b' ');
+                        one.extend(modes.concat());
+                    }
+                    _ => {}
+                }
+                let bytes = one.repeat(repeat);
+                let d = DecodedText::decode_as(&bytes, enc, 0);
+                prop_assert!(!d.had_errors(), "{}", enc.as_str());
+                // Asked for as `resolve` asks: the start and end of findings
+                // in the order of their starts, which may nest or overlap.
+                let offsets: Vec<usize> = d.text().char_indices().map(|(i, _)| i).collect();
+                let mut spans: Vec<(usize, usize)> = spans
+                    .iter()
+                    .map(|(a, b)| {
+                        let a = a.index(offsets.len());
+                        (offsets[a], offsets[a + b.index(offsets.len() - a)])
+                    })
+                    .collect();
+                spans.sort_unstable();
+                let mut mapper = d.offset_mapper();
+                for i in spans.into_iter().flat_map(|(a, b)| [a, b]) {
+                    let mut fresh = d.offset_mapper();
+                    fresh.shortcuts = false;
+                    prop_assert_eq!(mapper.map(i), fresh.map(i), "{} at {}", enc.as_str(), i);
+                }
+                // The walk did it all: no decoder was started.
+                prop_assert!(mapper.state.is_none(), "{}", enc.as_str());
             }
         }
 
