@@ -337,11 +337,12 @@ impl<'a> FindingRow<'a> {
 /// serde_json writes every key, quote and value as a separate small write:
 /// on dense files (75 findings in 3 KB) that was a third of the CLI's
 /// instructions, on the thread that also feeds the workers' results out.
-fn push_json_finding(out: &mut Vec<u8>, path: &str, f: &Finding) -> io::Result<()> {
+/// `path` is the object's path as a JSON string, made once per object.
+fn push_json_finding(out: &mut Vec<u8>, path: &[u8], f: &Finding) -> io::Result<()> {
     let loc = &f.locator;
     let rec = loc.record.as_ref();
     out.extend_from_slice(b"{\"type\":\"finding\",\"path\":");
-    push_json_str(out, path)?;
+    out.extend_from_slice(path);
     push_json_number(out, b",\"line\":", Some(loc.line));
     push_json_number(out, b",\"column\":", Some(loc.column));
     push_json_number(out, b",\"byte_offset\":", Some(loc.byte_offset));
@@ -428,6 +429,8 @@ pub struct ReportWriter<W: Write> {
     sarif_results: usize,
     /// JSON Lines not yet handed to `out` (masked values only).
     lines: Vec<u8>,
+    /// The current object's path as a JSON string.
+    path: Vec<u8>,
 }
 
 /// JSON Lines are handed to the writer once this many bytes are ready, so the
@@ -481,6 +484,7 @@ impl<W: Write> ReportWriter<W> {
             csv_started: false,
             sarif_results: 0,
             lines: Vec::new(),
+            path: Vec::new(),
         })
     }
 
@@ -495,8 +499,10 @@ impl<W: Write> ReportWriter<W> {
                 // `dyn Write` in the CLI) per line.
                 let lines = &mut self.lines;
                 lines.clear();
+                self.path.clear();
+                push_json_str(&mut self.path, &r.path)?;
                 for f in &r.findings {
-                    push_json_finding(lines, &r.path, f)?;
+                    push_json_finding(lines, &self.path, f)?;
                     if lines.len() >= LINES_BUFFER {
                         self.out.write_all(lines)?;
                         lines.clear();
@@ -802,8 +808,9 @@ mod tests {
             rec.table = None;
         }
         for (path, f) in [("a.pdf", &plain), ("dir/\"x\"\r.csv", &awkward), ("t", &all_none)] {
-            let mut ours = Vec::new();
-            push_json_finding(&mut ours, path, f).expect("into memory");
+            let (mut ours, mut path_json) = (Vec::new(), Vec::new());
+            push_json_str(&mut path_json, path).expect("into memory");
+            push_json_finding(&mut ours, &path_json, f).expect("into memory");
             let mut theirs = serde_json::to_vec(&JsonFinding {
                 r#type: "finding",
                 row: FindingRow::new(path, f),
