@@ -10,9 +10,8 @@
 //! decoded without errors by walking the original and the decoded text side
 //! by side (each character's original length follows from its first byte,
 //! its decoded length or the mode escapes set), elsewhere by decoding again
-//! up to the offset. That keeps the map at one
-//! entry per ~4 KiB instead of one per character, and the bulk decode at
-//! `encoding_rs` speed.
+//! up to the offset. That keeps the map at one entry per ~4 KiB instead of
+//! one per character, and the bulk decode at `encoding_rs` speed.
 
 use std::borrow::Cow;
 
@@ -665,9 +664,7 @@ impl OffsetMapper<'_, '_> {
         }
         seg_end
     }
-}
 
-impl OffsetMapper<'_, '_> {
     /// [`OffsetMapper::map`] in a clean segment.
     fn walk(&mut self, seg: usize, decoded: usize) -> usize {
         let t = self.text;
