@@ -140,8 +140,8 @@ impl Summary {
         if r.findings.is_empty() {
             return;
         }
-        // Counted in an array: two map entries per finding were a few
-        // percent of a scan of small dense files.
+        // Counted in an array: two map entries per finding were about 1 % of
+        // the instructions of a scan of small dense files.
         let mut counts = [Counts::default(); Category::ALL.len()];
         for f in &r.findings {
             let c = &mut counts[f.category.index()];
