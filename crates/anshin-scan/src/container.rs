@@ -796,6 +796,11 @@ fn scan_tar(
     // `toc.dat` first), and the folder it is in: its data files are read as
     // its tables' rows.
     let mut dump: Option<(String, pgdump::Toc)> = None;
+    // Data files met before their folder's `toc.dat`, held until it comes:
+    // a tarred directory-format dump has `toc.dat` wherever the directory
+    // listing put it (`tar --sort=name` puts `3344.dat.gz` first), and a
+    // tar is read once, as a stream.
+    let mut held = Held::default();
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
@@ -825,13 +830,84 @@ fn scan_tar(
         } else if file == "toc.dat" {
             let folder = folder.to_owned();
             if let Some(toc) = read_stream(ctx, inner, &mut entry, depth + 1, emit) {
+                for member in held.take(&folder) {
+                    member.scan(ctx, Some(&toc), depth, emit);
+                }
                 dump = Some((folder, toc));
             }
+        } else if pgdump::is_data_file_name(file)
+            && dump.as_ref().is_none_or(|(at, _)| at != folder)
+            && held.room(ctx) >= entry.size()
+        {
+            held.hold(inner, folder, file, &mut entry);
         } else {
             scan_stream(ctx, inner, &mut entry, depth + 1, emit);
         }
     }
+    // No `toc.dat` came for these (or it did not parse): text, as any file.
+    for member in held.members {
+        member.scan(ctx, None, depth, emit);
+    }
     emit(report);
+}
+
+/// Tar members held in memory (see `scan_tar`), wiped when dropped.
+#[derive(Default)]
+struct Held {
+    members: Vec<HeldMember>,
+    bytes: u64,
+}
+
+struct HeldMember {
+    /// The report's path (`shop.tar!dump/3344.dat.gz`).
+    inner: String,
+    folder: String,
+    file: String,
+    bytes: Zeroizing<Vec<u8>>,
+    /// The read error that cut the member short, reported when it is scanned.
+    error: Option<io::Error>,
+}
+
+impl Held {
+    /// Bytes that may still be held: all members together stay within
+    /// [`crate::Limits::max_in_memory`].
+    fn room(&self, ctx: &Ctx<'_>) -> u64 {
+        ctx.discovery.limits.max_in_memory.saturating_sub(self.bytes)
+    }
+
+    fn hold(&mut self, inner: String, folder: &str, file: &str, member: &mut dyn Read) {
+        let mut bytes = Zeroizing::new(Vec::new());
+        let error = member.read_to_end(&mut bytes).err();
+        self.bytes += bytes.len() as u64;
+        self.members.push(HeldMember {
+            inner,
+            folder: folder.to_owned(),
+            file: file.to_owned(),
+            bytes,
+            error,
+        });
+    }
+
+    /// The members held for `folder`, in tar order.
+    fn take(&mut self, folder: &str) -> Vec<HeldMember> {
+        let (taken, kept) = std::mem::take(&mut self.members)
+            .into_iter()
+            .partition(|m| m.folder == folder);
+        self.members = kept;
+        taken
+    }
+}
+
+impl HeldMember {
+    /// Scans the member as a data file of `toc` when it lists it, else as
+    /// any member.
+    fn scan(self, ctx: &Ctx<'_>, toc: Option<&pgdump::Toc>, depth: u32, emit: &mut dyn FnMut(ObjectReport)) {
+        let mut reader = Cursor::new(&self.bytes[..]).chain(Failing(self.error));
+        match toc.and_then(|toc| Some((toc, toc.data_file(&self.file)?))) {
+            Some((toc, data)) => pgdump::scan_data_file(ctx, self.inner, &mut reader, toc, data, emit),
+            None => scan_stream(ctx, self.inner, &mut reader, depth + 1, emit),
+        }
+    }
 }
 
 fn scan_gzip(

@@ -36,8 +36,9 @@
 //!   database's encoding and read as the COPY block of a SQL dump; large
 //!   objects scanned as objects of their own. Tar- and directory-format
 //!   dumps (`-Ft`, `-Fd`): each data file (`3344.dat`, `3344.dat.gz`) is
-//!   read likewise with the table of contents of the `toc.dat` before it in
-//!   the tar or beside it on disk.
+//!   read likewise with the table of contents of the `toc.dat` of its
+//!   folder in the tar (data files before it held until it comes) or beside
+//!   it on disk.
 //! - **E-mail** (`mail`): `.eml` and `.mbox` files are MIME-decoded and each
 //!   body or attachment is scanned as an object (`inbox.mbox!3!orders.csv`).
 //! - **Pieces** (`text`): every text object is read and scanned 256 KiB at a
@@ -63,8 +64,8 @@
 //! - Inputs are hostile: archives may be bombs, names may be anything, files
 //!   may vanish or fail mid-read. Every limit turns into a status with a
 //!   reason; no input can make the scan panic, loop or grow memory past the
-//!   chunk size plus one nested zip of `Limits::max_in_memory` per level
-//!   (and the zip reader's central directory, which is proportional to the
+//!   chunk size plus one nested zip, or one tar's held pg_dump data files,
+//!   of `Limits::max_in_memory` per level (and the zip reader's central directory, which is proportional to the
 //!   archive's own size; and, for the whole scan, the directory-format
 //!   pg_dump tables of contents kept for their data files, at most
 //!   `Limits::max_in_memory` together).
@@ -116,7 +117,9 @@ pub struct Limits {
     /// Most members read from one archive.
     pub max_members: u64,
     /// Largest nested zip held in memory (a zip needs random access); larger
-    /// ones are copied to an unnamed temporary file.
+    /// ones are copied to an unnamed temporary file. Also the most bytes of
+    /// pg_dump data files held in memory, all together, until the `toc.dat`
+    /// that follows them in a tar comes; others are read as text.
     pub max_in_memory: u64,
     /// The longest line read whole: text is scanned in pieces of 256 KiB cut
     /// at line ends, a longer line growing a piece up to this size; a line

@@ -49,9 +49,13 @@
 //! table's COPY data as above, from the table of contents of the `toc.dat`
 //! beside it, and reported as an object of its own (`shop.dir/3344.dat.gz`,
 //! `shop.tar!3344.dat`, kind `pg-dump`), line 1 its first row. In a tar
-//! (`pg_dump -Ft`, also inside a gzip or a zip, read as a stream) `toc.dat`
-//! comes first: the data members after it, in the same folder of the tar,
-//! are read with it; members before it are read as text. On disk the
+//! (`pg_dump -Ft`, also inside a gzip or a zip, read as a stream) the data
+//! members of a folder are read with the `toc.dat` of that folder: pg_dump
+//! writes it first, but a tarred directory-format dump has it wherever the
+//! listing put it (`tar --sort=name` puts it last), so data files before it
+//! are held in memory until it comes (all together within
+//! `Limits::max_in_memory`; one that does not fit is read as text when it
+//! comes, as are those whose `toc.dat` never comes). On disk the
 //! walker reads files in parallel, in no order: each data file reads the
 //! `toc.dat` beside it, the last few kept for the scan ([`TocCache`]). The
 //! `toc.dat` itself is reported `complete` with no findings when it parses
@@ -603,6 +607,12 @@ fn data_file_id(name: &str) -> Option<(i64, bool)> {
         return None;
     }
     Some((id.parse().ok()?, gzip))
+}
+
+/// Whether `name` is a data file's name (`3344.dat`, `3344.dat.gz`), so
+/// that it may be one of a tar- or directory-format dump.
+pub(crate) fn is_data_file_name(name: &str) -> bool {
+    data_file_id(name).is_some()
 }
 
 impl Toc {

@@ -761,11 +761,11 @@ fn tar_format_data_is_located_by_table_row_and_column() {
     }
 }
 
-/// What the table of contents does not describe is read as before: data
-/// before the `toc.dat`, a data file of an id it does not list, a data file
-/// in another folder of the tar, and every data file when the `toc.dat` does
-/// not parse (it is then skipped with the reason). An entry without a COPY
-/// statement (`--inserts`) is read as INSERT statements.
+/// What the table of contents does not describe is read as before: a data
+/// file of an id it does not list, a data file in another folder of the
+/// tar, and every data file when the `toc.dat` does not parse (it is then
+/// skipped with the reason). An entry without a COPY statement (`--inserts`)
+/// is read as INSERT statements.
 #[test]
 fn tar_members_the_toc_does_not_describe_are_read_as_text() {
     let card = luhn_complete("4539", 16);
@@ -780,16 +780,15 @@ fn tar_members_the_toc_does_not_describe_are_read_as_text() {
         .toc_dat(FORMAT_TAR)
         .archive(&[table, inserts.clone()]);
     let bytes = crate::test_support::tar_of(&[
-        ("5.dat", rows.as_bytes()),
+        ("other/5.dat", rows.as_bytes()),
         ("toc.dat", &toc),
         ("6.dat", &inserts.data),
         ("9.dat", rows.as_bytes()),
-        ("other/5.dat", rows.as_bytes()),
     ]);
     let d = discovery(Limits::default());
     let mut reports = Vec::new();
     d.scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
-    for path in ["x.tar!5.dat", "x.tar!9.dat", "x.tar!other/5.dat"] {
+    for path in ["x.tar!9.dat", "x.tar!other/5.dat"] {
         let r = report(&reports, path);
         assert_eq!(r.kind, ObjectKind::Text, "{path}");
         assert_eq!(r.findings.len(), 1, "{path}: still found");
@@ -805,10 +804,15 @@ fn tar_members_the_toc_does_not_describe_are_read_as_text() {
         vec![("public.notes".to_owned(), 1, 2, Some("card_number".to_owned()))]
     );
 
-    // A table of contents that does not parse: skipped, its data read as text.
+    // A table of contents that does not parse: skipped, its data read as
+    // text, whether it came before (held, then let go) or after.
     let mut broken = toc.clone();
     broken.truncate(broken.len() - 3);
-    let bytes = crate::test_support::tar_of(&[("toc.dat", &broken), ("5.dat", rows.as_bytes())]);
+    let bytes = crate::test_support::tar_of(&[
+        ("4.dat", rows.as_bytes()),
+        ("toc.dat", &broken),
+        ("5.dat", rows.as_bytes()),
+    ]);
     let mut reports = Vec::new();
     d.scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
     let toc = report(&reports, "x.tar!toc.dat");
@@ -819,7 +823,95 @@ fn tar_members_the_toc_does_not_describe_are_read_as_text() {
             .unwrap_or_default()
             .contains("truncated in its table of contents")
     );
-    assert_eq!(report(&reports, "x.tar!5.dat").kind, ObjectKind::Text);
+    for path in ["x.tar!4.dat", "x.tar!5.dat"] {
+        let r = report(&reports, path);
+        assert_eq!((r.kind, r.findings.len()), (ObjectKind::Text, 1), "{path}");
+    }
+}
+
+/// A directory-format dump tarred as tar lists it (`tar --sort=name`
+/// puts `3344.dat.gz` before `toc.dat`): the data files before the
+/// `toc.dat` of their folder are held in memory until it comes, then read
+/// by table, row and column; ones too large to hold within
+/// `Limits::max_in_memory` are read as text when they come (their values
+/// still found, without the table's names).
+#[test]
+fn tarred_directory_dumps_are_read_by_table_whatever_the_member_order() {
+    let card = luhn_complete("4539", 16);
+    let other = luhn_complete("3569", 16);
+    // Orders large enough not to fit where the customers do (below).
+    let notes = "ありがとうございました".repeat(150);
+    let orders = format!("1\t{notes}\t\\N\n2\tsecond\t{card}\n\\.\n\n");
+    let customers = format!("7\t{other}\n\\.\n\n");
+    let tables = [
+        Table::copy(5, "orders", "id, note, card_number", &orders),
+        Table::copy(6, "customers", "id, card_number", &customers),
+    ];
+    let toc = Writer::new(14, false, 1).toc_dat(FORMAT_TAR).archive(&tables);
+    let gz = crate::test_support::gzip_of(customers.as_bytes());
+    let other_dump = Writer::new(14, false, 1)
+        .toc_dat(FORMAT_TAR)
+        .archive(&[Table::copy(5, "staff", "id, card_number", &customers)]);
+    // Two dumps in one tar, each as `tar --sort=name` writes it.
+    let bytes = crate::test_support::tar_of(&[
+        ("b/5.dat", customers.as_bytes()),
+        ("dump/5.dat", orders.as_bytes()),
+        ("dump/6.dat.gz", &gz),
+        (
+            "dump/restore.sql",
+            b"COPY public.orders (id) FROM '$$PATH$$/5.dat';\n",
+        ),
+        ("dump/toc.dat", &toc),
+        ("b/toc.dat", &other_dump),
+    ]);
+    let d = discovery(Limits::default());
+    let mut reports = Vec::new();
+    d.scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
+    let at = orders.find(&card).expect("planted");
+    let r = report(&reports, "x.tar!dump/5.dat");
+    assert_eq!((r.kind, r.status), (ObjectKind::PgDump, Status::Complete));
+    assert_eq!(r.bytes, orders.len() as u64);
+    assert_eq!(
+        sql_cards(r),
+        vec![(
+            "public.orders".to_owned(),
+            2,
+            3,
+            Some("card_number".to_owned()),
+            2,
+            10,
+            at
+        )],
+    );
+    let located = |path: &str| {
+        sql_cards(report(&reports, path))
+            .into_iter()
+            .map(|p| (p.0, p.3))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        located("x.tar!dump/6.dat.gz"),
+        vec![("public.customers".to_owned(), Some("card_number".to_owned()))]
+    );
+    assert_eq!(
+        located("x.tar!b/5.dat"),
+        vec![("public.staff".to_owned(), Some("card_number".to_owned()))]
+    );
+    assert_eq!(report(&reports, "x.tar").status, Status::Complete);
+
+    // Room for the small files (and the tables of contents' names), not for
+    // the orders: they are read as text when they come, the others still by
+    // table.
+    assert!(orders.len() > 4096 && customers.len() + gz.len() < 4096);
+    let d = discovery(Limits::default().max_in_memory(4096));
+    let mut reports = Vec::new();
+    d.scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
+    let text = report(&reports, "x.tar!dump/5.dat");
+    assert_eq!((text.kind, text.findings.len()), (ObjectKind::Text, 1));
+    assert!(text.findings[0].locator.record.is_none());
+    for path in ["x.tar!b/5.dat", "x.tar!dump/6.dat.gz"] {
+        assert_eq!(report(&reports, path).kind, ObjectKind::PgDump, "{path}");
+    }
 }
 
 /// A directory-format dump on disk: each data file is read with the

@@ -1,5 +1,6 @@
 //! `anshin scan` of real `pg_dump -Fd` (directory, gzip-compressed data
-//! files) and `pg_dump -Ft` (tar; also inside a .tar.gz and a zip) dumps:
+//! files; also tarred with `toc.dat` last) and `pg_dump -Ft` (tar; also
+//! inside a .tar.gz and a zip) dumps:
 //! each table's data file is read with the table of contents beside it, so
 //! findings carry the table, row, field and column name as a `-Fc` archive's
 //! do, and no output format prints a planted raw value.
@@ -129,6 +130,29 @@ async fn pg_dump_directory_and_tar_formats_are_scanned_by_table_column_and_row()
         tar_gz.to_str().expect("path").to_owned(),
         zip.to_str().expect("path").to_owned(),
     );
+    // The directory dump tarred as people archive a folder: GNU tar's
+    // `--sort=name` puts `toc.dat` after the data files (digits sort first).
+    let tarred_dir = dir.path().join("shop-dir.tgz");
+    let tarred = std::process::Command::new("tar")
+        .args(["--sort=name", "-czf"])
+        .arg(&tarred_dir)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("shop.dir")
+        .status()
+        .expect("tar");
+    assert!(tarred.success());
+    let listed = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&tarred_dir)
+        .output()
+        .expect("tar -t");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.lines().last() == Some("shop.dir/toc.dat"),
+        "toc.dat comes last: {listed}"
+    );
+    let tarred_dir = tarred_dir.to_str().expect("path").to_owned();
     let data_files: Vec<String> = std::fs::read_dir(&directory)
         .expect("dump directory")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -139,7 +163,13 @@ async fn pg_dump_directory_and_tar_formats_are_scanned_by_table_column_and_row()
         "pg_dump -Fd compresses its data files with gzip: {data_files:?}"
     );
 
-    let inputs = [directory.as_str(), tar.as_str(), tar_gz.as_str(), zip.as_str()];
+    let inputs = [
+        directory.as_str(),
+        tar.as_str(),
+        tar_gz.as_str(),
+        zip.as_str(),
+        tarred_dir.as_str(),
+    ];
     let mut args = inputs.to_vec();
     args.extend(["--format", "jsonl"]);
     let out = anshin_scan(data.path(), &args, None);
@@ -154,6 +184,7 @@ async fn pg_dump_directory_and_tar_formats_are_scanned_by_table_column_and_row()
         (tar.clone(), ".dat"),
         (tar_gz.clone(), ".dat"),
         (format!("{zip}!2026/shop.tar"), ".dat"),
+        (format!("{tarred_dir}!shop.dir"), ".dat.gz"),
     ] {
         let at = |category, table, header, rows: &str, needle: &str| {
             place(&folder, suffix, category, table, header, rows, needle)
@@ -178,6 +209,7 @@ async fn pg_dump_directory_and_tar_formats_are_scanned_by_table_column_and_row()
         (format!("{tar}!"), 1, 2),
         (format!("{tar_gz}!"), 1, 2),
         (format!("{zip}!2026/shop.tar!"), 1, 2),
+        (format!("{tarred_dir}!shop.dir/"), 1, 2),
     ] {
         let under = objects_under(&objects, &prefix);
         let kind = |v: &Value| v["kind"].as_str().unwrap_or_default().to_owned();
