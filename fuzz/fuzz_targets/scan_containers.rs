@@ -1,5 +1,5 @@
 //! Archives and text objects as `anshin scan` reads them (zip, tar, gzip,
-//! nested, Word and Excel parts inside zips, PDF pages (sniffed by `%PDF-`
+//! bzip2, xz, zstd and lz4 streams (sniffed by their magic bytes), nested, Word and Excel parts inside zips, PDF pages (sniffed by `%PDF-`
 //! whatever the name; the seed in the corpus is a small hand-written PDF),
 //! e-mail and mailboxes, CSV,
 //! every encoding), from hostile bytes under any name: never panic, never

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
+use crate::codec::Codec;
 use crate::mail;
 use crate::office::{self, Office};
 use crate::pdf;
@@ -202,7 +203,7 @@ impl<R: Read> Read for Bounded<'_, '_, R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sniffed {
     Zip,
-    Gzip,
+    Compressed(Codec),
     Tar,
     Pdf,
     PgDump,
@@ -216,8 +217,8 @@ const SNIFF: usize = 512;
 fn sniff(head: &[u8]) -> Sniffed {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         Sniffed::Zip
-    } else if head.starts_with(&[0x1f, 0x8b]) {
-        Sniffed::Gzip
+    } else if let Some(codec) = Codec::sniff(head) {
+        Sniffed::Compressed(codec)
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         Sniffed::Tar
     } else if pdf::is_pdf(head) {
@@ -354,12 +355,12 @@ fn dispatch(
     let limits = &ctx.discovery.limits;
     if matches!(
         kind,
-        Sniffed::Zip | Sniffed::Gzip | Sniffed::Tar | Sniffed::PgDump
+        Sniffed::Zip | Sniffed::Compressed(_) | Sniffed::Tar | Sniffed::PgDump
     ) && depth >= limits.max_depth
     {
         let object_kind = match kind {
             Sniffed::Zip => ObjectKind::Zip,
-            Sniffed::Gzip => ObjectKind::Gzip,
+            Sniffed::Compressed(codec) => codec.kind(),
             Sniffed::PgDump => ObjectKind::PgDump,
             _ => ObjectKind::Tar,
         };
@@ -389,7 +390,7 @@ fn dispatch(
         Sniffed::Pdf => pdf::scan(ctx, name, reader, depth, emit),
         Sniffed::Sql => emit(sql::scan(ctx, name, reader)),
         Sniffed::PgDump => return pgdump::scan(ctx, name, reader, depth, emit),
-        Sniffed::Gzip => scan_gzip(ctx, name, reader, depth, emit),
+        Sniffed::Compressed(codec) => scan_compressed(ctx, name, reader, codec, depth, emit),
         Sniffed::Tar => scan_tar(ctx, name, reader, depth, emit),
         Sniffed::Zip => {
             // A zip needs random access: small ones are held in memory (wiped
@@ -910,29 +911,33 @@ impl HeldMember {
     }
 }
 
-fn scan_gzip(
+/// A compressed stream: its content is an object of its own
+/// (`app.log.xz!app.log`), or, for a compressed tar, the tar's members are
+/// (`backup.tar.zst!2024/orders.csv`).
+fn scan_compressed(
     ctx: &Ctx<'_>,
     name: String,
     reader: &mut dyn Read,
+    codec: Codec,
     depth: u32,
     emit: &mut dyn FnMut(ObjectReport),
 ) {
-    let mut report = ObjectReport::new(name, ObjectKind::Gzip);
+    let mut report = ObjectReport::new(name, codec.kind());
     let consumed = Cell::new(0u64);
     let counting = Counting {
         inner: reader,
         count: &consumed,
     };
-    let mut bounded = Bounded::counted(ctx, flate2::read::MultiGzDecoder::new(counting), &consumed);
+    let mut bounded = Bounded::counted(ctx, codec.decoder(counting), &consumed);
     let (head, error) = read_head(&mut bounded);
     if head.is_empty()
         && let Some(e) = error
     {
-        report.degrade(Status::Skipped, archive_reason("gzip", &e));
+        report.degrade(Status::Skipped, archive_reason(codec.kind().as_str(), &e));
         emit(report);
         return;
     }
-    let inner = format!("{}!{}", report.path, gzip_inner_name(&report.path));
+    let inner = format!("{}!{}", report.path, codec.inner_name(&report.path));
     let kind = classify(&inner, &head);
     let mut failing = Failing(error);
     let broken = failing.0.is_some();
@@ -963,35 +968,14 @@ fn scan_gzip(
     emit(report);
 }
 
-/// `logs/app.log.gz` → `app.log`; `x.tgz` → `x.tar`.
-fn gzip_inner_name(path: &str) -> String {
-    let base = path.rsplit(['/', '\\', '!']).next().unwrap_or(path);
-    let lower = base.to_ascii_lowercase();
-    if lower.ends_with(".tgz") {
-        format!("{}.tar", &base[..base.len() - 4])
-    } else if lower.ends_with(".gz") && base.len() > 3 {
-        base[..base.len() - 3].to_owned()
-    } else {
-        format!("{base}.out")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn inner_names_of_gzip_streams() {
-        assert_eq!(gzip_inner_name("logs/app.log.gz"), "app.log");
-        assert_eq!(gzip_inner_name("a.zip!x.TGZ"), "x.tar");
-        assert_eq!(gzip_inner_name("stdin"), "stdin.out");
-        assert_eq!(gzip_inner_name(".gz"), ".gz.out");
-    }
-
-    #[test]
     fn sniffs_magic_bytes() {
         assert_eq!(sniff(b"PK\x03\x04rest"), Sniffed::Zip);
-        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Sniffed::Gzip);
+        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Sniffed::Compressed(Codec::Gzip));
         let mut tar = vec![0u8; 512];
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(sniff(&tar), Sniffed::Tar);

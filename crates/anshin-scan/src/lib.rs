@@ -7,7 +7,8 @@
 //! - **Inputs** ([`Discovery::scan_inputs`]): files, directories (a parallel
 //!   walk with the `ignore` crate, hidden and git-ignored files included,
 //!   symbolic links never followed, include/exclude globs) and standard input.
-//! - **Containers** (`container`): zip, tar, gzip and tar.gz, recursively,
+//! - **Containers** (`container`, `codec`): zip, tar, and gzip, bzip2, xz,
+//!   zstd and lz4 streams (tar.gz, tar.zst, app.log.xz), recursively,
 //!   sniffed by their magic bytes rather than their names, with inner paths
 //!   such as `orders.zip!2024/orders.csv`. Limits on nesting depth, expansion
 //!   ratio, expanded bytes per input and members per archive stop zip
@@ -65,7 +66,8 @@
 //!   may vanish or fail mid-read. Every limit turns into a status with a
 //!   reason; no input can make the scan panic, loop or grow memory past the
 //!   chunk size plus one nested zip, or one tar's held pg_dump data files,
-//!   of `Limits::max_in_memory` per level (and the zip reader's central directory, which is proportional to the
+//!   of `Limits::max_in_memory` per level, and one decoder's dictionary or
+//!   window (at most 64 MiB, xz and zstd) per compressed level (and the zip reader's central directory, which is proportional to the
 //!   archive's own size; and, for the whole scan, the directory-format
 //!   pg_dump tables of contents kept for their data files, at most
 //!   `Limits::max_in_memory` together).
@@ -78,6 +80,7 @@
 //! - Path names (including names inside archives) are printed as they are:
 //!   they are locators. A file *named* after a card number would be shown.
 
+mod codec;
 mod container;
 pub mod inventory;
 pub mod key;
@@ -312,6 +315,14 @@ pub enum ObjectKind {
     Tar,
     /// A gzip stream (its content is an object of its own, or a tar).
     Gzip,
+    /// A bzip2 stream, likewise.
+    Bzip2,
+    /// An xz stream, likewise.
+    Xz,
+    /// A zstd stream, likewise.
+    Zstd,
+    /// An lz4 stream (frame format), likewise.
+    Lz4,
     /// The text of a Word document part (`x.docx!word/document.xml`): a line
     /// per paragraph; byte offsets refer to the extracted text.
     Docx,
@@ -365,6 +376,10 @@ impl ObjectKind {
             Self::Zip => "zip",
             Self::Tar => "tar",
             Self::Gzip => "gzip",
+            Self::Bzip2 => "bzip2",
+            Self::Xz => "xz",
+            Self::Zstd => "zstd",
+            Self::Lz4 => "lz4",
             Self::Docx => "docx",
             Self::Xlsx => "xlsx",
             Self::Pptx => "pptx",

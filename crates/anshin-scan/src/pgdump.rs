@@ -63,12 +63,13 @@
 //! the reason when it does not. The tar's `restore.sql` is schema and
 //! `COPY … FROM '$$PATH$$/3344.dat'` statements, scanned as any `.sql` file:
 //! harmless, and a comment there may hold what is worth finding. What the
-//! table of contents does not describe is read as before, as text: a data
-//! file with no `toc.dat` beside it or one that does not parse, a dump id it
-//! does not list, `blobs.toc` and the large objects' `blob_<oid>.dat` files,
-//! and data compressed with lz4 or zstd (PostgreSQL 16+: `3344.dat.lz4`,
-//! which pg_dump 15 cannot write). A data file whose entry has no COPY
-//! statement (`--inserts`) is read as INSERT statements.
+//! table of contents does not describe is read as any file (text, or a
+//! compressed stream): a data file with no `toc.dat` beside it or one that
+//! does not parse, a dump id it does not list, `blobs.toc` and the large
+//! objects' `blob_<oid>.dat` files. Data files compressed with lz4 or zstd
+//! (PostgreSQL 16+: `3344.dat.lz4`, `3344.dat.zst`) are decompressed as
+//! gzip's are (see `codec`). A data file whose entry has no COPY statement
+//! (`--inserts`) is read as INSERT statements.
 //!
 //! Hostile input: nothing is allocated from a length read in the file but
 //! the few strings kept (names, COPY statements), each cut to a bound and
@@ -92,6 +93,7 @@ use std::time::SystemTime;
 
 use anshin_detect::{DecodedText, TextEncoding};
 
+use crate::codec::Codec;
 use crate::container::{self, Bounded, Counting, Ctx, LimitHit, Timed, limit_reason, stop_before_member};
 use crate::{ObjectKind, ObjectReport, Status};
 use crate::{sql, text};
@@ -590,27 +592,29 @@ fn note_encoding(toc: &Toc, report: &mut ObjectReport) {
 /// A table's data file in a tar- or directory-format dump.
 pub(crate) struct DataFile<'t> {
     entry: &'t Entry,
-    /// `3344.dat.gz`, as the directory format writes it by default.
-    gzip: bool,
+    /// `3344.dat.gz` as the directory format writes it by default;
+    /// `3344.dat.lz4` and `3344.dat.zst` with `--compress=lz4|zstd`.
+    codec: Option<Codec>,
 }
 
 /// The dump id of a data file's name (`3344.dat`, `3344.dat.gz`: the last
-/// path component), and whether it is gzip-compressed.
-fn data_file_id(name: &str) -> Option<(i64, bool)> {
+/// path component), and how it is compressed.
+fn data_file_id(name: &str) -> Option<(i64, Option<Codec>)> {
     let base = name.rsplit(['/', '\\']).next()?;
-    let (stem, gzip) = match base.strip_suffix(".gz") {
-        Some(stem) => (stem, true),
-        None => (base, false),
+    let (stem, codec) = match Codec::strip_suffix(base) {
+        Some((codec, stem)) => (stem, Some(codec)),
+        None => (base, None),
     };
     let id = stem.strip_suffix(".dat")?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((id.parse().ok()?, gzip))
+    Some((id.parse().ok()?, codec))
 }
 
-/// Whether `name` is a data file's name (`3344.dat`, `3344.dat.gz`), so
-/// that it may be one of a tar- or directory-format dump.
+/// Whether `name` is a data file's name (`3344.dat`, `3344.dat.gz`,
+/// `3344.dat.zst`…), so that it may be one of a tar- or directory-format
+/// dump.
 pub(crate) fn is_data_file_name(name: &str) -> bool {
     data_file_id(name).is_some()
 }
@@ -618,9 +622,9 @@ pub(crate) fn is_data_file_name(name: &str) -> bool {
 impl Toc {
     /// The data file `name` of this dump, if its table of contents lists it.
     pub(crate) fn data_file(&self, name: &str) -> Option<DataFile<'_>> {
-        let (id, gzip) = data_file_id(name)?;
+        let (id, codec) = data_file_id(name)?;
         let entry = self.entries.get(&id)?;
-        Some(DataFile { entry, gzip })
+        Some(DataFile { entry, codec })
     }
 }
 
@@ -719,14 +723,16 @@ pub(crate) fn scan_data_file(
     note_encoding(toc, &mut report);
     let consumed = Cell::new(0u64);
     let mut counting = Counting::new(reader, &consumed);
-    report.bytes = if file.gzip {
-        let gz = flate2::read::MultiGzDecoder::new(&mut counting);
-        let mut inflated = Bounded::counted(ctx, gz, &consumed);
-        scan_table(ctx, file.entry, toc.encoding, &mut inflated, &mut report);
-        inflated.expanded()
-    } else {
-        scan_table(ctx, file.entry, toc.encoding, &mut counting, &mut report);
-        consumed.get()
+    report.bytes = match file.codec {
+        Some(codec) => {
+            let mut inflated = Bounded::counted(ctx, codec.decoder(&mut counting), &consumed);
+            scan_table(ctx, file.entry, toc.encoding, &mut inflated, &mut report);
+            inflated.expanded()
+        }
+        None => {
+            scan_table(ctx, file.entry, toc.encoding, &mut counting, &mut report);
+            consumed.get()
+        }
     };
     emit(report);
 }

@@ -50,6 +50,35 @@ pub fn gzip_of(data: &[u8]) -> Vec<u8> {
     e.finish().expect("gz")
 }
 
+/// `data` as a stream of `kind` (gzip, bzip2, xz, zstd or lz4), written by
+/// those formats' encoders (not anshin's decoders).
+pub fn compressed_of(kind: crate::ObjectKind, data: &[u8]) -> Vec<u8> {
+    use crate::ObjectKind;
+    match kind {
+        ObjectKind::Gzip => gzip_of(data),
+        ObjectKind::Bzip2 => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+            e.write_all(data).expect("bzip2");
+            e.finish().expect("bzip2")
+        }
+        ObjectKind::Xz => {
+            let options = lzma_rust2::XzOptions::with_preset(6);
+            let mut e = lzma_rust2::XzWriter::new(Vec::new(), options).expect("xz");
+            e.write_all(data).expect("xz");
+            e.finish().expect("xz")
+        }
+        ObjectKind::Zstd => {
+            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+        }
+        ObjectKind::Lz4 => {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(data).expect("lz4");
+            e.finish().expect("lz4")
+        }
+        other => panic!("{} is not a compressed stream", other.as_str()),
+    }
+}
+
 /// A tar of these members (regular files).
 pub fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

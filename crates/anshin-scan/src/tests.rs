@@ -99,6 +99,134 @@ fn tar_gz_and_gz_name_inner_paths() {
     assert_eq!(cards(object(&reports, "logs/app.log.gz!app.log")).len(), 1);
 }
 
+/// The compression formats backups and rotated logs come in.
+const CODECS: [(ObjectKind, &str); 5] = [
+    (ObjectKind::Gzip, "gz"),
+    (ObjectKind::Bzip2, "bz2"),
+    (ObjectKind::Xz, "xz"),
+    (ObjectKind::Zstd, "zst"),
+    (ObjectKind::Lz4, "lz4"),
+];
+
+/// Every format is read by its magic bytes, whatever its name: a CSV keeps
+/// its row and header, a compressed tar its members' paths, and two streams
+/// written one after the other (`cat a.xz b.xz`) are both read.
+#[test]
+fn compressed_streams_are_read_in_every_format() {
+    let card = luhn_complete("4539", 16);
+    let other = luhn_complete("3569", 16);
+    let csv = orders_csv(&card);
+    let log = format!("2026-01-01 payment card={other} ok\n");
+    let d = discovery(Limits::default());
+    for (kind, ext) in CODECS {
+        let name = format!("orders.csv.{ext}");
+        let reports = collect(&d, &name, &test_support::compressed_of(kind, csv.as_bytes()));
+        let outer = object(&reports, &name);
+        assert_eq!((outer.kind, outer.status), (kind, Status::Complete), "{ext}");
+        assert_eq!(outer.bytes, csv.len() as u64, "{ext}: expanded bytes");
+        let inner = object(&reports, &format!("{name}!orders.csv"));
+        let found = cards(inner);
+        assert_eq!(found.len(), 1, "{ext}");
+        let rec = found[0].locator.record.as_ref().expect("record");
+        assert_eq!((rec.row, rec.header.as_deref()), (3, Some("カード番号")), "{ext}");
+
+        let tar = tar_of(&[("2024/app.log", log.as_bytes())]);
+        let name = format!("backup.tar.{ext}");
+        let reports = collect(&d, &name, &test_support::compressed_of(kind, &tar));
+        assert_eq!(object(&reports, &name).kind, ObjectKind::Tar, "{ext}");
+        let member = object(&reports, &format!("{name}!2024/app.log"));
+        assert_eq!(
+            cards(member)[0].locator.byte_offset,
+            log.find(other.as_str()).expect("planted"),
+            "{ext}"
+        );
+
+        // Renamed: the magic bytes decide.
+        let reports = collect(
+            &d,
+            "export.bin",
+            &test_support::compressed_of(kind, csv.as_bytes()),
+        );
+        assert_eq!(object(&reports, "export.bin").kind, kind, "{ext}");
+        assert_eq!(
+            cards(object(&reports, "export.bin!export.bin.out")).len(),
+            1,
+            "{ext}"
+        );
+
+        let mut two = test_support::compressed_of(kind, log.as_bytes());
+        two.extend(test_support::compressed_of(kind, csv.as_bytes()));
+        let name = format!("two.{ext}");
+        let reports = collect(&d, &name, &two);
+        let both = object(&reports, &format!("{name}!two"));
+        assert_eq!(both.status, Status::Complete, "{ext}");
+        assert_eq!(cards(both).len(), 2, "{ext}: the second stream too");
+    }
+}
+
+/// A cut or damaged stream is `partial` with the reason, its readable start
+/// still scanned; a bomb stops at the ratio limit; a zstd frame asking for
+/// more than 64 MiB of window is refused before any of it is allocated.
+#[test]
+fn hostile_compressed_streams_are_reported_not_fatal() {
+    let card = luhn_complete("4539", 16);
+    let text = format!(
+        "カード番号: {card}\n{}",
+        "ご注文ありがとうございます。\n".repeat(4000)
+    );
+    let d = discovery(Limits::default());
+    for (kind, ext) in CODECS {
+        let mut cut = test_support::compressed_of(kind, text.as_bytes());
+        cut.truncate(cut.len() * 2 / 3);
+        let name = format!("cut.txt.{ext}");
+        let reports = collect(&d, &name, &cut);
+        match reports.iter().find(|r| r.path == format!("{name}!cut.txt")) {
+            // Streams decoded as they come (gzip, zstd's and lz4's blocks).
+            Some(inner) => {
+                assert_eq!(inner.status, Status::Partial, "{ext}: {:?}", inner.reason);
+                assert_eq!(cards(inner).len(), 1, "{ext}: the start is still read");
+            }
+            // One block that cannot be checked or decoded (bzip2, xz).
+            None => {
+                let outer = object(&reports, &name);
+                assert_eq!(outer.status, Status::Skipped, "{ext}");
+                let reason = outer.reason.as_deref().unwrap_or_default();
+                assert!(
+                    reason.starts_with(&format!("corrupt {}", kind.as_str())),
+                    "{reason}"
+                );
+            }
+        }
+
+        // Past 1 MiB expanded, at most 100 times the compressed size.
+        let zeros = vec![0u8; 8 << 20];
+        let bomb = test_support::compressed_of(kind, &zeros);
+        let name = format!("z.{ext}");
+        let reports = collect(&d, &name, &bomb);
+        let inner = object(&reports, &format!("{name}!z"));
+        assert_eq!(inner.status, Status::Partial, "{ext}");
+        assert!(
+            inner
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("compression ratio")),
+            "{ext}: {:?}",
+            inner.reason
+        );
+    }
+    // Window descriptor 17 << 3: a 128 MiB window.
+    let mut wide = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 17 << 3];
+    wide.extend_from_slice(&[0u8; 64]);
+    let reports = collect(&d, "wide.zst", &wide);
+    let r = object(&reports, "wide.zst");
+    assert_eq!((r.kind, r.status), (ObjectKind::Zstd, Status::Skipped));
+    assert!(
+        r.reason.as_deref().is_some_and(|r| r.contains("64 MiB")),
+        "{:?}",
+        r.reason
+    );
+}
+
 #[test]
 fn nested_archives_stop_at_the_depth_limit() {
     let card = luhn_complete("4539", 16);

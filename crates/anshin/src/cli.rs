@@ -245,7 +245,8 @@ Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure; 4 database unreachable.")
 
 Findings never hold a raw value: only a masked form (4111 11•• •••• 1111) and an
 HMAC-SHA-256 fingerprint under the installation's key (DATA_DIR/scan-fingerprint.key,
-created on first use). Archives (zip, tar, tar.gz, gz) are opened recursively within
+created on first use). Archives (zip, tar) and compressed streams (gzip, bzip2, xz, zstd, lz4:
+tar.gz, tar.zst, app.log.xz …) are opened recursively by their magic bytes within
 the limits below; what hits a limit is reported partial or skipped with the reason,
 and a file that takes longer than --file-timeout ends partial (time_limit).
 Word (docx, odt) text, PowerPoint (pptx) slides and notes, and spreadsheet (xlsx, ods) cells

@@ -679,14 +679,16 @@ fn report<'r>(reports: &'r [ObjectReport], path: &str) -> &'r ObjectReport {
 
 #[test]
 fn data_file_names_give_their_dump_id() {
-    assert_eq!(data_file_id("3344.dat"), Some((3344, false)));
-    assert_eq!(data_file_id("dump/3344.dat.gz"), Some((3344, true)));
-    assert_eq!(data_file_id("a\\7.dat"), Some((7, false)));
+    assert_eq!(data_file_id("3344.dat"), Some((3344, None)));
+    assert_eq!(data_file_id("dump/3344.dat.gz"), Some((3344, Some(Codec::Gzip))));
+    assert_eq!(data_file_id("3344.dat.lz4"), Some((3344, Some(Codec::Lz4))));
+    assert_eq!(data_file_id("3344.dat.zst"), Some((3344, Some(Codec::Zstd))));
+    assert_eq!(data_file_id("a\\7.dat"), Some((7, None)));
     for name in [
         "toc.dat",
         ".dat",
         "blobs.toc",
-        "3344.dat.lz4",
+        "3344.dat.lz",
         "-1.dat",
         "3344.dat.gz.gz",
         "x3344.dat",
@@ -758,6 +760,40 @@ fn tar_format_data_is_located_by_table_row_and_column() {
             assert_eq!(report(&reports, "shop.tar!restore.sql").kind, ObjectKind::Sql);
             assert_eq!(report(&reports, "shop.tar").status, Status::Complete);
         }
+    }
+}
+
+/// PostgreSQL 16's `pg_dump -Fd --compress=lz4` and `--compress=zstd`
+/// write `3344.dat.lz4` and `3344.dat.zst`: read by table as `.dat.gz` is.
+#[test]
+fn lz4_and_zstd_data_files_are_read_by_table() {
+    let card = luhn_complete("4539", 16);
+    let rows = format!("1\t{card}\n\\.\n\n");
+    let tables = [
+        Table::copy(5, "orders", "id, card_number", &rows),
+        Table::copy(6, "payments", "id, card_number", &rows),
+    ];
+    let toc = Writer::new(16, false, 1).toc_dat(FORMAT_TAR).archive(&tables);
+    let lz4 = crate::test_support::compressed_of(ObjectKind::Lz4, rows.as_bytes());
+    let zst = crate::test_support::compressed_of(ObjectKind::Zstd, rows.as_bytes());
+    let bytes = crate::test_support::tar_of(&[("toc.dat", &toc), ("5.dat.lz4", &lz4), ("6.dat.zst", &zst)]);
+    let mut reports = Vec::new();
+    discovery(Limits::default()).scan_reader("x.tar", &mut Cursor::new(&bytes), &mut |r| reports.push(r));
+    for (path, table) in [
+        ("x.tar!5.dat.lz4", "public.orders"),
+        ("x.tar!6.dat.zst", "public.payments"),
+    ] {
+        let r = report(&reports, path);
+        assert_eq!(
+            (r.kind, r.status, r.bytes),
+            (ObjectKind::PgDump, Status::Complete, rows.len() as u64)
+        );
+        let at = rows.find(&card).expect("planted");
+        assert_eq!(
+            sql_cards(r),
+            vec![(table.to_owned(), 1, 2, Some("card_number".to_owned()), 1, 3, at)],
+            "{path}"
+        );
     }
 }
 

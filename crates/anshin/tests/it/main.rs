@@ -25,6 +25,7 @@ mod retention;
 mod root_change;
 mod root_of_trust;
 mod scan;
+mod scan_compressed;
 mod scan_pgdump_formats;
 mod scan_support;
 mod store;
