@@ -141,13 +141,19 @@ impl<R: Read> Read for WindowLimit<R> {
 }
 
 /// Every frame of a zstd stream (ruzstd's decoder reads one), skippable
-/// frames passed over, each frame's window checked against [`MAX_WINDOW`]
-/// before its decoder is set up.
+/// frames passed over. Each frame header is read here, whole, and its window
+/// checked against [`MAX_WINDOW`] before the decoder sees it: ruzstd sizes
+/// its buffers from the window and checks no bound on a decoder's first
+/// frame.
 struct ZstdFrames<R> {
     source: BufReader<R>,
     decoder: ruzstd::decoding::FrameDecoder,
     in_frame: bool,
 }
+
+/// The longest frame header: magic, descriptor, window descriptor, a
+/// four-byte dictionary id and an eight-byte content size.
+const ZSTD_MAX_HEADER: usize = 18;
 
 impl<R: Read> ZstdFrames<R> {
     fn new(reader: R) -> Self {
@@ -161,11 +167,17 @@ impl<R: Read> ZstdFrames<R> {
     /// Starts the next frame; `false` at the end of the stream.
     fn next_frame(&mut self) -> io::Result<bool> {
         loop {
-            let head = self.source.fill_buf()?;
-            if head.is_empty() {
+            let mut header = [0u8; ZSTD_MAX_HEADER];
+            if self.source.fill_buf()?.is_empty() {
                 return Ok(false);
             }
-            if let Some(skip) = skippable_frame_len(head) {
+            self.source.read_exact(&mut header[..5])?;
+            if let [m, 0x2a, 0x4d, 0x18, ..] = header
+                && m & 0xf0 == 0x50
+            {
+                // A skippable frame: a 32-bit length, then that many bytes.
+                self.source.read_exact(&mut header[5..8])?;
+                let skip = u64::from(u32::from_le_bytes([header[4], header[5], header[6], header[7]]));
                 let skipped = io::copy(&mut (&mut self.source).take(skip), &mut io::sink())?;
                 if skipped < skip {
                     return Err(io::Error::new(
@@ -175,15 +187,17 @@ impl<R: Read> ZstdFrames<R> {
                 }
                 continue;
             }
-            if let Some(window) = zstd_window(head)
-                && window > MAX_WINDOW
-            {
+            let len = zstd_header_len(header[4]);
+            self.source.read_exact(&mut header[5..len])?;
+            let window = zstd_window(&header[..len]);
+            if window > MAX_WINDOW {
                 return Err(io::Error::new(
                     io::ErrorKind::OutOfMemory,
                     format!("zstd frame with a {} MiB window", window >> 20),
                 ));
             }
-            self.decoder.reset(&mut self.source).map_err(io::Error::other)?;
+            // A wrong magic number is the decoder's error to report.
+            self.decoder.reset(&header[..len]).map_err(io::Error::other)?;
             return Ok(true);
         }
     }
@@ -221,38 +235,39 @@ impl<R: Read> Read for ZstdFrames<R> {
     }
 }
 
-/// The length of the skippable frame `head` starts with (magic
-/// 0x184D2A50–5F, then a 32-bit little-endian length; RFC 8878 3.1.2).
-fn skippable_frame_len(head: &[u8]) -> Option<u64> {
-    match head {
-        [m, 0x2a, 0x4d, 0x18, a, b, c, d, ..] if m & 0xf0 == 0x50 => {
-            Some(u64::from(u32::from_le_bytes([*a, *b, *c, *d])))
-        }
-        _ => None,
-    }
+/// The length of a zstd frame header from its descriptor byte, the fifth
+/// (RFC 8878 3.1.1.1): magic and descriptor, the window descriptor unless
+/// the frame is a single segment, the dictionary id and the content size.
+fn zstd_header_len(descriptor: u8) -> usize {
+    let single_segment = descriptor & 0x20 != 0;
+    let window = usize::from(!single_segment);
+    let dict_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let content = match descriptor >> 6 {
+        0 => usize::from(single_segment),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    5 + window + dict_id + content
 }
 
-/// The window size a zstd frame header declares (RFC 8878 3.1.1.1), when
-/// `head` holds enough of it: the window descriptor's, or for a single-segment
-/// frame its content size.
-fn zstd_window(head: &[u8]) -> Option<u64> {
-    let descriptor = *head.get(4)?;
-    let single_segment = descriptor & 0x20 != 0;
-    if !single_segment {
-        let w = *head.get(5)?;
-        let log = 10 + u32::from(w >> 3);
-        let base = 1u64 << log;
-        return Some(base + (base >> 3) * u64::from(w & 7));
+/// The window size a whole zstd frame header declares (RFC 8878 3.1.1.1):
+/// the window descriptor's, or for a single-segment frame its content size.
+fn zstd_window(header: &[u8]) -> u64 {
+    let descriptor = header.get(4).copied().unwrap_or(0);
+    if descriptor & 0x20 == 0 {
+        let w = header.get(5).copied().unwrap_or(0);
+        let base = 1u64 << (10 + u32::from(w >> 3));
+        return base + (base >> 3) * u64::from(w & 7);
     }
-    let dict_id_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
-    let content_len = [1, 2, 4, 8][usize::from(descriptor >> 6)];
-    let at = 5 + dict_id_len;
-    let field = head.get(at..at + content_len)?;
+    let dict_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let field = header.get(5 + dict_id..).unwrap_or_default();
     let mut bytes = [0u8; 8];
-    bytes[..content_len].copy_from_slice(field);
+    let n = field.len().min(8);
+    bytes[..n].copy_from_slice(&field[..n]);
     let size = u64::from_le_bytes(bytes);
-    // A two-byte field is stored less 256.
-    Some(if content_len == 2 { size + 256 } else { size })
+    // A two-byte content size is stored less 256.
+    if field.len() == 2 { size + 256 } else { size }
 }
 
 #[cfg(test)]
@@ -279,29 +294,25 @@ mod tests {
     }
 
     #[test]
-    fn zstd_headers_give_their_window() {
+    fn zstd_headers_give_their_length_and_window() {
+        let magic = [0x28, 0xb5, 0x2f, 0xfd];
+        let header = |rest: &[u8]| [&magic[..], rest].concat();
         // Window descriptor: exponent 13 (log 23), mantissa 0: 8 MiB.
-        assert_eq!(
-            zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 13 << 3]),
-            Some(8 << 20)
-        );
+        assert_eq!(zstd_header_len(0x00), 6);
+        assert_eq!(zstd_window(&header(&[0x00, 13 << 3])), 8 << 20);
         // Mantissa 4: 8 MiB + 4/8.
-        assert_eq!(
-            zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 13 << 3 | 4]),
-            Some(12 << 20)
-        );
+        assert_eq!(zstd_window(&header(&[0x00, 13 << 3 | 4])), 12 << 20);
         // Single segment, one-byte content size.
-        assert_eq!(zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x20, 200]), Some(200));
+        assert_eq!(zstd_header_len(0x20), 6);
+        assert_eq!(zstd_window(&header(&[0x20, 200])), 200);
         // Single segment, two-byte size (plus 256), after a one-byte dictionary id.
-        assert_eq!(
-            zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x61, 9, 0x00, 0x01]),
-            Some(512)
-        );
-        assert_eq!(zstd_window(&[0x28, 0xb5, 0x2f, 0xfd]), None);
-        assert_eq!(
-            skippable_frame_len(&[0x5e, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1]),
-            Some(3)
-        );
+        assert_eq!(zstd_header_len(0x61), 8);
+        assert_eq!(zstd_window(&header(&[0x61, 9, 0x00, 0x01])), 512);
+        // Eight-byte size, four-byte dictionary id, window descriptor: the longest.
+        assert_eq!(zstd_header_len(0xc3), ZSTD_MAX_HEADER);
+        // Four-byte size in a single segment.
+        assert_eq!(zstd_header_len(0xa0), 9);
+        assert_eq!(zstd_window(&header(&[0xa0, 0, 0, 0, 1])), 1 << 24);
     }
 
     #[test]

@@ -214,17 +214,30 @@ fn hostile_compressed_streams_are_reported_not_fatal() {
             inner.reason
         );
     }
-    // Window descriptor 17 << 3: a 128 MiB window.
+    // Window descriptor 17 << 3: a 128 MiB window; also after a skippable
+    // frame that puts the header across the reader's 8 KiB buffer.
     let mut wide = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 17 << 3];
     wide.extend_from_slice(&[0u8; 64]);
-    let reports = collect(&d, "wide.zst", &wide);
-    let r = object(&reports, "wide.zst");
-    assert_eq!((r.kind, r.status), (ObjectKind::Zstd, Status::Skipped));
-    assert!(
-        r.reason.as_deref().is_some_and(|r| r.contains("64 MiB")),
-        "{:?}",
-        r.reason
-    );
+    let mut shifted = vec![0x50, 0x2a, 0x4d, 0x18];
+    shifted.extend_from_slice(&8181u32.to_le_bytes());
+    shifted.extend(std::iter::repeat_n(0u8, 8181));
+    shifted.extend_from_slice(&wide);
+    for bytes in [wide, shifted] {
+        let reports = collect(&d, "wide.zst", &bytes);
+        let r = object(&reports, "wide.zst");
+        assert_eq!((r.kind, r.status), (ObjectKind::Zstd, Status::Skipped));
+        assert!(
+            r.reason.as_deref().is_some_and(|r| r.contains("64 MiB")),
+            "{:?}",
+            r.reason
+        );
+    }
+    // Empty skippable frames by the thousand (once, an endless loop), then data.
+    let mut skips = [0x5f, 0x2a, 0x4d, 0x18, 0, 0, 0, 0].repeat(10_000);
+    skips.extend(test_support::compressed_of(ObjectKind::Zstd, text.as_bytes()));
+    let reports = collect(&d, "skips.zst", &skips);
+    let inner = object(&reports, "skips.zst!skips");
+    assert_eq!((inner.status, cards(inner).len()), (Status::Complete, 1));
 }
 
 #[test]
