@@ -1,10 +1,12 @@
 //! Compressed streams: gzip, bzip2, xz, zstd and lz4, as backups and rotated
 //! logs are kept (`orders.csv.xz`, `shop.tar.zst`, `pg_dump … | zstd`, the
 //! `3344.dat.lz4` files of a PostgreSQL 16 directory-format dump). Each is
-//! known by its magic bytes, whatever its name, and read as a stream by a
-//! pure-Rust decoder (no C library to build or patch): flate2, bzip2's
-//! libbz2-rs-sys, lzma-rust2, ruzstd and lz4_flex. Read as text, they would
-//! have been reported `complete` with nothing found.
+//! known by its magic bytes, whatever its name, and read as a stream: gzip
+//! by flate2, bzip2 by libbz2-rs-sys, xz by lzma-rust2, lz4 by lz4_flex's
+//! safe decoder (all Rust), zstd by the reference libzstd (the `zstd`
+//! crate; ruzstd was tried and left out: it bounds no block's output, so a
+//! 2 KB frame could make it allocate gigabytes). Read as text, these files
+//! would have been reported `complete` with nothing found.
 //!
 //! A decoder's memory follows from the stream's header (the xz dictionary,
 //! the zstd window): headers asking for more than [`MAX_WINDOW`] are refused
@@ -103,9 +105,10 @@ impl Codec {
     }
 
     /// A reader of the stream's expanded bytes (every member or frame of a
-    /// concatenated stream, as `zcat` reads them).
-    pub(crate) fn decoder<'r>(self, reader: impl Read + 'r) -> Box<dyn Read + 'r> {
-        match self {
+    /// concatenated stream, as `zcat` reads them); `Err` when the decoder
+    /// cannot be set up (zstd's context is allocated).
+    pub(crate) fn decoder<'r>(self, reader: impl Read + 'r) -> io::Result<Box<dyn Read + 'r>> {
+        Ok(match self {
             Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
             Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
             Codec::Xz => Box::new(WindowLimit(lzma_rust2::XzReader::new_mem_limit(
@@ -115,20 +118,27 @@ impl Codec {
                 // a little over the dictionary for the decoder's own state.
                 u32::try_from((MAX_WINDOW >> 10) + 1024).unwrap_or(u32::MAX),
             ))),
-            Codec::Zstd => Box::new(WindowLimit(ZstdFrames::new(reader))),
-            Codec::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(reader)),
-        }
+            Codec::Zstd => {
+                let mut d = zstd::stream::read::Decoder::new(reader)?;
+                d.window_log_max(MAX_WINDOW.ilog2())?;
+                Box::new(WindowLimit(d))
+            }
+            Codec::Lz4 => Box::new(Lz4Frames(lz4_flex::frame::FrameDecoder::new(BufReader::new(
+                reader,
+            )))),
+        })
     }
 }
 
-/// A decoder whose refusal of a large dictionary or window (an
-/// out-of-memory error before allocating it) is reported as the limit it is.
+/// A decoder whose refusal of a large dictionary or window (before
+/// allocating it: lzma-rust2's out-of-memory error, libzstd's
+/// `frameParameter_windowTooLarge`) is reported as the limit it is.
 struct WindowLimit<R>(R);
 
 impl<R: Read> Read for WindowLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::OutOfMemory {
+            if e.kind() == io::ErrorKind::OutOfMemory || e.to_string() == "Frame requires too much memory for decoding" {
                 io::Error::other(LimitHit(format!(
                     "needs more than {} MiB of memory to decode (its dictionary or window): the rest was not read",
                     MAX_WINDOW >> 20
@@ -140,134 +150,20 @@ impl<R: Read> Read for WindowLimit<R> {
     }
 }
 
-/// Every frame of a zstd stream (ruzstd's decoder reads one), skippable
-/// frames passed over. Each frame header is read here, whole, and its window
-/// checked against [`MAX_WINDOW`] before the decoder sees it: ruzstd sizes
-/// its buffers from the window and checks no bound on a decoder's first
-/// frame.
-struct ZstdFrames<R> {
-    source: BufReader<R>,
-    decoder: ruzstd::decoding::FrameDecoder,
-    in_frame: bool,
-}
+/// lz4_flex's frame decoder returns no bytes at the end of each frame and
+/// for an empty block: read on while its input holds more (`cat a.lz4
+/// b.lz4`), as the `lz4` tool does.
+struct Lz4Frames<R: Read>(lz4_flex::frame::FrameDecoder<BufReader<R>>);
 
-/// The longest frame header: magic, descriptor, window descriptor, a
-/// four-byte dictionary id and an eight-byte content size.
-const ZSTD_MAX_HEADER: usize = 18;
-
-impl<R: Read> ZstdFrames<R> {
-    fn new(reader: R) -> Self {
-        Self {
-            source: BufReader::new(reader),
-            decoder: ruzstd::decoding::FrameDecoder::new(),
-            in_frame: false,
-        }
-    }
-
-    /// Starts the next frame; `false` at the end of the stream.
-    fn next_frame(&mut self) -> io::Result<bool> {
-        loop {
-            let mut header = [0u8; ZSTD_MAX_HEADER];
-            if self.source.fill_buf()?.is_empty() {
-                return Ok(false);
-            }
-            self.source.read_exact(&mut header[..5])?;
-            if let [m, 0x2a, 0x4d, 0x18, ..] = header
-                && m & 0xf0 == 0x50
-            {
-                // A skippable frame: a 32-bit length, then that many bytes.
-                self.source.read_exact(&mut header[5..8])?;
-                let skip = u64::from(u32::from_le_bytes([header[4], header[5], header[6], header[7]]));
-                let skipped = io::copy(&mut (&mut self.source).take(skip), &mut io::sink())?;
-                if skipped < skip {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "zstd stream truncated in a skippable frame",
-                    ));
-                }
-                continue;
-            }
-            let len = zstd_header_len(header[4]);
-            self.source.read_exact(&mut header[5..len])?;
-            let window = zstd_window(&header[..len]);
-            if window > MAX_WINDOW {
-                return Err(io::Error::new(
-                    io::ErrorKind::OutOfMemory,
-                    format!("zstd frame with a {} MiB window", window >> 20),
-                ));
-            }
-            // A wrong magic number is the decoder's error to report.
-            self.decoder.reset(&header[..len]).map_err(io::Error::other)?;
-            return Ok(true);
-        }
-    }
-}
-
-impl<R: Read> Read for ZstdFrames<R> {
+impl<R: Read> Read for Lz4Frames<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
         loop {
-            if !self.in_frame {
-                if !self.next_frame()? {
-                    return Ok(0);
-                }
-                self.in_frame = true;
-            }
-            let d = &mut self.decoder;
-            while d.can_collect() < buf.len() && !d.is_finished() {
-                let wanted = buf.len() - d.can_collect();
-                d.decode_blocks(
-                    &mut self.source,
-                    ruzstd::decoding::BlockDecodingStrategy::UptoBytes(wanted),
-                )
-                .map_err(io::Error::other)?;
-            }
-            let n = d.read(buf)?;
-            if n > 0 {
+            let n = self.0.read(buf)?;
+            if n > 0 || buf.is_empty() || self.0.get_mut().fill_buf()?.is_empty() {
                 return Ok(n);
             }
-            if d.is_finished() && d.can_collect() == 0 {
-                self.in_frame = false;
-            }
         }
     }
-}
-
-/// The length of a zstd frame header from its descriptor byte, the fifth
-/// (RFC 8878 3.1.1.1): magic and descriptor, the window descriptor unless
-/// the frame is a single segment, the dictionary id and the content size.
-fn zstd_header_len(descriptor: u8) -> usize {
-    let single_segment = descriptor & 0x20 != 0;
-    let window = usize::from(!single_segment);
-    let dict_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
-    let content = match descriptor >> 6 {
-        0 => usize::from(single_segment),
-        1 => 2,
-        2 => 4,
-        _ => 8,
-    };
-    5 + window + dict_id + content
-}
-
-/// The window size a whole zstd frame header declares (RFC 8878 3.1.1.1):
-/// the window descriptor's, or for a single-segment frame its content size.
-fn zstd_window(header: &[u8]) -> u64 {
-    let descriptor = header.get(4).copied().unwrap_or(0);
-    if descriptor & 0x20 == 0 {
-        let w = header.get(5).copied().unwrap_or(0);
-        let base = 1u64 << (10 + u32::from(w >> 3));
-        return base + (base >> 3) * u64::from(w & 7);
-    }
-    let dict_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
-    let field = header.get(5 + dict_id..).unwrap_or_default();
-    let mut bytes = [0u8; 8];
-    let n = field.len().min(8);
-    bytes[..n].copy_from_slice(&field[..n]);
-    let size = u64::from_le_bytes(bytes);
-    // A two-byte content size is stored less 256.
-    if field.len() == 2 { size + 256 } else { size }
 }
 
 #[cfg(test)]
@@ -291,28 +187,6 @@ mod tests {
             Some((Codec::Zstd, "3344.dat"))
         );
         assert_eq!(Codec::strip_suffix("3344.dat"), None);
-    }
-
-    #[test]
-    fn zstd_headers_give_their_length_and_window() {
-        let magic = [0x28, 0xb5, 0x2f, 0xfd];
-        let header = |rest: &[u8]| [&magic[..], rest].concat();
-        // Window descriptor: exponent 13 (log 23), mantissa 0: 8 MiB.
-        assert_eq!(zstd_header_len(0x00), 6);
-        assert_eq!(zstd_window(&header(&[0x00, 13 << 3])), 8 << 20);
-        // Mantissa 4: 8 MiB + 4/8.
-        assert_eq!(zstd_window(&header(&[0x00, 13 << 3 | 4])), 12 << 20);
-        // Single segment, one-byte content size.
-        assert_eq!(zstd_header_len(0x20), 6);
-        assert_eq!(zstd_window(&header(&[0x20, 200])), 200);
-        // Single segment, two-byte size (plus 256), after a one-byte dictionary id.
-        assert_eq!(zstd_header_len(0x61), 8);
-        assert_eq!(zstd_window(&header(&[0x61, 9, 0x00, 0x01])), 512);
-        // Eight-byte size, four-byte dictionary id, window descriptor: the longest.
-        assert_eq!(zstd_header_len(0xc3), ZSTD_MAX_HEADER);
-        // Four-byte size in a single segment.
-        assert_eq!(zstd_header_len(0xa0), 9);
-        assert_eq!(zstd_window(&header(&[0xa0, 0, 0, 0, 1])), 1 << 24);
     }
 
     #[test]

@@ -838,9 +838,13 @@ fn scan_tar(
             }
         } else if pgdump::is_data_file_name(file)
             && dump.as_ref().is_none_or(|(at, _)| at != folder)
-            && held.room(ctx) >= entry.size()
+            && held.room(ctx)
+                >= entry
+                    .size()
+                    .saturating_add(HeldMember::names_len(&inner, folder, file))
         {
-            held.hold(inner, folder, file, &mut entry);
+            let size = entry.size();
+            held.hold(inner, folder, file, size, &mut entry);
         } else {
             scan_stream(ctx, inner, &mut entry, depth + 1, emit);
         }
@@ -856,6 +860,7 @@ fn scan_tar(
 #[derive(Default)]
 struct Held {
     members: Vec<HeldMember>,
+    /// Their bytes and names together.
     bytes: u64,
 }
 
@@ -876,10 +881,13 @@ impl Held {
         ctx.discovery.limits.max_in_memory.saturating_sub(self.bytes)
     }
 
-    fn hold(&mut self, inner: String, folder: &str, file: &str, member: &mut dyn Read) {
-        let mut bytes = Zeroizing::new(Vec::new());
+    /// Reads `member`, of `size` bytes as its header says (the tar reader
+    /// reads no more), into one buffer: grown, a buffer would leave copies
+    /// behind that are not wiped.
+    fn hold(&mut self, inner: String, folder: &str, file: &str, size: u64, member: &mut dyn Read) {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
         let error = member.read_to_end(&mut bytes).err();
-        self.bytes += bytes.len() as u64;
+        self.bytes += bytes.len() as u64 + HeldMember::names_len(&inner, folder, file);
         self.members.push(HeldMember {
             inner,
             folder: folder.to_owned(),
@@ -900,6 +908,11 @@ impl Held {
 }
 
 impl HeldMember {
+    /// The bytes of the names kept with a member: tar names can be long.
+    fn names_len(inner: &str, folder: &str, file: &str) -> u64 {
+        (inner.len() + folder.len() + file.len()) as u64
+    }
+
     /// Scans the member as a data file of `toc` when it lists it, else as
     /// any member.
     fn scan(self, ctx: &Ctx<'_>, toc: Option<&pgdump::Toc>, depth: u32, emit: &mut dyn FnMut(ObjectReport)) {
@@ -928,7 +941,15 @@ fn scan_compressed(
         inner: reader,
         count: &consumed,
     };
-    let mut bounded = Bounded::counted(ctx, codec.decoder(counting), &consumed);
+    let decoder = match codec.decoder(counting) {
+        Ok(d) => d,
+        Err(e) => {
+            report.degrade(Status::Skipped, archive_reason(codec.kind().as_str(), &e));
+            emit(report);
+            return;
+        }
+    };
+    let mut bounded = Bounded::counted(ctx, decoder, &consumed);
     let (head, error) = read_head(&mut bounded);
     if head.is_empty()
         && let Some(e) = error

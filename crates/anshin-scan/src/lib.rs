@@ -65,9 +65,10 @@
 //! - Inputs are hostile: archives may be bombs, names may be anything, files
 //!   may vanish or fail mid-read. Every limit turns into a status with a
 //!   reason; no input can make the scan panic, loop or grow memory past the
-//!   chunk size plus one nested zip, or one tar's held pg_dump data files,
-//!   of `Limits::max_in_memory` per level, and one decoder's dictionary or
-//!   window (at most 64 MiB, xz and zstd) per compressed level (and the zip reader's central directory, which is proportional to the
+//!   chunk size plus, per level, one nested zip and one tar's held pg_dump
+//!   data files of `Limits::max_in_memory` each and one decoder's dictionary
+//!   or window (at most 64 MiB, xz and zstd; lz4 blocks up to 4 MiB) (and
+//!   the zip reader's central directory, which is proportional to the
 //!   archive's own size; and, for the whole scan, the directory-format
 //!   pg_dump tables of contents kept for their data files, at most
 //!   `Limits::max_in_memory` together).
@@ -75,8 +76,9 @@
 //!   masked form and a keyed fingerprint. Chunk buffers are zeroized when
 //!   dropped. CSV column headers are printed only when the header itself
 //!   holds nothing the detectors would report (a file whose first row is data
-//!   must not leak that row as "headers"). Buffers inside `flate2` and `zip`
-//!   and copies the kernel makes cannot be wiped.
+//!   must not leak that row as "headers"). Buffers inside the decoders
+//!   (`flate2`, `zip`, bzip2's, lzma-rust2's dictionary, libzstd's window,
+//!   lz4_flex's) and copies the kernel makes cannot be wiped.
 //! - Path names (including names inside archives) are printed as they are:
 //!   they are locators. A file *named* after a card number would be shown.
 

@@ -724,11 +724,17 @@ pub(crate) fn scan_data_file(
     let consumed = Cell::new(0u64);
     let mut counting = Counting::new(reader, &consumed);
     report.bytes = match file.codec {
-        Some(codec) => {
-            let mut inflated = Bounded::counted(ctx, codec.decoder(&mut counting), &consumed);
-            scan_table(ctx, file.entry, toc.encoding, &mut inflated, &mut report);
-            inflated.expanded()
-        }
+        Some(codec) => match codec.decoder(&mut counting) {
+            Ok(decoder) => {
+                let mut inflated = Bounded::counted(ctx, decoder, &consumed);
+                scan_table(ctx, file.entry, toc.encoding, &mut inflated, &mut report);
+                inflated.expanded()
+            }
+            Err(e) => {
+                report.degrade(Status::Skipped, limit_reason(&e));
+                0
+            }
+        },
         None => {
             scan_table(ctx, file.entry, toc.encoding, &mut counting, &mut report);
             consumed.get()

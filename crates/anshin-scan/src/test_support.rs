@@ -67,9 +67,7 @@ pub fn compressed_of(kind: crate::ObjectKind, data: &[u8]) -> Vec<u8> {
             e.write_all(data).expect("xz");
             e.finish().expect("xz")
         }
-        ObjectKind::Zstd => {
-            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
-        }
+        ObjectKind::Zstd => zstd::stream::encode_all(data, 3).expect("zstd"),
         ObjectKind::Lz4 => {
             let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
             e.write_all(data).expect("lz4");

@@ -109,8 +109,8 @@ const CODECS: [(ObjectKind, &str); 5] = [
 ];
 
 /// Every format is read by its magic bytes, whatever its name: a CSV keeps
-/// its row and header, a compressed tar its members' paths, and two streams
-/// written one after the other (`cat a.xz b.xz`) are both read.
+/// its row and header, a compressed tar its members' paths, and streams
+/// written one after the other (`cat a.xz b.xz c.xz`) are all read.
 #[test]
 fn compressed_streams_are_read_in_every_format() {
     let card = luhn_complete("4539", 16);
@@ -154,13 +154,16 @@ fn compressed_streams_are_read_in_every_format() {
             "{ext}"
         );
 
-        let mut two = test_support::compressed_of(kind, log.as_bytes());
-        two.extend(test_support::compressed_of(kind, csv.as_bytes()));
-        let name = format!("two.{ext}");
-        let reports = collect(&d, &name, &two);
-        let both = object(&reports, &format!("{name}!two"));
-        assert_eq!(both.status, Status::Complete, "{ext}");
-        assert_eq!(cards(both).len(), 2, "{ext}: the second stream too");
+        // Three streams, the first longer than the sniffed head.
+        let first = format!("{}{log}", "ご注文ありがとうございます。\n".repeat(100));
+        let mut three = test_support::compressed_of(kind, first.as_bytes());
+        three.extend(test_support::compressed_of(kind, log.as_bytes()));
+        three.extend(test_support::compressed_of(kind, csv.as_bytes()));
+        let name = format!("three.{ext}");
+        let reports = collect(&d, &name, &three);
+        let all = object(&reports, &format!("{name}!three"));
+        assert_eq!(all.status, Status::Complete, "{ext}");
+        assert_eq!(cards(all).len(), 3, "{ext}: every stream");
     }
 }
 
