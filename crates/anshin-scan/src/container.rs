@@ -204,6 +204,8 @@ impl<R: Read> Read for Bounded<'_, '_, R> {
 enum Sniffed {
     Zip,
     Compressed(Codec),
+    /// An archive format that is not read (7z, RAR, LZH), by its name.
+    Unread(&'static str),
     Tar,
     Pdf,
     PgDump,
@@ -219,6 +221,13 @@ fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Zip
     } else if let Some(codec) = Codec::sniff(head) {
         Sniffed::Compressed(codec)
+    } else if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        Sniffed::Unread("7z")
+    } else if head.starts_with(b"Rar!\x1a\x07") {
+        Sniffed::Unread("RAR")
+    } else if head.len() >= 7 && head[2] == b'-' && head[3..5] == *b"lh" && head[6] == b'-' {
+        // LHA's level 0–2 headers: "-lh5-" at offset 2.
+        Sniffed::Unread("LZH")
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         Sniffed::Tar
     } else if pdf::is_pdf(head) {
@@ -388,6 +397,12 @@ fn dispatch(
             emit(text::scan(ctx, name, reader, mode));
         }
         Sniffed::Pdf => pdf::scan(ctx, name, reader, depth, emit),
+        // Read as text they would pass as scanned with nothing found.
+        Sniffed::Unread(format) => emit(ObjectReport::skipped(
+            name,
+            ObjectKind::Other,
+            format!("{format} archive: not read; extract it and scan the files"),
+        )),
         Sniffed::Sql => emit(sql::scan(ctx, name, reader)),
         Sniffed::PgDump => return pgdump::scan(ctx, name, reader, depth, emit),
         Sniffed::Compressed(codec) => scan_compressed(ctx, name, reader, codec, depth, emit),
@@ -1004,5 +1019,10 @@ mod tests {
         assert_eq!(sniff(b"%PDF-1.7\n"), Sniffed::Pdf);
         assert_eq!(sniff(b"see %PDF-1.7"), Sniffed::Text);
         assert_eq!(sniff(b"PGDMP\x01\x0e\x00"), Sniffed::PgDump);
+        assert_eq!(sniff(b"7z\xbc\xaf\x27\x1c\x00\x04"), Sniffed::Unread("7z"));
+        assert_eq!(sniff(b"Rar!\x1a\x07\x01\x00"), Sniffed::Unread("RAR"));
+        assert_eq!(sniff(b"\x2a\x5d-lh5-\x10\x00"), Sniffed::Unread("LZH"));
+        assert_eq!(sniff(b"a;-lh5-x"), Sniffed::Unread("LZH"));
+        assert_eq!(sniff(b"a;-lhx x"), Sniffed::Text);
     }
 }

@@ -365,7 +365,9 @@ pub enum ObjectKind {
     /// record locator has the row number, the column number and name, and
     /// the primary key; line, column and byte offset are inside the cell.
     Table,
-    /// A directory entry that is not a regular file (symbolic link, device…).
+    /// A directory entry that is not a regular file (symbolic link, device…),
+    /// or an archive in a format that is not read (7z, RAR, LZH): `skipped`
+    /// with the reason.
     Other,
 }
 

@@ -243,6 +243,28 @@ fn hostile_compressed_streams_are_reported_not_fatal() {
     assert_eq!((inner.status, cards(inner).len()), (Status::Complete, 1));
 }
 
+/// Archives in formats that are not read are `skipped` with the reason,
+/// inside a tar too: read as text they would have passed as scanned clean.
+#[test]
+fn unread_archive_formats_are_skipped_with_the_reason() {
+    let seven = b"7z\xbc\xaf\x27\x1c\x00\x04 packed orders".to_vec();
+    let rar = b"Rar!\x1a\x07\x01\x00 packed orders".to_vec();
+    let tar = tar_of(&[("backup/orders.7z", &seven), ("backup/orders.rar", &rar)]);
+    let reports = collect(&discovery(Limits::default()), "x.tar", &tar);
+    for (path, format) in [
+        ("x.tar!backup/orders.7z", "7z"),
+        ("x.tar!backup/orders.rar", "RAR"),
+    ] {
+        let r = object(&reports, path);
+        assert_eq!((r.kind, r.status), (ObjectKind::Other, Status::Skipped), "{path}");
+        assert!(
+            r.reason.as_deref().is_some_and(|x| x.starts_with(format)),
+            "{path}"
+        );
+    }
+    assert_eq!(object(&reports, "x.tar").status, Status::Complete);
+}
+
 #[test]
 fn nested_archives_stop_at_the_depth_limit() {
     let card = luhn_complete("4539", 16);
