@@ -20,7 +20,7 @@ fn run(dir: &Path, tool: &str, args: &[&str]) {
         .current_dir(dir)
         .stdout(Stdio::null())
         .status()
-        .unwrap_or_else(|e| panic!("{tool} cannot run ({e}): apt-get install xz-utils bzip2 zstd lz4"));
+        .unwrap_or_else(|e| panic!("{tool} cannot run: {e}"));
     assert!(status.success(), "{tool} {args:?}");
 }
 
@@ -41,8 +41,29 @@ fn card_places(lines: &[Value]) -> Vec<(String, u64, String)> {
     out
 }
 
+/// Whether the compression tools are installed: a fresh machine may lack
+/// zstd and lz4. Under CI their absence is a failure (`.ci/run` installs them).
+fn tools_available() -> bool {
+    let missing: Vec<&str> = ["xz", "bzip2", "zstd", "lz4"]
+        .into_iter()
+        .filter(|tool| Command::new(tool).arg("--version").output().is_err())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but {missing:?} are missing: apt-get install xz-utils bzip2 zstd lz4"
+    );
+    eprintln!("note: {missing:?} not installed; skipping (set CI to make this a failure)");
+    false
+}
+
 #[test]
 fn files_compressed_by_xz_bzip2_zstd_and_lz4_are_read() {
+    if !tools_available() {
+        return;
+    }
     let data = tempfile::tempdir().expect("tempdir");
     let tree = tempfile::tempdir().expect("tempdir");
     let dir = tree.path();
