@@ -19,9 +19,10 @@ use std::io::{self, BufRead, BufReader, Read};
 use crate::ObjectKind;
 use crate::container::LimitHit;
 
-/// Largest xz dictionary or zstd window decoded: 64 MiB, what `xz -9` and
-/// `zstd -19 --long` write. `zstd --ultra -22` and `--long=28` and above
-/// need more and are reported with the reason.
+/// Largest xz dictionary or zstd window decoded: 64 MiB, what `xz -9`
+/// writes (zstd's levels up to 19 use at most 8 MiB). `zstd --long` (128
+/// MiB) and `--ultra -22` need more: such a file is reported with the
+/// reason, and reads once decompressed into `anshin scan -`.
 pub(crate) const MAX_WINDOW: u64 = 64 << 20;
 
 /// A compression format of a stream.
@@ -138,9 +139,12 @@ struct WindowLimit<R>(R);
 impl<R: Read> Read for WindowLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::OutOfMemory || e.to_string() == "Frame requires too much memory for decoding" {
+            if e.kind() == io::ErrorKind::OutOfMemory
+                || e.to_string() == "Frame requires too much memory for decoding"
+            {
                 io::Error::other(LimitHit(format!(
-                    "needs more than {} MiB of memory to decode (its dictionary or window): the rest was not read",
+                    "needs more than {} MiB of memory to decode (its dictionary or window): the rest \
+                     was not read; decompress it into `anshin scan -`",
                     MAX_WINDOW >> 20
                 )))
             } else {
