@@ -9,10 +9,12 @@
 //! would have been reported `complete` with nothing found.
 //!
 //! A decoder's memory follows from the stream's header (the xz dictionary,
-//! the zstd window): headers asking for more than [`MAX_WINDOW`] are refused
-//! before anything is allocated, so a few hostile bytes cannot claim
-//! gigabytes. Expanded bytes go through the containers' ratio, budget and
-//! time limits as gzip's always did.
+//! the zstd window): headers asking for more than the decoder is allowed
+//! ([`MAX_WINDOW`], or less when the input's memory budget has less left)
+//! are refused before anything is allocated, so a few hostile bytes cannot
+//! claim gigabytes. Each decoder's memory is reserved from the input's
+//! budget first ([`Codec::memory`]). Expanded bytes go through the
+//! containers' ratio, budget and time limits as gzip's always did.
 
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -105,24 +107,60 @@ impl Codec {
             .find_map(|c| Some((c, name.strip_suffix(c.suffixes().0)?)))
     }
 
+    /// Memory a decoder holds besides its dictionary or window: flate2's
+    /// state, bzip2's block (up to 900 kB, four bytes a byte), lz4_flex's
+    /// block buffers (blocks of up to 4 MiB), xz's and zstd's state.
+    fn fixed_memory(self) -> u64 {
+        match self {
+            Codec::Gzip => 64 << 10,
+            Codec::Bzip2 => 4 << 20,
+            Codec::Xz | Codec::Zstd => 1 << 20,
+            Codec::Lz4 => 9 << 20,
+        }
+    }
+
+    /// The dictionary or window (xz, zstd; 0 for the others) a decoder
+    /// needs for a stream that starts with `head`, as its first block or
+    /// frame header says ([`MAX_WINDOW`] when the header is not in `head`),
+    /// and the memory to reserve for it; `Err` with the memory needed when
+    /// that is more than `left`.
+    pub(crate) fn memory(self, head: &[u8], left: u64) -> Result<(u64, u64), u64> {
+        let window = match self {
+            Codec::Gzip | Codec::Bzip2 | Codec::Lz4 => 0,
+            Codec::Xz => xz_dictionary(head).unwrap_or(MAX_WINDOW),
+            Codec::Zstd => zstd_window(head).unwrap_or(MAX_WINDOW),
+        }
+        .min(MAX_WINDOW);
+        let memory = self.fixed_memory() + window;
+        if memory > left {
+            return Err(memory);
+        }
+        Ok((window, memory))
+    }
+
     /// A reader of the stream's expanded bytes (every member or frame of a
-    /// concatenated stream, as `zcat` reads them); `Err` when the decoder
-    /// cannot be set up (zstd's context is allocated).
-    pub(crate) fn decoder<'r>(self, reader: impl Read + 'r) -> io::Result<Box<dyn Read + 'r>> {
+    /// concatenated stream, as `zcat` reads them), refusing an xz
+    /// dictionary or zstd window larger than `window` ([`Codec::memory`]);
+    /// `Err` when the decoder cannot be set up (zstd's context is
+    /// allocated).
+    pub(crate) fn decoder<'r>(self, reader: impl Read + 'r, window: u64) -> io::Result<Box<dyn Read + 'r>> {
         Ok(match self {
             Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
             Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
-            Codec::Xz => Box::new(WindowLimit(lzma_rust2::XzReader::new_mem_limit(
-                reader,
-                true,
-                // The limit of a block's decoder, in KiB, dictionary included:
-                // a little over the dictionary for the decoder's own state.
-                u32::try_from((MAX_WINDOW >> 10) + 1024).unwrap_or(u32::MAX),
-            ))),
+            Codec::Xz => Box::new(WindowLimit(
+                lzma_rust2::XzReader::new_mem_limit(
+                    reader,
+                    true,
+                    // The limit of a block's decoder, in KiB, dictionary
+                    // included: a little over the dictionary for its state.
+                    u32::try_from((window >> 10) + 1024).unwrap_or(u32::MAX),
+                ),
+                window,
+            )),
             Codec::Zstd => {
                 let mut d = zstd::stream::read::Decoder::new(reader)?;
-                d.window_log_max(MAX_WINDOW.ilog2())?;
-                Box::new(WindowLimit(d))
+                d.window_log_max(window.max(1 << 10).next_power_of_two().ilog2())?;
+                Box::new(WindowLimit(d, window))
             }
             Codec::Lz4 => Box::new(Lz4Frames(lz4_flex::frame::FrameDecoder::new(BufReader::new(
                 reader,
@@ -131,10 +169,10 @@ impl Codec {
     }
 }
 
-/// A decoder whose refusal of a large dictionary or window (before
-/// allocating it: lzma-rust2's out-of-memory error, libzstd's
-/// `frameParameter_windowTooLarge`) is reported as the limit it is.
-struct WindowLimit<R>(R);
+/// A decoder whose refusal of a dictionary or window larger than it is
+/// allowed (before allocating it: lzma-rust2's out-of-memory error,
+/// libzstd's `frameParameter_windowTooLarge`) is reported as the limit it is.
+struct WindowLimit<R>(R, u64);
 
 impl<R: Read> Read for WindowLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -142,16 +180,88 @@ impl<R: Read> Read for WindowLimit<R> {
             if e.kind() == io::ErrorKind::OutOfMemory
                 || e.to_string() == "Frame requires too much memory for decoding"
             {
+                let budget = if self.1 < MAX_WINDOW {
+                    ", what this input had left of its memory budget (--max-memory)"
+                } else {
+                    ""
+                };
                 io::Error::other(LimitHit(format!(
-                    "needs more than {} MiB of memory to decode (its dictionary or window): the rest \
-                     was not read; decompress it into `anshin scan -`",
-                    MAX_WINDOW >> 20
+                    "needs more than {} MiB of memory to decode (its dictionary or window){budget}: \
+                     the rest was not read; decompress it into `anshin scan -`",
+                    self.1 >> 20
                 )))
             } else {
                 e
             }
         })
     }
+}
+
+/// The dictionary size of the first block of an xz stream: the stream
+/// header (12 bytes), then the block header's flags, its optional sizes and
+/// its filters, the last of which is LZMA2 with the dictionary in one byte.
+fn xz_dictionary(head: &[u8]) -> Option<u64> {
+    fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+        let mut value = 0u64;
+        for k in 0..9 {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(b & 0x7f) << (7 * k);
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let block = head.get(12..)?;
+    let size = (usize::from(*block.first()?) + 1) * 4;
+    let block = block.get(..size.min(block.len()))?;
+    let flags = *block.get(1)?;
+    let mut at = 2;
+    for present in [flags & 0x40 != 0, flags & 0x80 != 0] {
+        if present {
+            varint(block, &mut at)?;
+        }
+    }
+    let mut dictionary = None;
+    for _ in 0..=(flags & 3) {
+        let id = varint(block, &mut at)?;
+        let props = usize::try_from(varint(block, &mut at)?).ok()?;
+        let bytes = block.get(at..at.checked_add(props)?)?;
+        at += props;
+        dictionary = match (id, bytes) {
+            (0x21, [d]) if *d <= 40 => Some(if *d == 40 {
+                u64::from(u32::MAX)
+            } else {
+                (2 | u64::from(d & 1)) << (d / 2 + 11)
+            }),
+            _ => None,
+        };
+    }
+    dictionary
+}
+
+/// The window of the first frame of a zstd stream (its window descriptor,
+/// or the content size of a single-segment frame); `None` for a skippable
+/// frame first.
+fn zstd_window(head: &[u8]) -> Option<u64> {
+    let (&[0x28, 0xb5, 0x2f, 0xfd], rest) = head.split_first_chunk::<4>()? else {
+        return None;
+    };
+    let descriptor = *rest.first()?;
+    if descriptor & 0x20 == 0 {
+        let w = *rest.get(1)?;
+        let base = 1u64 << (10 + (w >> 3));
+        return Some(base + (base / 8) * u64::from(w & 7));
+    }
+    let dictionary_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let size_bytes = [1, 2, 4, 8][usize::from(descriptor >> 6)];
+    let at = 1 + dictionary_id;
+    let field = rest.get(at..at + size_bytes)?;
+    let mut le = [0u8; 8];
+    le[..size_bytes].copy_from_slice(field);
+    let size = u64::from_le_bytes(le);
+    Some(if size_bytes == 2 { size + 256 } else { size }.max(1 << 10))
 }
 
 /// lz4_flex's frame decoder returns no bytes at the end of each frame and
@@ -191,6 +301,44 @@ mod tests {
             Some((Codec::Zstd, "3344.dat"))
         );
         assert_eq!(Codec::strip_suffix("3344.dat"), None);
+    }
+
+    #[test]
+    fn headers_say_the_memory_a_decoder_needs() {
+        let xz = |preset| {
+            let mut e = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(preset))
+                .expect("xz");
+            io::Write::write_all(&mut e, b"text").expect("xz");
+            e.finish().expect("xz")
+        };
+        assert_eq!(xz_dictionary(&xz(0)), Some(256 << 10));
+        assert_eq!(xz_dictionary(&xz(6)), Some(8 << 20));
+        assert_eq!(xz_dictionary(&xz(9)), Some(64 << 20));
+        assert_eq!(Codec::Xz.memory(&xz(6), 72 << 20), Ok((8 << 20, 9 << 20)));
+        assert_eq!(Codec::Xz.memory(&xz(9), 64 << 20), Err(65 << 20));
+        // Level 3 streamed: a 2 MiB window.
+        let streamed = zstd::stream::encode_all(&[7u8; 5000][..], 3).expect("zstd");
+        assert_eq!(zstd_window(&streamed), Some(2 << 20));
+        // Single segment: the content size (two bytes hold it less 256).
+        let one_shot = zstd::bulk::compress(&[7u8; 5000][..], 3).expect("zstd");
+        assert_eq!(zstd_window(&one_shot), Some(5000));
+        assert_eq!(
+            zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x88, 0x13]),
+            Some(5256)
+        );
+        // A window descriptor: 2^(10 + exponent) and eighths of it.
+        assert_eq!(zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x68]), Some(8 << 20));
+        assert_eq!(zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x6c]), Some(12 << 20));
+        assert_eq!(zstd_window(&[0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]), None);
+        assert_eq!(
+            Codec::Zstd.memory(&[0x50, 0x2a, 0x4d, 0x18], 72 << 20),
+            Ok((MAX_WINDOW, MAX_WINDOW + (1 << 20)))
+        );
+        assert_eq!(Codec::Gzip.memory(&[0x1f, 0x8b], 1 << 20), Ok((0, 64 << 10)));
+        assert_eq!(Codec::Lz4.memory(&[], 1 << 20), Err(9 << 20));
+        // A cut or damaged header asks for the most.
+        assert_eq!(xz_dictionary(&xz(6)[..14]), None);
+        assert_eq!(xz_dictionary(b"short"), None);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(crate) struct Ctx<'d> {
     pub discovery: &'d Discovery,
     /// Expanded bytes left in this input's budget.
     expanded_left: Cell<u64>,
+    /// Bytes of [`crate::Limits::max_memory`] not reserved.
+    memory_left: Cell<u64>,
     /// The per-file time limit of this input, started when it is opened.
     pub deadline: Deadline,
 }
@@ -41,8 +43,26 @@ impl<'d> Ctx<'d> {
         Self {
             discovery,
             expanded_left: Cell::new(discovery.limits.max_expanded),
+            memory_left: Cell::new(discovery.limits.max_memory),
             deadline: Deadline::after(discovery.limits.file_timeout),
         }
+    }
+
+    /// Bytes of this input's memory budget not yet reserved.
+    pub fn memory_left(&self) -> u64 {
+        self.memory_left.get()
+    }
+
+    /// Reserves `bytes` of this input's memory budget until the guard is
+    /// dropped; `None`, and nothing reserved, when fewer are left.
+    pub fn reserve(&self, bytes: u64) -> Option<Reserved<'_, 'd>> {
+        let mut r = Reserved { ctx: self, bytes: 0 };
+        r.grow(bytes).then_some(r)
+    }
+
+    /// Nothing reserved yet, to [`Reserved::grow`] as a buffer grows.
+    pub fn reservation(&self) -> Reserved<'_, 'd> {
+        Reserved { ctx: self, bytes: 0 }
     }
 
     /// An I/O error carrying the time-limit reason, once the time is up.
@@ -52,6 +72,63 @@ impl<'d> Ctx<'d> {
         }
         Ok(())
     }
+}
+
+/// Memory of [`crate::Limits::max_memory`] held by one buffer, decoder or
+/// list of findings of an input, given back when dropped. Everything large
+/// an input holds at once (decoder windows, a nested zip, held tar members,
+/// a document part and what is extracted from it, listed findings) is
+/// reserved first, so the input's memory stays bounded however deep its
+/// archives nest; what does not fit takes the fallback its reader has (a
+/// temporary file, text) or ends `partial` or `skipped` with the reason.
+pub(crate) struct Reserved<'c, 'd> {
+    ctx: &'c Ctx<'d>,
+    bytes: u64,
+}
+
+impl Reserved<'_, '_> {
+    /// Reserves `more` bytes too, if that many are left.
+    pub fn grow(&mut self, more: u64) -> bool {
+        let left = self.ctx.memory_left.get();
+        if more > left {
+            return false;
+        }
+        self.ctx.memory_left.set(left - more);
+        self.bytes += more;
+        true
+    }
+
+    /// Gives back what is reserved past `bytes`.
+    pub fn shrink_to(&mut self, bytes: u64) {
+        if bytes < self.bytes {
+            self.ctx
+                .memory_left
+                .set(self.ctx.memory_left.get() + (self.bytes - bytes));
+            self.bytes = bytes;
+        }
+    }
+
+    /// Bytes reserved.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for Reserved<'_, '_> {
+    fn drop(&mut self) {
+        self.shrink_to(0);
+    }
+}
+
+/// The reason given when a buffer or decoder of `needed` bytes does not fit
+/// in what is left of an input's memory budget.
+pub(crate) fn memory_reason(ctx: &Ctx<'_>, what: &str, needed: u64) -> String {
+    format!(
+        "{what} needs {} MiB of memory, more than this input has left of its {} MiB \
+         (--max-memory)",
+        needed.div_ceil(1 << 20),
+        ctx.discovery.limits.max_memory >> 20
+    )
 }
 
 /// The raw bytes of a top-level input, cut off by the per-file time limit:
@@ -412,22 +489,27 @@ fn dispatch(
             // after), larger ones go through an unnamed temporary file, so
             // memory stays bounded. The file holds the nested zip as it is,
             // still compressed, and disappears when closed.
-            let max = usize::try_from(limits.max_in_memory).unwrap_or(usize::MAX - 1);
+            let max = limits.max_in_memory.min(ctx.memory_left().saturating_sub(1));
+            let mut memory = ctx.reservation();
+            memory.grow(max + 1);
             let mut buf = Zeroizing::new(Vec::new());
             let mut eof = false;
-            if let Err(e) = text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}) {
+            let read = usize::try_from(max + 1).unwrap_or(usize::MAX);
+            if let Err(e) = text::fill(&mut buf, reader, read, &mut eof, &mut |_| {}) {
                 let mut r = ObjectReport::new(name, ObjectKind::Zip);
                 r.degrade(Status::Skipped, limit_reason(&e));
                 emit(r);
                 return None;
             }
             if eof {
+                memory.shrink_to(buf.capacity() as u64);
                 scan_zip(ctx, name, Cursor::new(&buf[..]), depth, emit);
                 return None;
             }
             match spill(&buf, reader) {
                 Ok(file) => {
                     drop(buf);
+                    drop(memory);
                     scan_zip(ctx, name, file, depth, emit);
                 }
                 Err(e) => {
@@ -445,32 +527,91 @@ fn dispatch(
 /// read into memory, as a multiple of [`crate::Limits::max_in_memory`].
 const PART_FACTOR: u64 = 4;
 
-/// Most bytes of a document read whole into memory (an XML part, a PDF).
+/// Most bytes of a document read whole into memory (an XML part, a PDF):
+/// `PART_FACTOR × max_in_memory`, and a third of what is left of the
+/// input's memory budget, for what is made of it (the text extracted from
+/// a part, a PDF's parsed objects).
 pub(crate) fn read_limit(ctx: &Ctx<'_>) -> usize {
-    usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR)).unwrap_or(usize::MAX - 1)
+    let max = ctx
+        .discovery
+        .limits
+        .max_in_memory
+        .saturating_mul(PART_FACTOR)
+        .min(ctx.memory_left() / 3);
+    usize::try_from(max).unwrap_or(usize::MAX - 1)
 }
 
-/// Reads a whole XML part of at most `PART_FACTOR × max_in_memory` bytes.
-fn read_xml(ctx: &Ctx<'_>, reader: &mut dyn Read) -> Result<Zeroizing<String>, String> {
+/// Reads a whole document of at most [`read_limit`] bytes, `what` in the
+/// reason when it is larger, and reserves its bytes; `Err` with the reason.
+pub(crate) fn read_whole<'c, 'd>(
+    ctx: &'c Ctx<'d>,
+    reader: &mut dyn Read,
+    what: &str,
+    counted: &mut dyn FnMut(usize),
+) -> Result<(Zeroizing<Vec<u8>>, Reserved<'c, 'd>), String> {
     let max = read_limit(ctx);
+    let mut memory = ctx.reservation();
+    // Within what is left: `read_limit` is a third of it.
+    memory.grow(max as u64 + 1);
     let mut buf = Zeroizing::new(Vec::new());
     let mut eof = false;
-    text::fill(&mut buf, reader, max + 1, &mut eof, &mut |_| {}).map_err(|e| limit_reason(&e))?;
+    text::fill(&mut buf, reader, max + 1, &mut eof, counted).map_err(|e| limit_reason(&e))?;
     if !eof {
-        return Err(format!("XML part larger than {max} bytes"));
+        return Err(
+            if (max as u64) < ctx.discovery.limits.max_in_memory.saturating_mul(PART_FACTOR) {
+                format!(
+                    "{what} larger than {max} bytes, a third of what this input has left of its \
+                 memory budget ({} MiB, --max-memory)",
+                    ctx.discovery.limits.max_memory >> 20
+                )
+            } else {
+                format!("{what} larger than {max} bytes")
+            },
+        );
     }
-    match simdutf8::basic::from_utf8(&buf) {
-        Ok(s) => Ok(Zeroizing::new(s.to_owned())),
-        Err(_) => Err("XML part is not UTF-8".to_owned()),
+    memory.shrink_to(buf.capacity() as u64);
+    Ok((buf, memory))
+}
+
+/// An XML part read whole ([`read_whole`]), its memory reserved.
+struct Xml<'c, 'd> {
+    text: Zeroizing<String>,
+    _memory: Reserved<'c, 'd>,
+}
+
+/// Reads a whole XML part.
+fn read_xml<'c, 'd>(ctx: &'c Ctx<'d>, reader: &mut dyn Read) -> Result<Xml<'c, 'd>, String> {
+    let (mut buf, memory) = read_whole(ctx, reader, "XML part", &mut |_| {})?;
+    if simdutf8::basic::from_utf8(&buf).is_err() {
+        return Err("XML part is not UTF-8".to_owned());
     }
+    // Validated: no copy is made (a copy would double the part's memory).
+    let text = String::from_utf8(std::mem::take(&mut *buf)).map_err(|e| {
+        drop(Zeroizing::new(e.into_bytes()));
+        "XML part is not UTF-8".to_owned()
+    })?;
+    Ok(Xml {
+        text: Zeroizing::new(text),
+        _memory: memory,
+    })
+}
+
+/// The text extracted from an XML part may take up to twice the part and
+/// 1 MiB (quoted fields, shared strings resolved), within what is left of
+/// the input's memory budget; reserved until dropped.
+fn extract_budget<'c, 'd>(ctx: &'c Ctx<'d>, xml: &str) -> (usize, Reserved<'c, 'd>) {
+    let max = (xml.len() as u64 * 2 + (1 << 20)).min(ctx.memory_left());
+    let mut memory = ctx.reservation();
+    memory.grow(max);
+    (usize::try_from(max).unwrap_or(usize::MAX), memory)
 }
 
 /// Reads one named part of a zip, if it is there.
-fn read_part<R: Read + Seek>(
-    ctx: &Ctx<'_>,
+fn read_part<'c, 'd, R: Read + Seek>(
+    ctx: &'c Ctx<'d>,
     archive: &mut zip::ZipArchive<R>,
     name: &str,
-) -> Result<Option<Zeroizing<String>>, String> {
+) -> Result<Option<Xml<'c, 'd>>, String> {
     let member = match archive.by_name(name) {
         Ok(m) => m,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
@@ -483,9 +624,10 @@ fn read_part<R: Read + Seek>(
 
 /// What the parts of one office file share: the workbook's string table,
 /// the presentation's slide order. Read before the parts that use it.
-#[derive(Default)]
-struct Shared {
-    strings: Vec<Zeroizing<String>>,
+struct Shared<'c, 'd> {
+    strings: office::SharedStrings,
+    /// The strings' memory, reserved.
+    memory: Reserved<'c, 'd>,
     slides: Vec<String>,
     /// Speaker-notes part → the slide part it belongs to.
     notes: Vec<(String, String)>,
@@ -494,12 +636,12 @@ struct Shared {
 /// Most speaker-notes relationship parts read to place notes on slides.
 const MAX_NOTES: usize = 10_000;
 
-impl Shared {
+impl<'c, 'd> Shared<'c, 'd> {
     /// Reads what this kind of document shares; a part that cannot be read
     /// leaves the document `partial` (cells show indexes, slides their part
     /// number) rather than unread.
     fn read<R: Read + Seek>(
-        ctx: &Ctx<'_>,
+        ctx: &'c Ctx<'d>,
         archive: &mut zip::ZipArchive<R>,
         office: Option<Office>,
         report: &mut ObjectReport,
@@ -522,10 +664,28 @@ impl Shared {
                 None
             }
         };
-        let mut shared = Self::default();
+        let mut shared = Self {
+            strings: office::SharedStrings::default(),
+            memory: ctx.reservation(),
+            slides: Vec::new(),
+            notes: Vec::new(),
+        };
         let parsed = match office {
-            Some(Office::Xlsx) => part("xl/sharedStrings.xml", "shared strings")
-                .map(|xml| office::shared_strings(&xml, &ctx.deadline).map(|s| shared.strings = s)),
+            // No larger than their XML (one buffer, an offset each), which
+            // is dropped once they are kept.
+            Some(Office::Xlsx) => part("xl/sharedStrings.xml", "shared strings").map(|xml| {
+                let strings = office::shared_strings(&xml.text, &ctx.deadline)?;
+                drop(xml);
+                if !shared.memory.grow(strings.memory()) {
+                    return Err(office::XmlError(memory_reason(
+                        ctx,
+                        "the shared strings",
+                        strings.memory(),
+                    )));
+                }
+                shared.strings = strings;
+                Ok(())
+            }),
             Some(Office::Pptx) => {
                 for rels in &notes_rels {
                     let Some(notes) = rels
@@ -538,7 +698,7 @@ impl Shared {
                     let Some(xml) = part(rels, "notes") else {
                         continue;
                     };
-                    if let Ok(targets) = office::relationships(&xml, &notes, &ctx.deadline)
+                    if let Ok(targets) = office::relationships(&xml.text, &notes, &ctx.deadline)
                         && let Some((_, slide)) =
                             targets.into_iter().find(|(_, t)| t.starts_with("ppt/slides/"))
                     {
@@ -547,9 +707,9 @@ impl Shared {
                 }
                 let presentation = part("ppt/presentation.xml", "slide list");
                 let rels = part("ppt/_rels/presentation.xml.rels", "slide list");
-                presentation
-                    .zip(rels)
-                    .map(|(p, r)| office::slide_order(&p, &r, &ctx.deadline).map(|s| shared.slides = s))
+                presentation.zip(rels).map(|(p, r)| {
+                    office::slide_order(&p.text, &r.text, &ctx.deadline).map(|s| shared.slides = s)
+                })
             }
             _ => None,
         };
@@ -604,7 +764,7 @@ fn scan_office_part(
     part: &str,
     kind: Office,
     reader: &mut dyn Read,
-    shared: &Shared,
+    shared: &Shared<'_, '_>,
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let object_kind = match kind {
@@ -617,51 +777,77 @@ fn scan_office_part(
         Ok(x) => x,
         Err(reason) => return emit(ObjectReport::skipped(path, object_kind, reason)),
     };
-    let bytes = xml.len() as u64;
+    let bytes = xml.text.len() as u64;
+    // The text is extracted, the part dropped, then the text scanned.
+    let (max_out, mut extracted) = extract_budget(ctx, &xml.text);
     match kind {
-        Office::Docx | Office::Pptx => match office::paragraph_text(&xml, &ctx.deadline) {
-            Ok(text) => emit(scan_text(
-                ctx,
-                path,
-                object_kind,
-                bytes,
-                &text,
-                shared.slide(part),
-            )),
-            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
-        },
-        Office::Xlsx => match office::sheet_tsv(&xml, &shared.strings, &ctx.deadline) {
-            Ok((tsv, rows)) => {
-                let mut r = scan_sheet(ctx, path, &tsv, &rows);
-                r.kind = object_kind;
-                r.bytes = bytes;
-                emit(r);
+        Office::Docx | Office::Pptx => {
+            let text = office::paragraph_text(&xml.text, &ctx.deadline, max_out);
+            drop(xml);
+            match text {
+                Ok(text) => {
+                    extracted.shrink_to(text.capacity() as u64);
+                    emit(scan_text(
+                        ctx,
+                        path,
+                        object_kind,
+                        bytes,
+                        &text,
+                        shared.slide(part),
+                    ));
+                }
+                Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
             }
-            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
-        },
-        Office::Odf => match office::odf_content(&xml, &ctx.deadline) {
-            Ok(content) => {
-                emit(scan_text(
-                    ctx,
-                    path.clone(),
-                    object_kind,
-                    bytes,
-                    &content.text,
-                    None,
-                ));
-                for (i, table) in content.tables.iter().enumerate() {
-                    let name = if table.name.is_empty() {
-                        format!("table{}", i + 1)
-                    } else {
-                        table.name.replace('!', "_")
-                    };
-                    let mut r = scan_sheet(ctx, format!("{path}#{name}"), &table.tsv, &table.rows);
-                    r.kind = ObjectKind::OdfTable;
+        }
+        Office::Xlsx => {
+            let sheet = office::sheet_tsv(&xml.text, &shared.strings, &ctx.deadline, max_out);
+            drop(xml);
+            match sheet {
+                Ok((tsv, rows)) => {
+                    extracted.shrink_to((tsv.capacity() + rows.capacity() * 4) as u64);
+                    let mut r = scan_sheet(ctx, path, &tsv, &rows);
+                    r.kind = object_kind;
+                    r.bytes = bytes;
                     emit(r);
                 }
+                Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
             }
-            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
-        },
+        }
+        Office::Odf => {
+            let content = office::odf_content(&xml.text, &ctx.deadline, max_out);
+            drop(xml);
+            match content {
+                Ok(content) => {
+                    extracted.shrink_to(
+                        content
+                            .tables
+                            .iter()
+                            .map(|t| (t.tsv.capacity() + t.rows.capacity() * 4) as u64)
+                            .sum::<u64>()
+                            + content.text.capacity() as u64,
+                    );
+                    emit(scan_text(
+                        ctx,
+                        path.clone(),
+                        object_kind,
+                        bytes,
+                        &content.text,
+                        None,
+                    ));
+                    for (i, table) in content.tables.iter().enumerate() {
+                        let name = if table.name.is_empty() {
+                            format!("table{}", i + 1)
+                        } else {
+                            table.name.replace('!', "_")
+                        };
+                        let mut r = scan_sheet(ctx, format!("{path}#{name}"), &table.tsv, &table.rows);
+                        r.kind = ObjectKind::OdfTable;
+                        emit(r);
+                    }
+                }
+                Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
+            }
+        }
     }
 }
 
@@ -816,7 +1002,7 @@ fn scan_tar(
     // a tarred directory-format dump has `toc.dat` wherever the directory
     // listing put it (`tar --sort=name` puts `3344.dat.gz` first), and a
     // tar is read once, as a stream.
-    let mut held = Held::default();
+    let mut held = Held::new(ctx);
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
@@ -865,18 +1051,17 @@ fn scan_tar(
         }
     }
     // No `toc.dat` came for these (or it did not parse): text, as any file.
-    for member in held.members {
+    for member in std::mem::take(&mut held.members) {
         member.scan(ctx, None, depth, emit);
     }
     emit(report);
 }
 
 /// Tar members held in memory (see `scan_tar`), wiped when dropped.
-#[derive(Default)]
-struct Held {
+struct Held<'c, 'd> {
     members: Vec<HeldMember>,
-    /// Their bytes and names together.
-    bytes: u64,
+    /// Their bytes and names together, reserved from the input's budget.
+    memory: Reserved<'c, 'd>,
 }
 
 struct HeldMember {
@@ -889,11 +1074,22 @@ struct HeldMember {
     error: Option<io::Error>,
 }
 
-impl Held {
+impl<'c, 'd> Held<'c, 'd> {
+    fn new(ctx: &'c Ctx<'d>) -> Self {
+        Self {
+            members: Vec::new(),
+            memory: ctx.reservation(),
+        }
+    }
+
     /// Bytes that may still be held: all members together stay within
-    /// [`crate::Limits::max_in_memory`].
+    /// [`crate::Limits::max_in_memory`] and the input's memory budget.
     fn room(&self, ctx: &Ctx<'_>) -> u64 {
-        ctx.discovery.limits.max_in_memory.saturating_sub(self.bytes)
+        ctx.discovery
+            .limits
+            .max_in_memory
+            .saturating_sub(self.memory.bytes())
+            .min(ctx.memory_left())
     }
 
     /// Reads `member`, of `size` bytes as its header says (the tar reader
@@ -902,7 +1098,11 @@ impl Held {
     fn hold(&mut self, inner: String, folder: &str, file: &str, size: u64, member: &mut dyn Read) {
         let mut bytes = Zeroizing::new(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
         let error = member.read_to_end(&mut bytes).err();
-        self.bytes += bytes.len() as u64 + HeldMember::names_len(&inner, folder, file);
+        // Within `room`, which the caller checked: the tar reader gives no
+        // more than the header's size.
+        let _ = self
+            .memory
+            .grow(bytes.capacity() as u64 + HeldMember::names_len(&inner, folder, file));
         self.members.push(HeldMember {
             inner,
             folder: folder.to_owned(),
@@ -939,6 +1139,32 @@ impl HeldMember {
     }
 }
 
+/// A decoder of `codec` over `reader`, its memory reserved from the input's
+/// budget for as long as the reservation is kept; `Err` with the reason.
+pub(crate) fn open_decoder<'c, 'd, 'r>(
+    ctx: &'c Ctx<'d>,
+    codec: Codec,
+    mut reader: impl Read + 'r,
+) -> Result<(Box<dyn Read + 'r>, Reserved<'c, 'd>), String> {
+    // The first block or frame header says how much the decoder needs.
+    let mut head = Vec::with_capacity(64);
+    (&mut reader)
+        .take(64)
+        .read_to_end(&mut head)
+        .map_err(|e| archive_reason(codec.kind().as_str(), &e))?;
+    let what = format!("its {} decoder", codec.kind().as_str());
+    let (window, memory) = codec
+        .memory(&head, ctx.memory_left())
+        .map_err(|needed| memory_reason(ctx, &what, needed))?;
+    let reserved = ctx
+        .reserve(memory)
+        .ok_or_else(|| memory_reason(ctx, &what, memory))?;
+    let decoder = codec
+        .decoder(Cursor::new(head).chain(reader), window)
+        .map_err(|e| archive_reason(codec.kind().as_str(), &e))?;
+    Ok((decoder, reserved))
+}
+
 /// A compressed stream: its content is an object of its own
 /// (`app.log.xz!app.log`), or, for a compressed tar, the tar's members are
 /// (`backup.tar.zst!2024/orders.csv`).
@@ -956,10 +1182,10 @@ fn scan_compressed(
         inner: reader,
         count: &consumed,
     };
-    let decoder = match codec.decoder(counting) {
+    let (decoder, _memory) = match open_decoder(ctx, codec, counting) {
         Ok(d) => d,
-        Err(e) => {
-            report.degrade(Status::Skipped, archive_reason(codec.kind().as_str(), &e));
+        Err(reason) => {
+            report.degrade(Status::Skipped, reason);
             emit(report);
             return;
         }

@@ -64,14 +64,18 @@
 //!
 //! - Inputs are hostile: archives may be bombs, names may be anything, files
 //!   may vanish or fail mid-read. Every limit turns into a status with a
-//!   reason; no input can make the scan panic, loop or grow memory past the
-//!   chunk size plus, per level, one nested zip and one tar's held pg_dump
-//!   data files of `Limits::max_in_memory` each and one decoder's dictionary
-//!   or window (at most 64 MiB, xz and zstd; lz4 blocks up to 4 MiB) (and
-//!   the zip reader's central directory, which is proportional to the
-//!   archive's own size; and, for the whole scan, the directory-format
-//!   pg_dump tables of contents kept for their data files, at most
-//!   `Limits::max_in_memory` together).
+//!   reason; no input can make the scan panic or loop. Memory: everything
+//!   large one input holds at once, all its archive levels together
+//!   (decoder dictionaries and windows as their headers ask, nested zips,
+//!   held tar members, document parts read whole and the text extracted
+//!   from them, PDFs and their objects, mail messages, listed findings), is
+//!   reserved from [`Limits::max_memory`] first, and what does not fit takes
+//!   its fallback or is reported; beside it, a thread holds the text pieces
+//!   (up to [`Limits::chunk`]) and a few MiB of fixed buffers. Not counted:
+//!   the zip reader's central directory (proportional to the archive's own
+//!   size), lopdf's objects beyond twice the PDF's size, and, for the whole
+//!   scan, the directory-format pg_dump tables of contents kept for their
+//!   data files (at most `Limits::max_in_memory` together).
 //! - No raw value leaves this crate: [`anshin_detect::Finding`] holds only a
 //!   masked form and a keyed fingerprint. Chunk buffers are zeroized when
 //!   dropped. CSV column headers are printed only when the header itself
@@ -126,6 +130,16 @@ pub struct Limits {
     /// pg_dump data files held in memory, all together, until the `toc.dat`
     /// that follows them in a tar comes; others are read as text.
     pub max_in_memory: u64,
+    /// Most memory one input (a file, standard input) holds at once, all its
+    /// archive levels together: decoder dictionaries and windows, nested
+    /// zips and held tar members (each also within `max_in_memory`),
+    /// document parts read whole and the text extracted from them, and the
+    /// findings listed for the object being read. What does not fit takes
+    /// its reader's fallback (a temporary file, reading as text) or ends
+    /// `partial` or `skipped` with the reason. With the text pieces (up to
+    /// `chunk`), a thread scanning one input holds at most about this plus
+    /// `chunk` and a few MiB of fixed buffers.
+    pub max_memory: u64,
     /// The longest line read whole: text is scanned in pieces of 256 KiB cut
     /// at line ends, a longer line growing a piece up to this size; a line
     /// longer still is cut, and the object is `partial`.
@@ -151,6 +165,9 @@ impl Default for Limits {
             max_expanded: 16 << 30,
             max_members: 100_000,
             max_in_memory: 32 << 20,
+            // `xz -9` (a 64 MiB dictionary) fits with room to spare; two
+            // threads with the pieces stay under 200 MB.
+            max_memory: 72 << 20,
             chunk: 8 << 20,
             file_timeout: Some(Duration::from_secs(60)),
             max_findings: 200_000,
@@ -180,6 +197,12 @@ impl Limits {
     /// Sets [`Limits::max_members`].
     pub fn max_members(mut self, members: u64) -> Self {
         self.max_members = members;
+        self
+    }
+
+    /// Sets [`Limits::max_memory`].
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
         self
     }
 
@@ -449,15 +472,52 @@ impl ObjectReport {
     }
 
     /// Marks the object partial (or keeps it skipped) with a reason; the first reason wins.
-    /// Lists a finding unless `max` are listed already ([`Limits::max_findings`]).
-    pub(crate) fn list(&mut self, finding: Finding, max: usize) {
-        if self.findings.len() < max {
-            self.findings.push(finding);
-        } else if self.status < Status::Partial || self.reason.is_none() {
-            self.degrade(
-                Status::Partial,
-                format!("more than {max} findings in one object: the rest are not listed"),
-            );
+    /// Lists a finding unless [`Limits::max_findings`] are listed already,
+    /// or its memory (and the list's, as it grows) does not fit in what is
+    /// left of the input's memory budget; `memory` holds what the listed
+    /// findings take.
+    pub(crate) fn list(
+        &mut self,
+        ctx: &container::Ctx<'_>,
+        finding: Finding,
+        memory: &mut container::Reserved<'_, '_>,
+    ) {
+        let max = ctx.discovery.limits.max_findings;
+        let full = if self.findings.len() >= max {
+            Some(format!(
+                "more than {max} findings in one object: the rest are not listed"
+            ))
+        } else {
+            let len = self.findings.len();
+            // The list grows as `Vec` grows it, but only once that is reserved.
+            let more = if len == self.findings.capacity() {
+                len.max(4)
+            } else {
+                0
+            };
+            let heap = finding.masked.capacity()
+                + finding.locator.record.as_ref().map_or(0, |r| {
+                    [&r.header, &r.key, &r.table]
+                        .iter()
+                        .map(|s| s.as_ref().map_or(0, String::capacity))
+                        .sum()
+                });
+            if memory.grow((more * size_of::<Finding>() + heap) as u64) {
+                self.findings.reserve_exact(more);
+                self.findings.push(finding);
+                None
+            } else {
+                Some(format!(
+                    "the findings listed take what this input has left of its memory budget \
+                     ({} MiB, --max-memory): the rest are not listed",
+                    ctx.discovery.limits.max_memory >> 20
+                ))
+            }
+        };
+        if let Some(reason) = full
+            && (self.status < Status::Partial || self.reason.is_none())
+        {
+            self.degrade(Status::Partial, reason);
         }
     }
 
@@ -547,13 +607,14 @@ impl Discovery {
     }
 
     /// Scans files, directories and standard input with `options.threads`
-    /// threads; reports are handed to `emit` on the calling thread, in the
-    /// order objects finish.
+    /// threads; reports are handed to `emit` in the order objects finish,
+    /// one at a time, on the thread that scanned the object (which waits
+    /// for it: reports never queue up in memory).
     pub fn scan_inputs(
         &self,
         inputs: &[Input],
         options: &WalkOptions,
-        emit: impl FnMut(ObjectReport),
+        emit: impl FnMut(ObjectReport) + Send,
     ) -> Result<(), ScanError> {
         walk::run(self, inputs, options, emit)
     }

@@ -44,7 +44,16 @@ pub(crate) fn scan(
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let mut report = ObjectReport::new(path, ObjectKind::Mail);
-    let max = usize::try_from(ctx.discovery.limits.max_in_memory.saturating_mul(4)).unwrap_or(usize::MAX);
+    // A message is held whole, with one decoded part at a time: a third of
+    // what is left of the input's memory budget each.
+    let max = usize::try_from(
+        ctx.discovery
+            .limits
+            .max_in_memory
+            .saturating_mul(4)
+            .min(ctx.memory_left() / 3),
+    )
+    .unwrap_or(usize::MAX);
     let mbox = is_mbox(&report.path);
     let mut lines = BufReader::new(reader);
     let mut message = Zeroizing::new(Vec::new());
@@ -81,6 +90,8 @@ pub(crate) fn scan(
                 ));
                 report.degrade(Status::Partial, "a message was too large to read");
             } else {
+                // Fits: the buffer holds at most twice `max` (it doubles).
+                let _memory = ctx.reserve((message.capacity() + message.len()) as u64);
                 scan_message(ctx, &name, &message, depth, emit, &mut report);
             }
             message.clear();

@@ -108,6 +108,22 @@ fn xml_err(e: impl std::fmt::Display) -> XmlError {
     XmlError(format!("malformed XML: {e}"))
 }
 
+/// `Err` once a part has yielded more than `max` bytes of text: a few
+/// bytes of XML can stand for many more (a shared string in every cell, a
+/// cell in the last column padded with 16,383 tabs), and the text is held
+/// in memory. Checked before each XML event, so the text stays within
+/// `max` plus what one event adds.
+fn check_yield(produced: usize, max: usize) -> Result<(), XmlError> {
+    if produced > max {
+        return Err(XmlError(format!(
+            "the text of this part is larger than {} MiB, what this input has left of its memory \
+             budget (--max-memory)",
+            max >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Pushes the character an entity reference stands for.
 fn push_ref(out: &mut String, name: &str) {
     let c = match name {
@@ -129,13 +145,18 @@ fn push_ref(out: &mut String, name: &str) {
 /// The text of a Word part or a slide: `t` contents, a line per paragraph.
 /// `tab` elements inside a tab-stop list (Word's `w:tabs`, DrawingML's
 /// `a:tabLst`) are stop positions, not characters, and add nothing.
-pub(crate) fn paragraph_text(xml: &str, deadline: &Deadline) -> Result<Zeroizing<String>, XmlError> {
+pub(crate) fn paragraph_text(
+    xml: &str,
+    deadline: &Deadline,
+    max_out: usize,
+) -> Result<Zeroizing<String>, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut pacer = Pacer::new(deadline);
     let mut out = Zeroizing::new(String::new());
     let mut in_text = false;
     let mut tab_stops = 0u32;
     loop {
+        check_yield(out.len(), max_out)?;
         if pacer.stop() {
             break;
         }
@@ -259,12 +280,42 @@ fn resolve_part(folder: &str, target: &str) -> String {
     parts.join("/")
 }
 
+/// The shared-string table of a workbook: the strings one after another in
+/// one buffer and where each ends, so a table of many short strings takes
+/// no more memory than its XML (a `String` each would take 40 bytes more).
+#[derive(Default)]
+pub(crate) struct SharedStrings {
+    text: Zeroizing<String>,
+    ends: Vec<u32>,
+}
+
+impl SharedStrings {
+    pub(crate) fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j] as usize);
+        self.text.get(start..end)
+    }
+
+    /// Bytes held.
+    pub(crate) fn memory(&self) -> u64 {
+        (self.text.capacity() + self.ends.capacity() * 4) as u64
+    }
+
+    fn push(&mut self, s: &str) -> Result<(), XmlError> {
+        self.text.push_str(s);
+        let end = u32::try_from(self.text.len())
+            .map_err(|_| XmlError("shared strings larger than 4 GiB".to_owned()))?;
+        self.ends.push(end);
+        Ok(())
+    }
+}
+
 /// The shared-string table of a workbook (`xl/sharedStrings.xml`), phonetic
 /// readings (`rPh`) left out.
-pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<Vec<Zeroizing<String>>, XmlError> {
+pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<SharedStrings, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut pacer = Pacer::new(deadline);
-    let mut out = Vec::new();
+    let mut out = SharedStrings::default();
     let mut current = Zeroizing::new(String::new());
     let (mut in_si, mut in_t, mut phonetic) = (false, false, 0u32);
     loop {
@@ -281,12 +332,12 @@ pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<Vec<Zeroi
                 "rPh" => phonetic += 1,
                 _ => {}
             },
-            Event::Empty(e) if e.local_name().as_ref() == "si" => out.push(Zeroizing::new(String::new())),
+            Event::Empty(e) if e.local_name().as_ref() == "si" => out.push("")?,
             Event::End(e) => match e.local_name().as_ref() {
                 "si" => {
                     in_si = false;
-                    out.push(std::mem::take(&mut current));
-                    current = Zeroizing::new(String::new());
+                    out.push(&current)?;
+                    current.clear();
                 }
                 "t" => in_t = false,
                 "rPh" => phonetic = phonetic.saturating_sub(1),
@@ -336,20 +387,24 @@ pub(crate) fn push_field(out: &mut String, value: &str) {
 /// column, and the sheet row number of each record.
 pub(crate) fn sheet_tsv(
     xml: &str,
-    shared: &[Zeroizing<String>],
+    shared: &SharedStrings,
     deadline: &Deadline,
+    max_out: usize,
 ) -> Result<(Zeroizing<String>, Vec<u32>), XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut pacer = Pacer::new(deadline);
     let mut out = Zeroizing::new(String::new());
     let mut rows = Vec::new();
     let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
+    // Bytes of `cells`, which go into `out` at the row's end.
+    let mut pending = 0usize;
     let (mut row, mut col) = (0u32, 0u32);
     let mut cell_type = String::new();
     let mut value = Zeroizing::new(String::new());
     let (mut in_v, mut in_t, mut in_cell) = (false, false, false);
     let mut phonetic = 0u32;
     loop {
+        check_yield(out.len() + pending + rows.len() * 4, max_out)?;
         if pacer.stop() {
             break;
         }
@@ -363,6 +418,7 @@ pub(crate) fn sheet_tsv(
                 row = r.unwrap_or(row + 1);
                 col = 0;
                 cells.clear();
+                pending = 0;
             }
             Event::Start(e) if e.local_name().as_ref() == "c" => {
                 let r = e.try_get_attribute("r").ok().flatten();
@@ -398,12 +454,14 @@ pub(crate) fn sheet_tsv(
                             .parse::<usize>()
                             .ok()
                             .and_then(|i| shared.get(i))
-                            .map(|s| Zeroizing::new(s.as_str().to_owned()))
+                            .map(|s| Zeroizing::new(s.to_owned()))
                             .unwrap_or_default()
                     } else {
                         std::mem::take(&mut value)
                     };
                     if (1..=MAX_COLUMNS).contains(&col) && !resolved.is_empty() {
+                        // The field, quoted at worst, and the tabs before it.
+                        pending += resolved.len() * 2 + 2 + col as usize;
                         cells.push((col, resolved));
                     }
                     value = Zeroizing::new(String::new());
@@ -423,6 +481,7 @@ pub(crate) fn sheet_tsv(
                         rows.push(row);
                     }
                     cells.clear();
+                    pending = 0;
                 }
                 _ => {}
             },
@@ -472,12 +531,14 @@ fn sink<'a>(in_cell: bool, cell: &'a mut String, text: &'a mut String) -> &'a mu
 }
 
 /// Parses `content.xml` of an odt, ods or odp file.
-pub(crate) fn odf_content(xml: &str, deadline: &Deadline) -> Result<OdfContent, XmlError> {
+pub(crate) fn odf_content(xml: &str, deadline: &Deadline, max_out: usize) -> Result<OdfContent, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut pacer = Pacer::new(deadline);
     let mut out = OdfContent::default();
     let mut table: Option<OdfTable> = None;
     let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
+    // Bytes of the finished tables, and of `cells` with the tabs before them.
+    let (mut done, mut pending) = (0usize, 0usize);
     let (mut row, mut col) = (0u32, 0u32);
     let (mut row_repeat, mut col_repeat) = (1u32, 1u32);
     let mut cell = Zeroizing::new(String::new());
@@ -485,6 +546,8 @@ pub(crate) fn odf_content(xml: &str, deadline: &Deadline) -> Result<OdfContent, 
     // Depth of text:p / text:h elements we are inside.
     let mut para = 0u32;
     loop {
+        let current = table.as_ref().map_or(0, |t| t.tsv.len() + t.rows.len() * 4);
+        check_yield(out.text.len() + done + current + pending + cell.len(), max_out)?;
         if pacer.stop() {
             // Keep the rows of a table cut short by the deadline.
             if let Some(t) = table.take() {
@@ -513,6 +576,7 @@ pub(crate) fn odf_content(xml: &str, deadline: &Deadline) -> Result<OdfContent, 
                     row = row.saturating_add(1);
                     col = 0;
                     cells.clear();
+                    pending = 0;
                 }
                 "table:table-cell" | "table:covered-table-cell" => {
                     col_repeat = repeat(&e, "table:number-columns-repeated");
@@ -552,6 +616,7 @@ pub(crate) fn odf_content(xml: &str, deadline: &Deadline) -> Result<OdfContent, 
                 "table:table-cell" | "table:covered-table-cell" => {
                     in_cell = false;
                     if !cell.is_empty() && col <= MAX_COLUMNS {
+                        pending += cell.len() * 2 + 2 + col as usize;
                         cells.push((col, std::mem::take(&mut cell)));
                     }
                     cell = Zeroizing::new(String::new());
@@ -573,10 +638,12 @@ pub(crate) fn odf_content(xml: &str, deadline: &Deadline) -> Result<OdfContent, 
                         t.rows.push(row);
                     }
                     cells.clear();
+                    pending = 0;
                     row = row.saturating_add(row_repeat - 1);
                 }
                 "table:table" => {
                     if let Some(t) = table.take() {
+                        done += t.tsv.len() + t.rows.len() * 4;
                         out.tables.push(t);
                     }
                 }
@@ -603,7 +670,7 @@ mod tests {
     #[test]
     fn docx_paragraphs_join_runs() {
         let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>カード番号：</w:t></w:r><w:r><w:t>4111 1111</w:t></w:r><w:r><w:t xml:space="preserve"> 1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
-        let text = paragraph_text(xml, &Deadline::none()).expect("parse");
+        let text = paragraph_text(xml, &Deadline::none(), usize::MAX).expect("parse");
         assert_eq!(text.as_str(), "カード番号：4111 1111 1111 1111\nA&B\tx\n");
     }
 
@@ -611,12 +678,14 @@ mod tests {
     fn slides_and_tab_stops() {
         // DrawingML: tab stops in a:tabLst are not text; a:br breaks the line.
         let slide = r#"<p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:pPr><a:tabLst><a:tab pos="914400" algn="l"/></a:tabLst></a:pPr><a:r><a:t>カード番号：</a:t></a:r><a:r><a:t>4111</a:t></a:r><a:br><a:rPr/></a:br><a:r><a:t>next</a:t></a:r></a:p><a:p><a:r><a:t>x</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#;
-        let text = paragraph_text(slide, &Deadline::none()).expect("parse");
+        let text = paragraph_text(slide, &Deadline::none(), usize::MAX).expect("parse");
         assert_eq!(text.as_str(), "カード番号：4111\nnext\nx\n");
         // Word's tab stops (w:tabs) likewise.
         let doc = r#"<w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t>a</w:t><w:tab/><w:t>b</w:t></w:r></w:p>"#;
         assert_eq!(
-            paragraph_text(doc, &Deadline::none()).expect("parse").as_str(),
+            paragraph_text(doc, &Deadline::none(), usize::MAX)
+                .expect("parse")
+                .as_str(),
             "a\tb\n"
         );
 
@@ -646,10 +715,11 @@ mod tests {
     fn sheets_resolve_shared_strings_and_keep_columns() {
         let sst = r#"<sst><si><t>氏名</t></si><si><r><t>山田</t></r><r><t> 太郎</t></r><rPh><t>ヤマダタロウ</t></rPh></si><si><t>カード番号</t></si></sst>"#;
         let shared = shared_strings(sst, &Deadline::none()).expect("parse");
-        assert_eq!(shared.len(), 3);
-        assert_eq!(shared[1].as_str(), "山田 太郎");
+        assert_eq!(shared.get(2), Some("カード番号"));
+        assert_eq!(shared.get(1), Some("山田 太郎"));
+        assert_eq!(shared.get(3), None);
         let sheet = r#"<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="C1" t="s"><v>2</v></c></row><row r="5"><c r="A5" t="s"><v>1</v></c><c r="C5" t="inlineStr"><is><t>4111-1111</t></is></c><c r="D5"><v>12</v></c></row></sheetData></worksheet>"#;
-        let (tsv, rows) = sheet_tsv(sheet, &shared, &Deadline::none()).expect("parse");
+        let (tsv, rows) = sheet_tsv(sheet, &shared, &Deadline::none(), usize::MAX).expect("parse");
         assert_eq!(tsv.as_str(), "氏名\t\tカード番号\n山田 太郎\t\t4111-1111\t12\n");
         assert_eq!(rows, vec![1, 5]);
     }
@@ -657,7 +727,7 @@ mod tests {
     #[test]
     fn odf_text_and_tables() {
         let xml = r#"<office:document-content><office:body><office:text><text:p>氏名：<text:span>山田</text:span><text:s/>太郎</text:p><text:h>見出し</text:h></office:text><office:spreadsheet><table:table table:name="注文"><table:table-row><table:table-cell><text:p>氏名</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell><text:p>カード番号</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="1024"/></table:table-row><table:table-row><table:table-cell><text:p>鈴木</text:p><text:p>一郎</text:p></table:table-cell><table:table-cell table:number-columns-repeated="2"/><table:table-cell office:value-type="string"><text:p>4111 1111</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
-        let c = odf_content(xml, &Deadline::none()).expect("parse");
+        let c = odf_content(xml, &Deadline::none(), usize::MAX).expect("parse");
         assert_eq!(c.text.as_str(), "氏名：山田 太郎\n見出し\n");
         assert_eq!(c.tables.len(), 1);
         assert_eq!(c.tables[0].name, "注文");
@@ -698,11 +768,12 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
-        assert!(paragraph_text("<w:p><w:t>unclosed</w:x>", &Deadline::none()).is_err());
+        assert!(paragraph_text("<w:p><w:t>unclosed</w:x>", &Deadline::none(), usize::MAX).is_err());
         let (tsv, rows) = sheet_tsv(
             "<row r=\"x\"><c r=\"??\"><v>1</v></c></row>",
-            &[],
+            &SharedStrings::default(),
             &Deadline::none(),
+            usize::MAX,
         )
         .expect("lenient");
         assert_eq!((tsv.as_str(), rows), ("1\n", vec![1]));

@@ -33,7 +33,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use lopdf::{Dictionary, Document, Object, ObjectId};
 use zeroize::Zeroizing;
 
-use crate::container::{self, Bounded, Ctx, limit_reason, read_limit, stop_before_member};
+use crate::container::{self, Bounded, Ctx, Reserved, read_limit, read_whole, stop_before_member};
 use crate::text;
 use crate::{ObjectKind, ObjectReport, Status};
 
@@ -57,32 +57,32 @@ pub(crate) fn scan(
     emit: &mut dyn FnMut(ObjectReport),
 ) {
     let mut report = ObjectReport::new(path, ObjectKind::Pdf);
-    if let Some(document) = load(ctx, reader, &mut report) {
+    if let Some((document, _memory)) = load(ctx, reader, &mut report) {
         pages(ctx, &document, &mut report);
         attachments(ctx, &document, &mut report, depth, emit);
     }
     emit(report);
 }
 
-/// Reads a whole PDF into a document; `None` (the report skipped, with the
-/// reason) when it cannot be read.
-fn load(ctx: &Ctx<'_>, reader: &mut dyn Read, report: &mut ObjectReport) -> Option<Document> {
-    let max = read_limit(ctx);
-    let mut buf = Zeroizing::new(Vec::new());
-    let mut eof = false;
-    let filled = text::fill(&mut buf, reader, max + 1, &mut eof, &mut |n| {
-        ctx.discovery.count_bytes(n);
-    });
+/// Reads a whole PDF into a document, twice the file's size reserved for
+/// its objects; `None` (the report skipped, with the reason) when it cannot
+/// be read.
+fn load<'c, 'd>(
+    ctx: &'c Ctx<'d>,
+    reader: &mut dyn Read,
+    report: &mut ObjectReport,
+) -> Option<(Document, Reserved<'c, 'd>)> {
+    // Without its end (the cross-reference table) a PDF cannot be read.
+    let (buf, mut memory) = match read_whole(ctx, reader, "PDF", &mut |n| ctx.discovery.count_bytes(n)) {
+        Ok(read) => read,
+        Err(reason) => {
+            report.degrade(Status::Skipped, reason);
+            return None;
+        }
+    };
     report.bytes = buf.len() as u64;
-    if let Err(e) = filled {
-        // Without its end (the cross-reference table) a PDF cannot be read.
-        report.degrade(Status::Skipped, limit_reason(&e));
-        return None;
-    }
-    if !eof {
-        report.degrade(Status::Skipped, format!("PDF larger than {max} bytes"));
-        return None;
-    }
+    // Within what is left: `read_limit` is a third of it.
+    memory.grow(buf.len() as u64);
     let document = match catch_unwind(AssertUnwindSafe(|| Document::load_mem(&buf))) {
         Ok(Ok(d)) => d,
         Ok(Err(_)) => {
@@ -109,19 +109,24 @@ fn load(ctx: &Ctx<'_>, reader: &mut dyn Read, report: &mut ObjectReport) -> Opti
         );
         return None;
     }
-    Some(document)
+    Some((document, memory))
 }
 
 /// Scans the text of each page.
 fn pages(ctx: &Ctx<'_>, document: &Document, report: &mut ObjectReport) {
     let pages = document.get_pages();
+    let mut listed = ctx.reservation();
     for &number in pages.keys() {
         if ctx.deadline.passed() {
             report.degrade(Status::Partial, ctx.deadline.reason());
             break;
         }
+        // A page's inflated content, and its text, within the memory left.
+        let limit = PAGE_CONTENT_LIMIT.min(usize::try_from(ctx.memory_left() / 2).unwrap_or(usize::MAX));
+        let mut memory = ctx.reservation();
+        memory.grow(limit as u64 * 2);
         let extracted = catch_unwind(AssertUnwindSafe(|| {
-            document.extract_text_chunks_with_limit(&[number], PAGE_CONTENT_LIMIT)
+            document.extract_text_chunks_with_limit(&[number], limit)
         }));
         let Ok(chunks) = extracted else {
             report.degrade(
@@ -147,6 +152,7 @@ fn pages(ctx: &Ctx<'_>, document: &Document, report: &mut ObjectReport) {
                 format!("pdf_unreadable: some text of page {number} could not be decoded"),
             );
         }
+        memory.shrink_to(page_text.capacity() as u64);
         let page = text::scan(
             ctx,
             report.path.clone(),
@@ -158,10 +164,10 @@ fn pages(ctx: &Ctx<'_>, document: &Document, report: &mut ObjectReport) {
         }
         report.decode_errors |= page.decode_errors;
         report.encoding = report.encoding.or(page.encoding);
-        report.findings.extend(page.findings.into_iter().map(|mut f| {
+        for mut f in page.findings {
             f.locator.page = usize::try_from(number).ok();
-            f
-        }));
+            report.list(ctx, f, &mut listed);
+        }
     }
 }
 
@@ -219,7 +225,7 @@ fn attachments(
         let compressed = stream.content.len() as u64;
         let bytes = catch_unwind(AssertUnwindSafe(|| stream.get_plain_content_with_limit(max)));
         let bytes = match bytes {
-            Ok(Ok(b)) => Zeroizing::new(b),
+            Ok(Ok(b)) if ctx.memory_left() >= b.capacity() as u64 => Zeroizing::new(b),
             _ => {
                 emit(ObjectReport::skipped(
                     inner,
@@ -232,6 +238,7 @@ fn attachments(
                 continue;
             }
         };
+        let _memory = ctx.reserve(bytes.capacity() as u64);
         let mut bounded = Bounded::known(ctx, Cursor::new(&bytes[..]), compressed);
         container::scan_stream(ctx, inner, &mut bounded, depth + 1, emit);
     }

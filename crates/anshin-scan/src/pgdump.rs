@@ -94,7 +94,9 @@ use std::time::SystemTime;
 use anshin_detect::{DecodedText, TextEncoding};
 
 use crate::codec::Codec;
-use crate::container::{self, Bounded, Counting, Ctx, LimitHit, Timed, limit_reason, stop_before_member};
+use crate::container::{
+    self, Bounded, Counting, Ctx, LimitHit, Reserved, Timed, limit_reason, stop_before_member,
+};
 use crate::{ObjectKind, ObjectReport, Status};
 use crate::{sql, text};
 
@@ -723,20 +725,35 @@ pub(crate) fn scan_data_file(
     note_encoding(toc, &mut report);
     let consumed = Cell::new(0u64);
     let mut counting = Counting::new(reader, &consumed);
+    let mut listed = ctx.reservation();
     report.bytes = match file.codec {
-        Some(codec) => match codec.decoder(&mut counting) {
-            Ok(decoder) => {
+        Some(codec) => match container::open_decoder(ctx, codec, &mut counting) {
+            Ok((decoder, _memory)) => {
                 let mut inflated = Bounded::counted(ctx, decoder, &consumed);
-                scan_table(ctx, file.entry, toc.encoding, &mut inflated, &mut report);
+                scan_table(
+                    ctx,
+                    file.entry,
+                    toc.encoding,
+                    &mut inflated,
+                    &mut report,
+                    &mut listed,
+                );
                 inflated.expanded()
             }
-            Err(e) => {
-                report.degrade(Status::Skipped, limit_reason(&e));
+            Err(reason) => {
+                report.degrade(Status::Skipped, reason);
                 0
             }
         },
         None => {
-            scan_table(ctx, file.entry, toc.encoding, &mut counting, &mut report);
+            scan_table(
+                ctx,
+                file.entry,
+                toc.encoding,
+                &mut counting,
+                &mut report,
+                &mut listed,
+            );
             consumed.get()
         }
     };
@@ -752,6 +769,7 @@ fn scan_table(
     encoding: TextEncoding,
     reader: &mut dyn Read,
     report: &mut ObjectReport,
+    listed: &mut Reserved<'_, '_>,
 ) {
     let table = |reader: &mut dyn Read| {
         if entry.statement.is_empty() {
@@ -769,7 +787,7 @@ fn scan_table(
         part.decode_errors |= utf8.decode_errors();
         part
     };
-    merge(ctx, report, part, &entry.name);
+    merge(ctx, report, part, &entry.name, listed);
 }
 
 /// The data section being read.
@@ -795,6 +813,8 @@ impl Blocks<'_, '_> {
     ) -> Result<(), String> {
         let at = |e: io::Error| stop_reason(&e, "a data block");
         let encoding = toc.encoding;
+        let ctx = self.ctx;
+        let mut listed = ctx.reservation();
         while let Some(kind) = ar.block_type().map_err(at)? {
             self.member()?;
             let id = ar.int().map_err(at)?;
@@ -804,7 +824,7 @@ impl Blocks<'_, '_> {
                 BLOCK_DATA => {
                     let name = format!("{}!#{id}", report.path);
                     self.data(ar, report, &mut |ctx, reader, report| match &entry {
-                        Some(e) => scan_table(ctx, e, encoding, reader, report),
+                        Some(e) => scan_table(ctx, e, encoding, reader, report, &mut listed),
                         // Data of no entry: read as any stream.
                         None => container::scan_stream(ctx, name.clone(), reader, self.depth + 1, emit),
                     })?;
@@ -870,7 +890,13 @@ impl Blocks<'_, '_> {
 }
 
 /// Adds a table's findings and status to the archive's report.
-fn merge(ctx: &Ctx<'_>, report: &mut ObjectReport, part: ObjectReport, table: &str) {
+fn merge(
+    ctx: &Ctx<'_>,
+    report: &mut ObjectReport,
+    part: ObjectReport,
+    table: &str,
+    listed: &mut Reserved<'_, '_>,
+) {
     report.encoding = report.encoding.or(part.encoding);
     report.decode_errors |= part.decode_errors;
     if part.status != Status::Complete {
@@ -880,7 +906,7 @@ fn merge(ctx: &Ctx<'_>, report: &mut ObjectReport, part: ObjectReport, table: &s
         );
     }
     for f in part.findings {
-        report.list(f, ctx.discovery.limits.max_findings);
+        report.list(ctx, f, listed);
     }
 }
 

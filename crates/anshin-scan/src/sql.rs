@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader, Read};
 use anshin_detect::{CsvLayout, TextEncoding};
 use zeroize::Zeroizing;
 
-use crate::container::{Ctx, limit_reason};
+use crate::container::{Ctx, Reserved, limit_reason};
 use crate::{ObjectKind, ObjectReport, Status};
 
 /// Longest value kept whole.
@@ -361,6 +361,8 @@ struct Placed {
 /// scanned a chunk at a time.
 struct Table<'c, 'd> {
     ctx: &'c Ctx<'d>,
+    /// What the findings listed take.
+    listed: Reserved<'c, 'd>,
     name: String,
     columns: Vec<String>,
     /// Column names that may be printed (the header check of CSV).
@@ -379,6 +381,7 @@ impl<'c, 'd> Table<'c, 'd> {
     fn new(ctx: &'c Ctx<'d>) -> Self {
         Self {
             ctx,
+            listed: ctx.reservation(),
             name: String::new(),
             columns: Vec::new(),
             printable: Vec::new(),
@@ -492,7 +495,7 @@ impl<'c, 'd> Table<'c, 'd> {
                 .and_then(|i| self.columns.get(i))
                 .map(|c| c.chars().take(64).collect());
             rec.table = Some(self.name.clone());
-            report.list(f, self.ctx.discovery.limits.max_findings);
+            report.list(self.ctx, f, &mut self.listed);
         }
         self.records_before = layout.records();
         self.layout = Some(layout);

@@ -989,16 +989,31 @@ fn archive_members_after_the_time_limit_are_not_read() {
 fn xml_parsers_return_early_once_the_time_is_up() {
     let xml = "<w:p><w:t>a</w:t></w:p>".repeat(10_000);
     let up = Deadline::after(Some(Duration::ZERO));
-    assert!(office::paragraph_text(&xml, &up).expect("parse").is_empty());
+    assert!(
+        office::paragraph_text(&xml, &up, usize::MAX)
+            .expect("parse")
+            .is_empty()
+    );
     assert_eq!(
-        office::paragraph_text(&xml, &Deadline::none())
+        office::paragraph_text(&xml, &Deadline::none(), usize::MAX)
             .expect("parse")
             .len(),
         20_000
     );
     let ods = "<table:table table:name=\"t\"><table:table-row><table:table-cell><text:p>x</text:p></table:table-cell></table:table-row></table:table>";
-    assert!(office::odf_content(ods, &up).expect("parse").tables.is_empty());
-    let (tsv, _) = office::sheet_tsv("<row r=\"1\"><c><v>1</v></c></row>", &[], &up).expect("parse");
+    assert!(
+        office::odf_content(ods, &up, usize::MAX)
+            .expect("parse")
+            .tables
+            .is_empty()
+    );
+    let (tsv, _) = office::sheet_tsv(
+        "<row r=\"1\"><c><v>1</v></c></row>",
+        &office::SharedStrings::default(),
+        &up,
+        usize::MAX,
+    )
+    .expect("parse");
     assert!(tsv.is_empty());
 }
 
@@ -1576,4 +1591,114 @@ fn findings_past_the_limit_make_the_object_partial_not_larger() {
     let all = collect(&discovery(Limits::default()), "many.txt", text.as_bytes());
     assert_eq!(object(&all, "many.txt").findings.len(), 50);
     assert_eq!(object(&all, "many.txt").status, Status::Complete);
+}
+
+/// A few bytes of XML that stand for far more text must not exhaust memory:
+/// every cell of a sheet naming one long shared string, and cells in the
+/// last column, each padded with 16,383 tabs. Both crashed `anshin scan`
+/// (a 21 MB workbook took more than 6 GB) before the text was bounded.
+#[test]
+fn office_text_amplification_is_skipped_with_the_reason_not_out_of_memory() {
+    let long = "x".repeat(30_000);
+    let mut sheet = String::from("<worksheet><sheetData>");
+    for r in 1..=40 {
+        sheet.push_str(&format!("<row r=\"{r}\">"));
+        for _ in 0..100 {
+            sheet.push_str("<c t=\"s\"><v>0</v></c>");
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let sst = format!("<sst><si><t>{long}</t></si></sst>");
+    let xlsx = zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("xl/workbook.xml", b"<workbook/>"),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+        ("xl/sharedStrings.xml", sst.as_bytes()),
+    ]);
+    let d = discovery(Limits::default().max_ratio(100_000));
+    let reports = collect(&d, "bomb.xlsx", &xlsx);
+    let part = object(&reports, "bomb.xlsx!xl/worksheets/sheet1.xml");
+    assert_eq!(part.status, Status::Skipped);
+    assert!(
+        part.reason.as_deref().is_some_and(|r| r.contains("--max-memory")),
+        "{:?}",
+        part.reason
+    );
+
+    let mut tabs = String::from("<worksheet><sheetData>");
+    for r in 1..=2_000 {
+        tabs.push_str(&format!(
+            "<row r=\"{r}\"><c r=\"XFD{r}\" t=\"inlineStr\"><is><t>x</t></is></c></row>"
+        ));
+    }
+    tabs.push_str("</sheetData></worksheet>");
+    let xlsx = zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("xl/workbook.xml", b"<workbook/>"),
+        ("xl/worksheets/sheet1.xml", tabs.as_bytes()),
+    ]);
+    let reports = collect(&d, "tabs.xlsx", &xlsx);
+    let part = object(&reports, "tabs.xlsx!xl/worksheets/sheet1.xml");
+    assert_eq!(part.status, Status::Skipped);
+    assert!(part.reason.as_deref().is_some_and(|r| r.contains("--max-memory")));
+}
+
+/// Nested decoders share the input's memory budget: each reserves what
+/// its header says it needs, so an xz inside an xz is read when both fit
+/// and skipped with the reason when they do not; the outer one is read.
+#[test]
+fn nested_decoders_share_the_memory_budget() {
+    let card = luhn_complete("4539", 16);
+    let inner = test_support::compressed_of(ObjectKind::Xz, orders_csv(&card).as_bytes());
+    let tar = tar_of(&[
+        ("orders.csv.xz", &inner),
+        ("plain.csv", orders_csv(&card).as_bytes()),
+    ]);
+    let outer = test_support::compressed_of(ObjectKind::Xz, &tar);
+    // Two `xz -6` decoders: 9 MiB each.
+    let roomy = collect(
+        &discovery(Limits::default().max_memory(24 << 20)),
+        "b.tar.xz",
+        &outer,
+    );
+    assert_eq!(
+        cards(object(&roomy, "b.tar.xz!orders.csv.xz!orders.csv")).len(),
+        1
+    );
+    let tight = collect(
+        &discovery(Limits::default().max_memory(12 << 20)),
+        "b.tar.xz",
+        &outer,
+    );
+    let skipped = object(&tight, "b.tar.xz!orders.csv.xz");
+    assert_eq!(skipped.status, Status::Skipped);
+    let reason = skipped.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("xz decoder needs 9 MiB") && reason.contains("--max-memory"),
+        "{reason}"
+    );
+    assert_eq!(cards(object(&tight, "b.tar.xz!plain.csv")).len(), 1);
+    assert_eq!(object(&tight, "b.tar.xz").status, Status::Complete);
+}
+
+/// The findings listed for one object count toward the input's memory:
+/// past it the object is partial with the reason, and the ones listed are
+/// kept.
+#[test]
+fn listed_findings_stay_within_the_memory_budget() {
+    let card = luhn_complete("4539", 16);
+    let text: String = (0..20_000).map(|i| format!("{i} カード番号：{card}\n")).collect();
+    let all = collect(&discovery(Limits::default()), "many.txt", text.as_bytes());
+    assert_eq!(cards(object(&all, "many.txt")).len(), 20_000);
+    let few = collect(
+        &discovery(Limits::default().max_memory(1 << 20)),
+        "many.txt",
+        text.as_bytes(),
+    );
+    let r = object(&few, "many.txt");
+    assert_eq!(r.status, Status::Partial);
+    assert!(r.reason.as_deref().is_some_and(|x| x.contains("--max-memory")));
+    let listed = cards(r).len();
+    assert!(listed > 1_000 && listed < 20_000, "{listed}");
 }

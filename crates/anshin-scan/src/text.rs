@@ -64,6 +64,7 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
     };
     let csv = matches!(mode, Mode::Csv(_));
     let mut report = ObjectReport::new(path, kind);
+    let mut listed = ctx.reservation();
     let mut buf = Zeroizing::new(Vec::new());
     // File offset, lines before, and characters already seen on its line
     // (after a cut inside a line) of the buffer's first byte.
@@ -146,7 +147,7 @@ pub(crate) fn scan(ctx: &Ctx<'_>, path: String, reader: &mut dyn Read, mode: Mod
             {
                 rec.header = clean_header(ctx, &mut header_ok, h);
             }
-            report.list(f, discovery.limits.max_findings);
+            report.list(ctx, f, &mut listed);
         }
         layout = next_layout;
         if !at_line_end {

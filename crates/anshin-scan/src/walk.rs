@@ -7,7 +7,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::{WalkBuilder, WalkState};
@@ -127,37 +127,29 @@ pub(crate) fn run(
     discovery: &Discovery,
     inputs: &[Input],
     options: &WalkOptions,
-    mut emit: impl FnMut(ObjectReport),
+    emit: impl FnMut(ObjectReport) + Send,
 ) -> Result<(), ScanError> {
     let filter = Filter {
         include: globset(&options.include)?,
         exclude: globset(&options.exclude)?,
     };
     let threads = options.threads.max(1);
-    // Bounded: a slow writer holds the walkers back instead of queueing reports.
-    let (tx, rx) = mpsc::sync_channel::<ObjectReport>(256);
-    std::thread::scope(|scope| {
-        let filter = &filter;
-        scope.spawn(move || {
-            for input in inputs {
-                match input {
-                    Input::Stdin => {
-                        let stdin = std::io::stdin();
-                        let mut lock = stdin.lock();
-                        let reader: &mut dyn Read = &mut lock;
-                        discovery.scan_reader("-", reader, &mut |r| {
-                            let _ = tx.send(r);
-                        });
-                    }
-                    Input::Path(root) => walk_root(discovery, root, filter, threads, &tx),
-                }
+    // Each report is written by the thread that made it, before it reads
+    // on: reports never queue up, so what a thread holds stays within its
+    // input's memory budget (`Limits::max_memory`) however slow the writer.
+    let emit = Mutex::new(emit);
+    let send = |report: ObjectReport| (emit.lock().unwrap_or_else(PoisonError::into_inner))(report);
+    for input in inputs {
+        match input {
+            Input::Stdin => {
+                let stdin = std::io::stdin();
+                let mut lock = stdin.lock();
+                let reader: &mut dyn Read = &mut lock;
+                discovery.scan_reader("-", reader, &mut |r| send(r));
             }
-            drop(tx);
-        });
-        for report in rx {
-            emit(report);
+            Input::Path(root) => walk_root(discovery, root, &filter, threads, &send),
         }
-    });
+    }
     Ok(())
 }
 
@@ -166,11 +158,11 @@ fn walk_root(
     root: &Path,
     filter: &Filter,
     threads: usize,
-    tx: &mpsc::SyncSender<ObjectReport>,
+    send: &(dyn Fn(ObjectReport) + Sync),
 ) {
     match std::fs::metadata(root) {
         Err(e) => {
-            let _ = tx.send(ObjectReport::skipped(
+            send(ObjectReport::skipped(
                 display_path(root),
                 ObjectKind::Other,
                 format!("cannot read: {e}"),
@@ -179,9 +171,7 @@ fn walk_root(
         }
         Ok(meta) if meta.is_file() => {
             // A file named on the command line is scanned whatever the globs say.
-            discovery.scan_file(root, &display_path(root), &mut |r| {
-                let _ = tx.send(r);
-            });
+            discovery.scan_file(root, &display_path(root), &mut |r| send(r));
             return;
         }
         Ok(_) => {}
@@ -192,7 +182,6 @@ fn walk_root(
         .threads(threads)
         .build_parallel();
     walker.run(|| {
-        let tx = tx.clone();
         Box::new(move |entry| {
             let entry = match entry {
                 Ok(e) => e,
@@ -201,7 +190,7 @@ fn walk_root(
                         ignore::Error::WithPath { path, .. } => display_path(path),
                         _ => display_path(root),
                     };
-                    let _ = tx.send(ObjectReport::skipped(
+                    send(ObjectReport::skipped(
                         path,
                         ObjectKind::Other,
                         format!("cannot read: {}", io_message(&e)),
@@ -224,7 +213,7 @@ fn walk_root(
                 return WalkState::Continue;
             }
             if file_type.is_symlink() {
-                let _ = tx.send(ObjectReport::skipped(
+                send(ObjectReport::skipped(
                     display_path(path),
                     ObjectKind::Other,
                     "symbolic link: not followed",
@@ -232,22 +221,15 @@ fn walk_root(
                 return WalkState::Continue;
             }
             if !file_type.is_file() {
-                let _ = tx.send(ObjectReport::skipped(
+                send(ObjectReport::skipped(
                     display_path(path),
                     ObjectKind::Other,
                     "not a regular file",
                 ));
                 return WalkState::Continue;
             }
-            let mut stopped = false;
-            discovery.scan_file(path, &display_path(path), &mut |r| {
-                stopped |= tx.send(r).is_err();
-            });
-            if stopped {
-                WalkState::Quit
-            } else {
-                WalkState::Continue
-            }
+            discovery.scan_file(path, &display_path(path), &mut |r| send(r));
+            WalkState::Continue
         })
     });
 }

@@ -692,6 +692,12 @@ pub struct ScanArgs {
     /// Most bytes expanded from one input's archives, all members together.
     #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
     pub max_expanded: u64,
+    /// Most memory one input holds at once, all its archive levels together
+    /// (decoder windows, nested zips, document parts and their text, listed
+    /// findings); what does not fit is reported partial or skipped with the reason.
+    /// Each scanning thread holds about this plus 10 MiB at most.
+    #[arg(long, default_value_t = 72 << 20, value_name = "BYTES")]
+    pub max_memory: u64,
     /// Longest time spent on one file (or standard input), its archive members and
     /// document parts included; past it the rest is reported partial (time_limit).
     /// 0 for no limit.

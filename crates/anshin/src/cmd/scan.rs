@@ -109,6 +109,7 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         .max_depth(args.max_depth)
         .max_ratio(args.max_ratio)
         .max_expanded(args.max_expanded)
+        .max_memory(args.max_memory)
         .file_timeout((args.file_timeout > 0).then(|| Duration::from_secs(args.file_timeout)));
     let discovery = Arc::new(Discovery::new(Scanner::with_options(key, options), limits));
     let mut walk = WalkOptions::default()
@@ -188,7 +189,8 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
         row_limit: args.row_limit,
     };
 
-    let out: Box<dyn Write> = match &args.output {
+    // Send: the scanning threads write their own reports.
+    let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
             |e| {
                 Error::new(
@@ -199,7 +201,7 @@ pub async fn run(config: &Config, args: ScanArgs) -> Result<()> {
                 .with_cause(e)
             },
         )?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let write_error = |e: std::io::Error| {
         Error::new(
