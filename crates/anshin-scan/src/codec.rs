@@ -27,6 +27,34 @@ use crate::container::LimitHit;
 /// reason, and reads once decompressed into `anshin scan -`.
 pub(crate) const MAX_WINDOW: u64 = 64 << 20;
 
+/// The dictionary or window every decoder is allowed, whatever the first
+/// header asks: what `xz -6` (the default) and `zstd -19` use.
+const USUAL_WINDOW: u64 = 8 << 20;
+
+/// How much memory a decoder holds ([`Codec::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The largest xz dictionary or zstd window decoded (0: none).
+    pub window: u64,
+    /// Buffers and state besides it.
+    fixed: u64,
+    /// The dictionary grows with the output (lzma-rust2), by doubling into
+    /// a new buffer: a small stream takes little, and while it grows the
+    /// old buffer and the new are both held.
+    grows: bool,
+}
+
+impl Plan {
+    /// Memory held once `out` bytes have come out.
+    pub(crate) fn memory(&self, out: u64) -> u64 {
+        if !self.grows {
+            return self.fixed + self.window;
+        }
+        let buffer = out.max(64 << 10).next_power_of_two().min(self.window);
+        self.fixed + buffer + buffer / 2
+    }
+}
+
 /// A compression format of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codec {
@@ -119,23 +147,32 @@ impl Codec {
         }
     }
 
-    /// The dictionary or window (xz, zstd; 0 for the others) a decoder
-    /// needs for a stream that starts with `head`, as its first block or
-    /// frame header says ([`MAX_WINDOW`] when the header is not in `head`),
-    /// and the memory to reserve for it; `Err` with the memory needed when
-    /// that is more than `left`.
-    pub(crate) fn memory(self, head: &[u8], left: u64) -> Result<(u64, u64), u64> {
-        let window = match self {
-            Codec::Gzip | Codec::Bzip2 | Codec::Lz4 => 0,
-            Codec::Xz => xz_dictionary(head).unwrap_or(MAX_WINDOW),
-            Codec::Zstd => zstd_window(head).unwrap_or(MAX_WINDOW),
+    /// How much memory a decoder of a stream that starts with `head` may
+    /// hold: its xz dictionary or zstd window as the first block or frame
+    /// header says, at least [`USUAL_WINDOW`] (so that `cat a.xz b.xz`
+    /// with a larger second dictionary reads on) and at most
+    /// [`MAX_WINDOW`] (the most when the header is not in `head`).
+    pub(crate) fn plan(self, head: &[u8]) -> Plan {
+        let fixed = self.fixed_memory();
+        let allowed = |window: Option<u64>| window.unwrap_or(MAX_WINDOW).clamp(USUAL_WINDOW, MAX_WINDOW);
+        match self {
+            Codec::Gzip | Codec::Bzip2 | Codec::Lz4 => Plan {
+                window: 0,
+                fixed,
+                grows: false,
+            },
+            Codec::Xz => Plan {
+                window: allowed(xz_dictionary(head)),
+                fixed,
+                grows: true,
+            },
+            // libzstd takes the window as its log.
+            Codec::Zstd => Plan {
+                window: allowed(zstd_window(head)).next_power_of_two().min(MAX_WINDOW),
+                fixed,
+                grows: false,
+            },
         }
-        .min(MAX_WINDOW);
-        let memory = self.fixed_memory() + window;
-        if memory > left {
-            return Err(memory);
-        }
-        Ok((window, memory))
     }
 
     /// A reader of the stream's expanded bytes (every member or frame of a
@@ -159,7 +196,7 @@ impl Codec {
             )),
             Codec::Zstd => {
                 let mut d = zstd::stream::read::Decoder::new(reader)?;
-                d.window_log_max(window.max(1 << 10).next_power_of_two().ilog2())?;
+                d.window_log_max(window.max(1 << 10).ilog2())?;
                 Box::new(WindowLimit(d, window))
             }
             Codec::Lz4 => Box::new(Lz4Frames(lz4_flex::frame::FrameDecoder::new(BufReader::new(
@@ -180,15 +217,15 @@ impl<R: Read> Read for WindowLimit<R> {
             if e.kind() == io::ErrorKind::OutOfMemory
                 || e.to_string() == "Frame requires too much memory for decoding"
             {
-                let budget = if self.1 < MAX_WINDOW {
-                    ", what this input had left of its memory budget (--max-memory)"
+                let later = if self.1 < MAX_WINDOW {
+                    " (a later stream or frame asks more than the first)"
                 } else {
                     ""
                 };
                 io::Error::other(LimitHit(format!(
-                    "needs more than {} MiB of memory to decode (its dictionary or window){budget}: \
+                    "needs more than {} MiB of memory to decode (its dictionary or window){later}: \
                      the rest was not read; decompress it into `anshin scan -`",
-                    self.1 >> 20
+                    self.1.div_ceil(1 << 20)
                 )))
             } else {
                 e
@@ -214,6 +251,10 @@ fn xz_dictionary(head: &[u8]) -> Option<u64> {
         None
     }
     let block = head.get(12..)?;
+    if *block.first()? == 0 {
+        // The index: a stream with no blocks.
+        return Some(0);
+    }
     let size = (usize::from(*block.first()?) + 1) * 4;
     let block = block.get(..size.min(block.len()))?;
     let flags = *block.get(1)?;
@@ -244,7 +285,14 @@ fn xz_dictionary(head: &[u8]) -> Option<u64> {
 /// The window of the first frame of a zstd stream (its window descriptor,
 /// or the content size of a single-segment frame); `None` for a skippable
 /// frame first.
-fn zstd_window(head: &[u8]) -> Option<u64> {
+fn zstd_window(mut head: &[u8]) -> Option<u64> {
+    // Skippable frames first (pzstd writes one before each file).
+    while let Some((&[m, 0x2a, 0x4d, 0x18], rest)) = head.split_first_chunk::<4>()
+        && m & 0xf0 == 0x50
+    {
+        let size = u32::from_le_bytes(*rest.first_chunk::<4>()?);
+        head = rest.get(4 + usize::try_from(size).ok()?..)?;
+    }
     let (&[0x28, 0xb5, 0x2f, 0xfd], rest) = head.split_first_chunk::<4>()? else {
         return None;
     };
@@ -314,8 +362,15 @@ mod tests {
         assert_eq!(xz_dictionary(&xz(0)), Some(256 << 10));
         assert_eq!(xz_dictionary(&xz(6)), Some(8 << 20));
         assert_eq!(xz_dictionary(&xz(9)), Some(64 << 20));
-        assert_eq!(Codec::Xz.memory(&xz(6), 72 << 20), Ok((8 << 20, 9 << 20)));
-        assert_eq!(Codec::Xz.memory(&xz(9), 64 << 20), Err(65 << 20));
+        // xz's dictionary grows with the output, by doubling: old and new.
+        let plan = Codec::Xz.plan(&xz(9));
+        assert_eq!(plan.window, 64 << 20);
+        assert_eq!(plan.memory(0), (1 << 20) + (96 << 10));
+        assert_eq!(plan.memory(5 << 20), (1 << 20) + (12 << 20));
+        assert_eq!(plan.memory(1 << 30), (1 << 20) + (96 << 20));
+        // At least the usual window, so that a later stream may ask more.
+        assert_eq!(Codec::Xz.plan(&xz(0)).window, 8 << 20);
+        assert_eq!(Codec::Xz.plan(&xz(0)).memory(1 << 30), (1 << 20) + (12 << 20));
         // Level 3 streamed: a 2 MiB window.
         let streamed = zstd::stream::encode_all(&[7u8; 5000][..], 3).expect("zstd");
         assert_eq!(zstd_window(&streamed), Some(2 << 20));
@@ -330,12 +385,17 @@ mod tests {
         assert_eq!(zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x68]), Some(8 << 20));
         assert_eq!(zstd_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x6c]), Some(12 << 20));
         assert_eq!(zstd_window(&[0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]), None);
-        assert_eq!(
-            Codec::Zstd.memory(&[0x50, 0x2a, 0x4d, 0x18], 72 << 20),
-            Ok((MAX_WINDOW, MAX_WINDOW + (1 << 20)))
-        );
-        assert_eq!(Codec::Gzip.memory(&[0x1f, 0x8b], 1 << 20), Ok((0, 64 << 10)));
-        assert_eq!(Codec::Lz4.memory(&[], 1 << 20), Err(9 << 20));
+        // A skippable frame first is passed over (pzstd); none but skippable
+        // frames in the head asks the most. zstd allocates its window whole.
+        let mut pzstd = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 9, 9, 9, 9];
+        pzstd.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x6c]);
+        assert_eq!(zstd_window(&pzstd), Some(12 << 20));
+        assert_eq!(Codec::Zstd.plan(&pzstd).window, 16 << 20);
+        assert_eq!(Codec::Zstd.plan(&pzstd).memory(0), 17 << 20);
+        assert_eq!(Codec::Zstd.plan(&[0x50, 0x2a, 0x4d, 0x18]).window, MAX_WINDOW);
+        assert_eq!(Codec::Zstd.plan(&streamed).memory(1 << 30), 9 << 20);
+        assert_eq!(Codec::Gzip.plan(&[0x1f, 0x8b]).memory(1 << 30), 64 << 10);
+        assert_eq!(Codec::Lz4.plan(&[]).memory(0), 9 << 20);
         // A cut or damaged header asks for the most.
         assert_eq!(xz_dictionary(&xz(6)[..14]), None);
         assert_eq!(xz_dictionary(b"short"), None);

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::codec::Codec;
+use crate::codec::{self, Codec};
 use crate::mail;
 use crate::office::{self, Office};
 use crate::pdf;
@@ -125,7 +125,7 @@ impl Drop for Reserved<'_, '_> {
 pub(crate) fn memory_reason(ctx: &Ctx<'_>, what: &str, needed: u64) -> String {
     format!(
         "{what} needs {} MiB of memory, more than this input has left of its {} MiB \
-         (--max-memory)",
+         (--max-memory): raise it, or for a compressed file, decompress it into `anshin scan -`",
         needed.div_ceil(1 << 20),
         ctx.discovery.limits.max_memory >> 20
     )
@@ -631,6 +631,9 @@ struct Shared<'c, 'd> {
     slides: Vec<String>,
     /// Speaker-notes part → the slide part it belongs to.
     notes: Vec<(String, String)>,
+    /// Why what is shared could not be read: each sheet is then partial
+    /// (its text cells are not in its text).
+    unread: Option<String>,
 }
 
 /// Most speaker-notes relationship parts read to place notes on slides.
@@ -669,6 +672,7 @@ impl<'c, 'd> Shared<'c, 'd> {
             memory: ctx.reservation(),
             slides: Vec::new(),
             notes: Vec::new(),
+            unread: None,
         };
         let parsed = match office {
             // No larger than their XML (one buffer, an offset each), which
@@ -715,6 +719,9 @@ impl<'c, 'd> Shared<'c, 'd> {
         };
         if let Some(Err(e)) = parsed {
             report.degrade(Status::Partial, format!("shared part: {}", e.0));
+        }
+        if report.status != Status::Complete {
+            shared.unread = report.reason.clone();
         }
         shared
     }
@@ -806,6 +813,9 @@ fn scan_office_part(
                 Ok((tsv, rows)) => {
                     extracted.shrink_to((tsv.capacity() + rows.capacity() * 4) as u64);
                     let mut r = scan_sheet(ctx, path, &tsv, &rows);
+                    if let Some(reason) = &shared.unread {
+                        r.degrade(Status::Partial, reason.clone());
+                    }
                     r.kind = object_kind;
                     r.bytes = bytes;
                     emit(r);
@@ -1103,6 +1113,7 @@ impl<'c, 'd> Held<'c, 'd> {
         let _ = self
             .memory
             .grow(bytes.capacity() as u64 + HeldMember::names_len(&inner, folder, file));
+        // (HeldMember::memory counts the same.)
         self.members.push(HeldMember {
             inner,
             folder: folder.to_owned(),
@@ -1114,10 +1125,13 @@ impl<'c, 'd> Held<'c, 'd> {
 
     /// The members held for `folder`, in tar order.
     fn take(&mut self, folder: &str) -> Vec<HeldMember> {
-        let (taken, kept) = std::mem::take(&mut self.members)
+        let (taken, kept): (Vec<HeldMember>, _) = std::mem::take(&mut self.members)
             .into_iter()
             .partition(|m| m.folder == folder);
         self.members = kept;
+        // Given back now: the caller scans them and drops them.
+        let bytes: u64 = taken.iter().map(HeldMember::memory).sum();
+        self.memory.shrink_to(self.memory.bytes().saturating_sub(bytes));
         taken
     }
 }
@@ -1126,6 +1140,11 @@ impl HeldMember {
     /// The bytes of the names kept with a member: tar names can be long.
     fn names_len(inner: &str, folder: &str, file: &str) -> u64 {
         (inner.len() + folder.len() + file.len()) as u64
+    }
+
+    /// Its bytes and names, as reserved when it was held.
+    fn memory(&self) -> u64 {
+        self.bytes.capacity() as u64 + Self::names_len(&self.inner, &self.folder, &self.file)
     }
 
     /// Scans the member as a data file of `toc` when it lists it, else as
@@ -1139,30 +1158,57 @@ impl HeldMember {
     }
 }
 
-/// A decoder of `codec` over `reader`, its memory reserved from the input's
-/// budget for as long as the reservation is kept; `Err` with the reason.
-pub(crate) fn open_decoder<'c, 'd, 'r>(
-    ctx: &'c Ctx<'d>,
+/// A decoder of `codec` over `reader` whose memory ([`Codec::plan`]) is
+/// reserved from the input's budget before each read, as it grows; a read
+/// it does not fit in fails with the reason (a limit).
+pub(crate) fn open_decoder<'a>(
+    ctx: &'a Ctx<'_>,
     codec: Codec,
-    mut reader: impl Read + 'r,
-) -> Result<(Box<dyn Read + 'r>, Reserved<'c, 'd>), String> {
-    // The first block or frame header says how much the decoder needs.
-    let mut head = Vec::with_capacity(64);
-    (&mut reader)
-        .take(64)
-        .read_to_end(&mut head)
-        .map_err(|e| archive_reason(codec.kind().as_str(), &e))?;
-    let what = format!("its {} decoder", codec.kind().as_str());
-    let (window, memory) = codec
-        .memory(&head, ctx.memory_left())
-        .map_err(|needed| memory_reason(ctx, &what, needed))?;
-    let reserved = ctx
-        .reserve(memory)
-        .ok_or_else(|| memory_reason(ctx, &what, memory))?;
-    let decoder = codec
-        .decoder(Cursor::new(head).chain(reader), window)
-        .map_err(|e| archive_reason(codec.kind().as_str(), &e))?;
-    Ok((decoder, reserved))
+    mut reader: impl Read + 'a,
+) -> io::Result<Box<dyn Read + 'a>> {
+    // The first block or frame header says what the decoder needs.
+    let mut head = Zeroizing::new(Vec::with_capacity(64));
+    (&mut reader).take(64).read_to_end(&mut head)?;
+    let plan = codec.plan(&head);
+    let decoder = codec.decoder(Cursor::new(head).chain(reader), plan.window)?;
+    Ok(Box::new(Charged {
+        inner: decoder,
+        what: codec.kind().as_str(),
+        plan,
+        out: 0,
+        memory: ctx.reservation(),
+    }))
+}
+
+/// A decoder and the memory reserved for it.
+struct Charged<'c, 'd, R> {
+    inner: R,
+    what: &'static str,
+    plan: codec::Plan,
+    /// Bytes that came out so far.
+    out: u64,
+    memory: Reserved<'c, 'd>,
+}
+
+impl<R: Read> Read for Charged<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // At most this much more comes out of one read (and so the
+        // dictionary grows at most to hold it).
+        let len = buf.len().min(256 << 10);
+        let buf = &mut buf[..len];
+        let needed = self.plan.memory(self.out + buf.len() as u64);
+        if needed > self.memory.bytes() && !self.memory.grow(needed - self.memory.bytes()) {
+            let what = format!("its {} decoder", self.what);
+            return Err(io::Error::other(LimitHit(memory_reason(
+                self.memory.ctx,
+                &what,
+                needed,
+            ))));
+        }
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        Ok(n)
+    }
 }
 
 /// A compressed stream: its content is an object of its own
@@ -1182,10 +1228,10 @@ fn scan_compressed(
         inner: reader,
         count: &consumed,
     };
-    let (decoder, _memory) = match open_decoder(ctx, codec, counting) {
+    let decoder = match open_decoder(ctx, codec, counting) {
         Ok(d) => d,
-        Err(reason) => {
-            report.degrade(Status::Skipped, reason);
+        Err(e) => {
+            report.degrade(Status::Skipped, archive_reason(codec.kind().as_str(), &e));
             emit(report);
             return;
         }

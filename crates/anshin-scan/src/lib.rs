@@ -488,10 +488,12 @@ impl ObjectReport {
                 "more than {max} findings in one object: the rest are not listed"
             ))
         } else {
-            let len = self.findings.len();
-            // The list grows as `Vec` grows it, but only once that is reserved.
-            let more = if len == self.findings.capacity() {
-                len.max(4)
+            let (len, capacity) = (self.findings.len(), self.findings.capacity());
+            // The list grows by half into a new buffer, the old one held
+            // until it is copied: both are reserved while it grows.
+            let more = if len == capacity { (len / 2).max(16) } else { 0 };
+            let old = if more > 0 {
+                capacity * size_of::<Finding>()
             } else {
                 0
             };
@@ -502,8 +504,9 @@ impl ObjectReport {
                         .map(|s| s.as_ref().map_or(0, String::capacity))
                         .sum()
                 });
-            if memory.grow((more * size_of::<Finding>() + heap) as u64) {
+            if memory.grow((old + more * size_of::<Finding>() + heap) as u64) {
                 self.findings.reserve_exact(more);
+                memory.shrink_to(memory.bytes() - old as u64);
                 self.findings.push(finding);
                 None
             } else {

@@ -66,7 +66,10 @@ pub(crate) fn scan(
             break;
         }
         line.clear();
-        let n = match lines.read_until(b'\n', &mut line) {
+        // A line is read no further than the message may grow: one without
+        // a line end cannot fill memory before it is found too large.
+        let room = max.saturating_sub(message.len()).saturating_add(1) as u64;
+        let n = match (&mut lines).take(room).read_until(b'\n', &mut line) {
             Ok(n) => n,
             Err(e) => {
                 report.degrade(Status::Partial, limit_reason(&e));

@@ -108,6 +108,10 @@ fn xml_err(e: impl std::fmt::Display) -> XmlError {
     XmlError(format!("malformed XML: {e}"))
 }
 
+/// Memory a cell held for its row takes besides its text: its slot in the
+/// row (a column and a `String`) and the allocation's own.
+const CELL_OVERHEAD: usize = 64;
+
 /// `Err` once a part has yielded more than `max` bytes of text: a few
 /// bytes of XML can stand for many more (a shared string in every cell, a
 /// cell in the last column padded with 16,383 tabs), and the text is held
@@ -116,8 +120,8 @@ fn xml_err(e: impl std::fmt::Display) -> XmlError {
 fn check_yield(produced: usize, max: usize) -> Result<(), XmlError> {
     if produced > max {
         return Err(XmlError(format!(
-            "the text of this part is larger than {} MiB, what this input has left of its memory \
-             budget (--max-memory)",
+            "the text of this part is larger than {} MiB (twice the part and 1 MiB, or what this \
+             input had left of its memory budget, --max-memory)",
             max >> 20
         )));
     }
@@ -315,7 +319,12 @@ impl SharedStrings {
 pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<SharedStrings, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut pacer = Pacer::new(deadline);
-    let mut out = SharedStrings::default();
+    // Their text is never longer than the XML: one allocation, no copies
+    // left behind by growing.
+    let mut out = SharedStrings {
+        text: Zeroizing::new(String::with_capacity(xml.len())),
+        ends: Vec::new(),
+    };
     let mut current = Zeroizing::new(String::new());
     let (mut in_si, mut in_t, mut phonetic) = (false, false, 0u32);
     loop {
@@ -460,8 +469,9 @@ pub(crate) fn sheet_tsv(
                         std::mem::take(&mut value)
                     };
                     if (1..=MAX_COLUMNS).contains(&col) && !resolved.is_empty() {
-                        // The field, quoted at worst, and the tabs before it.
-                        pending += resolved.len() * 2 + 2 + col as usize;
+                        // The field, quoted at worst, the tabs before it, and
+                        // the cell's own slot and allocation.
+                        pending += resolved.len() * 2 + 2 + col as usize + CELL_OVERHEAD;
                         cells.push((col, resolved));
                     }
                     value = Zeroizing::new(String::new());
@@ -616,7 +626,7 @@ pub(crate) fn odf_content(xml: &str, deadline: &Deadline, max_out: usize) -> Res
                 "table:table-cell" | "table:covered-table-cell" => {
                     in_cell = false;
                     if !cell.is_empty() && col <= MAX_COLUMNS {
-                        pending += cell.len() * 2 + 2 + col as usize;
+                        pending += cell.len() * 2 + 2 + col as usize + CELL_OVERHEAD;
                         cells.push((col, std::mem::take(&mut cell)));
                     }
                     cell = Zeroizing::new(String::new());

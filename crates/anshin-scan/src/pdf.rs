@@ -58,7 +58,10 @@ pub(crate) fn scan(
 ) {
     let mut report = ObjectReport::new(path, ObjectKind::Pdf);
     if let Some((document, _memory)) = load(ctx, reader, &mut report) {
-        pages(ctx, &document, &mut report);
+        // The findings of its pages stay listed (and reserved) while its
+        // attachments are read.
+        let mut listed = ctx.reservation();
+        pages(ctx, &document, &mut report, &mut listed);
         attachments(ctx, &document, &mut report, depth, emit);
     }
     emit(report);
@@ -113,9 +116,8 @@ fn load<'c, 'd>(
 }
 
 /// Scans the text of each page.
-fn pages(ctx: &Ctx<'_>, document: &Document, report: &mut ObjectReport) {
+fn pages(ctx: &Ctx<'_>, document: &Document, report: &mut ObjectReport, listed: &mut Reserved<'_, '_>) {
     let pages = document.get_pages();
-    let mut listed = ctx.reservation();
     for &number in pages.keys() {
         if ctx.deadline.passed() {
             report.degrade(Status::Partial, ctx.deadline.reason());
@@ -166,7 +168,7 @@ fn pages(ctx: &Ctx<'_>, document: &Document, report: &mut ObjectReport) {
         report.encoding = report.encoding.or(page.encoding);
         for mut f in page.findings {
             f.locator.page = usize::try_from(number).ok();
-            report.list(ctx, f, &mut listed);
+            report.list(ctx, f, listed);
         }
     }
 }

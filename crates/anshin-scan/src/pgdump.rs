@@ -728,7 +728,7 @@ pub(crate) fn scan_data_file(
     let mut listed = ctx.reservation();
     report.bytes = match file.codec {
         Some(codec) => match container::open_decoder(ctx, codec, &mut counting) {
-            Ok((decoder, _memory)) => {
+            Ok(decoder) => {
                 let mut inflated = Bounded::counted(ctx, decoder, &consumed);
                 scan_table(
                     ctx,
@@ -740,8 +740,8 @@ pub(crate) fn scan_data_file(
                 );
                 inflated.expanded()
             }
-            Err(reason) => {
-                report.degrade(Status::Skipped, reason);
+            Err(e) => {
+                report.degrade(Status::Skipped, limit_reason(&e));
                 0
             }
         },

@@ -1647,6 +1647,8 @@ fn office_text_amplification_is_skipped_with_the_reason_not_out_of_memory() {
 /// Nested decoders share the input's memory budget: each reserves what
 /// its header says it needs, so an xz inside an xz is read when both fit
 /// and skipped with the reason when they do not; the outer one is read.
+/// (Before, each level could hold a 64 MiB dictionary whatever the others
+/// held.)
 #[test]
 fn nested_decoders_share_the_memory_budget() {
     let card = luhn_complete("4539", 16);
@@ -1656,9 +1658,9 @@ fn nested_decoders_share_the_memory_budget() {
         ("plain.csv", orders_csv(&card).as_bytes()),
     ]);
     let outer = test_support::compressed_of(ObjectKind::Xz, &tar);
-    // Two `xz -6` decoders: 9 MiB each.
+    // A small stream's dictionary stays small: 1.4 MiB each here.
     let roomy = collect(
-        &discovery(Limits::default().max_memory(24 << 20)),
+        &discovery(Limits::default().max_memory(4 << 20)),
         "b.tar.xz",
         &outer,
     );
@@ -1667,7 +1669,7 @@ fn nested_decoders_share_the_memory_budget() {
         1
     );
     let tight = collect(
-        &discovery(Limits::default().max_memory(12 << 20)),
+        &discovery(Limits::default().max_memory(2 << 20)),
         "b.tar.xz",
         &outer,
     );
@@ -1675,11 +1677,48 @@ fn nested_decoders_share_the_memory_budget() {
     assert_eq!(skipped.status, Status::Skipped);
     let reason = skipped.reason.as_deref().unwrap_or_default();
     assert!(
-        reason.contains("xz decoder needs 9 MiB") && reason.contains("--max-memory"),
+        reason.contains("xz decoder needs 2 MiB") && reason.contains("--max-memory"),
         "{reason}"
     );
     assert_eq!(cards(object(&tight, "b.tar.xz!plain.csv")).len(), 1);
     assert_eq!(object(&tight, "b.tar.xz").status, Status::Complete);
+
+    // A large one grows its dictionary with its output, each step
+    // reserved: past the budget the rest is not read, and what came
+    // before is scanned.
+    let mut text = String::new();
+    let mut i = 0u64;
+    while text.len() < 5 << 19 {
+        i += 1;
+        // Letters only, hard to compress: nothing to find, and a real
+        // dictionary to grow.
+        let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let word: String = (0..12)
+            .map(|k| char::from(b'a' + ((h >> (5 * k)) & 15) as u8))
+            .collect();
+        text.push_str(&word);
+        text.push('\n');
+    }
+    text.push_str(&format!("カード番号：{card}\n"));
+    text.insert_str(0, &format!("カード番号：{card}\n"));
+    let big = test_support::compressed_of(ObjectKind::Xz, text.as_bytes());
+    let d = discovery(Limits::default().max_memory(4 << 20));
+    let cut = object(&collect(&d, "big.log.xz", &big), "big.log.xz!big.log").clone();
+    assert_eq!(cut.status, Status::Partial);
+    assert!(
+        cut.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("xz decoder needs") && r.contains("--max-memory")),
+        "{:?}",
+        cut.reason
+    );
+    assert_eq!(cards(&cut).len(), 1, "the card before the cut is found");
+    let whole = collect(
+        &discovery(Limits::default().max_memory(8 << 20)),
+        "big.log.xz",
+        &big,
+    );
+    assert_eq!(cards(object(&whole, "big.log.xz!big.log")).len(), 2);
 }
 
 /// The findings listed for one object count toward the input's memory:
@@ -1701,4 +1740,35 @@ fn listed_findings_stay_within_the_memory_budget() {
     assert!(r.reason.as_deref().is_some_and(|x| x.contains("--max-memory")));
     let listed = cards(r).len();
     assert!(listed > 1_000 && listed < 20_000, "{listed}");
+}
+
+/// A workbook whose shared strings do not fit leaves each sheet partial:
+/// its text cells are not in its text.
+#[test]
+fn sheets_without_their_shared_strings_are_partial() {
+    let sst: String = (0..40_000).map(|i| format!("<si><t>name{i}</t></si>")).collect();
+    let sst = format!("<sst>{sst}</sst>");
+    let sheet = "<worksheet><sheetData><row r=\"1\"><c r=\"A1\" t=\"s\"><v>0</v></c><c r=\"B1\"><v>7</v></c></row></sheetData></worksheet>";
+    let xlsx = zip_of(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("xl/workbook.xml", b"<workbook/>"),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+        ("xl/sharedStrings.xml", sst.as_bytes()),
+    ]);
+    let d = discovery(Limits::default().max_memory(2 << 20));
+    let reports = collect(&d, "big.xlsx", &xlsx);
+    let part = object(&reports, "big.xlsx!xl/worksheets/sheet1.xml");
+    assert_eq!(part.status, Status::Partial);
+    assert!(
+        part.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("shared strings")),
+        "{:?}",
+        part.reason
+    );
+    let whole = collect(&discovery(Limits::default()), "big.xlsx", &xlsx);
+    assert_eq!(
+        object(&whole, "big.xlsx!xl/worksheets/sheet1.xml").status,
+        Status::Complete
+    );
 }
