@@ -780,6 +780,9 @@ fn scan_office_part(
         Office::Pptx => ObjectKind::Pptx,
         Office::Odf => ObjectKind::Odf,
     };
+    if kind == Office::Xlsx {
+        return emit(scan_worksheet(ctx, path, reader, shared));
+    }
     let xml = match read_xml(ctx, reader) {
         Ok(x) => x,
         Err(reason) => return emit(ObjectReport::skipped(path, object_kind, reason)),
@@ -806,23 +809,7 @@ fn scan_office_part(
                 Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
             }
         }
-        Office::Xlsx => {
-            let sheet = office::sheet_tsv(&xml.text, &shared.strings, &ctx.deadline, max_out);
-            drop(xml);
-            match sheet {
-                Ok((tsv, rows)) => {
-                    extracted.shrink_to((tsv.capacity() + rows.capacity() * 4) as u64);
-                    let mut r = scan_sheet(ctx, path, &tsv, &rows);
-                    if let Some(reason) = &shared.unread {
-                        r.degrade(Status::Partial, reason.clone());
-                    }
-                    r.kind = object_kind;
-                    r.bytes = bytes;
-                    emit(r);
-                }
-                Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
-            }
-        }
+        Office::Xlsx => unreachable!("worksheets are streamed"),
         Office::Odf => {
             let content = office::odf_content(&xml.text, &ctx.deadline, max_out);
             drop(xml);
@@ -858,6 +845,79 @@ fn scan_office_part(
                 Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
             }
         }
+    }
+}
+
+/// Longest XML text or tag a worksheet may hold (a cell holds at most
+/// 32,767 characters): the XML reader holds one whole.
+const MAX_XML_TOKEN: u64 = 1 << 20;
+
+/// Most bytes of one row of a worksheet.
+const MAX_SHEET_ROW: u64 = 32 << 20;
+
+/// Scans a worksheet streamed from its XML ([`office::SheetReader`]) as
+/// tab-separated text; findings get the sheet's row and column (also as
+/// line and column).
+fn scan_worksheet(
+    ctx: &Ctx<'_>,
+    path: String,
+    reader: &mut dyn Read,
+    shared: &Shared<'_, '_>,
+) -> ObjectReport {
+    let max_row = MAX_SHEET_ROW.min(ctx.memory_left() / 2);
+    let mut memory = ctx.reservation();
+    // The row, the XML reader's token, and the buffers around them.
+    memory.grow(max_row + MAX_XML_TOKEN + (256 << 10));
+    let consumed = Cell::new(0u64);
+    let tokens = XmlTokens {
+        inner: Counting::new(reader, &consumed),
+        since_open: 0,
+    };
+    let mut sheet = office::SheetReader::new(
+        io::BufReader::new(tokens),
+        &shared.strings,
+        &ctx.deadline,
+        usize::try_from(max_row).unwrap_or(usize::MAX),
+    );
+    let mut r = text::scan(ctx, path, &mut sheet, text::Mode::Csv(Some(b'\t')));
+    let first = sheet.first_row() as usize;
+    for f in &mut r.findings {
+        if let Some(rec) = f.locator.record.as_mut() {
+            rec.row += first - 1;
+            f.locator.line = rec.row;
+            f.locator.column = rec.field;
+        }
+    }
+    r.kind = ObjectKind::Xlsx;
+    r.bytes = consumed.get();
+    if let Some(reason) = &shared.unread {
+        r.degrade(Status::Partial, reason.clone());
+    }
+    r
+}
+
+/// XML read on the condition that no text or tag is longer than
+/// [`MAX_XML_TOKEN`] (no more than that between two `<`), so the XML
+/// reader, which holds one whole, stays bounded.
+struct XmlTokens<R> {
+    inner: R,
+    since_open: u64,
+}
+
+impl<R: Read> Read for XmlTokens<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.since_open = match memchr::memrchr(b'<', &buf[..n]) {
+            Some(i) => (n - i - 1) as u64,
+            None => self.since_open + n as u64,
+        };
+        if self.since_open > MAX_XML_TOKEN {
+            return Err(io::Error::other(LimitHit(format!(
+                "a text or tag in the XML is longer than {} MiB",
+                MAX_XML_TOKEN >> 20
+            ))));
+        }
+        Ok(n)
     }
 }
 

@@ -13,11 +13,14 @@
 //! given the sheet's own row and column. Byte offsets of findings in these
 //! parts refer to the extracted text, not to the XML.
 
+use std::io::{BufRead, Read};
+
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use zeroize::Zeroizing;
 
 use crate::Deadline;
+use crate::container::LimitHit;
 
 /// Which kind of office document a zip is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,124 +388,234 @@ fn cell_ref(r: &str) -> Option<(u32, u32)> {
 pub(crate) fn push_field(out: &mut String, value: &str) {
     if value.contains(['\t', '\n', '\r', '"']) {
         out.push('"');
-        out.push_str(&value.replace('"', "\"\""));
+        for c in value.chars() {
+            if c == '"' {
+                out.push('"');
+            }
+            out.push(c);
+        }
         out.push('"');
     } else {
         out.push_str(value);
     }
 }
 
-/// A worksheet as tab-separated text, a record per row and a field per
-/// column, and the sheet row number of each record.
-pub(crate) fn sheet_tsv(
-    xml: &str,
-    shared: &SharedStrings,
-    deadline: &Deadline,
-    max_out: usize,
-) -> Result<(Zeroizing<String>, Vec<u32>), XmlError> {
-    let mut reader = Reader::from_str(xml);
-    let mut pacer = Pacer::new(deadline);
-    let mut out = Zeroizing::new(String::new());
-    let mut rows = Vec::new();
-    let mut cells: Vec<(u32, Zeroizing<String>)> = Vec::new();
-    // Bytes of `cells`, which go into `out` at the row's end.
-    let mut pending = 0usize;
-    let (mut row, mut col) = (0u32, 0u32);
-    let mut cell_type = String::new();
-    let mut value = Zeroizing::new(String::new());
-    let (mut in_v, mut in_t, mut in_cell) = (false, false, false);
-    let mut phonetic = 0u32;
-    loop {
-        check_yield(out.len() + pending + rows.len() * 4, max_out)?;
-        if pacer.stop() {
-            break;
-        }
-        match reader.read_event().map_err(xml_err)? {
-            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "row" => {
-                let r = e
-                    .try_get_attribute("r")
-                    .ok()
-                    .flatten()
-                    .and_then(|a| a.value.parse::<u32>().ok());
-                row = r.unwrap_or(row + 1);
-                col = 0;
-                cells.clear();
-                pending = 0;
-            }
-            Event::Start(e) if e.local_name().as_ref() == "c" => {
-                let r = e.try_get_attribute("r").ok().flatten();
-                col = r.and_then(|a| cell_ref(&a.value)).map_or(col + 1, |(_, c)| c);
-                cell_type = e
-                    .try_get_attribute("t")
-                    .ok()
-                    .flatten()
-                    .map(|a| a.value.into_owned())
-                    .unwrap_or_default();
-                value.clear();
-                in_cell = true;
-            }
-            Event::Empty(e) if e.local_name().as_ref() == "c" => {
-                let r = e.try_get_attribute("r").ok().flatten();
-                col = r.and_then(|a| cell_ref(&a.value)).map_or(col + 1, |(_, c)| c);
-            }
-            Event::Start(e) => match e.local_name().as_ref() {
-                "v" if in_cell => in_v = true,
-                "t" if in_cell => in_t = true,
-                "rPh" => phonetic += 1,
-                _ => {}
-            },
-            Event::End(e) => match e.local_name().as_ref() {
-                "v" => in_v = false,
-                "t" => in_t = false,
-                "rPh" => phonetic = phonetic.saturating_sub(1),
-                "c" => {
-                    in_cell = false;
-                    let resolved = if cell_type == "s" {
-                        value
-                            .trim()
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| shared.get(i))
-                            .map(|s| Zeroizing::new(s.to_owned()))
-                            .unwrap_or_default()
-                    } else {
-                        std::mem::take(&mut value)
-                    };
-                    if (1..=MAX_COLUMNS).contains(&col) && !resolved.is_empty() {
-                        // The field, quoted at worst, the tabs before it, and
-                        // the cell's own slot and allocation.
-                        pending += resolved.len() * 2 + 2 + col as usize + CELL_OVERHEAD;
-                        cells.push((col, resolved));
-                    }
-                    value = Zeroizing::new(String::new());
-                }
-                "row" => {
-                    if !cells.is_empty() {
-                        cells.sort_by_key(|(c, _)| *c);
-                        let mut next = 1;
-                        for (c, v) in &cells {
-                            while next < *c {
-                                out.push('\t');
-                                next += 1;
-                            }
-                            push_field(&mut out, v);
-                        }
-                        out.push('\n');
-                        rows.push(row);
-                    }
-                    cells.clear();
-                    pending = 0;
-                }
-                _ => {}
-            },
-            Event::Text(t) if (in_v || in_t) && phonetic == 0 => value.push_str(&t.xml10_content()),
-            Event::CData(t) if (in_v || in_t) && phonetic == 0 => value.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if (in_v || in_t) && phonetic == 0 => push_ref(&mut value, &r),
-            Event::Eof => break,
-            _ => {}
+/// Most rows a sheet has (Excel's own limit): rows skipped before one are
+/// written as empty records, so that record N is the sheet's row
+/// `first_row + N - 1`; a row number past this (or not after the row
+/// before) is taken as the next row.
+const MAX_ROWS: u32 = 1 << 20;
+
+/// A worksheet read from its XML as a stream of tab-separated text, a
+/// record per row and a field per column: the XML is never held whole, so
+/// a sheet of any size is read (an order export of a million rows), within
+/// the per-file time limit. The sheet's row `first_row() + N - 1` is
+/// record N. One row at a time is held, at most `max_row` bytes of it.
+pub(crate) struct SheetReader<'a, R: BufRead> {
+    xml: Reader<R>,
+    /// The XML of the event being read (cell values among it).
+    event: Zeroizing<Vec<u8>>,
+    shared: &'a SharedStrings,
+    pacer: Pacer<'a>,
+    max_row: usize,
+    /// The rows made and not yet read, and how much of them is read.
+    out: Zeroizing<String>,
+    at: usize,
+    /// The row being read: its number and cells (column, text), and their
+    /// bytes once written.
+    row: u32,
+    cells: Vec<(u32, Zeroizing<String>)>,
+    pending: usize,
+    col: u32,
+    cell_type: String,
+    value: Zeroizing<String>,
+    in_v: bool,
+    in_t: bool,
+    in_cell: bool,
+    phonetic: u32,
+    /// The first row written, and the last.
+    first: Option<u32>,
+    last: u32,
+    done: bool,
+}
+
+impl<'a, R: BufRead> SheetReader<'a, R> {
+    pub(crate) fn new(xml: R, shared: &'a SharedStrings, deadline: &'a Deadline, max_row: usize) -> Self {
+        Self {
+            xml: Reader::from_reader(xml),
+            event: Zeroizing::new(Vec::with_capacity(64 << 10)),
+            shared,
+            pacer: Pacer::new(deadline),
+            max_row,
+            out: Zeroizing::new(String::with_capacity(64 << 10)),
+            at: 0,
+            row: 0,
+            cells: Vec::new(),
+            pending: 0,
+            col: 0,
+            cell_type: String::new(),
+            value: Zeroizing::new(String::new()),
+            in_v: false,
+            in_t: false,
+            in_cell: false,
+            phonetic: 0,
+            first: None,
+            last: 0,
+            done: false,
         }
     }
-    Ok((out, rows))
+
+    /// The sheet row of record 1 (1 before any row is read).
+    pub(crate) fn first_row(&self) -> u32 {
+        self.first.unwrap_or(1)
+    }
+
+    /// Reads XML events until a row is written to `out` or the sheet ends.
+    fn step(&mut self) -> Result<(), XmlError> {
+        while self.out.is_empty() && !self.done {
+            if self.pending + self.value.len() > self.max_row {
+                return Err(XmlError(format!(
+                    "a row of this sheet is larger than {} MiB (half of what this input had left \
+                     of its memory budget, --max-memory, at most 32 MiB)",
+                    self.max_row >> 20
+                )));
+            }
+            if self.pacer.stop() {
+                self.done = true;
+                break;
+            }
+            self.event.clear();
+            let reading = (self.in_v || self.in_t) && self.phonetic == 0;
+            match self.xml.read_event_into(&mut self.event).map_err(xml_err)? {
+                Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "row" => {
+                    let r = e
+                        .try_get_attribute("r")
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.value.parse::<u32>().ok());
+                    self.row = match r {
+                        Some(r) if r > self.row && r <= MAX_ROWS => r,
+                        _ => self.row.saturating_add(1),
+                    };
+                    self.col = 0;
+                    self.cells.clear();
+                    self.pending = 0;
+                }
+                Event::Start(e) if e.local_name().as_ref() == "c" => {
+                    let r = e.try_get_attribute("r").ok().flatten();
+                    self.col = r
+                        .and_then(|a| cell_ref(&a.value))
+                        .map_or(self.col + 1, |(_, c)| c);
+                    self.cell_type = e
+                        .try_get_attribute("t")
+                        .ok()
+                        .flatten()
+                        .map(|a| a.value.into_owned())
+                        .unwrap_or_default();
+                    self.value.clear();
+                    self.in_cell = true;
+                }
+                Event::Empty(e) if e.local_name().as_ref() == "c" => {
+                    let r = e.try_get_attribute("r").ok().flatten();
+                    self.col = r
+                        .and_then(|a| cell_ref(&a.value))
+                        .map_or(self.col + 1, |(_, c)| c);
+                }
+                Event::Start(e) => match e.local_name().as_ref() {
+                    "v" if self.in_cell => self.in_v = true,
+                    "t" if self.in_cell => self.in_t = true,
+                    "rPh" => self.phonetic += 1,
+                    _ => {}
+                },
+                Event::End(e) => match e.local_name().as_ref() {
+                    "v" => self.in_v = false,
+                    "t" => self.in_t = false,
+                    "rPh" => self.phonetic = self.phonetic.saturating_sub(1),
+                    "c" => self.end_cell(),
+                    "row" => self.end_row(),
+                    _ => {}
+                },
+                // A cell's value, not a phonetic reading.
+                Event::Text(t) if reading => self.value.push_str(&t.xml10_content()),
+                Event::CData(t) if reading => self.value.push_str(&t.xml10_content()),
+                Event::GeneralRef(r) if reading => push_ref(&mut self.value, &r),
+                Event::Eof => self.done = true,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn end_cell(&mut self) {
+        self.in_cell = false;
+        let resolved = if self.cell_type == "s" {
+            self.value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| self.shared.get(i))
+                .map(|s| Zeroizing::new(s.to_owned()))
+                .unwrap_or_default()
+        } else {
+            std::mem::take(&mut self.value)
+        };
+        if (1..=MAX_COLUMNS).contains(&self.col) && !resolved.is_empty() {
+            // The field, quoted at worst, the tabs before it, and the
+            // cell's own slot and allocation.
+            self.pending += resolved.len() * 2 + 2 + self.col as usize + CELL_OVERHEAD;
+            self.cells.push((self.col, resolved));
+        }
+        self.value = Zeroizing::new(String::new());
+    }
+
+    /// Writes the row's cells (with empty records for the rows skipped
+    /// since the last one written).
+    fn end_row(&mut self) {
+        if self.cells.is_empty() {
+            return;
+        }
+        let skipped = match self.first {
+            None => {
+                self.first = Some(self.row);
+                0
+            }
+            Some(_) => self.row.saturating_sub(self.last).saturating_sub(1) as usize,
+        };
+        self.last = self.row;
+        let needed = skipped + self.pending;
+        if self.out.capacity() < needed {
+            // A fresh buffer: growing would leave an unwiped copy behind.
+            self.out = Zeroizing::new(String::with_capacity(needed));
+        }
+        self.out.extend(std::iter::repeat_n('\n', skipped));
+        self.cells.sort_by_key(|(c, _)| *c);
+        let mut next = 1;
+        for (c, v) in &self.cells {
+            while next < *c {
+                self.out.push('\t');
+                next += 1;
+            }
+            push_field(&mut self.out, v);
+        }
+        self.out.push('\n');
+        self.cells.clear();
+        self.pending = 0;
+    }
+}
+
+impl<R: BufRead> Read for SheetReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.out.len() {
+            self.out.clear();
+            self.at = 0;
+            self.step().map_err(|e| std::io::Error::other(LimitHit(e.0)))?;
+        }
+        let rest = &self.out.as_bytes()[self.at..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// What an OpenDocument `content.xml` holds: the text of its paragraphs
@@ -729,9 +842,31 @@ mod tests {
         assert_eq!(shared.get(1), Some("山田 太郎"));
         assert_eq!(shared.get(3), None);
         let sheet = r#"<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="C1" t="s"><v>2</v></c></row><row r="5"><c r="A5" t="s"><v>1</v></c><c r="C5" t="inlineStr"><is><t>4111-1111</t></is></c><c r="D5"><v>12</v></c></row></sheetData></worksheet>"#;
-        let (tsv, rows) = sheet_tsv(sheet, &shared, &Deadline::none(), usize::MAX).expect("parse");
-        assert_eq!(tsv.as_str(), "氏名\t\tカード番号\n山田 太郎\t\t4111-1111\t12\n");
-        assert_eq!(rows, vec![1, 5]);
+        // Rows 2–4 are empty records: record N is row N.
+        let (tsv, first) = sheet_text(sheet, &shared, usize::MAX).expect("parse");
+        assert_eq!(tsv, "氏名\t\tカード番号\n\n\n\n山田 太郎\t\t4111-1111\t12\n");
+        assert_eq!(first, 1);
+        // A sheet that starts at row 3: record 1 is row 3. A row number
+        // not after the one before, or past Excel's last row, is the next
+        // (4, 5, then 6 follows).
+        let late = r#"<sheetData><row r="3"><c r="B3"><v>1</v></c></row><row r="2"><c><v>2</v></c></row><row r="9999999"><c><v>3</v></c></row><row r="6"><c><v>4</v></c></row></sheetData>"#;
+        assert_eq!(
+            sheet_text(late, &shared, usize::MAX).expect("parse"),
+            ("\t1\n2\n3\n4\n".to_owned(), 3)
+        );
+        // A row larger than the limit is an error, not memory.
+        let wide = format!("<row>{}</row>", r#"<c t="s"><v>1</v></c>"#.repeat(100));
+        assert!(sheet_text(&wide, &shared, 4096).is_err());
+        assert!(sheet_text(&wide, &shared, 1 << 20).is_ok());
+    }
+
+    /// A worksheet read through [`SheetReader`], and its first row.
+    fn sheet_text(xml: &str, shared: &SharedStrings, max_row: usize) -> std::io::Result<(String, u32)> {
+        let deadline = Deadline::none();
+        let mut reader = SheetReader::new(xml.as_bytes(), shared, &deadline, max_row);
+        let mut out = String::new();
+        reader.read_to_string(&mut out)?;
+        Ok((out, reader.first_row()))
     }
 
     #[test]
@@ -779,13 +914,12 @@ mod tests {
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
         assert!(paragraph_text("<w:p><w:t>unclosed</w:x>", &Deadline::none(), usize::MAX).is_err());
-        let (tsv, rows) = sheet_tsv(
+        let sheet = sheet_text(
             "<row r=\"x\"><c r=\"??\"><v>1</v></c></row>",
             &SharedStrings::default(),
-            &Deadline::none(),
             usize::MAX,
-        )
-        .expect("lenient");
-        assert_eq!((tsv.as_str(), rows), ("1\n", vec![1]));
+        );
+        assert_eq!(sheet.expect("lenient"), ("1\n".to_owned(), 1));
+        assert!(sheet_text("<row><c><v>1</v></x>", &SharedStrings::default(), usize::MAX).is_err());
     }
 }

@@ -1007,13 +1007,15 @@ fn xml_parsers_return_early_once_the_time_is_up() {
             .tables
             .is_empty()
     );
-    let (tsv, _) = office::sheet_tsv(
-        "<row r=\"1\"><c><v>1</v></c></row>",
-        &office::SharedStrings::default(),
+    let shared = office::SharedStrings::default();
+    let mut sheet = office::SheetReader::new(
+        &b"<row r=\"1\"><c><v>1</v></c></row>"[..],
+        &shared,
         &up,
         usize::MAX,
-    )
-    .expect("parse");
+    );
+    let mut tsv = String::new();
+    std::io::Read::read_to_string(&mut sheet, &mut tsv).expect("parse");
     assert!(tsv.is_empty());
 }
 
@@ -1596,19 +1598,19 @@ fn findings_past_the_limit_make_the_object_partial_not_larger() {
 /// A few bytes of XML that stand for far more text must not exhaust memory:
 /// every cell of a sheet naming one long shared string, and cells in the
 /// last column, each padded with 16,383 tabs. Both crashed `anshin scan`
-/// (a 21 MB workbook took more than 6 GB) before the text was bounded.
+/// (a 21 MB workbook took more than 6 GB) before the text was bounded. A
+/// worksheet is now streamed, a row at a time: a row over the limit ends it
+/// partial, and tab-padded rows are read as they come; an OpenDocument
+/// table, read whole, is skipped once its text passes twice the part.
 #[test]
-fn office_text_amplification_is_skipped_with_the_reason_not_out_of_memory() {
+fn office_text_amplification_is_bounded_not_out_of_memory() {
+    let d = discovery(Limits::default().max_ratio(100_000));
+    let card = luhn_complete("4539", 16);
     let long = "x".repeat(30_000);
-    let mut sheet = String::from("<worksheet><sheetData>");
-    for r in 1..=40 {
-        sheet.push_str(&format!("<row r=\"{r}\">"));
-        for _ in 0..100 {
-            sheet.push_str("<c t=\"s\"><v>0</v></c>");
-        }
-        sheet.push_str("</row>");
-    }
-    sheet.push_str("</sheetData></worksheet>");
+    let row = "<c t=\"s\"><v>0</v></c>".repeat(1_200);
+    let sheet = format!(
+        "<worksheet><sheetData><row r=\"1\"><c t=\"inlineStr\"><is><t>{card}</t></is></c></row><row r=\"2\">{row}</row></sheetData></worksheet>"
+    );
     let sst = format!("<sst><si><t>{long}</t></si></sst>");
     let xlsx = zip_of(&[
         ("[Content_Types].xml", b"<Types/>"),
@@ -1616,20 +1618,23 @@ fn office_text_amplification_is_skipped_with_the_reason_not_out_of_memory() {
         ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
         ("xl/sharedStrings.xml", sst.as_bytes()),
     ]);
-    let d = discovery(Limits::default().max_ratio(100_000));
     let reports = collect(&d, "bomb.xlsx", &xlsx);
     let part = object(&reports, "bomb.xlsx!xl/worksheets/sheet1.xml");
-    assert_eq!(part.status, Status::Skipped);
+    assert_eq!(part.status, Status::Partial);
     assert!(
-        part.reason.as_deref().is_some_and(|r| r.contains("--max-memory")),
+        part.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("a row of this sheet is larger")),
         "{:?}",
         part.reason
     );
+    assert_eq!(cards(part).len(), 1, "the rows before it are read");
 
     let mut tabs = String::from("<worksheet><sheetData>");
-    for r in 1..=2_000 {
+    for r in 1..=300 {
+        let text = if r == 300 { card.as_str() } else { "x" };
         tabs.push_str(&format!(
-            "<row r=\"{r}\"><c r=\"XFD{r}\" t=\"inlineStr\"><is><t>x</t></is></c></row>"
+            "<row r=\"{r}\"><c r=\"XFD{r}\" t=\"inlineStr\"><is><t>{text}</t></is></c></row>"
         ));
     }
     tabs.push_str("</sheetData></worksheet>");
@@ -1640,8 +1645,24 @@ fn office_text_amplification_is_skipped_with_the_reason_not_out_of_memory() {
     ]);
     let reports = collect(&d, "tabs.xlsx", &xlsx);
     let part = object(&reports, "tabs.xlsx!xl/worksheets/sheet1.xml");
+    assert_eq!(part.status, Status::Complete);
+    let found = cards(part);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].locator.line, found[0].locator.column), (300, 16_384));
+
+    let row = "<table:table-row><table:table-cell table:number-columns-repeated=\"16000\"/><table:table-cell><text:p>x</text:p></table:table-cell></table:table-row>";
+    let ods = odf_of(&format!(
+        "<office:spreadsheet><table:table table:name=\"t\">{}</table:table></office:spreadsheet>",
+        row.repeat(2_000)
+    ));
+    let reports = collect(&d, "tabs.ods", &ods);
+    let part = object(&reports, "tabs.ods!content.xml");
     assert_eq!(part.status, Status::Skipped);
-    assert!(part.reason.as_deref().is_some_and(|r| r.contains("--max-memory")));
+    assert!(
+        part.reason.as_deref().is_some_and(|r| r.contains("--max-memory")),
+        "{:?}",
+        part.reason
+    );
 }
 
 /// Nested decoders share the input's memory budget: each reserves what
