@@ -675,21 +675,31 @@ impl<'c, 'd> Shared<'c, 'd> {
             unread: None,
         };
         let parsed = match office {
-            // No larger than their XML (one buffer, an offset each), which
-            // is dropped once they are kept.
-            Some(Office::Xlsx) => part("xl/sharedStrings.xml", "shared strings").map(|xml| {
-                let strings = office::shared_strings(&xml.text, &ctx.deadline)?;
-                drop(xml);
-                if !shared.memory.grow(strings.memory()) {
-                    return Err(office::XmlError(memory_reason(
-                        ctx,
-                        "the shared strings",
-                        strings.memory(),
-                    )));
+            // Streamed from their XML into one buffer and an offset each,
+            // within half of what is left.
+            Some(Office::Xlsx) => match archive.by_name("xl/sharedStrings.xml") {
+                Ok(member) => {
+                    let max = ctx.memory_left() / 2;
+                    shared.memory.grow(max);
+                    let compressed = member.compressed_size();
+                    let tokens = XmlTokens {
+                        inner: Bounded::known(ctx, member, compressed),
+                        since_open: 0,
+                    };
+                    let parsed = office::shared_strings(
+                        io::BufReader::new(tokens),
+                        &ctx.deadline,
+                        usize::try_from(max).unwrap_or(usize::MAX),
+                    );
+                    let kept = parsed.as_ref().map_or(0, office::SharedStrings::memory);
+                    shared.memory.shrink_to(kept);
+                    Some(parsed.map(|strings| shared.strings = strings))
                 }
-                shared.strings = strings;
-                Ok(())
-            }),
+                Err(zip::result::ZipError::FileNotFound) => None,
+                Err(e) => Some(Err(office::XmlError(format!(
+                    "shared strings: cannot read member: {e}"
+                )))),
+            },
             Some(Office::Pptx) => {
                 for rels in &notes_rels {
                     let Some(notes) = rels

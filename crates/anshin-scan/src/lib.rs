@@ -20,7 +20,8 @@
 //!   reason `time_limit` and the scan goes on with the next.
 //! - **Office documents** (`office`): inside a zip that is a Word or Excel
 //!   file, the document text (docx) and the worksheet cells (xlsx, with the
-//!   sheet's row, column and header) are scanned instead of the raw XML;
+//!   sheet's row, column and header; each worksheet streamed from its XML a
+//!   row at a time, other parts read whole) are scanned instead of the raw XML;
 //!   so are PowerPoint slides and notes (pptx, findings carry the slide);
 //!   likewise OpenDocument files (odt, ods: `content.xml`, text and tables).
 //! - **PDF** (`pdf`): the text of each page, read with lopdf, findings

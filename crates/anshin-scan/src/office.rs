@@ -294,6 +294,8 @@ fn resolve_part(folder: &str, target: &str) -> String {
 pub(crate) struct SharedStrings {
     text: Zeroizing<String>,
     ends: Vec<u32>,
+    /// Most bytes held.
+    max: usize,
 }
 
 impl SharedStrings {
@@ -309,6 +311,23 @@ impl SharedStrings {
     }
 
     fn push(&mut self, s: &str) -> Result<(), XmlError> {
+        let needed = self.text.len() + s.len();
+        if needed + (self.ends.len() + 1) * 4 > self.max {
+            return Err(XmlError(format!(
+                "shared strings larger than {} MiB (half of what this input had left of its memory \
+                 budget, --max-memory)",
+                self.max >> 20
+            )));
+        }
+        if needed > self.text.capacity() {
+            // A fresh buffer, the old one wiped: growing in place would
+            // leave an unwiped copy behind.
+            let mut bigger = Zeroizing::new(String::with_capacity(
+                needed.max(self.text.capacity() * 2).max(4096),
+            ));
+            bigger.push_str(&self.text);
+            self.text = bigger;
+        }
         self.text.push_str(s);
         let end = u32::try_from(self.text.len())
             .map_err(|_| XmlError("shared strings larger than 4 GiB".to_owned()))?;
@@ -319,14 +338,19 @@ impl SharedStrings {
 
 /// The shared-string table of a workbook (`xl/sharedStrings.xml`), phonetic
 /// readings (`rPh`) left out.
-pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<SharedStrings, XmlError> {
-    let mut reader = Reader::from_str(xml);
+/// read from its XML as a stream, holding at most `max` bytes.
+pub(crate) fn shared_strings(
+    xml: impl BufRead,
+    deadline: &Deadline,
+    max: usize,
+) -> Result<SharedStrings, XmlError> {
+    let mut reader = Reader::from_reader(xml);
+    let mut event = Zeroizing::new(Vec::new());
     let mut pacer = Pacer::new(deadline);
-    // Their text is never longer than the XML: one allocation, no copies
-    // left behind by growing.
     let mut out = SharedStrings {
-        text: Zeroizing::new(String::with_capacity(xml.len())),
+        text: Zeroizing::new(String::new()),
         ends: Vec::new(),
+        max,
     };
     let mut current = Zeroizing::new(String::new());
     let (mut in_si, mut in_t, mut phonetic) = (false, false, 0u32);
@@ -334,7 +358,8 @@ pub(crate) fn shared_strings(xml: &str, deadline: &Deadline) -> Result<SharedStr
         if pacer.stop() {
             break;
         }
-        match reader.read_event().map_err(xml_err)? {
+        event.clear();
+        match reader.read_event_into(&mut event).map_err(xml_err)? {
             Event::Start(e) => match e.local_name().as_ref() {
                 "si" => {
                     in_si = true;
@@ -837,7 +862,10 @@ mod tests {
     #[test]
     fn sheets_resolve_shared_strings_and_keep_columns() {
         let sst = r#"<sst><si><t>氏名</t></si><si><r><t>山田</t></r><r><t> 太郎</t></r><rPh><t>ヤマダタロウ</t></rPh></si><si><t>カード番号</t></si></sst>"#;
-        let shared = shared_strings(sst, &Deadline::none()).expect("parse");
+        let shared = shared_strings(sst.as_bytes(), &Deadline::none(), usize::MAX).expect("parse");
+        // Held within `max`: text and an offset each.
+        assert!(shared_strings(sst.as_bytes(), &Deadline::none(), 40).is_err());
+        assert!(shared.memory() >= 4 * 3);
         assert_eq!(shared.get(2), Some("カード番号"));
         assert_eq!(shared.get(1), Some("山田 太郎"));
         assert_eq!(shared.get(3), None);

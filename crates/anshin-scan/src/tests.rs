@@ -1776,7 +1776,8 @@ fn sheets_without_their_shared_strings_are_partial() {
         ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
         ("xl/sharedStrings.xml", sst.as_bytes()),
     ]);
-    let d = discovery(Limits::default().max_memory(2 << 20));
+    // 360 KB of text and 160 KB of offsets; half of 512 KiB is held.
+    let d = discovery(Limits::default().max_memory(512 << 10));
     let reports = collect(&d, "big.xlsx", &xlsx);
     let part = object(&reports, "big.xlsx!xl/worksheets/sheet1.xml");
     assert_eq!(part.status, Status::Partial);
