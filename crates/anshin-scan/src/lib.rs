@@ -82,7 +82,7 @@
 //!   dropped. CSV column headers are printed only when the header itself
 //!   holds nothing the detectors would report (a file whose first row is data
 //!   must not leak that row as "headers"). Buffers inside the decoders
-//!   (`flate2`, `zip`, bzip2's, lzma-rust2's dictionary, libzstd's window,
+//!   (`flate2`, `zip`, bzip2's, liblzma's dictionary, libzstd's window,
 //!   lz4_flex's) and copies the kernel makes cannot be wiped.
 //! - Path names (including names inside archives) are printed as they are:
 //!   they are locators. A file *named* after a card number would be shown.
@@ -489,15 +489,21 @@ impl ObjectReport {
                 "more than {max} findings in one object: the rest are not listed"
             ))
         } else {
-            let (len, capacity) = (self.findings.len(), self.findings.capacity());
-            // The list grows by half into a new buffer, the old one held
-            // until it is copied: both are reserved while it grows.
-            let more = if len == capacity { (len / 2).max(16) } else { 0 };
-            let old = if more > 0 {
-                capacity * size_of::<Finding>()
-            } else {
-                0
-            };
+            let len = self.findings.len();
+            if len == self.findings.capacity() {
+                // Doubled while small, then grown once as far as the budget
+                // and the limit allow: unwritten, those pages take no
+                // memory, so each finding is reserved as it is listed.
+                // Doubling all the way left freed copies of up to half the
+                // list behind, which the allocator gives back late.
+                let room = if len < 1 << 16 {
+                    (len * 2).max(64)
+                } else {
+                    usize::try_from(ctx.memory_left() / (size_of::<Finding>() as u64 + 32))
+                        .unwrap_or(usize::MAX)
+                };
+                self.findings.reserve_exact(room.min(max).saturating_sub(len));
+            }
             let heap = finding.masked.capacity()
                 + finding.locator.record.as_ref().map_or(0, |r| {
                     [&r.header, &r.key, &r.table]
@@ -505,9 +511,7 @@ impl ObjectReport {
                         .map(|s| s.as_ref().map_or(0, String::capacity))
                         .sum()
                 });
-            if memory.grow((old + more * size_of::<Finding>() + heap) as u64) {
-                self.findings.reserve_exact(more);
-                memory.shrink_to(memory.bytes() - old as u64);
+            if len < self.findings.capacity() && memory.grow((size_of::<Finding>() + heap) as u64) {
                 self.findings.push(finding);
                 None
             } else {
