@@ -36,6 +36,14 @@
 //!   `huge_line_memory`: the same amount as one line without a line end.
 //!   Run them alone for a meaningful `peak_mib` (the process's whole
 //!   high-water mark, generator included).
+//! - `hostile_memory`: what `Limits::max_memory` bounds. Writes, to
+//!   `HOSTILE_DIR` (kept) or a temporary directory, two `xz -9` tars each
+//!   holding an `xz -9` log and a plain log (40 MiB each: the dictionaries
+//!   grow to 64 MiB), a 64 MiB log with a finding on every line, a workbook
+//!   whose shared string every cell of a row names, and one of 1.5 million
+//!   shared strings; then a child process scans them with two threads as
+//!   `anshin scan --threads 2 --format jsonl` does, and prints its own
+//!   high-water mark and the objects partial or skipped.
 //!
 //! `mb_per_cpu_s` divides by the scanning thread's CPU time (Linux), which a
 //! busy neighbour on a shared machine does not inflate; `mb_per_s` is wall
@@ -163,6 +171,14 @@ fn sql_dump(text: &str) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, dir] = args.as_slice()
+        && flag == "--scan-hostile"
+    {
+        return scan_hostile(std::path::Path::new(dir));
+    }
+    if args.get(1..).unwrap_or_default() == ["hostile_memory"] {
+        return hostile_memory();
+    }
     let mib: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(64);
     let named = args.get(1..).unwrap_or_default();
     let wanted = |scenario: &str| named.is_empty() || named.iter().any(|n| n == scenario);
@@ -405,6 +421,166 @@ fn corpus_files(scenario: &str, discovery: &Discovery) {
     });
     let _ = std::fs::remove_dir_all(&dir);
     line(scenario, bytes, measured);
+}
+
+/// Writes the hostile inputs of `hostile_memory` and scans them in a child
+/// process (so that the writing, xz -9's encoder above all, is not in its
+/// high-water mark).
+fn hostile_memory() {
+    use std::io::Write;
+    let keep = std::env::var_os("HOSTILE_DIR").map(std::path::PathBuf::from);
+    let dir = keep
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("anshin-hostile-{}", std::process::id())));
+    let xz9 = |data: &[u8]| {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 9);
+        e.write_all(data).expect("xz");
+        e.finish().expect("xz")
+    };
+    // A phone number on every line, each line different.
+    let log = |mib: usize, seed: u64| {
+        let mut text = String::with_capacity(mib << 20);
+        let mut i = seed;
+        while text.len() < mib << 20 {
+            i = i
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push_str(&format!(
+                "order {} shipped, tel 090-{:04}-{:04}\n",
+                i >> 20,
+                (i >> 8) % 10_000,
+                (i >> 40) % 10_000
+            ));
+        }
+        text
+    };
+    let tar_of = |members: &[(&str, &[u8])]| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).expect("tar");
+        }
+        b.into_inner().expect("tar")
+    };
+    let zip_of = |members: &[(&str, &[u8])]| {
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, data) in members {
+            z.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("zip");
+            z.write_all(data).expect("zip");
+        }
+        z.finish().expect("zip").into_inner()
+    };
+    let t = Instant::now();
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        for (name, seed) in [("a.tar.xz", 1), ("b.tar.xz", 2)] {
+            let inner = xz9(log(40, seed).as_bytes());
+            let tar = tar_of(&[
+                ("inner.log.xz", &inner),
+                ("plain.log", log(40, seed + 10).as_bytes()),
+            ]);
+            std::fs::write(dir.join(name), xz9(&tar))?;
+        }
+        std::fs::write(dir.join("c.log"), log(64, 3))?;
+        let types: &[u8] = b"<Types/>";
+        let workbook: &[u8] = b"<workbook/>";
+        let long = format!("<sst><si><t>{}</t></si></sst>", "x".repeat(30_000));
+        let row = "<c t=\"s\"><v>0</v></c>".repeat(2_000);
+        let sheet = format!("<worksheet><sheetData><row r=\"1\">{row}</row></sheetData></worksheet>");
+        std::fs::write(
+            dir.join("bomb.xlsx"),
+            zip_of(&[
+                ("[Content_Types].xml", types),
+                ("xl/workbook.xml", workbook),
+                ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+                ("xl/sharedStrings.xml", long.as_bytes()),
+            ]),
+        )?;
+        let sst: String = (0..1_500_000u64)
+            .map(|i| {
+                format!(
+                    "<si><t>s{i}x{}</t></si>",
+                    i.wrapping_mul(2654435761) % 1_000_000_000
+                )
+            })
+            .collect();
+        let rows: String = (1..750_000u64)
+            .map(|r| {
+                format!(
+                    "<row r=\"{r}\"><c t=\"s\"><v>{}</v></c><c t=\"s\"><v>{}</v></c></row>",
+                    2 * r,
+                    2 * r + 1
+                )
+            })
+            .collect();
+        std::fs::write(
+            dir.join("big.xlsx"),
+            zip_of(&[
+                ("[Content_Types].xml", types),
+                ("xl/workbook.xml", workbook),
+                (
+                    "xl/worksheets/sheet1.xml",
+                    format!("<worksheet><sheetData>{rows}</sheetData></worksheet>").as_bytes(),
+                ),
+                ("xl/sharedStrings.xml", format!("<sst>{sst}</sst>").as_bytes()),
+            ]),
+        )
+    });
+    if let Err(e) = written {
+        eprintln!("throughput: cannot write the hostile inputs: {e}");
+        return;
+    }
+    eprintln!(
+        "throughput: hostile inputs written in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    let status = std::process::Command::new(std::env::current_exe().expect("this program"))
+        .arg("--scan-hostile")
+        .arg(&dir)
+        .status();
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("throughput: the hostile scan failed");
+    }
+}
+
+/// The child of `hostile_memory`: scans `dir` with two threads.
+fn scan_hostile(dir: &std::path::Path) {
+    let discovery = Discovery::new(scanner(), Limits::default());
+    let bytes: u64 = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let (mut findings, mut partial, mut skipped) = (0, 0, 0);
+    let mut writer = ReportWriter::new(Format::Jsonl, std::io::sink()).expect("a sink takes anything");
+    let t = Instant::now();
+    let scanned = discovery.scan_inputs(
+        &[Input::Path(dir.to_owned())],
+        &WalkOptions::default().threads(2),
+        |r| {
+            findings += r.findings.len();
+            partial += usize::from(r.status == anshin_scan::Status::Partial);
+            skipped += usize::from(r.status == anshin_scan::Status::Skipped);
+            writer.object(&r).expect("a sink takes anything");
+        },
+    );
+    scanned.expect("no globs to parse");
+    writer.finish().expect("a sink takes anything");
+    println!(
+        "{{\"scenario\":\"hostile_memory\",\"bytes\":{bytes},\"seconds\":{:.2},\"findings\":{findings},\"partial\":{partial},\"skipped\":{skipped},\"max_memory_mib\":{},\"peak_mib\":{:.1}}}",
+        t.elapsed().as_secs_f64(),
+        Limits::default().max_memory >> 20,
+        peak_mib()
+    );
 }
 
 fn corpus_accuracy(discovery: &Discovery) {

@@ -2,7 +2,7 @@
 //! logs are kept (`orders.csv.xz`, `shop.tar.zst`, `pg_dump … | zstd`, the
 //! `3344.dat.lz4` files of a PostgreSQL 16 directory-format dump). Each is
 //! known by its magic bytes, whatever its name, and read as a stream: gzip
-//! by flate2, bzip2 by libbz2-rs-sys, xz by lzma-rust2, lz4 by lz4_flex's
+//! by flate2, bzip2 by libbz2-rs-sys, xz by liblzma, lz4 by lz4_flex's
 //! safe decoder (all Rust), zstd by the reference libzstd (the `zstd`
 //! crate; ruzstd was tried and left out: it bounds no block's output, so a
 //! 2 KB frame could make it allocate gigabytes). Read as text, these files
@@ -38,9 +38,9 @@ pub(crate) struct Plan {
     pub window: u64,
     /// Buffers and state besides it.
     fixed: u64,
-    /// The dictionary grows with the output (lzma-rust2), by doubling into
-    /// a new buffer: a small stream takes little, and while it grows the
-    /// old buffer and the new are both held.
+    /// The dictionary's pages are memory only once written (liblzma
+    /// allocates it whole and writes it as the output comes): a small
+    /// stream takes little.
     grows: bool,
 }
 
@@ -50,8 +50,7 @@ impl Plan {
         if !self.grows {
             return self.fixed + self.window;
         }
-        let buffer = out.max(64 << 10).next_power_of_two().min(self.window);
-        self.fixed + buffer + buffer / 2
+        self.fixed + out.max(64 << 10).next_power_of_two().min(self.window)
     }
 }
 
@@ -184,16 +183,19 @@ impl Codec {
         Ok(match self {
             Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
             Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
-            Codec::Xz => Box::new(WindowLimit(
-                lzma_rust2::XzReader::new_mem_limit(
-                    reader,
-                    true,
-                    // The limit of a block's decoder, in KiB, dictionary
-                    // included: a little over the dictionary for its state.
-                    u32::try_from((window >> 10) + 1024).unwrap_or(u32::MAX),
-                ),
-                window,
-            )),
+            Codec::Xz => {
+                // liblzma's limit, dictionary and state together: a block
+                // asking more is refused before anything is allocated.
+                let stream = liblzma::stream::Stream::new_stream_decoder(
+                    window + (1 << 20),
+                    liblzma::stream::CONCATENATED,
+                )
+                .map_err(io::Error::other)?;
+                Box::new(WindowLimit(
+                    liblzma::read::XzDecoder::new_stream(reader, stream),
+                    window,
+                ))
+            }
             Codec::Zstd => {
                 let mut d = zstd::stream::read::Decoder::new(reader)?;
                 d.window_log_max(window.max(1 << 10).ilog2())?;
@@ -207,16 +209,18 @@ impl Codec {
 }
 
 /// A decoder whose refusal of a dictionary or window larger than it is
-/// allowed (before allocating it: lzma-rust2's out-of-memory error,
+/// allowed (before allocating it: liblzma's `LZMA_MEMLIMIT_ERROR`,
 /// libzstd's `frameParameter_windowTooLarge`) is reported as the limit it is.
 struct WindowLimit<R>(R, u64);
 
 impl<R: Read> Read for WindowLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::OutOfMemory
-                || e.to_string() == "Frame requires too much memory for decoding"
-            {
+            let xz_limit = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>())
+                .is_some_and(|x| matches!(x, liblzma::stream::Error::MemLimit));
+            if xz_limit || e.to_string() == "Frame requires too much memory for decoding" {
                 let later = if self.1 < MAX_WINDOW {
                     " (a later stream or frame asks more than the first)"
                 } else {
@@ -354,23 +358,22 @@ mod tests {
     #[test]
     fn headers_say_the_memory_a_decoder_needs() {
         let xz = |preset| {
-            let mut e = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(preset))
-                .expect("xz");
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), preset);
             io::Write::write_all(&mut e, b"text").expect("xz");
             e.finish().expect("xz")
         };
         assert_eq!(xz_dictionary(&xz(0)), Some(256 << 10));
         assert_eq!(xz_dictionary(&xz(6)), Some(8 << 20));
         assert_eq!(xz_dictionary(&xz(9)), Some(64 << 20));
-        // xz's dictionary grows with the output, by doubling: old and new.
+        // xz's dictionary grows with the output, by doubling.
         let plan = Codec::Xz.plan(&xz(9));
         assert_eq!(plan.window, 64 << 20);
-        assert_eq!(plan.memory(0), (1 << 20) + (96 << 10));
-        assert_eq!(plan.memory(5 << 20), (1 << 20) + (12 << 20));
-        assert_eq!(plan.memory(1 << 30), (1 << 20) + (96 << 20));
+        assert_eq!(plan.memory(0), (1 << 20) + (64 << 10));
+        assert_eq!(plan.memory(5 << 20), (1 << 20) + (8 << 20));
+        assert_eq!(plan.memory(1 << 30), (1 << 20) + (64 << 20));
         // At least the usual window, so that a later stream may ask more.
         assert_eq!(Codec::Xz.plan(&xz(0)).window, 8 << 20);
-        assert_eq!(Codec::Xz.plan(&xz(0)).memory(1 << 30), (1 << 20) + (12 << 20));
+        assert_eq!(Codec::Xz.plan(&xz(0)).memory(1 << 30), (1 << 20) + (8 << 20));
         // Level 3 streamed: a 2 MiB window.
         let streamed = zstd::stream::encode_all(&[7u8; 5000][..], 3).expect("zstd");
         assert_eq!(zstd_window(&streamed), Some(2 << 20));

@@ -62,8 +62,7 @@ pub fn compressed_of(kind: crate::ObjectKind, data: &[u8]) -> Vec<u8> {
             e.finish().expect("bzip2")
         }
         ObjectKind::Xz => {
-            let options = lzma_rust2::XzOptions::with_preset(6);
-            let mut e = lzma_rust2::XzWriter::new(Vec::new(), options).expect("xz");
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
             e.write_all(data).expect("xz");
             e.finish().expect("xz")
         }

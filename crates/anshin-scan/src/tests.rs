@@ -1679,7 +1679,7 @@ fn nested_decoders_share_the_memory_budget() {
         ("plain.csv", orders_csv(&card).as_bytes()),
     ]);
     let outer = test_support::compressed_of(ObjectKind::Xz, &tar);
-    // A small stream's dictionary stays small: 1.4 MiB each here.
+    // A small stream's dictionary stays small: 1.25 MiB each here.
     let roomy = collect(
         &discovery(Limits::default().max_memory(4 << 20)),
         "b.tar.xz",
