@@ -10,10 +10,10 @@
 //!
 //! A decoder's memory follows from the stream's header (the xz dictionary,
 //! the zstd window): headers asking for more than the decoder is allowed
-//! ([`MAX_WINDOW`], or less when the input's memory budget has less left)
-//! are refused before anything is allocated, so a few hostile bytes cannot
-//! claim gigabytes. Each decoder's memory is reserved from the input's
-//! budget first ([`Codec::memory`]). Expanded bytes go through the
+//! ([`MAX_WINDOW`]) are refused before anything is allocated, so a few
+//! hostile bytes cannot claim gigabytes. Each decoder's memory is reserved
+//! from the input's budget before each read, as its dictionary fills
+//! ([`Codec::plan`]). Expanded bytes go through the
 //! containers' ratio, budget and time limits as gzip's always did.
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -176,7 +176,7 @@ impl Codec {
 
     /// A reader of the stream's expanded bytes (every member or frame of a
     /// concatenated stream, as `zcat` reads them), refusing an xz
-    /// dictionary or zstd window larger than `window` ([`Codec::memory`]);
+    /// dictionary or zstd window larger than `window` ([`Codec::plan`]);
     /// `Err` when the decoder cannot be set up (zstd's context is
     /// allocated).
     pub(crate) fn decoder<'r>(self, reader: impl Read + 'r, window: u64) -> io::Result<Box<dyn Read + 'r>> {

@@ -800,60 +800,57 @@ fn scan_office_part(
     let bytes = xml.text.len() as u64;
     // The text is extracted, the part dropped, then the text scanned.
     let (max_out, mut extracted) = extract_budget(ctx, &xml.text);
-    match kind {
-        Office::Docx | Office::Pptx => {
-            let text = office::paragraph_text(&xml.text, &ctx.deadline, max_out);
-            drop(xml);
-            match text {
-                Ok(text) => {
-                    extracted.shrink_to(text.capacity() as u64);
-                    emit(scan_text(
-                        ctx,
-                        path,
-                        object_kind,
-                        bytes,
-                        &text,
-                        shared.slide(part),
-                    ));
-                }
-                Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
+    // (Worksheets returned above: docx and pptx are paragraphs, ODF its content.)
+    if kind != Office::Odf {
+        let text = office::paragraph_text(&xml.text, &ctx.deadline, max_out);
+        drop(xml);
+        match text {
+            Ok(text) => {
+                extracted.shrink_to(text.capacity() as u64);
+                emit(scan_text(
+                    ctx,
+                    path,
+                    object_kind,
+                    bytes,
+                    &text,
+                    shared.slide(part),
+                ));
             }
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         }
-        Office::Xlsx => unreachable!("worksheets are streamed"),
-        Office::Odf => {
-            let content = office::odf_content(&xml.text, &ctx.deadline, max_out);
-            drop(xml);
-            match content {
-                Ok(content) => {
-                    extracted.shrink_to(
-                        content
-                            .tables
-                            .iter()
-                            .map(|t| (t.tsv.capacity() + t.rows.capacity() * 4) as u64)
-                            .sum::<u64>()
-                            + content.text.capacity() as u64,
-                    );
-                    emit(scan_text(
-                        ctx,
-                        path.clone(),
-                        object_kind,
-                        bytes,
-                        &content.text,
-                        None,
-                    ));
-                    for (i, table) in content.tables.iter().enumerate() {
-                        let name = if table.name.is_empty() {
-                            format!("table{}", i + 1)
-                        } else {
-                            table.name.replace('!', "_")
-                        };
-                        let mut r = scan_sheet(ctx, format!("{path}#{name}"), &table.tsv, &table.rows);
-                        r.kind = ObjectKind::OdfTable;
-                        emit(r);
-                    }
+    } else {
+        let content = office::odf_content(&xml.text, &ctx.deadline, max_out);
+        drop(xml);
+        match content {
+            Ok(content) => {
+                extracted.shrink_to(
+                    content
+                        .tables
+                        .iter()
+                        .map(|t| (t.tsv.capacity() + t.rows.capacity() * 4) as u64)
+                        .sum::<u64>()
+                        + content.text.capacity() as u64,
+                );
+                emit(scan_text(
+                    ctx,
+                    path.clone(),
+                    object_kind,
+                    bytes,
+                    &content.text,
+                    None,
+                ));
+                for (i, table) in content.tables.iter().enumerate() {
+                    let name = if table.name.is_empty() {
+                        format!("table{}", i + 1)
+                    } else {
+                        table.name.replace('!', "_")
+                    };
+                    let mut r = scan_sheet(ctx, format!("{path}#{name}"), &table.tsv, &table.rows);
+                    r.kind = ObjectKind::OdfTable;
+                    emit(r);
                 }
-                Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
             }
+            Err(e) => emit(ObjectReport::skipped(path, object_kind, e.0)),
         }
     }
 }
